@@ -1,0 +1,3 @@
+from rollback_helpers.cli import main
+
+raise SystemExit(main())

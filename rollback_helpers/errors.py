@@ -1,0 +1,185 @@
+"""Every way a rollback can fail, in one tree.
+
+Each error says what failed (the environment, issue number, cluster id or
+command) and what the operator should do next. Messages pass through
+:func:`rollback_helpers.secrets.redact`, so a password that slipped into one
+never reaches a notebook, a log or a terminal.
+
+    RollbackError                      exit 1 (unexpected)
+    ├── BadInput                       exit 2: the operator's input is wrong
+    │   ├── ConfigError                    unknown environment, bad config key
+    │   ├── ImageRefError                  not a pinned repo@sha256:<64 hex>
+    │   └── ConfirmationRequired           production needs an explicit confirm
+    ├── PreconditionFailed             exit 3: the world is not as the runbook assumes
+    │   ├── DriftDetected                  Fly runs something the records do not say
+    │   ├── NoRollbackTarget               no older, healthy record to go back to
+    │   ├── RecordError                    a record needed is missing or malformed
+    │   ├── BackupError                    backup missing, incomplete, or not recorded
+    │   └── ClusterMismatch                cluster map disagrees with what is attached
+    ├── ExternalServiceError           exit 4: GitHub or flyctl did not do what was asked
+    │   ├── GitHubError
+    │   │   ├── GitHubAuthError            token missing, expired or lacking scope
+    │   │   ├── GitHubNotFound             repo, workflow or issue does not exist
+    │   │   ├── GitHubRateLimited          rate limit outlasted our retries
+    │   │   └── GitHubUnavailable          5xx / connection errors outlasted retries
+    │   ├── CommandRefused                 a destructive command: a human step
+    │   ├── CommandFailed                  a command exited non-zero
+    │   └── CommandTimeout                 a command outlived its deadline
+    ├── WorkflowFailed                 exit 5: the promote workflow did not succeed
+    ├── VerificationFailed             exit 6: rolled back, but not verified
+    └── RestoreFailed                  exit 7: the new cluster is not usable
+        ├── RestoreTimeout                 not ready within the timeout
+        └── ConnectivityError              tunnel or login to the new cluster failed
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rollback_helpers.secrets import redact
+
+
+class RollbackError(Exception):
+    """Base of every error the runbook raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    outcome: ClassVar[str] = "failed"
+
+    def __init__(self, what: str, next_step: str = "") -> None:
+        self.what = redact(what)
+        self.next_step = redact(next_step)
+        message = self.what if not self.next_step else f"{self.what}\nNext: {self.next_step}"
+        super().__init__(message)
+
+
+class BadInput(RollbackError):
+    exit_code = 2
+    outcome = "bad-input"
+
+
+class ConfigError(BadInput):
+    pass
+
+
+class ImageRefError(BadInput):
+    pass
+
+
+class ConfirmationRequired(BadInput):
+    pass
+
+
+class PreconditionFailed(RollbackError):
+    exit_code = 3
+    outcome = "precondition-failed"
+
+
+class DriftDetected(PreconditionFailed):
+    pass
+
+
+class NoRollbackTarget(PreconditionFailed):
+    pass
+
+
+class RecordError(PreconditionFailed):
+    pass
+
+
+class BackupError(PreconditionFailed):
+    pass
+
+
+class ClusterMismatch(PreconditionFailed):
+    pass
+
+
+class ExternalServiceError(RollbackError):
+    exit_code = 4
+    outcome = "service-error"
+
+
+class GitHubError(ExternalServiceError):
+    pass
+
+
+class GitHubAuthError(GitHubError):
+    pass
+
+
+class GitHubNotFound(GitHubError):
+    pass
+
+
+class GitHubRateLimited(GitHubError):
+    pass
+
+
+class GitHubUnavailable(GitHubError):
+    pass
+
+
+class CommandRefused(ExternalServiceError):
+    pass
+
+
+class CommandFailed(ExternalServiceError):
+    def __init__(self, what: str, next_step: str = "", *, returncode: int | None = None,
+                 stderr_tail: str = "") -> None:
+        self.returncode = returncode
+        self.stderr_tail = redact(stderr_tail)
+        super().__init__(what, next_step)
+
+
+class CommandTimeout(ExternalServiceError):
+    pass
+
+
+class WorkflowFailed(RollbackError):
+    exit_code = 5
+    outcome = "workflow-failed"
+
+
+class VerificationFailed(RollbackError):
+    exit_code = 6
+    outcome = "verification-failed"
+
+
+class RestoreFailed(RollbackError):
+    exit_code = 7
+    outcome = "restore-failed"
+
+
+class RestoreTimeout(RestoreFailed):
+    pass
+
+
+class ConnectivityError(RestoreFailed):
+    pass
+
+
+def _all_subclasses(cls: type[RollbackError]) -> list[type[RollbackError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+def error_class_named(name: str) -> type[RollbackError] | None:
+    """The error class with this name (as papermill reports ``ename``), if it is ours."""
+    for cls in _all_subclasses(RollbackError):
+        if cls.__name__ == name:
+            return cls
+    return None
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success (or a dry run that resolved a plan)",
+    1: "unexpected error (a bug, or a failure the runbook does not classify)",
+    2: "bad input: environment, digest, parameters or confirmation",
+    3: "precondition failed: drift, no rollback target, bad or missing record, backup or cluster map",
+    4: "GitHub or flyctl failed: auth, not found, rate limit, outage, refused or failed command",
+    5: "the promote-image workflow run did not succeed",
+    6: "rolled back but verification failed: machines not on the target or health not 200",
+    7: "restore failed: the new cluster did not become ready or could not be reached",
+}

@@ -1,0 +1,185 @@
+"""Scenarios: TOML files that describe a sandbox world's start and its faults.
+
+``scenarios/*.toml`` beside this module ship with the project; any other path
+to a ``.toml`` file works too. The format is documented in ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from rollback_helpers.clock import parse_iso, utc_iso
+from rollback_helpers.errors import ConfigError
+from rollback_helpers.sandbox.world import World, digest_for
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+DAY = 86400.0
+
+
+def list_scenarios() -> dict[str, str]:
+    """Shipped scenario names and their one-line descriptions."""
+    return {p.stem: tomllib.loads(p.read_text()).get("description", "").strip().splitlines()[0]
+            for p in sorted(SCENARIO_DIR.glob("*.toml"))}
+
+
+def load_scenario(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SCENARIO_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(list_scenarios())
+        raise ConfigError(f"Unknown sandbox scenario {name_or_path!r}.",
+                          f"Use one of: {known}, or the path to a scenario .toml file.")
+    data = tomllib.loads(path.read_text())
+    data.setdefault("name", path.stem)
+    return data
+
+
+def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0) -> World:
+    """Build a fresh world from a scenario into ``state_dir`` (emptied first)."""
+    scenario = load_scenario(name_or_path)
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("world.json", "calls.jsonl"):
+        (state_dir / stale).unlink(missing_ok=True)
+    start = parse_iso(scenario.get("start", "2026-06-10T09:00:00Z"))
+    world = World({"now": start, "speed": speed, "scenario": scenario["name"],
+                   "description": scenario.get("description", ""), "events": [], "counters": {}},
+                  state_dir)
+    _build_github(world, scenario)
+    _build_fly(world, scenario)
+    world.save()
+    return world
+
+
+def _build_github(world: World, scenario: dict[str, Any]) -> None:
+    gh = scenario.get("github", {})
+    workflow = scenario.get("workflow", {})
+    world.state["github"] = {
+        "repo": gh.get("repo", "renewa/renewa-one"),
+        "token": "ghs_sandbox" + _random.token_hex(16),
+        "issues": [],
+        "comments": {},
+        "runs": [],
+        "files": dict(gh.get("files", {})),
+        "workflow": {
+            "file": workflow.get("file", "promote-image.yml"),
+            "id": int(workflow.get("id", 48151623)),
+            "queue_time": float(workflow.get("queue_time", 5)),
+            "duration": float(workflow.get("duration", 90)),
+            "conclusion": workflow.get("conclusion", "success"),
+            "dispatch": workflow.get("dispatch", "details"),
+        },
+        "faults": {
+            "token": scenario.get("faults", {}).get("token", "valid"),
+            "rate_limit_on": list(scenario.get("faults", {}).get("rate_limit_on", [])),
+            "secondary_limit_on": list(scenario.get("faults", {}).get("secondary_limit_on", [])),
+            "server_error_on": list(scenario.get("faults", {}).get("server_error_on", [])),
+        },
+        "request_count": 0,
+    }
+
+
+def _issue(world: World, *, title: str, body: str, labels: list[str], created: float,
+           pull_request: bool = False) -> dict[str, Any]:
+    number = world.next_id("issue", start=int(world.state.get("first_issue", 1001)))
+    issue: dict[str, Any] = {
+        "number": number, "title": title, "body": body, "labels": labels, "state": "open",
+        "created_at": utc_iso(created), "updated_at": utc_iso(created),
+        "user": "deploy-bot" if not pull_request else "some-dev",
+    }
+    if pull_request:
+        issue["pull_request"] = True
+    world.state["github"]["issues"].append(issue)
+    return issue
+
+
+def record_body(env: str, app: str, image: str, previous: str, *, cluster_id: str = "",
+                backup_id: str = "", run_id: int, sha: str, at: float, repo: str) -> str:
+    """The reference deployment-record body (docs/records.md)."""
+    lines = [f"Deployment record for {env}", "", f"- env: {env}", f"- app: {app}",
+             f"- image: {image}"]
+    if previous:
+        lines.append(f"- previous_image: {previous}")
+    lines.append(f"- git_sha: {sha}")
+    if cluster_id:
+        lines.append(f"- cluster_id: {cluster_id}")
+    if backup_id:
+        lines.append(f"- backup_id: {backup_id}")
+    lines += [f"- workflow_run: https://github.com/{repo}/actions/runs/{run_id}",
+              "- deployed_by: deploy-bot", f"- deployed_at: {utc_iso(at)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _build_fly(world: World, scenario: dict[str, Any]) -> None:
+    world.state["fly"] = {"org": scenario.get("fly", {}).get("org", "renewa"),
+                          "apps": {}, "images": {}, "clusters": {}}
+    envs: dict[str, Any] = scenario.get("environments", {})
+    deploy_plan: list[tuple[float, str, str]] = []
+    for env, spec in envs.items():
+        deploys = list(spec.get("deploys", []))
+        for i, name in enumerate(deploys):
+            deploy_plan.append((world.now - (len(deploys) - i) * DAY + _env_offset(env), env, name))
+        _build_app(world, env, spec)
+    world.state["github"]["files"].update(_cluster_map_file(scenario))
+    previous: dict[str, str] = {}
+    repo = world.state["github"]["repo"]
+    for at, env, name in sorted(deploy_plan):
+        spec = envs[env]
+        image = f"{spec.get('repository', 'registry.fly.io/renewa-one')}@{digest_for(name)}"
+        override = spec.get("record_bodies", {}).get(name)
+        body = override if override is not None else record_body(
+            env, spec["app"], image, previous.get(env, ""), run_id=world.next_id("run", 7000000),
+            sha=digest_for("git" + name)[7:14], at=at, repo=repo,
+            cluster_id=spec.get("cluster_id", ""), backup_id=spec.get("backups", {}).get(name, ""))
+        labels = ["deployment-record", f"env:{env}"] + list(spec.get("extra_labels", {}).get(name, []))
+        _issue(world, title=f"Deploy {name} to {env}", body=body, labels=labels, created=at)
+        previous[env] = image
+        for _ in range(int(spec.get("pull_requests_after", {}).get(name, 0))):
+            _issue(world, title=f"Bump dependencies after {name}", body="Routine update.",
+                   labels=["deployment-record", f"env:{env}"], created=at + 60, pull_request=True)
+
+
+def _env_offset(env: str) -> float:
+    return {"development": -3 * 3600, "staging": -2 * 3600, "production": -3600}.get(env, 0)
+
+
+def _build_app(world: World, env: str, spec: dict[str, Any]) -> None:
+    deploys = list(spec.get("deploys", []))
+    running = spec.get("running", deploys[-1] if deploys else "")
+    repository = spec.get("repository", "registry.fly.io/renewa-one")
+    unhealthy = set(spec.get("unhealthy", []))
+    for name in {*deploys, running, *spec.get("extra_images", [])} - {""}:
+        world.state["fly"]["images"][name] = {"digest": digest_for(name), "repository": repository,
+                                              "healthy": name not in unhealthy}
+    count = int(spec.get("machines", 2))
+    states = list(spec.get("machine_states", ["started"] * count))
+    machines = []
+    for i in range(count):
+        seed = digest_for(f"{env}-machine-{i}")[7:]
+        machines.append({
+            "id": seed[:14], "name": f"{['cool', 'odd', 'bold', 'calm'][i % 4]}-{seed[14:18]}-{i}",
+            "state": states[i], "region": spec.get("region", "fra"),
+            "private_ip": f"fdaa:12:a3f1:a7b:{seed[18:21]}:{seed[21:25]}:{seed[25:29]}:2",
+            "image": running, "created_at": utc_iso(world.now - 90 * DAY),
+            "updated_at": utc_iso(world.now - 3600),
+        })
+    world.state["fly"]["apps"][spec["app"]] = {
+        "env": env, "repository": repository, "release": len(deploys) + 10,
+        "machines": machines, "secrets": dict(spec.get("secrets", {})),
+        "healthy_override": spec.get("health_status"),
+    }
+
+
+def _cluster_map_file(scenario: dict[str, Any]) -> dict[str, str]:
+    clusters = {env: spec["cluster_id"] for env, spec in scenario.get("environments", {}).items()
+                if spec.get("cluster_id")}
+    clusters.update(scenario.get("cluster_map", {}))
+    if not clusters:
+        return {}
+    rows = "\n".join(f"  [{env}]={cid}" for env, cid in clusters.items())
+    return {"scripts/lib/mpg-clusters.sh":
+            f"# env -> Fly Managed Postgres cluster id\ndeclare -A MPG_CLUSTERS=(\n{rows}\n)\n"}

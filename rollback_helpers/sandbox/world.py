@@ -1,0 +1,118 @@
+"""The sandbox world's state, its clock and its call log.
+
+State is plain JSON (``world.json`` in the state directory) so that any process
+can load it; every call made into the world is appended to ``calls.jsonl``,
+which is how tests prove that a dry run changed nothing and that no
+destructive command was ever issued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rollback_helpers.clock import utc_iso
+
+STATE_FILE = "world.json"
+CALLS_FILE = "calls.jsonl"
+
+EventHandler = Callable[["World", dict[str, Any]], None]
+_EVENT_HANDLERS: dict[str, EventHandler] = {}
+
+
+def on_event(kind: str) -> Callable[[EventHandler], EventHandler]:
+    """Register what happens when a scheduled event of ``kind`` comes due."""
+
+    def register(handler: EventHandler) -> EventHandler:
+        _EVENT_HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+def digest_for(name: str) -> str:
+    """A stable, realistic digest for a named sandbox image (``v42`` → ``sha256:…``)."""
+    return "sha256:" + hashlib.sha256(f"sandbox-image:{name}".encode()).hexdigest()
+
+
+class World:
+    """A loaded sandbox world. Mutate ``state``, then :meth:`save`."""
+
+    def __init__(self, state: dict[str, Any], state_dir: Path) -> None:
+        self.state = state
+        self.state_dir = Path(state_dir)
+
+    # -- persistence -------------------------------------------------------
+    @classmethod
+    def load(cls, state_dir: str | Path) -> World:
+        path = Path(state_dir) / STATE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No sandbox world in {state_dir}: create one with "
+                "`rollback-runbook drill …` or rollback_helpers.sandbox.scenarios.create_world()")
+        return cls(json.loads(path.read_text()), Path(state_dir))
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
+        os.replace(tmp, self.state_dir / STATE_FILE)
+
+    # -- time --------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return float(self.state["now"])
+
+    def iso_now(self) -> str:
+        return utc_iso(self.now)
+
+    def sleep(self, seconds: float) -> None:
+        """Virtual time passes (and, at a drill's speed, a little real time too)."""
+        if seconds <= 0:
+            return
+        speed = float(self.state.get("speed", 0))
+        if speed > 0:
+            time.sleep(seconds / speed)
+        self.state["now"] = self.now + seconds
+        self.advance()
+        self.save()
+
+    def schedule(self, delay: float, kind: str, **data: Any) -> None:
+        self.state.setdefault("events", []).append({"at": self.now + delay, "kind": kind, **data})
+
+    def advance(self) -> None:
+        """Apply every scheduled event that has come due, in time order."""
+        events = sorted(self.state.get("events", []), key=lambda e: e["at"])
+        due = [e for e in events if e["at"] <= self.now]
+        self.state["events"] = [e for e in events if e["at"] > self.now]
+        for event in due:
+            _EVENT_HANDLERS[event["kind"]](self, event)
+
+    # -- ids and the call log -------------------------------------------------
+    def next_id(self, counter: str, start: int = 1) -> int:
+        counters = self.state.setdefault("counters", {})
+        counters[counter] = counters.get(counter, start - 1) + 1
+        return int(counters[counter])
+
+    def log_call(self, seam: str, call: str, *, mutating: bool, **detail: Any) -> None:
+        """Append one call to the log: ``seam`` is ``github``, ``flyctl`` or ``http``."""
+        entry = {"t": self.iso_now(), "seam": seam, "call": call, "mutating": mutating, **detail}
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / CALLS_FILE, "a") as log:
+            log.write(json.dumps(entry) + "\n")
+
+    def calls(self) -> list[dict[str, Any]]:
+        path = self.state_dir / CALLS_FILE
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_calls(state_dir: str | Path) -> list[dict[str, Any]]:
+    """The call log of a sandbox world, without loading its state."""
+    return World({}, Path(state_dir)).calls()
