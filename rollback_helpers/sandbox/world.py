@@ -35,6 +35,12 @@ def on_event(kind: str) -> Callable[[EventHandler], EventHandler]:
     return register
 
 
+def _load_event_handlers() -> None:
+    """Importing the sandbox's services registers what their scheduled events do."""
+    import rollback_helpers.sandbox.flyctl  # noqa: F401
+    import rollback_helpers.sandbox.github_api  # noqa: F401
+
+
 def digest_for(name: str) -> str:
     """A stable, realistic digest for a named sandbox image (``v42`` → ``sha256:…``)."""
     return "sha256:" + hashlib.sha256(f"sandbox-image:{name}".encode()).hexdigest()
@@ -87,6 +93,7 @@ class World:
 
     def advance(self) -> None:
         """Apply every scheduled event that has come due, in time order."""
+        _load_event_handlers()
         events = sorted(self.state.get("events", []), key=lambda e: e["at"])
         due = [e for e in events if e["at"] <= self.now]
         self.state["events"] = [e for e in events if e["at"] > self.now]
