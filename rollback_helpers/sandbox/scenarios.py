@@ -131,7 +131,8 @@ def _build_fly(world: World, scenario: dict[str, Any]) -> None:
         spec = envs[env]
         image = f"{spec.get('repository', 'registry.fly.io/renewa-one')}@{digest_for(name)}"
         override = spec.get("record_bodies", {}).get(name)
-        body = override if override is not None else record_body(
+        body = _fill(override, image, previous.get(env, ""), env, spec["app"]) \
+            if override is not None else record_body(
             env, spec["app"], image, previous.get(env, ""), run_id=world.next_id("run", 7000000),
             sha=digest_for("git" + name)[7:14], at=at, repo=repo,
             cluster_id=spec.get("cluster_id", ""), backup_id=spec.get("backups", {}).get(name, ""))
@@ -143,6 +144,13 @@ def _build_fly(world: World, scenario: dict[str, Any]) -> None:
                    labels=["deployment-record", f"env:{env}"], created=at + 60, pull_request=True)
 
 
+def _fill(template: str, image: str, previous: str, env: str, app: str) -> str:
+    """A hand-written record body: ``{image}``, ``{previous_image}``, ``{env}``, ``{app}`` filled in."""
+    for key, value in {"image": image, "previous_image": previous, "env": env, "app": app}.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
 def _env_offset(env: str) -> float:
     return {"development": -3 * 3600, "staging": -2 * 3600, "production": -3600}.get(env, 0)
 
@@ -152,9 +160,11 @@ def _build_app(world: World, env: str, spec: dict[str, Any]) -> None:
     running = spec.get("running", deploys[-1] if deploys else "")
     repository = spec.get("repository", "registry.fly.io/renewa-one")
     unhealthy = set(spec.get("unhealthy", []))
+    images = world.state["fly"]["images"]
     for name in {*deploys, running, *spec.get("extra_images", [])} - {""}:
-        world.state["fly"]["images"][name] = {"digest": digest_for(name), "repository": repository,
-                                              "healthy": name not in unhealthy}
+        # One image, one behaviour: unhealthy in any environment means unhealthy everywhere.
+        healthy = name not in unhealthy and images.get(name, {}).get("healthy", True)
+        images[name] = {"digest": digest_for(name), "repository": repository, "healthy": healthy}
     count = int(spec.get("machines", 2))
     states = list(spec.get("machine_states", ["started"] * count))
     machines = []
