@@ -8,6 +8,17 @@ notebook kernel that acts in it and the test that inspects it afterwards all
 see the same world.
 """
 
+import os
+
 from rollback_helpers.sandbox.world import World
 
 __all__ = ["World"]
+
+
+def shutdown(state_dir: "str | os.PathLike[str]") -> None:
+    """Stop every process the sandbox started for this world (servers, tunnels). Idempotent."""
+    from pathlib import Path
+
+    from rollback_helpers.sandbox.processes import stop_recorded_processes
+
+    stop_recorded_processes(Path(state_dir))

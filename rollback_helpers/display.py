@@ -1,0 +1,66 @@
+"""How a step shows itself in a notebook: a titled report, a few facts, a table.
+
+Reports render as HTML for people and as plain text for the archived record's
+text view; both pass through :func:`redact` so nothing secret can be shown.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from rollback_helpers.secrets import redact
+
+ICONS = {"ok": "✅", "skipped": "⏭️", "stopped": "🛑", "warning": "⚠️", "failed": "❌", "info": "ℹ️"}
+
+
+@dataclass
+class Report:
+    title: str
+    status: str = "ok"
+    facts: list[tuple[str, Any]] = field(default_factory=list)
+    table: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+    code: str = ""  # a command for a human to read (never run by the runbook)
+
+    def fact(self, key: str, value: Any) -> Report:
+        self.facts.append((key, value))
+        return self
+
+    def note(self, text: str) -> Report:
+        self.notes.append(text)
+        return self
+
+    def __repr__(self) -> str:
+        lines = [f"{ICONS.get(self.status, '')} {self.title}"]
+        width = max((len(k) for k, _ in self.facts), default=0)
+        lines += [f"  {k.ljust(width)}  {v}" for k, v in self.facts]
+        if self.table is not None and not self.table.empty:
+            lines += ["", self.table.to_string(index=False)]
+        if self.code:
+            lines += ["", *("    " + line for line in self.code.splitlines())]
+        lines += [f"  • {n}" for n in self.notes]
+        return redact("\n".join(lines))
+
+    def _repr_html_(self) -> str:
+        parts = [f"<h4>{ICONS.get(self.status, '')} {html.escape(self.title)}</h4>"]
+        if self.facts:
+            rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                           f"<td style='text-align:left'><code>{html.escape(str(v))}</code></td></tr>"
+                           for k, v in self.facts)
+            parts.append(f"<table>{rows}</table>")
+        if self.table is not None and not self.table.empty:
+            parts.append(self.table.to_html(index=False, escape=True))
+        if self.code:
+            parts.append(f"<pre>{html.escape(self.code)}</pre>")
+        if self.notes:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
+        return redact("\n".join(parts))
+
+
+def short(digest: str) -> str:
+    """``sha256:9f2c1a0b3d4e`` — the first 12 hex digits, enough to tell images apart."""
+    return digest[:19] if digest.startswith("sha256:") else digest

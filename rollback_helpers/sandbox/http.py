@@ -1,0 +1,58 @@
+"""The sandbox's side of the httpx seam: GitHub's API and the apps' health endpoints.
+
+:func:`sandbox_transport` returns an ``httpx.MockTransport`` that routes
+``api.github.com`` to the simulated GitHub and ``<app>.fly.dev`` to a health
+endpoint that answers from the image the app's machines run. Any other host is
+unreachable, as it would be from a laptop.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from rollback_helpers.sandbox.github_api import GitHubSandbox
+from rollback_helpers.sandbox.world import World
+
+HEALTH_PATH = "/api/health/ready"
+
+
+def sandbox_transport(world: World, github_host: str = "api.github.com") -> httpx.MockTransport:
+    github = GitHubSandbox(world)
+
+    def route(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host == github_host:
+            return github.handle(request)
+        if host.endswith(".fly.dev"):
+            return health_response(world, host.removesuffix(".fly.dev"), request.url.path)
+        raise httpx.ConnectError(f"sandbox: no route to host {host}", request=request)
+
+    return httpx.MockTransport(route)
+
+
+def health_response(world: World, app_name: str, path: str) -> httpx.Response:
+    """What the app's readiness endpoint answers, given the images its machines run."""
+    world.advance()
+    world.log_call("http", f"GET https://{app_name}.fly.dev{path}", mutating=False)
+    app = world.state["fly"]["apps"].get(app_name)
+    if app is None:
+        return httpx.Response(404, text="404 page not found\n")
+    if path != HEALTH_PATH:
+        return httpx.Response(404, json={"error": "not found"})
+    started = [m for m in app["machines"] if m["state"] == "started"]
+    images = world.state["fly"]["images"]
+    if app.get("healthy_override") is not None:
+        code = int(app["healthy_override"])
+        return httpx.Response(code, json={"status": "ok" if code == 200 else "unavailable"})
+    if not started:
+        return httpx.Response(503, text="no started machines\n")
+    broken = sorted({m["image"] for m in started if not images[m["image"]]["healthy"]})
+    if broken:
+        return httpx.Response(503, content=json.dumps({
+            "status": "unavailable", "checks": {"app": f"crash loop in release {broken[0]}"}}).encode(),
+            headers={"content-type": "application/json"})
+    digest = images[started[0]["image"]]["digest"]
+    return httpx.Response(200, json={"status": "ok", "checks": {"database": "ok", "app": "ok"},
+                                     "image": digest})
