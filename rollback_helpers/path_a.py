@@ -64,7 +64,10 @@ def start(*, env: str | None, dry_run: bool = True, target_digest: str | None = 
           config: dict[str, Any] | None = None) -> PathA:
     """Check the parameters and open the seams. Nothing is read or changed yet."""
     if target_digest:  # bad input fails before anything is contacted
-        _ = parse_image_ref(target_digest) if "@" in target_digest else parse_digest(target_digest)
+        if target_digest.startswith("sha256:"):
+            parse_digest(target_digest, what="target_digest")
+        else:
+            parse_image_ref(target_digest, what="target_digest")
     ctx = open_run("path-a", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,
                    incident=incident, archive_path=archive_path, config=config)
