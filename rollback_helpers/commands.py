@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-from rollback_helpers.errors import CommandTimeout
+from rollback_helpers.errors import CommandFailed, CommandTimeout
 from rollback_helpers.secrets import redact
 
 
@@ -86,13 +86,18 @@ class SubprocessRunner:
                                   env=self._env(env), stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired as exc:
             raise CommandTimeout(
-                f"`{describe(argv)}` did not finish within {timeout:.0f}s",
+                f"`{describe(argv)}` did not finish within {timeout:g}s",
                 "Check connectivity to Fly (`flyctl doctor`), then re-run this step.",
             ) from exc
         except FileNotFoundError as exc:
-            raise CommandTimeout(
+            raise CommandFailed(
                 f"`{argv[0]}` is not installed or not on PATH (needed for `{describe(argv)}`)",
                 "Install flyctl (https://fly.io/docs/flyctl/install/) or use the sandbox backend.",
+            ) from exc
+        except PermissionError as exc:
+            raise CommandFailed(
+                f"`{argv[0]}` cannot be executed (permission denied) for `{describe(argv)}`",
+                f"Check the file's execute permission: ls -l $(command -v {argv[0]}).",
             ) from exc
         return CommandResult(tuple(argv), done.returncode, done.stdout, done.stderr)
 

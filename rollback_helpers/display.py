@@ -46,18 +46,22 @@ class Report:
         return redact("\n".join(lines))
 
     def _repr_html_(self) -> str:
-        parts = [f"<h4>{ICONS.get(self.status, '')} {html.escape(self.title)}</h4>"]
+        def esc(value: Any) -> str:  # mask first: escaping would hide a secret from redact
+            return html.escape(redact(str(value)))
+
+        parts = [f"<h4>{ICONS.get(self.status, '')} {esc(self.title)}</h4>"]
         if self.facts:
-            rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-                           f"<td style='text-align:left'><code>{html.escape(str(v))}</code></td></tr>"
+            rows = "".join(f"<tr><th style='text-align:left'>{esc(k)}</th>"
+                           f"<td style='text-align:left'><code>{esc(v)}</code></td></tr>"
                            for k, v in self.facts)
             parts.append(f"<table>{rows}</table>")
         if self.table is not None and not self.table.empty:
-            parts.append(self.table.to_html(index=False, escape=True))
+            masked = self.table.map(lambda v: redact(str(v)))
+            parts.append(masked.to_html(index=False, escape=True))
         if self.code:
-            parts.append(f"<pre>{html.escape(self.code)}</pre>")
+            parts.append(f"<pre>{esc(self.code)}</pre>")
         if self.notes:
-            parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
+            parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>")
         return redact("\n".join(parts))
 
 

@@ -46,4 +46,4 @@ def _probe(http: httpx.Client, url: str, timeout: float) -> tuple[int | None, fl
     except httpx.HTTPError as exc:
         return None, (time.perf_counter() - began) * 1000, redact(f"{type(exc).__name__}: {exc}")
     latency = (time.perf_counter() - began) * 1000
-    return response.status_code, latency, redact(response.text[:200].strip())
+    return response.status_code, latency, redact(response.text)[:200].strip()

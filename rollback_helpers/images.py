@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from rollback_helpers.errors import ImageRefError
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_REPOSITORY = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._\-/][a-z0-9]+)*)*")
+# [registry[:port]/]path — a port only ever belongs to a registry host, which a path follows.
+_REPOSITORY = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 RIGHT_FORM = "registry.fly.io/<app>@sha256:<64 lowercase hex>"
 
 

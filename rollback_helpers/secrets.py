@@ -21,7 +21,7 @@ _known: set[str] = set()
 _lock = threading.Lock()
 # scheme://user:password@host  — the password is whatever sits between ':' and '@'.
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?=@)")
-_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-.]+")
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-.~+/]+=*")
 _TOKENISH = re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}|fo1_[A-Za-z0-9_\-]{16,})\b")
 _MIN_REGISTERED_LENGTH = 6  # shorter values would mask ordinary words
 
@@ -94,8 +94,8 @@ def mask_url(url: str | Secret) -> str:
     parts = urlsplit(raw)
     if parts.password is None:
         return redact(raw)
-    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    userinfo, hostport = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:{MASK}@{hostport}"))
 
 
 def token_from_env(env: dict[str, str], *names: str) -> Secret | None:
