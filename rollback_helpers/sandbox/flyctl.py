@@ -6,6 +6,11 @@ fixtures in ``contracts/flyctl-samples``), built from ``world.state["fly"]``:
 apps with machines (each naming an entry of ``fly.images``: digest, repository,
 healthy), the app's release and secrets; MPG clusters in :mod:`.flyctl_mpg`.
 
+``mpg proxy`` (through :meth:`FlyctlSandbox.start`) runs a real TCP forwarder,
+``python -m rollback_helpers.sandbox.tcp_proxy``, to the cluster's real server; its
+pid is recorded so :func:`rollback_helpers.sandbox.shutdown` ends it if the runbook
+does not. ``ssh console`` takes ``fly.ssh_latency`` virtual seconds.
+
 Every call is logged (``world.log_call("flyctl", …)``) after due events are
 applied. Destructive commands are refused here too — defence in depth behind
 :mod:`rollback_helpers.fly_policy` — logged ``mutating=True, refused=True`` and
@@ -14,18 +19,22 @@ answered ``Error: sandbox refuses destructive command …`` with exit 1.
 
 from __future__ import annotations
 
+import os
 import shlex
+import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rollback_helpers.clock import parse_iso, utc_iso
-from rollback_helpers.commands import BackgroundProcess, CommandResult
+from rollback_helpers.commands import BackgroundProcess, CommandResult, PopenProcess
 from rollback_helpers.sandbox.flyctl_common import (
     FLYCTL_COMMIT,
     FLYCTL_VERSION,
     FinishedProcess,
     Invocation,
+    RecordedProcess,
     UnknownFlag,
     base36_id,
     error,
@@ -39,7 +48,7 @@ from rollback_helpers.sandbox.flyctl_common import (
     split_positionals,
     ulid_like,
 )
-from rollback_helpers.sandbox.flyctl_mpg import MpgCommands
+from rollback_helpers.sandbox.flyctl_mpg import MpgCommands, ProxyPlan
 from rollback_helpers.sandbox.world import World
 
 NO_APP_NAME = ("the config for your app is missing an app name, add an app field to the "
@@ -116,12 +125,15 @@ class FlyctlSandbox(MpgCommands):
 
     def __init__(self, world: World) -> None:
         self.world = world
+        # One call at a time: a runbook that polls from another thread must not interleave
+        # two read-modify-save cycles of the world's state.
+        self._lock = threading.RLock()
 
     # -- the CommandRunner protocol ------------------------------------------------------
     def run(self, argv: Sequence[str], *, timeout: float,
             env: Mapping[str, str] | None = None) -> CommandResult:
         answer = self._answer(tuple(argv))
-        if isinstance(answer, tuple):
+        if isinstance(answer, ProxyPlan):
             raise NotImplementedError(
                 "`flyctl mpg proxy` blocks until stopped: use start(), not run()")
         return answer
@@ -129,14 +141,28 @@ class FlyctlSandbox(MpgCommands):
     def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None
               ) -> BackgroundProcess:
         answer = self._answer(tuple(argv))
-        if isinstance(answer, tuple):
-            # Extension point: forward 127.0.0.1:<port> to the cluster and print
-            # "Proxying localhost:<port> to remote <addr>".
-            raise NotImplementedError("the sandbox's `mpg proxy` does not forward TCP yet")
+        if isinstance(answer, ProxyPlan):
+            return self._start_proxy(tuple(argv), answer, env)
         return FinishedProcess.of(answer)
 
+    def _start_proxy(self, argv: tuple[str, ...], plan: ProxyPlan,
+                     env: Mapping[str, str] | None) -> BackgroundProcess:
+        """A real forwarder (or one that fails before binding), as flyctl's proxy behaves."""
+        command = [sys.executable, "-m", "rollback_helpers.sandbox.tcp_proxy",
+                   "--target", f"127.0.0.1:{plan.target_port}", "--remote", plan.remote,
+                   "-p", plan.local_port, "-b", plan.bind]
+        if plan.fail:
+            command += ["--fail", plan.fail]
+        process = PopenProcess(command, {**os.environ, **(env or {})})
+        return RecordedProcess(process, argv, self.world.state_dir,
+                               f"mpg-proxy-{plan.cluster_id}-{process.pid}")
+
     # -- dispatch ------------------------------------------------------------------------------
-    def _answer(self, argv: tuple[str, ...]) -> CommandResult | tuple[str, str]:
+    def _answer(self, argv: tuple[str, ...]) -> CommandResult | ProxyPlan:
+        with self._lock:
+            return self._answer_locked(argv)
+
+    def _answer_locked(self, argv: tuple[str, ...]) -> CommandResult | ProxyPlan:
         self.world.advance()
         words = canonical(split_positionals(argv, ALL_VALUE_FLAGS))
         if is_destructive(words):
@@ -151,7 +177,7 @@ class FlyctlSandbox(MpgCommands):
             if path is None or spec is None:
                 return not_emulated(argv, " ".join(words[:2]) or "(no command)")
             inv = parse_invocation(argv, path, spec.value_flags, spec.bool_flags, words)
-            handler: Callable[[Invocation], CommandResult | tuple[str, str]] = getattr(
+            handler: Callable[[Invocation], CommandResult | ProxyPlan] = getattr(
                 self, spec.method)
             return handler(inv)
         except UnknownFlag as exc:
@@ -254,6 +280,8 @@ class FlyctlSandbox(MpgCommands):
         command = inv.flag("--command", "-C")
         if not command:
             return not_emulated(inv.argv, "ssh console without -C (an interactive shell)")
+        # The tunnel, the agent and the remote shell take time: the world moves on meanwhile.
+        self.world.sleep(float(self.world.state["fly"].get("ssh_latency", 0)))
         return self._remote(inv, name, app, chosen, command, stdout, stderr)
 
     def _remote(self, inv: Invocation, name: str, app: dict[str, Any], machine: dict[str, Any],

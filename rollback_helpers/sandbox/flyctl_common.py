@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from rollback_helpers.commands import CommandResult
+from rollback_helpers.commands import CommandResult, PopenProcess
+from rollback_helpers.sandbox.processes import forget_process, record_process
 from rollback_helpers.secrets import redact
 
 FLYCTL_VERSION = "0.4.87"
@@ -26,6 +29,7 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 GLOBAL_VALUE_FLAGS = frozenset({"-t", "--access-token"})
 GLOBAL_BOOL_FLAGS = frozenset({"--verbose", "--debug"})
+_STDERR_GRACE = 0.5  # seconds a failed process's stderr reader gets to catch up
 
 
 def go_json(value: Any) -> str:
@@ -57,6 +61,12 @@ def base36_id(length: int, *parts: object) -> str:
     """A stable lowercase alphanumeric id, like MPG cluster ids."""
     number = int(digest_text("id", *parts), 16)
     return "".join(BASE36[(number // 36 ** i) % 36] for i in range(length))
+
+
+def direct_ip_for(cluster_id: str) -> str:
+    """A stable 6PN-looking address for an MPG cluster (``fdaa:12:a3f1:0:1::…``)."""
+    suffix = digest_text("ip", cluster_id)[:3].lstrip("0") or "1"
+    return f"fdaa:12:a3f1:0:1::{suffix}"
 
 
 def numeric_id(*parts: object, digits: int = 7) -> int:
@@ -111,6 +121,10 @@ class Invocation:
 
 class UnknownFlag(Exception):
     pass
+
+
+class RestoreRefused(Exception):
+    """A restore the sandbox cannot carry out; flyctl says ``failed to restore cluster: …``."""
 
 
 def parse_invocation(argv: Sequence[str], path: tuple[str, ...], value_flags: frozenset[str],
@@ -178,3 +192,44 @@ class FinishedProcess:
 
     def stop(self, timeout: float = 5.0) -> int:
         return self.returncode
+
+
+class RecordedProcess:
+    """A sandbox background process whose pid is on file until it is stopped.
+
+    The pid file lets :func:`rollback_helpers.sandbox.shutdown` end a tunnel the
+    runbook left running (a crashed kernel); stopping it here removes the file, so
+    shutdown never signals a pid that has since been reused.
+    """
+
+    def __init__(self, process: PopenProcess, argv: tuple[str, ...], state_dir: Path,
+                 name: str) -> None:
+        self._process = process
+        self.argv = argv  # the flyctl command, as the runbook ran it
+        self._state_dir = state_dir
+        self._name = name
+        record_process(self._state_dir, name, process.pid)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def read_line(self, timeout: float) -> str | None:
+        return self._process.read_line(timeout)
+
+    def poll(self) -> int | None:
+        code = self._process.poll()
+        if code:  # let the stderr reader catch up with a process that failed at once
+            deadline = time.monotonic() + _STDERR_GRACE
+            while not self._process.stderr_text() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return code
+
+    def stderr_text(self) -> str:
+        return self._process.stderr_text()
+
+    def stop(self, timeout: float = 5.0) -> int:
+        try:
+            return self._process.stop(timeout)
+        finally:
+            forget_process(self._state_dir, self._name)

@@ -5,24 +5,32 @@ direct_ip, credentials: {status, user, password, dbname}, backups: [{id, status,
 start, stop}]}``, optionally with ``org``, ``disk``, ``replicas`` and ``version`` (1 or 2);
 ``fly.org_id`` / ``fly.org_name`` and an app's ``id`` pin otherwise derived values.
 Outputs follow the fixtures in ``contracts/flyctl-samples`` (v1 shapes by default).
+A cluster with ``"server": true`` has a real PostgreSQL server behind it
+(:mod:`.databases`); one without is metadata only.
 
 ``mpg restore`` adds a NEW cluster, ``initializing``, and schedules ``cluster_ready``
 after ``fly.restore_seconds`` (default 240); the handler below makes it ready (or
-``error`` when ``fly.restore_outcome == "error"``). Each subcommand is one method, the
-extension point for later behaviour (``_mpg_proxy`` will gain real TCP forwarding).
+``error`` when ``fly.restore_outcome == "error"``). Restoring a real cluster's real
+backup starts a new real server at once (the source keeps running untouched); it
+only becomes reachable through ``mpg proxy`` once the world says ``ready``.
+``mpg proxy`` answers with a :class:`ProxyPlan`: :class:`FlyctlSandbox.start` runs it
+as a real TCP forwarder (:mod:`.tcp_proxy`), or as one that fails before binding
+when ``fly.proxy_fault == "bind"``.
 """
 
 from __future__ import annotations
 
 import secrets as _random
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from rollback_helpers.commands import CommandResult
 from rollback_helpers.sandbox.flyctl_common import (
     Invocation,
+    RestoreRefused,
     base36_id,
-    digest_text,
+    direct_ip_for,
     error,
     go_json,
     not_emulated,
@@ -33,6 +41,19 @@ from rollback_helpers.sandbox.world import World, on_event
 
 DEFAULT_RESTORE_SECONDS = 240.0
 DAY = 86400.0
+BIND_FAULT = "listen tcp {bind}:{port}: bind: address already in use"
+
+
+@dataclass(frozen=True)
+class ProxyPlan:
+    """What ``mpg proxy`` does once its checks pass: forward, or fail before binding."""
+
+    cluster_id: str
+    local_port: str
+    bind: str
+    remote: str  # "[<direct ip>]:5432", as flyctl prints it
+    target_port: int = 0  # the real server's port on 127.0.0.1
+    fail: str = ""  # an error to print (exit 1) instead of binding
 
 
 class MpgCommands:
@@ -115,16 +136,15 @@ class MpgCommands:
             why = "not found" if backup is None else f"not completed ({backup.get('status')})"
             return error(inv.argv, f"failed to restore cluster: backup {backup_id} {why}",
                          stdout=started)
-        new = self._new_cluster(source, backup_id, inv.flag("--name", "-n"))
+        try:
+            new = self._new_cluster(source, backup, inv.flag("--name", "-n"))
+        except RestoreRefused as exc:
+            return error(inv.argv, f"failed to restore cluster: {exc}", stdout=started)
         return ok(inv.argv, started + "Restore initiated successfully!\n"
                                       f"  Cluster ID: {new['id']}\n  Cluster Name: {new['name']}\n")
 
-    def _mpg_proxy(self, inv: Invocation) -> CommandResult | tuple[str, str]:
-        """The proxy's checks before it binds: an error result, or (local port, remote addr).
-
-        Real forwarding is not emulated yet: :meth:`FlyctlSandbox.start` turns a
-        successful check into NotImplementedError, the place to add it.
-        """
+    def _mpg_proxy(self, inv: Invocation) -> CommandResult | ProxyPlan:
+        """The proxy's checks before it binds: an error result, or what to run."""
         found = self._cluster_or_error(inv)
         if isinstance(found, CommandResult):
             return found
@@ -135,26 +155,29 @@ class MpgCommands:
             return error(inv.argv, "error getting cluster password")
         if not found.get("direct_ip"):
             return error(inv.argv, "error getting cluster IP")
-        return inv.flag("--local-port", "-p", default="16380"), f"[{found['direct_ip']}]:5432"
+        port = inv.flag("--local-port", "-p", default="16380")
+        bind = inv.flag("--bind-addr", "-b", default="127.0.0.1")
+        plan = ProxyPlan(found["id"], port, bind, f"[{found['direct_ip']}]:5432")
+        if self.world.state["fly"].get("proxy_fault") == "bind":
+            return replace(plan, fail=BIND_FAULT.format(bind=bind, port=port))
+        if not found.get("server"):
+            return error(inv.argv, f"the sandbox has no database server behind cluster "
+                                   f"{found['id']} (a metadata-only scenario cluster)")
+        from rollback_helpers.sandbox import databases, postgres
+
+        try:
+            target = databases.ensure_running(self.world, found)
+        except postgres.SandboxPostgresError as exc:
+            return error(inv.argv, f"sandbox: the server of cluster {found['id']} did not start: "
+                                   f"{exc}")
+        return replace(plan, target_port=target)
 
     # -- building ----------------------------------------------------------------------------
-    def _new_cluster(self, source: dict[str, Any], backup_id: str, name: str) -> dict[str, Any]:
-        n = self.world.next_id("restored_cluster")
-        new_id = base36_id(16, "restore", source["id"], backup_id, n)
-        fly = self.world.state["fly"]
-        cluster = {
-            "id": new_id, "name": name or f"{source['name']}-restore-{n}", "status": "initializing",
-            "region": source.get("region", "fra"), "plan": source.get("plan", "basic"),
-            "org": source.get("org", fly.get("org")), "disk": source.get("disk", 10),
-            "replicas": source.get("replicas", 1), "attached_apps": [], "direct_ip": "",
-            "credentials": {"status": "initializing", "user": "", "password": "", "dbname": ""},
-            "backups": [], "restored_from": {"cluster": source["id"], "backup": backup_id},
-            "source_user": source.get("credentials", {}).get("user") or "fly-user",
-            "source_dbname": source.get("credentials", {}).get("dbname") or "fly-db",
-        }
-        self._clusters[new_id] = cluster
-        delay = float(fly.get("restore_seconds", DEFAULT_RESTORE_SECONDS))
-        self.world.schedule(delay, "cluster_ready", cluster_id=new_id)
+    def _new_cluster(self, source: dict[str, Any], backup: dict[str, Any],
+                     name: str) -> dict[str, Any]:
+        cluster = fork_cluster(self.world, source, backup, name)
+        delay = float(self.world.state["fly"].get("restore_seconds", DEFAULT_RESTORE_SECONDS))
+        self.world.schedule(delay, "cluster_ready", cluster_id=cluster["id"])
         return cluster
 
     def _organization_json(self, cluster: dict[str, Any]) -> dict[str, Any]:
@@ -217,19 +240,53 @@ def _within_a_day(start: str, now: float) -> bool:
     return when > now - DAY
 
 
+def fork_cluster(world: World, source: dict[str, Any], backup: dict[str, Any], name: str,
+                 new_id: str = "") -> dict[str, Any]:
+    """The restore target: a NEW cluster, initializing; a real server if the source has one.
+
+    Nothing is scheduled here: ``mpg restore`` schedules ``cluster_ready``; a scenario
+    that starts after the restore marks it ready itself.
+    """
+    n = world.next_id("restored_cluster")
+    new_id = new_id or base36_id(16, "restore", source["id"], backup["id"], n)
+    cluster: dict[str, Any] = {
+        "id": new_id, "name": name or f"{source['name']}-restore-{n}", "status": "initializing",
+        "region": source.get("region", "fra"), "plan": source.get("plan", "basic"),
+        "org": source.get("org", world.state["fly"].get("org")), "disk": source.get("disk", 10),
+        "replicas": source.get("replicas", 1), "attached_apps": [], "direct_ip": "",
+        "credentials": {"status": "initializing", "user": "", "password": "", "dbname": ""},
+        "backups": [], "restored_from": {"cluster": source["id"], "backup": backup["id"]},
+        "source_user": source.get("credentials", {}).get("user") or "fly-user",
+        "source_dbname": source.get("credentials", {}).get("dbname") or "fly-db",
+    }
+    if source.get("server"):
+        from rollback_helpers.sandbox import databases
+
+        cluster.update(databases.restore(world, source, backup, new_id))
+    world.state["fly"].setdefault("clusters", {})[new_id] = cluster
+    return cluster
+
+
 @on_event("cluster_ready")
 def cluster_ready(world: World, event: dict[str, Any]) -> None:
-    """A restored cluster finishes initializing: ready (or error) with fresh credentials."""
+    """A restored cluster finishes initializing: ready (or error) with its credentials."""
     cluster = world.state["fly"].get("clusters", {}).get(event["cluster_id"])
     if cluster is None:
+        return
+    if cluster.get("server"):
+        from rollback_helpers.sandbox import databases
+
+        if world.state["fly"].get("restore_outcome", "ready") == "error":
+            databases.mark_failed(world, cluster)
+        else:
+            databases.mark_ready(cluster)
         return
     if world.state["fly"].get("restore_outcome", "ready") == "error":
         cluster["status"] = "error"
         cluster["credentials"] = {**cluster["credentials"], "status": "error"}
         return
-    suffix = digest_text("ip", cluster["id"])
     cluster["status"] = "ready"
-    cluster["direct_ip"] = f"fdaa:12:a3f1:0:1::{suffix[:3].lstrip('0') or '1'}"
+    cluster["direct_ip"] = direct_ip_for(cluster["id"])
     cluster["credentials"] = {"status": "ready", "user": cluster.get("source_user", "fly-user"),
                               "password": _random.token_urlsafe(18),
                               "dbname": cluster.get("source_dbname", "fly-db")}

@@ -2,6 +2,10 @@
 
 ``scenarios/*.toml`` beside this module ship with the project; any other path
 to a ``.toml`` file works too. The format is documented in ``docs/scenarios.md``.
+
+An environment with ``database = true`` gets a real PostgreSQL server (Path B,
+built by :func:`_build_database`); every other part of a world is plain JSON, so
+Path A scenarios start no server at all.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from rollback_helpers.sandbox.world import World, digest_for
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DAY = 86400.0
+FLY_KEYS = ("restore_seconds", "restore_outcome", "proxy_fault", "ssh_latency")
+MAP_PATH = "scripts/lib/mpg-clusters.sh"
 
 
 def list_scenarios() -> dict[str, str]:
@@ -39,20 +45,40 @@ def load_scenario(name_or_path: str) -> dict[str, Any]:
 
 
 def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0) -> World:
-    """Build a fresh world from a scenario into ``state_dir`` (emptied first)."""
+    """Build a fresh world from a scenario into ``state_dir`` (emptied first).
+
+    Servers of an earlier world in the same directory are stopped and deleted
+    first; if building fails half-way, every server it started is stopped.
+    """
     scenario = load_scenario(name_or_path)
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
+    _discard_servers(state_dir)
     for stale in ("world.json", "calls.jsonl"):
         (state_dir / stale).unlink(missing_ok=True)
     start = parse_iso(scenario.get("start", "2026-06-10T09:00:00Z"))
     world = World({"now": start, "speed": speed, "scenario": scenario["name"],
                    "description": scenario.get("description", ""), "events": [], "counters": {}},
                   state_dir)
-    _build_github(world, scenario)
-    _build_fly(world, scenario)
-    world.save()
+    try:
+        _build_github(world, scenario)
+        _build_fly(world, scenario)
+        world.save()
+    except BaseException:
+        _discard_servers(state_dir)
+        raise
     return world
+
+
+def _discard_servers(state_dir: Path) -> None:
+    """Stop and delete the servers, backups and recorded processes of a world in ``state_dir``."""
+    if not any((state_dir / name).exists() for name in ("clusters", "backups", "pids")):
+        return  # a Path A world: nothing to import, nothing to stop
+    from rollback_helpers.sandbox import postgres
+    from rollback_helpers.sandbox.processes import stop_recorded_processes
+
+    stop_recorded_processes(state_dir)
+    postgres.purge(state_dir)
 
 
 def _build_github(world: World, scenario: dict[str, Any]) -> None:
@@ -115,8 +141,10 @@ def record_body(env: str, app: str, image: str, previous: str, *, cluster_id: st
 
 
 def _build_fly(world: World, scenario: dict[str, Any]) -> None:
-    world.state["fly"] = {"org": scenario.get("fly", {}).get("org", "renewa"),
+    fly_spec = scenario.get("fly", {})
+    world.state["fly"] = {"org": fly_spec.get("org", "renewa"),
                           "apps": {}, "images": {}, "clusters": {}}
+    world.state["fly"].update({key: fly_spec[key] for key in FLY_KEYS if key in fly_spec})
     envs: dict[str, Any] = scenario.get("environments", {})
     deploy_plan: list[tuple[float, str, str]] = []
     for env, spec in envs.items():
@@ -124,19 +152,37 @@ def _build_fly(world: World, scenario: dict[str, Any]) -> None:
         for i, name in enumerate(deploys):
             deploy_plan.append((world.now - (len(deploys) - i) * DAY + _env_offset(env), env, name))
         _build_app(world, env, spec)
+    _build_extra_clusters(world, scenario.get("clusters", {}))
+    backup_ids: dict[str, dict[str, str]] = {}
+    for env, spec in envs.items():
+        times = sorted((at, name) for at, e, name in deploy_plan if e == env)
+        if spec.get("database"):
+            backup_ids[env] = _build_database(world, env, spec, times)
+        elif spec.get("cluster_id"):
+            _build_metadata_cluster(world, spec)
     world.state["github"]["files"].update(_cluster_map_file(scenario))
+    _build_records(world, envs, deploy_plan, backup_ids)
+    for env, spec in envs.items():
+        if spec.get("restored"):
+            _build_restore_and_flip(world, env, spec)
+
+
+def _build_records(world: World, envs: dict[str, Any], deploy_plan: list[tuple[float, str, str]],
+                   backup_ids: dict[str, dict[str, str]]) -> None:
     previous: dict[str, str] = {}
     repo = world.state["github"]["repo"]
     for at, env, name in sorted(deploy_plan):
         spec = envs[env]
         image = f"{spec.get('repository', 'registry.fly.io/renewa-one')}@{digest_for(name)}"
         override = spec.get("record_bodies", {}).get(name)
+        backup_id = spec.get("backups", {}).get(name, backup_ids.get(env, {}).get(name, ""))
         body = _fill(override, image, previous.get(env, ""), env, spec["app"]) \
             if override is not None else record_body(
             env, spec["app"], image, previous.get(env, ""), run_id=world.next_id("run", 7000000),
             sha=digest_for("git" + name)[7:14], at=at, repo=repo,
-            cluster_id=spec.get("cluster_id", ""), backup_id=spec.get("backups", {}).get(name, ""))
-        labels = ["deployment-record", f"env:{env}"] + list(spec.get("extra_labels", {}).get(name, []))
+            cluster_id=spec.get("cluster_id", ""), backup_id=backup_id)
+        labels = ["deployment-record", f"env:{env}",
+                  *spec.get("extra_labels", {}).get(name, [])]
         _issue(world, title=f"Deploy {name} to {env}", body=body, labels=labels, created=at)
         previous[env] = image
         for _ in range(int(spec.get("pull_requests_after", {}).get(name, 0))):
@@ -145,7 +191,7 @@ def _build_fly(world: World, scenario: dict[str, Any]) -> None:
 
 
 def _fill(template: str, image: str, previous: str, env: str, app: str) -> str:
-    """A hand-written record body: ``{image}``, ``{previous_image}``, ``{env}``, ``{app}`` filled in."""
+    """A hand-written record body: ``{image}``, ``{previous_image}``, ``{env}``, ``{app}`` set."""
     for key, value in {"image": image, "previous_image": previous, "env": env, "app": app}.items():
         template = template.replace("{" + key + "}", value)
     return template
@@ -191,5 +237,90 @@ def _cluster_map_file(scenario: dict[str, Any]) -> dict[str, str]:
     if not clusters:
         return {}
     rows = "\n".join(f"  [{env}]={cid}" for env, cid in clusters.items())
-    return {"scripts/lib/mpg-clusters.sh":
+    return {MAP_PATH:
             f"# env -> Fly Managed Postgres cluster id\ndeclare -A MPG_CLUSTERS=(\n{rows}\n)\n"}
+
+
+# -- Path B: clusters, real servers, backups, a restore and the human flip ---------------------
+def _build_database(world: World, env: str, spec: dict[str, Any],
+                    times: list[tuple[float, str]]) -> dict[str, str]:
+    """A real cluster for ``env``; the bad (last) deploy's real pre-deploy backup, then its
+    damage. Returns deploy name → backup id, for the records."""
+    from rollback_helpers.sandbox import databases
+
+    if not spec.get("cluster_id") or not times:
+        raise ConfigError(f"Scenario environment {env!r} has database = true but no cluster_id "
+                          "or no deploys.", "Give it a 16-character cluster_id and deploys.")
+    app = spec["app"]
+    cluster = databases.create_cluster(
+        world, cluster_id=spec["cluster_id"], name=spec.get("cluster_name", f"{app}-db"), app=app,
+        region=spec.get("region", "fra"), plan=spec.get("plan", "basic"),
+        direct_ip=spec.get("direct_ip", ""))
+    ids: dict[str, str] = {}
+    older = int(spec.get("older_backups", 2))
+    for at, name in times[:-1][-older:] if older > 0 else []:
+        ids[name] = databases.backup_id_for(at, world.state["scenario"], env, name)
+        cluster["backups"].append(databases.metadata_backup(ids[name], start=at))
+    at, bad = times[-1]
+    ids[bad] = databases.backup_id_for(at, world.state["scenario"], env, bad)
+    databases.take_backup(world, cluster, ids[bad], start=at,
+                          status=spec.get("backup_status", "completed"))
+    if spec.get("rotate_migration_password"):
+        databases.rotate_password(world, cluster, databases.MIGRATION_USER)
+    if spec.get("destructive_migration", True):
+        databases.apply_destructive_migration(world, cluster)
+    secrets = world.state["fly"]["apps"][app]["secrets"]
+    secrets.update({k: v for k, v in databases.app_database_urls(cluster).items()
+                    if k not in spec.get("secrets", {})})
+    return ids
+
+
+def _build_metadata_cluster(world: World, spec: dict[str, Any]) -> None:
+    """The cluster of an environment without ``database``: listed by flyctl, no server."""
+    from rollback_helpers.sandbox.flyctl_common import direct_ip_for
+
+    app, cluster_id = spec["app"], spec["cluster_id"]
+    password = _random.token_urlsafe(18)
+    world.state["fly"]["clusters"][cluster_id] = {
+        "id": cluster_id, "name": spec.get("cluster_name", f"{app}-db"), "status": "ready",
+        "region": spec.get("region", "fra"), "plan": spec.get("plan", "basic"),
+        "attached_apps": [app], "direct_ip": spec.get("direct_ip") or direct_ip_for(cluster_id),
+        "credentials": {"status": "ready", "user": "fly-user", "password": password,
+                        "dbname": "fly-db"},
+        "backups": [], "server": False}
+    secrets = world.state["fly"]["apps"][app]["secrets"]
+    for var, (user, host) in {"DATABASE_URL": ("app-user", "pgbouncer"),
+                              "DATABASE_URL_MIGRATION": ("migration-user", "direct")}.items():
+        secrets.setdefault(var, f"postgresql://{user}:{_random.token_urlsafe(18)}@{host}."
+                                f"{cluster_id}.flympg.net/fly-db")
+
+
+def _build_extra_clusters(world: World, clusters: dict[str, Any]) -> None:
+    """``[clusters.<id>]``: metadata-only clusters (a stale one the map may still name)."""
+    from rollback_helpers.sandbox.flyctl_common import direct_ip_for
+
+    for cluster_id, spec in clusters.items():
+        world.state["fly"]["clusters"][cluster_id] = {
+            "id": cluster_id, "name": spec.get("name", f"cluster-{cluster_id[:6]}"),
+            "status": spec.get("status", "ready"), "region": spec.get("region", "fra"),
+            "plan": spec.get("plan", "basic"), "attached_apps": list(spec.get("attached_apps", [])),
+            "direct_ip": spec.get("direct_ip") or direct_ip_for(cluster_id),
+            "credentials": {"status": "ready", "user": "fly-user",
+                            "password": _random.token_urlsafe(18), "dbname": "fly-db"},
+            "backups": [], "server": False}
+
+
+def _build_restore_and_flip(world: World, env: str, spec: dict[str, Any]) -> None:
+    """The world after the runbook's restore (ready) and the human's flip."""
+    from rollback_helpers.sandbox import databases
+    from rollback_helpers.sandbox.flip import simulate_human_flip
+    from rollback_helpers.sandbox.flyctl_mpg import fork_cluster
+
+    source = world.state["fly"]["clusters"][spec["cluster_id"]]
+    backup = next(b for b in source["backups"] if b.get("sandbox_copy"))
+    new = fork_cluster(world, source, backup, spec.get("restored_cluster_name",
+                                                       f"{source['name']}-restore"),
+                       new_id=spec.get("restored_cluster_id", ""))
+    databases.mark_ready(new)
+    simulate_human_flip(world, env, new["id"], secrets=spec.get("flip_secrets", True),
+                        cluster_map=bool(spec.get("flip_cluster_map", True)), map_path=MAP_PATH)
