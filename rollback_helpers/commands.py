@@ -9,6 +9,7 @@ protocol, so drills and tests exercise the same calling code as incidents.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shlex
@@ -152,8 +153,6 @@ class PopenProcess:
                 os.killpg(self._proc.pid, signal.SIGINT)
                 return self._proc.wait(timeout=timeout)
             except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self._proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         return self._proc.wait()

@@ -20,9 +20,11 @@ MASK = "****"
 _known: set[str] = set()
 _lock = threading.Lock()
 # scheme://user:password@host  — the password is whatever sits between ':' and '@'.
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?=@)")
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?=@)")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-.~+/]+=*")
-_TOKENISH = re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}|fo1_[A-Za-z0-9_\-]{16,})\b")
+_TOKENISH = re.compile(
+    r"\b(gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}|fo1_[A-Za-z0-9_\-]{16,})\b")
 _MIN_REGISTERED_LENGTH = 6  # shorter values would mask ordinary words
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -57,10 +58,8 @@ def stop_recorded_processes(state_dir: Path) -> list[str]:
         stopped += stop_all(Path(state_dir))
     pid_dir = Path(state_dir) / PID_DIR
     for pid_file in sorted(pid_dir.glob("*.pid")) if pid_dir.is_dir() else []:
-        try:
+        with contextlib.suppress(ValueError):
             terminate(int(pid_file.read_text().strip()))
-        except ValueError:
-            pass
         pid_file.unlink(missing_ok=True)
         stopped.append(pid_file.stem)
     return stopped
