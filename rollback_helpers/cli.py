@@ -2,6 +2,7 @@
 
     rollback-runbook drill path-a --env staging            a game day on the embedded sandbox
     rollback-runbook run path-a --env staging              a real incident (dry run unless --live)
+    rollback-runbook lab                                   the walkthrough in JupyterLab (sandbox)
     rollback-runbook scenarios | exit-codes                reference
 """
 
@@ -23,6 +24,7 @@ from rollback_helpers.secrets import redact
 
 PATHS = tuple(archive.NOTEBOOKS)
 DEFAULT_DRILL_SPEED = 20.0
+DEFAULT_SCENARIOS = {"path-a": "default", "path-b": "b-default", "verify-flip": "b-flipped"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     drill = sub.add_parser("drill", help="run a runbook path on the embedded sandbox")
     _common(drill)
-    drill.add_argument("--scenario", default="default", help="sandbox scenario name or .toml path")
+    drill.add_argument("--scenario", help="sandbox scenario name or .toml path (default: "
+                       + ", ".join(f"{p}: {s}" for p, s in DEFAULT_SCENARIOS.items()) + ")")
     drill.add_argument("--dry-run", action="store_true", help="stop after the plan")
     drill.add_argument("--speed", type=float, default=DEFAULT_DRILL_SPEED,
                        help="virtual seconds per real second on waits (0 = instant)")
@@ -46,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--confirm", default="", help="for a live production run: the word 'production'")
     sub.add_parser("scenarios", help="list the sandbox scenarios")
     sub.add_parser("exit-codes", help="what each exit code means")
+    _lab_parser(sub)
     return parser
 
 
@@ -63,6 +67,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-cluster", help="path-b: source cluster (default: the cluster map)")
     p.add_argument("--new-cluster-name", help="path-b: name for the restored cluster")
     p.add_argument("--ready-timeout", type=float, help="path-b: seconds to wait for readiness")
+    p.add_argument("--record-number", type=int,
+                   help="path-b: the bad deploy's record (default: the newest)")
+    p.add_argument("--new-cluster", help="verify-flip: the restored cluster (default: the map's)")
+    p.add_argument("--old-cluster", help="verify-flip: the replaced cluster (default: the record's)")
     p.add_argument("--quiet", action="store_true", help="do not stream cell output")
 
 
@@ -72,7 +80,7 @@ def parameters(args: argparse.Namespace, *, backend: str, archive_to: Path,
     params: dict[str, Any] = {"env": args.env, "dry_run": args.dry_run, "backend": backend,
                               "reason": args.reason, "incident": args.incident,
                               "operator": args.operator, "archive_path": str(archive_to),
-                              "confirm": getattr(args, "confirm", "")}
+                              "confirm": getattr(args, "confirm", ""), "interactive": False}
     if sandbox_dir:
         params["sandbox_dir"] = sandbox_dir
     if args.path == "path-a":
@@ -80,8 +88,14 @@ def parameters(args: argparse.Namespace, *, backend: str, archive_to: Path,
                       allow_unrecorded_target=args.allow_unrecorded_target)
     elif args.path == "path-b":
         optional = {"backup_id": args.backup_id, "source_cluster": args.source_cluster,
-                    "new_cluster_name": args.new_cluster_name, "ready_timeout": args.ready_timeout}
+                    "new_cluster_name": args.new_cluster_name, "ready_timeout": args.ready_timeout,
+                    "record_number": args.record_number}
         params.update({k: v for k, v in optional.items() if v is not None})
+    elif args.path == "verify-flip":
+        params.pop("dry_run")  # it only reads
+        params.pop("confirm")
+        params.update({k: v for k, v in {"new_cluster": args.new_cluster,
+                                         "old_cluster": args.old_cluster}.items() if v})
     return params
 
 
@@ -96,16 +110,22 @@ def cmd_drill(args: argparse.Namespace) -> int:
     from rollback_helpers.sandbox import shutdown
     from rollback_helpers.sandbox.scenarios import create_world
 
+    args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
     world = create_world(args.scenario, sandbox_dir, speed=args.speed)
     print(f"Drill: {args.path} on {args.env}, scenario {args.scenario!r} — "
           f"{world.state.get('description', '').strip().splitlines()[0]}")
+    saved_token = os.environ.get("GITHUB_TOKEN")
     os.environ["GITHUB_TOKEN"] = world.state["github"]["token"]  # the kernel reads it, as in an incident
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     args.reason = args.reason or f"drill: scenario {args.scenario}"
     try:
         return _execute(args, backend="sandbox", sandbox_dir=str(sandbox_dir), drill=True)
     finally:
+        if saved_token is None:
+            os.environ.pop("GITHUB_TOKEN", None)
+        else:
+            os.environ["GITHUB_TOKEN"] = saved_token
         shutdown(sandbox_dir)
         if not args.keep_sandbox and not args.sandbox_dir:
             shutil.rmtree(sandbox_dir, ignore_errors=True)
@@ -116,6 +136,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None, drill: bool) -> int:
+    if args.path == "verify-flip":
+        args.dry_run = False  # it only ever reads: there is nothing to dry-run
     target = archive.archive_path(incidents_dir(args, drill=drill), args.env, args.path,
                                   dry_run=args.dry_run)
     if not args.quiet:
@@ -149,8 +171,27 @@ def cmd_exit_codes(_: argparse.Namespace) -> int:
     return 0
 
 
+def _lab_parser(sub: Any) -> None:
+    lab = sub.add_parser("lab", help="walk through the runbook in JupyterLab (sandbox by default)")
+    lab.add_argument("--backend", choices=("sandbox", "real"), default="sandbox",
+                     help="sandbox: a drill world (default); real: GitHub + flyctl")
+    lab.add_argument("--scenario", default="default", help="sandbox scenario name or .toml path")
+    lab.add_argument("--speed", type=float, default=DEFAULT_DRILL_SPEED,
+                     help="sandbox: virtual seconds per real second on waits (0 = instant)")
+    lab.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    lab.add_argument("--workspace",
+                     help="folder for the notebook copies (default: incidents/lab/<ts>)")
+    lab.add_argument("--no-browser", action="store_true", help="only print the URL")
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from rollback_helpers.lab import run_lab
+
+    return run_lab(args)
+
+
 COMMANDS = {"drill": cmd_drill, "run": cmd_run, "scenarios": cmd_scenarios,
-            "exit-codes": cmd_exit_codes}
+            "exit-codes": cmd_exit_codes, "lab": cmd_lab}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """How a step shows itself in a notebook: a titled report, a few facts, a table.
 
 Reports render as HTML for people and as plain text for the archived record's
-text view; both pass through :func:`redact` so nothing secret can be shown.
+text view; both pass through :func:`redact` so nothing secret can be shown. A
+report may carry output ``metadata`` (a decision, a run id): it is saved with the
+output in the notebook, where the archive reads it back.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import pandas as pd
 
 from rollback_helpers.secrets import redact
 
-ICONS = {"ok": "✅", "skipped": "⏭️", "stopped": "🛑", "warning": "⚠️", "failed": "❌", "info": "ℹ️"}
+METADATA_KEY = "rollback_runbook"  # notebook and output metadata written by the runbook
+ICONS = {"ok": "✅", "skipped": "⏭️", "stopped": "🛑", "warning": "⚠️", "failed": "❌", "info": "ℹ️",
+         "decision": "✍️", "pending": "⏳"}
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Report:
     table: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     code: str = ""  # a command for a human to read (never run by the runbook)
+    metadata: dict[str, Any] = field(default_factory=dict)  # saved with the notebook output
 
     def fact(self, key: str, value: Any) -> Report:
         self.facts.append((key, value))
@@ -33,6 +38,11 @@ class Report:
     def note(self, text: str) -> Report:
         self.notes.append(text)
         return self
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None
+                          ) -> tuple[dict[str, Any], dict[str, Any]]:
+        # Only the metadata: IPython fills text/plain and text/html from the methods below.
+        return {}, dict(self.metadata)
 
     def __repr__(self) -> str:
         lines = [f"{ICONS.get(self.status, '')} {self.title}"]

@@ -10,8 +10,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from rollback_helpers.sandbox import postgres as pg
+
+# Wall-clock deadlines make property tests flaky on a loaded 2-core CI machine; the
+# properties, not their speed, are what these tests pin.
+settings.register_profile("runbook", deadline=None)
+settings.load_profile("runbook")
 
 
 # -- sandbox PostgreSQL (test_sandbox_postgres.py, test_tcp_proxy.py) -------------------------
@@ -68,3 +74,123 @@ def pg_login() -> Iterator[Login]:
     yield login
     for conn in opened:
         conn.close()
+
+
+# -- an in-process stand-in for JupyterLab (test_interactive.py) ------------------------------
+from typing import Any  # noqa: E402  (this section was appended)
+
+
+class Frontend:
+    """Runs a notebook's cells in one in-process IPython shell and keeps their outputs the way
+    JupyterLab does: each cell's outputs replaced when it runs, display ids updated in place
+    wherever they are shown (also from a widget's callback), widgets clickable by cell."""
+
+    WIDGET = "application/vnd.jupyter.widget-view+json"
+
+    def __init__(self, nb: Any) -> None:
+        from IPython.core.displayhook import DisplayHook
+        from IPython.core.displaypub import DisplayPublisher
+        from IPython.core.interactiveshell import InteractiveShell
+
+        frontend = self
+
+        class Publisher(DisplayPublisher):
+            def publish(self, data: Any, metadata: Any = None, source: Any = None, *,
+                        transient: Any = None, update: bool = False, **kwargs: Any) -> None:
+                frontend._display(data, metadata or {}, (transient or {}).get("display_id"),
+                                  update)
+
+        class Hook(DisplayHook):
+            def write_output_prompt(self) -> None:
+                pass
+
+            def write_format_data(self, format_dict: Any, md_dict: Any = None) -> None:
+                frontend._append("execute_result", format_dict, md_dict or {})
+
+        self.nb = nb
+        self.shell = InteractiveShell.instance()
+        self.shell.display_pub = Publisher(shell=self.shell)
+        self.shell.displayhook = self.shell.display_trap.hook = Hook(shell=self.shell)
+        self.shell.showtraceback = lambda *args, **kwargs: None  # the error output says it
+        self.cell: Any = None
+        self.displays: dict[str, list[Any]] = {}
+
+    def _append(self, kind: str, data: Any, metadata: Any) -> Any:
+        import nbformat
+
+        output = nbformat.v4.new_output(kind, data=data, metadata=metadata)
+        if kind == "execute_result":
+            output.execution_count = self.cell.execution_count
+        self.cell.outputs.append(output)
+        return output
+
+    def _display(self, data: Any, metadata: Any, display_id: str | None, update: bool) -> None:
+        if update:
+            for output in self.displays.get(display_id or "", []):
+                output.data, output.metadata = data, metadata
+            return
+        output = self._append("display_data", data, metadata)
+        if display_id:
+            self.displays.setdefault(display_id, []).append(output)
+
+    def index(self, source: str) -> int:
+        return next(i for i, c in enumerate(self.nb.cells)
+                    if c.cell_type == "code" and source in c.source)
+
+    def run(self, index: int) -> bool:
+        """Run one cell; False if it raised (JupyterLab then stops a Run All)."""
+        import contextlib
+        import io
+
+        import nbformat
+
+        self.cell = cell = self.nb.cells[index]
+        cell.outputs = []
+        cell.execution_count = self.shell.execution_count
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            result = self.shell.run_cell(cell.source, store_history=True)
+        if printed.getvalue():
+            cell.outputs.insert(0, nbformat.v4.new_output("stream", name="stdout",
+                                                          text=printed.getvalue()))
+        error = result.error_in_exec or result.error_before_exec
+        if error is not None:
+            cell.outputs.append(nbformat.v4.new_output(
+                "error", ename=type(error).__name__, evalue=str(error), traceback=[]))
+            return False
+        return True
+
+    def run_from(self, start: int = 0) -> None:
+        for index in range(start, len(self.nb.cells)):
+            if self.nb.cells[index].cell_type == "code" and not self.run(index):
+                return
+
+    def texts(self, index: int) -> str:
+        return "\n".join(o.get("text") or o.get("data", {}).get("text/plain", "")
+                         or f"{o.get('ename')}: {o.get('evalue')}"
+                         for o in self.nb.cells[index].outputs)
+
+    def widgets(self, index: int) -> list[Any]:
+        from ipywidgets.widgets.widget import _instances
+
+        found = []
+        for output in self.nb.cells[index].outputs:
+            model = output.get("data", {}).get(self.WIDGET)
+            if model:
+                found.append(_instances[model["model_id"]])
+        return found
+
+    def save(self, path: Path) -> Path:
+        import nbformat
+
+        nbformat.write(self.nb, str(path))
+        return path
+
+
+@pytest.fixture
+def frontend() -> Iterator[Callable[[Any], Frontend]]:
+    """``frontend(nb)``: a fresh in-process JupyterLab stand-in; the shell is cleared after."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    yield Frontend
+    InteractiveShell.clear_instance()
