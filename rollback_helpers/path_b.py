@@ -31,11 +31,13 @@ from rollback_helpers.errors import (
     RestoreTimeout,
 )
 from rollback_helpers.fly import Backup, Cluster
+from rollback_helpers.interactive import Checklist, Decision, Gate, Screen, not_approved
 from rollback_helpers.progress import Progress
 from rollback_helpers.records import BadRecord, DeploymentRecord, record_from_issue
-from rollback_helpers.runs import RunContext, open_run
+from rollback_helpers.runs import PROTECTED_ENVS, RunContext, open_run
 
 T = TypeVar("T")
+PLAN_STEP = "2"  # the notebook's step that holds the gate
 TERMINAL = ("error", "failed")
 
 
@@ -53,13 +55,15 @@ def start(*, env: str | None, dry_run: bool = True, backup_id: str | None = None
           new_cluster_name: str | None = None, ready_timeout: float | None = None,
           backend: str = "sandbox", scenario: str = "b-default", sandbox_dir: str | None = None,
           confirm: str = "", reason: str = "", incident: str = "", operator: str = "",
-          archive_path: str = "", config: dict[str, Any] | None = None) -> PathB:
+          archive_path: str = "", config: dict[str, Any] | None = None,
+          interactive: bool = False, screen: Screen | None = None) -> PathB:
     overrides = dict(config or {})
     if ready_timeout:
         overrides["ready_timeout"] = ready_timeout
     ctx = open_run("path-b", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,
-                   incident=incident, archive_path=archive_path, config=overrides)
+                   incident=incident, archive_path=archive_path, config=overrides,
+                   interactive=interactive, screen=screen)
     return PathB(ctx, backup_id=backup_id or None, source_cluster=source_cluster or None,
                  record_number=record_number, new_cluster_name=new_cluster_name or None)
 
@@ -98,6 +102,7 @@ class PathB:
         self.urls: dict[str, DbUrl] = {}
         self.checks: list[ConnectionCheck] = []
         self.outcome = "in progress"
+        self.approval: Decision | None = None
 
     # -- read-only steps -------------------------------------------------------
     def preflight(self) -> Report:
@@ -173,7 +178,7 @@ class PathB:
                               "with backup_id=.")
         return found
 
-    def plan(self) -> Report:
+    def plan(self) -> Report | None:
         r = self._require(self.resolved, "resolve")
         report = Report("Plan", status="stopped" if self.ctx.dry_run else "ok",
                         code=f"flyctl mpg restore {r.source.id} --backup-id {r.backup.id} -n {r.new_name}")
@@ -186,15 +191,52 @@ class PathB:
         report.fact("4. hand over", "print the manual flip checklist, then stop")
         report.note(f"Not touched: cluster {r.source.id}, the app's secrets, Infisical, "
                     f"{self.ctx.cfg.cluster_map_path}.")
+        if self.ctx.interactive:
+            report.status = "ok" if self.approval else "pending"
+            self.ctx.show(report)
+            self._gate().show()
+            return None
         if self.ctx.dry_run:
             report.note("DRY RUN: nothing was changed. Re-run with dry_run=False to restore.")
             self.outcome = "dry run: plan resolved"
+            self.ctx.decide("dry run: show the plan, change nothing", "parameter dry_run=True", "plan")
+        else:
+            how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
+                                               if self.ctx.env.name in PROTECTED_ENVS else "")
+            self.approval = self.ctx.decide(self._what(), how, "plan")
         return report
+
+    def _what(self) -> str:
+        r = self._require(self.resolved, "resolve")
+        return f"restore {r.backup.id} of {r.source.id} into a new cluster {r.new_name}"
+
+    def _gate(self) -> Gate:
+        return Gate(f"Restore {self.ctx.env.name}'s pre-deploy backup into a NEW cluster",
+                    env=self.ctx.env.name, protected=self.ctx.env.name in PROTECTED_ENVS,
+                    resolved=self.resolved is not None, approve=self.approve,
+                    screen=self.ctx.screen, approved=self.approval)
+
+    def approve(self, how: str) -> Decision:
+        """The engineer's approval of the plan shown: the run goes live."""
+        self.approval = self.ctx.decide(self._what(), how, "plan")
+        self.ctx.go_live()
+        self.ctx.archive_path = ""
+        self.ctx.reserve_archive_path()
+        self.outcome = "approved: restoring"
+        return self.approval
+
+    def _not_cleared(self, step: str) -> Report | None:
+        """Why a changing step must not run now (a report to show), or None to go ahead."""
+        if self.ctx.interactive and self.approval is None:
+            return not_approved(step, PLAN_STEP)
+        if self.ctx.dry_run:
+            return _skipped(step)
+        return None
 
     # -- steps that create something (skipped on a dry run) ------------------------
     def restore(self) -> Report:
-        if self.ctx.dry_run:
-            return _skipped("Restore")
+        if (stop := self._not_cleared("Restore")) is not None:
+            return stop
         r = self._require(self.resolved, "resolve")
         result = self.fly.mpg_restore(r.source.id, r.backup.id, r.new_name)
         self.new_cluster = result.new_id
@@ -204,12 +246,12 @@ class PathB:
 
     def wait_until_ready(self) -> Report:
         """Poll the new cluster; between polls, read the app's URLs so the wait is the only long step."""
-        if self.ctx.dry_run:
-            return _skipped("Wait for readiness")
+        if (stop := self._not_cleared("Wait for readiness")) is not None:
+            return stop
         new_id = self._require(self.new_cluster, "restore")
         clock, timeout = self.ctx.backends.clock, self.ctx.cfg.ready_timeout
         began, reads = clock.now(), self._url_reads()
-        progress = Progress(f"cluster {new_id}", total=timeout)
+        progress = Progress(f"cluster {new_id}", total=timeout, interactive=self.ctx.interactive)
         while True:
             status = self.fly.mpg_status(new_id).cluster.status
             elapsed = clock.now() - began
@@ -258,8 +300,8 @@ class PathB:
         return report
 
     def verify_new_cluster(self) -> Report:
-        if self.ctx.dry_run:
-            return _skipped("Verify the new cluster")
+        if (stop := self._not_cleared("Verify the new cluster")) is not None:
+            return stop
         new_id = self._require(self.new_cluster, "restore")
         r = self._require(self.resolved, "resolve")
         tables = self.ctx.cfg.verify_tables
@@ -305,8 +347,8 @@ class PathB:
 
     def record(self) -> Report:
         """Note on the deployment record what was prepared: the flip stays with a human."""
-        if self.ctx.dry_run:
-            return _skipped("Update the deployment record")
+        if (stop := self._not_cleared("Update the deployment record")) is not None:
+            return stop
         r = self._require(self.resolved, "resolve")
         new_id = self._require(self.new_cluster, "restore")
         body = "\n".join([
@@ -324,7 +366,7 @@ class PathB:
         self.ctx.log(f"commented on #{r.record.number}")
         return Report(f"Noted on deployment record #{r.record.number}").fact("comment", url)
 
-    def checklist(self) -> Report:
+    def checklist(self) -> Report | None:
         """The manual flip, in the runbook's order, with the exact values. Then stop."""
         r = self._require(self.resolved, "resolve")
         new_id = self.new_cluster or "<new cluster id>"
@@ -338,14 +380,21 @@ class PathB:
                         "verified serving — there is zero recovery.")
         report.note("The diff above is step 3's edit. The runbook stops here.")
         self.outcome = "prepared: flip pending" if not self.ctx.dry_run else self.outcome
+        if self.ctx.interactive and not self.ctx.dry_run:
+            self.ctx.show(report)
+            Checklist.for_run(self.ctx, "Manual flip: tick each step as you finish it", steps,
+                              step="flip checklist").show()
+            return None
         return report
 
     def summary(self) -> Report:
-        report = Report(f"Summary: {self.outcome}", status="stopped")
-        report.table = pd.DataFrame(self.ctx.timeline, columns=["time (UTC)", "event"])
-        if self.ctx.archive_path:
-            report.note(f"This notebook is archived at {self.ctx.archive_path}")
-        return report
+        if self.ctx.interactive and self.approval is None and self.resolved:
+            self.outcome = "dry run: plan resolved, not approved"
+        return self.ctx.summary_report(self.outcome)
+
+    def finish(self, notebook: str | None = None) -> Report:
+        """Interactive: archive the saved notebook (save it first). Headless: a no-op summary."""
+        return self.ctx.finish(notebook)
 
     @staticmethod
     def _require(value: T | None, step: str) -> T:
