@@ -23,10 +23,10 @@ from rollback_helpers.runs import RunContext, open_run
 def start(*, env: str | None, new_cluster: str | None = None, old_cluster: str | None = None,
           backend: str = "sandbox", scenario: str = "b-flipped", sandbox_dir: str | None = None,
           reason: str = "", incident: str = "", operator: str = "", archive_path: str = "",
-          config: dict[str, Any] | None = None) -> VerifyFlip:
+          config: dict[str, Any] | None = None, interactive: bool = False) -> VerifyFlip:
     ctx = open_run("verify-flip", env=env, dry_run=True, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, operator=operator, reason=reason, incident=incident,
-                   archive_path=archive_path, config=config)
+                   archive_path=archive_path, config=config, interactive=interactive)
     return VerifyFlip(ctx, new_cluster=new_cluster or None, old_cluster=old_cluster or None)
 
 
@@ -125,3 +125,7 @@ class VerifyFlip:
             report.note("🚨 Production: there is zero recovery after destroy. Take a final backup "
                         "of the new cluster first.")
         return report
+
+    def finish(self, notebook: str | None = None) -> Report:
+        """Interactive: archive the saved notebook (save it first). Headless: a no-op summary."""
+        return self.ctx.finish(notebook)
