@@ -28,7 +28,12 @@ from psycopg import sql
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.sandbox import postgres
-from rollback_helpers.sandbox.flyctl_common import RestoreRefused, digest_text, direct_ip_for
+from rollback_helpers.sandbox.flyctl_common import (
+    RestoreRefused,
+    digest_text,
+    direct_ip_for,
+    flympg_url,
+)
 from rollback_helpers.sandbox.world import World
 
 ADMIN_USER = "fly-user"
@@ -48,7 +53,7 @@ def backup_id_for(at: float, *parts: object) -> str:
 def database_url(cluster_id: str, var: str, password: str, dbname: str = DBNAME) -> str:
     """What ``fly mpg attach`` would set: the pooler for the app, the primary for migrations."""
     user, host = URL_VARS[var]
-    return f"postgresql://{user}:{password}@{host}.{cluster_id}.flympg.net/{dbname}"
+    return flympg_url(user, password, host, cluster_id, dbname)
 
 
 def app_database_urls(cluster: dict[str, Any]) -> dict[str, str]:

@@ -61,7 +61,7 @@ def app_for_env(world: World, env: str) -> tuple[str, dict[str, Any]]:
 
 
 def repoint_url(url: str, cluster_id: str) -> str:
-    """``postgresql://u:p@pgbouncer.<old>.flympg.net/db`` → the same on ``<cluster_id>``."""
+    """A ``pgbouncer.<old>.flympg.net`` URL → the same URL on ``<cluster_id>``."""
     head, at, rest = url.rpartition("@")
     host, slash, tail = rest.partition("/")
     found = _FLYMPG_HOST.match(host)

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlunsplit
 
 from rollback_helpers.commands import CommandResult, PopenProcess
 from rollback_helpers.sandbox.processes import forget_process, record_process
@@ -233,3 +234,9 @@ class RecordedProcess:
             return self._process.stop(timeout)
         finally:
             forget_process(self._state_dir, self._name)
+
+
+def flympg_url(user: str, password: str, kind: str, cluster_id: str, dbname: str) -> str:
+    """A Managed Postgres connection string as Fly builds it (``kind``: pgbouncer or direct)."""
+    netloc = f"{user}:{password}@{kind}.{cluster_id}.flympg.net"
+    return urlunsplit(("postgresql", netloc, f"/{dbname}", "", ""))

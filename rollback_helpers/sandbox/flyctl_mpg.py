@@ -32,6 +32,7 @@ from rollback_helpers.sandbox.flyctl_common import (
     base36_id,
     direct_ip_for,
     error,
+    flympg_url,
     go_json,
     not_emulated,
     numeric_id,
@@ -227,7 +228,7 @@ def _credentials_json(cluster: dict[str, Any]) -> dict[str, str]:
     user, password = creds.get("user", ""), creds.get("password", "")
     dbname = creds.get("dbname", "")
     ready = creds.get("status") not in ("initializing", "error") and password
-    uri = f"postgresql://{user}:{password}@pgbouncer.{cluster['id']}.flympg.net/{dbname}"
+    uri = flympg_url(user, password, "pgbouncer", cluster["id"], dbname)
     return {"status": creds.get("status", ""), "user": user, "password": password,
             "dbname": dbname, "pgbouncer_uri": uri if ready else ""}
 
