@@ -277,7 +277,7 @@ def _build_database(world: World, env: str, spec: dict[str, Any],
 
 def _build_metadata_cluster(world: World, spec: dict[str, Any]) -> None:
     """The cluster of an environment without ``database``: listed by flyctl, no server."""
-    from rollback_helpers.sandbox.flyctl_common import direct_ip_for
+    from rollback_helpers.sandbox.flyctl_common import direct_ip_for, flympg_url
 
     app, cluster_id = spec["app"], spec["cluster_id"]
     password = _random.token_urlsafe(18)
@@ -291,8 +291,8 @@ def _build_metadata_cluster(world: World, spec: dict[str, Any]) -> None:
     secrets = world.state["fly"]["apps"][app]["secrets"]
     for var, (user, host) in {"DATABASE_URL": ("app-user", "pgbouncer"),
                               "DATABASE_URL_MIGRATION": ("migration-user", "direct")}.items():
-        secrets.setdefault(var, f"postgresql://{user}:{_random.token_urlsafe(18)}@{host}."
-                                f"{cluster_id}.flympg.net/fly-db")
+        secrets.setdefault(var, flympg_url(user, _random.token_urlsafe(18), host, cluster_id,
+                                           "fly-db"))
 
 
 def _build_extra_clusters(world: World, clusters: dict[str, Any]) -> None:
