@@ -28,7 +28,7 @@ from rollback_helpers.fly import AppStatus
 from rollback_helpers.github import GitHubClient, WorkflowRun
 from rollback_helpers.health import HealthResult, check_health
 from rollback_helpers.images import parse_digest, parse_image_ref
-from rollback_helpers.interactive import Decision, Gate, Screen, not_approved
+from rollback_helpers.interactive import Decision, Gate, Screen
 from rollback_helpers.progress import Progress
 from rollback_helpers.records import (
     BadRecord,
@@ -257,12 +257,9 @@ class PathA:
 
     def _not_cleared(self, step: str) -> Report | None:
         """Why a changing step must not run now (a report to show), or None to go ahead."""
-        if self.ctx.interactive and (self.approval is None or self.target is None
-                                     or self.approved_image != str(self.target.image)):
-            return not_approved(step, PLAN_STEP)
-        if self.ctx.dry_run:
-            return _skipped(step)
-        return None
+        approved = (self.approval is not None and self.target is not None
+                    and self.approved_image == str(self.target.image))
+        return self.ctx.hold(step, approved=approved, gate_step=PLAN_STEP)
 
     # -- steps that change something (skipped on a dry run) --------------------
     def dispatch(self) -> Report:
@@ -391,7 +388,3 @@ class PathA:
             raise PreconditionFailed(f"The step `{step}` has not run yet.",
                                      f"Run the `{step}` cell first (or Run All from the top).")
         return value
-
-
-def _skipped(step: str) -> Report:
-    return Report(f"{step}: skipped (dry run)", status="skipped")

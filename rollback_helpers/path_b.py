@@ -31,7 +31,7 @@ from rollback_helpers.errors import (
     RestoreTimeout,
 )
 from rollback_helpers.fly import Backup, Cluster
-from rollback_helpers.interactive import Checklist, Decision, Gate, Screen, not_approved
+from rollback_helpers.interactive import Checklist, Decision, Gate, Screen
 from rollback_helpers.progress import Progress
 from rollback_helpers.records import BadRecord, DeploymentRecord, record_from_issue
 from rollback_helpers.runs import PROTECTED_ENVS, RunContext, open_run
@@ -227,11 +227,7 @@ class PathB:
 
     def _not_cleared(self, step: str) -> Report | None:
         """Why a changing step must not run now (a report to show), or None to go ahead."""
-        if self.ctx.interactive and self.approval is None:
-            return not_approved(step, PLAN_STEP)
-        if self.ctx.dry_run:
-            return _skipped(step)
-        return None
+        return self.ctx.hold(step, approved=self.approval is not None, gate_step=PLAN_STEP)
 
     # -- steps that create something (skipped on a dry run) ------------------------
     def restore(self) -> Report:
@@ -453,7 +449,3 @@ def _differences(checks: list[ConnectionCheck], source: ConnectionCheck | None) 
             notes.append(f"{table}: {count if count >= 0 else 'missing'} rows on the new cluster, "
                          f"{shown} on the current one.")
     return notes or ["The new cluster holds the same migrations and row counts as the current one."]
-
-
-def _skipped(step: str) -> Report:
-    return Report(f"{step}: skipped (dry run)", status="skipped")

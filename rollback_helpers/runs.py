@@ -30,6 +30,7 @@ from rollback_helpers.interactive import (
     Screen,
     default_operator,
     make_decision,
+    not_approved,
     take_pending_decisions,
 )
 
@@ -75,6 +76,14 @@ class RunContext:
         if self.dry_run:
             self.dry_run = False
             self.log(f"{self.path} is LIVE on {self.env.name} (approved)")
+
+    def hold(self, step: str, *, approved: bool, gate_step: str) -> Report | None:
+        """Why a changing step must not run now (a report to show), or None to go ahead."""
+        if self.interactive and not approved:
+            return not_approved(step, gate_step)
+        if self.dry_run:
+            return Report(f"{step}: skipped (dry run)", status="skipped")
+        return None
 
     def go_dry(self, why: str) -> None:
         """Back to a dry run (the plan changed after an approval)."""
