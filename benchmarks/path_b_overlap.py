@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rollback_helpers import path_b
+from rollback_helpers.runbook import path_b
 from rollback_helpers.sandbox import shutdown
 from rollback_helpers.sandbox.scenarios import create_world
 

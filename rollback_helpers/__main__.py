@@ -1,3 +1,3 @@
-from rollback_helpers.cli import main
+from rollback_helpers.cli.main import main
 
 raise SystemExit(main())

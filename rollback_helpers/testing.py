@@ -1,9 +1,9 @@
 """Test doubles that ship with the package.
 
-:class:`ScriptedRunner` is a :class:`~rollback_helpers.commands.CommandRunner`
+:class:`ScriptedRunner` is a :class:`~rollback_helpers.clients.commands.CommandRunner`
 that answers from a script instead of starting processes, in the spirit of
 invoke's ``MockContext``: map an argv tuple (or a predicate over the argv) to a
-prepared :class:`~rollback_helpers.commands.CommandResult`; every call is
+prepared :class:`~rollback_helpers.clients.commands.CommandResult`; every call is
 recorded; a command it was not given raises :class:`UnexpectedCommand` (an
 ``AssertionError``), so a test fails loudly instead of silently running
 something nobody planned::
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from rollback_helpers.commands import CommandResult
+from rollback_helpers.clients.commands import CommandResult
 
 Argv = tuple[str, ...]
 Matcher = Argv | Callable[[Argv], bool]

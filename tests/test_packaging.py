@@ -127,9 +127,9 @@ def test_conda_environment_installs_the_project_itself() -> None:
 
 
 def test_console_script_points_at_the_cli_main() -> None:
-    """`rollback-runbook` runs rollback_helpers.cli:main, which exists and is callable."""
+    """`rollback-runbook` runs rollback_helpers.cli.main:main, which exists and is callable."""
     target = pyproject()["project"]["scripts"]["rollback-runbook"]
-    assert target == "rollback_helpers.cli:main"
+    assert target == "rollback_helpers.cli.main:main"
     module, attr = target.split(":")
     assert callable(getattr(importlib.import_module(module), attr))
 

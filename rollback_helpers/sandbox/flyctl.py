@@ -1,6 +1,6 @@
 """``FlyctlSandbox``: flyctl, emulated against the sandbox world.
 
-A :class:`~rollback_helpers.commands.CommandRunner` that answers the commands the
+A :class:`~rollback_helpers.clients.commands.CommandRunner` that answers the commands the
 runbook runs with flyctl's exact stdout, stderr, exit codes and JSON shapes (the
 fixtures in ``contracts/flyctl-samples``), built from ``world.state["fly"]``:
 apps with machines (each naming an entry of ``fly.images``: digest, repository,
@@ -13,7 +13,7 @@ does not. ``ssh console`` takes ``fly.ssh_latency`` virtual seconds.
 
 Every call is logged (``world.log_call("flyctl", …)``) after due events are
 applied. Destructive commands are refused here too — defence in depth behind
-:mod:`rollback_helpers.fly_policy` — logged ``mutating=True, refused=True`` and
+:mod:`rollback_helpers.clients.fly_policy` — logged ``mutating=True, refused=True`` and
 answered ``Error: sandbox refuses destructive command …`` with exit 1.
 """
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollback_helpers.clock import parse_iso, utc_iso
-from rollback_helpers.commands import BackgroundProcess, CommandResult, PopenProcess
+from rollback_helpers.clients.commands import BackgroundProcess, CommandResult, PopenProcess
 from rollback_helpers.sandbox.flyctl_common import (
     FLYCTL_COMMIT,
     FLYCTL_VERSION,

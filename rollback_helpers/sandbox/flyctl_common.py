@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlunsplit
 
-from rollback_helpers.commands import CommandResult, PopenProcess
+from rollback_helpers.clients.commands import CommandResult, PopenProcess
 from rollback_helpers.sandbox.processes import forget_process, record_process
 from rollback_helpers.secrets import redact
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rollback_helpers.commands import CommandResult
+from rollback_helpers.clients.commands import CommandResult
 from rollback_helpers.sandbox.flyctl_common import (
     Invocation,
     RestoreRefused,

@@ -26,19 +26,18 @@ _EVENT_HANDLERS: dict[str, EventHandler] = {}
 
 
 def on_event(kind: str) -> Callable[[EventHandler], EventHandler]:
-    """Register what happens when a scheduled event of ``kind`` comes due."""
+    """Register what happens when a scheduled event of ``kind`` comes due.
+
+    The services register their handlers when they are imported, and the
+    sandbox package imports them all (``rollback_helpers/sandbox/__init__.py``),
+    so any process that loads a world can apply any event another process scheduled.
+    """
 
     def register(handler: EventHandler) -> EventHandler:
         _EVENT_HANDLERS[kind] = handler
         return handler
 
     return register
-
-
-def _load_event_handlers() -> None:
-    """Importing the sandbox's services registers what their scheduled events do."""
-    import rollback_helpers.sandbox.flyctl  # noqa: F401
-    import rollback_helpers.sandbox.github_api  # noqa: F401
 
 
 def digest_for(name: str) -> str:
@@ -93,12 +92,14 @@ class World:
 
     def advance(self) -> None:
         """Apply every scheduled event that has come due, in time order."""
-        _load_event_handlers()
         events = sorted(self.state.get("events", []), key=lambda e: e["at"])
         due = [e for e in events if e["at"] <= self.now]
         self.state["events"] = [e for e in events if e["at"] > self.now]
         for event in due:
-            _EVENT_HANDLERS[event["kind"]](self, event)
+            handler = _EVENT_HANDLERS.get(event["kind"])
+            if handler is None:
+                raise RuntimeError(f"sandbox: no handler for scheduled event {event['kind']!r}")
+            handler(self, event)
 
     # -- ids and the call log -------------------------------------------------
     def next_id(self, counter: str, start: int = 1) -> int:

@@ -1,0 +1,1 @@
+"""``rollback-runbook``: the command line around the notebooks (drill, run, lab, …)."""

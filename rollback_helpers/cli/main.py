@@ -1,0 +1,204 @@
+"""``rollback-runbook``: run the runbook's notebooks headless, or drill them on the sandbox.
+
+    rollback-runbook drill path-a --env staging            a game day on the embedded sandbox
+    rollback-runbook run path-a --env staging              a real incident (dry run unless --live)
+    rollback-runbook lab                                   the walkthrough in JupyterLab (sandbox)
+    rollback-runbook scenarios | exit-codes                reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rollback_helpers.run import archive
+from rollback_helpers.errors import EXIT_CODES, RollbackError
+from rollback_helpers.secrets import redact
+
+PATHS = tuple(archive.NOTEBOOKS)
+DEFAULT_DRILL_SPEED = 20.0
+DEFAULT_SCENARIOS = {"path-a": "default", "path-b": "b-default", "verify-flip": "b-flipped"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rollback-runbook", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    drill = sub.add_parser("drill", help="run a runbook path on the embedded sandbox")
+    _common(drill)
+    drill.add_argument("--scenario", help="sandbox scenario name or .toml path (default: "
+                       + ", ".join(f"{p}: {s}" for p, s in DEFAULT_SCENARIOS.items()) + ")")
+    drill.add_argument("--dry-run", action="store_true", help="stop after the plan")
+    drill.add_argument("--speed", type=float, default=DEFAULT_DRILL_SPEED,
+                       help="virtual seconds per real second on waits (0 = instant)")
+    drill.add_argument("--sandbox-dir", help="keep the sandbox world here (default: a temp dir)")
+    drill.add_argument("--keep-sandbox", action="store_true", help="do not delete the sandbox world")
+    run = sub.add_parser("run", help="run a runbook path against the real Fly.io and GitHub")
+    _common(run)
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--live", dest="dry_run", action="store_false",
+                      help="make the changes (default: a dry run that only shows the plan)")
+    mode.add_argument("--dry-run", dest="dry_run", action="store_true", default=True)
+    run.add_argument("--confirm", default="", help="for a live production run: the word 'production'")
+    sub.add_parser("scenarios", help="list the sandbox scenarios")
+    sub.add_parser("exit-codes", help="what each exit code means")
+    _lab_parser(sub)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", choices=PATHS, help="which runbook notebook")
+    p.add_argument("--env", required=True, help="development | staging | production")
+    p.add_argument("--reason", default="", help="why (goes into the deployment-record comment)")
+    p.add_argument("--incident", default="", help="incident id or link")
+    p.add_argument("--operator", default="", help="who runs it (default: login name)")
+    p.add_argument("--incidents-dir", default="", help="archive directory (default: incidents/)")
+    p.add_argument("--target-digest", help="path-a: roll back to this digest instead of resolving")
+    p.add_argument("--allow-unrecorded-target", action="store_true",
+                   help="path-a: accept a --target-digest that no record names")
+    p.add_argument("--backup-id", help="path-b: restore this backup (default: from the record)")
+    p.add_argument("--source-cluster", help="path-b: source cluster (default: the cluster map)")
+    p.add_argument("--new-cluster-name", help="path-b: name for the restored cluster")
+    p.add_argument("--ready-timeout", type=float, help="path-b: seconds to wait for readiness")
+    p.add_argument("--record-number", type=int,
+                   help="path-b: the bad deploy's record (default: the newest)")
+    p.add_argument("--new-cluster", help="verify-flip: the restored cluster (default: the map's)")
+    p.add_argument("--old-cluster", help="verify-flip: the replaced cluster (default: the record's)")
+    p.add_argument("--quiet", action="store_true", help="do not stream cell output")
+
+
+def parameters(args: argparse.Namespace, *, backend: str, archive_to: Path,
+               sandbox_dir: str | None) -> dict[str, Any]:
+    """Papermill parameters: choices and names only — never a token or password."""
+    params: dict[str, Any] = {"env": args.env, "dry_run": args.dry_run, "backend": backend,
+                              "reason": args.reason, "incident": args.incident,
+                              "operator": args.operator, "archive_path": str(archive_to),
+                              "confirm": getattr(args, "confirm", ""), "interactive": False}
+    if sandbox_dir:
+        params["sandbox_dir"] = sandbox_dir
+    if args.path == "path-a":
+        params.update(target_digest=args.target_digest,
+                      allow_unrecorded_target=args.allow_unrecorded_target)
+    elif args.path == "path-b":
+        optional = {"backup_id": args.backup_id, "source_cluster": args.source_cluster,
+                    "new_cluster_name": args.new_cluster_name, "ready_timeout": args.ready_timeout,
+                    "record_number": args.record_number}
+        params.update({k: v for k, v in optional.items() if v is not None})
+    elif args.path == "verify-flip":
+        params.pop("dry_run")  # it only reads
+        params.pop("confirm")
+        params.update({k: v for k, v in {"new_cluster": args.new_cluster,
+                                         "old_cluster": args.old_cluster}.items() if v})
+    return params
+
+
+def incidents_dir(args: argparse.Namespace, *, drill: bool) -> Path:
+    from rollback_helpers.domain.config import load_config
+
+    base = Path(args.incidents_dir or load_config().incidents_dir)
+    return base / "drills" if drill and not args.incidents_dir else base
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from rollback_helpers.run.backends import create_drill_world, stop_drill_world
+
+    args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
+    sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
+    world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed)
+    print(f"Drill: {args.path} on {args.env}, scenario {args.scenario!r} — {world.description}")
+    saved_token = os.environ.get("GITHUB_TOKEN")
+    os.environ["GITHUB_TOKEN"] = world.token  # the kernel reads it, as in an incident
+    args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    args.reason = args.reason or f"drill: scenario {args.scenario}"
+    try:
+        return _execute(args, backend="sandbox", sandbox_dir=str(sandbox_dir), drill=True)
+    finally:
+        if saved_token is None:
+            os.environ.pop("GITHUB_TOKEN", None)
+        else:
+            os.environ["GITHUB_TOKEN"] = saved_token
+        stop_drill_world(sandbox_dir)
+        if not args.keep_sandbox and not args.sandbox_dir:
+            shutil.rmtree(sandbox_dir, ignore_errors=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _execute(args, backend="real", sandbox_dir=None, drill=False)
+
+
+def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None, drill: bool) -> int:
+    if args.path == "verify-flip":
+        args.dry_run = False  # it only ever reads: there is nothing to dry-run
+    target = archive.archive_path(incidents_dir(args, drill=drill), args.env, args.path,
+                                  dry_run=args.dry_run)
+    if not args.quiet:
+        archive.quiet_papermill_logs()
+    outcome = archive.execute(args.path, target, parameters(args, backend=backend,
+                                                            archive_to=target,
+                                                            sandbox_dir=sandbox_dir),
+                              log_output=not args.quiet)
+    print()
+    if outcome.ok:
+        print(f"Done: {args.path} on {args.env} — {'dry run, plan only' if args.dry_run else 'success'}.")
+    else:
+        print(f"FAILED at step: {outcome.failed_step} (cell {outcome.failed_cell})", file=sys.stderr)
+        print(redact(outcome.error), file=sys.stderr)
+    print(f"Archived notebook: {target}")
+    print(f"Exit code {outcome.exit_code}: {EXIT_CODES.get(outcome.exit_code, '')}")
+    return outcome.exit_code
+
+
+def cmd_scenarios(_: argparse.Namespace) -> int:
+    from rollback_helpers.run.backends import sandbox_scenarios
+
+    for name, description in sandbox_scenarios().items():
+        print(f"{name:28} {description}")
+    return 0
+
+
+def cmd_exit_codes(_: argparse.Namespace) -> int:
+    for code, meaning in EXIT_CODES.items():
+        print(f"{code}  {meaning}")
+    return 0
+
+
+def _lab_parser(sub: Any) -> None:
+    lab = sub.add_parser("lab", help="walk through the runbook in JupyterLab (sandbox by default)")
+    lab.add_argument("--backend", choices=("sandbox", "real"), default="sandbox",
+                     help="sandbox: a drill world (default); real: GitHub + flyctl")
+    lab.add_argument("--scenario", default="default", help="sandbox scenario name or .toml path")
+    lab.add_argument("--speed", type=float, default=DEFAULT_DRILL_SPEED,
+                     help="sandbox: virtual seconds per real second on waits (0 = instant)")
+    lab.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    lab.add_argument("--workspace",
+                     help="folder for the notebook copies (default: incidents/lab/<ts>)")
+    lab.add_argument("--no-browser", action="store_true", help="only print the URL")
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from rollback_helpers.cli.lab import run_lab
+
+    return run_lab(args)
+
+
+COMMANDS = {"drill": cmd_drill, "run": cmd_run, "scenarios": cmd_scenarios,
+            "exit-codes": cmd_exit_codes, "lab": cmd_lab}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RollbackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

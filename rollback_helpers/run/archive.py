@@ -1,0 +1,156 @@
+"""Execute a runbook notebook with papermill and archive it as the incident record.
+
+The executed notebook is written even when a step fails (papermill marks the
+failing cell); its metadata gains a ``rollback_runbook`` block with the path,
+environment, outcome, exit code, failing step, parameters and decisions, so
+records from headless and interactive runs read the same.
+
+An interactive walkthrough (JupyterLab) is archived by its last cell instead
+(:mod:`rollback_helpers.run.walkthrough`), under the same name rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from rollback_helpers.errors import error_class_named
+from rollback_helpers.run.notebook_io import (
+    decisions_in,
+    notebook_parameters,
+    read_notebook,
+    step_heading,
+    write_notebook,
+)
+from rollback_helpers.secrets import redact
+from rollback_helpers.ui.display import METADATA_KEY
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = {
+    "path-a": "path_a_image_rollback.ipynb",
+    "path-b": "path_b_database_breakglass.ipynb",
+    "verify-flip": "path_b_verify_flip.ipynb",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: str
+    env: str
+    archive: str
+    exit_code: int
+    outcome: str               # "success", or the error class's outcome ("workflow-failed", …)
+    error: str = ""            # ErrorClass: message (redacted)
+    failed_step: str = ""      # the heading of the step whose cell failed
+    failed_cell: int | None = None
+    mode: str = "headless"     # "headless" (papermill) or "interactive" (JupyterLab)
+    dry_run: bool = True
+    backend: str = "sandbox"
+    started_at: str = ""
+    finished_at: str = ""
+    seconds: float = 0.0
+    parameters: dict[str, Any] = field(default_factory=dict)   # as the notebook was given them
+    decisions: list[dict[str, str]] = field(default_factory=list)  # what, who, at, how, step
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def notebooks_dir() -> Path:
+    return REPO_ROOT / "notebooks"
+
+
+def archive_path(incidents_dir: str | Path, env: str, path: str, *, dry_run: bool,
+                 now: datetime | None = None) -> Path:
+    """``<dir>/<UTC timestamp>-<env>-<path>[-dry-run].ipynb``, never overwriting one."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{stamp}-{env}-{path}" + ("-dry-run" if dry_run else "")
+    candidate = Path(incidents_dir) / f"{base}.ipynb"
+    n = 2
+    while candidate.exists():
+        candidate = Path(incidents_dir) / f"{base}-{n}.ipynb"
+        n += 1
+    return candidate
+
+
+def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
+            log_output: bool = True) -> Outcome:
+    """Run the notebook for ``path`` into ``output``; never raises for a failed step."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    parameters = {**parameters, "interactive": False}  # headless: never wait on a widget
+    started, began = datetime.now(UTC), time.monotonic()
+    common: dict[str, Any] = {
+        "path": path, "env": str(parameters.get("env")), "archive": str(output),
+        "dry_run": bool(parameters.get("dry_run", True)),
+        "backend": str(parameters.get("backend", "sandbox")),
+        "started_at": started.isoformat(timespec="seconds")}
+    try:
+        papermill.execute_notebook(str(notebooks_dir() / NOTEBOOKS[path]), str(output),
+                                   parameters=parameters, progress_bar=False,
+                                   log_output=log_output, cwd=str(cwd or REPO_ROOT),
+                                   kernel_name="python3")
+        outcome = Outcome(exit_code=0, outcome="success", **common)
+    except PapermillExecutionError as exc:
+        outcome = _failed(exc, output, common)
+    outcome = _finish(outcome, time.monotonic() - began)
+    return stamp_metadata(output, outcome)
+
+
+def _failed(exc: PapermillExecutionError, output: Path, common: dict[str, Any]) -> Outcome:
+    return _failed_at(exc.ename, exc.evalue, exc.cell_index, output, common)
+
+
+def _failed_at(ename: str, evalue: str, cell_index: int, notebook: Path,
+               common: dict[str, Any]) -> Outcome:
+    cls = error_class_named(ename)
+    exit_code, outcome = (cls.exit_code, cls.outcome) if cls else (1, "error")
+    return Outcome(exit_code=exit_code, outcome=outcome, error=redact(f"{ename}: {evalue}"),
+                   failed_step=step_heading(notebook, cell_index), failed_cell=cell_index,
+                   **common)
+
+
+def _finish(outcome: Outcome, seconds: float) -> Outcome:
+    data = asdict(outcome) | {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                              "seconds": round(seconds, 2)}
+    return Outcome(**data)
+
+
+def stamp_metadata(notebook: Path, outcome: Outcome) -> Outcome:
+    """Write the ``rollback_runbook`` block, with the notebook's parameters and decisions."""
+    nb = read_notebook(notebook)
+    outcome = replace(outcome, parameters=notebook_parameters(nb), decisions=decisions_in(nb))
+    nb.metadata[METADATA_KEY] = asdict(outcome)
+    write_notebook(nb, notebook)
+    return outcome
+
+
+def read_outcome(notebook: Path) -> dict[str, Any]:
+    return dict(read_notebook(notebook).metadata.get(METADATA_KEY, {}))
+
+
+class _CellOutput(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(record.getMessage().rstrip("\n"))
+
+
+_BOOKKEEPING = ("Executing", "Ending Cell", "Input Notebook", "Output Notebook", "Black",
+                "Kernel")
+
+
+def quiet_papermill_logs() -> None:
+    """Show the cells' own output on the terminal, not papermill's bookkeeping."""
+    logger = logging.getLogger("papermill")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_CellOutput())
+    handler.addFilter(lambda record: not record.getMessage().startswith(_BOOKKEEPING))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -1,0 +1,141 @@
+"""The two seams, wired either to the real world or to the embedded sandbox.
+
+A notebook asks for ``open_backends("real")`` or ``open_backends("sandbox", …)``
+and gets the same four things either way: an ``httpx.Client``, a command runner,
+a clock and the GitHub token (from the kernel's environment, never a parameter).
+
+This is the one place above the sandbox that knows it exists: the command line
+creates and stops drill worlds through :func:`create_drill_world` and
+:func:`stop_drill_world` rather than reaching into ``rollback_helpers.sandbox``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from rollback_helpers.clock import Clock, RealClock
+from rollback_helpers.clients.commands import CommandRunner, SubprocessRunner
+from rollback_helpers.domain.config import RunbookConfig
+from rollback_helpers.errors import ConfigError, GitHubAuthError
+from rollback_helpers.clients.fly import Fly
+from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.secrets import Secret, token_from_env
+
+if TYPE_CHECKING:
+    from rollback_helpers.sandbox.world import World
+
+BACKENDS = ("sandbox", "real")
+TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+
+
+class WorldClock:
+    """The sandbox world's own clock: sleeping moves the world forward."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def now(self) -> float:
+        return self._world.now
+
+    def sleep(self, seconds: float) -> None:
+        self._world.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class DrillWorld:
+    """A sandbox world made for a drill or a walkthrough, as the command line needs it."""
+
+    directory: Path
+    description: str   # the scenario's first line
+    token: str         # the sandbox's own GitHub token (never a real one)
+
+
+def create_drill_world(scenario: str, directory: str | Path, *, speed: float) -> DrillWorld:
+    """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``."""
+    from rollback_helpers.sandbox.scenarios import create_world
+
+    world = create_world(scenario, Path(directory), speed=speed)
+    lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
+    return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]))
+
+
+def stop_drill_world(directory: str | Path) -> None:
+    """Stop every process the sandbox started for this world (servers, tunnels). Idempotent."""
+    from rollback_helpers.sandbox import shutdown
+
+    shutdown(directory)
+
+
+def sandbox_scenarios() -> dict[str, str]:
+    """The shipped sandbox scenarios: name → one-line description."""
+    from rollback_helpers.sandbox.scenarios import list_scenarios
+
+    return list_scenarios()
+
+
+@dataclass
+class Backends:
+    name: str
+    http: httpx.Client
+    runner: CommandRunner
+    clock: Clock
+    github_token: Secret | None
+    sandbox_dir: Path | None = None
+
+    def github(self, cfg: RunbookConfig) -> GitHubClient:
+        if self.github_token is None:
+            raise GitHubAuthError(
+                f"No GitHub token in the environment ({' or '.join(TOKEN_VARS)}).",
+                "export GITHUB_TOKEN=$(gh auth token) in the shell that starts the runbook, "
+                "then re-run. Never pass a token as a notebook parameter.")
+        return GitHubClient(self.http, cfg.github_repo, self.github_token, clock=self.clock,
+                            api_url=cfg.github_api_url)
+
+    def fly(self, cfg: RunbookConfig) -> Fly:
+        return Fly(self.runner, flyctl=cfg.flyctl, timeout=cfg.command_timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def open_backends(backend: str, *, scenario: str = "default", sandbox_dir: str | None = None,
+                  environ: Mapping[str, str] | None = None,
+                  cfg: RunbookConfig | None = None) -> Backends:
+    environ = os.environ if environ is None else environ
+    token = token_from_env(dict(environ), *TOKEN_VARS)
+    if backend == "real":
+        flyctl = (cfg.flyctl if cfg else "flyctl")
+        if shutil.which(flyctl) is None:
+            raise ConfigError(f"`{flyctl}` is not on PATH; the real backend needs it.",
+                              "Install flyctl and run `flyctl auth login`, or use backend='sandbox' "
+                              "for a drill.")
+        return Backends("real", httpx.Client(timeout=30.0), SubprocessRunner(), RealClock(), token)
+    if backend == "sandbox":
+        return _sandbox_backends(scenario, sandbox_dir, token)
+    raise ConfigError(f"Unknown backend {backend!r}.", f"Use one of: {', '.join(BACKENDS)}.")
+
+
+def _sandbox_backends(scenario: str, sandbox_dir: str | None, token: Secret | None) -> Backends:
+    from rollback_helpers.sandbox.flyctl import FlyctlSandbox
+    from rollback_helpers.sandbox.http import sandbox_transport
+    from rollback_helpers.sandbox.scenarios import create_world
+    from rollback_helpers.sandbox.world import World
+
+    if sandbox_dir and (Path(sandbox_dir) / "world.json").is_file():
+        world = World.load(sandbox_dir)
+    else:
+        world = create_world(scenario, sandbox_dir or tempfile.mkdtemp(prefix="rollback-sandbox-"))
+    sandbox_token = world.state["github"]["token"]
+    if token is None or not token.reveal().startswith("ghs_sandbox"):
+        token = Secret(sandbox_token)  # a real token never goes to the sandbox
+    http = httpx.Client(transport=sandbox_transport(world), timeout=30.0)
+    return Backends("sandbox", http, FlyctlSandbox(world), WorldClock(world), token,
+                    sandbox_dir=world.state_dir)

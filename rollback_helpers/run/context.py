@@ -1,0 +1,203 @@
+"""What every runbook path starts with: parameters checked, config loaded, seams opened.
+
+A run is headless (papermill: parameters decide) or interactive (JupyterLab: the
+engineer decides with widgets). Both record their decisions the same way
+(:meth:`RunContext.decide`), and both end with a summary; an interactive run
+archives itself with :meth:`RunContext.finish`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rollback_helpers.run.backends import Backends, open_backends
+from rollback_helpers.clock import utc_iso
+from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
+from rollback_helpers.ui.display import METADATA_KEY, Report
+from rollback_helpers.errors import ConfigError, ConfirmationRequired
+from rollback_helpers.ui.interactive import (
+    Decision,
+    EnvironmentPicker,
+    Handle,
+    NotebookScreen,
+    Screen,
+    default_operator,
+    make_decision,
+    not_approved,
+    take_pending_decisions,
+)
+
+PROTECTED_ENVS = ("production",)
+
+
+@dataclass
+class RunContext:
+    path: str
+    cfg: RunbookConfig
+    env: EnvConfig
+    backends: Backends
+    dry_run: bool
+    reason: str
+    incident: str
+    operator: str
+    archive_path: str
+    started_at: str
+    timeline: list[tuple[str, str]] = field(default_factory=list)
+    interactive: bool = False
+    screen: Screen = field(default_factory=NotebookScreen)
+    decisions: list[Decision] = field(default_factory=list)
+    run_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    opened_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def log(self, event: str) -> None:
+        """One line of the incident timeline, stamped with the run's clock."""
+        self.timeline.append((utc_iso(self.backends.clock.now()), event))
+
+    def show(self, obj: Any) -> Handle:
+        return self.screen.show(obj)
+
+    def decide(self, what: str, how: str, step: str = "") -> Decision:
+        """Record one decision (a click, a tick, or a parameter) in the run and its timeline."""
+        decision = make_decision(what, how=how, step=step, who=self.operator,
+                                 at=self.backends.clock.now(), run_id=self.run_id)
+        self.decisions.append(decision)
+        self.log(f"decision: {what} ({how}, by {self.operator})")
+        return decision
+
+    def go_live(self) -> None:
+        """The engineer approved: from now on the changing steps run."""
+        if self.dry_run:
+            self.dry_run = False
+            self.log(f"{self.path} is LIVE on {self.env.name} (approved)")
+
+    def hold(self, step: str, *, approved: bool, gate_step: str) -> Report | None:
+        """Why a changing step must not run now (a report to show), or None to go ahead."""
+        if self.interactive and not approved:
+            return not_approved(step, gate_step)
+        if self.dry_run:
+            return Report(f"{step}: skipped (dry run)", status="skipped")
+        return None
+
+    def go_dry(self, why: str) -> None:
+        """Back to a dry run (the plan changed after an approval)."""
+        if not self.dry_run:
+            self.dry_run = True
+            self.log(f"{self.path} is a dry run again: {why}")
+
+    def incidents_dir(self) -> Path:
+        """Where this run is archived: ``incidents/`` (``incidents/drills/`` on the sandbox)."""
+        base = Path(self.cfg.incidents_dir)
+        return base / "drills" if self.backends.name == "sandbox" else base
+
+    def reserve_archive_path(self) -> str:
+        """Interactive runs: fix the archive's name now, so the record comment can name it."""
+        if not self.archive_path:
+            from rollback_helpers.run.archive import archive_path
+
+            self.archive_path = str(archive_path(self.incidents_dir(), self.env.name, self.path,
+                                                 dry_run=self.dry_run))
+        return self.archive_path
+
+    def summary_report(self, outcome: str) -> Report:
+        """The timeline and the decisions; its metadata lets :meth:`finish` check the save."""
+        report = Report(f"Summary: {outcome}", status="stopped" if self.dry_run else "ok",
+                        table=pd.DataFrame(self.timeline, columns=["time (UTC)", "event"]))
+        report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "outcome": outcome,
+                                                  "timeline": len(self.timeline)}}}
+        report.fact("decisions", len(self.decisions) or "none")
+        for decision in self.decisions:
+            report.fact(f"  {decision.step or 'decision'}", decision.line())
+        if self.interactive:
+            report.note("To archive this walkthrough: save the notebook (Ctrl+S), then run the "
+                        "last cell (Finish).")
+        elif self.archive_path:
+            report.note(f"This notebook is archived at {self.archive_path}")
+        return report
+
+    def finish(self, notebook: str | None = None) -> Report:
+        """Interactive: archive the saved notebook as the incident record. Headless: a no-op."""
+        if not self.interactive:
+            return Report("Finish: archived by rollback-runbook", status="ok").fact(
+                "archive", self.archive_path or "—").note(
+                "A headless run is archived by the command that ran it, when the run ends.")
+        from rollback_helpers.run.walkthrough import archive_walkthrough
+
+        return archive_walkthrough(self, notebook)
+
+    @property
+    def env_name(self) -> str:
+        return self.env.name
+
+    @property
+    def backend_name(self) -> str:
+        return self.backends.name
+
+    @property
+    def mode(self) -> str:
+        if self.interactive:
+            return "INTERACTIVE: a dry run until you approve the plan" if self.dry_run \
+                else "INTERACTIVE: LIVE (approved)"
+        return "DRY RUN (changes nothing)" if self.dry_run else "LIVE"
+
+    def preflight_report(self, title: str) -> Report:
+        token_source = "present (from the kernel's environment)" if self.backends.name == "real" \
+            else "sandbox token"
+        report = Report(title)
+        for key, value in [("environment", self.env.name), ("app", self.env.app),
+                           ("mode", self.mode), ("backend", self.backends.name),
+                           ("GitHub repo", self.cfg.github_repo),
+                           ("GitHub token",
+                            token_source if self.backends.github_token else "MISSING"),
+                           ("operator", self.operator), ("incident", self.incident or "—"),
+                           ("reason", self.reason or "—")]:
+            report.fact(key, value)
+        report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "step": "preflight"}}}
+        if self.backends.sandbox_dir:
+            report.note(f"Sandbox world: {self.backends.sandbox_dir} — nothing real is touched.")
+        return report
+
+
+def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenario: str = "default",
+             sandbox_dir: str | None = None, confirm: str = "", operator: str = "",
+             reason: str = "", incident: str = "", archive_path: str = "",
+             config: dict[str, Any] | None = None, interactive: bool = False,
+             screen: Screen | None = None) -> RunContext:
+    """Validate the parameters (nothing is contacted before this passes) and open the seams.
+
+    Interactive runs always start as a dry run: the plan's button, not a
+    parameter, makes them live. Without ``env`` they show an environment picker.
+    """
+    cfg = load_config(config)
+    operator = operator or default_operator()
+    screen = screen or NotebookScreen()
+    if interactive and not env:
+        EnvironmentPicker(sorted(cfg.environments), screen=screen, operator=operator).show()
+        raise ConfigError("No environment chosen yet.",
+                          "Pick one in the list above, then run this cell and the ones below "
+                          "(Run → Run Selected Cell and All Below).")
+    env_cfg = cfg.env(env)
+    if interactive:
+        dry_run = True
+    elif env_cfg.name in PROTECTED_ENVS and not dry_run and confirm != env_cfg.name:
+        raise ConfirmationRequired(
+            f"A live {path} run against {env_cfg.name} needs an explicit confirmation.",
+            f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")
+    if backend == "sandbox" and not sandbox_dir:
+        sandbox_dir = os.environ.get("ROLLBACK_SANDBOX_DIR") or None  # `rollback-runbook lab`
+    backends = open_backends(backend, scenario=scenario, sandbox_dir=sandbox_dir, cfg=cfg)
+    ctx = RunContext(path, cfg, env_cfg, backends, dry_run, reason, incident, operator,
+                     archive_path, utc_iso(backends.clock.now()), interactive=interactive,
+                     screen=screen)
+    ctx.log(f"{path} started on {env_cfg.name} ({ctx.mode}, backend {backends.name})")
+    for earlier in take_pending_decisions():  # the picker's choice, made before the run opened
+        ctx.decisions.append(replace(earlier, run_id=ctx.run_id))
+        ctx.log(f"decision: {earlier.what} ({earlier.how}, by {earlier.who} at {earlier.at})")
+        ctx.show(ctx.decisions[-1].report())
+    return ctx

@@ -1,0 +1,125 @@
+"""Reading and writing runbook notebooks: parameters, decisions, errors, step headings.
+
+What an archived record says about itself is read here, whoever wrote it
+(papermill or an interactive walkthrough).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from rollback_helpers.secrets import redact
+from rollback_helpers.ui.display import METADATA_KEY
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
+    nbformat.write(nb, str(path))  # type: ignore[no-untyped-call]
+
+
+def parameterized(nb: nbformat.NotebookNode, parameters: dict[str, Any],
+                  comment: str) -> nbformat.NotebookNode:
+    """``nb`` with papermill's injected-parameters cell (as a headless run would have it)."""
+    from papermill.parameterize import parameterize_notebook
+
+    nb.metadata.setdefault("papermill", {})
+    for cell in nb.cells:  # papermill expects every cell to have tags
+        cell.metadata.setdefault("tags", [])
+    nb = parameterize_notebook(nb, parameters, comment=comment)
+    for cell in nb.cells:
+        if not cell.metadata.get("tags"):
+            cell.metadata.pop("tags", None)
+    return nb
+
+
+def step_heading(notebook: Path, cell_index: int) -> str:
+    """The Markdown heading nearest above a cell: the step's name as the reader sees it."""
+    if not notebook.is_file():
+        return f"cell {cell_index}"
+    cells = read_notebook(notebook).cells
+    for cell in reversed(cells[: cell_index + 1]):
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return str(line.lstrip("#").strip())
+    return f"cell {cell_index}"
+
+
+def _runbook_metadata(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    """The ``rollback_runbook`` blocks of every output, in notebook order."""
+    return [dict(output.get("metadata", {}).get(METADATA_KEY))
+            for cell in nb.cells if cell.cell_type == "code"
+            for output in cell.get("outputs", [])
+            if isinstance(output.get("metadata", {}).get(METADATA_KEY), dict)]
+
+
+def decisions_in(nb: nbformat.NotebookNode) -> list[dict[str, str]]:
+    """Every decision the notebook's outputs record, once each, in notebook order."""
+    seen: dict[str, dict[str, str]] = {}
+    for block in _runbook_metadata(nb):
+        for decision in block.get("decisions", []):
+            seen.setdefault(str(decision.get("id")), dict(decision))
+    return list(seen.values())
+
+
+def notebook_parameters(nb: nbformat.NotebookNode) -> dict[str, Any]:
+    """The parameters as given: the ``parameters`` cell, overridden by papermill's injected one."""
+    values: dict[str, Any] = {}
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.cell_type == "code" and {"parameters", "injected-parameters"} & set(tags):
+            values.update(_assignments(cell.source))
+    return values
+
+
+def _assignments(source: str) -> dict[str, Any]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                value = ast.unparse(node.value)
+            found[node.targets[0].id] = redact(value) if isinstance(value, str) else value
+    return found
+
+
+def first_error(nb: nbformat.NotebookNode) -> tuple[int, str, str] | None:
+    """``(cell index, ename, evalue)`` of the first error output, as papermill would report it."""
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") == "error":
+                return index, str(output.get("ename", "")), str(output.get("evalue", ""))
+    return None
+
+
+def record_structure(nb: nbformat.NotebookNode) -> dict[str, Any]:
+    """What any record of a path has, whatever ran it: compare two records with ``==``.
+
+    Parameter names, step headings, code cells (papermill's injected cell aside),
+    the metadata block's keys, the outcome, and the decisions (step and what).
+    """
+    block = dict(nb.metadata.get(METADATA_KEY, {}))
+    cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get(
+        "tags", [])]
+    return {
+        "parameters": sorted(block.get("parameters", {})),
+        "headings": [line for c in cells if c.cell_type == "markdown"
+                     for line in c.source.splitlines() if line.startswith("#")],
+        "code": [c.source for c in cells if c.cell_type == "code"],
+        "metadata keys": sorted(block),
+        "outcome": (block.get("outcome"), block.get("exit_code"), block.get("dry_run")),
+        "decisions": [(d.get("step"), d.get("what")) for d in block.get("decisions", [])],
+    }

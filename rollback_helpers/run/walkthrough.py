@@ -1,0 +1,146 @@
+"""Archiving an interactive walkthrough (JupyterLab) from its last cell.
+
+:func:`archive_walkthrough` reads the notebook as the engineer saved it, derives
+a headless run's metadata block from it (the first error output plays
+papermill's failing cell) and writes it under the same name rules.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import nbformat
+
+from rollback_helpers.errors import ConfigError
+from rollback_helpers.run.archive import Outcome, _failed_at, _finish
+from rollback_helpers.run.notebook_io import (
+    _runbook_metadata,
+    decisions_in,
+    first_error,
+    notebook_parameters,
+    read_notebook,
+    write_notebook,
+)
+from rollback_helpers.ui.display import METADATA_KEY, Report
+from rollback_helpers.ui.interactive import Decision
+
+
+class WalkthroughRun(Protocol):
+    """What archiving needs of the interactive run (the run's context satisfies it)."""
+
+    path: str
+    dry_run: bool
+    run_id: str
+    opened_at: datetime
+    timeline: list[tuple[str, str]]
+    decisions: list[Decision]
+
+    @property
+    def env_name(self) -> str: ...
+
+    @property
+    def backend_name(self) -> str: ...
+
+    def reserve_archive_path(self) -> str: ...
+
+    def log(self, event: str) -> None: ...
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+SAVE_FIRST = "Save the notebook (Ctrl+S), then run this cell again."
+
+
+def saved_notebook(explicit: str | None = None) -> Path:
+    """The notebook file this kernel runs: explicit, else what jupyter-server told the kernel."""
+    name = explicit or os.environ.get("JPY_SESSION_NAME", "")
+    path = Path(name) if name else None
+    if path is not None and not path.is_absolute() and not path.is_file():
+        path = Path.cwd() / path.name
+    if path is None or path.suffix != ".ipynb" or not path.is_file():
+        raise ConfigError(f"Cannot find this notebook's file ({name or 'JupyterLab did not say'}).",
+                          "Pass it: run.finish('path_a_image_rollback.ipynb'), its path relative "
+                          "to this notebook's folder.")
+    return path
+
+
+def unsaved_work(nb: nbformat.NotebookNode, ctx: WalkthroughRun) -> str:
+    """Why the saved file does not yet hold this run's story, or ``""``."""
+    runs = [block["run"] for block in _runbook_metadata(nb) if isinstance(block.get("run"), dict)]
+    if not any(run.get("id") == ctx.run_id for run in runs):
+        return "The saved file does not show this run yet."
+    summaries = [r for r in runs if "timeline" in r]
+    mine = [r for r in summaries if r.get("id") == ctx.run_id]
+    ended_in_error = first_error(nb) is not None  # a failed run's story ends at its error
+    if summaries and not ended_in_error and (not mine or mine[-1]["timeline"] != len(ctx.timeline)):
+        return ("The saved Summary is older than the run: run the Summary cell again, "
+                "then save.")
+    saved = {d.get("id") for d in decisions_in(nb)}
+    missing = [d for d in ctx.decisions if d.id not in saved]
+    if missing:
+        return f"{len(missing)} decision(s) of this run are not in the saved file."
+    return ""
+
+
+def archive_walkthrough(ctx: WalkthroughRun, notebook: str | None = None) -> Report:
+    """Archive the saved notebook of an interactive run, with a headless run's metadata block."""
+    try:
+        saved = saved_notebook(notebook)
+    except ConfigError as exc:  # not JupyterLab (nbval, another editor): say how, do not fail
+        return Report("Finish: not archived", status="stopped").note(exc.what).note(exc.next_step)
+    nb = read_notebook(saved)
+    problem = unsaved_work(nb, ctx)
+    if problem:
+        return Report("Finish: not archived yet", status="stopped").note(problem).note(SAVE_FIRST)
+    target = Path(ctx.reserve_archive_path())
+    outcome = stamp_walkthrough(nb, saved, ctx, target)
+    report = Report("Finish: archived", status="ok" if outcome.ok else "warning")
+    report.fact("archive", str(target)).fact("outcome", f"{outcome.outcome} (exit code "
+                                                        f"{outcome.exit_code})")
+    report.fact("decisions", len(outcome.decisions))
+    if outcome.failed_step:
+        report.note(f"Failed step: {outcome.failed_step} — {outcome.error}")
+    report.note("Running this cell again (after saving) updates this archive.")
+    _replace_finish_output(nb, report)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_notebook(nb, target)
+    ctx.log(f"archived at {target}")
+    return report
+
+
+def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRun,
+                      target: Path) -> Outcome:
+    """The metadata block for an interactive run, set on ``nb`` (widgets are dropped)."""
+    _drop_widgets(nb)
+    common: dict[str, Any] = {
+        "path": ctx.path, "env": ctx.env_name, "archive": str(target), "mode": "interactive",
+        "dry_run": ctx.dry_run, "backend": ctx.backend_name,
+        "started_at": ctx.opened_at.isoformat(timespec="seconds")}
+    error = first_error(nb)
+    outcome = _failed_at(error[1], error[2], error[0], saved, common) if error \
+        else Outcome(exit_code=0, outcome="success", **common)
+    seconds = (datetime.now(UTC) - ctx.opened_at).total_seconds()
+    outcome = replace(_finish(outcome, seconds), parameters=notebook_parameters(nb),
+                      decisions=decisions_in(nb))
+    nb.metadata[METADATA_KEY] = asdict(outcome)
+    return outcome
+
+
+def _drop_widgets(nb: nbformat.NotebookNode) -> None:
+    """Widgets are controls, not the record: the decision lines they wrote are."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if WIDGET_MIME not in o.get("data", {})]
+
+
+def _replace_finish_output(nb: nbformat.NotebookNode, report: Report) -> None:
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "finish" in cell.get("metadata", {}).get("tags", []):
+            data = {"text/plain": repr(report), "text/html": report._repr_html_()}
+            cell.outputs = [nbformat.from_dict(  # type: ignore[no-untyped-call]
+                {"output_type": "display_data", "data": data, "metadata": {}})]

@@ -1,0 +1,1 @@
+"""The steps of each runbook path: what a notebook cell calls (Path A, Path B, verify-flip, triage)."""

@@ -1,0 +1,390 @@
+"""Path A — image rollback, the runbook's first resort. Each method is one notebook cell.
+
+    start → preflight → current_state → recent_records → resolve_target → plan
+          → (a dry run stops here) → dispatch → watch → verify → update_records → summary
+          → finish
+
+The rollback stays on the CI deploy path: the previous image is re-promoted
+through the ``promote-image.yml`` workflow, never deployed from here, and the
+database is not touched.
+
+Headless, ``dry_run`` decides whether the changing steps run. Interactive
+(JupyterLab), the plan step shows a button (:class:`~rollback_helpers.ui.interactive.Gate`)
+and only pressing it makes the run live; until then the changing steps report
+"skipped: not approved".
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pandas as pd
+
+from rollback_helpers.ui.display import Report, short
+from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
+from rollback_helpers.clients.fly import AppStatus
+from rollback_helpers.clients.github import GitHubClient, WorkflowRun
+from rollback_helpers.clients.health import HealthResult, check_health
+from rollback_helpers.domain.images import parse_digest, parse_image_ref
+from rollback_helpers.ui.interactive import Decision, Gate, Screen
+from rollback_helpers.ui.progress import Progress
+from rollback_helpers.domain.records import (
+    BadRecord,
+    DeploymentRecord,
+    RollbackTarget,
+    record_from_issue,
+    records_table,
+    resolve_rollback_target,
+)
+from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+
+Record = DeploymentRecord | BadRecord
+PLAN_STEP = "4"  # the notebook's step that holds the gate
+WORKFLOW_STAGES = ("queued", "in_progress", "completed")
+
+
+class Replay(Iterable[Record]):
+    """A lazy iterator that can be walked again from the start without refetching."""
+
+    def __init__(self, source: Iterable[Record]) -> None:
+        self._source = iter(source)
+        self._seen: list[Record] = []
+
+    def __iter__(self) -> Iterator[Record]:
+        index = 0
+        while True:
+            if index < len(self._seen):
+                yield self._seen[index]
+            else:
+                nxt = next(self._source, None)
+                if nxt is None:
+                    return
+                self._seen.append(nxt)
+                yield nxt
+            index += 1
+
+
+def start(*, env: str | None, dry_run: bool = True, target_digest: str | None = None,
+          allow_unrecorded_target: bool = False, backend: str = "sandbox",
+          scenario: str = "default", sandbox_dir: str | None = None, confirm: str = "",
+          reason: str = "", incident: str = "", operator: str = "", archive_path: str = "",
+          config: dict[str, Any] | None = None, interactive: bool = False,
+          screen: Screen | None = None) -> PathA:
+    """Check the parameters and open the seams. Nothing is read or changed yet."""
+    if target_digest:  # bad input fails before anything is contacted
+        if target_digest.startswith("sha256:"):
+            parse_digest(target_digest, what="target_digest")
+        else:
+            parse_image_ref(target_digest, what="target_digest")
+    ctx = open_run("path-a", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
+                   sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,
+                   incident=incident, archive_path=archive_path, config=config,
+                   interactive=interactive, screen=screen)
+    return PathA(ctx, target_digest=target_digest or None,
+                 allow_unrecorded_target=allow_unrecorded_target)
+
+
+class PathA:
+    def __init__(self, ctx: RunContext, *, target_digest: str | None,
+                 allow_unrecorded_target: bool) -> None:
+        self.ctx = ctx
+        self.target_digest = target_digest
+        self.allow_unrecorded_target = allow_unrecorded_target
+        self.github: GitHubClient = ctx.backends.github(ctx.cfg)
+        self.fly = ctx.backends.fly(ctx.cfg)
+        labels = ctx.env.record_labels
+        self.records = Replay(
+            record_from_issue(issue, env=ctx.env.name, rolled_back_label=ctx.cfg.rolled_back_label)
+            for issue in self.github.iter_issues(labels))
+        self.status: AppStatus | None = None
+        self.target: RollbackTarget | None = None
+        self.run: WorkflowRun | None = None
+        self.health: HealthResult | None = None
+        self.comment_url = ""
+        self.outcome = "in progress"
+        self.approval: Decision | None = None
+        self.approved_image = ""  # the image the approval was for
+
+    # -- read-only steps -----------------------------------------------------
+    def preflight(self) -> Report:
+        report = self.ctx.preflight_report("Preflight: Path A — image rollback")
+        report.fact("workflow", f"{self.ctx.cfg.workflow} @ {self.ctx.cfg.workflow_ref}")
+        report.fact("health URL", self.ctx.env.health_url)
+        if self.target_digest:
+            report.fact("target (given)", self.target_digest)
+        if self.ctx.interactive:
+            report.note(f"Interactive: nothing changes until you press the button in step "
+                        f"{PLAN_STEP} (parameters dry_run and confirm are not used here).")
+        return report
+
+    def current_state(self) -> Report:
+        """What Fly runs now: the truth the records are checked against."""
+        self.status = self.fly.status(self.ctx.env.app)
+        digests = self.status.running_digests()
+        rows = [{"machine": m.id, "state": m.state, "region": m.region,
+                 "release": m.release_version, "image digest": short(m.image_digest)}
+                for m in self.status.machines]
+        report = Report(f"What runs now on {self.ctx.env.app}", table=pd.DataFrame(rows))
+        if not self.status.started():
+            raise PreconditionFailed(
+                f"{self.ctx.env.app} ({self.ctx.env.name}) has no started machines.",
+                f"Check `flyctl status -a {self.ctx.env.app}`; an app that is down needs the "
+                "platform incident runbook, not a rollback.")
+        if len(digests) > 1 and not self.target_digest:
+            raise PreconditionFailed(
+                f"{self.ctx.env.app} runs {len(digests)} different images "
+                f"({', '.join(short(d) for d in sorted(digests))}): a deploy may be half-way.",
+                "Wait for the deploy to finish, or name the image to go back to with "
+                "target_digest=…")
+        report.fact("running digest", ", ".join(sorted(digests)))
+        self.ctx.log(f"running: {', '.join(short(d) for d in sorted(digests))}")
+        return report
+
+    def recent_records(self, limit: int = 10) -> Report:
+        """The newest deployment records for this environment (read newest first, lazily)."""
+        shown = [r for _, r in zip(range(limit), self.records, strict=False)]
+        table = pd.DataFrame(records_table(shown))
+        report = Report(f"Recent deployment records for {self.ctx.env.name}", table=table)
+        if not shown:
+            report.status = "warning"
+            report.note(f"No issues labelled {', '.join(self.ctx.env.record_labels)} in "
+                        f"{self.ctx.cfg.github_repo}.")
+        for record in shown:
+            if isinstance(record, BadRecord):
+                report.status = "warning"
+                report.note(f"#{record.number} is not a usable record: {record.reason}")
+        return report
+
+    def resolve_target(self) -> Report:
+        running = self._require(self.status, "current_state").running_digests()
+        repository = None
+        if self.status and self.status.started():
+            repository = self.status.started()[0].image_repository
+        if self.approval is not None and self.ctx.interactive:
+            self.approval, self.approved_image = None, ""  # a new target needs a new approval
+            self.ctx.go_dry("the target is being resolved again")
+        self.target = resolve_rollback_target(
+            self.records, env=self.ctx.env.name, running_digest=sorted(running)[0],
+            target_digest=self.target_digest, allow_unrecorded_target=self.allow_unrecorded_target,
+            repository=repository)
+        t = self.target
+        report = Report("Rollback target")
+        report.fact("running now", t.running_digest)
+        report.fact("bad deploy record", f"#{t.bad_record.number}" if t.bad_record else "—")
+        report.fact("roll back to", str(t.image))
+        report.fact("from record", f"#{t.target.number} ({t.target.deployed_at})" if t.target
+                    else "— (explicit, unrecorded)")
+        report.fact("chosen by", "operator (target_digest)" if t.explicit else "deployment records")
+        for number, why in t.skipped:
+            report.note(f"skipped #{number}: {why}")
+        self.ctx.log(f"target: {short(t.image.digest)}"
+                     + (f" from record #{t.target.number}" if t.target else ""))
+        return report
+
+    def gh_command(self) -> str:
+        """The human-readable CLI form of the dispatch this path makes."""
+        target = self._require(self.target, "resolve_target")
+        cfg = self.ctx.cfg
+        return shlex.join(["gh", "workflow", "run", cfg.workflow, "--repo", cfg.github_repo,
+                           "--ref", cfg.workflow_ref,
+                           "-f", f"{cfg.workflow_env_input}={self.ctx.env.name}",
+                           "-f", f"{cfg.workflow_image_input}={target.image}"])
+
+    def plan(self) -> None:
+        """The plan, and the decision to carry it out: a parameter headless, a button in Lab."""
+        if self.ctx.interactive and self.target is None:
+            self.ctx.show(Report("Plan: not resolved", status="stopped").note(
+                "Run steps 1–3 first: the button below stays disabled until the plan is resolved."))
+            self._gate().show()
+            return
+        target = self._require(self.target, "resolve_target")
+        status = "pending" if self.ctx.interactive and self.approval is None else \
+            "stopped" if self.ctx.dry_run else "ok"
+        report = Report("Plan", status=status, code=self.gh_command())
+        report.fact("1. dispatch", f"{self.ctx.cfg.workflow} on {self.ctx.cfg.workflow_ref}")
+        report.fact("2. watch", "the workflow run until it completes")
+        report.fact("3. verify", f"every started machine on {short(target.image.digest)}; "
+                    f"GET {self.ctx.env.health_url} → 200")
+        report.fact("4. record", f"comment on #{target.bad_record.number} and label it "
+                    f"{self.ctx.cfg.rolled_back_label!r}" if target.bad_record
+                    else "no record to label")
+        report.note("The database is not touched. No local `flyctl deploy`; "
+                    "the rollback stays on CI.")
+        if self.ctx.interactive:
+            self.ctx.show(report)
+            self._gate().show()
+            return
+        if self.ctx.dry_run:
+            report.note("DRY RUN: nothing was changed. Re-run with dry_run=False to roll back.")
+            self.outcome = "dry run: plan resolved"
+        self.ctx.show(report)
+        self.ctx.show(self._decide_by_parameters().report())
+
+    def gate_label(self) -> str:
+        target = self.target
+        where = short(target.image.digest).removeprefix("sha256:") if target else "…"
+        return f"Roll back {self.ctx.env.name} to sha256:{where}"
+
+    def _gate(self) -> Gate:
+        return Gate(self.gate_label(), env=self.ctx.env.name,
+                    protected=self.ctx.env.name in PROTECTED_ENVS,
+                    resolved=self.target is not None, approve=self.approve,
+                    screen=self.ctx.screen, approved=self.approval)
+
+    def approve(self, how: str) -> Decision:
+        """The engineer's approval of the plan shown: the run goes live for this target."""
+        target = self._require(self.target, "resolve_target")
+        decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
+        self.approval, self.approved_image = decision, str(target.image)
+        self.ctx.go_live()
+        self.ctx.archive_path = ""  # a dry-run walkthrough archived earlier keeps its own file
+        self.ctx.reserve_archive_path()  # so the record comment can name the live archive
+        self.outcome = "approved: rolling back"
+        return decision
+
+    def _decide_by_parameters(self) -> Decision:
+        target = self._require(self.target, "resolve_target")
+        if self.ctx.dry_run:
+            return self.ctx.decide("dry run: show the plan, change nothing",
+                                   "parameter dry_run=True", "plan")
+        how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
+                                           if self.ctx.env.name in PROTECTED_ENVS else "")
+        decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
+        self.approval, self.approved_image = decision, str(target.image)
+        return decision
+
+    def _not_cleared(self, step: str) -> Report | None:
+        """Why a changing step must not run now (a report to show), or None to go ahead."""
+        approved = (self.approval is not None and self.target is not None
+                    and self.approved_image == str(self.target.image))
+        return self.ctx.hold(step, approved=approved, gate_step=PLAN_STEP)
+
+    # -- steps that change something (skipped on a dry run) --------------------
+    def dispatch(self) -> Report:
+        if (stop := self._not_cleared("Dispatch")) is not None:
+            return stop
+        if self.run is not None:  # a second click on this cell must not promote twice
+            return Report("Dispatch: already dispatched", status="skipped").fact(
+                "workflow run", self.run.html_url).note("Not dispatched again.")
+        target = self._require(self.target, "resolve_target")
+        cfg = self.ctx.cfg
+        inputs = {cfg.workflow_env_input: self.ctx.env.name,
+                  cfg.workflow_image_input: str(target.image)}
+        self.run = self.github.dispatch_workflow(cfg.workflow, cfg.workflow_ref, inputs)
+        self.ctx.log(f"dispatched {cfg.workflow}: run {self.run.id}")
+        return Report("Dispatched").fact("workflow run", self.run.html_url).fact(
+            "status", self.run.status)
+
+    def watch(self) -> Report:
+        if (stop := self._not_cleared("Watch the workflow run")) is not None:
+            return stop
+        run = self._require(self.run, "dispatch")
+        progress = Progress(f"workflow run {run.id}", total=None, stages=WORKFLOW_STAGES,
+                            interactive=self.ctx.interactive)
+        final = self.github.watch_run(
+            run.id, timeout=self.ctx.cfg.workflow_timeout, interval=self.ctx.cfg.poll_interval,
+            on_update=lambda r, elapsed: progress.update(elapsed, r.status))
+        progress.close(final.conclusion or final.status, ok=final.succeeded)
+        self.run = final
+        self.ctx.log(f"workflow run {final.id}: {final.conclusion}")
+        if not final.succeeded:
+            self.outcome = "workflow failed"
+            raise WorkflowFailed(
+                f"The {self.ctx.cfg.workflow} run {final.id} for {self.ctx.env.name} ended "
+                f"{final.conclusion!r}: {final.html_url}",
+                "Open the run's logs; nothing was rolled back. Fix the cause and re-run this "
+                "notebook, or escalate.")
+        return Report("Workflow run completed").fact("conclusion", final.conclusion).fact(
+            "run", final.html_url)
+
+    def verify(self) -> Report:
+        if (stop := self._not_cleared("Verify")) is not None:
+            return stop
+        target = self._require(self.target, "resolve_target")
+        status = self._wait_for_rollout(target.image.digest)
+        off = [m.id for m in status.started() if m.image_digest != target.image.digest]
+        self.health = check_health(self.ctx.backends.http, self.ctx.env.health_url,
+                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace)
+        h = self.health
+        report = Report("Verification", status="ok" if not off and h.healthy else "failed")
+        started = len(status.started())
+        report.fact("machines on target", f"{started - len(off)}/{started}")
+        report.fact("health",
+                    f"{h.status_code} in {h.latency_ms:.0f} ms after {h.attempts} attempt(s)")
+        self.ctx.log(f"verify: {len(off)} machine(s) off target, health {h.status_code}")
+        if off or not h.healthy:
+            self.outcome = "verification failed"
+            raise VerificationFailed(
+                f"After the rollback of {self.ctx.env.app}: machines not on "
+                f"{short(target.image.digest)}: {off or 'none'}; health {h.url} answered "
+                f"{h.status_code} ({h.detail}).",
+                f"Check `flyctl status -a {self.ctx.env.app}` and the app's logs "
+                f"(`flyctl logs -a {self.ctx.env.app}`). If the previous image is also broken, "
+                "consider Path B or escalate.")
+        return report
+
+    def update_records(self) -> Report:
+        if (stop := self._not_cleared("Update the deployment record")) is not None:
+            return stop
+        target = self._require(self.target, "resolve_target")
+        if target.bad_record is None:
+            return Report("Deployment record", status="warning").note(
+                "No record matches the image that was running; nothing to comment on.")
+        number = target.bad_record.number
+        self.comment_url = self.github.add_comment(number, self.comment_body())
+        self.github.add_labels(number, [self.ctx.cfg.rolled_back_label])
+        self.ctx.log(f"commented on #{number} and labelled it {self.ctx.cfg.rolled_back_label}")
+        self.outcome = "rolled back and verified"
+        return Report(f"Updated deployment record #{number}").fact(
+            "comment", self.comment_url).fact("label added", self.ctx.cfg.rolled_back_label)
+
+    def comment_body(self) -> str:
+        target = self._require(self.target, "resolve_target")
+        run = self._require(self.run, "dispatch")
+        health = self._require(self.health, "verify")
+        lines = [
+            "### Rolled back by the deployment-rollback runbook (Path A)", "",
+            f"- **environment:** {self.ctx.env.name} (`{self.ctx.env.app}`)",
+            f"- **from:** `{target.running_digest}` (this record)",
+            f"- **to:** `{target.image}`"
+            + (f" (record #{target.target.number})" if target.target
+               else " (named by the operator)"),
+            f"- **why:** {self.ctx.reason or '(no reason given)'}",
+            f"- **incident:** {self.ctx.incident or '—'}",
+            f"- **by:** {self.ctx.operator}"
+            + (f" (approved in JupyterLab at {self.approval.at})"
+               if self.ctx.interactive and self.approval else ""),
+            f"- **workflow run:** {run.html_url} ({run.conclusion})",
+            f"- **verified:** all started machines on the target; health {health.status_code}",
+            f"- **archived notebook:** `{self.ctx.archive_path or '(not archived)'}`",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def summary(self) -> Report:
+        if self.ctx.interactive and self.approval is None:
+            self.outcome = "dry run: plan resolved, not approved" if self.target else self.outcome
+        return self.ctx.summary_report(self.outcome)
+
+    def finish(self, notebook: str | None = None) -> Report:
+        """Interactive: archive the saved notebook (save it first). Headless: a no-op summary."""
+        return self.ctx.finish(notebook)
+
+    # -- helpers ---------------------------------------------------------------
+    def _wait_for_rollout(self, digest: str) -> AppStatus:
+        clock = self.ctx.backends.clock
+        deadline = clock.now() + self.ctx.cfg.rollout_timeout
+        while True:
+            status = self.fly.status(self.ctx.env.app)
+            if status.running_digests() == {digest} or clock.now() >= deadline:
+                self.status = status
+                return status
+            clock.sleep(self.ctx.cfg.poll_interval)
+
+    @staticmethod
+    def _require(value: Any, step: str) -> Any:
+        if value is None:
+            raise PreconditionFailed(f"The step `{step}` has not run yet.",
+                                     f"Run the `{step}` cell first (or Run All from the top).")
+        return value

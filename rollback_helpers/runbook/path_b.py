@@ -1,0 +1,451 @@
+"""Path B — database break-glass. The software prepares, the human flips.
+
+    start → preflight → resolve → plan → (a dry run stops here) → restore
+          → wait_until_ready (reads the app's URLs meanwhile) → verify_new_cluster
+          → record → checklist → summary
+
+``flyctl mpg restore`` always forks a NEW cluster; the source keeps running,
+untouched. Nothing destructive is ever run: the flip (Infisical, redeploy,
+cluster map, detach + destroy of the old cluster) is printed for a human.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
+from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
+from rollback_helpers.ui.display import Report
+from rollback_helpers.errors import (
+    BackupError,
+    ClusterMismatch,
+    CommandFailed,
+    CommandTimeout,
+    ConnectivityError,
+    PreconditionFailed,
+    RecordError,
+    RestoreFailed,
+    RestoreTimeout,
+)
+from rollback_helpers.clients.fly import Backup, Cluster
+from rollback_helpers.ui.interactive import Checklist, Decision, Gate, Screen
+from rollback_helpers.ui.progress import Progress
+from rollback_helpers.domain.records import BadRecord, DeploymentRecord, record_from_issue
+from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+
+T = TypeVar("T")
+PLAN_STEP = "2"  # the notebook's step that holds the gate
+TERMINAL = ("error", "failed")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    record: DeploymentRecord
+    backup: Backup
+    source: Cluster
+    cluster_map: ClusterMap
+    new_name: str
+
+
+def start(*, env: str | None, dry_run: bool = True, backup_id: str | None = None,
+          source_cluster: str | None = None, record_number: int | None = None,
+          new_cluster_name: str | None = None, ready_timeout: float | None = None,
+          backend: str = "sandbox", scenario: str = "b-default", sandbox_dir: str | None = None,
+          confirm: str = "", reason: str = "", incident: str = "", operator: str = "",
+          archive_path: str = "", config: dict[str, Any] | None = None,
+          interactive: bool = False, screen: Screen | None = None) -> PathB:
+    overrides = dict(config or {})
+    if ready_timeout:
+        overrides["ready_timeout"] = ready_timeout
+    ctx = open_run("path-b", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
+                   sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,
+                   incident=incident, archive_path=archive_path, config=overrides,
+                   interactive=interactive, screen=screen)
+    return PathB(ctx, backup_id=backup_id or None, source_cluster=source_cluster or None,
+                 record_number=record_number, new_cluster_name=new_cluster_name or None)
+
+
+def newest_record(ctx: RunContext, github: Any, number: int | None) -> DeploymentRecord:
+    """The bad deploy's record: the newest for the environment (rolled back or not), or #number."""
+    for issue in github.iter_issues(ctx.env.record_labels):
+        if number is not None and issue.number != number:
+            continue
+        record = record_from_issue(issue, env=ctx.env.name, rolled_back_label=ctx.cfg.rolled_back_label)
+        if isinstance(record, BadRecord):
+            raise RecordError(f"Deployment record #{record.number} for {ctx.env.name} is malformed: "
+                              f"{record.reason}",
+                              f"Fix the issue ({record.url}), or pass backup_id= and "
+                              "source_cluster= explicitly.")
+        return record
+    wanted = f"#{number}" if number is not None else "any deployment record"
+    raise RecordError(f"Found {wanted} for {ctx.env.name} in {ctx.cfg.github_repo} "
+                      f"(labels {', '.join(ctx.env.record_labels)}): none.",
+                      "Check the record labels in the configuration, or pass backup_id= and "
+                      "source_cluster= explicitly.")
+
+
+class PathB:
+    def __init__(self, ctx: RunContext, *, backup_id: str | None, source_cluster: str | None,
+                 record_number: int | None, new_cluster_name: str | None) -> None:
+        self.ctx = ctx
+        self.backup_id = backup_id
+        self.source_cluster = source_cluster
+        self.record_number = record_number
+        self.new_cluster_name = new_cluster_name
+        self.github = ctx.backends.github(ctx.cfg)
+        self.fly = ctx.backends.fly(ctx.cfg)
+        self.resolved: Resolved | None = None
+        self.new_cluster: str | None = None
+        self.urls: dict[str, DbUrl] = {}
+        self.checks: list[ConnectionCheck] = []
+        self.outcome = "in progress"
+        self.approval: Decision | None = None
+
+    # -- read-only steps -------------------------------------------------------
+    def preflight(self) -> Report:
+        report = self.ctx.preflight_report("Preflight: Path B — database break-glass")
+        report.fact("cluster map", self.ctx.cfg.cluster_map_file or
+                    f"{self.ctx.cfg.github_repo}:{self.ctx.cfg.cluster_map_path}")
+        report.fact("ready timeout", f"{self.ctx.cfg.ready_timeout:.0f}s")
+        report.note("Restore always forks a NEW cluster; the current cluster is never touched. "
+                    "No destructive step is automated.")
+        return report
+
+    def resolve(self) -> Report:
+        """Backup id and source cluster, each cross-checked against what Fly says."""
+        ctx, cfg = self.ctx, self.ctx.cfg
+        record = newest_record(ctx, self.github, self.record_number)
+        cmap = read_cluster_map(repo_path=cfg.cluster_map_path, local_file=cfg.cluster_map_file,
+                                github=self.github)
+        source_id = self.source_cluster or cmap.cluster_for(ctx.env.name)
+        backup_id = self.backup_id or record.backup_id
+        if not backup_id:
+            raise BackupError(
+                f"Deployment record #{record.number} for {ctx.env.name} has no backup_id "
+                "(a non-mutating deploy, or the snapshot step did not run).",
+                f"List the backups with `flyctl mpg backup list {source_id} --all` and re-run "
+                "with backup_id=<the last one before the bad deploy>.")
+        source = self._check_source(source_id, record)
+        backup = self._check_backup(source_id, backup_id, record)
+        name = self.new_cluster_name or f"{source.name}-restore"
+        self.resolved = Resolved(record, backup, source, cmap, name)
+        ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
+        report = Report("Restore point")
+        for key, value in [("bad deploy record", f"#{record.number} ({record.deployed_at})"),
+                           ("backup", f"{backup.id} ({backup.type}, {backup.status}, "
+                                      f"{backup.start} → {backup.stop})"),
+                           ("source cluster", f"{source.id} ({source.name}, {source.status})"),
+                           ("attached to", ", ".join(source.attached_apps) or "—"),
+                           ("cluster map says", cmap.clusters.get(ctx.env.name, "—"))]:
+            report.fact(key, value)
+        return report
+
+    def _check_source(self, source_id: str, record: DeploymentRecord) -> Cluster:
+        app = self.ctx.env.app
+        source = self.fly.mpg_status(source_id).cluster
+        if app not in source.attached_apps:
+            attached = [c.id for c in self.fly.mpg_list(self.ctx.cfg.fly_org) if app in c.attached_apps]
+            raise ClusterMismatch(
+                f"The cluster map names {source_id} for {self.ctx.env.name}, but {source_id} is "
+                f"attached to {list(source.attached_apps) or 'no app'}, not {app}; "
+                f"{app} is attached to {attached or 'no cluster'}.",
+                f"Find out which is right before restoring anything: fix "
+                f"{self.ctx.cfg.cluster_map_path}, or pass source_cluster= explicitly.")
+        if record.cluster_id and record.cluster_id != source_id:
+            raise ClusterMismatch(
+                f"Record #{record.number} was taken of cluster {record.cluster_id}, but the "
+                f"source cluster is {source_id}.",
+                "Its backup belongs to the recorded cluster: confirm which cluster served "
+                f"{self.ctx.env.name} then, and pass source_cluster= explicitly.")
+        return source
+
+    def _check_backup(self, source_id: str, backup_id: str, record: DeploymentRecord) -> Backup:
+        backups = {b.id: b for b in self.fly.mpg_backups(source_id)}
+        found = backups.get(backup_id)
+        if found is None:
+            newest = sorted(backups)[-3:]
+            raise BackupError(
+                f"Backup {backup_id} (from record #{record.number}) is not among the "
+                f"{len(backups)} backups of cluster {source_id}.",
+                f"Check the id; the newest backups are {newest or 'none'} "
+                f"(`flyctl mpg backup list {source_id} --all`). Re-run with backup_id=.")
+        if found.status != "completed":
+            raise BackupError(f"Backup {backup_id} of {source_id} is {found.status!r}, not completed.",
+                              "Wait for it to complete, or choose an earlier completed backup "
+                              "with backup_id=.")
+        return found
+
+    def plan(self) -> Report | None:
+        r = self._require(self.resolved, "resolve")
+        report = Report("Plan", status="stopped" if self.ctx.dry_run else "ok",
+                        code=f"flyctl mpg restore {r.source.id} --backup-id {r.backup.id} -n {r.new_name}")
+        report.fact("1. restore", f"backup {r.backup.id} into a NEW cluster named {r.new_name}")
+        report.fact("2. wait", f"until it is ready (at most {self.ctx.cfg.ready_timeout:.0f}s); "
+                    f"meanwhile read {self.ctx.cfg.database_url_var} and "
+                    f"{self.ctx.cfg.migration_url_var} from {self.ctx.env.app}")
+        report.fact("3. verify", f"log in as {self.ctx.cfg.app_user} and {self.ctx.cfg.migration_user} "
+                    "through a `flyctl mpg proxy` tunnel")
+        report.fact("4. hand over", "print the manual flip checklist, then stop")
+        report.note(f"Not touched: cluster {r.source.id}, the app's secrets, Infisical, "
+                    f"{self.ctx.cfg.cluster_map_path}.")
+        if self.ctx.interactive:
+            report.status = "ok" if self.approval else "pending"
+            self.ctx.show(report)
+            self._gate().show()
+            return None
+        if self.ctx.dry_run:
+            report.note("DRY RUN: nothing was changed. Re-run with dry_run=False to restore.")
+            self.outcome = "dry run: plan resolved"
+            self.ctx.decide("dry run: show the plan, change nothing", "parameter dry_run=True", "plan")
+        else:
+            how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
+                                               if self.ctx.env.name in PROTECTED_ENVS else "")
+            self.approval = self.ctx.decide(self._what(), how, "plan")
+        return report
+
+    def _what(self) -> str:
+        r = self._require(self.resolved, "resolve")
+        return f"restore {r.backup.id} of {r.source.id} into a new cluster {r.new_name}"
+
+    def _gate(self) -> Gate:
+        return Gate(f"Restore {self.ctx.env.name}'s pre-deploy backup into a NEW cluster",
+                    env=self.ctx.env.name, protected=self.ctx.env.name in PROTECTED_ENVS,
+                    resolved=self.resolved is not None, approve=self.approve,
+                    screen=self.ctx.screen, approved=self.approval)
+
+    def approve(self, how: str) -> Decision:
+        """The engineer's approval of the plan shown: the run goes live."""
+        self.approval = self.ctx.decide(self._what(), how, "plan")
+        self.ctx.go_live()
+        self.ctx.archive_path = ""
+        self.ctx.reserve_archive_path()
+        self.outcome = "approved: restoring"
+        return self.approval
+
+    def _not_cleared(self, step: str) -> Report | None:
+        """Why a changing step must not run now (a report to show), or None to go ahead."""
+        return self.ctx.hold(step, approved=self.approval is not None, gate_step=PLAN_STEP)
+
+    # -- steps that create something (skipped on a dry run) ------------------------
+    def restore(self) -> Report:
+        if (stop := self._not_cleared("Restore")) is not None:
+            return stop
+        r = self._require(self.resolved, "resolve")
+        result = self.fly.mpg_restore(r.source.id, r.backup.id, r.new_name)
+        self.new_cluster = result.new_id
+        self.ctx.log(f"restore requested: {r.backup.id} → new cluster {result.new_id}")
+        return Report("Restore initiated").fact("new cluster", f"{result.new_id} ({result.new_name})") \
+            .fact("source (untouched)", r.source.id)
+
+    def wait_until_ready(self) -> Report:
+        """Poll the new cluster; between polls, read the app's URLs so the wait is the only long step."""
+        if (stop := self._not_cleared("Wait for readiness")) is not None:
+            return stop
+        new_id = self._require(self.new_cluster, "restore")
+        clock, timeout = self.ctx.backends.clock, self.ctx.cfg.ready_timeout
+        began, reads = clock.now(), self._url_reads()
+        progress = Progress(f"cluster {new_id}", total=timeout, interactive=self.ctx.interactive)
+        while True:
+            status = self.fly.mpg_status(new_id).cluster.status
+            elapsed = clock.now() - began
+            progress.update(elapsed, status)
+            if status == "ready":
+                break
+            if status in TERMINAL:
+                self.outcome = "restore failed"
+                raise RestoreFailed(
+                    f"The restored cluster {new_id} for {self.ctx.env.name} ended {status!r}.",
+                    f"Nothing was flipped; the source is untouched. Check `flyctl mpg status {new_id}` "
+                    "and retry the restore (a human removes the failed cluster later).")
+            if elapsed >= timeout:
+                self.outcome = "restore timed out"
+                raise RestoreTimeout(
+                    f"The restored cluster {new_id} for {self.ctx.env.name} is still {status!r} "
+                    f"after {elapsed:.0f}s (ready_timeout {timeout:.0f}s).",
+                    f"Keep watching `flyctl mpg status {new_id}`; once ready, re-run from the verify "
+                    f"step with a larger ready_timeout. Nothing was flipped.")
+            if not next(reads, None):
+                clock.sleep(self.ctx.cfg.poll_interval)
+        for _ in reads:  # whatever was not read while waiting
+            pass
+        progress.close(f"ready after {clock.now() - began:.0f}s")
+        self.ctx.log(f"cluster {new_id} ready after {clock.now() - began:.0f}s")
+        return self._urls_report(new_id)
+
+    def _url_reads(self) -> Any:
+        """A generator doing one slow read per step: machine list, then each URL over ssh."""
+        app = self.ctx.env.app
+        started = self.fly.status(app).started()
+        yield True
+        if not started:
+            raise PreconditionFailed(f"{app} has no started machine to read its URLs from.",
+                                     f"Start one (`flyctl machine start -a {app}`) and re-run.")
+        for var in (self.ctx.cfg.database_url_var, self.ctx.cfg.migration_url_var):
+            self.urls[var] = parse_db_url(self.fly.read_secret_env(app, started[0].id, var), var)
+            yield True
+
+    def _urls_report(self, new_id: str) -> Report:
+        rows = [{"variable": u.var, "user": u.user, "url": u.shown(), "cluster now": u.cluster_id}
+                for u in self.urls.values()]
+        report = Report(f"New cluster {new_id} is ready", table=pd.DataFrame(rows))
+        report.note("The app's current URLs (passwords never shown); pgBackRest keeps roles and "
+                    "password hashes, so the same credentials log in to the new cluster.")
+        return report
+
+    def verify_new_cluster(self) -> Report:
+        if (stop := self._not_cleared("Verify the new cluster")) is not None:
+            return stop
+        new_id = self._require(self.new_cluster, "restore")
+        r = self._require(self.resolved, "resolve")
+        tables = self.ctx.cfg.verify_tables
+        try:
+            with self.fly.mpg_proxy(new_id) as tunnel:
+                self.checks = [check_connection(tunnel.local_port, u, tables=tables)
+                               for u in self.urls.values()]
+        except (CommandFailed, CommandTimeout) as exc:
+            self.outcome = "tunnel failed"
+            raise ConnectivityError(
+                f"No tunnel to the new cluster {new_id}: {exc.what}",
+                f"Nothing was flipped. Retry `flyctl mpg proxy {new_id}` by hand (another "
+                "process may hold the port), then re-run this step.") from exc
+        compared = tables or tuple(self.checks[0].table_counts) if self.checks else tables
+        source = self._source_check(r.source.id, compared)
+        report = Report(f"Verified through the tunnel to {new_id}",
+                        table=_checks_table(self.checks, source))
+        for note in _differences(self.checks, source):
+            report.note(note)
+        failed = [c for c in self.checks if not c.ok]
+        if failed:
+            report.status = "failed"
+            self.outcome = "verification failed"
+            raise ConnectivityError(
+                f"On the new cluster {new_id}: " + "; ".join(
+                    f"{c.user}: {c.error or 'in recovery'}" for c in failed),
+                "Nothing was flipped. If only one user fails, its password was probably changed "
+                "after the backup: reset it on the new cluster (human step), then re-run verify.")
+        self.ctx.log(f"verified {', '.join(c.user for c in self.checks)} on {new_id}")
+        return report
+
+    def _source_check(self, source_id: str, tables: tuple[str, ...]) -> ConnectionCheck | None:
+        """The current (damaged) cluster's view, for comparison; None if unreachable."""
+        app_url = self.urls.get(self.ctx.cfg.database_url_var)
+        if app_url is None:
+            return None
+        try:
+            with self.fly.mpg_proxy(source_id) as tunnel:
+                return check_connection(tunnel.local_port, app_url, tables=tables)
+        except Exception as exc:  # noqa: BLE001 - a comparison, never a reason to stop
+            self.ctx.log(f"source {source_id} not reachable for comparison: {type(exc).__name__}")
+            return None
+
+    def record(self) -> Report:
+        """Note on the deployment record what was prepared: the flip stays with a human."""
+        if (stop := self._not_cleared("Update the deployment record")) is not None:
+            return stop
+        r = self._require(self.resolved, "resolve")
+        new_id = self._require(self.new_cluster, "restore")
+        body = "\n".join([
+            "### Database break-glass prepared by the runbook (Path B)", "",
+            f"- **environment:** {self.ctx.env.name}",
+            f"- **backup restored:** `{r.backup.id}` of `{r.source.id}`",
+            f"- **new cluster:** `{new_id}` ({r.new_name}), verified as "
+            f"{', '.join(c.user for c in self.checks)}",
+            f"- **why:** {self.ctx.reason or '(no reason given)'}",
+            f"- **incident:** {self.ctx.incident or '—'} · **by:** {self.ctx.operator}",
+            f"- **archived notebook:** `{self.ctx.archive_path or '(interactive run)'}`",
+            "- **flip:** pending — a human follows the checklist; the old cluster is untouched.",
+        ]) + "\n"
+        url = self.github.add_comment(r.record.number, body)
+        self.ctx.log(f"commented on #{r.record.number}")
+        return Report(f"Noted on deployment record #{r.record.number}").fact("comment", url)
+
+    def checklist(self) -> Report | None:
+        """The manual flip, in the runbook's order, with the exact values. Then stop."""
+        r = self._require(self.resolved, "resolve")
+        new_id = self.new_cluster or "<new cluster id>"
+        steps = flip_steps(self.ctx, r.source.id, new_id, self.urls, r.cluster_map)
+        report = Report("Manual flip checklist — a human does these, in order",
+                        status="stopped", code=r.cluster_map.flip_diff(self.ctx.env.name, new_id))
+        for number, text in enumerate(steps, 1):
+            report.fact(f"[ ] {number}", text)
+        if self.ctx.env.name == "production":
+            report.note("🚨 NEVER `flyctl mpg destroy` on production before the replacement is "
+                        "verified serving — there is zero recovery.")
+        report.note("The diff above is step 3's edit. The runbook stops here.")
+        self.outcome = "prepared: flip pending" if not self.ctx.dry_run else self.outcome
+        if self.ctx.interactive and not self.ctx.dry_run:
+            self.ctx.show(report)
+            Checklist.for_run(self.ctx, "Manual flip: tick each step as you finish it", steps,
+                              step="flip checklist").show()
+            return None
+        return report
+
+    def summary(self) -> Report:
+        if self.ctx.interactive and self.approval is None and self.resolved:
+            self.outcome = "dry run: plan resolved, not approved"
+        return self.ctx.summary_report(self.outcome)
+
+    def finish(self, notebook: str | None = None) -> Report:
+        """Interactive: archive the saved notebook (save it first). Headless: a no-op summary."""
+        return self.ctx.finish(notebook)
+
+    @staticmethod
+    def _require(value: T | None, step: str) -> T:
+        if value is None:
+            raise PreconditionFailed(f"The step `{step}` has not run yet.",
+                                     f"Run the `{step}` cell first (or Run All from the top).")
+        return value
+
+
+def flip_steps(ctx: RunContext, old_id: str, new_id: str, urls: dict[str, DbUrl],
+               cmap: ClusterMap) -> list[str]:
+    cfg, env = ctx.cfg, ctx.env
+    hosts = "; ".join(f"{u.var}: host {u.host} → {u.host.replace(old_id, new_id)}"
+                      for u in urls.values()) or \
+        f"{cfg.database_url_var} and {cfg.migration_url_var}: replace {old_id} with {new_id} in the host"
+    return [
+        f"In Infisical (project {cfg.infisical_project}, environment {env.infisical_env}), update "
+        f"{cfg.database_url_var} and {cfg.migration_url_var} — {hosts}. Passwords stay the same. "
+        "Never `flyctl secrets set`: the Infisical sync would overwrite it.",
+        f"Redeploy {env.app} (or wait for Auto Redeploy), then run path_b_verify_flip.",
+        f"Apply the diff below to {cmap.path} (the single source of truth) and merge it.",
+        f"Only after the new cluster is verified serving: `flyctl mpg detach {old_id} -a {env.app}` and "
+        f"`flyctl mpg destroy {old_id}` (human only).",
+    ]
+
+
+def _checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> pd.DataFrame:
+    rows = [{"where": "new cluster", "user": c.user, "connected": c.connected,
+             "current_user": c.current_user, "version": c.server_version.split(" ")[0],
+             "in recovery": c.in_recovery, "newest migration": c.newest_migration,
+             **{f"rows: {t}": ("missing" if n < 0 else n) for t, n in c.table_counts.items()},
+             "error": c.error} for c in checks]
+    if source is not None:
+        rows.append({"where": "current (source)", "user": source.user, "connected": source.connected,
+                     "current_user": source.current_user,
+                     "version": source.server_version.split(" ")[0],
+                     "in recovery": source.in_recovery, "newest migration": source.newest_migration,
+                     **{f"rows: {t}": ("missing" if n < 0 else n)
+                        for t, n in source.table_counts.items()}, "error": source.error})
+    return pd.DataFrame(rows).astype(object).fillna("")
+
+
+def _differences(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> list[str]:
+    """What the restore point holds that the current cluster does not (and vice versa)."""
+    if source is None or not source.connected or not checks:
+        return ["The current cluster could not be read for comparison."] if checks else []
+    new = checks[0]
+    notes = []
+    if new.newest_migration != source.newest_migration:
+        notes.append(f"Newest migration: {new.newest_migration} on the new cluster, "
+                     f"{source.newest_migration} on the current one.")
+    for table, count in new.table_counts.items():
+        now = source.table_counts.get(table, -1)
+        if count != now:
+            shown = "missing" if now < 0 else f"{now} rows"
+            notes.append(f"{table}: {count if count >= 0 else 'missing'} rows on the new cluster, "
+                         f"{shown} on the current one.")
+    return notes or ["The new cluster holds the same migrations and row counts as the current one."]

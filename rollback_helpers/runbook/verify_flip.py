@@ -1,0 +1,131 @@
+"""After the human flip: is the new cluster serving? Only then may a human destroy the old one.
+
+    start → preflight → read_urls → verify_connections → check_health_and_map → verdict
+
+Its verdict is explicit either way, and it never detaches or destroys anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
+from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
+from rollback_helpers.ui.display import Report
+from rollback_helpers.errors import PreconditionFailed, VerificationFailed
+from rollback_helpers.clients.health import HealthResult, check_health
+from rollback_helpers.runbook.path_b import newest_record
+from rollback_helpers.run.context import RunContext, open_run
+
+
+def start(*, env: str | None, new_cluster: str | None = None, old_cluster: str | None = None,
+          backend: str = "sandbox", scenario: str = "b-flipped", sandbox_dir: str | None = None,
+          reason: str = "", incident: str = "", operator: str = "", archive_path: str = "",
+          config: dict[str, Any] | None = None, interactive: bool = False) -> VerifyFlip:
+    ctx = open_run("verify-flip", env=env, dry_run=True, backend=backend, scenario=scenario,
+                   sandbox_dir=sandbox_dir, operator=operator, reason=reason, incident=incident,
+                   archive_path=archive_path, config=config, interactive=interactive)
+    return VerifyFlip(ctx, new_cluster=new_cluster or None, old_cluster=old_cluster or None)
+
+
+class VerifyFlip:
+    def __init__(self, ctx: RunContext, *, new_cluster: str | None, old_cluster: str | None) -> None:
+        self.ctx = ctx
+        self.github = ctx.backends.github(ctx.cfg)
+        self.fly = ctx.backends.fly(ctx.cfg)
+        self.new_cluster = new_cluster
+        self.old_cluster = old_cluster
+        self.cluster_map: ClusterMap | None = None
+        self.urls: dict[str, DbUrl] = {}
+        self.checks: list[ConnectionCheck] = []
+        self.health: HealthResult | None = None
+        self.missing: list[str] = []
+
+    def preflight(self) -> Report:
+        cfg = self.ctx.cfg
+        self.cluster_map = read_cluster_map(repo_path=cfg.cluster_map_path,
+                                            local_file=cfg.cluster_map_file, github=self.github)
+        mapped = self.cluster_map.cluster_for(self.ctx.env.name)
+        self.new_cluster = self.new_cluster or mapped
+        if self.old_cluster is None:
+            self.old_cluster = newest_record(self.ctx, self.github, None).cluster_id or None
+        if not self.old_cluster:
+            raise PreconditionFailed(
+                f"Which cluster is the old one for {self.ctx.env.name}? The newest deployment "
+                "record names none.", "Re-run with old_cluster=<the cluster that was replaced>.")
+        if self.old_cluster == self.new_cluster:
+            raise PreconditionFailed(
+                f"The new and the old cluster are both {self.new_cluster}: {cfg.cluster_map_path} "
+                "still names the old cluster, or new_cluster= was not given.",
+                "Apply the cluster-map diff from Path B's checklist (step 3), or pass "
+                "new_cluster=<restored cluster id>.")
+        report = self.ctx.preflight_report("Preflight: verify the flip (Path B, after the human steps)")
+        report.fact("old cluster", self.old_cluster).fact("new cluster", self.new_cluster)
+        return report
+
+    def read_urls(self) -> Report:
+        """The app's URLs as the running machines see them (after the redeploy)."""
+        app = self.ctx.env.app
+        started = self.fly.status(app).started()
+        if not started:
+            raise PreconditionFailed(f"{app} has no started machine.",
+                                     "Wait for the redeploy to finish, then re-run.")
+        for var in (self.ctx.cfg.database_url_var, self.ctx.cfg.migration_url_var):
+            url = parse_db_url(self.fly.read_secret_env(app, started[0].id, var), var)
+            self.urls[var] = url
+            if url.cluster_id != self.new_cluster:
+                self.missing.append(f"{var} on {app} still points at {url.cluster_id or url.host}, "
+                                    f"not {self.new_cluster}: update it in Infisical and redeploy")
+        rows = [{"variable": u.var, "url": u.shown(), "cluster": u.cluster_id,
+                 "flipped": u.cluster_id == self.new_cluster} for u in self.urls.values()]
+        return Report(f"{app}'s database URLs now", table=pd.DataFrame(rows),
+                      status="ok" if all(r["flipped"] for r in rows) else "warning")
+
+    def verify_connections(self) -> Report:
+        new_id = self.new_cluster or ""
+        with self.fly.mpg_proxy(new_id) as tunnel:
+            self.checks = [check_connection(tunnel.local_port, u, tables=self.ctx.cfg.verify_tables)
+                           for u in self.urls.values()]
+        for check in self.checks:
+            if not check.ok:
+                self.missing.append(f"{check.user} cannot log in to {new_id}: {check.error}")
+        rows = [{"user": c.user, "connected": c.connected, "in recovery": c.in_recovery,
+                 "newest migration": c.newest_migration, "error": c.error} for c in self.checks]
+        return Report(f"Logins through the tunnel to {new_id}", table=pd.DataFrame(rows),
+                      status="ok" if all(c.ok for c in self.checks) else "failed")
+
+    def check_health_and_map(self) -> Report:
+        self.health = check_health(self.ctx.backends.http, self.ctx.env.health_url,
+                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace)
+        if not self.health.healthy:
+            self.missing.append(f"{self.ctx.env.health_url} answers {self.health.status_code}, not 200")
+        cmap = self.cluster_map
+        mapped = cmap.clusters.get(self.ctx.env.name) if cmap else None
+        if mapped != self.new_cluster:
+            self.missing.append(f"{self.ctx.cfg.cluster_map_path} names {mapped} for "
+                                f"{self.ctx.env.name}, not {self.new_cluster}: apply the checklist's diff")
+        return Report("Health and cluster map").fact(
+            "health", f"{self.health.status_code} after {self.health.attempts} attempt(s)").fact(
+            "cluster map", f"{self.ctx.env.name} → {mapped}")
+
+    def verdict(self) -> Report:
+        old = self.old_cluster
+        if self.missing:
+            raise VerificationFailed(
+                f"The flip to {self.new_cluster} is not complete: " + "; ".join(self.missing) + ".",
+                f"Do not touch the old cluster {old}. Finish the missing steps, then re-run "
+                "path_b_verify_flip.")
+        self.ctx.log(f"flip verified: {self.new_cluster} serves {self.ctx.env.name}")
+        report = Report(f"Verdict: the old cluster {old} may now be detached and destroyed by a human",
+                        code=f"flyctl mpg detach {old} -a {self.ctx.env.app}\nflyctl mpg destroy {old}")
+        report.note("The runbook never runs these. Run them by hand, after a last look.")
+        if self.ctx.env.name == "production":
+            report.note("🚨 Production: there is zero recovery after destroy. Take a final backup "
+                        "of the new cluster first.")
+        return report
+
+    def finish(self, notebook: str | None = None) -> Report:
+        """Interactive: archive the saved notebook (save it first). Headless: a no-op summary."""
+        return self.ctx.finish(notebook)

@@ -1,0 +1,1 @@
+"""The notebook face: how steps show themselves, progress on long waits, widgets and decisions."""

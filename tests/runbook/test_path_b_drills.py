@@ -1,0 +1,197 @@
+"""Path B end to end: the break-glass notebook run headless on each sandbox scenario.
+
+Every drill restores (or refuses to) on real PostgreSQL servers. Across all of them:
+no destructive or secret-writing command is issued, the source cluster keeps its
+(damaged) data, no password reaches the archive, and no process outlives the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from rollback_helpers.cli import main as cli
+from rollback_helpers.run import archive
+from rollback_helpers.sandbox import postgres as pg
+from rollback_helpers.sandbox import shutdown
+from rollback_helpers.sandbox.world import World
+
+pytestmark = pytest.mark.e2e
+SOURCE = "w3k8p1x9m2q7v4zr"
+NEVER = re.compile(r"\b(destroy|delete|detach|attach|secrets (set|unset|import)|deploy|"
+                   r"releases rollback|apps destroy|machine destroy)\b")
+PASSWORD_URL = re.compile(r"postgres(?:ql)?://[^:/@\s\"]+:(?!\*\*\*\*@)[^@\s\"]+@")
+
+
+class Drill:
+    def __init__(self, tmp_path: Path, path: str, scenario: str, *extra: str) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        tmp_path.chmod(0o755)  # the postgres OS user must reach the servers' data
+        self.sandbox = tmp_path / "sandbox"
+        incidents = tmp_path / "incidents"
+        self.exit_code = cli.main([
+            "drill", path, "--env", "staging", "--scenario", scenario, "--speed", "0", "--quiet",
+            "--sandbox-dir", str(self.sandbox), "--incidents-dir", str(incidents), *extra])
+        (self.archive,) = incidents.glob("*.ipynb")
+        self.outcome = archive.read_outcome(self.archive)
+        self.world = World.load(self.sandbox)
+        self.text = self.archive.read_text()
+
+    def flyctl_calls(self) -> list[dict[str, Any]]:
+        return [c for c in self.world.calls() if c["seam"] == "flyctl"]
+
+    def clusters(self) -> dict[str, Any]:
+        return dict(self.world.state["fly"]["clusters"])
+
+    def source_fingerprint(self) -> tuple[object, ...]:
+        """The source's newest migration, whether meter_readings exists, customer emails."""
+        info = pg.start_server(self.sandbox, SOURCE)
+        try:
+            with psycopg.connect(pg.superuser_dsn(info), autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT (SELECT max(version) FROM schema_migrations), "
+                    "to_regclass('public.meter_readings') IS NOT NULL, "
+                    "(SELECT count(email) FROM customers)").fetchone()
+        finally:
+            shutdown(self.sandbox)
+        assert row is not None
+        return tuple(row)
+
+    def check_invariants(self) -> None:
+        """What must hold after any Path B drill, whatever its outcome."""
+        for call in self.flyctl_calls():
+            assert not NEVER.search(call["call"]), call
+            assert not call.get("refused"), call
+        passwords = [p for c in self.clusters().values()
+                     for p in (c.get("role_passwords") or {}).values()]
+        passwords += [c.get("credentials", {}).get("password", "") for c in self.clusters().values()]
+        for password in filter(None, passwords):
+            assert password not in self.text
+            assert password not in self.outcome.get("error", "")
+        assert not PASSWORD_URL.search(self.text)
+        assert self.world.state["github"]["token"] not in self.text
+        assert leftover_processes(self.sandbox) == []
+
+
+def leftover_processes(sandbox: Path) -> list[str]:
+    """Processes still running that belong to this world (servers, tunnels)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        mine = str(sandbox) in cmdline or (
+            "tcp_proxy" in cmdline and int(proc.name) != os.getpid())
+        if mine and state not in ("Z", "X"):
+            found.append(cmdline)
+    return found
+
+
+@pytest.fixture
+def drill(tmp_path: Path) -> Any:
+    made: list[Drill] = []
+
+    def run(path: str, scenario: str, *extra: str) -> Drill:
+        made.append(Drill(tmp_path / str(len(made)), path, scenario, *extra))
+        return made[-1]
+
+    yield run
+    for d in made:
+        shutdown(d.sandbox)
+
+
+def test_default_drill_restores_verifies_and_hands_over(drill: Any) -> None:
+    """The textbook drill: a NEW cluster with the pre-deploy data, both users verified, a checklist."""
+    d = drill("path-b", "b-default")
+    assert d.exit_code == 0, d.outcome
+    restored = [c for c in d.clusters().values() if c.get("restored_from")]
+    assert len(restored) == 1 and restored[0]["id"] != SOURCE
+    assert "meter_readings: 600 rows on the new cluster, missing on the current one" in d.text
+    assert "Manual flip checklist" in d.text and f"-  [staging]={SOURCE}" in d.text
+    assert f"+  [staging]={restored[0]['id']}" in d.text
+    assert [c["call"] for c in d.world.calls() if c["mutating"]] == [
+        next(c["call"] for c in d.flyctl_calls() if c["call"].startswith("mpg restore")),
+        next(c["call"] for c in d.world.calls() if c["seam"] == "github" and c["mutating"])]
+    d.check_invariants()
+    assert d.source_fingerprint() == (pg.DESTRUCTIVE_MIGRATION, False, 0)
+
+
+def test_dry_run_restores_nothing(drill: Any) -> None:
+    """A Path B dry run resolves and plans, exits 0, and makes no mutating call at all."""
+    d = drill("path-b", "b-default", "--dry-run")
+    assert d.exit_code == 0 and d.archive.name.endswith("-path-b-dry-run.ipynb")
+    assert [c for c in d.world.calls() if c["mutating"]] == []
+    assert all(not c.get("restored_from") for c in d.clusters().values())
+    d.check_invariants()
+
+
+def test_the_wait_overlaps_the_url_reads(drill: Any) -> None:
+    """Both ssh reads happen before the new cluster is ready, not after it."""
+    d = drill("path-b", "b-default")
+    calls = d.flyctl_calls()
+    ready_poll = max(i for i, c in enumerate(calls) if c["call"].startswith("mpg status"))
+    ssh = [i for i, c in enumerate(calls) if c["call"].startswith("ssh console")]
+    assert len(ssh) == 2 and max(ssh) < ready_poll
+    assert all("--machine" in calls[i]["call"] and " -q " in f" {calls[i]['call']} " for i in ssh)
+
+
+@pytest.mark.parametrize(("scenario", "extra", "exit_code", "step", "message"), [
+    ("b-slow-restore", (), 7, "Wait for readiness", "still 'initializing'"),
+    ("b-restore-error", (), 7, "Wait for readiness", "ended 'error'"),
+    ("b-unknown-backup", (), 3, "Resolve", "is not among the"),
+    ("b-incomplete-backup", (), 3, "Resolve", "'in_progress', not completed"),
+    ("b-no-backup-id", (), 3, "Resolve", "has no backup_id"),
+    ("b-cluster-map-mismatch", (), 3, "Resolve", "attached to"),
+    ("b-proxy-bind-fails", (), 7, "Verify both users", "No tunnel to the new cluster"),
+    ("b-migration-password-changed", (), 7, "Verify both users", "migration-user"),
+])
+def test_failures_are_archived_explained_and_safe(drill: Any, scenario: str, extra: tuple[str, ...],
+                                                  exit_code: int, step: str, message: str) -> None:
+    """Each fault stops at the right step with its exit code, a message and a next step."""
+    d = drill("path-b", scenario, *extra)
+    assert d.exit_code == exit_code == d.outcome["exit_code"], d.outcome
+    assert step in d.outcome["failed_step"] and message in d.outcome["error"]
+    assert "Next:" in d.outcome["error"]
+    d.check_invariants()
+
+
+def test_slow_restore_succeeds_with_a_longer_timeout(drill: Any) -> None:
+    """The slow restore is only slow: with ready_timeout above its 1800 s it verifies."""
+    d = drill("path-b", "b-slow-restore", "--ready-timeout", "2400")
+    assert d.exit_code == 0, d.outcome
+    d.check_invariants()
+
+
+def test_several_machines_read_quietly_from_one(drill: Any) -> None:
+    """With three started machines the URLs are read from one named machine, without noise."""
+    d = drill("path-b", "b-several-machines")
+    assert d.exit_code == 0, d.outcome
+    assert "No machine specified" not in d.text
+    d.check_invariants()
+
+
+def test_verify_flip_gives_the_all_clear_only_when_flipped(drill: Any) -> None:
+    """After the full flip the verdict allows a human to destroy the old cluster; it runs nothing."""
+    d = drill("verify-flip", "b-flipped")
+    assert d.exit_code == 0, d.outcome
+    assert f"the old cluster {SOURCE} may now be detached and destroyed by a human" in d.text
+    assert [c for c in d.world.calls() if c["mutating"]] == []
+    d.check_invariants()
+
+
+def test_verify_flip_lists_what_is_missing(drill: Any) -> None:
+    """A partial flip fails verification (exit 6) naming the unflipped URL and the map."""
+    d = drill("verify-flip", "b-flip-partial", "--new-cluster", "r9d4g7k2s5m8c1xt")
+    assert d.exit_code == 6, d.outcome
+    assert "DATABASE_URL_MIGRATION" in d.outcome["error"] and "mpg-clusters.sh" in d.outcome["error"]
+    assert f"Do not touch the old cluster {SOURCE}" in d.outcome["error"]
+    d.check_invariants()
