@@ -58,3 +58,12 @@ def test_no_module_is_over_400_lines() -> None:
     big = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py")
            if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert big == {}
+
+
+@pytest.mark.parametrize("tool", [["ruff", "check", "rollback_helpers", "tests", "benchmarks"],
+                                  ["mypy", "--strict", "rollback_helpers"]], ids=["ruff", "mypy"])
+def test_the_package_is_lint_and_type_clean(tool: list[str]) -> None:
+    """ruff and mypy --strict report nothing: the house style is checked, not hoped for."""
+    done = subprocess.run([str(Path(sys.executable).with_name(tool[0])), *tool[1:]], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -37,10 +37,10 @@ from types import FrameType
 
 import httpx
 
-from rollback_helpers.run.archive import notebooks_dir
-from rollback_helpers.run.notebook_io import parameterized, read_notebook, write_notebook
 from rollback_helpers.domain.config import load_config
 from rollback_helpers.errors import ConfigError, RollbackError
+from rollback_helpers.run.archive import notebooks_dir
+from rollback_helpers.run.notebook_io import parameterized, read_notebook, write_notebook
 
 START_NOTEBOOK = "start_here.ipynb"
 READY_TIMEOUT = 90.0

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rollback_helpers.run import archive
 from rollback_helpers.errors import EXIT_CODES, RollbackError
+from rollback_helpers.run import archive
 from rollback_helpers.secrets import redact
 
 PATHS = tuple(archive.NOTEBOOKS)

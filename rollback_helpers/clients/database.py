@@ -111,7 +111,7 @@ def _exists(conn: psycopg.Connection[tuple[object, ...]], table: str) -> bool:
 
 def _counts(conn: psycopg.Connection[tuple[object, ...]], tables: Sequence[str]) -> dict[str, int]:
     """Exact row counts of the named tables; with none named, the public tables (at most 10)."""
-    names = list(tables) or [r[0] for r in conn.execute(
+    names = list(tables) or [str(r[0]) for r in conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename LIMIT 10")]
     counts: dict[str, int] = {}
     for name in names:
@@ -119,5 +119,5 @@ def _counts(conn: psycopg.Connection[tuple[object, ...]], tables: Sequence[str])
             counts[name] = -1  # missing: dropped, or never there
             continue
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))).fetchone()
-        counts[name] = int(row[0]) if row else 0
+        counts[name] = int(str(row[0])) if row else 0
     return counts

@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import Any
 
 from rollback_helpers.clients.commands import BackgroundProcess, CommandResult, CommandRunner, describe
-from rollback_helpers.errors import BadInput, CommandFailed, CommandTimeout, RestoreFailed
 from rollback_helpers.clients.fly_policy import ALLOWED, DESTRUCTIVE, HUMAN_STEP, check_allowed
 from rollback_helpers.clients.fly_types import (
     AppStatus,
@@ -41,6 +40,7 @@ from rollback_helpers.clients.fly_types import (
     parse_release,
     require,
 )
+from rollback_helpers.errors import BadInput, CommandFailed, CommandTimeout, RestoreFailed
 from rollback_helpers.secrets import Secret, remember
 
 __all__ = ["ALLOWED", "DESTRUCTIVE", "HUMAN_STEP", "AppStatus", "Backup", "Cluster",

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from rollback_helpers.clock import Clock, RealClock
 from rollback_helpers.clients.commands import CommandRunner, SubprocessRunner
-from rollback_helpers.domain.config import RunbookConfig
-from rollback_helpers.errors import ConfigError, GitHubAuthError
 from rollback_helpers.clients.fly import Fly
 from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clock import Clock, RealClock
+from rollback_helpers.domain.config import RunbookConfig
+from rollback_helpers.errors import ConfigError, GitHubAuthError
 from rollback_helpers.secrets import Secret, token_from_env
 
 if TYPE_CHECKING:

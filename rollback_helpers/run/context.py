@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
-from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.errors import ConfigError, ConfirmationRequired
+from rollback_helpers.run.backends import Backends, open_backends
+from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Decision,
     EnvironmentPicker,

@@ -22,23 +22,22 @@ from typing import Any
 
 import pandas as pd
 
-from rollback_helpers.ui.display import Report, short
-from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
 from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.domain.images import parse_digest, parse_image_ref
-from rollback_helpers.ui.interactive import Decision, Gate, Screen
-from rollback_helpers.ui.progress import Progress
 from rollback_helpers.domain.records import (
     BadRecord,
     DeploymentRecord,
-    RollbackTarget,
     record_from_issue,
     records_table,
-    resolve_rollback_target,
 )
+from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
+from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.ui.display import Report, short
+from rollback_helpers.ui.interactive import Decision, Gate, Screen
+from rollback_helpers.ui.progress import Progress
 
 Record = DeploymentRecord | BadRecord
 PLAN_STEP = "4"  # the notebook's step that holds the gate

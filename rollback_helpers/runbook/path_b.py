@@ -11,14 +11,14 @@ cluster map, detach + destroy of the old cluster) is printed for a human.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pandas as pd
 
-from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
-from rollback_helpers.ui.display import Report
+from rollback_helpers.clients.fly import Backup, Cluster
+from rollback_helpers.domain.cluster_map import read_cluster_map
+from rollback_helpers.domain.records import DeploymentRecord
 from rollback_helpers.errors import (
     BackupError,
     ClusterMismatch,
@@ -26,28 +26,24 @@ from rollback_helpers.errors import (
     CommandTimeout,
     ConnectivityError,
     PreconditionFailed,
-    RecordError,
     RestoreFailed,
     RestoreTimeout,
 )
-from rollback_helpers.clients.fly import Backup, Cluster
+from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.runbook.path_b_facts import (
+    Resolved,
+    checks_table,
+    differences,
+    flip_steps,
+    newest_record,
+)
+from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import Checklist, Decision, Gate, Screen
 from rollback_helpers.ui.progress import Progress
-from rollback_helpers.domain.records import BadRecord, DeploymentRecord, record_from_issue
-from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
 
 T = TypeVar("T")
 PLAN_STEP = "2"  # the notebook's step that holds the gate
 TERMINAL = ("error", "failed")
-
-
-@dataclass(frozen=True)
-class Resolved:
-    record: DeploymentRecord
-    backup: Backup
-    source: Cluster
-    cluster_map: ClusterMap
-    new_name: str
 
 
 def start(*, env: str | None, dry_run: bool = True, backup_id: str | None = None,
@@ -66,25 +62,6 @@ def start(*, env: str | None, dry_run: bool = True, backup_id: str | None = None
                    interactive=interactive, screen=screen)
     return PathB(ctx, backup_id=backup_id or None, source_cluster=source_cluster or None,
                  record_number=record_number, new_cluster_name=new_cluster_name or None)
-
-
-def newest_record(ctx: RunContext, github: Any, number: int | None) -> DeploymentRecord:
-    """The bad deploy's record: the newest for the environment (rolled back or not), or #number."""
-    for issue in github.iter_issues(ctx.env.record_labels):
-        if number is not None and issue.number != number:
-            continue
-        record = record_from_issue(issue, env=ctx.env.name, rolled_back_label=ctx.cfg.rolled_back_label)
-        if isinstance(record, BadRecord):
-            raise RecordError(f"Deployment record #{record.number} for {ctx.env.name} is malformed: "
-                              f"{record.reason}",
-                              f"Fix the issue ({record.url}), or pass backup_id= and "
-                              "source_cluster= explicitly.")
-        return record
-    wanted = f"#{number}" if number is not None else "any deployment record"
-    raise RecordError(f"Found {wanted} for {ctx.env.name} in {ctx.cfg.github_repo} "
-                      f"(labels {', '.join(ctx.env.record_labels)}): none.",
-                      "Check the record labels in the configuration, or pass backup_id= and "
-                      "source_cluster= explicitly.")
 
 
 class PathB:
@@ -314,8 +291,8 @@ class PathB:
         compared = tables or tuple(self.checks[0].table_counts) if self.checks else tables
         source = self._source_check(r.source.id, compared)
         report = Report(f"Verified through the tunnel to {new_id}",
-                        table=_checks_table(self.checks, source))
-        for note in _differences(self.checks, source):
+                        table=checks_table(self.checks, source))
+        for note in differences(self.checks, source):
             report.note(note)
         failed = [c for c in self.checks if not c.ok]
         if failed:
@@ -400,52 +377,3 @@ class PathB:
         return value
 
 
-def flip_steps(ctx: RunContext, old_id: str, new_id: str, urls: dict[str, DbUrl],
-               cmap: ClusterMap) -> list[str]:
-    cfg, env = ctx.cfg, ctx.env
-    hosts = "; ".join(f"{u.var}: host {u.host} → {u.host.replace(old_id, new_id)}"
-                      for u in urls.values()) or \
-        f"{cfg.database_url_var} and {cfg.migration_url_var}: replace {old_id} with {new_id} in the host"
-    return [
-        f"In Infisical (project {cfg.infisical_project}, environment {env.infisical_env}), update "
-        f"{cfg.database_url_var} and {cfg.migration_url_var} — {hosts}. Passwords stay the same. "
-        "Never `flyctl secrets set`: the Infisical sync would overwrite it.",
-        f"Redeploy {env.app} (or wait for Auto Redeploy), then run path_b_verify_flip.",
-        f"Apply the diff below to {cmap.path} (the single source of truth) and merge it.",
-        f"Only after the new cluster is verified serving: `flyctl mpg detach {old_id} -a {env.app}` and "
-        f"`flyctl mpg destroy {old_id}` (human only).",
-    ]
-
-
-def _checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> pd.DataFrame:
-    rows = [{"where": "new cluster", "user": c.user, "connected": c.connected,
-             "current_user": c.current_user, "version": c.server_version.split(" ")[0],
-             "in recovery": c.in_recovery, "newest migration": c.newest_migration,
-             **{f"rows: {t}": ("missing" if n < 0 else n) for t, n in c.table_counts.items()},
-             "error": c.error} for c in checks]
-    if source is not None:
-        rows.append({"where": "current (source)", "user": source.user, "connected": source.connected,
-                     "current_user": source.current_user,
-                     "version": source.server_version.split(" ")[0],
-                     "in recovery": source.in_recovery, "newest migration": source.newest_migration,
-                     **{f"rows: {t}": ("missing" if n < 0 else n)
-                        for t, n in source.table_counts.items()}, "error": source.error})
-    return pd.DataFrame(rows).astype(object).fillna("")
-
-
-def _differences(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> list[str]:
-    """What the restore point holds that the current cluster does not (and vice versa)."""
-    if source is None or not source.connected or not checks:
-        return ["The current cluster could not be read for comparison."] if checks else []
-    new = checks[0]
-    notes = []
-    if new.newest_migration != source.newest_migration:
-        notes.append(f"Newest migration: {new.newest_migration} on the new cluster, "
-                     f"{source.newest_migration} on the current one.")
-    for table, count in new.table_counts.items():
-        now = source.table_counts.get(table, -1)
-        if count != now:
-            shown = "missing" if now < 0 else f"{now} rows"
-            notes.append(f"{table}: {count if count >= 0 else 'missing'} rows on the new cluster, "
-                         f"{shown} on the current one.")
-    return notes or ["The new cluster holds the same migrations and row counts as the current one."]

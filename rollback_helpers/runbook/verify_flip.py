@@ -11,13 +11,13 @@ from typing import Any
 
 import pandas as pd
 
-from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
-from rollback_helpers.ui.display import Report
-from rollback_helpers.errors import PreconditionFailed, VerificationFailed
 from rollback_helpers.clients.health import HealthResult, check_health
-from rollback_helpers.runbook.path_b import newest_record
+from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
+from rollback_helpers.errors import PreconditionFailed, VerificationFailed
 from rollback_helpers.run.context import RunContext, open_run
+from rollback_helpers.runbook.path_b_facts import newest_record
+from rollback_helpers.ui.display import Report
 
 
 def start(*, env: str | None, new_cluster: str | None = None, old_cluster: str | None = None,

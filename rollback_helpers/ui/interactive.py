@@ -33,8 +33,6 @@ from typing import Any, Protocol
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.ui.display import METADATA_KEY, Report
 
-
-
 RUN_HINT = "Run → Run Selected Cell and All Below"
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from rollback_helpers.clients.commands import CommandResult
+from rollback_helpers.clients.fly import HUMAN_STEP, Fly
+from rollback_helpers.clients.fly_policy import check_allowed
 from rollback_helpers.errors import (
     BadInput,
     CommandFailed,
@@ -17,8 +19,6 @@ from rollback_helpers.errors import (
     CommandTimeout,
     RestoreFailed,
 )
-from rollback_helpers.clients.fly import HUMAN_STEP, Fly
-from rollback_helpers.clients.fly_policy import check_allowed
 from rollback_helpers.secrets import MASK, Secret, redact
 from rollback_helpers.testing import ScriptedProcess, ScriptedRunner, UnexpectedCommand, fail, ok
 

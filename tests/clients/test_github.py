@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import VirtualClock, parse_iso, utc_iso
 from rollback_helpers.errors import (
     GitHubAuthError,
@@ -18,7 +19,6 @@ from rollback_helpers.errors import (
     GitHubUnavailable,
     WorkflowFailed,
 )
-from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.sandbox.github_api import GitHubSandbox
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World, digest_for

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollback_helpers.clock import VirtualClock, parse_iso, utc_iso
 from rollback_helpers.clients.health import HealthResult, check_health
+from rollback_helpers.clock import VirtualClock, parse_iso, utc_iso
 from rollback_helpers.secrets import MASK
 
 URL = "https://renewa-one-staging.fly.dev/api/health/ready"

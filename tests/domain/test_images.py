@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from rollback_helpers.errors import BadInput, ImageRefError
 from rollback_helpers.domain.images import ImageRef, parse_digest, parse_image_ref
+from rollback_helpers.errors import BadInput, ImageRefError
 
 HEX = "0123456789abcdef"
 WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]

@@ -11,23 +11,22 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from rollback_helpers.domain.records import (
+    FIELDS,
+    BadRecord,
+    ConflictingField,
+    DeploymentRecord,
+    parse_record_fields,
+    record_from_issue,
+    records_table,
+)
+from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
 from rollback_helpers.errors import (
     DriftDetected,
     ImageRefError,
     NoRollbackTarget,
     PreconditionFailed,
     RecordError,
-)
-from rollback_helpers.domain.records import (
-    FIELDS,
-    BadRecord,
-    ConflictingField,
-    DeploymentRecord,
-    RollbackTarget,
-    parse_record_fields,
-    record_from_issue,
-    records_table,
-    resolve_rollback_target,
 )
 
 REPO = "registry.fly.io/renewa-one"

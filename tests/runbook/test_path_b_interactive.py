@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from rollback_helpers.runbook import path_b
-from rollback_helpers.ui.interactive import RecordingScreen
 from rollback_helpers.sandbox import shutdown
 from rollback_helpers.sandbox.scenarios import create_world
+from rollback_helpers.ui.interactive import RecordingScreen
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from rollback_helpers.clients.commands import CommandResult
-from rollback_helpers.errors import CommandFailed, CommandRefused
 from rollback_helpers.clients.fly import Fly
+from rollback_helpers.errors import CommandFailed, CommandRefused
 from rollback_helpers.sandbox.flyctl import FlyctlSandbox
 from rollback_helpers.sandbox.flyctl_common import go_json
 from rollback_helpers.sandbox.scenarios import create_world

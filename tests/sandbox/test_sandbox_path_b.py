@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from rollback_helpers import sandbox
-from rollback_helpers.errors import CommandFailed
 from rollback_helpers.clients.fly import Fly, Tunnel
+from rollback_helpers.errors import CommandFailed
 from rollback_helpers.sandbox import postgres as pg
 from rollback_helpers.sandbox.flip import remap, repoint_url, simulate_human_flip
 from rollback_helpers.sandbox.flyctl import (

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
-from rollback_helpers.ui.display import ICONS, Report, short
 from rollback_helpers.secrets import MASK, Secret
+from rollback_helpers.ui.display import ICONS, Report, short
 
 DIGEST = "sha256:9f2c1a0b3d4e" + "0" * 52
 

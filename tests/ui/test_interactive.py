@@ -17,10 +17,14 @@ import nbformat
 import pytest
 
 from rollback_helpers.cli import main as cli
-from rollback_helpers.run import archive, notebook_io
-from rollback_helpers.runbook import path_a, triage
-from rollback_helpers.ui.display import METADATA_KEY, Report
+from rollback_helpers.cli.lab import copy_notebooks, kernel_environment, lab_argv
 from rollback_helpers.errors import ConfigError
+from rollback_helpers.run import archive, notebook_io
+from rollback_helpers.run.context import open_run
+from rollback_helpers.runbook import path_a, triage
+from rollback_helpers.sandbox.scenarios import create_world
+from rollback_helpers.sandbox.world import World, digest_for
+from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Checklist,
     Decision,
@@ -31,11 +35,7 @@ from rollback_helpers.ui.interactive import (
     make_decision,
     take_pending_decisions,
 )
-from rollback_helpers.cli.lab import copy_notebooks, kernel_environment, lab_argv
 from rollback_helpers.ui.progress import Progress
-from rollback_helpers.run.context import open_run
-from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World, digest_for
 
 TARGET = "registry.fly.io/renewa-one@" + digest_for("v41")
 

@@ -1,0 +1,241 @@
+"""The request policy for GitHub's REST API, once, over an injected ``httpx.Client``.
+
+GitHub's headers, retries with exponential backoff on 5xx and connection errors,
+waiting out primary and secondary rate limits, spacing mutating requests, and
+turning every failure into an error from :mod:`rollback_helpers.errors` that
+names the repo, the endpoint and the next step. All waiting goes through the
+injected clock. The endpoints the runbook uses are :class:`~rollback_helpers.
+clients.github.GitHubClient`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from rollback_helpers import __version__
+from rollback_helpers.clock import Clock, utc_iso
+from rollback_helpers.errors import (
+    GitHubAuthError,
+    GitHubError,
+    GitHubNotFound,
+    GitHubRateLimited,
+    GitHubUnavailable,
+)
+from rollback_helpers.secrets import Secret
+
+log = logging.getLogger("rollback_helpers.clients.github")
+
+API_VERSION = "2022-11-28"
+MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# Transient transport failures; a bad URL or protocol (UnsupportedProtocol) is not.
+TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 60.0
+SECONDARY_MIN_WAIT = 60.0
+MAX_RATE_LIMIT_WAIT = 900.0  # longer than this, tell the operator rather than hang silently
+TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read issues and contents and "
+              "write issues and actions in {repo} (e.g. `export GH_TOKEN=$(gh auth token)`), "
+              "then re-run this cell.")
+
+
+class GitHubSession:
+    """How every request to GitHub is sent: headers, retries, rate limits, spacing, errors."""
+
+    def __init__(self, http: httpx.Client, repo: str, token: Secret | None, *, clock: Clock,
+                 api_url: str = "https://api.github.com", max_retries: int = 5,
+                 mutation_spacing: float = 1.0) -> None:
+        self.http = http
+        self.repo = repo
+        self._token = token
+        self.clock = clock
+        self.api_url = api_url.rstrip("/")
+        self.max_retries = max_retries
+        self.mutation_spacing = mutation_spacing
+        self.request_count = 0
+        self._last_mutation: float | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(repo={self.repo!r}, api_url={self.api_url!r})"
+
+    def _url(self, suffix: str) -> str:
+        return f"{self.api_url}/repos/{self.repo}{suffix}"
+
+    def _endpoint(self, method: str, url: str | httpx.URL) -> str:
+        return f"{method} {urlsplit(str(url)).path}"
+
+    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
+                   "User-Agent": f"rollback-runbook/{__version__}"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        return {**headers, **(extra or {})}
+
+    def _call(self, method: str, url: str, *, check: str, params: Mapping[str, str] | None = None,
+              json: Any = None, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        response = self._send(method, url, params=params, json=json, headers=headers)
+        self._raise_for_status(response, method, url, check)
+        return response
+
+    def _send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
+              json: Any = None, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """Send, retrying transient failures and waiting out rate limits."""
+        endpoint = self._endpoint(method, url)
+        rate_limited = failed = 0
+        for attempt in range(self.max_retries + 1):
+            response, last = self._attempt(method, url, params, json, headers)
+            if response is None or response.status_code >= 500:
+                failed += 1
+                if attempt < self.max_retries:
+                    self._backoff(failed, endpoint, last)
+                continue
+            wait = self._rate_limit_wait(response, rate_limited)
+            if wait is None:
+                return response
+            if wait > MAX_RATE_LIMIT_WAIT or attempt == self.max_retries:
+                raise self._rate_limited(endpoint, response, attempt + 1)
+            log.warning("GitHub rate limit on %s; waiting %.0f s", endpoint, wait)
+            self.clock.sleep(wait)
+            rate_limited += 1
+        raise GitHubUnavailable(
+            f"GitHub did not answer {endpoint} for {self.repo} after {self.max_retries + 1} "
+            f"attempts (last: {last}).",
+            "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
+
+    def _attempt(self, method: str, url: str, params: Mapping[str, str] | None, json: Any,
+                 headers: Mapping[str, str] | None) -> tuple[httpx.Response | None, str]:
+        self._space_mutation(method)
+        self.request_count += 1
+        try:
+            response = self.http.request(method, url, params=params, json=json,
+                                         headers=self._headers(headers), follow_redirects=True)
+        except TRANSIENT as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        except httpx.HTTPError as exc:
+            endpoint = self._endpoint(method, url)
+            raise GitHubUnavailable(f"Could not send {endpoint} for {self.repo}: "
+                                    f"{type(exc).__name__}: {exc}",
+                                    f"Check the GitHub API URL ({self.api_url}).") from exc
+        finally:
+            if method in MUTATING:
+                self._last_mutation = self.clock.now()
+        self.request_count += len(response.history)  # redirects followed are requests too
+        return response, f"HTTP {response.status_code}"
+
+    def _space_mutation(self, method: str) -> None:
+        """GitHub asks for mutating requests one at a time, at least a second apart."""
+        if method in MUTATING and self._last_mutation is not None:
+            wait = self.mutation_spacing - (self.clock.now() - self._last_mutation)
+            if wait > 0:
+                self.clock.sleep(wait)
+
+    def _backoff(self, attempt: int, endpoint: str, last: str) -> None:
+        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))
+        log.warning("GitHub %s failed (%s); retrying in %.0f s", endpoint, last, delay)
+        self.clock.sleep(delay)
+
+    def _rate_limit_wait(self, response: httpx.Response, earlier: int) -> float | None:
+        """Seconds to wait before retrying, or None if this is not a rate-limit answer."""
+        if response.status_code not in (403, 429):
+            return None
+        remaining = response.headers.get("x-ratelimit-remaining")
+        secondary = "secondary rate limit" in _message(response).lower()
+        if not secondary and remaining != "0" and response.status_code == 403:
+            return None  # a permission problem, not a limit
+        retry_after = _number(response.headers.get("retry-after"))
+        if retry_after is not None:
+            return retry_after
+        if remaining == "0":
+            return max(1.0, self._reset_at(response) - self.clock.now() + 1)
+        return SECONDARY_MIN_WAIT * 2.0 ** earlier
+
+    def _reset_at(self, response: httpx.Response) -> float:
+        reset = _number(response.headers.get("x-ratelimit-reset"))
+        return reset if reset is not None else self.clock.now() + SECONDARY_MIN_WAIT
+
+    def _rate_limited(self, endpoint: str, response: httpx.Response,
+                      tries: int) -> GitHubRateLimited:
+        reset = self._reset_at(response)
+        retry_after = _number(response.headers.get("retry-after"))
+        if retry_after is not None:
+            reset = self.clock.now() + retry_after
+        minutes = max(0.0, reset - self.clock.now()) / 60
+        return GitHubRateLimited(
+            f"GitHub's rate limit stopped {endpoint} for {self.repo} after {tries} tries "
+            f"({_message(response) or response.status_code}); it lifts at {utc_iso(reset)} "
+            f"(in about {minutes:.0f} min).",
+            "Wait until then and re-run this cell, or use a token with its own quota (another "
+            "GITHUB_TOKEN/GH_TOKEN); do not run several runbooks against the repo at once.")
+
+    def _raise_for_status(self, response: httpx.Response, method: str, url: str,
+                          check: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        endpoint = f"{self._endpoint(method, url)} ({self.repo})"
+        message = _message(response) or response.reason_phrase
+        if status == 401 or status == 403:
+            token = "no token was given" if not self._token else "the token was refused"
+            raise GitHubAuthError(
+                f"GitHub answered {status} ({message}) to {endpoint}: {token}; it is missing, "
+                "expired or lacking scope.", TOKEN_HELP.format(repo=self.repo))
+        if status == 404:
+            raise GitHubNotFound(f"GitHub answered 404 to {endpoint}.",
+                                 f"Check {check}, and that the token can see {self.repo} "
+                                 "(private repositories answer 404 to tokens without access).")
+        raise GitHubError(f"GitHub refused {endpoint} with {status}: {message}",
+                          f"Check {check}, and the values the runbook sent (GitHub's message "
+                          "above says which one).")
+
+
+
+# -- response bodies -----------------------------------------------------------------
+def _message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    errors = data.get("errors")
+    detail = f" {errors}" if errors else ""
+    return f"{data.get('message', '')}{detail}".strip()
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _json(response: httpx.Response, endpoint: str) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        status = response.status_code
+        raise GitHubError(f"GitHub's answer to {endpoint} is not JSON (HTTP {status}).",
+                          "Check the GitHub API URL in the config (a proxy or login page may "
+                          "be answering instead).") from exc
+
+
+def json_object(response: httpx.Response, endpoint: str) -> dict[str, Any]:
+    data = _json(response, endpoint)
+    if not isinstance(data, dict):
+        raise GitHubError(f"GitHub's answer to {endpoint} is not a JSON object.",
+                          "Check the GitHub API URL in the config.")
+    return data
+
+
+def json_list(response: httpx.Response, endpoint: str) -> list[dict[str, Any]]:
+    data = _json(response, endpoint)
+    if not isinstance(data, list):
+        raise GitHubError(f"GitHub's answer to {endpoint} is not a JSON list.",
+                          "Check the GitHub API URL in the config.")
+    return [item for item in data if isinstance(item, dict)]
