@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.clients.commands import BackgroundProcess, CommandResult, PopenProcess
+from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.sandbox.flyctl_common import (
     FLYCTL_COMMIT,
     FLYCTL_VERSION,
