@@ -150,7 +150,7 @@ class FlyctlSandbox(MpgCommands):
         """A real forwarder (or one that fails before binding), as flyctl's proxy behaves."""
         command = [sys.executable, "-m", "rollback_helpers.sandbox.tcp_proxy",
                    "--target", f"127.0.0.1:{plan.target_port}", "--remote", plan.remote,
-                   "-p", plan.local_port, "-b", plan.bind]
+                   "-p", plan.local_port, "-b", plan.bind, "--world", str(self.world.state_dir)]
         if plan.fail:
             command += ["--fail", plan.fail]
         process = PopenProcess(command, {**os.environ, **(env or {})})

@@ -143,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"local port (0: any free one; default {DEFAULT_PORT})")
     parser.add_argument("-b", "--bind", default="127.0.0.1", help="local address to bind")
     parser.add_argument("--fail", metavar="MESSAGE", help="print `Error: MESSAGE`, exit 1")
+    parser.add_argument("--world", help="the sandbox world this tunnel belongs to (shown by ps)")
     return parser
 
 

@@ -7,7 +7,6 @@ no destructive or secret-writing command is issued, the source cluster keeps its
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -89,9 +88,8 @@ def leftover_processes(sandbox: Path) -> list[str]:
             state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
         except OSError:
             continue
-        mine = str(sandbox) in cmdline or (
-            "tcp_proxy" in cmdline and int(proc.name) != os.getpid())
-        if mine and state not in ("Z", "X"):
+        # Servers and tunnels name their world on the command line (tunnels: --world).
+        if str(sandbox) in cmdline and state not in ("Z", "X"):
             found.append(cmdline)
     return found
 
