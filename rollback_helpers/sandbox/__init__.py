@@ -16,6 +16,7 @@ from rollback_helpers.sandbox.world import World
 # completing) when imported: import them with the package, so every process that loads a
 # world can apply events that another process scheduled.
 from rollback_helpers.sandbox import flyctl_mpg, github_api  # noqa: E402, F401  isort: skip
+from rollback_helpers.sandbox import github_repo  # noqa: E402, F401  isort: skip  (its routes)
 
 __all__ = ["World"]
 
