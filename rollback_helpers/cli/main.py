@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from rollback_helpers.cli import check as check_command
+from rollback_helpers.cli import init_config as init_command
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.run import archive
 from rollback_helpers.secrets import redact
 
 PATHS = tuple(archive.NOTEBOOKS)
-ADOPTION = (check_command,)  # commands that live in their own modules: add_parser + run
+ADOPTION = (init_command, check_command)  # commands that live in their own modules: add_parser + run
 DEFAULT_DRILL_SPEED = 20.0
 DEFAULT_SCENARIOS = {"path-a": "default", "path-b": "b-default", "verify-flip": "b-flipped"}
 
