@@ -21,7 +21,9 @@ from rollback_helpers.sandbox.world import World, digest_for
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DAY = 86400.0
-FLY_KEYS = ("restore_seconds", "restore_outcome", "proxy_fault", "ssh_latency")
+FLY_KEYS = ("restore_seconds", "restore_outcome", "proxy_fault", "ssh_latency", "logged_in",
+            "email")
+GITHUB_KEYS = ("permissions", "token_scopes")  # what GET /repos/{repo} tells a preflight
 MAP_PATH = "scripts/lib/mpg-clusters.sh"
 
 
@@ -98,6 +100,7 @@ def _build_github(world: World, scenario: dict[str, Any]) -> None:
             "duration": float(workflow.get("duration", 90)),
             "conclusion": workflow.get("conclusion", "success"),
             "dispatch": workflow.get("dispatch", "details"),
+            "state": workflow.get("state", "active"),
         },
         "faults": {
             "token": scenario.get("faults", {}).get("token", "valid"),
@@ -107,6 +110,7 @@ def _build_github(world: World, scenario: dict[str, Any]) -> None:
         },
         "request_count": 0,
     }
+    world.state["github"].update({key: gh[key] for key in GITHUB_KEYS if key in gh})
 
 
 def _issue(world: World, *, title: str, body: str, labels: list[str], created: float,

@@ -162,3 +162,28 @@ def test_whoami_is_allowed_and_other_auth_commands_are_not() -> None:
     assert refusal_reason(["auth", "whoami", "--json"]) is None
     assert refusal_reason(["auth", "token"]) is not None
     assert refusal_reason(["auth", "logout"]) is not None
+
+
+def test_scenario_keys_for_a_disabled_workflow_and_a_logged_out_flyctl(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`[workflow] state` and `[fly] logged_in` in a scenario file reach the check's rows."""
+    scenario = tmp_path / "rotten.toml"
+    scenario.write_text('description = "A disabled workflow, and flyctl logged out."\n'
+                        '[workflow]\nstate = "disabled_manually"\n[fly]\nlogged_in = false\n'
+                        '[environments.staging]\napp = "renewa-one-staging"\n'
+                        'deploys = ["v41", "v42"]\ncluster_id = "w3k8p1x9m2q7v4zr"\n')
+    code, out = run_check(tmp_path, capsys, "--scenario", str(scenario), "--env", "staging")
+    assert code == 3
+    failed = {(r[0], r[1]): r[2] for r in rows(out, "✘")}
+    assert set(failed) == {("workflow", "—"), ("flyctl login", "—")}
+    assert "'disabled_manually'" in failed[("workflow", "—")]
+    assert "gh workflow enable promote-image.yml" in out
+    assert ("app status", "staging") in {(r[0], r[1]) for r in rows(out, "–")}
+
+
+def test_every_shipped_scenario_is_documented() -> None:
+    """docs/scenarios.md names every scenario `rollback-runbook scenarios` lists."""
+    from rollback_helpers.run.backends import sandbox_scenarios
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "scenarios.md").read_text()
+    assert [name for name in sandbox_scenarios() if f"`{name}`" not in docs] == []
