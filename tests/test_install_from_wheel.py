@@ -94,3 +94,18 @@ def test_reference_commands_work_from_any_directory(installed: Path, tmp_path: P
     cli = str(installed / "bin" / "rollback-runbook")
     assert "b-default" in run([cli, "scenarios"], cwd=tmp_path, env=env).stdout
     assert "precondition failed" in run([cli, "exit-codes"], cwd=tmp_path, env=env).stdout
+
+
+def test_init_and_check_from_any_directory(installed: Path, tmp_path: Path) -> None:
+    """`init` writes ./runbook.toml where it is run; `check` preflights the default sandbox."""
+    env = clean_env(installed)
+    cli = str(installed / "bin" / "rollback-runbook")
+    team = tmp_path / "team"
+    team.mkdir()
+    run([cli, "init", "--repo", "acme/shop", "--app", "staging=shop-staging"], cwd=team, env=env)
+    assert 'github_repo = "acme/shop"' in (team / "runbook.toml").read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = run([cli, "check"], cwd=elsewhere, env=env)
+    assert "checks passed" in done.stdout
+    assert list(elsewhere.iterdir()) == []  # a preflight leaves nothing behind

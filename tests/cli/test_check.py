@@ -187,3 +187,10 @@ def test_every_shipped_scenario_is_documented() -> None:
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "scenarios.md").read_text()
     assert [name for name in sandbox_scenarios() if f"`{name}`" not in docs] == []
+
+
+def test_a_fine_grained_token_passes_permissions_on_its_role(tmp_path: Path) -> None:
+    """No x-oauth-scopes header (fine-grained or app token): the role decides, and the row says so."""
+    backends = sandbox(tmp_path, github={"token_scopes": []})
+    row = preflight(backends).row("GitHub permissions")
+    assert row.status == "ok" and "fine-grained" in row.detail
