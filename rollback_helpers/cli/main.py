@@ -3,6 +3,8 @@
     rollback-runbook drill path-a --env staging            a game day on the embedded sandbox
     rollback-runbook run path-a --env staging              a real incident (dry run unless --live)
     rollback-runbook lab                                   the walkthrough in JupyterLab (sandbox)
+    rollback-runbook init                                  a commented runbook.toml for your repository
+    rollback-runbook check --backend real                  read-only preflight before the incident
     rollback-runbook scenarios | exit-codes                reference
 """
 
