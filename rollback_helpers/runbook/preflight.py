@@ -23,7 +23,7 @@ from typing import TypeVar
 from rollback_helpers.clients.fly import Fly
 from rollback_helpers.clients.github import GitHubClient, RepoAccess
 from rollback_helpers.domain.config import RunbookConfig
-from rollback_helpers.errors import RollbackError
+from rollback_helpers.errors import GitHubAuthError, RollbackError
 from rollback_helpers.run.backends import Backends
 from rollback_helpers.runbook.preflight_env import EnvironmentChecks
 from rollback_helpers.secrets import redact
@@ -134,9 +134,15 @@ class Preflight:
             self.skip("GitHub permissions", ALL_ENVS, "no GitHub token")
             return
         github = self.backends.github(self.cfg)
-        access = self.attempt(check, ALL_ENVS, github.get_repository)
-        if access is None:
+        try:
+            access = github.get_repository()
+        except GitHubAuthError as exc:  # refused: say where a new one comes from, not "this cell"
+            self.fail(check, ALL_ENVS, exc.what, TOKEN_NEXT.format(repo=repo))
             self.skip("GitHub permissions", ALL_ENVS, "the token was not accepted")
+            return
+        except RollbackError as exc:
+            self.fail(check, ALL_ENVS, exc.what, exc.next_step)
+            self.skip("GitHub permissions", ALL_ENVS, f"{repo} could not be read")
             return
         self.github = github
         kind = "private" if access.private else "public"
