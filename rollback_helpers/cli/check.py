@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollback_helpers.errors import PreconditionFailed
+from rollback_helpers.errors import ConfigError, PreconditionFailed
 
 if TYPE_CHECKING:
     from rollback_helpers.run.backends import Backends
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     envs = args.envs or list(cfg.environments)
     for name in envs:
         cfg.env(name)  # bad input before anything is contacted
-    with _backends(args) as (backends, where):
+    with _backends(args, cfg.github_repo) as (backends, where):
         result = Preflight(cfg, backends).run(envs)
     print(f"Preflight of {cfg.github_repo} ({', '.join(envs)}) on {where}\n")
     print(result.table())
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _backends(args: argparse.Namespace) -> Iterator[tuple[Backends, str]]:
+def _backends(args: argparse.Namespace, repo: str) -> Iterator[tuple[Backends, str]]:
     """The seams to check through; a sandbox world is built first and stopped after."""
     from rollback_helpers.run.backends import create_drill_world, open_backends, stop_drill_world
 
@@ -72,6 +72,11 @@ def _backends(args: argparse.Namespace) -> Iterator[tuple[Backends, str]]:
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-check-"))
     try:
         world = create_drill_world(args.scenario, sandbox_dir, speed=0)
+        if world.repo != repo:
+            raise ConfigError(
+                f"The configuration names {repo}, but the sandbox world holds {world.repo}.",
+                "Check your own repository with --backend real; run sandbox checks where no "
+                "runbook.toml applies (or point ROLLBACK_RUNBOOK_CONFIG at one for the sandbox).")
         backends = open_backends("sandbox", sandbox_dir=str(sandbox_dir))
         try:
             yield backends, f"sandbox scenario {args.scenario!r} — {world.description}"

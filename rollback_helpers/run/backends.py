@@ -56,6 +56,7 @@ class DrillWorld:
     directory: Path
     description: str   # the scenario's first line
     token: str         # the sandbox's own GitHub token (never a real one)
+    repo: str = ""     # the repository the world's GitHub holds
 
 
 def create_drill_world(scenario: str, directory: str | Path, *, speed: float) -> DrillWorld:
@@ -64,7 +65,8 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float) ->
 
     world = create_world(scenario, Path(directory), speed=speed)
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
-    return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]))
+    return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]),
+                      str(world.state["github"]["repo"]))
 
 
 def stop_drill_world(directory: str | Path) -> None:

@@ -194,3 +194,15 @@ def test_a_fine_grained_token_passes_permissions_on_its_role(tmp_path: Path) -> 
     backends = sandbox(tmp_path, github={"token_scopes": []})
     row = preflight(backends).row("GitHub permissions")
     assert row.status == "ok" and "fine-grained" in row.detail
+
+
+def test_a_team_configuration_is_not_checked_against_the_sandbox(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A runbook.toml for another repository and the sandbox's world: bad input, said plainly."""
+    config = tmp_path / "runbook.toml"
+    config.write_text('github_repo = "acme/shop"\n')
+    monkeypatch.setenv("ROLLBACK_RUNBOOK_CONFIG", str(config))
+    assert cli.main(["check", "--sandbox-dir", str(tmp_path / "world")]) == 2
+    err = capsys.readouterr().err
+    assert "names acme/shop, but the sandbox world holds renewa/renewa-one" in err
+    assert "--backend real" in err
