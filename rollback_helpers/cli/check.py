@@ -35,7 +35,7 @@ def add_parser(sub: Any) -> None:
                        help="check this environment (repeatable; default: every configured one)")
     check.add_argument("--backend", choices=("sandbox", "real"), default="sandbox",
                        help="sandbox: a drill world (default); real: GitHub and flyctl")
-    check.add_argument("--scenario", default=DEFAULT_SCENARIO,
+    check.add_argument("--scenario",
                        help=f"sandbox scenario name or .toml path (default: {DEFAULT_SCENARIO})")
     check.add_argument("--sandbox-dir", help="sandbox: keep the world here (default: a temp dir)")
 
@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from rollback_helpers.domain.config import load_config
     from rollback_helpers.runbook.preflight import Preflight
 
+    if args.backend == "real" and (args.scenario or args.sandbox_dir):
+        raise ConfigError("--scenario and --sandbox-dir choose a sandbox world; --backend real "
+                          "checks the real GitHub and Fly.io.", "Drop one of them.")
+    args.scenario = args.scenario or DEFAULT_SCENARIO
     cfg = load_config()
     envs = args.envs or list(cfg.environments)
     for name in envs:

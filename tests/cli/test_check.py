@@ -206,3 +206,9 @@ def test_a_team_configuration_is_not_checked_against_the_sandbox(
     err = capsys.readouterr().err
     assert "names acme/shop, but the sandbox world holds renewa/renewa-one" in err
     assert "--backend real" in err
+
+
+def test_a_scenario_with_the_real_backend_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    """--scenario only means something on the sandbox: with --backend real it is exit 2."""
+    assert cli.main(["check", "--backend", "real", "--scenario", "check-no-backup"]) == 2
+    assert "--backend real" in capsys.readouterr().err
