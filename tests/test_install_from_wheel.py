@@ -63,7 +63,7 @@ def clean_env(env_dir: Path) -> dict[str, str]:
 
 
 def test_the_wheel_ships_the_notebooks_and_not_this_checkout(installed: Path, tmp_path: Path) -> None:
-    """The installed package is the wheel's copy, with its notebooks and scenarios beside it."""
+    """The installed package is the wheel's copy, with its notebooks, which `lab` copies."""
     probe = ("import json, rollback_helpers as r; from rollback_helpers.run.archive import "
              "notebooks_dir; print(json.dumps([r.__file__, sorted(p.name for p in "
              "notebooks_dir().glob('*.ipynb'))]))")
@@ -72,6 +72,11 @@ def test_the_wheel_ships_the_notebooks_and_not_this_checkout(installed: Path, tm
     assert where.startswith(str(installed)) and not where.startswith(str(ROOT))
     assert notebooks == ["path_a_image_rollback.ipynb", "path_b_database_breakglass.ipynb",
                          "path_b_verify_flip.ipynb", "start_here.ipynb"]
+    lab = ("from pathlib import Path; from rollback_helpers.cli.lab import copy_notebooks; "
+           "print(len(copy_notebooks(Path('workspace'), backend='sandbox')))")
+    copies = run([str(installed / "bin" / "python"), "-c", lab], cwd=tmp_path,
+                 env=clean_env(installed)).stdout
+    assert copies.strip() == "4" and len(list((tmp_path / "workspace").glob("*.ipynb"))) == 4
 
 
 def test_a_dry_run_drill_from_any_directory(installed: Path, tmp_path: Path) -> None:
