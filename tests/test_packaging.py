@@ -134,12 +134,23 @@ def test_console_script_points_at_the_cli_main() -> None:
     assert callable(getattr(importlib.import_module(module), attr))
 
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PACKAGED = ROOT / "rollback_helpers" / "notebooks"  # shipped in the wheel
+NOTEBOOKS = sorted({p.resolve() for p in [*PACKAGED.glob("*.ipynb"), *(ROOT / "notebooks").glob("*.ipynb")]})
 
 
 def test_there_are_notebooks_to_check() -> None:
     """The notebook checks below have something to look at."""
     assert NOTEBOOKS
+
+
+def test_notebooks_live_in_the_package_and_the_checkout_links_to_them() -> None:
+    """One copy: `notebooks/` in a checkout is the package's folder, which the wheel ships."""
+    assert (ROOT / "notebooks").resolve() == PACKAGED.resolve()
+    assert "notebooks/*.ipynb" in pyproject()["tool"]["setuptools"]["package-data"][
+        "rollback_helpers"]
+    from rollback_helpers.run.archive import notebooks_dir
+
+    assert notebooks_dir().resolve() == PACKAGED.resolve()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -3,6 +3,8 @@
     rollback-runbook drill path-a --env staging            a game day on the embedded sandbox
     rollback-runbook run path-a --env staging              a real incident (dry run unless --live)
     rollback-runbook lab                                   the walkthrough in JupyterLab (sandbox)
+    rollback-runbook init                                  a commented runbook.toml for your repository
+    rollback-runbook check --backend real                  read-only preflight before the incident
     rollback-runbook scenarios | exit-codes                reference
 """
 
@@ -13,16 +15,19 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rollback_helpers.cli import check as check_command
+from rollback_helpers.cli import init_config as init_command
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.run import archive
 from rollback_helpers.secrets import redact
 
 PATHS = tuple(archive.NOTEBOOKS)
+ADOPTION = (init_command, check_command)  # commands that live in their own modules: add_parser + run
 DEFAULT_DRILL_SPEED = 20.0
 DEFAULT_SCENARIOS = {"path-a": "default", "path-b": "b-default", "verify-flip": "b-flipped"}
 
@@ -50,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scenarios", help="list the sandbox scenarios")
     sub.add_parser("exit-codes", help="what each exit code means")
     _lab_parser(sub)
+    for command in ADOPTION:
+        command.add_parser(sub)
     return parser
 
 
@@ -188,8 +195,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return run_lab(args)
 
 
-COMMANDS = {"drill": cmd_drill, "run": cmd_run, "scenarios": cmd_scenarios,
-            "exit-codes": cmd_exit_codes, "lab": cmd_lab}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "drill": cmd_drill, "run": cmd_run, "scenarios": cmd_scenarios, "exit-codes": cmd_exit_codes,
+    "lab": cmd_lab, **{c.NAME: c.run for c in ADOPTION}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

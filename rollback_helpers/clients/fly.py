@@ -131,6 +131,17 @@ class Fly:
             # `from None`: the decode error carries the whole document, which may hold a password.
             raise self._unreadable(result, "not JSON") from None
 
+    def whoami(self) -> str:
+        """``flyctl auth whoami --json``: the logged-in user's e-mail (a CommandFailed if none)."""
+        result = self._run(("auth", "whoami", "--json"), None)
+        if not result.ok:
+            raise self._failure(result, "Run `flyctl auth login` (or set FLY_API_TOKEN), then "
+                                        "re-run.")
+        doc = self._json(result)
+        if not isinstance(doc, dict) or not isinstance(doc.get("email"), str):
+            raise self._unreadable(result, "expected {\"email\": …}")
+        return str(doc["email"])
+
     # -- apps ------------------------------------------------------------------------
     def status(self, app: str) -> AppStatus:
         """``flyctl status -a APP --json``: the machines and what each one really runs."""

@@ -60,6 +60,7 @@ class AllowedCommand:
 
 ALLOWED: tuple[AllowedCommand, ...] = (
     AllowedCommand(("version",), 0, _JSON),
+    AllowedCommand(("auth", "whoami"), 0, _JSON),  # read-only: who flyctl is logged in as
     AllowedCommand(("status",), 0, frozenset({"-a", "--app", "-c", "--config"}) | _JSON),
     AllowedCommand(("releases",), 0, frozenset({"-a", "--app", "-c", "--config",
                                                "--image"}) | _JSON),

@@ -77,6 +77,25 @@ class WorkflowRun:
         return self.conclusion == "success"
 
 
+@dataclass(frozen=True)
+class RepoAccess:
+    """What the token may do in the repository, as GitHub tells it."""
+
+    full_name: str
+    private: bool
+    permissions: Mapping[str, bool]  # the user's role: pull, triage, push, maintain, admin
+    token_scopes: tuple[str, ...] | None  # x-oauth-scopes; None: not sent (fine-grained, app)
+
+
+@dataclass(frozen=True)
+class Workflow:
+    id: int
+    name: str
+    path: str
+    state: str  # "active", "disabled_manually", "disabled_inactivity", …
+    html_url: str
+
+
 def issue_from_json(item: Mapping[str, Any]) -> Issue:
     labels = tuple(label if isinstance(label, str) else str(label.get("name", ""))
                    for label in item.get("labels") or [])
@@ -213,6 +232,31 @@ class GitHubClient(GitHubSession):
             f"It may still finish: watch it with `gh run watch {run.id} --repo {self.repo}` or in "
             "the browser, then re-run the verification cells. Do not dispatch again while it runs "
             f"(cancel it first with `gh run cancel {run.id} --repo {self.repo}` if it is stuck).")
+
+    # -- the repository and its workflow (read only: what a preflight checks) ---------------
+    def get_repository(self) -> RepoAccess:
+        """The repository, the user's permissions in it and the token's scopes."""
+        url = self._url("")
+        response = self._call("GET", url, check=f"that {self.repo} exists and the token can see it")
+        item = json_object(response, self._endpoint("GET", url))
+        scopes = response.headers.get("x-oauth-scopes")
+        found = item.get("permissions")
+        return RepoAccess(
+            full_name=str(item.get("full_name") or self.repo), private=bool(item.get("private")),
+            permissions={str(k): bool(v) for k, v in found.items()} if isinstance(found, dict)
+            else {},
+            token_scopes=None if scopes is None else tuple(
+                s.strip() for s in scopes.split(",") if s.strip()))
+
+    def get_workflow(self, workflow: str) -> Workflow:
+        """One workflow by file name or id; GitHubNotFound if the repository has no such one."""
+        url = self._url(f"/actions/workflows/{quote(workflow, safe='')}")
+        response = self._call("GET", url, check=f"that .github/workflows/{workflow} exists in "
+                              f"{self.repo} on its default branch")
+        item = json_object(response, self._endpoint("GET", url))
+        return Workflow(id=int(item.get("id") or 0), name=str(item.get("name") or ""),
+                        path=str(item.get("path") or ""), state=str(item.get("state") or ""),
+                        html_url=str(item.get("html_url") or ""))
 
     # -- files -------------------------------------------------------------------------
     def get_file(self, path: str, ref: str | None = None) -> str:

@@ -32,7 +32,7 @@ from rollback_helpers.run.notebook_io import (
 from rollback_helpers.secrets import redact
 from rollback_helpers.ui.display import METADATA_KEY
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"  # shipped in the package
 NOTEBOOKS = {
     "path-a": "path_a_image_rollback.ipynb",
     "path-b": "path_b_database_breakglass.ipynb",
@@ -65,7 +65,8 @@ class Outcome:
 
 
 def notebooks_dir() -> Path:
-    return REPO_ROOT / "notebooks"
+    """The runbook's notebooks, inside the installed package (a clone links ``notebooks/`` here)."""
+    return NOTEBOOK_DIR
 
 
 def archive_path(incidents_dir: str | Path, env: str, path: str, *, dry_run: bool,
@@ -95,7 +96,7 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
     try:
         papermill.execute_notebook(str(notebooks_dir() / NOTEBOOKS[path]), str(output),
                                    parameters=parameters, progress_bar=False,
-                                   log_output=log_output, cwd=str(cwd or REPO_ROOT),
+                                   log_output=log_output, cwd=str(cwd or Path.cwd()),
                                    kernel_name="python3")
         outcome = Outcome(exit_code=0, outcome="success", **common)
     except PapermillExecutionError as exc:

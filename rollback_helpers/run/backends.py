@@ -24,6 +24,7 @@ import httpx
 from rollback_helpers.clients.commands import CommandRunner, SubprocessRunner
 from rollback_helpers.clients.fly import Fly
 from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clients.github_token import TOKEN_VARS, find_github_token
 from rollback_helpers.clock import Clock, RealClock
 from rollback_helpers.domain.config import RunbookConfig
 from rollback_helpers.errors import ConfigError, GitHubAuthError
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from rollback_helpers.sandbox.world import World
 
 BACKENDS = ("sandbox", "real")
-TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 
 
 class WorldClock:
@@ -56,6 +56,7 @@ class DrillWorld:
     directory: Path
     description: str   # the scenario's first line
     token: str         # the sandbox's own GitHub token (never a real one)
+    repo: str = ""     # the repository the world's GitHub holds
 
 
 def create_drill_world(scenario: str, directory: str | Path, *, speed: float) -> DrillWorld:
@@ -64,7 +65,8 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float) ->
 
     world = create_world(scenario, Path(directory), speed=speed)
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
-    return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]))
+    return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]),
+                      str(world.state["github"]["repo"]))
 
 
 def stop_drill_world(directory: str | Path) -> None:
@@ -89,17 +91,24 @@ class Backends:
     clock: Clock
     github_token: Secret | None
     sandbox_dir: Path | None = None
+    token_source: str = ""  # GITHUB_TOKEN, GH_TOKEN, gh auth token, or the sandbox's: safe to show
 
     def github(self, cfg: RunbookConfig) -> GitHubClient:
         if self.github_token is None:
             raise GitHubAuthError(
-                f"No GitHub token in the environment ({' or '.join(TOKEN_VARS)}).",
-                "export GITHUB_TOKEN=$(gh auth token) in the shell that starts the runbook, "
+                f"No GitHub token: neither {' nor '.join(TOKEN_VARS)} is set, and `gh auth token` "
+                "gave none (or `gh` is not on PATH).",
+                "Run `gh auth login`, or export GITHUB_TOKEN in the shell that starts the runbook, "
                 "then re-run. Never pass a token as a notebook parameter.")
         return GitHubClient(self.http, cfg.github_repo, self.github_token, clock=self.clock,
                             api_url=cfg.github_api_url)
 
     def fly(self, cfg: RunbookConfig) -> Fly:
+        """flyctl, demanded only here: what needs only GitHub works without it."""
+        if self.name == "real" and shutil.which(cfg.flyctl) is None:
+            raise ConfigError(f"`{cfg.flyctl}` is not on PATH; the real backend needs it.",
+                              "Install flyctl and run `flyctl auth login`, or use "
+                              "backend='sandbox' for a drill.")
         return Fly(self.runner, flyctl=cfg.flyctl, timeout=cfg.command_timeout)
 
     def close(self) -> None:
@@ -109,15 +118,15 @@ class Backends:
 def open_backends(backend: str, *, scenario: str = "default", sandbox_dir: str | None = None,
                   environ: Mapping[str, str] | None = None,
                   cfg: RunbookConfig | None = None) -> Backends:
+    """The seams for ``backend``. ``cfg`` is accepted for callers; flyctl is checked lazily."""
     environ = os.environ if environ is None else environ
     token = token_from_env(dict(environ), *TOKEN_VARS)
     if backend == "real":
-        flyctl = (cfg.flyctl if cfg else "flyctl")
-        if shutil.which(flyctl) is None:
-            raise ConfigError(f"`{flyctl}` is not on PATH; the real backend needs it.",
-                              "Install flyctl and run `flyctl auth login`, or use backend='sandbox' "
-                              "for a drill.")
-        return Backends("real", httpx.Client(timeout=30.0), SubprocessRunner(), RealClock(), token)
+        runner = SubprocessRunner()
+        found = find_github_token(environ, runner)  # the environment, else `gh auth token`
+        return Backends("real", httpx.Client(timeout=30.0), runner, RealClock(),
+                        found.secret if found else None,
+                        token_source=found.source if found else "")
     if backend == "sandbox":
         return _sandbox_backends(scenario, sandbox_dir, token)
     raise ConfigError(f"Unknown backend {backend!r}.", f"Use one of: {', '.join(BACKENDS)}.")
@@ -138,4 +147,4 @@ def _sandbox_backends(scenario: str, sandbox_dir: str | None, token: Secret | No
         token = Secret(sandbox_token)  # a real token never goes to the sandbox
     http = httpx.Client(transport=sandbox_transport(world), timeout=30.0)
     return Backends("sandbox", http, FlyctlSandbox(world), WorldClock(world), token,
-                    sandbox_dir=world.state_dir)
+                    sandbox_dir=world.state_dir, token_source="the sandbox's token")

@@ -29,6 +29,7 @@ from typing import Any
 
 from rollback_helpers.clients.commands import BackgroundProcess, CommandResult, PopenProcess
 from rollback_helpers.clock import parse_iso, utc_iso
+from rollback_helpers.sandbox.flyctl_auth import AuthCommands
 from rollback_helpers.sandbox.flyctl_common import (
     FLYCTL_COMMIT,
     FLYCTL_VERSION,
@@ -90,6 +91,7 @@ class Command:
 
 COMMANDS: dict[tuple[str, ...], Command] = {
     ("version",): Command("_version", frozenset(), _JSON),
+    ("auth", "whoami"): Command("_auth_whoami", frozenset(), _JSON),
     ("status",): Command("_status", _APP, _JSON | {"--all", "--deployment", "--watch"}),
     ("releases",): Command("_releases", _APP, _JSON | {"--image"}),
     ("machine", "list"): Command("_machine_list", _APP, _JSON | {"-q", "--quiet"}),
@@ -120,7 +122,7 @@ def is_destructive(path: Sequence[str]) -> bool:
     return any(word in DESTRUCTIVE_VERBS for word in path[:3])
 
 
-class FlyctlSandbox(MpgCommands):
+class FlyctlSandbox(MpgCommands, AuthCommands):
     """flyctl against a sandbox :class:`World`: the command seam of a drill."""
 
     def __init__(self, world: World) -> None:

@@ -21,7 +21,9 @@ from rollback_helpers.sandbox.world import World, digest_for
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DAY = 86400.0
-FLY_KEYS = ("restore_seconds", "restore_outcome", "proxy_fault", "ssh_latency")
+FLY_KEYS = ("restore_seconds", "restore_outcome", "proxy_fault", "ssh_latency", "logged_in",
+            "email")
+GITHUB_KEYS = ("permissions", "token_scopes")  # what GET /repos/{repo} tells a preflight
 MAP_PATH = "scripts/lib/mpg-clusters.sh"
 
 
@@ -98,6 +100,7 @@ def _build_github(world: World, scenario: dict[str, Any]) -> None:
             "duration": float(workflow.get("duration", 90)),
             "conclusion": workflow.get("conclusion", "success"),
             "dispatch": workflow.get("dispatch", "details"),
+            "state": workflow.get("state", "active"),
         },
         "faults": {
             "token": scenario.get("faults", {}).get("token", "valid"),
@@ -107,6 +110,7 @@ def _build_github(world: World, scenario: dict[str, Any]) -> None:
         },
         "request_count": 0,
     }
+    world.state["github"].update({key: gh[key] for key in GITHUB_KEYS if key in gh})
 
 
 def _issue(world: World, *, title: str, body: str, labels: list[str], created: float,
@@ -159,7 +163,7 @@ def _build_fly(world: World, scenario: dict[str, Any]) -> None:
         if spec.get("database"):
             backup_ids[env] = _build_database(world, env, spec, times)
         elif spec.get("cluster_id"):
-            _build_metadata_cluster(world, spec)
+            backup_ids[env] = _build_metadata_cluster(world, spec, times)
     world.state["github"]["files"].update(_cluster_map_file(scenario))
     _build_records(world, envs, deploy_plan, backup_ids)
     for env, spec in envs.items():
@@ -275,9 +279,11 @@ def _build_database(world: World, env: str, spec: dict[str, Any],
     return ids
 
 
-def _build_metadata_cluster(world: World, spec: dict[str, Any]) -> None:
-    """The cluster of an environment without ``database``: listed by flyctl, no server."""
-    from rollback_helpers.sandbox.flyctl_common import direct_ip_for, flympg_url
+def _build_metadata_cluster(world: World, spec: dict[str, Any],
+                            times: list[tuple[float, str]]) -> dict[str, str]:
+    """The cluster of an environment without ``database``: listed by flyctl, no server.
+    Its newest deploys have metadata-only pre-deploy backups; returns deploy → backup id."""
+    from rollback_helpers.sandbox.flyctl_common import digest_text, direct_ip_for, flympg_url
 
     app, cluster_id = spec["app"], spec["cluster_id"]
     password = _random.token_urlsafe(18)
@@ -288,11 +294,18 @@ def _build_metadata_cluster(world: World, spec: dict[str, Any]) -> None:
         "credentials": {"status": "ready", "user": "fly-user", "password": password,
                         "dbname": "fly-db"},
         "backups": [], "server": False}
+    ids: dict[str, str] = {}
+    for at, name in times[-(int(spec.get("older_backups", 2)) + 1):] if times else []:
+        ids[name] = f"backup_{int(at)}_{digest_text('backup', world.state['scenario'], app, name)[:16]}"
+        world.state["fly"]["clusters"][cluster_id]["backups"].append(
+            {"id": ids[name], "status": "completed", "type": "full", "start": utc_iso(at),
+             "stop": utc_iso(at + 221.0), "sandbox_copy": False})
     secrets = world.state["fly"]["apps"][app]["secrets"]
     for var, (user, host) in {"DATABASE_URL": ("app-user", "pgbouncer"),
                               "DATABASE_URL_MIGRATION": ("migration-user", "direct")}.items():
         secrets.setdefault(var, flympg_url(user, _random.token_urlsafe(18), host, cluster_id,
                                            "fly-db"))
+    return ids
 
 
 def _build_extra_clusters(world: World, clusters: dict[str, Any]) -> None:

@@ -360,7 +360,9 @@ def test_the_call_log_marks_only_the_restore_as_mutating_and_has_no_destructive_
 
 
 def test_path_a_worlds_start_no_database_server(tmp_path: Path) -> None:
-    """Path A scenarios stay PostgreSQL-free: no clusters, no backups, no processes."""
+    """Path A scenarios stay PostgreSQL-free: metadata-only clusters, no servers, no processes."""
     world = create_world("default", tmp_path / "world")
-    assert world.state["fly"]["clusters"] == {}
+    clusters = world.state["fly"]["clusters"]
+    assert clusters and not any(c["server"] for c in clusters.values())
+    assert not any(b["sandbox_copy"] for c in clusters.values() for b in c["backups"])
     assert not any((world.state_dir / d).exists() for d in ("clusters", "backups", "pids"))
