@@ -122,8 +122,9 @@ def open_backends(backend: str, *, scenario: str = "default", sandbox_dir: str |
     environ = os.environ if environ is None else environ
     token = token_from_env(dict(environ), *TOKEN_VARS)
     if backend == "real":
-        runner = SubprocessRunner()
-        found = find_github_token(environ, runner)  # the environment, else `gh auth token`
+        runner = SubprocessRunner(flyctl=cfg.flyctl if cfg else "flyctl")
+        # The environment, else `gh auth token`: the one other program the runbook may start.
+        found = find_github_token(environ, SubprocessRunner(allowed_programs=("gh",)))
         return Backends("real", httpx.Client(timeout=30.0), runner, RealClock(),
                         found.secret if found else None,
                         token_source=found.source if found else "")

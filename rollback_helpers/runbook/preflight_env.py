@@ -217,7 +217,8 @@ class EnvironmentChecks:
     # -- health --------------------------------------------------------------------------------
     def health(self) -> None:
         url = self.env.health_url
-        result = check_health(self.c.backends.http, url, clock=self.c.backends.clock, grace=0)
+        result = check_health(self.c.backends.http, url, clock=self.c.backends.clock, grace=0,
+                              consecutive=1)  # does it answer at all: one probe
         if result.status_code is None or result.status_code == 404:
             said = "no answer" if result.status_code is None else "404"
             self.c.fail("health", self.name, f"{url}: {said} ({result.detail or '—'}).",

@@ -32,7 +32,7 @@ def test_github_token_wins_over_gh_token_and_gh(tmp_path: Path) -> None:
     """GITHUB_TOKEN first; gh is not even asked."""
     path = str(fake_gh(tmp_path / "bin"))
     found = find_github_token({"GITHUB_TOKEN": "ghp_" + "a" * 36, "GH_TOKEN": "ghp_" + "b" * 36,
-                               "PATH": path}, SubprocessRunner())
+                               "PATH": path}, SubprocessRunner(allowed_programs=("gh",)))
     assert found is not None and found.source == "GITHUB_TOKEN"
     assert found.secret.reveal() == "ghp_" + "a" * 36
     assert not (tmp_path / "bin" / "gh.calls").exists()
@@ -41,14 +41,14 @@ def test_github_token_wins_over_gh_token_and_gh(tmp_path: Path) -> None:
 def test_gh_token_is_second(tmp_path: Path) -> None:
     """Without GITHUB_TOKEN, GH_TOKEN is used."""
     found = find_github_token({"GITHUB_TOKEN": " ", "GH_TOKEN": "ghp_" + "b" * 36,
-                               "PATH": str(tmp_path)}, SubprocessRunner())
+                               "PATH": str(tmp_path)}, SubprocessRunner(allowed_programs=("gh",)))
     assert found is not None and found.source == "GH_TOKEN"
 
 
 def test_gh_auth_token_when_the_environment_has_none(tmp_path: Path) -> None:
     """Failing both variables, `gh auth token` from the gh on PATH gives the token (never shown)."""
     bin_dir = fake_gh(tmp_path / "bin")
-    found = find_github_token({"PATH": str(bin_dir)}, SubprocessRunner())
+    found = find_github_token({"PATH": str(bin_dir)}, SubprocessRunner(allowed_programs=("gh",)))
     assert found is not None and found.source == "gh auth token"
     assert found.secret.reveal() == GH_LOGIN
     assert GH_LOGIN not in f"{found!r} {found.secret} {found}"
@@ -62,7 +62,7 @@ def test_no_token_anywhere_is_none(tmp_path: Path, setup: str) -> None:
     bin_dir.mkdir()
     if setup == "gh not logged in":
         fake_gh(bin_dir, exit_code=1)
-    assert find_github_token({"PATH": str(bin_dir)}, SubprocessRunner()) is None
+    assert find_github_token({"PATH": str(bin_dir)}, SubprocessRunner(allowed_programs=("gh",))) is None
 
 
 def test_real_backend_takes_the_gh_login_and_does_not_demand_flyctl(
