@@ -20,8 +20,6 @@ import shlex
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import pandas as pd
-
 from rollback_helpers.display import Report, short
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
 from rollback_helpers.fly import AppStatus
@@ -39,6 +37,7 @@ from rollback_helpers.records import (
     resolve_rollback_target,
 )
 from rollback_helpers.runs import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.table import Table
 
 Record = DeploymentRecord | BadRecord
 PLAN_STEP = "4"  # the notebook's step that holds the gate
@@ -126,7 +125,7 @@ class PathA:
         rows = [{"machine": m.id, "state": m.state, "region": m.region,
                  "release": m.release_version, "image digest": short(m.image_digest)}
                 for m in self.status.machines]
-        report = Report(f"What runs now on {self.ctx.env.app}", table=pd.DataFrame(rows))
+        report = Report(f"What runs now on {self.ctx.env.app}", table=Table(rows))
         if not self.status.started():
             raise PreconditionFailed(
                 f"{self.ctx.env.app} ({self.ctx.env.name}) has no started machines.",
@@ -145,7 +144,7 @@ class PathA:
     def recent_records(self, limit: int = 10) -> Report:
         """The newest deployment records for this environment (read newest first, lazily)."""
         shown = [r for _, r in zip(range(limit), self.records, strict=False)]
-        table = pd.DataFrame(records_table(shown))
+        table = Table(records_table(shown))
         report = Report(f"Recent deployment records for {self.ctx.env.name}", table=table)
         if not shown:
             report.status = "warning"

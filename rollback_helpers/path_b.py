@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import pandas as pd
-
 from rollback_helpers.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.display import Report
@@ -35,6 +33,7 @@ from rollback_helpers.interactive import Checklist, Decision, Gate, Screen
 from rollback_helpers.progress import Progress
 from rollback_helpers.records import BadRecord, DeploymentRecord, record_from_issue
 from rollback_helpers.runs import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.table import Table
 
 T = TypeVar("T")
 PLAN_STEP = "2"  # the notebook's step that holds the gate
@@ -290,7 +289,7 @@ class PathB:
     def _urls_report(self, new_id: str) -> Report:
         rows = [{"variable": u.var, "user": u.user, "url": u.shown(), "cluster now": u.cluster_id}
                 for u in self.urls.values()]
-        report = Report(f"New cluster {new_id} is ready", table=pd.DataFrame(rows))
+        report = Report(f"New cluster {new_id} is ready", table=Table(rows))
         report.note("The app's current URLs (passwords never shown); pgBackRest keeps roles and "
                     "password hashes, so the same credentials log in to the new cluster.")
         return report
@@ -417,7 +416,7 @@ def flip_steps(ctx: RunContext, old_id: str, new_id: str, urls: dict[str, DbUrl]
     ]
 
 
-def _checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> pd.DataFrame:
+def _checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> Table:
     rows = [{"where": "new cluster", "user": c.user, "connected": c.connected,
              "current_user": c.current_user, "version": c.server_version.split(" ")[0],
              "in recovery": c.in_recovery, "newest migration": c.newest_migration,
@@ -430,7 +429,7 @@ def _checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None)
                      "in recovery": source.in_recovery, "newest migration": source.newest_migration,
                      **{f"rows: {t}": ("missing" if n < 0 else n)
                         for t, n in source.table_counts.items()}, "error": source.error})
-    return pd.DataFrame(rows).astype(object).fillna("")
+    return Table(rows)  # a column only the source row has is empty in the others
 
 
 def _differences(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> list[str]:

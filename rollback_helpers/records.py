@@ -422,7 +422,7 @@ def _skipped_hint(reader: _Reader) -> str:
 
 
 def records_table(records: Iterable[Record]) -> list[dict[str, Any]]:
-    """One plain row per record, for a pandas table in the notebook."""
+    """One plain row per record, for the table in the notebook."""
     return [_table_row(record) for record in records]
 
 

@@ -1,4 +1,4 @@
-"""What the CLI and the archive import, and what they must not.
+"""What the CLI, the archive and the Path A step module import, and what they must not.
 
 Each process check runs a fresh interpreter and asserts on ``sys.modules``, never on
 seconds: the slow imports are named, so their return fails here on any machine.
@@ -58,6 +58,14 @@ def test_nbformat_still_validates_notebooks_without_the_iri_checker() -> None:
     assert isinstance(formats, list)
     assert "iri" not in formats and "iri-reference" not in formats
     assert {"email", "ipv4", "regex"} <= set(formats)  # the other checkers are all there
+
+
+def test_the_path_a_step_module_imports_no_data_frame_library() -> None:
+    """The kernel's first step does not load pandas (its tables are rollback_helpers.table)."""
+    done = subprocess.run([sys.executable, "-c", "import sys, rollback_helpers.path_a; print("
+                           "*(sys.modules.get(m) is not None for m in ('pandas', 'rfc3987_syntax')))"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["False", "False"]
 
 
 def forget_iri_grammars(monkeypatch: pytest.MonkeyPatch) -> None:
