@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 from rollback_helpers.display import METADATA_KEY, Report
 from rollback_helpers.errors import ConfigError, error_class_named
+from rollback_helpers.headless import papermill_options
 from rollback_helpers.secrets import redact
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +98,7 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
         papermill.execute_notebook(str(notebooks_dir() / NOTEBOOKS[path]), str(output),
                                    parameters=parameters, progress_bar=False,
                                    log_output=log_output, cwd=str(cwd or REPO_ROOT),
-                                   kernel_name="python3")
+                                   kernel_name="python3", **papermill_options())
         outcome = Outcome(exit_code=0, outcome="success", **common)
     except PapermillExecutionError as exc:
         outcome = _failed(exc, output, common)
