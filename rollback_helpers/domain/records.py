@@ -240,7 +240,7 @@ def _check_loose_fields(fields: dict[str, str], env: str) -> None:
 
 
 def records_table(records: Iterable[Record]) -> list[dict[str, Any]]:
-    """One plain row per record, for a pandas table in the notebook."""
+    """One plain row per record, for the table in the notebook."""
     return [_table_row(record) for record in records]
 
 

@@ -22,6 +22,7 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from rollback_helpers.errors import error_class_named
+from rollback_helpers.run.headless import papermill_options
 from rollback_helpers.run.notebook_io import (
     decisions_in,
     notebook_parameters,
@@ -97,7 +98,7 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
         papermill.execute_notebook(str(notebooks_dir() / NOTEBOOKS[path]), str(output),
                                    parameters=parameters, progress_bar=False,
                                    log_output=log_output, cwd=str(cwd or Path.cwd()),
-                                   kernel_name="python3")
+                                   kernel_name="python3", **papermill_options())
         outcome = Outcome(exit_code=0, outcome="success", **common)
     except PapermillExecutionError as exc:
         outcome = _failed(exc, output, common)

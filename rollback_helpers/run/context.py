@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
 from rollback_helpers.errors import ConfigError, ConfirmationRequired
@@ -33,6 +31,7 @@ from rollback_helpers.ui.interactive import (
     not_approved,
     take_pending_decisions,
 )
+from rollback_helpers.ui.table import Table
 
 PROTECTED_ENVS = ("production",)
 
@@ -108,7 +107,7 @@ class RunContext:
     def summary_report(self, outcome: str) -> Report:
         """The timeline and the decisions; its metadata lets :meth:`finish` check the save."""
         report = Report(f"Summary: {outcome}", status="stopped" if self.dry_run else "ok",
-                        table=pd.DataFrame(self.timeline, columns=["time (UTC)", "event"]))
+                        table=Table(self.timeline, columns=["time (UTC)", "event"]))
         report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "outcome": outcome,
                                                   "timeline": len(self.timeline)}}}
         report.fact("decisions", len(self.decisions) or "none")

@@ -20,8 +20,6 @@ import shlex
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import pandas as pd
-
 from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
 from rollback_helpers.clients.health import HealthResult, check_health
@@ -38,6 +36,7 @@ from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
 from rollback_helpers.ui.display import Report, short
 from rollback_helpers.ui.interactive import Decision, Gate, Screen
 from rollback_helpers.ui.progress import Progress
+from rollback_helpers.ui.table import Table
 
 Record = DeploymentRecord | BadRecord
 PLAN_STEP = "4"  # the notebook's step that holds the gate
@@ -125,7 +124,7 @@ class PathA:
         rows = [{"machine": m.id, "state": m.state, "region": m.region,
                  "release": m.release_version, "image digest": short(m.image_digest)}
                 for m in self.status.machines]
-        report = Report(f"What runs now on {self.ctx.env.app}", table=pd.DataFrame(rows))
+        report = Report(f"What runs now on {self.ctx.env.app}", table=Table(rows))
         if not self.status.started():
             raise PreconditionFailed(
                 f"{self.ctx.env.app} ({self.ctx.env.name}) has no started machines.",
@@ -144,7 +143,7 @@ class PathA:
     def recent_records(self, limit: int = 10) -> Report:
         """The newest deployment records for this environment (read newest first, lazily)."""
         shown = [r for _, r in zip(range(limit), self.records, strict=False)]
-        table = pd.DataFrame(records_table(shown))
+        table = Table(records_table(shown))
         report = Report(f"Recent deployment records for {self.ctx.env.name}", table=table)
         if not shown:
             report.status = "warning"

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import pandas as pd
-
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.clients.fly import Backup, Cluster
 from rollback_helpers.domain.cluster_map import read_cluster_map
@@ -40,6 +38,7 @@ from rollback_helpers.runbook.path_b_facts import (
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import Checklist, Decision, Gate, Screen
 from rollback_helpers.ui.progress import Progress
+from rollback_helpers.ui.table import Table
 
 T = TypeVar("T")
 PLAN_STEP = "2"  # the notebook's step that holds the gate
@@ -267,7 +266,7 @@ class PathB:
     def _urls_report(self, new_id: str) -> Report:
         rows = [{"variable": u.var, "user": u.user, "url": u.shown(), "cluster now": u.cluster_id}
                 for u in self.urls.values()]
-        report = Report(f"New cluster {new_id} is ready", table=pd.DataFrame(rows))
+        report = Report(f"New cluster {new_id} is ready", table=Table(rows))
         report.note("The app's current URLs (passwords never shown); pgBackRest keeps roles and "
                     "password hashes, so the same credentials log in to the new cluster.")
         return report

@@ -8,14 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl
 from rollback_helpers.clients.fly import Backup, Cluster
 from rollback_helpers.domain.cluster_map import ClusterMap
 from rollback_helpers.domain.records import BadRecord, DeploymentRecord, record_from_issue
 from rollback_helpers.errors import RecordError
 from rollback_helpers.run.context import RunContext
+from rollback_helpers.ui.table import Table
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def flip_steps(ctx: RunContext, old_id: str, new_id: str, urls: dict[str, DbUrl]
     ]
 
 
-def checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> pd.DataFrame:
+def checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> Table:
     rows = [{"where": "new cluster", "user": c.user, "connected": c.connected,
              "current_user": c.current_user, "version": c.server_version.split(" ")[0],
              "in recovery": c.in_recovery, "newest migration": c.newest_migration,
@@ -76,7 +75,7 @@ def checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None) 
                      "in recovery": source.in_recovery, "newest migration": source.newest_migration,
                      **{f"rows: {t}": ("missing" if n < 0 else n)
                         for t, n in source.table_counts.items()}, "error": source.error})
-    return pd.DataFrame(rows).astype(object).fillna("")
+    return Table(rows)  # a column only the source row has is empty in the others
 
 
 def differences(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> list[str]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
@@ -18,6 +16,7 @@ from rollback_helpers.errors import PreconditionFailed, VerificationFailed
 from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.runbook.path_b_facts import newest_record
 from rollback_helpers.ui.display import Report
+from rollback_helpers.ui.table import Table
 
 
 def start(*, env: str | None, new_cluster: str | None = None, old_cluster: str | None = None,
@@ -80,7 +79,7 @@ class VerifyFlip:
                                     f"not {self.new_cluster}: update it in Infisical and redeploy")
         rows = [{"variable": u.var, "url": u.shown(), "cluster": u.cluster_id,
                  "flipped": u.cluster_id == self.new_cluster} for u in self.urls.values()]
-        return Report(f"{app}'s database URLs now", table=pd.DataFrame(rows),
+        return Report(f"{app}'s database URLs now", table=Table(rows),
                       status="ok" if all(r["flipped"] for r in rows) else "warning")
 
     def verify_connections(self) -> Report:
@@ -93,7 +92,7 @@ class VerifyFlip:
                 self.missing.append(f"{check.user} cannot log in to {new_id}: {check.error}")
         rows = [{"user": c.user, "connected": c.connected, "in recovery": c.in_recovery,
                  "newest migration": c.newest_migration, "error": c.error} for c in self.checks]
-        return Report(f"Logins through the tunnel to {new_id}", table=pd.DataFrame(rows),
+        return Report(f"Logins through the tunnel to {new_id}", table=Table(rows),
                       status="ok" if all(c.ok for c in self.checks) else "failed")
 
     def check_health_and_map(self) -> Report:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.secrets import redact
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rollback_helpers.ui.table import Table
 
 METADATA_KEY = "rollback_runbook"  # notebook and output metadata written by the runbook
 ICONS = {"ok": "✅", "skipped": "⏭️", "stopped": "🛑", "warning": "⚠️", "failed": "❌", "info": "ℹ️",
@@ -26,7 +29,7 @@ class Report:
     title: str
     status: str = "ok"
     facts: list[tuple[str, Any]] = field(default_factory=list)
-    table: pd.DataFrame | None = None
+    table: Table | pd.DataFrame | None = None  # shown with to_string / to_html
     notes: list[str] = field(default_factory=list)
     code: str = ""  # a command for a human to read (never run by the runbook)
     metadata: dict[str, Any] = field(default_factory=dict)  # saved with the notebook output

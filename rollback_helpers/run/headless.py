@@ -1,0 +1,170 @@
+"""How a headless run executes its notebook: a papermill engine with a leaner kernel.
+
+:func:`papermill_options` is what :func:`rollback_helpers.archive.execute` passes
+to ``papermill.execute_notebook``. Compared with papermill's default engine:
+
+``HeadlessKernelManager``
+    The kernel talks to the CLI over IPC (Unix sockets in a fresh 0700 directory,
+    removed afterwards) instead of TCP on localhost, where any local user could
+    connect to its ports and read its IOPub stream (signed, not encrypted): now
+    only this user can, and ipykernel no longer warns on every run that it is
+    "running over TCP without encryption". The ``python3`` kernel is this environment's own Python (the one
+    that has ``rollback_helpers``), started by :mod:`rollback_helpers.run.kernel_launcher`
+    (no debugger), so no kernel spec is searched for on the Jupyter paths (which
+    also imported IPython into the CLI only to find ``~/.ipython/kernels``).
+
+``HeadlessKernelClient``
+    jupyter_client's start-up handshake (``kernel_info`` until it is answered and
+    IOPub delivers), without its last step: reading IOPub until 0.2 s pass in
+    silence, to throw away the status messages of the handshake itself. nbclient
+    reads IOPub by the id of the request it waits for and ignores those messages
+    anyway, so the handshake ends as soon as the kernel is known to be ready.
+
+``SavesBeforeCodeCells``
+    papermill saves the output notebook when every cell starts and again when it
+    ends, Markdown cells included, each save validated: 53 writes for a Path A dry
+    run. This manager saves when a code cell starts (by then every earlier cell's
+    outputs are complete), while a long cell runs (papermill's
+    ``autosave_cell_every``) and when the notebook ends, so a run that dies
+    mid-cell leaves the same partial record on disk as before: 16 writes. The
+    final write and the write of a failed run (with papermill's error banner) are
+    papermill's own, unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpec
+from jupyter_client.manager import AsyncKernelManager
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+from traitlets import default
+
+ENGINE_NAME = "rollback-runbook"
+LAUNCHER = "rollback_helpers.run.kernel_launcher"
+
+
+def papermill_options() -> dict[str, Any]:
+    """Keyword arguments for ``papermill.execute_notebook``: this module's engine."""
+    papermill_engines.register(ENGINE_NAME, HeadlessEngine)  # idempotent
+    return {"engine_name": ENGINE_NAME}
+
+
+def kernel_spec() -> KernelSpec:
+    """``python3`` as this process runs it: ``sys.executable`` and the launcher, no debugger."""
+    from ipykernel.kernelspec import RESOURCES, get_kernel_dict, make_ipkernel_cmd
+
+    spec = get_kernel_dict()
+    spec["argv"] = make_ipkernel_cmd(mod=LAUNCHER, executable=sys.executable)
+    spec["metadata"] = {**spec.get("metadata", {}), "debugger": False}
+    return KernelSpec(resource_dir=RESOURCES, **spec)
+
+
+class HeadlessKernelClient(AsyncKernelClient):
+    """A client whose :meth:`wait_for_ready` returns once the kernel answers and IOPub works."""
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                try:  # IOPub is subscribed once a message (this request's status) arrives on it
+                    await self.iopub_channel.get_msg(timeout=0.2)
+                except Empty:
+                    pass
+                else:
+                    self._handle_kernel_info_reply(reply)  # the protocol version to speak
+                    return
+            if not await self.is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+
+class HeadlessKernelManager(AsyncKernelManager):
+    """One kernel for one headless run, reached over IPC in a private directory."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._private_dir = Path(tempfile.mkdtemp(prefix="rollback-kernel-"))  # mode 0700
+        kwargs.setdefault("connection_file", str(self._private_dir / "kernel.json"))
+        super().__init__(**kwargs)
+
+    @default("client_factory")
+    def _client_factory_default(self) -> type[HeadlessKernelClient]:
+        return HeadlessKernelClient
+
+    @default("transport")
+    def _transport_default(self) -> str:
+        # Unix sockets <dir>/kernel-ipc-<n>, next to the connection file; TCP where there are none.
+        return "ipc" if os.name == "posix" else "tcp"
+
+    @property
+    def kernel_spec(self) -> KernelSpec | None:
+        if self._kernel_spec is None and self.kernel_name == NATIVE_KERNEL_NAME:
+            self._kernel_spec = kernel_spec()
+        return super().kernel_spec
+
+    async def cleanup_resources(self, restart: bool = False) -> None:  # type: ignore[override]
+        await super().cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+
+
+class SavesBeforeCodeCells(NotebookExecutionManager):  # type: ignore[misc]
+    """papermill's execution manager, saving before each code cell rather than around every cell."""
+
+    _hold_save = False
+
+    def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        self._hold_save = cell.cell_type != "code"
+        try:
+            super().cell_start(cell, cell_index, **kwargs)
+        finally:
+            self._hold_save = False
+
+    def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        self._hold_save = True  # the next code cell's start, or the notebook's end, saves it
+        try:
+            super().cell_complete(cell, cell_index, **kwargs)
+        finally:
+            self._hold_save = False
+
+    def save(self, **kwargs: Any) -> None:
+        if not self._hold_save:
+            super().save(**kwargs)
+
+
+class HeadlessEngine(NBClientEngine):  # type: ignore[misc]
+    """papermill's nbclient engine with :class:`SavesBeforeCodeCells` and :class:`HeadlessKernelManager`."""
+
+    @classmethod
+    def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None,
+                         progress_bar: bool = True, log_output: bool = False,
+                         autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+        # papermill's Engine.execute_notebook, with this module's execution manager.
+        nb_man = SavesBeforeCodeCells(nb, output_path=output_path, progress_bar=progress_bar,
+                                      log_output=log_output, autosave_cell_every=autosave_cell_every)
+        nb_man.notebook_start()
+        try:
+            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            nb_man.cleanup_pbar()
+            nb_man.notebook_complete()
+        return nb_man.nb
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("kernel_manager_class", HeadlessKernelManager)
+        return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)

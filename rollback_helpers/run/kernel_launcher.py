@@ -1,0 +1,34 @@
+"""Start the kernel of a headless run: ``ipykernel_launcher``, without the debugger.
+
+    python -m rollback_helpers.run.kernel_launcher -f <connection file> [ipykernel options]
+
+ipykernel imports debugpy as it starts (about 0.1 s) so that a front end can
+attach a debugger; papermill never does. Marking ``debugpy`` unavailable makes
+ipykernel behave as it does when debugpy is not installed: the kernel starts
+without a debugger and says so in ``kernel_info`` (no ``"debugger"`` feature).
+Only :mod:`rollback_helpers.run.headless` starts kernels this way; JupyterLab starts
+its kernels from the usual ``python3`` kernel spec and keeps its debugger.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+WITHOUT = ("debugpy",)
+
+
+def main() -> None:
+    # As ipykernel_launcher: the working directory leaves sys.path while ipykernel loads
+    # (IPython puts it back for the notebook's own imports).
+    if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
+        del sys.path[0]
+    for name in WITHOUT:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "not importable"
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
+
+
+if __name__ == "__main__":
+    main()

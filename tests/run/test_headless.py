@@ -1,0 +1,111 @@
+"""Headless execution: papermill's engine with an IPC kernel, and saves before code cells."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+import pytest
+from nbformat import v4
+from papermill.exceptions import PapermillExecutionError
+
+from rollback_helpers.run import headless
+from rollback_helpers.run.headless import SavesBeforeCodeCells, papermill_options
+
+PROBE = """\
+import json, os, sys
+connection = sys.argv[sys.argv.index("-f") + 1]
+print(json.dumps({"answer": answer, "transport": json.load(open(connection))["transport"],
+                  "connection": connection, "python": sys.executable,
+                  "debugpy": sys.modules.get("debugpy") is not None}))
+"""
+
+
+def code(source: str, **fields: Any) -> Any:
+    return v4.new_code_cell(source, **fields)  # type: ignore[no-untyped-call]
+
+
+def markdown(source: str) -> Any:
+    return v4.new_markdown_cell(source)  # type: ignore[no-untyped-call]
+
+
+def notebook(*cells: Any) -> Any:
+    nb = v4.new_notebook(cells=list(cells))  # type: ignore[no-untyped-call]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def write(nb: Any, path: Path) -> Path:
+    nbformat.write(nb, str(path))  # type: ignore[no-untyped-call]
+    return path
+
+
+def read(path: Path) -> Any:
+    return nbformat.read(str(path), as_version=4)  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.e2e
+def test_a_notebook_runs_on_an_ipc_kernel_of_this_python_without_the_debugger(
+        tmp_path: Path) -> None:
+    """Parameters in, outputs out, over IPC; the kernel's private directory is gone afterwards."""
+    source = write(notebook(code("answer = 0", metadata={"tags": ["parameters"]}),
+                            code(PROBE)), tmp_path / "probe.ipynb")
+    out = tmp_path / "out.ipynb"
+    nb = papermill.execute_notebook(str(source), str(out), parameters={"answer": 42},
+                                    kernel_name="python3", progress_bar=False,
+                                    **papermill_options())
+    seen = json.loads(nb.cells[-1].outputs[0]["text"])
+    assert seen["answer"] == 42 and seen["transport"] == "ipc"
+    assert seen["python"] == sys.executable and seen["debugpy"] is False
+    assert not Path(seen["connection"]).parent.exists()
+    assert read(out).cells[-1].outputs == nb.cells[-1].outputs
+
+
+@pytest.mark.e2e
+def test_a_failing_cell_is_still_written_with_papermills_error_banner(tmp_path: Path) -> None:
+    """The engine keeps papermill's failure handling: structured error, notebook on disk."""
+    source = write(notebook(code("x = 1"), code("raise ValueError('boom')"),
+                            code("never = True")), tmp_path / "fails.ipynb")
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(PapermillExecutionError) as raised:
+        papermill.execute_notebook(str(source), str(out), kernel_name="python3",
+                                   progress_bar=False, **papermill_options())
+    assert raised.value.ename == "ValueError" and raised.value.evalue == "boom"
+    written = read(out)
+    assert any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in written.cells)
+    assert any(o.get("ename") == "ValueError" for c in written.cells if c.cell_type == "code"
+               for o in c.outputs)
+
+
+def test_saves_happen_at_the_start_at_each_code_cell_and_at_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not around Markdown cells, nor as a cell ends: what a code cell's start saves covers it."""
+    saved: list[list[str]] = []
+    monkeypatch.setattr("papermill.engines.write_ipynb", lambda nb, path: saved.append(
+        [c.metadata.papermill["status"] for c in nb.cells]))
+    nb = notebook(markdown("# one"), code("a"), markdown("# two"),
+                  code("b"))
+    nb.metadata["papermill"] = {}  # as papermill.execute prepares it
+    manager = SavesBeforeCodeCells(nb, output_path=str(tmp_path / "out.ipynb"), progress_bar=False)
+    manager.notebook_start()
+    for index, cell in enumerate(nb.cells):
+        manager.cell_start(cell, index)
+        manager.cell_complete(cell, index)
+    manager.notebook_complete()
+    assert saved == [["pending"] * 4,                                        # the run began
+                     ["completed", "running", "pending", "pending"],         # code cell 1 starts
+                     ["completed", "completed", "completed", "running"],     # code cell 2 starts
+                     ["completed"] * 4]                                      # the notebook ended
+
+
+def test_the_engine_is_registered_under_its_name() -> None:
+    """papermill_options names an engine papermill knows."""
+    from papermill.engines import papermill_engines
+
+    options = papermill_options()
+    assert papermill_engines.get_engine(options["engine_name"]) is headless.HeadlessEngine
