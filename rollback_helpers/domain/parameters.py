@@ -1,0 +1,97 @@
+"""A run's parameters, as one validated model: what the notebooks' ``parameters`` cells hold.
+
+The same model checks them whoever sets them: the command line (its flags map
+onto these names), plain papermill (``-p dry_run False``) or JupyterLab. Every
+switch takes a real boolean only, so ``-p dry_run 0``, ``"false"`` or
+``notabool`` is a bad input (exit 2) and never a live run nor a silent dry run;
+every number is finite and in range; unknown names are refused. Nothing is
+contacted before this passes.
+
+Free text (``reason``, ``incident``, ``operator``, …) goes to the archive and to
+GitHub, so each such field passes through :func:`guard_free_text` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rollback_helpers.domain.validation import (
+    ACCEPTED_SWITCH,
+    PositiveInt,
+    PositiveSeconds,
+    Switch,
+    Text,
+    bad_input,
+)
+
+PATHS = ("path-a", "path-b", "verify-flip")
+BACKENDS = ("sandbox", "real")
+FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name")
+ACCEPTED = {
+    "env": "an environment name, e.g. staging",
+    "backend": "sandbox or real",
+    "ready_timeout": "a finite number of seconds > 0",
+    "record_number": "a deployment-record issue number > 0",
+    "dry_run": ACCEPTED_SWITCH,
+    "interactive": ACCEPTED_SWITCH,
+    "allow_unrecorded_target": ACCEPTED_SWITCH,
+    "config": "a dict of configuration keys (docs/configuration.md)",
+}
+
+
+def guard_free_text(field: str, value: str) -> str:
+    """The one place operator free text is checked before it reaches an archive or GitHub."""
+    return value
+
+
+class RunParameters(BaseModel):
+    """Every parameter any runbook notebook takes; each path passes the ones it has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    path: Literal["path-a", "path-b", "verify-flip"] = "path-a"
+    env: Text | None = None
+    dry_run: Switch = True
+    interactive: Switch = False
+    backend: Literal["sandbox", "real"] = "sandbox"
+    scenario: Text = "default"
+    sandbox_dir: Text | None = None
+    confirm: Text = ""
+    reason: Text = ""
+    incident: Text = ""
+    operator: Text = ""
+    archive_path: Text = ""
+    config: dict[str, Any] | None = None
+    target_digest: Text | None = None
+    allow_unrecorded_target: Switch = False
+    backup_id: Text | None = None
+    source_cluster: Text | None = None
+    new_cluster_name: Text | None = None
+    record_number: PositiveInt | None = None
+    ready_timeout: PositiveSeconds | None = Field(default=None)
+    new_cluster: Text | None = None
+    old_cluster: Text | None = None
+
+    @field_validator(*FREE_TEXT)
+    @classmethod
+    def _free_text(cls, value: str | None, info: Any) -> str | None:
+        return guard_free_text(info.field_name, value) if value else value
+
+
+def check_parameters(path: str, given: Mapping[str, Any], *,
+                     name: Callable[[str], str] | None = None,
+                     source: str = "the notebook parameters") -> RunParameters:
+    """``given`` validated (only the names a notebook or flag set), or a ConfigError (exit 2)."""
+    try:
+        return RunParameters.model_validate({"path": path, **given})
+    except ValidationError as exc:
+        raise bad_input(exc, source=source, name=name or _parameter, accepted=ACCEPTED,
+                        next_step="Fix the parameter named (nothing was contacted or changed).") \
+            from None
+
+
+def _parameter(key: str) -> str:
+    return f"parameter {key!r}"
