@@ -19,6 +19,7 @@ import pandas as pd
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
+from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.errors import ConfigError, ConfirmationRequired
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.ui.display import METADATA_KEY, Report
@@ -174,6 +175,11 @@ def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenari
     Interactive runs always start as a dry run: the plan's button, not a
     parameter, makes them live. Without ``env`` they show an environment picker.
     """
+    check_parameters(path, {"env": env, "dry_run": dry_run, "backend": backend,
+                            "scenario": scenario, "sandbox_dir": sandbox_dir, "confirm": confirm,
+                            "operator": operator, "reason": reason, "incident": incident,
+                            "archive_path": archive_path, "config": config,
+                            "interactive": interactive})
     cfg = load_config(config)
     operator = operator or default_operator()
     screen = screen or NotebookScreen()

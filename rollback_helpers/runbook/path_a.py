@@ -26,6 +26,7 @@ from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.domain.images import parse_digest, parse_image_ref
+from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.domain.records import (
     BadRecord,
     DeploymentRecord,
@@ -72,6 +73,8 @@ def start(*, env: str | None, dry_run: bool = True, target_digest: str | None = 
           config: dict[str, Any] | None = None, interactive: bool = False,
           screen: Screen | None = None) -> PathA:
     """Check the parameters and open the seams. Nothing is read or changed yet."""
+    check_parameters("path-a", {"target_digest": target_digest,
+                                "allow_unrecorded_target": allow_unrecorded_target})
     if target_digest:  # bad input fails before anything is contacted
         if target_digest.startswith("sha256:"):
             parse_digest(target_digest, what="target_digest")

@@ -18,6 +18,7 @@ import pandas as pd
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.clients.fly import Backup, Cluster
 from rollback_helpers.domain.cluster_map import read_cluster_map
+from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.domain.records import DeploymentRecord
 from rollback_helpers.errors import (
     BackupError,
@@ -53,8 +54,11 @@ def start(*, env: str | None, dry_run: bool = True, backup_id: str | None = None
           confirm: str = "", reason: str = "", incident: str = "", operator: str = "",
           archive_path: str = "", config: dict[str, Any] | None = None,
           interactive: bool = False, screen: Screen | None = None) -> PathB:
+    check_parameters("path-b", {"backup_id": backup_id, "source_cluster": source_cluster,
+                                "record_number": record_number, "ready_timeout": ready_timeout,
+                                "new_cluster_name": new_cluster_name, "config": config})
     overrides = dict(config or {})
-    if ready_timeout:
+    if ready_timeout is not None:
         overrides["ready_timeout"] = ready_timeout
     ctx = open_run("path-b", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,

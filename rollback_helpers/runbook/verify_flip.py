@@ -14,6 +14,7 @@ import pandas as pd
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
+from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed
 from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.runbook.path_b_facts import newest_record
@@ -24,6 +25,7 @@ def start(*, env: str | None, new_cluster: str | None = None, old_cluster: str |
           backend: str = "sandbox", scenario: str = "b-flipped", sandbox_dir: str | None = None,
           reason: str = "", incident: str = "", operator: str = "", archive_path: str = "",
           config: dict[str, Any] | None = None, interactive: bool = False) -> VerifyFlip:
+    check_parameters("verify-flip", {"new_cluster": new_cluster, "old_cluster": old_cluster})
     ctx = open_run("verify-flip", env=env, dry_run=True, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, operator=operator, reason=reason, incident=incident,
                    archive_path=archive_path, config=config, interactive=interactive)
