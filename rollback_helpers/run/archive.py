@@ -12,6 +12,7 @@ An interactive walkthrough (JupyterLab) is archived by its last cell instead
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from typing import Any
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from rollback_helpers.errors import error_class_named
+from rollback_helpers.errors import ConfigError, error_class_named
 from rollback_helpers.run.notebook_io import (
     decisions_in,
     notebook_parameters,
@@ -79,6 +80,21 @@ def archive_path(incidents_dir: str | Path, env: str, path: str, *, dry_run: boo
         candidate = Path(incidents_dir) / f"{base}-{n}.ipynb"
         n += 1
     return candidate
+
+
+def ensure_writable_dir(directory: Path, *, source: str = "incidents_dir") -> Path:
+    """``directory``, created if need be and proven writable; else a ConfigError naming ``source``."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".writable-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"The incidents directory {directory} cannot be created or written "
+            f"({exc.strerror or type(exc).__name__}); the run's archive would be lost.",
+            f"Set {source} to a directory you can write, then re-run. Nothing was started.") \
+            from None
+    return directory
 
 
 def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
