@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollback_helpers.domain.config import RunbookConfig, load_config
-from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.errors import ConfirmationRequired
-from rollback_helpers.run.archive import ensure_writable_dir
+
+if TYPE_CHECKING:
+    from rollback_helpers.domain.config import RunbookConfig
 
 PROTECTED_ENVS = ("production",)
 _FLAG_FOR = {"dry_run": "--dry-run/--live", "env": "--env", "path": "PATH"}
@@ -62,6 +62,9 @@ def flag_for(key: str) -> str:
 
 def check_command(args: argparse.Namespace, params: dict[str, Any]) -> RunbookConfig:
     """Configuration, environment, parameters, confirmation: all before anything starts."""
+    from rollback_helpers.domain.config import load_config
+    from rollback_helpers.domain.parameters import check_parameters
+
     given = {k: v for k, v in params.items() if k not in ("sandbox_dir", "archive_path")}
     check_parameters(args.path, given, name=flag_for, source="the command line")
     cfg = load_config()
@@ -75,6 +78,8 @@ def check_command(args: argparse.Namespace, params: dict[str, Any]) -> RunbookCo
 
 def incidents_dir(args: argparse.Namespace, cfg: RunbookConfig, *, drill: bool) -> Path:
     """Where the archive goes (``…/drills`` for drills), created and proven writable now."""
+    from rollback_helpers.run.archive import ensure_writable_dir
+
     base = Path(args.incidents_dir or cfg.incidents_dir)
     directory = base / "drills" if drill and not args.incidents_dir else base
     source = "--incidents-dir" if args.incidents_dir else "incidents_dir (runbook.toml or " \

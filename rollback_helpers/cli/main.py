@@ -20,10 +20,10 @@ from typing import Any
 
 from rollback_helpers.cli import inputs
 from rollback_helpers.errors import EXIT_CODES, RollbackError
-from rollback_helpers.run import archive
 from rollback_helpers.secrets import redact
 
-PATHS = tuple(archive.NOTEBOOKS)
+# The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
+PATHS = ("path-a", "path-b", "verify-flip")  # run.archive.NOTEBOOKS
 DEFAULT_DRILL_SPEED = 20.0
 DEFAULT_SCENARIOS = {"path-a": "default", "path-b": "b-default", "verify-flip": "b-flipped"}
 
@@ -153,6 +153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _execute(args: argparse.Namespace, directory: Path, *, backend: str,
              sandbox_dir: str | None) -> int:
+    from rollback_helpers.run import archive
+
     target = archive.archive_path(directory, args.env, args.path, dry_run=args.dry_run)
     if not args.quiet:
         archive.quiet_papermill_logs()
@@ -209,12 +211,13 @@ COMMANDS = {"drill": cmd_drill, "run": cmd_run, "scenarios": cmd_scenarios,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except RollbackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted (Ctrl-C): the run stopped where it was; the sandbox, if any, is "
+              "cleaned up. Re-run the same command to start again.", file=sys.stderr)
         return 130

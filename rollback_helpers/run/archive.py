@@ -112,7 +112,10 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
         papermill.execute_notebook(str(notebooks_dir() / NOTEBOOKS[path]), str(output),
                                    parameters=parameters, progress_bar=False,
                                    log_output=log_output, cwd=str(cwd or REPO_ROOT),
-                                   kernel_name="python3")
+                                   kernel_name="python3",
+                                   # Stopped, not asked to stop: a kernel asked mid-cell (Ctrl-C)
+                                   # logs a ZMQ traceback while its sockets close under it.
+                                   shutdown_kernel="immediate")
         outcome = Outcome(exit_code=0, outcome="success", **common)
     except PapermillExecutionError as exc:
         outcome = _failed(exc, output, common)
