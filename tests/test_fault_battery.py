@@ -31,7 +31,7 @@ from rollback_helpers.domain.config import OTHER_VARIABLES
 from rollback_helpers.errors import RollbackError, error_class_named
 from rollback_helpers.run.archive import NOTEBOOKS, notebooks_dir
 from rollback_helpers.run.backends import create_drill_world, discard_drill_world
-from rollback_helpers.runbook import path_a, path_b, verify_flip
+from rollback_helpers.runbook import path_a, path_b, triage, verify_flip
 from rollback_helpers.sandbox.flyctl import FlyctlSandbox
 from rollback_helpers.sandbox.world import World
 from rollback_helpers.ui.interactive import RecordingScreen
@@ -153,6 +153,17 @@ def test_production_without_confirmation_is_bad_input_and_contacts_nothing(world
     outcome = start_path("path-a", world_a, env="production", dry_run=False)
     outcome.check(2, "production", "confirm")
     assert calls(world_a) == []
+
+
+@pytest.mark.parametrize("answers", [(0, None, None, None), (True, "no", None, None),
+                                     (None, None, None, "False")])
+def test_triage_answer_that_is_not_a_boolean_is_bad_input(answers: tuple[Any, ...]) -> None:
+    """start_here's answers are True, False or None; anything else is named, not guessed."""
+    with pytest.raises(RollbackError) as caught:
+        triage.Answers(*answers)
+    bad = next(name for name, value in zip(triage.QUESTIONS, answers, strict=True)
+               if value is not None and not isinstance(value, bool))
+    Outcome(caught.value.exit_code, str(caught.value)).check(2, f"'{bad}'", "True or False")
 
 
 # -- 2. bad numbers and flags on the command line: argparse says which flag ------------------------

@@ -93,5 +93,27 @@ def check_parameters(path: str, given: Mapping[str, Any], *,
             from None
 
 
+class TriageAnswers(BaseModel):
+    """start_here's answers: True, False, or None for "not answered yet"."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    database_intact: Switch | None = None
+    destructive_migration_or_corruption: Switch | None = None
+    database_readonly: Switch | None = None
+    migration_state_problem: Switch | None = None
+
+
+def check_answers(given: Mapping[str, Any]) -> None:
+    """Raise a ConfigError (exit 2) naming each answer that is not True, False or None."""
+    try:
+        TriageAnswers.model_validate(dict(given))
+    except ValidationError as exc:
+        raise bad_input(exc, source="the notebook parameters", name=_parameter,
+                        accepted=dict.fromkeys(given, ACCEPTED_SWITCH + " or None"),
+                        next_step="Answer with True or False (or None: not answered yet).") \
+            from None
+
+
 def _parameter(key: str) -> str:
     return f"parameter {key!r}"
