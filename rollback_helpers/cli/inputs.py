@@ -56,6 +56,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 for any free one, up to 65535)")
+    return value
+
+
 def flag_for(key: str) -> str:
     return _FLAG_FOR.get(key, "--" + key.replace("_", "-"))
 

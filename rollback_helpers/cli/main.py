@@ -192,9 +192,9 @@ def _lab_parser(sub: Any) -> None:
     lab.add_argument("--backend", choices=("sandbox", "real"), default="sandbox",
                      help="sandbox: a drill world (default); real: GitHub + flyctl")
     lab.add_argument("--scenario", default="default", help="sandbox scenario name or .toml path")
-    lab.add_argument("--speed", type=float, default=DEFAULT_DRILL_SPEED,
+    lab.add_argument("--speed", type=inputs.seconds, default=DEFAULT_DRILL_SPEED,
                      help="sandbox: virtual seconds per real second on waits (0 = instant)")
-    lab.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    lab.add_argument("--port", type=inputs.port, default=0, help="port on 127.0.0.1 (default: a free one)")
     lab.add_argument("--workspace",
                      help="folder for the notebook copies (default: incidents/lab/<ts>)")
     lab.add_argument("--no-browser", action="store_true", help="only print the URL")

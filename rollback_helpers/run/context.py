@@ -195,6 +195,11 @@ def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenari
         raise ConfirmationRequired(
             f"A live {path} run against {env_cfg.name} needs an explicit confirmation.",
             f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")
+    if interactive:  # archived from JupyterLab at the end: prove the place is writable now
+        from rollback_helpers.run.archive import ensure_writable_dir
+
+        ensure_writable_dir(Path(cfg.incidents_dir) / ("drills" if backend == "sandbox" else ""),
+                            source="incidents_dir (runbook.toml or ROLLBACK_INCIDENTS_DIR)")
     if backend == "sandbox" and not sandbox_dir:
         sandbox_dir = os.environ.get("ROLLBACK_SANDBOX_DIR") or None  # `rollback-runbook lab`
     backends = open_backends(backend, scenario=scenario, sandbox_dir=sandbox_dir, cfg=cfg)
