@@ -80,7 +80,8 @@ def check_command(args: argparse.Namespace, params: dict[str, Any]) -> RunbookCo
     check_parameters(args.path, given, name=flag_for, source="the command line")
     cfg = load_config()
     env = cfg.env(args.env)
-    if env.name in PROTECTED_ENVS and not args.dry_run and args.confirm != env.name:
+    changes = args.path != "verify-flip" and not args.dry_run  # verify-flip only reads
+    if env.name in PROTECTED_ENVS and changes and args.confirm != env.name:
         raise ConfirmationRequired(
             f"A live {args.path} {args.command} against {env.name} needs an explicit confirmation.",
             f"Re-run with --confirm {env.name} (or --dry-run to only see the plan).")

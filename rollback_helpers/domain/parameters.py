@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from rollback_helpers.domain.validation import (
     ACCEPTED_SWITCH,
@@ -27,8 +27,6 @@ from rollback_helpers.domain.validation import (
     bad_input,
 )
 
-PATHS = ("path-a", "path-b", "verify-flip")
-BACKENDS = ("sandbox", "real")
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name")
 ACCEPTED = {
     "env": "an environment name, e.g. staging",
@@ -71,7 +69,7 @@ class RunParameters(BaseModel):
     source_cluster: Text | None = None
     new_cluster_name: Text | None = None
     record_number: PositiveInt | None = None
-    ready_timeout: PositiveSeconds | None = Field(default=None)
+    ready_timeout: PositiveSeconds | None = None
     new_cluster: Text | None = None
     old_cluster: Text | None = None
 

@@ -12,7 +12,6 @@ gives the accepted form::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
@@ -93,6 +92,3 @@ def bad_input(exc: ValidationError, *, source: str, name: Callable[[str], str] =
     hint = "Accepted: " + "; ".join(dict.fromkeys(hints)) + "." if hints else ""
     return ConfigError(what, " ".join(part for part in (next_step, hint) if part))
 
-
-def finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))
