@@ -5,6 +5,10 @@ an argv list (never a shell string), a timeout, an optional environment. The
 real runner is :class:`SubprocessRunner`; the sandbox's flyctl emulator and the
 public :class:`rollback_helpers.testing.ScriptedRunner` implement the same
 protocol, so drills and tests exercise the same calling code as incidents.
+
+:class:`SubprocessRunner` runs only programs on its allow-list — ``flyctl`` and
+``fly`` by default, plus the configured flyctl path and whatever its builder
+passes explicitly — and refuses anything else before a process starts.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import shlex
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-from rollback_helpers.errors import CommandFailed, CommandTimeout
-from rollback_helpers.secrets import redact
+from rollback_helpers.errors import CommandFailed, CommandRefused, CommandTimeout
+from rollback_helpers.secrets import MASK, redact
+
+DEFAULT_PROGRAMS = ("flyctl", "fly")
+_TOKEN_FLAGS = frozenset({"-t", "--access-token"})  # flyctl's token flag: its value is masked
 
 
 @dataclass(frozen=True)
@@ -65,15 +72,51 @@ class CommandRunner(Protocol):
 
 
 def describe(argv: Sequence[str]) -> str:
-    """The command as a human would type it, secrets masked."""
-    return redact(shlex.join(argv))
+    """The command as a human would type it, secrets masked (the value after ``-t`` too)."""
+    words = [MASK if i and argv[i - 1] in _TOKEN_FLAGS else shlex.quote(word)
+             for i, word in enumerate(argv)]
+    return redact(" ".join(words))
+
+
+def program_allowed(program: str, allowed: Iterable[str]) -> bool:
+    """Whether ``program`` (argv[0]) is on ``allowed``.
+
+    An entry with a ``/`` is a path and must match exactly; a bare name matches
+    the program's base name, wherever it lives (``flyctl`` allows
+    ``/usr/local/bin/flyctl``).
+    """
+    if not program:
+        return False
+    base = os.path.basename(program)
+    return any(os.path.normpath(program) == os.path.normpath(entry) if "/" in entry
+               else base == entry for entry in allowed if entry)
 
 
 class SubprocessRunner:
-    """Runs real processes: no shell, captured output, a hard timeout."""
+    """Runs real processes: no shell, captured output, a hard timeout, allowed programs only.
 
-    def __init__(self, base_env: Mapping[str, str] | None = None) -> None:
+    ``flyctl``: the configured flyctl (a name or a path), allowed besides the
+    default ``flyctl`` and ``fly``. ``allowed_programs``: any other program this
+    runner may start (names match by base name, paths exactly); nothing else is
+    ever started.
+    """
+
+    def __init__(self, base_env: Mapping[str, str] | None = None, *, flyctl: str = "flyctl",
+                 allowed_programs: Iterable[str] = ()) -> None:
         self._base_env = dict(os.environ if base_env is None else base_env)
+        self.allowed_programs = (*DEFAULT_PROGRAMS, flyctl, *allowed_programs)
+
+    def check_program(self, argv: Sequence[str]) -> None:
+        """Raise CommandRefused unless ``argv[0]`` is on this runner's allow-list."""
+        program = argv[0] if argv else ""
+        if program_allowed(program, self.allowed_programs):
+            return
+        allowed = ", ".join(dict.fromkeys(self.allowed_programs))
+        raise CommandRefused(
+            f"`{program or '(no program)'}` is not on the command runner's allow-list "
+            f"({allowed}): `{describe(argv)}` was refused before starting.",
+            "The runbook runs only flyctl through this runner. If this program is really needed, "
+            "add it to allowed_programs where the runner is built, in a reviewed change.")
 
     def _env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         merged = dict(self._base_env)
@@ -82,6 +125,7 @@ class SubprocessRunner:
 
     def run(self, argv: Sequence[str], *, timeout: float,
             env: Mapping[str, str] | None = None) -> CommandResult:
+        self.check_program(argv)
         try:
             done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
                                   env=self._env(env), stdin=subprocess.DEVNULL, check=False)
@@ -104,6 +148,7 @@ class SubprocessRunner:
 
     def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None
               ) -> PopenProcess:
+        self.check_program(argv)
         return PopenProcess(argv, self._env(env))
 
 

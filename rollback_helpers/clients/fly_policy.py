@@ -8,9 +8,26 @@ run from a notebook. Unknown commands, unknown flags, extra arguments and
 ``ssh console`` with anything but ``-C 'printenv VAR'`` are refused too: the
 list says what is allowed, not what is forbidden.
 
-Flags may stand anywhere (cobra intersperses them): ``flyctl -t X mpg destroy``
-is parsed as ``mpg destroy``. Aliases are resolved as flyctl does
-(``managed-postgres`` → ``mpg``, ``machines``/``m`` → ``machine``, ``ls`` → ``list``).
+Arguments are read the way flyctl (cobra and pflag) reads them:
+
+- Flags may stand anywhere after the command (cobra intersperses them), and the
+  global ones (``-t``, ``--verbose``, ``--debug``) before it too: ``flyctl -t X
+  mpg destroy`` is ``mpg destroy``. Any other flag before the end of the command
+  is refused: while cobra looks for the command it cannot know that flag yet, so
+  it reads the next word as the flag's value — to flyctl ``mpg -j status destroy``
+  is ``mpg destroy``. Such a command is also checked as cobra would read it.
+- ``--`` ends the flags: every word after it is an argument, never a flag or a
+  command (``mpg status -- destroy`` asks for a cluster called ``destroy``). The
+  runbook never needs it, so it is refused rather than interpreted.
+- A flag's value is the next word even when it is empty or starts with ``-``;
+  an empty or dash-led value (``-a ""``, ``-a=``, ``--app ""``) is refused.
+- App-scoped commands need ``-a/--app``, naming the runbook's app when the policy
+  is told it (``app=``); ``mpg proxy`` may bind loopback only (``-b/--bind-addr``
+  ``127.0.0.1``, ``::1`` or ``localhost``).
+
+Aliases are resolved as flyctl does (``managed-postgres`` → ``mpg``,
+``machines``/``m`` → ``machine``, ``ls`` → ``list``). Every refusal names the
+command and the reason.
 """
 
 from __future__ import annotations
@@ -35,8 +52,14 @@ VALUE_FLAGS = frozenset({
     "--backup-id", "-n", "--name", "--pitr-time", "-A", "--address", "--container",
     "--process-group",
 })
-GLOBAL_FLAGS = frozenset({"-t", "--access-token", "--verbose", "--debug"})
+GLOBAL_VALUE_FLAGS = frozenset({"-t", "--access-token"})
+GLOBAL_FLAGS = GLOBAL_VALUE_FLAGS | {"--verbose", "--debug"}
+# The root's boolean flags: the only ones cobra's command search knows take no value.
+_ROOT_BOOLEANS = frozenset({"--verbose", "--debug", "--version", "-v"})
 _JSON = frozenset({"-j", "--json"})
+APP_FLAGS = frozenset({"-a", "--app"})
+BIND_FLAGS = frozenset({"-b", "--bind-addr"})
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 # alias → canonical word, per position in the command path (flyctl's cobra aliases).
 _TOP_ALIASES = {"managed-postgres": "mpg", "machines": "machine", "m": "machine",
@@ -56,18 +79,19 @@ class AllowedCommand:
     path: tuple[str, ...]
     positionals: int  # arguments after the path (a cluster id)
     flags: frozenset[str]
+    needs_app: bool = False  # app-scoped: -a/--app must say which app (never fly.toml's guess)
 
 
 ALLOWED: tuple[AllowedCommand, ...] = (
     AllowedCommand(("version",), 0, _JSON),
-    AllowedCommand(("status",), 0, frozenset({"-a", "--app", "-c", "--config"}) | _JSON),
+    AllowedCommand(("status",), 0, frozenset({"-a", "--app", "-c", "--config"}) | _JSON, True),
     AllowedCommand(("releases",), 0, frozenset({"-a", "--app", "-c", "--config",
-                                               "--image"}) | _JSON),
+                                               "--image"}) | _JSON, True),
     AllowedCommand(("machine", "list"), 0, frozenset({"-a", "--app", "-c", "--config", "-q",
-                                                     "--quiet"}) | _JSON),
+                                                     "--quiet"}) | _JSON, True),
     AllowedCommand(("ssh", "console"), 0, frozenset({"-a", "--app", "-c", "--config", "--machine",
                                                     "-q", "--quiet", "-C", "--command", "-r",
-                                                    "--region", "-o", "--org"})),
+                                                    "--region", "-o", "--org"}), True),
     AllowedCommand(("mpg", "status"), 1, frozenset({"-o", "--org"}) | _JSON),
     AllowedCommand(("mpg", "list"), 0, frozenset({"-o", "--org"}) | _JSON),
     AllowedCommand(("mpg", "backup", "list"), 1, frozenset({"--all"}) | _JSON),
@@ -105,30 +129,59 @@ DESTRUCTIVE: dict[tuple[str, ...], str] = {
 class ParsedArgs:
     """A flyctl argv split into flags (name → values) and positional words."""
 
-    positionals: tuple[str, ...]
+    positionals: tuple[str, ...]  # before any `--`: the command path and its arguments
     flags: dict[str, list[str]]
+    after_dashes: tuple[str, ...] = ()  # after `--`: arguments only, never flags or commands
+    dashes: bool = False  # whether a `--` ended the flags
+    flag_positions: tuple[tuple[str, int], ...] = ()  # (flag, positional words before it)
 
 
 def parse_args(args: Sequence[str]) -> ParsedArgs:
-    """Split ``args`` (without the binary) the way cobra would, as far as the policy needs."""
+    """Split ``args`` (without the binary) the way pflag would, as far as the policy needs."""
     positionals: list[str] = []
     flags: dict[str, list[str]] = {}
+    positions: list[tuple[str, int]] = []
     i = 0
     while i < len(args):
         word = args[i]
         if word == "--":
-            positionals.extend(args[i + 1:])
-            break
+            return ParsedArgs(tuple(positionals), flags, tuple(args[i + 1:]), True,
+                              tuple(positions))
         if word.startswith("-") and word != "-":
             name, eq, value = word.partition("=")
             if not eq and name in VALUE_FLAGS:
-                i += 1
+                i += 1  # pflag takes the next word as the value, whatever it looks like
                 value = args[i] if i < len(args) else ""
             flags.setdefault(name, []).append(value)
+            positions.append((name, len(positionals)))
         else:
             positionals.append(word)
         i += 1
-    return ParsedArgs(tuple(positionals), flags)
+    return ParsedArgs(tuple(positionals), flags, flag_positions=tuple(positions))
+
+
+def cobra_command_words(args: Sequence[str]) -> tuple[str, ...]:
+    """The words cobra's command search takes as the command path (its ``stripFlags``).
+
+    While it searches, cobra knows only the flags of the commands above the one it
+    looks for, so any other flag without ``=`` is taken to swallow the next word:
+    ``mpg -j status destroy`` searches ``mpg destroy``. ``--`` ends the search.
+    """
+    words: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            break
+        if word.startswith("-"):
+            takes_value = "=" not in word and word not in _ROOT_BOOLEANS and (
+                word.startswith("--") or len(word) == 2)
+            i += 2 if takes_value else 1
+            continue
+        if word:
+            words.append(word)
+        i += 1
+    return tuple(words)
 
 
 def canonical_path(positionals: Sequence[str]) -> tuple[str, ...]:
@@ -153,23 +206,76 @@ def strip_binary(argv: Sequence[str], flyctl: str = "flyctl") -> tuple[str, ...]
     return tuple(argv)
 
 
-def refusal_reason(args: Sequence[str]) -> str | None:
-    """Why ``args`` (without the binary) may not run, or None if the runbook may run it."""
+def refusal_reason(args: Sequence[str], *, app: str | None = None) -> str | None:
+    """Why ``args`` (without the binary) may not run, or None if the runbook may run it.
+
+    ``app``: the app the runbook is configured for; app-scoped commands must name
+    it. None accepts any non-empty app name.
+    """
     parsed = parse_args(args)
     path = canonical_path(parsed.positionals)
-    for known, why in DESTRUCTIVE.items():
-        if path[:len(known)] == known:
-            return f"`{' '.join(known)}` is destructive: {why}"
+    for words in (path, canonical_path(cobra_command_words(args))):
+        if (why := _destructive_reason(words)) is not None:
+            return why
     spec = next((c for c in ALLOWED if path[:len(c.path)] == c.path), None)
     if spec is None:
         shown = " ".join(path[:2]) or "(no command)"
         return f"`{shown}` is not on the runbook's allow-list of flyctl commands"
-    if len(path) - len(spec.path) != spec.positionals:
+    return _shape_reason(parsed, path, spec) or _value_reason(parsed, spec, app)
+
+
+def _destructive_reason(path: tuple[str, ...]) -> str | None:
+    for known, why in DESTRUCTIVE.items():
+        if path[:len(known)] == known:
+            return f"`{' '.join(known)}` is destructive: {why}"
+    return None
+
+
+def _shape_reason(parsed: ParsedArgs, path: tuple[str, ...], spec: AllowedCommand) -> str | None:
+    """Refusals for how the command is written: `--`, flag order, arguments, unknown flags."""
+    command = " ".join(spec.path)
+    if parsed.dashes:
+        return (f"`--` ends flyctl's flags, so every word after it is an argument to `{command}` "
+                f"(here {list(parsed.after_dashes)}), never a flag or a command; the runbook "
+                "never needs it")
+    early = [name for name, seen in parsed.flag_positions
+             if seen < len(spec.path) and name not in GLOBAL_FLAGS]
+    if early:
+        return (f"flag {early[0]} stands before the end of the command `{command}`: while flyctl "
+                f"looks for the command it reads the word after {early[0]} as its value "
+                "(`mpg -j status destroy` is `mpg destroy` to flyctl); flags go after the command")
+    arguments = path[len(spec.path):]
+    if "" in arguments:
+        return f"`{command}` got an empty argument"
+    if len(arguments) != spec.positionals:
         want = "one argument" if spec.positionals == 1 else "no arguments"
-        return f"`{' '.join(spec.path)}` takes {want} here, got {list(path[len(spec.path):])}"
+        return f"`{command}` takes {want} here, got {list(arguments)}"
     unknown = sorted(set(parsed.flags) - spec.flags - GLOBAL_FLAGS)
     if unknown:
-        return f"flag(s) {', '.join(unknown)} are not allowed with `{' '.join(spec.path)}`"
+        return f"flag(s) {', '.join(unknown)} are not allowed with `{command}`"
+    return None
+
+
+def _value_reason(parsed: ParsedArgs, spec: AllowedCommand, app: str | None) -> str | None:
+    """Refusals for flag values: empty or dash-led ones, the wrong app, a non-loopback bind."""
+    command = " ".join(spec.path)
+    for name, values in parsed.flags.items():
+        if name not in VALUE_FLAGS:
+            continue
+        if any(not value.strip() for value in values):
+            return f"flag {name} of `{command}` has an empty value"
+        if any(value.startswith("-") for value in values):
+            return f"flag {name} of `{command}` has a value that starts with '-' (a flag?)"
+    apps = [v for name in sorted(APP_FLAGS) for v in parsed.flags.get(name, [])]
+    if spec.needs_app and not apps:
+        return f"`{command}` must name its app with -a (flyctl would guess it from fly.toml)"
+    if app is not None and any(value != app for value in apps):
+        return f"`{command}` names app {sorted(set(apps) - {app})}, not the runbook's app {app!r}"
+    binds = [v for name in sorted(BIND_FLAGS) for v in parsed.flags.get(name, [])]
+    if any(value.lower() not in LOOPBACK for value in binds):
+        return (f"`{command}` may bind only a loopback address ({', '.join(sorted(LOOPBACK))}), "
+                f"not {[v for v in binds if v.lower() not in LOOPBACK]}: anything else exposes "
+                "the database to the network")
     if spec.path == ("ssh", "console"):
         return _ssh_reason(parsed.flags)
     return None
@@ -188,10 +294,14 @@ def _ssh_reason(flags: dict[str, list[str]]) -> str | None:
     return None
 
 
-def check_allowed(argv: Sequence[str], *, flyctl: str = "flyctl") -> None:
-    """Raise CommandRefused unless the runbook may run ``argv`` itself (binary optional)."""
+def check_allowed(argv: Sequence[str], *, flyctl: str = "flyctl", app: str | None = None) -> None:
+    """Raise CommandRefused unless the runbook may run ``argv`` itself (binary optional).
+
+    ``app``: the app the runbook is configured for (app-scoped commands must name
+    it); None accepts any non-empty app name.
+    """
     args = strip_binary(argv, flyctl)
-    reason = refusal_reason(args)
+    reason = refusal_reason(args, app=app)
     if reason is None:
         return
     shown = describe([flyctl, *args])

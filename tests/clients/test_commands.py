@@ -11,8 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from rollback_helpers.clients.commands import CommandResult, PopenProcess, SubprocessRunner, describe
-from rollback_helpers.errors import CommandTimeout, ExternalServiceError, RollbackError
+from rollback_helpers.clients.commands import (
+    DEFAULT_PROGRAMS,
+    CommandResult,
+    PopenProcess,
+    SubprocessRunner,
+    describe,
+    program_allowed,
+)
+from rollback_helpers.errors import (
+    CommandRefused,
+    CommandTimeout,
+    ExternalServiceError,
+    RollbackError,
+)
 from rollback_helpers.sandbox.processes import (
     PID_DIR,
     forget_process,
@@ -49,7 +61,8 @@ def until(condition: Callable[[], bool], proc: PopenProcess) -> bool:
 
 @pytest.fixture
 def runner() -> SubprocessRunner:
-    return SubprocessRunner()
+    """A runner that may start this Python (the tiny real commands below) besides flyctl."""
+    return SubprocessRunner(allowed_programs=[PY])
 
 
 @pytest.fixture
@@ -90,7 +103,8 @@ def test_run_passes_arguments_literally_without_a_shell(runner: SubprocessRunner
 
 def test_run_merges_env_over_the_base_environment() -> None:
     """The child sees the runner's base environment plus the per-call env, and nothing else."""
-    runner = SubprocessRunner(base_env={"RB_BASE": "base", "RB_BOTH": "base"})
+    runner = SubprocessRunner(base_env={"RB_BASE": "base", "RB_BOTH": "base"},
+                              allowed_programs=[PY])
     result = runner.run(python("import os; print(sorted((k, v) for k, v in os.environ.items() "
                                "if k.startswith('RB_')))"),
                         timeout=DEADLINE_S, env={"RB_BOTH": "call", "RB_CALL": "call"})
@@ -121,20 +135,80 @@ def test_timeout_message_states_the_timeout_given(runner: SubprocessRunner) -> N
         runner.run(python("import time; time.sleep(60)"), timeout=0.25)
 
 
-def test_missing_binary_is_a_clear_error(runner: SubprocessRunner) -> None:
+@pytest.fixture
+def no_flyctl(tmp_path: Path) -> SubprocessRunner:
+    """A runner whose PATH holds no flyctl, so an allowed program is not installed."""
+    return SubprocessRunner(base_env={"PATH": str(tmp_path)})
+
+
+def test_missing_binary_is_a_clear_error(no_flyctl: SubprocessRunner) -> None:
     """A program that is not installed gives an error naming it and saying how to fix it."""
     with pytest.raises(ExternalServiceError) as caught:
-        runner.run(["flyctl-does-not-exist-here", "status"], timeout=DEADLINE_S)
+        no_flyctl.run(["flyctl", "status"], timeout=DEADLINE_S)
     message = str(caught.value)
-    assert "`flyctl-does-not-exist-here` is not installed or not on PATH" in message
+    assert "`flyctl` is not installed or not on PATH" in message
     assert "Next:" in message and isinstance(caught.value.__cause__, FileNotFoundError)
 
 
-def test_missing_binary_is_not_reported_as_a_timeout(runner: SubprocessRunner) -> None:
+def test_missing_binary_is_not_reported_as_a_timeout(no_flyctl: SubprocessRunner) -> None:
     """A missing program is not a command that outlived its deadline."""
     with pytest.raises(RollbackError) as caught:
-        runner.run(["flyctl-does-not-exist-here"], timeout=DEADLINE_S)
-    assert not isinstance(caught.value, CommandTimeout)
+        no_flyctl.run(["fly", "version"], timeout=DEADLINE_S)
+    assert not isinstance(caught.value, CommandTimeout | CommandRefused)
+
+
+# -- the runner's allow-list of programs ----------------------------------------------------------
+@pytest.mark.parametrize("argv", [["sh", "-c", "touch /tmp/x"], ["/bin/rm", "-rf", "/tmp/x"],
+                                  ["psql", "postgres://u:allow-pw-1@h/db"], ["flyctl2", "status"],
+                                  ["/usr/bin/python3", "-c", "pass"], [""], []])
+def test_programs_off_the_allow_list_are_refused_before_starting(
+        argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anything but flyctl/fly is refused with CommandRefused naming it; no process is started."""
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a process was started")
+
+    monkeypatch.setattr(subprocess, "run", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    runner = SubprocessRunner()
+    for attempt in (lambda: runner.run(argv, timeout=DEADLINE_S), lambda: runner.start(argv)):
+        with pytest.raises(CommandRefused) as caught:
+            attempt()
+        message = str(caught.value)
+        assert f"`{(argv or [''])[0] or '(no program)'}` is not on the command runner's allow-list" \
+            in message
+        assert "flyctl, fly" in message and "allow-pw-1" not in message
+        assert caught.value.exit_code == 4
+
+
+@pytest.mark.parametrize("program, allowed, expected", [
+    ("flyctl", (), True), ("fly", (), True), ("/usr/local/bin/flyctl", (), True),
+    ("/home/me/.fly/bin/fly", (), True), ("flyctl.exe", (), False), ("./flyctl-evil", (), False),
+    ("/opt/fly/bin/flyctl-0.4", ("/opt/fly/bin/flyctl-0.4",), True),
+    ("/tmp/flyctl-0.4", ("/opt/fly/bin/flyctl-0.4",), False),
+    ("/opt/fly/bin/../bin/flyctl-0.4", ("/opt/fly/bin/flyctl-0.4",), True),
+    ("python3", ("python3",), True), ("/usr/bin/python3", ("python3",), True),
+])
+def test_programs_match_by_base_name_or_exact_path(program: str, allowed: tuple[str, ...],
+                                                   expected: bool) -> None:
+    """Bare names match wherever the program lives; a path entry must match exactly."""
+    assert program_allowed(program, (*DEFAULT_PROGRAMS, *allowed)) is expected
+
+
+def test_the_configured_flyctl_path_is_allowed(tmp_path: Path) -> None:
+    """The flyctl path from the configuration runs even when its name is not flyctl."""
+    program = tmp_path / "flyctl-0.4.87"
+    program.write_text("#!/bin/sh\necho configured \"$@\"\n")
+    program.chmod(0o755)
+    with pytest.raises(CommandRefused):
+        SubprocessRunner().run([str(program), "version"], timeout=DEADLINE_S)
+    runner = SubprocessRunner(flyctl=str(program))
+    assert runner.run([str(program), "version"], timeout=DEADLINE_S).stdout == "configured version\n"
+
+
+def test_describe_masks_the_access_token_flag() -> None:
+    """The value after -t/--access-token is masked, however short or unrecognisable it is."""
+    assert describe(["flyctl", "-t", "abc", "status", "--access-token", "x y"]) == (
+        f"flyctl -t {MASK} status --access-token {MASK}")
 
 
 def test_non_executable_program_is_translated(runner: SubprocessRunner, tmp_path: Path) -> None:

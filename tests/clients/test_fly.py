@@ -8,10 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rollback_helpers.clients.commands import CommandResult
+from rollback_helpers.clients.commands import CommandResult, describe
 from rollback_helpers.clients.fly import HUMAN_STEP, Fly
-from rollback_helpers.clients.fly_policy import check_allowed
+from rollback_helpers.clients.fly_policy import ALLOWED as ALLOWED_COMMANDS
+from rollback_helpers.clients.fly_policy import (
+    DESTRUCTIVE,
+    canonical_path,
+    check_allowed,
+    cobra_command_words,
+    parse_args,
+    refusal_reason,
+)
 from rollback_helpers.errors import (
     BadInput,
     CommandFailed,
@@ -334,6 +344,17 @@ REFUSED = [
     "ssh sftp get /etc/passwd -a x", "status -a x --watch", "status -a x extra",
     "mpg status", "mpg status a b", "mpg connect x", "mpg backup create x", "proxy 5432 -a x",
     "mpg proxy x --unknown-flag", "", "--help", "mpg", "machine", "machine list -a x --all",
+    # parsed the way flyctl does: `--`, flags before the command, empty values, the app, the bind
+    "mpg status -- destroy", "mpg status x -- destroy", "-- mpg destroy x", "status -a x -- -y",
+    "mpg -j status destroy", "mpg -j status x", "mpg --json status x", "machine -a x list --json",
+    "'' mpg destroy x", "mpg status ''", "status -a", "status -a=", "status --app ''",
+    "status --app=", "status -a '' --json", "status -a ' ' --json", "status -a --json",
+    "status --json", "releases --json", "machine list --json",
+    "ssh console --machine m1 -q -C 'printenv DATABASE_URL'", "mpg list --org '' --json",
+    "mpg proxy x -b 0.0.0.0", "mpg proxy x --bind-addr ::", "mpg proxy x -b 10.0.0.5",
+    "mpg proxy x --bind-addr=192.168.1.2", "mpg proxy x -b ''", "mpg proxy x -b=",
+    "mpg proxy x -b 127.0.0.1 -b 0.0.0.0", "mpg proxy x -b 127.0.0.2", "mpg proxy x -b [::1]",
+    "mpg restore x --backup-id ''",
 ]
 ALLOWED = [
     "version", "status -a renewa-one --json", "--verbose status -a x --json",
@@ -345,6 +366,8 @@ ALLOWED = [
     "mpg ls -o renewa --json", "mpg backup list x --json --all", "mpg backups ls x --json",
     "mpg restore x --backup-id b -n name", "mpg restore x --pitr-time 2026-06-10T09:00:00Z",
     "mpg proxy x -p 0", "managed-postgres proxy x --local-port 16380 -b 127.0.0.1",
+    "mpg proxy x -b ::1 -p 0", "mpg proxy x --bind-addr=localhost", "status --json -a x",
+    "-t tok --verbose status --json --app x", "mpg status --json x", "mpg backup list --all x -j",
 ]
 
 
@@ -373,6 +396,84 @@ def test_refusal_names_what_is_destructive_and_the_next_step() -> None:
     message = str(err.value)
     assert "`flyctl mpg rm w3k8p1x9m2q7v4zr -y`" in message and "mpg destroy" in message
     assert "Next:" in message and "checklist" in message
+
+
+@pytest.mark.parametrize("command, why", [
+    ("mpg status -- destroy", "`--` ends flyctl's flags"),
+    ("mpg -j status destroy", "`mpg destroy` is destructive"),  # what flyctl itself would run
+    ("mpg -j status x", "flag -j stands before the end of the command `mpg status`"),
+    ("status -a '' --json", "flag -a of `status` has an empty value"),
+    ("status --app= --json", "flag --app of `status` has an empty value"),
+    ("status --json", "`status` must name its app with -a"),
+    ("mpg proxy x -b 0.0.0.0", "may bind only a loopback address"),
+    ("mpg proxy x --bind-addr :: -p 0", "not ['::']"),
+])
+def test_refusal_names_the_command_and_the_reason(command: str, why: str) -> None:
+    """Each refusal shows the command as given and says why, before any process starts."""
+    fly, runner = fly_with({})
+    with pytest.raises(CommandRefused) as err:
+        fly.run(*split(command))
+    assert f"`{describe(['flyctl', *split(command)])}`" in str(err.value)
+    assert why in str(err.value) and runner.calls == []
+
+
+def test_app_must_be_the_runbook_app_when_the_policy_knows_it() -> None:
+    """With app= given, every -a/--app must name that app; without it any non-empty app passes."""
+    check_allowed(["flyctl", "status", "-a", "renewa-one", "--json"], app="renewa-one")
+    check_allowed(["flyctl", "status", "-a", "other-app", "--json"])
+    for command in ("status -a other-app --json", "status --app=other-app --json",
+                    "status -a renewa-one --app other-app --json",
+                    "ssh console -a other-app --machine m1 -q -C 'printenv DATABASE_URL'"):
+        with pytest.raises(CommandRefused, match="not the runbook's app 'renewa-one'"):
+            check_allowed(split(command), app="renewa-one")
+
+
+def test_commands_without_an_app_need_no_app_flag() -> None:
+    """Cluster commands and version are not app-scoped, so the expected app does not apply."""
+    for command in ("version", "mpg status x --json", "mpg proxy x -p 0"):
+        check_allowed(split(command), app="renewa-one")
+
+
+def test_cobra_command_search_skips_the_word_after_an_unknown_flag() -> None:
+    """The command search reads `-j status` as a flag and its value, as cobra's stripFlags does."""
+    assert cobra_command_words(split("mpg -j status destroy x")) == ("mpg", "destroy", "x")
+    assert cobra_command_words(split("-t tok --verbose mpg status x --json")) == (
+        "mpg", "status", "x")
+    assert cobra_command_words(split("mpg status -- destroy")) == ("mpg", "status")
+    assert cobra_command_words(split("mpg --org=o status x")) == ("mpg", "status", "x")
+
+
+VOCABULARY = ["mpg", "managed-postgres", "status", "destroy", "rm", "proxy", "restore", "list",
+              "backup", "ssh", "console", "apps", "machine", "m", "releases", "rollback",
+              "secrets", "set", "deploy", "version", "x", "renewa-one", "-a", "--app", "-a=x",
+              "--app=", "-j", "--json", "-t", "--access-token", "--verbose", "-y", "--yes", "-b",
+              "127.0.0.1", "0.0.0.0", "-p", "0", "-o", "--org", "--", "", "-", "-C",
+              "printenv DATABASE_URL", "--backup-id", "--machine", "-q", "--all", "--image"]
+
+
+@st.composite
+def argvs(draw: st.DrawFn) -> list[str]:
+    """An allowed command with words inserted anywhere, or words drawn at random."""
+    if draw(st.integers(0, 3)) == 0:
+        return draw(st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=8))
+    args = split(draw(st.sampled_from(ALLOWED)))
+    for _ in range(draw(st.integers(0, 2))):
+        args.insert(draw(st.integers(0, len(args))), draw(st.sampled_from(VOCABULARY)))
+    return args
+
+
+@settings(max_examples=400)
+@given(argvs())
+def test_what_the_policy_accepts_flyctl_reads_the_same_way(args: list[str]) -> None:
+    """For any argv it accepts, cobra's command search finds the same allowed, harmless command."""
+    if refusal_reason(args) is not None:
+        return
+    ours = canonical_path(parse_args(args).positionals)
+    cobra = canonical_path(cobra_command_words(args))
+    spec = next(c for c in ALLOWED_COMMANDS if ours[:len(c.path)] == c.path)
+    assert cobra[:len(spec.path)] == spec.path
+    assert "--" not in args and "" not in args[:len(spec.path)]
+    assert not any(cobra[:len(known)] == known for known in DESTRUCTIVE)
 
 
 def test_run_passes_timeout_and_env_and_reports_failures() -> None:

@@ -36,7 +36,8 @@ def start_proxy() -> Iterator[StartProxy]:
     started: list[PopenProcess] = []
 
     def start(target_port: int, *extra: str) -> PopenProcess:
-        proc = SubprocessRunner().start(_proxy_argv(target_port, *extra))
+        proc = SubprocessRunner(allowed_programs=[sys.executable]).start(
+            _proxy_argv(target_port, *extra))
         started.append(proc)
         return proc
 
