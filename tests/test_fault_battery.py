@@ -311,7 +311,41 @@ def test_unusable_incidents_directory_is_bad_input_before_the_run(
     run_cli(capsys, *argv).check(2, str(bad.parent if how != "file-itself" else bad), source)
 
 
-# -- 6. the wrapper refuses what a human must do ---------------------------------------------------
+# -- 6. secrets typed into free text: refused before anything, never echoed ------------------------
+TYPED_SECRETS = [
+    ("--reason", "db broken: postgresql://app-user:Hunter2!x@pgbouncer.w3k8p1x9m2q7v4zr.flympg.net/fly-db",
+     "Hunter2!x", "reason"),
+    ("--reason", "PGPASSWORD=correct-horse-battery sh ./fix.sh", "correct-horse-battery", "reason"),
+    ("--incident", "ghp_" + "Ab1" * 12, "ghp_" + "Ab1" * 12, "incident"),
+    ("--incident", "github_pat_" + "Q9z" * 10, "github_pat_" + "Q9z" * 10, "incident"),
+    ("--operator", "FlyV1 fm2_" + "lJPE" * 12, "fm2_" + "lJPE" * 12, "operator"),
+    ("--new-cluster-name", "password: sw0rdfish-77", "sw0rdfish-77", "new_cluster_name"),
+]
+
+
+@pytest.mark.parametrize("flag, value, secret, field", TYPED_SECRETS,
+                         ids=[f"{f}-{n}" for n, (f, _, _, _) in enumerate(TYPED_SECRETS)])
+@pytest.mark.parametrize("command", ["run", "drill"])
+def test_secret_typed_into_free_text_is_refused_without_echo(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, flag: str, value: str,
+        secret: str, field: str) -> None:
+    """A credential in operator text: exit 2 naming the field, the value never shown, no run."""
+    incidents = tmp_path / "incidents"
+    path = "path-b" if flag == "--new-cluster-name" else "path-a"
+    outcome = run_cli(capsys, command, path, "--env", "staging", flag, value,
+                      "--incidents-dir", str(incidents))
+    outcome.check(2, field, "credential", "rotate", secrets=(secret,))
+    assert list(incidents.glob("*.ipynb")) == []
+
+
+def test_secret_in_a_notebook_parameter_is_refused_before_contact(world_a: Path) -> None:
+    """The same refusal when the notebook is started with the secret as a parameter."""
+    outcome = start_path("path-a", world_a, reason="token ghp_" + "Xy9" * 12)
+    outcome.check(2, "reason", "credential", secrets=("ghp_" + "Xy9" * 12,))
+    assert calls(world_a) == []
+
+
+# -- 7. the wrapper refuses what a human must do ---------------------------------------------------
 REFUSED = [
     ("mpg", "destroy", "w3k8p1x9m2q7v4zr"),
     ("mpg", "detach", "w3k8p1x9m2q7v4zr", "-a", "renewa-one-staging"),
@@ -336,7 +370,7 @@ def test_destructive_command_is_refused_before_any_process(world_a: Path,
     assert calls(world_a) == []
 
 
-# -- 7. GitHub failures ----------------------------------------------------------------------------
+# -- 8. GitHub failures ----------------------------------------------------------------------------
 def _records_step(world: Path, **params: Any) -> Outcome:
     run = path_a.start(env="staging", backend="sandbox", sandbox_dir=str(world), **params)
     try:
@@ -396,7 +430,7 @@ def test_path_b_comment_failure_still_shows_the_checklist_and_names_the_cluster(
     assert any("Manual flip checklist" in text for text in screen.texts())
 
 
-# -- 8. plain papermill: the notebook's own validation, archived without a traceback --------------
+# -- 9. plain papermill: the notebook's own validation, archived without a traceback --------------
 @pytest.mark.e2e
 @pytest.mark.parametrize("value", ["0", "notabool"])
 def test_plain_papermill_dry_run_that_is_not_a_boolean_is_archived_bad_input(

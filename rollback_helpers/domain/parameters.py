@@ -7,8 +7,10 @@ switch takes a real boolean only, so ``-p dry_run 0``, ``"false"`` or
 every number is finite and in range; unknown names are refused. Nothing is
 contacted before this passes.
 
-Free text (``reason``, ``incident``, ``operator``, …) goes to the archive and to
-GitHub, so each such field passes through :func:`guard_free_text` here.
+Free text (``reason``, ``incident``, ``operator``, ``confirm``, ``new_cluster_name``)
+goes to the archive and to GitHub, so each such field passes through
+:func:`~rollback_helpers.secrets.guard_free_text` here, which refuses a credential
+(exit 2, naming the field, never the value).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from rollback_helpers.domain.validation import (
     Text,
     bad_input,
 )
+from rollback_helpers.secrets import guard_free_text
 
-FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name")
+FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
+             "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest")
 ACCEPTED = {
     "env": "an environment name, e.g. staging",
     "backend": "sandbox or real",
@@ -38,11 +42,6 @@ ACCEPTED = {
     "allow_unrecorded_target": ACCEPTED_SWITCH,
     "config": "a dict of configuration keys (docs/configuration.md)",
 }
-
-
-def guard_free_text(field: str, value: str) -> str:
-    """The one place operator free text is checked before it reaches an archive or GitHub."""
-    return value
 
 
 class RunParameters(BaseModel):
