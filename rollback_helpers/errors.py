@@ -7,7 +7,8 @@ never reaches a notebook, a log or a terminal.
 
     RollbackError                      exit 1 (unexpected)
     ├── BadInput                       exit 2: the operator's input is wrong
-    │   ├── ConfigError                    unknown environment, bad config key
+    │   ├── ConfigError                    unknown environment, bad config key, parameter or flag
+    │   ├── (guard_free_text)              a credential typed into operator text
     │   ├── ImageRefError                  not a pinned repo@sha256:<64 hex>
     │   └── ConfirmationRequired           production needs an explicit confirm
     ├── PreconditionFailed             exit 3: the world is not as the runbook assumes
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rollback_helpers.secrets import redact
+from rollback_helpers.secrets import find_credentials, redact
 
 
 class RollbackError(Exception):
@@ -59,6 +60,30 @@ class BadInput(RollbackError):
 
 class ConfigError(BadInput):
     pass
+
+
+def guard_free_text(field: str, value: str) -> str:
+    """``value`` unchanged, or :class:`~rollback_helpers.errors.BadInput` if it holds a credential.
+
+    For what an operator types (reason, incident, operator and other free text),
+    which goes into the run's GitHub comment, the deployment record, logs and the
+    archived notebook. A credential there is **refused**, not masked: once typed
+    it is in the shell history, the notebook's parameters or a clipboard, so it
+    must be rotated anyway, and the operator only learns that from a refusal; a
+    masked ``****`` would also leave a reason nobody can read. The refusal names
+    the field and the kind of credential found, never the value, and comes
+    before anything is contacted (exit code 2).
+    """
+    kinds = find_credentials(value)
+    if not kinds:
+        return value
+    raise BadInput(
+        f"The {field} field holds what looks like a credential ({'; '.join(kinds)}). "
+        f"The runbook refuses it: {field} goes into the GitHub comment, the deployment record, "
+        "the logs and the archived notebook.",
+        f"Re-run with {field} describing the incident without the credential (a URL without "
+        "its password, no token, no value after a name like password). Treat the credential "
+        "as leaked: it is in your shell history or notebook parameters, so rotate it.")
 
 
 class ImageRefError(BadInput):

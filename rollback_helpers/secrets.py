@@ -7,8 +7,9 @@ path calls. :func:`redact` is the second line of defence: it masks every value
 ever wrapped in a ``Secret`` and every credential it recognises by its shape
 (URL passwords, ``password=``/``token:`` values, Fly, GitHub and bearer tokens),
 and every error message and command output the runbook shows passes through it.
-:func:`guard_free_text` keeps credentials out of what an operator types: it
-refuses them instead of masking them.
+:func:`find_credentials` names the credentials in a text by shape, for
+:func:`rollback_helpers.errors.guard_free_text`, which refuses them in what an
+operator types instead of masking them.
 """
 
 from __future__ import annotations
@@ -152,33 +153,6 @@ def find_credentials(text: str) -> list[str]:
             found.append(kind)
             text = masked
     return found
-
-
-def guard_free_text(field: str, value: str) -> str:
-    """``value`` unchanged, or :class:`~rollback_helpers.errors.BadInput` if it holds a credential.
-
-    For what an operator types (reason, incident, operator and other free text),
-    which goes into the run's GitHub comment, the deployment record, logs and the
-    archived notebook. A credential there is **refused**, not masked: once typed
-    it is in the shell history, the notebook's parameters or a clipboard, so it
-    must be rotated anyway, and the operator only learns that from a refusal; a
-    masked ``****`` would also leave a reason nobody can read. The refusal names
-    the field and the kind of credential found, never the value, and comes
-    before anything is contacted (exit code 2).
-    """
-    kinds = find_credentials(value)
-    if not kinds:
-        return value
-    # errors imports this module (to redact every message), so it is imported here, on use.
-    from rollback_helpers.errors import BadInput
-
-    raise BadInput(
-        f"The {field} field holds what looks like a credential ({'; '.join(kinds)}). "
-        f"The runbook refuses it: {field} goes into the GitHub comment, the deployment record, "
-        "the logs and the archived notebook.",
-        f"Re-run with {field} describing the incident without the credential (a URL without "
-        "its password, no token, no value after a name like password). Treat the credential "
-        "as leaked: it is in your shell history or notebook parameters, so rotate it.")
 
 
 def _mask_url_passwords(text: str) -> str:

@@ -19,11 +19,10 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from rollback_helpers import secrets as secrets_module
-from rollback_helpers.errors import BadInput, CommandFailed, RollbackError
+from rollback_helpers.errors import BadInput, CommandFailed, RollbackError, guard_free_text
 from rollback_helpers.secrets import (
     MASK,
     Secret,
-    guard_free_text,
     mask_url,
     redact,
     remember,

@@ -9,7 +9,7 @@ contacted before this passes.
 
 Free text (``reason``, ``incident``, ``operator``, ``confirm``, ``new_cluster_name``)
 goes to the archive and to GitHub, so each such field passes through
-:func:`~rollback_helpers.secrets.guard_free_text` here, which refuses a credential
+:func:`~rollback_helpers.errors.guard_free_text` here, which refuses a credential
 (exit 2, naming the field, never the value).
 """
 
@@ -28,7 +28,7 @@ from rollback_helpers.domain.validation import (
     Text,
     bad_input,
 )
-from rollback_helpers.secrets import guard_free_text
+from rollback_helpers.errors import guard_free_text
 
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
              "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest")
