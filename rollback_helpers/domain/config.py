@@ -22,7 +22,7 @@ from dataclasses import asdict, field, fields
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
 from rollback_helpers.domain.validation import PositiveSeconds, Seconds, Text, bad_input
@@ -41,6 +41,8 @@ _STRICT = ConfigDict(extra="forbid")  # each field's type is strict itself (vali
 Labels = Annotated[tuple[Text, ...], Field(strict=False)]  # a TOML list; never a bare string
 Name = Annotated[Text, Field(min_length=1)]
 Repo = Annotated[Text, Field(pattern=r"^[^/\s]+/[^/\s]+$")]
+Count = Annotated[int, Field(ge=1, le=1000, strict=True)]
+MAX_HEALTH_PROBES = 10_000  # as clients.health: grace / interval above this is a typo
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -89,10 +91,28 @@ class RunbookConfig:
     workflow_timeout: PositiveSeconds = 1800.0
     rollout_timeout: Seconds = 300.0
     health_grace: Seconds = 60.0
+    health_interval: PositiveSeconds = 5.0  # seconds between health probes
+    health_consecutive: Count = 3  # 200s in a row that make "healthy"
     ready_timeout: PositiveSeconds = 900.0
     command_timeout: PositiveSeconds = 120.0
     verify_tables: Labels = ()  # row counts compared in Path B; empty: the public tables
     environments: Mapping[str, EnvConfig] = field(default_factory=_default_environments)
+
+    @model_validator(mode="after")
+    def _passable_health_check(self) -> RunbookConfig:
+        """Checked at load, not at verification: the rollback must not start on a check that
+        can never pass (or never end)."""
+        needed = (self.health_consecutive - 1) * self.health_interval
+        if needed > self.health_grace:
+            raise ValueError(f"health_grace {self.health_grace:g}s cannot hold "
+                             f"{self.health_consecutive} consecutive 200s {self.health_interval:g}s "
+                             f"apart (health_consecutive, health_interval): it needs at least "
+                             f"{needed:g}s")
+        if self.health_grace / self.health_interval > MAX_HEALTH_PROBES:
+            raise ValueError(f"health_grace {self.health_grace:g}s / health_interval "
+                             f"{self.health_interval:g}s would probe more than "
+                             f"{MAX_HEALTH_PROBES} times")
+        return self
 
     def env(self, name: str | None) -> EnvConfig:
         """The named environment, or a ConfigError listing the known ones."""
@@ -117,7 +137,8 @@ TOP_KEYS = tuple(f.name for f in fields(RunbookConfig) if f.name != "environment
 ENV_KEYS = tuple(f.name for f in fields(EnvConfig) if f.name != "name")
 LIST_KEYS = ("verify_tables", "record_labels")
 FLOAT_KEYS = ("poll_interval", "workflow_timeout", "rollout_timeout", "health_grace",
-              "ready_timeout", "command_timeout")
+              "health_interval", "ready_timeout", "command_timeout")
+INT_KEYS = ("health_consecutive",)
 ACCEPTED = {
     "github_repo": '"owner/name"',
     "poll_interval": "a finite number of seconds > 0",
@@ -126,6 +147,8 @@ ACCEPTED = {
     "command_timeout": "a finite number of seconds > 0",
     "rollout_timeout": "a finite number of seconds ≥ 0",
     "health_grace": "a finite number of seconds ≥ 0",
+    "health_interval": "a finite number of seconds > 0",
+    "health_consecutive": "a whole number from 1 to 1000",
     "verify_tables": 'a list of table names, e.g. ["customers", "invoices"]',
     "record_labels": 'a list of labels, e.g. ["deployment-record", "env:qa"]',
     "environments": "a table of environments: [environments.<name>] with at least app",
@@ -251,9 +274,11 @@ def _from_string(key: str, value: str) -> Any:
     """A variable's text as the key's type; what does not convert is left for validation to name."""
     if key in LIST_KEYS:
         return tuple(item.strip() for item in value.split(",") if item.strip())
-    if key in FLOAT_KEYS:
-        try:
+    try:
+        if key in FLOAT_KEYS:
             return float(value)
-        except ValueError:
-            return value
+        if key in INT_KEYS:
+            return int(value)
+    except ValueError:
+        pass
     return value

@@ -81,6 +81,9 @@ def bad_input(exc: ValidationError, *, source: str, name: Callable[[str], str] =
     for error in exc.errors(include_url=False):
         key = dotted(tuple(p for p in error["loc"] if not str(p).startswith("function-")))
         value = "" if error["type"] in ("missing",) else f" = {shown(error['input'])}"
+        if not key:  # a rule across keys: its message names them
+            lines.append(_problem(error))
+            continue
         lines.append(f"{name(key)}{value}: {_problem(error)}")
         form = accepted.get(key) or accepted.get(key.rsplit(".", 1)[-1]) \
             or ACCEPTED_BY_KIND.get(_kind(error), "")

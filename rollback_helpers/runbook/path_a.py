@@ -308,7 +308,9 @@ class PathA:
         status = self._wait_for_rollout(target.image.digest)
         off = [m.id for m in status.started() if m.image_digest != target.image.digest]
         self.health = check_health(self.ctx.backends.http, self.ctx.env.health_url,
-                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace)
+                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace,
+                                   interval=self.ctx.cfg.health_interval,
+                                   consecutive=self.ctx.cfg.health_consecutive)
         h = self.health
         report = Report("Verification", status="ok" if not off and h.healthy else "failed")
         started = len(status.started())

@@ -100,7 +100,9 @@ class VerifyFlip:
 
     def check_health_and_map(self) -> Report:
         self.health = check_health(self.ctx.backends.http, self.ctx.env.health_url,
-                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace)
+                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace,
+                                   interval=self.ctx.cfg.health_interval,
+                                   consecutive=self.ctx.cfg.health_consecutive)
         if not self.health.healthy:
             self.missing.append(f"{self.ctx.env.health_url} answers {self.health.status_code}, not 200")
         cmap = self.cluster_map

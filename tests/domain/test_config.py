@@ -302,9 +302,25 @@ def test_numbers_are_finite_and_in_range(key: str, value: object, problem: str) 
 
 
 def test_zero_grace_and_rollout_timeout_are_allowed() -> None:
-    """A grace of 0 means one probe, not an error."""
-    cfg = load_config({"health_grace": 0, "rollout_timeout": 0}, environ={})
+    """A grace of 0 with one 200 required means one probe, not an error."""
+    cfg = load_config({"health_grace": 0, "rollout_timeout": 0, "health_consecutive": 1},
+                      environ={})
     assert (cfg.health_grace, cfg.rollout_timeout) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("overrides, named", [
+    ({"health_grace": 0}, "cannot hold 3 consecutive 200s"),
+    ({"health_consecutive": 20, "health_interval": 5}, "cannot hold 20 consecutive 200s"),
+    ({"health_interval": 0.001}, "more than 10000 times"),
+    ({"health_consecutive": 0}, "'health_consecutive'"),
+    ({"health_consecutive": 2.5}, "'health_consecutive'"),
+])
+def test_a_health_check_that_cannot_pass_or_end_is_refused_at_load(
+        overrides: dict[str, object], named: str) -> None:
+    """Grace, interval and the consecutive count are checked together before the run starts,
+    not at verification after the rollback was dispatched."""
+    with pytest.raises(ConfigError, match=named):
+        load_config(overrides, environ={})
 
 
 @pytest.mark.parametrize("var, value", [("ROLLBACK_POLL_INTERVAL", "0"),
