@@ -22,26 +22,37 @@ from typing import Any
 
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
+from rollback_helpers.cli import inputs
 from rollback_helpers.errors import EXIT_CODES, RollbackError
-from rollback_helpers.run import archive
 from rollback_helpers.secrets import redact
 
-PATHS = tuple(archive.NOTEBOOKS)
-ADOPTION = (init_command, check_command)  # commands that live in their own modules: add_parser + run
+# The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
+PATHS = ("path-a", "path-b", "verify-flip")  # run.archive.NOTEBOOKS
+ADOPTION = (init_command, check_command)  # commands in their own modules: add_parser + run
 DEFAULT_DRILL_SPEED = 20.0
 DEFAULT_SCENARIOS = {"path-a": "default", "path-b": "b-default", "verify-flip": "b-flipped"}
 
 
+class Parser(argparse.ArgumentParser):
+    """A bad flag is a bad input: exit 2, one line naming it and where the flags are listed."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message}\nNext: fix that flag; "
+                     f"`{self.prog} --help` lists them all.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rollback-runbook", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="rollback-runbook", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     drill = sub.add_parser("drill", help="run a runbook path on the embedded sandbox")
     _common(drill)
     drill.add_argument("--scenario", help="sandbox scenario name or .toml path (default: "
                        + ", ".join(f"{p}: {s}" for p, s in DEFAULT_SCENARIOS.items()) + ")")
     drill.add_argument("--dry-run", action="store_true", help="stop after the plan")
-    drill.add_argument("--speed", type=float, default=DEFAULT_DRILL_SPEED,
+    drill.add_argument("--confirm", default="",
+                       help="for a drill that is not a dry run on production: the word 'production'")
+    drill.add_argument("--speed", type=inputs.seconds, default=DEFAULT_DRILL_SPEED,
                        help="virtual seconds per real second on waits (0 = instant)")
     drill.add_argument("--sandbox-dir", help="keep the sandbox world here (default: a temp dir)")
     drill.add_argument("--keep-sandbox", action="store_true", help="do not delete the sandbox world")
@@ -73,8 +84,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backup-id", help="path-b: restore this backup (default: from the record)")
     p.add_argument("--source-cluster", help="path-b: source cluster (default: the cluster map)")
     p.add_argument("--new-cluster-name", help="path-b: name for the restored cluster")
-    p.add_argument("--ready-timeout", type=float, help="path-b: seconds to wait for readiness")
-    p.add_argument("--record-number", type=int,
+    p.add_argument("--ready-timeout", type=inputs.positive_seconds,
+                   help="path-b: seconds to wait for readiness")
+    p.add_argument("--record-number", type=inputs.positive_int,
                    help="path-b: the bad deploy's record (default: the newest)")
     p.add_argument("--new-cluster", help="verify-flip: the restored cluster (default: the map's)")
     p.add_argument("--old-cluster", help="verify-flip: the replaced cluster (default: the record's)")
@@ -106,45 +118,51 @@ def parameters(args: argparse.Namespace, *, backend: str, archive_to: Path,
     return params
 
 
-def incidents_dir(args: argparse.Namespace, *, drill: bool) -> Path:
-    from rollback_helpers.domain.config import load_config
-
-    base = Path(args.incidents_dir or load_config().incidents_dir)
-    return base / "drills" if drill and not args.incidents_dir else base
+def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool) -> Path:
+    """Every input checked (flags, configuration, environment, confirmation) and the archive's
+    directory proven writable, before a world is built or a kernel starts."""
+    if args.path == "verify-flip":
+        args.dry_run = False  # it only ever reads: there is nothing to dry-run
+    params = parameters(args, backend=backend, archive_to=Path("-"), sandbox_dir=None)
+    cfg = inputs.check_command(args, params)
+    return inputs.incidents_dir(args, cfg, drill=drill)
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-    from rollback_helpers.run.backends import create_drill_world, stop_drill_world
+    from rollback_helpers.run.backends import create_drill_world, discard_drill_world
 
     args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
-    sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
-    world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed)
-    print(f"Drill: {args.path} on {args.env}, scenario {args.scenario!r} — {world.description}")
-    saved_token = os.environ.get("GITHUB_TOKEN")
-    os.environ["GITHUB_TOKEN"] = world.token  # the kernel reads it, as in an incident
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     args.reason = args.reason or f"drill: scenario {args.scenario}"
+    directory = checked_incidents_dir(args, backend="sandbox", drill=True)
+    sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
+    saved_token = os.environ.get("GITHUB_TOKEN")
     try:
-        return _execute(args, backend="sandbox", sandbox_dir=str(sandbox_dir), drill=True)
+        world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed)
+        print(f"Drill: {args.path} on {args.env}, scenario {args.scenario!r} — {world.description}")
+        os.environ["GITHUB_TOKEN"] = world.token  # the kernel reads it, as in an incident
+        return _execute(args, directory, backend="sandbox", sandbox_dir=str(sandbox_dir))
     finally:
         if saved_token is None:
             os.environ.pop("GITHUB_TOKEN", None)
         else:
             os.environ["GITHUB_TOKEN"] = saved_token
-        stop_drill_world(sandbox_dir)
-        if not args.keep_sandbox and not args.sandbox_dir:
+        keep = args.keep_sandbox or args.sandbox_dir
+        discard_drill_world(sandbox_dir, keep_files=bool(keep))
+        if not keep:
             shutil.rmtree(sandbox_dir, ignore_errors=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _execute(args, backend="real", sandbox_dir=None, drill=False)
+    directory = checked_incidents_dir(args, backend="real", drill=False)
+    return _execute(args, directory, backend="real", sandbox_dir=None)
 
 
-def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None, drill: bool) -> int:
-    if args.path == "verify-flip":
-        args.dry_run = False  # it only ever reads: there is nothing to dry-run
-    target = archive.archive_path(incidents_dir(args, drill=drill), args.env, args.path,
-                                  dry_run=args.dry_run)
+def _execute(args: argparse.Namespace, directory: Path, *, backend: str,
+             sandbox_dir: str | None) -> int:
+    from rollback_helpers.run import archive
+
+    target = archive.archive_path(directory, args.env, args.path, dry_run=args.dry_run)
     if not args.quiet:
         archive.quiet_papermill_logs()
     outcome = archive.execute(args.path, target, parameters(args, backend=backend,
@@ -181,9 +199,9 @@ def _lab_parser(sub: Any) -> None:
     lab.add_argument("--backend", choices=("sandbox", "real"), default="sandbox",
                      help="sandbox: a drill world (default); real: GitHub + flyctl")
     lab.add_argument("--scenario", default="default", help="sandbox scenario name or .toml path")
-    lab.add_argument("--speed", type=float, default=DEFAULT_DRILL_SPEED,
+    lab.add_argument("--speed", type=inputs.seconds, default=DEFAULT_DRILL_SPEED,
                      help="sandbox: virtual seconds per real second on waits (0 = instant)")
-    lab.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    lab.add_argument("--port", type=inputs.port, default=0, help="port on 127.0.0.1 (default: a free one)")
     lab.add_argument("--workspace",
                      help="folder for the notebook copies (default: incidents/lab/<ts>)")
     lab.add_argument("--no-browser", action="store_true", help="only print the URL")
@@ -201,12 +219,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except RollbackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted (Ctrl-C): the run stopped where it was; the sandbox, if any, is "
+              "cleaned up. Re-run the same command to start again.", file=sys.stderr)
         return 130

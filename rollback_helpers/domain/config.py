@@ -7,33 +7,53 @@
    (``ROLLBACK_STAGING_APP=my-app``);
 4. explicit overrides (notebook parameters).
 
-Unknown keys and wrong types are errors that name the key and where it came from.
+Each layer is validated by pydantic as it is applied (types, ranges, finiteness,
+unknown keys), so an error names the key and the layer it came from: the file,
+the variable, or the parameter. Every ``ROLLBACK_*`` variable must be one of these
+keys or one of :data:`OTHER_VARIABLES`; anything else is an error naming it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+
+from rollback_helpers.domain.validation import PositiveSeconds, Seconds, Text, bad_input
 from rollback_helpers.errors import ConfigError
 
 ENVIRONMENTS = ("development", "staging", "production")
+# ROLLBACK_* variables that are not configuration keys but are read elsewhere.
+OTHER_VARIABLES = frozenset({
+    "ROLLBACK_RUNBOOK_CONFIG",  # where the TOML file is
+    "ROLLBACK_SANDBOX_DIR",     # `rollback-runbook lab`: the kernels' sandbox world
+    "ROLLBACK_LAB_ROOT",        # `rollback-runbook lab`: the workspace, for links
+    "ROLLBACK_OPERATOR",        # who decides, when no operator is given
+    "ROLLBACK_VENV",            # ./rollback-runbook and ./run-tests: which virtualenv
+})
+_STRICT = ConfigDict(extra="forbid")  # each field's type is strict itself (validation.py)
+Labels = Annotated[tuple[Text, ...], Field(strict=False)]  # a TOML list; never a bare string
+Name = Annotated[Text, Field(min_length=1)]
+Repo = Annotated[Text, Field(pattern=r"^[^/\s]+/[^/\s]+$")]
+Count = Annotated[int, Field(ge=1, le=1000, strict=True)]
+MAX_HEALTH_PROBES = 10_000  # as clients.health: grace / interval above this is a typo
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class EnvConfig:
     """What the runbook needs to know about one environment."""
 
-    name: str
-    app: str
-    health_url: str = ""  # default: https://<app>.fly.dev/api/health/ready
-    infisical_env: str = ""
-    record_labels: tuple[str, ...] = ()  # default: deployment-record, env:<name>
+    name: Name
+    app: Name
+    health_url: Text = ""  # default: https://<app>.fly.dev/api/health/ready
+    infisical_env: Text = ""
+    record_labels: Labels = ()  # default: deployment-record, env:<name>
 
     def __post_init__(self) -> None:
         if not self.health_url:
@@ -42,37 +62,57 @@ class EnvConfig:
             object.__setattr__(self, "record_labels", ("deployment-record", f"env:{self.name}"))
 
 
-@dataclass(frozen=True)
+def _default_environments() -> dict[str, EnvConfig]:
+    return {"development": EnvConfig("development", "renewa-one-development", infisical_env="dev"),
+            "staging": EnvConfig("staging", "renewa-one-staging", infisical_env="staging"),
+            "production": EnvConfig("production", "renewa-one", infisical_env="prod")}
+
+
+@dataclass(frozen=True, config=_STRICT)
 class RunbookConfig:
-    github_repo: str = "renewa/renewa-one"
-    github_api_url: str = "https://api.github.com"
-    workflow: str = "promote-image.yml"
-    workflow_ref: str = "main"
-    workflow_env_input: str = "env"
-    workflow_image_input: str = "image"
-    rolled_back_label: str = "rolled-back"
-    fly_org: str = "renewa"
-    flyctl: str = "flyctl"
-    infisical_project: str = "renewa-one"
-    cluster_map_path: str = "scripts/lib/mpg-clusters.sh"
-    cluster_map_file: str = ""  # a local checkout's copy; default: read it from GitHub
-    app_user: str = "app-user"
-    migration_user: str = "migration-user"
-    database_url_var: str = "DATABASE_URL"
-    migration_url_var: str = "DATABASE_URL_MIGRATION"
-    incidents_dir: str = "incidents"
-    poll_interval: float = 3.0
-    workflow_timeout: float = 1800.0
-    rollout_timeout: float = 300.0
-    health_grace: float = 60.0
-    ready_timeout: float = 900.0
-    command_timeout: float = 120.0
-    verify_tables: tuple[str, ...] = ()  # row counts compared in Path B; empty: the public tables
-    environments: Mapping[str, EnvConfig] = field(default_factory=lambda: {
-        "development": EnvConfig("development", "renewa-one-development", infisical_env="dev"),
-        "staging": EnvConfig("staging", "renewa-one-staging", infisical_env="staging"),
-        "production": EnvConfig("production", "renewa-one", infisical_env="prod"),
-    })
+    github_repo: Repo = "renewa/renewa-one"
+    github_api_url: Text = "https://api.github.com"
+    workflow: Name = "promote-image.yml"
+    workflow_ref: Name = "main"
+    workflow_env_input: Name = "env"
+    workflow_image_input: Name = "image"
+    rolled_back_label: Name = "rolled-back"
+    fly_org: Name = "renewa"
+    flyctl: Name = "flyctl"
+    infisical_project: Text = "renewa-one"
+    cluster_map_path: Text = "scripts/lib/mpg-clusters.sh"
+    cluster_map_file: Text = ""  # a local checkout's copy; default: read it from GitHub
+    app_user: Name = "app-user"
+    migration_user: Name = "migration-user"
+    database_url_var: Name = "DATABASE_URL"
+    migration_url_var: Name = "DATABASE_URL_MIGRATION"
+    incidents_dir: Name = "incidents"
+    poll_interval: PositiveSeconds = 3.0
+    workflow_timeout: PositiveSeconds = 1800.0
+    rollout_timeout: Seconds = 300.0
+    health_grace: Seconds = 60.0
+    health_interval: PositiveSeconds = 5.0  # seconds between health probes
+    health_consecutive: Count = 3  # 200s in a row that make "healthy"
+    ready_timeout: PositiveSeconds = 900.0
+    command_timeout: PositiveSeconds = 120.0
+    verify_tables: Labels = ()  # row counts compared in Path B; empty: the public tables
+    environments: Mapping[str, EnvConfig] = field(default_factory=_default_environments)
+
+    @model_validator(mode="after")
+    def _passable_health_check(self) -> RunbookConfig:
+        """Checked at load, not at verification: the rollback must not start on a check that
+        can never pass (or never end)."""
+        needed = (self.health_consecutive - 1) * self.health_interval
+        if needed > self.health_grace:
+            raise ValueError(f"health_grace {self.health_grace:g}s cannot hold "
+                             f"{self.health_consecutive} consecutive 200s {self.health_interval:g}s "
+                             f"apart (health_consecutive, health_interval): it needs at least "
+                             f"{needed:g}s")
+        if self.health_grace / self.health_interval > MAX_HEALTH_PROBES:
+            raise ValueError(f"health_grace {self.health_grace:g}s / health_interval "
+                             f"{self.health_interval:g}s would probe more than "
+                             f"{MAX_HEALTH_PROBES} times")
+        return self
 
     def env(self, name: str | None) -> EnvConfig:
         """The named environment, or a ConfigError listing the known ones."""
@@ -93,104 +133,152 @@ class RunbookConfig:
         return self.github_repo.split("/", 1)[1]
 
 
-_TOP_KEYS = {f.name: f for f in fields(RunbookConfig) if f.name != "environments"}
-_ENV_KEYS = {f.name: f for f in fields(EnvConfig) if f.name != "name"}
-
-
-def _coerce(value: Any, type_name: str, key: str, where: str) -> Any:
-    try:
-        if type_name == "float":
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if type_name.startswith("tuple"):
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(str(item).strip() for item in items if str(item).strip())
-        if not isinstance(value, str):
-            raise ValueError
-        return value
-    except (TypeError, ValueError):
-        raise ConfigError(f"Config key {key!r} from {where} has the wrong type ({value!r}).",
-                          f"Give {key!r} a {type_name.split('[')[0]} value.") from None
-
-
-def _type_name(f: dataclasses.Field[Any]) -> str:
-    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-
-
-def _apply(cfg: RunbookConfig, data: Mapping[str, Any], where: str) -> RunbookConfig:
-    top: dict[str, Any] = {}
-    envs = dict(cfg.environments)
-    for key, value in data.items():
-        if key == "environments":
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"'environments' in {where} must be a table of environments.")
-            for env_name, env_data in value.items():
-                envs[env_name] = _apply_env(envs.get(env_name), env_name, env_data, where)
-        elif key in _TOP_KEYS:
-            top[key] = _coerce(value, _type_name(_TOP_KEYS[key]), key, where)
-        else:
-            raise ConfigError(f"Unknown config key {key!r} in {where}.",
-                              f"Known keys: {', '.join(sorted(_TOP_KEYS))}, environments.")
-    return replace(cfg, environments=envs, **top)
-
-
-def _apply_env(base: EnvConfig | None, name: str, data: Any, where: str) -> EnvConfig:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"environments.{name} in {where} must be a table.")
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in _ENV_KEYS:
-            raise ConfigError(f"Unknown key {key!r} for environment {name!r} in {where}.",
-                              f"Known keys: {', '.join(sorted(_ENV_KEYS))}.")
-        values[key] = _coerce(value, _type_name(_ENV_KEYS[key]), f"environments.{name}.{key}", where)
-    if base is None:
-        if "app" not in values:
-            raise ConfigError(f"New environment {name!r} in {where} has no 'app'.",
-                              f"Add `app = \"...\"` under [environments.{name}].")
-        return EnvConfig(name=name, **values)
-    if "app" in values and "health_url" not in values:
-        values["health_url"] = ""  # re-derive from the new app name
-    return EnvConfig(**{**dataclasses.asdict(base), **values, "name": name})
-
-
-def _from_environ(cfg: RunbookConfig, environ: Mapping[str, str]) -> RunbookConfig:
-    data: dict[str, Any] = {}
-    env_data: dict[str, dict[str, str]] = {}
-    for var, value in environ.items():
-        if not var.startswith("ROLLBACK_") or var == "ROLLBACK_RUNBOOK_CONFIG":
-            continue
-        rest = var.removeprefix("ROLLBACK_").lower()
-        if rest in _TOP_KEYS:
-            data[rest] = value
-            continue
-        for env_name in cfg.environments:
-            prefix = env_name.lower() + "_"
-            if rest.startswith(prefix) and rest.removeprefix(prefix) in _ENV_KEYS:
-                env_data.setdefault(env_name, {})[rest.removeprefix(prefix)] = value
-    if env_data:
-        data["environments"] = env_data
-    return _apply(cfg, data, "environment variables")
+TOP_KEYS = tuple(f.name for f in fields(RunbookConfig) if f.name != "environments")
+ENV_KEYS = tuple(f.name for f in fields(EnvConfig) if f.name != "name")
+LIST_KEYS = ("verify_tables", "record_labels")
+FLOAT_KEYS = ("poll_interval", "workflow_timeout", "rollout_timeout", "health_grace",
+              "health_interval", "ready_timeout", "command_timeout")
+INT_KEYS = ("health_consecutive",)
+ACCEPTED = {
+    "github_repo": '"owner/name"',
+    "poll_interval": "a finite number of seconds > 0",
+    "workflow_timeout": "a finite number of seconds > 0",
+    "ready_timeout": "a finite number of seconds > 0",
+    "command_timeout": "a finite number of seconds > 0",
+    "rollout_timeout": "a finite number of seconds ≥ 0",
+    "health_grace": "a finite number of seconds ≥ 0",
+    "health_interval": "a finite number of seconds > 0",
+    "health_consecutive": "a whole number from 1 to 1000",
+    "verify_tables": 'a list of table names, e.g. ["customers", "invoices"]',
+    "record_labels": 'a list of labels, e.g. ["deployment-record", "env:qa"]',
+    "environments": "a table of environments: [environments.<name>] with at least app",
+    "*": f"the keys are {', '.join(TOP_KEYS)}, environments; an environment's keys are "
+         f"{', '.join(ENV_KEYS)}",
+}
+_VALIDATOR = TypeAdapter(RunbookConfig)
 
 
 def load_config(overrides: Mapping[str, Any] | None = None, *,
                 environ: Mapping[str, str] | None = None,
                 config_file: str | Path | None = None) -> RunbookConfig:
-    """Defaults → TOML file → environment variables → overrides, validated once."""
+    """Defaults → TOML file → environment variables → overrides, each layer validated."""
     environ = os.environ if environ is None else environ
     cfg = RunbookConfig()
-    path = Path(config_file or environ.get("ROLLBACK_RUNBOOK_CONFIG") or "runbook.toml")
+    data = asdict(cfg)
+    named = config_file or environ.get("ROLLBACK_RUNBOOK_CONFIG")
+    path = Path(named or "runbook.toml")
     if path.is_file():
-        try:
-            cfg = _apply(cfg, tomllib.loads(path.read_text()), str(path))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}", f"Fix the syntax in {path}.") from exc
-    elif config_file or environ.get("ROLLBACK_RUNBOOK_CONFIG"):
-        raise ConfigError(f"Config file {path} does not exist.", "Check the path.")
-    cfg = _from_environ(cfg, environ)
+        data, cfg = _apply(data, read_toml(path, what="config file"), str(path))
+    elif named:
+        raise ConfigError(f"Config file {path} does not exist (named by "
+                          f"{'config_file' if config_file else 'ROLLBACK_RUNBOOK_CONFIG'}).",
+                          "Check the path, or unset ROLLBACK_RUNBOOK_CONFIG to use ./runbook.toml.")
+    layer, origin = _environ_layer(cfg, environ)
+    if layer:
+        data, cfg = _apply(data, layer, "the environment variables",
+                           name=lambda key: f"{origin.get(key, key)} (key {key!r})")
     if overrides:
-        cfg = _apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "parameters")
-    if cfg.github_repo.count("/") != 1 or not all(cfg.github_repo.split("/")):
-        raise ConfigError(f"github_repo {cfg.github_repo!r} is not of the form owner/name.",
-                          "Set github_repo = \"owner/name\".")
+        given = {key: value for key, value in overrides.items() if value is not None}
+        data, cfg = _apply(data, given, "the notebook parameters (config)")
     return cfg
+
+
+def read_toml(path: Path, *, what: str) -> dict[str, Any]:
+    """A TOML file's tables, or a ConfigError naming the file, the line and the problem."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"The {what} {path} is not valid TOML: {exc}.",
+                          f"Fix the syntax at that line of {path} (https://toml.io).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"The {what} {path} cannot be read: {exc}.",
+                          "Check the path and its permissions.") from None
+
+
+def _apply(data: dict[str, Any], layer: Mapping[str, Any], source: str,
+           name: Any = repr) -> tuple[dict[str, Any], RunbookConfig]:
+    merged = _merge(data, layer)
+    try:
+        cfg = _VALIDATOR.validate_python(merged)
+    except ValidationError as exc:
+        raise bad_input(exc, source=source, name=name, accepted=ACCEPTED,
+                        next_step=f"Fix it in {source}; see docs/configuration.md for every key.") \
+            from None
+    return asdict(cfg), cfg
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    merged = {**base, **{key: value for key, value in layer.items() if key != "environments"}}
+    given = layer.get("environments")
+    if isinstance(given, Mapping):
+        envs = dict(base["environments"])
+        for env_name, env_data in given.items():
+            envs[env_name] = _merge_env(envs.get(env_name), str(env_name), env_data)
+        merged["environments"] = envs
+    elif "environments" in layer:
+        merged["environments"] = given  # not a table: validation names it
+    return merged
+
+
+def _merge_env(base: dict[str, Any] | None, name: str, data: Any) -> Any:
+    if not isinstance(data, Mapping):
+        return data
+    if "name" in data:  # the table's name is the environment's name
+        raise ConfigError(f"'environments.{name}.name' is not a known key.",
+                          f"Remove it: the table's name ({name!r}) is the environment's name.")
+    if base is None:
+        return {**data, "name": name}
+    merged = {**base, **data}
+    if "app" in data and "health_url" not in data:
+        merged["health_url"] = ""  # re-derive from the new app name
+    return merged
+
+
+def _environ_layer(cfg: RunbookConfig, environ: Mapping[str, str]
+                   ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ROLLBACK_* variables as a layer, and which variable set which dotted key."""
+    layer: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for var, value in sorted(environ.items()):
+        if not var.startswith("ROLLBACK_") or var in OTHER_VARIABLES:
+            continue
+        key, env_name = _variable_key(var, cfg)
+        if env_name:
+            layer.setdefault("environments", {}).setdefault(env_name, {})[key] = \
+                _from_string(key, value)
+            origin[f"environments.{env_name}.{key}"] = var
+        else:
+            layer[key] = _from_string(key, value)
+            origin[key] = var
+    return layer, origin
+
+
+def _variable_key(var: str, cfg: RunbookConfig) -> tuple[str, str]:
+    rest = var.removeprefix("ROLLBACK_").lower()
+    if rest in TOP_KEYS:
+        return rest, ""
+    for env_name in sorted(cfg.environments, key=len, reverse=True):
+        prefix = env_name.lower() + "_"
+        if rest.startswith(prefix) and rest.removeprefix(prefix) in ENV_KEYS:
+            return rest.removeprefix(prefix), env_name
+    raise ConfigError(
+        f"Unknown variable {var} in the environment: it is neither a configuration key nor "
+        "one the runbook reads.",
+        f"Unset it (`unset {var}`), or fix its name: ROLLBACK_<KEY> with KEY one of "
+        f"{', '.join(k.upper() for k in TOP_KEYS)}; or ROLLBACK_<ENV>_<KEY> with ENV one of "
+        f"{', '.join(e.upper() for e in cfg.environments)} and KEY one of "
+        f"{', '.join(k.upper() for k in ENV_KEYS)}; or one of {', '.join(sorted(OTHER_VARIABLES))}.")
+
+
+def _from_string(key: str, value: str) -> Any:
+    """A variable's text as the key's type; what does not convert is left for validation to name."""
+    if key in LIST_KEYS:
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    try:
+        if key in FLOAT_KEYS:
+            return float(value)
+        if key in INT_KEYS:
+            return int(value)
+    except ValueError:
+        pass
+    return value

@@ -12,6 +12,7 @@ An interactive walkthrough (JupyterLab) is archived by its last cell instead
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from typing import Any
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from rollback_helpers.errors import error_class_named
+from rollback_helpers.errors import ConfigError, error_class_named
 from rollback_helpers.run.headless import papermill_options
 from rollback_helpers.run.notebook_io import (
     decisions_in,
@@ -83,6 +84,21 @@ def archive_path(incidents_dir: str | Path, env: str, path: str, *, dry_run: boo
     return candidate
 
 
+def ensure_writable_dir(directory: Path, *, source: str = "incidents_dir") -> Path:
+    """``directory``, created if need be and proven writable; else a ConfigError naming ``source``."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".writable-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"The incidents directory {directory} cannot be created or written "
+            f"({exc.strerror or type(exc).__name__}); the run's archive would be lost.",
+            f"Set {source} to a directory you can write, then re-run. Nothing was started.") \
+            from None
+    return directory
+
+
 def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
             log_output: bool = True) -> Outcome:
     """Run the notebook for ``path`` into ``output``; never raises for a failed step."""
@@ -98,7 +114,10 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
         papermill.execute_notebook(str(notebooks_dir() / NOTEBOOKS[path]), str(output),
                                    parameters=parameters, progress_bar=False,
                                    log_output=log_output, cwd=str(cwd or Path.cwd()),
-                                   kernel_name="python3", **papermill_options())
+                                   kernel_name="python3", **papermill_options(),
+                                   # Stopped, not asked to stop: a kernel asked mid-cell (Ctrl-C)
+                                   # logs a ZMQ traceback while its sockets close under it.
+                                   shutdown_kernel="immediate")
         outcome = Outcome(exit_code=0, outcome="success", **common)
     except PapermillExecutionError as exc:
         outcome = _failed(exc, output, common)

@@ -11,6 +11,7 @@ creates and stops drill worlds through :func:`create_drill_world` and
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -76,6 +77,16 @@ def stop_drill_world(directory: str | Path) -> None:
     shutdown(directory)
 
 
+def discard_drill_world(directory: str | Path, *, keep_files: bool = False) -> None:
+    """Stop the world's processes and, unless kept, delete its servers' data wherever it lives
+    (a server's data may sit in its own directory under /tmp, outside ``directory``)."""
+    from rollback_helpers.sandbox.scenarios import discard_servers
+
+    stop_drill_world(directory)
+    if not keep_files and Path(directory).is_dir():
+        discard_servers(Path(directory))
+
+
 def sandbox_scenarios() -> dict[str, str]:
     """The shipped sandbox scenarios: name → one-line description."""
     from rollback_helpers.sandbox.scenarios import list_scenarios
@@ -133,6 +144,11 @@ def open_backends(backend: str, *, scenario: str = "default", sandbox_dir: str |
     raise ConfigError(f"Unknown backend {backend!r}.", f"Use one of: {', '.join(BACKENDS)}.")
 
 
+def _remove_world(directory: str) -> None:
+    discard_drill_world(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def _sandbox_backends(scenario: str, sandbox_dir: str | None, token: Secret | None) -> Backends:
     from rollback_helpers.sandbox.flyctl import FlyctlSandbox
     from rollback_helpers.sandbox.http import sandbox_transport
@@ -141,8 +157,12 @@ def _sandbox_backends(scenario: str, sandbox_dir: str | None, token: Secret | No
 
     if sandbox_dir and (Path(sandbox_dir) / "world.json").is_file():
         world = World.load(sandbox_dir)
-    else:
-        world = create_world(scenario, sandbox_dir or tempfile.mkdtemp(prefix="rollback-sandbox-"))
+    elif sandbox_dir:
+        world = create_world(scenario, sandbox_dir)
+    else:  # a world of this kernel's own: gone when the kernel exits
+        temporary = tempfile.mkdtemp(prefix="rollback-sandbox-")
+        atexit.register(_remove_world, temporary)
+        world = create_world(scenario, temporary)
     sandbox_token = world.state["github"]["token"]
     if token is None or not token.reveal().startswith("ghs_sandbox"):
         token = Secret(sandbox_token)  # a real token never goes to the sandbox

@@ -17,6 +17,7 @@ from typing import Any
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
+from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.errors import ConfigError, ConfirmationRequired
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.ui.display import METADATA_KEY, Report
@@ -173,6 +174,11 @@ def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenari
     Interactive runs always start as a dry run: the plan's button, not a
     parameter, makes them live. Without ``env`` they show an environment picker.
     """
+    check_parameters(path, {"env": env, "dry_run": dry_run, "backend": backend,
+                            "scenario": scenario, "sandbox_dir": sandbox_dir, "confirm": confirm,
+                            "operator": operator, "reason": reason, "incident": incident,
+                            "archive_path": archive_path, "config": config,
+                            "interactive": interactive})
     cfg = load_config(config)
     operator = operator or default_operator()
     screen = screen or NotebookScreen()
@@ -188,6 +194,11 @@ def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenari
         raise ConfirmationRequired(
             f"A live {path} run against {env_cfg.name} needs an explicit confirmation.",
             f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")
+    if interactive:  # archived from JupyterLab at the end: prove the place is writable now
+        from rollback_helpers.run.archive import ensure_writable_dir
+
+        ensure_writable_dir(Path(cfg.incidents_dir) / ("drills" if backend == "sandbox" else ""),
+                            source="incidents_dir (runbook.toml or ROLLBACK_INCIDENTS_DIR)")
     if backend == "sandbox" and not sandbox_dir:
         sandbox_dir = os.environ.get("ROLLBACK_SANDBOX_DIR") or None  # `rollback-runbook lab`
     backends = open_backends(backend, scenario=scenario, sandbox_dir=sandbox_dir, cfg=cfg)

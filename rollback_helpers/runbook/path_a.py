@@ -24,6 +24,7 @@ from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.domain.images import parse_digest, parse_image_ref
+from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.domain.records import (
     BadRecord,
     DeploymentRecord,
@@ -71,6 +72,8 @@ def start(*, env: str | None, dry_run: bool = True, target_digest: str | None = 
           config: dict[str, Any] | None = None, interactive: bool = False,
           screen: Screen | None = None) -> PathA:
     """Check the parameters and open the seams. Nothing is read or changed yet."""
+    check_parameters("path-a", {"target_digest": target_digest,
+                                "allow_unrecorded_target": allow_unrecorded_target})
     if target_digest:  # bad input fails before anything is contacted
         if target_digest.startswith("sha256:"):
             parse_digest(target_digest, what="target_digest")
@@ -304,7 +307,9 @@ class PathA:
         status = self._wait_for_rollout(target.image.digest)
         off = [m.id for m in status.started() if m.image_digest != target.image.digest]
         self.health = check_health(self.ctx.backends.http, self.ctx.env.health_url,
-                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace)
+                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace,
+                                   interval=self.ctx.cfg.health_interval,
+                                   consecutive=self.ctx.cfg.health_consecutive)
         h = self.health
         report = Report("Verification", status="ok" if not off and h.healthy else "failed")
         started = len(status.started())

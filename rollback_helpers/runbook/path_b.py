@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.clients.fly import Backup, Cluster
 from rollback_helpers.domain.cluster_map import read_cluster_map
+from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.domain.records import DeploymentRecord
 from rollback_helpers.errors import (
     BackupError,
@@ -33,6 +34,7 @@ from rollback_helpers.runbook.path_b_facts import (
     checks_table,
     differences,
     flip_steps,
+    keeps_checklist,
     newest_record,
 )
 from rollback_helpers.ui.display import Report
@@ -52,8 +54,11 @@ def start(*, env: str | None, dry_run: bool = True, backup_id: str | None = None
           confirm: str = "", reason: str = "", incident: str = "", operator: str = "",
           archive_path: str = "", config: dict[str, Any] | None = None,
           interactive: bool = False, screen: Screen | None = None) -> PathB:
+    check_parameters("path-b", {"backup_id": backup_id, "source_cluster": source_cluster,
+                                "record_number": record_number, "ready_timeout": ready_timeout,
+                                "new_cluster_name": new_cluster_name, "config": config})
     overrides = dict(config or {})
-    if ready_timeout:
+    if ready_timeout is not None:
         overrides["ready_timeout"] = ready_timeout
     ctx = open_run("path-b", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,
@@ -79,6 +84,7 @@ class PathB:
         self.checks: list[ConnectionCheck] = []
         self.outcome = "in progress"
         self.approval: Decision | None = None
+        self.ready = False  # the new cluster reached `ready`: from then on the checklist shows
 
     # -- read-only steps -------------------------------------------------------
     def preflight(self) -> Report:
@@ -216,6 +222,7 @@ class PathB:
         return Report("Restore initiated").fact("new cluster", f"{result.new_id} ({result.new_name})") \
             .fact("source (untouched)", r.source.id)
 
+    @keeps_checklist
     def wait_until_ready(self) -> Report:
         """Poll the new cluster; between polls, read the app's URLs so the wait is the only long step."""
         if (stop := self._not_cleared("Wait for readiness")) is not None:
@@ -229,6 +236,7 @@ class PathB:
             elapsed = clock.now() - began
             progress.update(elapsed, status)
             if status == "ready":
+                self.ready = True
                 break
             if status in TERMINAL:
                 self.outcome = "restore failed"
@@ -271,6 +279,7 @@ class PathB:
                     "password hashes, so the same credentials log in to the new cluster.")
         return report
 
+    @keeps_checklist
     def verify_new_cluster(self) -> Report:
         if (stop := self._not_cleared("Verify the new cluster")) is not None:
             return stop
@@ -317,6 +326,7 @@ class PathB:
             self.ctx.log(f"source {source_id} not reachable for comparison: {type(exc).__name__}")
             return None
 
+    @keeps_checklist
     def record(self) -> Report:
         """Note on the deployment record what was prepared: the flip stays with a human."""
         if (stop := self._not_cleared("Update the deployment record")) is not None:
@@ -340,6 +350,16 @@ class PathB:
 
     def checklist(self) -> Report | None:
         """The manual flip, in the runbook's order, with the exact values. Then stop."""
+        report = self.checklist_report()
+        self.outcome = "prepared: flip pending" if not self.ctx.dry_run else self.outcome
+        if self.ctx.interactive and not self.ctx.dry_run:
+            self.ctx.show(report)
+            Checklist.for_run(self.ctx, "Manual flip: tick each step as you finish it",
+                              [str(text) for _, text in report.facts], step="flip checklist").show()
+            return None
+        return report
+
+    def checklist_report(self) -> Report:
         r = self._require(self.resolved, "resolve")
         new_id = self.new_cluster or "<new cluster id>"
         steps = flip_steps(self.ctx, r.source.id, new_id, self.urls, r.cluster_map)
@@ -351,12 +371,6 @@ class PathB:
             report.note("🚨 NEVER `flyctl mpg destroy` on production before the replacement is "
                         "verified serving — there is zero recovery.")
         report.note("The diff above is step 3's edit. The runbook stops here.")
-        self.outcome = "prepared: flip pending" if not self.ctx.dry_run else self.outcome
-        if self.ctx.interactive and not self.ctx.dry_run:
-            self.ctx.show(report)
-            Checklist.for_run(self.ctx, "Manual flip: tick each step as you finish it", steps,
-                              step="flip checklist").show()
-            return None
         return report
 
     def summary(self) -> Report:

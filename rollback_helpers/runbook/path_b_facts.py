@@ -5,16 +5,20 @@ Shared by Path B and verify-flip; nothing here changes anything.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl
 from rollback_helpers.clients.fly import Backup, Cluster
 from rollback_helpers.domain.cluster_map import ClusterMap
 from rollback_helpers.domain.records import BadRecord, DeploymentRecord, record_from_issue
-from rollback_helpers.errors import RecordError
+from rollback_helpers.errors import RecordError, RollbackError
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.ui.table import Table
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -94,3 +98,46 @@ def differences(checks: list[ConnectionCheck], source: ConnectionCheck | None) -
             notes.append(f"{table}: {count if count >= 0 else 'missing'} rows on the new cluster, "
                          f"{shown} on the current one.")
     return notes or ["The new cluster holds the same migrations and row counts as the current one."]
+
+
+class AfterReady(Protocol):
+    """What :func:`keeps_checklist` needs of a Path B run."""
+
+    ready: bool
+    new_cluster: str | None
+    ctx: RunContext
+
+    def checklist_report(self) -> Any: ...
+
+
+Step = TypeVar("Step", bound=AfterReady)
+
+
+def keeps_checklist(step: Callable[[Step], R]) -> Callable[[Step], R]:
+    """Once the new cluster is ready, a failing step still shows the flip checklist (above its
+    error in the notebook) and its error names the new cluster and carries the checklist, so the
+    command line's stderr has them too."""
+
+    @functools.wraps(step)
+    def guarded(run: Step) -> R:
+        try:
+            return step(run)
+        except Exception as exc:
+            if not run.ready:
+                raise
+            report = run.checklist_report()
+            run.ctx.show(report)
+            raise checklist_error(exc, str(run.new_cluster), report) from exc
+
+    return guarded
+
+
+def checklist_error(exc: Exception, new_id: str, report: Any) -> RollbackError:
+    steps = "\n".join(f"  {key} {value}" for key, value in report.facts)
+    what = exc.what if isinstance(exc, RollbackError) else f"{type(exc).__name__}: {exc}"
+    next_step = exc.next_step if isinstance(exc, RollbackError) else ""
+    cls = type(exc) if isinstance(exc, RollbackError) else RollbackError
+    error = cls(f"{what} (the new cluster {new_id} is ready and nothing was flipped)",
+                f"{next_step}\nThe flip checklist for the new cluster {new_id}, for when it is "
+                f"verified:\n{steps}".strip())
+    return error

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rollback_helpers.domain.parameters import check_answers
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import (
     Decision,
@@ -51,6 +52,10 @@ class Answers:
     destructive_migration_or_corruption: bool | None = None
     database_readonly: bool | None = None
     migration_state_problem: bool | None = None
+
+    def __post_init__(self) -> None:
+        """Each answer is True, False or None: ``-p database_intact 0`` is a bad input."""
+        check_answers({name: getattr(self, name) for name in QUESTIONS})
 
     def missing(self) -> list[str]:
         return [q for name, q in QUESTIONS.items() if getattr(self, name) is None]

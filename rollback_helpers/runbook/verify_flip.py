@@ -12,6 +12,7 @@ from typing import Any
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
+from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed
 from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.runbook.path_b_facts import newest_record
@@ -23,6 +24,7 @@ def start(*, env: str | None, new_cluster: str | None = None, old_cluster: str |
           backend: str = "sandbox", scenario: str = "b-flipped", sandbox_dir: str | None = None,
           reason: str = "", incident: str = "", operator: str = "", archive_path: str = "",
           config: dict[str, Any] | None = None, interactive: bool = False) -> VerifyFlip:
+    check_parameters("verify-flip", {"new_cluster": new_cluster, "old_cluster": old_cluster})
     ctx = open_run("verify-flip", env=env, dry_run=True, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, operator=operator, reason=reason, incident=incident,
                    archive_path=archive_path, config=config, interactive=interactive)
@@ -97,7 +99,9 @@ class VerifyFlip:
 
     def check_health_and_map(self) -> Report:
         self.health = check_health(self.ctx.backends.http, self.ctx.env.health_url,
-                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace)
+                                   clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace,
+                                   interval=self.ctx.cfg.health_interval,
+                                   consecutive=self.ctx.cfg.health_consecutive)
         if not self.health.healthy:
             self.missing.append(f"{self.ctx.env.health_url} answers {self.health.status_code}, not 200")
         cmap = self.cluster_map

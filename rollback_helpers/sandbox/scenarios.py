@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from rollback_helpers.clock import parse_iso, utc_iso
+from rollback_helpers.domain.config import read_toml
 from rollback_helpers.errors import ConfigError
+from rollback_helpers.sandbox.scenario_schema import check_scenario
 from rollback_helpers.sandbox.world import World, digest_for
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -41,7 +43,8 @@ def load_scenario(name_or_path: str) -> dict[str, Any]:
         known = ", ".join(list_scenarios())
         raise ConfigError(f"Unknown sandbox scenario {name_or_path!r}.",
                           f"Use one of: {known}, or the path to a scenario .toml file.")
-    data = tomllib.loads(path.read_text())
+    data = read_toml(path, what="scenario file")
+    check_scenario(data, path)
     data.setdefault("name", path.stem)
     return data
 
@@ -55,7 +58,7 @@ def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0
     scenario = load_scenario(name_or_path)
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    _discard_servers(state_dir)
+    discard_servers(state_dir)
     for stale in ("world.json", "calls.jsonl"):
         (state_dir / stale).unlink(missing_ok=True)
     start = parse_iso(scenario.get("start", "2026-06-10T09:00:00Z"))
@@ -67,12 +70,12 @@ def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0
         _build_fly(world, scenario)
         world.save()
     except BaseException:
-        _discard_servers(state_dir)
+        discard_servers(state_dir)
         raise
     return world
 
 
-def _discard_servers(state_dir: Path) -> None:
+def discard_servers(state_dir: Path) -> None:
     """Stop and delete the servers, backups and recorded processes of a world in ``state_dir``."""
     if not any((state_dir / name).exists() for name in ("clusters", "backups", "pids")):
         return  # a Path A world: nothing to import, nothing to stop

@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rollback_helpers.errors import RollbackError
 from rollback_helpers.secrets import redact
 
 if TYPE_CHECKING:
@@ -81,3 +82,27 @@ class Report:
 def short(digest: str) -> str:
     """``sha256:9f2c1a0b3d4e`` — the first 12 hex digits, enough to tell images apart."""
     return digest[:19] if digest.startswith("sha256:") else digest
+
+
+def explain_failures_in_notebooks() -> None:
+    """In a kernel: a runbook error shows as its explanation, not as a traceback.
+
+    The cell still fails (papermill stops and records ``ename``/``evalue``, so the
+    exit code follows the error class); only the traceback is left out, because the
+    message already names the thing and the next step. Any other exception is a bug
+    and keeps its full traceback.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((RollbackError,), _explained)
+
+
+def _explained(shell: Any, etype: type[BaseException], value: BaseException, tb: Any,
+               tb_offset: int | None = None) -> list[str]:
+    structured = [f"{etype.__name__}: {redact(str(value))}"]
+    shell._showtraceback(etype, value, structured)
+    return structured

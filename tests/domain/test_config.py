@@ -199,7 +199,8 @@ def test_unknown_environment_key_names_key_environment_and_file(tmp_path: Path) 
     with pytest.raises(ConfigError) as caught:
         load_config(environ={}, config_file=path)
     message = str(caught.value)
-    assert "'health'" in message and "'staging'" in message and str(path) in message
+    assert "'environments.staging.health'" in message and "is not a known key" in message
+    assert str(path) in message and "health_url" in message  # the accepted keys are listed
 
 
 def test_unknown_override_key_names_the_parameters_as_source() -> None:
@@ -239,7 +240,7 @@ def test_wrong_type_from_a_variable_names_key_and_source() -> None:
 def test_environments_must_be_tables(tmp_path: Path, toml_text: str) -> None:
     """'environments' and each environment in it must be TOML tables."""
     path = write_toml(tmp_path, toml_text)
-    with pytest.raises(ConfigError, match="must be a table"):
+    with pytest.raises(ConfigError, match="(?s)'environments.*wrong type.*table"):
         load_config(environ={}, config_file=path)
 
 
@@ -270,7 +271,7 @@ def test_new_environment_without_an_app_is_an_error(tmp_path: Path) -> None:
     path = write_toml(tmp_path, '[environments.qa]\ninfisical_env = "qa"\n')
     with pytest.raises(ConfigError) as caught:
         load_config(environ={}, config_file=path)
-    assert "'qa'" in str(caught.value) and "'app'" in str(caught.value)
+    assert "'environments.qa.app': is required" in str(caught.value)
     assert str(path) in str(caught.value)
 
 
@@ -279,3 +280,91 @@ def test_github_repo_must_be_owner_slash_name(repo: str) -> None:
     """github_repo that is not owner/name is refused after all layers are applied."""
     with pytest.raises(ConfigError, match="owner/name"):
         load_config({"github_repo": repo}, environ={})
+
+
+# -- ranges, finiteness, lists and unknown variables ----------------------------------------------
+@pytest.mark.parametrize("key, value, problem", [
+    ("poll_interval", 0, "greater than 0"),
+    ("poll_interval", -1.5, "greater than 0"),
+    ("workflow_timeout", -60, "greater than 0"),
+    ("ready_timeout", 0.0, "greater than 0"),
+    ("command_timeout", float("inf"), "finite"),
+    ("health_grace", float("nan"), "finite"),
+    ("rollout_timeout", -1, "greater than or equal to 0"),
+    ("health_grace", "60", "wrong type"),
+])
+def test_numbers_are_finite_and_in_range(key: str, value: object, problem: str) -> None:
+    """Every interval and timeout is checked when loaded, so no loop can run away on it."""
+    with pytest.raises(ConfigError) as caught:
+        load_config({key: value}, environ={})
+    assert f"'{key}'" in str(caught.value) and problem in str(caught.value)
+    assert "seconds" in str(caught.value)  # the accepted form
+
+
+def test_zero_grace_and_rollout_timeout_are_allowed() -> None:
+    """A grace of 0 with one 200 required means one probe, not an error."""
+    cfg = load_config({"health_grace": 0, "rollout_timeout": 0, "health_consecutive": 1},
+                      environ={})
+    assert (cfg.health_grace, cfg.rollout_timeout) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("overrides, named", [
+    ({"health_grace": 0}, "cannot hold 3 consecutive 200s"),
+    ({"health_consecutive": 20, "health_interval": 5}, "cannot hold 20 consecutive 200s"),
+    ({"health_interval": 0.001}, "more than 10000 times"),
+    ({"health_consecutive": 0}, "'health_consecutive'"),
+    ({"health_consecutive": 2.5}, "'health_consecutive'"),
+])
+def test_a_health_check_that_cannot_pass_or_end_is_refused_at_load(
+        overrides: dict[str, object], named: str) -> None:
+    """Grace, interval and the consecutive count are checked together before the run starts,
+    not at verification after the rollback was dispatched."""
+    with pytest.raises(ConfigError, match=named):
+        load_config(overrides, environ={})
+
+
+@pytest.mark.parametrize("var, value", [("ROLLBACK_POLL_INTERVAL", "0"),
+                                        ("ROLLBACK_HEALTH_GRACE", "nan"),
+                                        ("ROLLBACK_READY_TIMEOUT", "-inf")])
+def test_bad_numbers_from_variables_name_the_variable(var: str, value: str) -> None:
+    """A variable's bad number is reported with the variable's own name."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={var: value})
+    assert var in str(caught.value) and "the environment variables" in str(caught.value)
+
+
+@pytest.mark.parametrize("toml_text, key", [
+    ('verify_tables = "customers"\n', "verify_tables"),
+    ('[environments.staging]\nrecord_labels = "deployment-record"\n',
+     "environments.staging.record_labels"),
+])
+def test_a_list_key_given_as_a_string_is_bad_input(tmp_path: Path, toml_text: str, key: str) -> None:
+    """A string where a list belongs is refused (exit 2), never split or taken as one item."""
+    path = write_toml(tmp_path, toml_text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={}, config_file=path)
+    assert f"'{key}'" in str(caught.value) and "a list of" in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("var", ["ROLLBACK_POLL_INTERVALS", "ROLLBACK_STAGING_HEALTH",
+                                 "ROLLBACK_QA_APP", "ROLLBACK_DRY_RUN"])
+def test_unknown_rollback_variables_are_errors(var: str) -> None:
+    """A misspelt ROLLBACK_* variable is named, with the accepted forms, instead of ignored."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={var: "1"})
+    assert var in str(caught.value) and "POLL_INTERVAL" in str(caught.value)
+
+
+def test_variables_the_runbook_reads_elsewhere_are_not_config_errors() -> None:
+    """ROLLBACK_OPERATOR, ROLLBACK_SANDBOX_DIR … are known, and change no configuration key."""
+    environ = {"ROLLBACK_OPERATOR": "ana", "ROLLBACK_SANDBOX_DIR": "/tmp/x", "ROLLBACK_VENV": "v",
+               "ROLLBACK_LAB_ROOT": "/tmp/lab"}
+    assert load_config(environ=environ) == load_config(environ={})
+
+
+def test_the_name_of_an_environment_table_cannot_be_overridden(tmp_path: Path) -> None:
+    """`name` inside [environments.x] is refused: the table's name is the environment's."""
+    path = write_toml(tmp_path, '[environments.staging]\nname = "prod"\n')
+    with pytest.raises(ConfigError, match="environments.staging.name"):
+        load_config(environ={}, config_file=path)

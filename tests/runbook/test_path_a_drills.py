@@ -162,25 +162,28 @@ def test_malformed_target_digest_is_bad_input(tmp_path: Path) -> None:
     assert [c for c in drill.world.calls() if c["seam"] == "github"] == []
 
 
-def test_unknown_environment_is_bad_input(tmp_path: Path) -> None:
-    """An unknown environment exits 2 with the known ones listed, and the run is archived."""
+def test_unknown_environment_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:
+    """An unknown environment exits 2 listing the known ones, before a world or kernel starts."""
     sandbox, incidents = tmp_path / "s", tmp_path / "i"
     code = cli.main(["drill", "path-a", "--env", "prod", "--speed", "0", "--quiet",
                      "--sandbox-dir", str(sandbox), "--incidents-dir", str(incidents)])
     assert code == 2
-    (archived,) = incidents.glob("*.ipynb")
-    assert "Unknown environment 'prod'" in archive.read_outcome(archived)["error"]
+    err = capsys.readouterr().err
+    assert "Unknown environment 'prod'" in err and "development, production, staging" in err
+    assert not sandbox.exists()  # no world was built, so nothing could be contacted
+    assert list(incidents.glob("*.ipynb")) == []  # no run started: nothing to archive
 
 
-def test_production_live_run_needs_confirmation(tmp_path: Path) -> None:
-    """A live headless production run without confirm='production' is refused (exit 2)."""
+def test_production_live_run_needs_confirmation(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A live production drill without --confirm production is refused (exit 2) up front."""
     sandbox, incidents = tmp_path / "s", tmp_path / "i"
     code = cli.main(["drill", "path-a", "--env", "production", "--speed", "0", "--quiet",
                      "--sandbox-dir", str(sandbox), "--incidents-dir", str(incidents)])
     assert code == 2
-    (archived,) = incidents.glob("*.ipynb")
-    assert "confirm='production'" in archive.read_outcome(archived)["error"]
-    assert [c for c in World.load(sandbox).calls() if c["mutating"]] == []
+    assert "--confirm production" in capsys.readouterr().err
+    assert not sandbox.exists()
 
 
 def test_archive_metadata_is_complete(tmp_path: Path) -> None:

@@ -1,0 +1,97 @@
+"""The input types every source shares, and pydantic's errors as the runbook's bad input.
+
+Every input (``runbook.toml``, ``ROLLBACK_*`` variables, notebook parameters,
+command-line flags, sandbox scenario files) is parsed once by a pydantic model
+built from these types. A failure becomes a :class:`~rollback_helpers.errors.ConfigError`
+(exit 2) whose message names the source and the key, says what was wrong and
+gives the accepted form::
+
+    Bad input in runbook.toml: 'poll_interval' = 0: must be greater than 0.
+    Next: give 'poll_interval' a finite number of seconds > 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic_core import ErrorDetails
+
+from rollback_helpers.errors import ConfigError
+
+# Seconds may come as an int or a float, never as a bool or a string; NaN and infinity are refused.
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+Text = StrictStr
+Switch = StrictBool
+PositiveInt = Annotated[StrictInt, Field(gt=0)]
+
+ACCEPTED_SWITCH = "True or False (a real boolean; papermill: -p NAME True, or -y 'NAME: false')"
+ACCEPTED_BY_KIND = {
+    "bool": ACCEPTED_SWITCH,
+    "float": "a finite number",
+    "int": "a whole number",
+    "str": "a string",
+    "tuple": 'a list of strings, e.g. ["a", "b"]',
+    "dict": "a table (TOML [section]) or a dict",
+}
+UNKNOWN = ("extra_forbidden", "unexpected_keyword_argument")
+_TYPE_WORDS = {"bool": "bool", "float": "float", "int": "int", "string": "str", "str": "str",
+               "tuple": "tuple", "list": "tuple", "dict": "dict", "dataclass": "dict",
+               "model": "dict", "mapping": "dict"}
+
+
+def dotted(loc: tuple[int | str, ...]) -> str:
+    """``('environments', 'staging', 'app')`` → ``environments.staging.app``."""
+    return ".".join(str(part) for part in loc)
+
+
+def shown(value: Any) -> str:
+    """The bad value as the message shows it: short, and never a whole document."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _problem(error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind in UNKNOWN:
+        return "is not a known key"
+    if kind == "string_pattern_mismatch":
+        return "is not of the accepted form"
+    if kind == "missing":
+        return "is required"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"has the wrong type ({type(error['input']).__name__}): {error['msg'].lower()}"
+    if kind == "finite_number":
+        return "must be a finite number (not NaN or infinity)"
+    return error["msg"].replace("Input should be", "must be").replace("Value error, ", "")
+
+
+def _kind(error: ErrorDetails) -> str:
+    first = error["type"].split("_", 1)[0]
+    return _TYPE_WORDS.get(first, "")
+
+
+def bad_input(exc: ValidationError, *, source: str, name: Callable[[str], str] = repr,
+              accepted: Mapping[str, str] | None = None, next_step: str = "") -> ConfigError:
+    """One ConfigError listing every problem pydantic found, each with its key and accepted form."""
+    accepted = accepted or {}
+    lines, hints = [], []
+    for error in exc.errors(include_url=False):
+        key = dotted(tuple(p for p in error["loc"] if not str(p).startswith("function-")))
+        value = "" if error["type"] in ("missing",) else f" = {shown(error['input'])}"
+        if not key:  # a rule across keys: its message names them
+            lines.append(_problem(error))
+            continue
+        lines.append(f"{name(key)}{value}: {_problem(error)}")
+        form = accepted.get(key) or accepted.get(key.rsplit(".", 1)[-1]) \
+            or ACCEPTED_BY_KIND.get(_kind(error), "")
+        if error["type"] in UNKNOWN:
+            form = accepted.get("*", "")
+        if form:
+            hints.append(f"{name(key)}: {form}" if error["type"] not in UNKNOWN else form)
+    what = f"Bad input in {source}: " + "; ".join(lines) + "."
+    hint = "Accepted: " + "; ".join(dict.fromkeys(hints)) + "." if hints else ""
+    return ConfigError(what, " ".join(part for part in (next_step, hint) if part))
+

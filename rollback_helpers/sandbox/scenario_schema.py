@@ -1,0 +1,134 @@
+"""What a scenario file may say, as one pydantic model (``docs/scenarios.md`` describes each key).
+
+A scenario is validated once, when it is loaded: a wrong type, a number out of
+range or an unknown key is a :class:`~rollback_helpers.errors.ConfigError` (exit 2)
+naming the file and the dotted key, before any world is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rollback_helpers.clock import parse_iso
+from rollback_helpers.domain.validation import Seconds, Switch, Text, bad_input
+
+Count = Annotated[int, Field(ge=0, strict=True)]
+Names = Annotated[list[Text], Field(strict=True)]
+ClusterId = Annotated[Text, Field(pattern=r"^[a-z0-9]{16}$")]
+RequestNumbers = Annotated[list[Annotated[int, Field(gt=0, strict=True)]], Field(strict=True)]
+ACCEPTED = {
+    "start": "an RFC 3339 UTC time, e.g. 2026-06-10T09:00:00Z",
+    "cluster_id": "16 lower-case letters and digits",
+    "restored_cluster_id": "16 lower-case letters and digits",
+    "*": "the keys documented in docs/scenarios.md",
+}
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class GitHubSpec(_Table):
+    repo: Annotated[Text, Field(pattern=r"^[^/\s]+/[^/\s]+$")] = "renewa/renewa-one"
+    files: dict[str, Text] = {}
+    permissions: dict[Literal["admin", "maintain", "push", "triage", "pull"], Switch] = {}
+    token_scopes: Names = []
+
+
+class WorkflowSpec(_Table):
+    file: Text = "promote-image.yml"
+    id: Annotated[int, Field(gt=0)] = 48151623
+    queue_time: Seconds = 5
+    duration: Seconds = 90
+    conclusion: Text = "success"
+    dispatch: Literal["details", "legacy"] = "details"
+    state: Text = "active"
+
+
+class FaultSpec(_Table):
+    token: Literal["valid", "expired"] = "valid"
+    rate_limit_on: RequestNumbers = []
+    secondary_limit_on: RequestNumbers = []
+    server_error_on: RequestNumbers = []
+
+
+class FlySpec(_Table):
+    org: Text = "renewa"
+    restore_seconds: Seconds = 240
+    restore_outcome: Literal["ready", "error"] = "ready"
+    proxy_fault: Literal["bind"] | None = None
+    ssh_latency: Seconds = 0
+    logged_in: Switch = True
+    email: Text = "oncall@renewa.example"
+
+
+class ClusterSpec(_Table):
+    name: Text | None = None
+    status: Text = "ready"
+    attached_apps: Names = []
+    region: Text = "fra"
+    plan: Text = "basic"
+    direct_ip: Text = ""
+
+
+class EnvironmentSpec(_Table):
+    app: Text
+    repository: Text = "registry.fly.io/renewa-one"
+    deploys: Names = []
+    running: Text | None = None
+    unhealthy: Names = []
+    extra_images: Names = []
+    machines: Annotated[int, Field(ge=1, le=64)] = 2
+    machine_states: Names | None = None
+    region: Text = "fra"
+    secrets: dict[str, Text] = {}
+    health_status: Annotated[int, Field(ge=100, le=599)] | None = None
+    record_bodies: dict[str, Text] = {}
+    extra_labels: dict[str, Names] = {}
+    pull_requests_after: dict[str, Count] = {}
+    backups: dict[str, Text] = {}
+    cluster_id: ClusterId | None = None
+    database: Switch = False
+    cluster_name: Text | None = None
+    plan: Text = "basic"
+    direct_ip: Text = ""
+    older_backups: Count = 2
+    backup_status: Text = "completed"
+    destructive_migration: Switch = True
+    rotate_migration_password: Switch = False
+    restored: Switch = False
+    restored_cluster_id: ClusterId | None = None
+    restored_cluster_name: Text | None = None
+    flip_secrets: Switch | Names = True
+    flip_cluster_map: Switch = True
+
+
+class Scenario(_Table):
+    description: Text = ""
+    start: Text = "2026-06-10T09:00:00Z"
+    name: Text | None = None
+    github: GitHubSpec = GitHubSpec()
+    workflow: WorkflowSpec = WorkflowSpec()
+    faults: FaultSpec = FaultSpec()
+    fly: FlySpec = FlySpec()
+    cluster_map: dict[str, ClusterId] = {}
+    clusters: dict[str, ClusterSpec] = {}
+    environments: dict[str, EnvironmentSpec] = {}
+
+    @field_validator("start")
+    @classmethod
+    def _rfc3339(cls, value: str) -> str:
+        parse_iso(value)  # raises ValueError for anything else
+        return value
+
+
+def check_scenario(data: dict[str, Any], path: Path) -> None:
+    """Raise a ConfigError naming ``path`` and each bad key, or return quietly."""
+    try:
+        Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise bad_input(exc, source=f"the scenario file {path}", accepted=ACCEPTED,
+                        next_step=f"Fix {path} (docs/scenarios.md lists every key).") from None
