@@ -27,9 +27,12 @@ never reaches a notebook, a log or a terminal.
     │   └── CommandTimeout                 a command outlived its deadline
     ├── WorkflowFailed                 exit 5: the promote workflow did not succeed
     ├── VerificationFailed             exit 6: rolled back, but not verified
-    └── RestoreFailed                  exit 7: the new cluster is not usable
-        ├── RestoreTimeout                 not ready within the timeout
-        └── ConnectivityError              tunnel or login to the new cluster failed
+    ├── RestoreFailed                  exit 7: the new cluster is not usable
+    │   ├── RestoreTimeout                 not ready within the timeout
+    │   └── ConnectivityError              tunnel or login to the new cluster failed
+    └── Interrupted                    exit 130: stopped by Ctrl-C (SIGINT) mid-run
+        ├── Terminated                     exit 143: stopped by SIGTERM
+        └── KernelDied                     exit 137: the notebook's kernel died mid-run
 """
 
 from __future__ import annotations
@@ -158,6 +161,21 @@ class ConnectivityError(RestoreFailed):
     pass
 
 
+class Interrupted(RollbackError):
+    """The run was stopped before it ended: the archive says ``interrupted`` and the last step."""
+
+    exit_code = 130
+    outcome = "interrupted"
+
+
+class Terminated(Interrupted):
+    exit_code = 143
+
+
+class KernelDied(Interrupted):
+    exit_code = 137
+
+
 def _all_subclasses(cls: type[RollbackError]) -> list[type[RollbackError]]:
     found = [cls]
     for sub in cls.__subclasses__():
@@ -182,4 +200,7 @@ EXIT_CODES: dict[int, str] = {
     5: "the promote-image workflow run did not succeed",
     6: "rolled back but verification failed: machines not on the target or health not 200",
     7: "restore failed: the new cluster did not become ready or could not be reached",
+    130: "interrupted (Ctrl-C / SIGINT): archived as interrupted; re-run the same command to resume",
+    137: "interrupted: the notebook's kernel died (killed, out of memory); re-run the same command to resume",
+    143: "terminated (SIGTERM): archived as interrupted; re-run the same command to resume",
 }
