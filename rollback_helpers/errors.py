@@ -15,7 +15,8 @@ never reaches a notebook, a log or a terminal.
     │   ├── NoRollbackTarget               no older, healthy record to go back to
     │   ├── RecordError                    a record needed is missing or malformed
     │   ├── BackupError                    backup missing, incomplete, or not recorded
-    │   └── ClusterMismatch                cluster map disagrees with what is attached
+    │   ├── ClusterMismatch                cluster map disagrees with what is attached
+    │   └── LockHeld                       another live run holds the environment's lock
     ├── ExternalServiceError           exit 4: GitHub or flyctl did not do what was asked
     │   ├── GitHubError
     │   │   ├── GitHubAuthError            token missing, expired or lacking scope
@@ -94,6 +95,10 @@ class BackupError(PreconditionFailed):
 
 
 class ClusterMismatch(PreconditionFailed):
+    pass
+
+
+class LockHeld(PreconditionFailed):
     pass
 
 

@@ -70,6 +70,10 @@ class GitHubSandbox:
         return self.handle(request)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        with self.world.transaction():
+            return self._handle(request)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         world = self.world
         if self.clock is not None and self.clock.now() > world.now:
             world.state["now"] = self.clock.now()
@@ -598,6 +602,97 @@ def _content_json(call: _Call, path: str, data: bytes, ref: str) -> dict[str, An
             "_links": {"self": url, "git": git_url, "html": html}}
 
 
+def _edit_comment(call: _Call) -> httpx.Response:
+    cid = int(call.args["comment_id"])
+    for number, comments in call.gh["comments"].items():
+        for comment in comments:
+            if int(comment["id"]) == cid:
+                body = call.body()
+                if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+                    return _error(422, 'Invalid request.\n\n"body" wasn\'t supplied.',
+                                  "issues/comments#update-an-issue-comment")
+                comment.update(body=body["body"], updated_at=call.world.iso_now())
+                return _json(200, _comment_json(call, int(number), comment))
+    return _error(404, "Not Found", "issues/comments#update-an-issue-comment")
+
+
+# -- git objects and refs (the environment lock) ------------------------------------------
+def _git(call: _Call) -> dict[str, Any]:
+    git: dict[str, Any] = call.gh.setdefault("git", {"commits": {}, "refs": {}})
+    return git
+
+
+def _create_commit(call: _Call) -> httpx.Response:
+    body = call.body()
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str) \
+            or not isinstance(body.get("tree"), str):
+        return _error(422, "Invalid request.", "git/commits#create-a-commit")
+    parents = [str(p) for p in body.get("parents") or []]
+    sha = hashlib.sha1(json.dumps([body["message"], parents, call.world.now,
+                                   call.world.next_id("commit")]).encode()).hexdigest()
+    _git(call)["commits"][sha] = {"message": body["message"], "parents": parents,
+                                  "tree": body["tree"]}
+    return _json(201, _commit_json(call, sha))
+
+
+def _commit_json(call: _Call, sha: str) -> dict[str, Any]:
+    commit = _git(call)["commits"][sha]
+    url = f"{call.repo_api}/git/commits/{sha}"
+    return {"sha": sha, "url": url, "message": commit["message"],
+            "tree": {"sha": commit["tree"], "url": f"{call.repo_api}/git/trees/{commit['tree']}"},
+            "parents": [{"sha": p, "url": f"{call.repo_api}/git/commits/{p}"}
+                        for p in commit["parents"]]}
+
+
+def _get_commit(call: _Call) -> httpx.Response:
+    if call.args["sha"] not in _git(call)["commits"]:
+        return _error(404, "Not Found", "git/commits#get-a-commit-object")
+    return _json(200, _commit_json(call, call.args["sha"]))
+
+
+def _ref_json(call: _Call, ref: str) -> dict[str, Any]:
+    sha = _git(call)["refs"][ref]
+    return {"ref": ref, "url": f"{call.repo_api}/git/{ref}",
+            "object": {"type": "commit", "sha": sha, "url": f"{call.repo_api}/git/commits/{sha}"}}
+
+
+def _create_ref(call: _Call) -> httpx.Response:
+    body, refs = call.body(), _git(call)["refs"]
+    if not isinstance(body, dict) or not str(body.get("ref", "")).startswith("refs/") \
+            or body.get("sha") not in _git(call)["commits"]:
+        return _error(422, "Invalid request.", "git/refs#create-a-reference")
+    if body["ref"] in refs:
+        return _error(422, "Reference already exists", "git/refs#create-a-reference")
+    refs[body["ref"]] = body["sha"]
+    return _json(201, _ref_json(call, body["ref"]))
+
+
+def _get_ref(call: _Call) -> httpx.Response:
+    ref = "refs/" + call.args["ref"]
+    if ref not in _git(call)["refs"]:
+        return _error(404, "Not Found", "git/refs#get-a-reference")
+    return _json(200, _ref_json(call, ref))
+
+
+def _update_ref(call: _Call) -> httpx.Response:
+    ref, body, git = "refs/" + call.args["ref"], call.body(), _git(call)
+    if ref not in git["refs"]:
+        return _error(422, "Reference does not exist", "git/refs#update-a-reference")
+    if not isinstance(body, dict) or body.get("sha") not in git["commits"]:
+        return _error(422, "Invalid request.", "git/refs#update-a-reference")
+    if not body.get("force") and git["refs"][ref] not in git["commits"][body["sha"]]["parents"]:
+        return _error(422, "Update is not a fast forward", "git/refs#update-a-reference")
+    git["refs"][ref] = body["sha"]
+    return _json(200, _ref_json(call, ref))
+
+
+def _delete_ref(call: _Call) -> httpx.Response:
+    ref = "refs/" + call.args["ref"]
+    if _git(call)["refs"].pop(ref, None) is None:
+        return _error(422, "Reference does not exist", "git/refs#delete-a-reference")
+    return httpx.Response(204)
+
+
 _REPO = r"/repos/(?P<repo>[^/]+/[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(_REPO + r"/issues"), _list_issues),
@@ -609,4 +704,11 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(_REPO + r"/actions/workflows/(?P<workflow>[^/]+)/runs"), _list_runs),
     ("GET", re.compile(_REPO + r"/actions/runs/(?P<run_id>\d+)"), _get_run),
     ("GET", re.compile(_REPO + r"/contents/(?P<path>.+)"), _get_contents),
+    ("PATCH", re.compile(_REPO + r"/issues/comments/(?P<comment_id>\d+)"), _edit_comment),
+    ("POST", re.compile(_REPO + r"/git/commits"), _create_commit),
+    ("GET", re.compile(_REPO + r"/git/commits/(?P<sha>[0-9a-f]{40})"), _get_commit),
+    ("POST", re.compile(_REPO + r"/git/refs"), _create_ref),
+    ("GET", re.compile(_REPO + r"/git/ref/(?P<ref>.+)"), _get_ref),
+    ("PATCH", re.compile(_REPO + r"/git/refs/(?P<ref>.+)"), _update_ref),
+    ("DELETE", re.compile(_REPO + r"/git/refs/(?P<ref>.+)"), _delete_ref),
 ]

@@ -8,11 +8,13 @@ destructive command was ever issued.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from rollback_helpers.clock import utc_iso
 
 STATE_FILE = "world.json"
 CALLS_FILE = "calls.jsonl"
+LOCK_FILE = "world.lock"
 
 EventHandler = Callable[["World", dict[str, Any]], None]
 _EVENT_HANDLERS: dict[str, EventHandler] = {}
@@ -51,6 +54,28 @@ class World:
     def __init__(self, state: dict[str, Any], state_dir: Path) -> None:
         self.state = state
         self.state_dir = Path(state_dir)
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several processes may share this world (two operators' drills): read it fresh under
+        a file lock and write it back before letting go, so no change or call is lost."""
+        if self._depth:
+            yield
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                path = self.state_dir / STATE_FILE
+                if path.is_file():
+                    self.state = json.loads(path.read_text())
+                yield
+                self.save()
+            finally:
+                self._depth -= 1
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- persistence -------------------------------------------------------
     @classmethod
@@ -83,9 +108,9 @@ class World:
         speed = float(self.state.get("speed", 0))
         if speed > 0:
             time.sleep(seconds / speed)
-        self.state["now"] = self.now + seconds
-        self.advance()
-        self.save()
+        with self.transaction():
+            self.state["now"] = self.now + seconds
+            self.advance()
 
     def schedule(self, delay: float, kind: str, **data: Any) -> None:
         self.state.setdefault("events", []).append({"at": self.now + delay, "kind": kind, **data})
