@@ -48,7 +48,7 @@ class RunRecord:
     updated_at: str = ""
     reason: str = ""
     incident: str = ""
-    running: str = ""           # what ran when the run started (image digest or cluster id)
+    running: str = ""           # what runs now: at the start, what is rolled back from
     target: str = ""            # Path A: the image; Path B: backup → new cluster name
     workflow_run: str = ""      # Path A: the promote run's web address
     new_cluster: str = ""       # Path B: the restored cluster's id
@@ -78,7 +78,7 @@ class RunRecord:
 
 LABELS: dict[str, str] = {
     "state": "state", "operator": "by", "started_at": "started", "updated_at": "updated",
-    "reason": "why", "incident": "incident", "running": "running when it started",
+    "reason": "why", "incident": "incident", "running": "runs now",
     "target": "target", "workflow_run": "workflow run", "new_cluster": "new cluster",
     "lock": "lock", "resumes": "resumes run", "tried": "tried", "last_step": "last step",
     "exit_code": "exit code", "error": "error", "next_step": "next", "archive": "archive",
