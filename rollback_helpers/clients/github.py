@@ -1,9 +1,9 @@
 """The GitHub endpoints the runbook uses, sent through :class:`GitHubSession`.
 
 Only what the runbook needs: deployment-record issues (list lazily, read,
-comment, label), dispatching and watching the promote workflow (conditional,
-ETag polling), and reading one file. How requests are sent (headers, retries,
-rate limits, errors) is the session's.
+label; comments are :mod:`.github_comments`), dispatching and watching the
+promote workflow (conditional, ETag polling), and reading one file. How requests
+are sent (headers, retries, rate limits, redirects, errors) is the session's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 import httpx
 
-from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
+from rollback_helpers.clients.github_comments import Comment, CommentsMixin
+from rollback_helpers.clients.github_session import json_list, json_object
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import (
     GitHubError,
@@ -27,20 +28,10 @@ from rollback_helpers.errors import (
 from rollback_helpers.secrets import Secret
 
 log = logging.getLogger(__name__)
+__all__ = ["Comment", "GitHubClient", "Issue", "WorkflowRun"]
 
-API_VERSION = "2022-11-28"
-MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-# Transient transport failures; a bad URL or protocol (UnsupportedProtocol) is not.
-TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
-SECONDARY_MIN_WAIT = 60.0
-MAX_RATE_LIMIT_WAIT = 900.0  # longer than this, tell the operator rather than hang silently
 RUN_LISTING_TRIES = 5
 RUN_LISTING_INTERVAL = 2.0
-TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read issues and contents and "
-              "write issues and actions in {repo} (e.g. `export GH_TOKEN=$(gh auth token)`), "
-              "then re-run this cell.")
 
 
 @dataclass(frozen=True)
@@ -98,7 +89,7 @@ def run_from_json(item: Mapping[str, Any]) -> WorkflowRun:
                        display_title=str(item.get("display_title") or ""))
 
 
-class GitHubClient(GitHubSession):
+class GitHubClient(CommentsMixin):
     """GitHub's REST API for one repository (``owner/name``)."""
 
     def __init__(self, http: httpx.Client, repo: str, token: Secret | None, *, clock: Clock,
@@ -127,13 +118,6 @@ class GitHubClient(GitHubSession):
         response = self._call("GET", self._url(f"/issues/{number}"),
                               check=f"that issue #{number} exists in {self.repo}")
         return issue_from_json(json_object(response, self._endpoint("GET", response.url)))
-
-    def add_comment(self, number: int, body: str) -> str:
-        """Comment on an issue; returns the comment's web address."""
-        url = self._url(f"/issues/{number}/comments")
-        response = self._call("POST", url, json={"body": body},
-                              check=f"that issue #{number} exists in {self.repo}")
-        return str(json_object(response, self._endpoint("POST", url)).get("html_url", ""))
 
     def add_labels(self, number: int, labels: Sequence[str]) -> None:
         """Add labels (keeping the issue's others); unknown labels are created by GitHub."""
