@@ -1,9 +1,9 @@
 """The GitHub endpoints the runbook uses, sent through :class:`GitHubSession`.
 
 Only what the runbook needs: deployment-record issues (list lazily, read,
-comment, label), dispatching and watching the promote workflow (conditional,
-ETag polling), and reading one file. How requests are sent (headers, retries,
-rate limits, errors) is the session's.
+label; comments are :mod:`.github_comments`), dispatching and watching the
+promote workflow (conditional, ETag polling), and reading one file. How requests
+are sent (headers, retries, rate limits, redirects, errors) is the session's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from urllib.parse import quote
 
 import httpx
 
-from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
+from rollback_helpers.clients.github_comments import Comment
+from rollback_helpers.clients.github_refs import RefsMixin
+from rollback_helpers.clients.github_session import json_list, json_object
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import (
     GitHubError,
@@ -27,20 +29,11 @@ from rollback_helpers.errors import (
 from rollback_helpers.secrets import Secret
 
 log = logging.getLogger(__name__)
+__all__ = ["Comment", "GitHubClient", "Issue", "WorkflowRun"]
 
-API_VERSION = "2022-11-28"
-MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-# Transient transport failures; a bad URL or protocol (UnsupportedProtocol) is not.
-TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
-SECONDARY_MIN_WAIT = 60.0
-MAX_RATE_LIMIT_WAIT = 900.0  # longer than this, tell the operator rather than hang silently
 RUN_LISTING_TRIES = 5
+IN_FLIGHT = ("queued", "in_progress", "waiting", "requested", "pending")
 RUN_LISTING_INTERVAL = 2.0
-TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read issues and contents and "
-              "write issues and actions in {repo} (e.g. `export GH_TOKEN=$(gh auth token)`), "
-              "then re-run this cell.")
 
 
 @dataclass(frozen=True)
@@ -98,125 +91,7 @@ def run_from_json(item: Mapping[str, Any]) -> WorkflowRun:
                        display_title=str(item.get("display_title") or ""))
 
 
-# -- comments, in-flight runs, git refs (the team's coordination) ------------------------------
-@dataclass(frozen=True)
-class Comment:
-    id: int
-    body: str
-    user: str
-    created_at: str
-    updated_at: str
-    html_url: str
-
-
-def comment_from_json(item: Mapping[str, Any]) -> Comment:
-    return Comment(id=int(item["id"]), body=str(item.get("body") or ""),
-                   user=str((item.get("user") or {}).get("login") or ""),
-                   created_at=str(item.get("created_at") or ""),
-                   updated_at=str(item.get("updated_at") or ""),
-                   html_url=str(item.get("html_url") or ""))
-
-
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-IN_FLIGHT = ("queued", "in_progress", "waiting", "requested", "pending")
-
-
-class CoordinationApi(GitHubSession):
-    """Comments kept by marker, runs in flight, and git refs (the environment lock)."""
-
-    def list_comments(self, number: int) -> list[Comment]:
-        params: dict[str, str] | None = {"per_page": "100"}
-        url: str | None = self._url(f"/issues/{number}/comments")
-        found: list[Comment] = []
-        while url is not None:
-            response = self._call("GET", url, params=params,
-                                  check=f"that issue #{number} exists in {self.repo}")
-            found += [comment_from_json(c) for c in json_list(response, self._endpoint("GET", url))]
-            url, params = response.links.get("next", {}).get("url"), None
-        return found
-
-    def find_comment(self, number: int, marker: str) -> Comment | None:
-        found = [c for c in self.list_comments(number) if marker in c.body]
-        return max(found, key=lambda c: (c.created_at, c.id)) if found else None
-
-    def create_comment(self, number: int, body: str, *, marker: str) -> Comment:
-        url = self._url(f"/issues/{number}/comments")
-        try:
-            response = self._call("POST", url, json={"body": body},
-                                  check=f"that issue #{number} exists in {self.repo}")
-        except GitHubError:
-            existing = self.find_comment(number, marker)  # it may have been stored anyway
-            if existing is None:
-                raise
-            return existing
-        return comment_from_json(json_object(response, self._endpoint("POST", url)))
-
-    def edit_comment(self, comment_id: int, body: str) -> Comment:
-        url = self._url(f"/issues/comments/{comment_id}")
-        response = self._call("PATCH", url, json={"body": body},
-                              check=f"that comment {comment_id} exists in {self.repo}")
-        return comment_from_json(json_object(response, self._endpoint("PATCH", url)))
-
-    def in_flight_runs(self, workflow: str, env: str) -> list[WorkflowRun]:
-        url = self._url(f"/actions/workflows/{quote(workflow, safe='')}/runs")
-        runs: list[WorkflowRun] = []
-        for status in IN_FLIGHT:
-            response = self._call("GET", url, params={"status": status, "per_page": "100"},
-                                  check=f"that the workflow {workflow} exists in {self.repo}")
-            items = json_object(response, self._endpoint("GET", url)).get("workflow_runs") or []
-            runs += [run_from_json(r) for r in items if env in str(r.get("display_title", ""))]
-        return runs
-
-
-    # git objects and refs: the environment lock is a ref created atomically
-    def create_commit(self, message: str, parents: Sequence[str] = ()) -> str:
-        """A commit with an empty tree carrying ``message``; its SHA."""
-        url = self._url("/git/commits")
-        response = self._call("POST", url, json={"message": message, "tree": EMPTY_TREE,
-                                                 "parents": list(parents)},
-                              check=f"that the token can write contents in {self.repo}")
-        return str(json_object(response, self._endpoint("POST", url))["sha"])
-
-    def commit_message(self, sha: str) -> str:
-        url = self._url(f"/git/commits/{sha}")
-        response = self._call("GET", url, check=f"that commit {sha} exists in {self.repo}")
-        return str(json_object(response, self._endpoint("GET", url)).get("message", ""))
-
-    def ref_sha(self, ref: str) -> str | None:
-        """The SHA ``refs/<ref>`` points at, or None when there is no such ref."""
-        url = self._url(f"/git/ref/{quote(ref, safe='/')}")
-        response = self._send("GET", url)
-        if response.status_code == 404:
-            return None
-        self._raise_for_status(response, "GET", url, f"that the token can read {self.repo}")
-        return str(json_object(response, self._endpoint("GET", url))["object"]["sha"])
-
-    def create_ref(self, ref: str, sha: str) -> bool:
-        """Create ``refs/<ref>``; False when it exists already (GitHub answers 422)."""
-        url = self._url("/git/refs")
-        response = self._send("POST", url, json={"ref": f"refs/{ref}", "sha": sha})
-        if response.status_code == 422:
-            return False
-        self._raise_for_status(response, "POST", url, f"that the token can write {self.repo}")
-        return True
-
-    def move_ref(self, ref: str, sha: str) -> bool:
-        """Fast-forward ``refs/<ref>`` to ``sha``; False when that is not a fast forward."""
-        url = self._url(f"/git/refs/{quote(ref, safe='/')}")
-        response = self._send("PATCH", url, json={"sha": sha, "force": False})
-        if response.status_code == 422:
-            return False
-        self._raise_for_status(response, "PATCH", url, f"that the token can write {self.repo}")
-        return True
-
-    def delete_ref(self, ref: str) -> None:
-        url = self._url(f"/git/refs/{quote(ref, safe='/')}")
-        response = self._send("DELETE", url)
-        if response.status_code not in (404, 422):
-            self._raise_for_status(response, "DELETE", url, f"that the token can write {self.repo}")
-
-
-class GitHubClient(CoordinationApi):
+class GitHubClient(RefsMixin):
     """GitHub's REST API for one repository (``owner/name``)."""
 
     def __init__(self, http: httpx.Client, repo: str, token: Secret | None, *, clock: Clock,
@@ -245,13 +120,6 @@ class GitHubClient(CoordinationApi):
         response = self._call("GET", self._url(f"/issues/{number}"),
                               check=f"that issue #{number} exists in {self.repo}")
         return issue_from_json(json_object(response, self._endpoint("GET", response.url)))
-
-    def add_comment(self, number: int, body: str) -> str:
-        """Comment on an issue; returns the comment's web address."""
-        url = self._url(f"/issues/{number}/comments")
-        response = self._call("POST", url, json={"body": body},
-                              check=f"that issue #{number} exists in {self.repo}")
-        return str(json_object(response, self._endpoint("POST", url)).get("html_url", ""))
 
     def add_labels(self, number: int, labels: Sequence[str]) -> None:
         """Add labels (keeping the issue's others); unknown labels are created by GitHub."""
@@ -294,6 +162,17 @@ class GitHubClient(CoordinationApi):
             f"created since {utc_iso(since)} was listed after {RUN_LISTING_TRIES} tries.",
             f"Open https://github.com/{self.repo}/actions/workflows/{workflow} and watch the run "
             "there; do not dispatch again until you have checked it is not just queued late.")
+
+    def in_flight_runs(self, workflow: str, env: str) -> list[WorkflowRun]:
+        """Runs of ``workflow`` for ``env`` not yet completed, whoever started them."""
+        url = self._url(f"/actions/workflows/{quote(workflow, safe='')}/runs")
+        runs: list[WorkflowRun] = []
+        for status in IN_FLIGHT:
+            response = self._call("GET", url, params={"status": status, "per_page": "100"},
+                                  check=f"that the workflow {workflow} exists in {self.repo}")
+            items = json_object(response, self._endpoint("GET", url)).get("workflow_runs") or []
+            runs += [run_from_json(r) for r in items if env in str(r.get("display_title", ""))]
+        return runs
 
     def get_run(self, run_id: int) -> WorkflowRun:
         """One run; polled cheaply with ``If-None-Match`` (a 304 costs no rate limit)."""
@@ -350,5 +229,4 @@ class GitHubClient(CoordinationApi):
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise GitHubError(f"{path} in {self.repo} is not UTF-8 text.",
                               f"Check that {path} is the file you meant.") from exc
-
 
