@@ -55,6 +55,7 @@ class World:
         self.state = state
         self.state_dir = Path(state_dir)
         self._depth = 0
+        self._seen: tuple[int, int] | None = None  # world.json as last read or written here
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -68,9 +69,7 @@ class World:
             fcntl.flock(handle, fcntl.LOCK_EX)
             self._depth += 1
             try:
-                path = self.state_dir / STATE_FILE
-                if path.is_file():
-                    self.state = json.loads(path.read_text())
+                self._refresh()
                 yield
                 self.save()
             finally:
@@ -78,6 +77,20 @@ class World:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- persistence -------------------------------------------------------
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = (self.state_dir / STATE_FILE).stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _refresh(self) -> None:
+        """Read world.json again if another process wrote it since this one last did."""
+        seen = self._stat()
+        if seen is not None and seen != self._seen:
+            self.state = json.loads((self.state_dir / STATE_FILE).read_text())
+            self._seen = seen
+
     @classmethod
     def load(cls, state_dir: str | Path) -> World:
         path = Path(state_dir) / STATE_FILE
@@ -85,13 +98,16 @@ class World:
             raise FileNotFoundError(
                 f"No sandbox world in {state_dir}: create one with "
                 "`rollback-runbook drill …` or rollback_helpers.sandbox.scenarios.create_world()")
-        return cls(json.loads(path.read_text()), Path(state_dir))
+        world = cls(json.loads(path.read_text()), Path(state_dir))
+        world._seen = world._stat()
+        return world
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
         os.replace(tmp, self.state_dir / STATE_FILE)
+        self._seen = self._stat()
 
     # -- time --------------------------------------------------------------
     @property
