@@ -31,6 +31,9 @@ never reaches a notebook, a log or a terminal.
     ├── RestoreFailed                  exit 7: the new cluster is not usable
     │   ├── RestoreTimeout                 not ready within the timeout
     │   └── ConnectivityError              tunnel or login to the new cluster failed
+    ├── NotApproved                    the second person has not approved: nothing changed
+    │   ├── ApprovalTimeout                exit 11: still waiting for approval when the wait ended
+    │   └── ApprovalRejected               exit 12: an approver rejected the plan or deployment
     └── Interrupted                    exit 130: stopped by Ctrl-C (SIGINT) mid-run
         ├── Terminated                     exit 143: stopped by SIGTERM
         └── KernelDied                     exit 137: the notebook's kernel died mid-run
@@ -166,6 +169,22 @@ class ConnectivityError(RestoreFailed):
     pass
 
 
+class NotApproved(RollbackError):
+    """A live run that needs more people's approval did not get it: nothing was changed."""
+
+    exit_code = 11
+    outcome = "not-approved"
+
+
+class ApprovalTimeout(NotApproved):
+    pass
+
+
+class ApprovalRejected(NotApproved):
+    exit_code = 12
+    outcome = "rejected"
+
+
 class Interrupted(RollbackError):
     """The run was stopped before it ended: the archive says ``interrupted`` and the last step."""
 
@@ -205,6 +224,8 @@ EXIT_CODES: dict[int, str] = {
     5: "the promote-image workflow run did not succeed",
     6: "rolled back but verification failed: machines not on the target or health not 200",
     7: "restore failed: the new cluster did not become ready or could not be reached",
+    11: "waiting for approval: not enough people approved the plan in time; nothing was changed",
+    12: "rejected: an approver rejected the plan (or the workflow's deployment); nothing was changed",
     130: "interrupted (Ctrl-C / SIGINT): archived as interrupted; re-run the same command to resume",
     137: "interrupted: the notebook's kernel died (killed, out of memory); re-run the same command to resume",
     143: "terminated (SIGTERM): archived as interrupted; re-run the same command to resume",

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="virtual seconds per real second on waits (0 = instant)")
     drill.add_argument("--sandbox-dir", help="keep the sandbox world here (default: a temp dir)")
     drill.add_argument("--keep-sandbox", action="store_true", help="do not delete the sandbox world")
+    drill.add_argument("--confirm", default="",
+                       help="for a live production drill: the word 'production'")
     run = sub.add_parser("run", help="run a runbook path against the real Fly.io and GitHub")
     _common(run)
     mode = run.add_mutually_exclusive_group()
@@ -167,14 +169,32 @@ def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None,
     print()
     with args.stop.held():
         closing = _closing(args, outcome, target)
-        lines = [] if args.dry_run else finish_run(closing, backend=backend,
-                                                   sandbox_dir=sandbox_dir)
+        lines = [] if args.dry_run else [*_announce(args, outcome, target, drill=drill),
+                                         *finish_run(closing, backend=backend,
+                                                     sandbox_dir=sandbox_dir)]
     _report(args, outcome, closing)
     for line in lines:
         print(line)
     print(f"Archived notebook: {target}")
     print(f"Exit code {outcome.exit_code}: {EXIT_CODES.get(outcome.exit_code, '')}")
     return outcome.exit_code
+
+
+def _announce(args: argparse.Namespace, outcome: archive.Outcome, target: Path, *,
+              drill: bool) -> list[str]:
+    """The run's last notification, sent from here: the kernel may be dead."""
+    from rollback_helpers.domain.config import load_config
+    from rollback_helpers.run.notify import RunEnd, announce_end
+    from rollback_helpers.ui.interactive import default_operator
+
+    end = RunEnd(args.path, args.env, args.run_id, args.operator or default_operator(),
+                 outcome.exit_code, outcome.outcome, target, error=outcome.error, drill=drill)
+    try:
+        timeout = load_config().notify_timeout
+    except RollbackError:
+        timeout = 5.0
+    sent = announce_end(end, os.environ, timeout=timeout)
+    return [sent.line()] if sent is not None else []
 
 
 def _closing(args: argparse.Namespace, outcome: archive.Outcome, target: Path) -> Closing:

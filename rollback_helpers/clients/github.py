@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
+from rollback_helpers.clients.github_access import AccessMixin
 from rollback_helpers.clients.github_comments import Comment
 from rollback_helpers.clients.github_refs import RefsMixin
 from rollback_helpers.clients.github_session import json_list, json_object
@@ -91,7 +92,7 @@ def run_from_json(item: Mapping[str, Any]) -> WorkflowRun:
                        display_title=str(item.get("display_title") or ""))
 
 
-class GitHubClient(RefsMixin):
+class GitHubClient(RefsMixin, AccessMixin):
     """GitHub's REST API for one repository (``owner/name``)."""
 
     def __init__(self, http: httpx.Client, repo: str, token: Secret | None, *, clock: Clock,

@@ -34,6 +34,17 @@ class EnvConfig:
     health_url: str = ""  # default: https://<app>.fly.dev/api/health/ready
     infisical_env: str = ""
     record_labels: tuple[str, ...] = ()  # default: deployment-record, env:<name>
+    approvals: int = 0  # people who must approve a live run, the operator included;
+    #                     0: the default, 2 for production and 1 elsewhere
+    github_environment: str = ""  # the GitHub Environment the promote workflow deploys to
+
+    @property
+    def required_approvals(self) -> int:
+        return self.approvals or (2 if self.name == "production" else 1)
+
+    @property
+    def deployment_environment(self) -> str:
+        return self.github_environment or self.name
 
     def __post_init__(self) -> None:
         if not self.health_url:
@@ -68,6 +79,9 @@ class RunbookConfig:
     ready_timeout: float = 900.0
     command_timeout: float = 120.0
     lock_ttl: float = 600.0  # the environment lock's lease: renewed while a live run waits
+    notify_timeout: float = 5.0  # the longest a run waits for its notifications, all together
+    approval_timeout: float = 1800.0  # how long a live run waits for its approvals
+    approval_poll_interval: float = 10.0  # seconds between looks for approvals on GitHub
     verify_tables: tuple[str, ...] = ()  # row counts compared in Path B; empty: the public tables
     environments: Mapping[str, EnvConfig] = field(default_factory=lambda: {
         "development": EnvConfig("development", "renewa-one-development", infisical_env="dev"),
@@ -100,6 +114,13 @@ _ENV_KEYS = {f.name: f for f in fields(EnvConfig) if f.name != "name"}
 
 def _coerce(value: Any, type_name: str, key: str, where: str) -> Any:
     try:
+        if type_name == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            number = int(value)
+            if number < 0:
+                raise ValueError
+            return number
         if type_name == "float":
             if isinstance(value, bool):
                 raise ValueError
@@ -123,7 +144,14 @@ def _apply(cfg: RunbookConfig, data: Mapping[str, Any], where: str) -> RunbookCo
     top: dict[str, Any] = {}
     envs = dict(cfg.environments)
     for key, value in data.items():
-        if key == "environments":
+        if key == "approvals":  # [approvals] production = 2: a shorthand per environment
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"'approvals' in {where} must be a table: env = number.",
+                                  "Write [approvals] then e.g. production = 2.")
+            for env_name, number in value.items():
+                envs[env_name] = _apply_env(envs.get(env_name), env_name,
+                                            {"approvals": number}, where)
+        elif key == "environments":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"'environments' in {where} must be a table of environments.")
             for env_name, env_data in value.items():
@@ -132,7 +160,7 @@ def _apply(cfg: RunbookConfig, data: Mapping[str, Any], where: str) -> RunbookCo
             top[key] = _coerce(value, _type_name(_TOP_KEYS[key]), key, where)
         else:
             raise ConfigError(f"Unknown config key {key!r} in {where}.",
-                              f"Known keys: {', '.join(sorted(_TOP_KEYS))}, environments.")
+                              f"Known keys: {', '.join(sorted(_TOP_KEYS))}, environments, approvals.")
     return replace(cfg, environments=envs, **top)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from rollback_helpers.errors import ConfigError, ConfirmationRequired
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
+from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Decision,
@@ -59,6 +61,8 @@ class RunContext:
     opened_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     break_lock: str = ""
     _lifecycle: Lifecycle | None = None
+    _notifier: Notifier | None = None
+    _announced: bool = False
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -86,6 +90,31 @@ class RunContext:
         if self._lifecycle is not None:
             self._lifecycle.release()
 
+    def notify(self, event: str, outcome: str, *, record: str = "",
+               detail: str = "") -> Sent | None:
+        """Tell the team (live runs only). A failed or slow delivery is a line in the notebook
+        and the timeline, never an error, and costs at most ``notify_timeout`` seconds."""
+        if self.dry_run:
+            return None
+        if self._notifier is None:
+            self._notifier = notifier_from_env(self.env.name, os.environ,
+                                               timeout=self.cfg.notify_timeout)
+        if not self._notifier.targets:
+            return None
+        sent = self._notifier.notify(Notice(
+            event, self.env.name, self.path, self.operator, outcome, run_id=self.run_id,
+            record=record or self.record_url(), archive=self.archive_path, detail=detail,
+            at=utc_iso(self.backends.clock.now()),
+            mode="drill" if self.backends.name == "sandbox" else "live"))
+        self.log(sent.line())
+        print(sent.line(), flush=True)
+        return sent
+
+    def record_url(self) -> str:
+        """The web address of this run's record comment, once posted."""
+        record = self._lifecycle.record if self._lifecycle is not None else None
+        return record.html_url if record is not None else ""
+
     def log(self, event: str) -> None:
         """One line of the incident timeline, stamped with the run's clock."""
         self.timeline.append((utc_iso(self.backends.clock.now()), event))
@@ -108,12 +137,22 @@ class RunContext:
             self.dry_run = False
             self.log(f"{self.path} is LIVE on {self.env.name} (approved)")
 
-    def hold(self, step: str, *, approved: bool, gate_step: str) -> Report | None:
-        """Why a changing step must not run now (a report to show), or None to go ahead."""
+    def hold(self, step: str, *, approved: bool, gate_step: str,
+             then: Callable[[], None] | None = None) -> Report | None:
+        """Why a changing step must not run now (a report to show), or None to go ahead.
+
+        ``then`` runs before a live step goes ahead: the two-person rule's wait for the
+        approvals still missing, which raises if they do not come."""
         if self.interactive and not approved:
             return not_approved(step, gate_step)
         if self.dry_run:
             return Report(f"{step}: skipped (dry run)", status="skipped")
+        if not self._announced:  # the first live step: tell the team the run is changing things
+            self._announced = True
+            plan = next((d.what for d in reversed(self.decisions) if d.step == "plan"), "")
+            self.notify("start", plan or f"{self.path} is live")
+        if then is not None:
+            then()
         return None
 
     def go_dry(self, why: str) -> None:

@@ -53,6 +53,8 @@ class RunRecord:
     workflow_run: str = ""      # Path A: the promote run's web address
     new_cluster: str = ""       # Path B: the restored cluster's id
     lock: str = ""              # how the environment lock was taken (a takeover is named)
+    plan: str = ""              # the plan's digest, when it awaits approval (run.approval)
+    approvals: str = ""         # who approved, or who may approve and how
     resumes: str = ""           # the run id this one carries on
     tried: str = ""             # what was tried, in order
     last_step: str = ""
@@ -80,11 +82,13 @@ LABELS: dict[str, str] = {
     "state": "state", "operator": "by", "started_at": "started", "updated_at": "updated",
     "reason": "why", "incident": "incident", "running": "runs now",
     "target": "target", "workflow_run": "workflow run", "new_cluster": "new cluster",
-    "lock": "lock", "resumes": "resumes run", "tried": "tried", "last_step": "last step",
+    "lock": "lock", "plan": "plan", "approvals": "approvals", "resumes": "resumes run",
+    "tried": "tried", "last_step": "last step",
     "exit_code": "exit code", "error": "error", "next_step": "next", "archive": "archive",
     "sha256": "sha256",
 }
-CODE_FIELDS = frozenset({"running", "target", "new_cluster", "resumes", "archive", "sha256"})
+CODE_FIELDS = frozenset({"running", "target", "new_cluster", "resumes", "archive", "sha256",
+                         "plan"})
 
 
 def marker(run_id: str, path: str, env: str) -> str:

@@ -44,6 +44,7 @@ from rollback_helpers.runbook.resume import (
     not_bad,
     target_in_place,
 )
+from rollback_helpers.runbook.second_person import SecondPerson
 from rollback_helpers.ui.display import Report, short
 from rollback_helpers.ui.interactive import Decision, Gate, Screen
 
@@ -115,6 +116,7 @@ class PathA(DispatchSteps):
         self.comment_url = ""
         self.outcome = "in progress"
         self.approval: Decision | None = None
+        self.second = SecondPerson(ctx, plan=self.gh_command, what=self.gate_label, workflow=True)
         self.approved_image = ""  # the image the approval was for
 
     # -- read-only steps -----------------------------------------------------
@@ -315,7 +317,7 @@ class PathA(DispatchSteps):
             return Report(f"{step}: skipped (already rolled back)", status="skipped")
         approved = (self.approval is not None and self.target is not None
                     and self.approved_image == str(self.target.image))
-        return self.ctx.hold(step, approved=approved, gate_step=PLAN_STEP)
+        return self.ctx.hold(step, approved=approved, gate_step=PLAN_STEP, then=self.second.clear)
 
     # -- steps that change something (skipped on a dry run) --------------------
     def verify(self) -> Report:

@@ -39,6 +39,7 @@ from rollback_helpers.runbook.path_b_facts import (
     unrecorded_restore,
 )
 from rollback_helpers.runbook.resume import LookBack, earlier_runs, mark_carried_on
+from rollback_helpers.runbook.second_person import SecondPerson
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import Checklist, Decision, Gate, Screen
 from rollback_helpers.ui.progress import Progress
@@ -85,6 +86,7 @@ class PathB:
         self.outcome = "in progress"
         self.approval: Decision | None = None
         self.back = LookBack()
+        self.second = SecondPerson(ctx, plan=self._what, what=self._what)
 
     # -- read-only steps -------------------------------------------------------
     def preflight(self) -> Report:
@@ -209,7 +211,8 @@ class PathB:
         """Why a changing step must not run now (a report to show), or None to go ahead."""
         if self.back.done:
             return Report(f"{step}: skipped (already prepared)", status="skipped")
-        return self.ctx.hold(step, approved=self.approval is not None, gate_step=PLAN_STEP)
+        return self.ctx.hold(step, approved=self.approval is not None, gate_step=PLAN_STEP,
+                             then=self.second.clear)
 
     # -- steps that create something (skipped on a dry run) ------------------------
     def restore(self) -> Report:

@@ -20,7 +20,13 @@ from typing import Any
 import httpx
 
 from rollback_helpers.clock import Clock
-from rollback_helpers.sandbox import github_actions, github_contents, github_git, github_issues
+from rollback_helpers.sandbox import (
+    github_actions,
+    github_contents,
+    github_git,
+    github_issues,
+    github_team,
+)
 from rollback_helpers.sandbox.github_common import Call, Route, error
 from rollback_helpers.sandbox.world import World
 
@@ -28,7 +34,7 @@ RATE_LIMIT = 5000
 API_VERSIONS = ("2022-11-28", "2026-03-10")
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 ROUTES: list[Route] = [*github_issues.ROUTES, *github_actions.ROUTES, *github_contents.ROUTES,
-                       *github_git.ROUTES]
+                       *github_git.ROUTES, *github_team.ROUTES]
 
 
 class GitHubSandbox:

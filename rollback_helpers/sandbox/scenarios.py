@@ -17,6 +17,7 @@ from typing import Any
 
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.errors import ConfigError
+from rollback_helpers.sandbox.github_team import build_team
 from rollback_helpers.sandbox.world import World, digest_for
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -62,6 +63,7 @@ def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0
                   state_dir)
     try:
         _build_github(world, scenario)
+        build_team(world, scenario)
         _build_fly(world, scenario)
         world.save()
     except BaseException:
