@@ -16,6 +16,7 @@ from rollback_helpers.domain.rollback_target import RollbackTarget
 from rollback_helpers.errors import PreconditionFailed, WorkflowFailed
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.resume import LookBack
+from rollback_helpers.runbook.second_person import NativeGate
 from rollback_helpers.ui.display import Report, short
 from rollback_helpers.ui.interactive import Decision, Gate
 from rollback_helpers.ui.progress import Progress
@@ -124,13 +125,17 @@ class DispatchSteps:
         progress = Progress(f"workflow run {run.id}", total=None, stages=WORKFLOW_STAGES,
                             interactive=self.ctx.interactive)
 
+        gate = NativeGate(self.ctx, self.github)  # a run waiting on an Environment's reviewers
+
         def update(r: WorkflowRun, elapsed: float) -> None:
             progress.update(elapsed, r.status)
             self.ctx.lifecycle.keep_alive()
+            gate.update(r, elapsed)
 
         final = self.github.watch_run(
             run.id, timeout=self.ctx.cfg.workflow_timeout, interval=self.ctx.cfg.poll_interval,
             on_update=update)
+        gate.after(final)
         progress.close(final.conclusion or final.status, ok=final.succeeded)
         self.run = final
         self.ctx.log(f"workflow run {final.id}: {final.conclusion}")

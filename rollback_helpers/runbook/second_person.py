@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from rollback_helpers.clients.github_access import EnvironmentGate
+from rollback_helpers.clients.github import WorkflowRun
+from rollback_helpers.clients.github_access import AccessMixin, EnvironmentGate
 from rollback_helpers.errors import ApprovalRejected, ApprovalTimeout, GitHubError, PreconditionFailed
 from rollback_helpers.run.approval import Judge, Verdict, approvers, plan_digest, rejection, who_may_approve
 from rollback_helpers.run.context import RunContext
@@ -189,3 +190,71 @@ class SecondPerson:
             f"Re-run when one of them is ready: the new run posts its plan and run id on "
             f"#{record.number}, and they approve it with `/approve <run id>` there (an approval "
             "names one run). To wait longer: ROLLBACK_APPROVAL_TIMEOUT=<seconds>.")
+
+
+class NativeGate:
+    """GitHub's own gate, met while watching the promote run: the run ``waiting`` on a GitHub
+    Environment's required reviewers. Shows who must approve (pending deployments), waits
+    with the run's progress, and ends a timeout or a rejection as a clear outcome."""
+
+    def __init__(self, ctx: RunContext, github: AccessMixin) -> None:
+        self.ctx = ctx
+        self.github = github
+        self.since: float | None = None
+        self.reviewers = ""
+
+    def update(self, run: WorkflowRun, elapsed: float) -> None:
+        """Called on each poll of the run; raises ApprovalTimeout when the wait is over."""
+        if run.status != "waiting":
+            return
+        if self.since is None:
+            self.since = elapsed
+            self._announce(run)
+        cfg = self.ctx.cfg
+        if elapsed - self.since >= cfg.approval_timeout or elapsed >= cfg.workflow_timeout:
+            raise ApprovalTimeout(
+                f"The {cfg.workflow} run {run.html_url} for {self.ctx.env.name} is still waiting "
+                f"for a reviewer ({self.reviewers}) after {elapsed - self.since:.0f}s. Nothing "
+                "was deployed.",
+                f"Ask one of them to review it (Review deployments on {run.html_url}): it deploys "
+                f"once approved; watch it with `gh run watch {run.id}`, then run the verify cells. "
+                f"Or cancel it: `gh run cancel {run.id}`. Do not dispatch again while it waits.")
+
+    def _announce(self, run: WorkflowRun) -> None:
+        try:
+            pending = self.github.pending_deployments(run.id)
+        except GitHubError as exc:
+            pending = []
+            self.ctx.log(f"pending deployments of run {run.id} not readable: {exc.what}")
+        self.reviewers = "; ".join(f"{p.environment}: {', '.join(p.reviewers)}" for p in pending) \
+            or "the environment's required reviewers"
+        report = Report(f"Waiting for approval by {self.reviewers}", status="pending")
+        report.fact("workflow run", run.html_url)
+        report.fact("how", "a reviewer opens the run and chooses Review deployments → Approve")
+        report.fact("waits", f"up to {self.ctx.cfg.approval_timeout:.0f}s; nothing is deployed until then")
+        self.ctx.show(report)
+        self.ctx.log(f"workflow run {run.id} waits for a reviewer: {self.reviewers}")
+        self.ctx.notify("awaiting approval", "the promote run waits for a reviewer",
+                        detail=f"{self.reviewers} may approve: {run.html_url}")
+
+    def after(self, final: WorkflowRun) -> None:
+        """Once the run is over: each review is a decision; a rejection is the outcome."""
+        if self.since is None:
+            return
+        reviews = self.github.reviews(final.id)
+        for review in reviews:
+            decision = make_decision(
+                f"{review.state} the deployment of run {final.id} to {', '.join(review.environments)}",
+                how=f"GitHub environment review on {final.html_url}"
+                    + (f": {review.comment}" if review.comment else ""),
+                step="approval", who=review.user, at=self.ctx.backends.clock.now(),
+                run_id=self.ctx.run_id)
+            self.ctx.decisions.append(decision)
+            self.ctx.show(decision.report())
+        rejected = next((r for r in reviews if r.state == "rejected"), None)
+        if rejected is not None and not final.succeeded:
+            raise ApprovalRejected(
+                f"{rejected.user} rejected the deployment of {final.html_url} to "
+                f"{', '.join(rejected.environments)} ({rejected.comment or 'no comment'}). "
+                "Nothing was deployed.",
+                "Talk to them; if a changed plan is agreed, re-run (a new run, a new review).")

@@ -30,6 +30,7 @@ from rollback_helpers.sandbox.github_common import (
     repository_json,
     user_json,
 )
+from rollback_helpers.sandbox.github_team import gate_run
 from rollback_helpers.sandbox.world import World, digest_for, on_event
 
 DEFAULT_INPUTS = {"env": True, "image": True}  # input name -> required
@@ -123,6 +124,8 @@ def _create_run(call: Call, ref: str, inputs: dict[str, Any]) -> dict[str, Any]:
            "display_title": f"Promote {inputs.get('image', '?')} to {inputs.get('env', '?')}",
            "actor": call.gh.get("viewer", "runbook-operator")}
     call.gh["runs"].append(run)
+    if gate_run(world, run):  # an Environment with required reviewers: the run waits for them
+        return run
     world.schedule(float(wf["queue_time"]), "workflow_run_started", run_id=run_id)
     world.schedule(float(wf["queue_time"]) + float(wf["duration"]), "workflow_run_completed",
                    run_id=run_id)

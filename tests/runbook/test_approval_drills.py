@@ -148,3 +148,20 @@ def test_path_b_tells_the_team_the_flip_is_pending_without_a_password(
     passwords = [pw for c in clusters for pw in (c.get("role_passwords") or {}).values()]
     assert passwords and not [pw for pw in passwords if pw in raw]
     assert drill.world.state["github"]["token"] not in raw
+
+
+def test_githubs_environment_reviewer_is_the_second_person(tmp_path: Path) -> None:
+    """An Environment with required reviewers (no self-review): dispatched, waits, approved."""
+    drill = Drill(tmp_path, "approval-environment")
+    assert drill.exit_code == 0 and drill.running() == {"v41"}
+    assert "Waiting for approval by production: alice" in drill.text
+    [review] = [d for d in drill.outcome["decisions"] if d["step"] == "approval"]
+    assert review["who"] == "alice" and review["what"].startswith("approved the deployment of run")
+    assert not drill.record().plan  # the runbook's own gate was not needed
+
+
+def test_a_rejected_environment_review_is_a_clear_outcome(tmp_path: Path) -> None:
+    drill = Drill(tmp_path, "approval-environment-rejected")
+    assert drill.exit_code == 12 and drill.running() == {"v42"}
+    assert "alice rejected the deployment" in drill.outcome["error"]
+    assert "not during the freeze" in drill.outcome["error"]

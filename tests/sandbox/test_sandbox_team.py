@@ -121,3 +121,35 @@ def test_a_bad_permission_or_action_is_refused_when_the_world_is_built(tmp_path:
         scenario(tmp_path, '[collaborators]\nalice = "owner"\n')
     with pytest.raises(ValueError, match="action 'lgtm'"):
         scenario(tmp_path, '[[approvers]]\nlogin = "alice"\naction = "lgtm"\n')
+
+
+def test_a_run_for_a_protected_environment_waits_for_its_reviewer(tmp_path: Path) -> None:
+    """Pending deployments name the reviewers; the review history says who approved."""
+    world = scenario(tmp_path, TEAM + """
+[[reviews]]
+login = "runbook-operator"
+state = "approved"
+after = 10
+
+[[reviews]]
+login = "alice"
+state = "approved"
+after = 30
+comment = "ok"
+""")
+    api = client(world)
+    body = {"ref": "main", "inputs": {"env": "production", "image": "registry.fly.io/x@sha256:" + "a" * 64}}
+    run_id = api.post(f"{REPO}/actions/workflows/promote-image.yml/dispatches",
+                      json={**body, "return_run_details": True}).json()["workflow_run_id"]
+    world.sleep(20)  # the operator's own review is not offered (prevent_self_review)
+    assert api.get(f"{REPO}/actions/runs/{run_id}").json()["status"] == "waiting"
+    [pending] = validate(list[models.PendingDeployment],
+                         api.get(f"{REPO}/actions/runs/{run_id}/pending_deployments").json())
+    assert pending.environment.name == "production" and pending.current_user_can_approve is False
+    assert [r.reviewer.login for r in pending.reviewers] == ["alice"]
+    world.sleep(15)
+    assert api.get(f"{REPO}/actions/runs/{run_id}").json()["status"] in ("queued", "in_progress")
+    reviews = validate(list[models.EnvironmentApprovals],
+                       api.get(f"{REPO}/actions/runs/{run_id}/approvals").json())
+    assert [(r.user.login, r.state, r.comment) for r in reviews] == [("alice", "approved", "ok")]
+    assert api.get(f"{REPO}/actions/runs/{run_id}/pending_deployments").json() == []
