@@ -31,8 +31,8 @@ never reaches a notebook, a log or a terminal.
     ├── RestoreFailed                  exit 7: the new cluster is not usable
     │   ├── RestoreTimeout                 not ready within the timeout
     │   └── ConnectivityError              tunnel or login to the new cluster failed
-    ├── NotApproved                    the second person has not approved: nothing changed
-    │   ├── ApprovalTimeout                exit 11: still waiting for approval when the wait ended
+    ├── NotApproved                    exit 11: too few people approved: nothing changed
+    │   ├── ApprovalTimeout                still waiting for approval when the wait ended
     │   └── ApprovalRejected               exit 12: an approver rejected the plan or deployment
     └── Interrupted                    exit 130: stopped by Ctrl-C (SIGINT) mid-run
         ├── Terminated                     exit 143: stopped by SIGTERM

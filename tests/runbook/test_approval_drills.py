@@ -70,7 +70,8 @@ def test_with_an_approver_it_proceeds_and_the_approval_is_in_the_archive(tmp_pat
     assert len(approvals) == 1
     [approval] = approvals
     assert approval["who"] == "alice" and approval["what"].startswith("approve: Roll back production")
-    assert approval["how"].startswith("/approve comment on #") and "written 2026-06-10T09:3" in approval["how"]
+    assert approval["how"].startswith("/approve comment on #")
+    assert "written 2026-06-10T09:3" in approval["how"]
     first_dispatch = drill.dispatches()[0]["t"]
     assert approval["how"].split("written ")[1][:20] <= first_dispatch  # approved, then dispatched
     assert drill.record().approvals.startswith("approved by alice at ")
