@@ -156,7 +156,7 @@ def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None,
     if args.path == "verify-flip":
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
     target = archive.archive_path(incidents_dir(args, drill=drill), args.env, args.path,
-                                  dry_run=args.dry_run)
+                                  dry_run=args.dry_run, reserve=True)
     if not args.quiet:
         archive.quiet_papermill_logs()
     args.run_id = secrets.token_hex(6)

@@ -289,9 +289,9 @@ class PathA(DispatchSteps):
     def approve(self, how: str) -> Decision:
         """The engineer's approval of the plan shown: the run goes live for this target."""
         target = self._require(self.target, "resolve_target")
+        self.ctx.go_live()  # takes the environment lock first: a held lock is no approval
         decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
         self.approval, self.approved_image = decision, str(target.image)
-        self.ctx.go_live()
         self.ctx.archive_path = ""  # a dry-run walkthrough archived earlier keeps its own file
         self.ctx.reserve_archive_path()  # so the record comment can name the live archive
         self._record_start()

@@ -197,8 +197,8 @@ class PathB:
 
     def approve(self, how: str) -> Decision:
         """The engineer's approval of the plan shown: the run goes live."""
+        self.ctx.go_live()  # takes the environment lock first: a held lock is no approval
         self.approval = self.ctx.decide(self._what(), how, "plan")
-        self.ctx.go_live()
         self.ctx.archive_path = ""
         self.ctx.reserve_archive_path()
         self._record_start()

@@ -204,3 +204,27 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: 
     leftovers = [p for p in psutil.process_iter(["cmdline"])
                  if str(directory) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []
+
+
+def test_verify_flip_turns_flip_pending_into_flip_verified(
+        world: Callable[[str], Path], tmp_path: Path) -> None:
+    """Path B's record comment says "flip pending" until verify-flip confirms the flip."""
+    from rollback_helpers.sandbox.flip import simulate_human_flip
+
+    directory = world("b-default")
+    incidents = tmp_path / "incidents"
+    b = subprocess.run(drill_argv("path-b", incidents, "--sandbox-dir", str(directory),
+                                  "--speed", "0"), capture_output=True, text=True, timeout=DEADLINE)
+    assert b.returncode == 0, b.stdout + b.stderr
+    assert record_states(directory) == ["flip pending"]
+    state = json.loads((directory / "world.json").read_text())
+    body = next(c["body"] for cs in state["github"]["comments"].values() for c in cs)
+    new_cluster = parse_comment(body).new_cluster  # type: ignore[union-attr]
+    flipped = World.load(directory)
+    simulate_human_flip(flipped, "staging", new_cluster)
+    flipped.save()
+    check = subprocess.run(drill_argv("verify-flip", incidents, "--sandbox-dir", str(directory),
+                                      "--speed", "0"), capture_output=True, text=True,
+                           timeout=DEADLINE)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert record_states(directory) == ["flip verified"]
