@@ -15,7 +15,8 @@ never reaches a notebook, a log or a terminal.
     │   ├── NoRollbackTarget               no older, healthy record to go back to
     │   ├── RecordError                    a record needed is missing or malformed
     │   ├── BackupError                    backup missing, incomplete, or not recorded
-    │   └── ClusterMismatch                cluster map disagrees with what is attached
+    │   ├── ClusterMismatch                cluster map disagrees with what is attached
+    │   └── LockHeld                       another live run holds the environment's lock
     ├── ExternalServiceError           exit 4: GitHub or flyctl did not do what was asked
     │   ├── GitHubError
     │   │   ├── GitHubAuthError            token missing, expired or lacking scope
@@ -92,6 +93,10 @@ class BackupError(PreconditionFailed):
 
 class ClusterMismatch(PreconditionFailed):
     pass
+
+
+class LockHeld(PreconditionFailed):
+    """Another run holds (or held, and its lease expired) the environment's lock."""
 
 
 class ExternalServiceError(RollbackError):
@@ -177,7 +182,8 @@ EXIT_CODES: dict[int, str] = {
     0: "success (or a dry run that resolved a plan)",
     1: "unexpected error (a bug, or a failure the runbook does not classify)",
     2: "bad input: environment, digest, parameters or confirmation",
-    3: "precondition failed: drift, no rollback target, bad or missing record, backup or cluster map",
+    3: "precondition failed: drift, no rollback target, bad or missing record, backup or cluster "
+       "map, or another run holds the environment's lock",
     4: "GitHub or flyctl failed: auth, not found, rate limit, outage, refused or failed command",
     5: "the promote-image workflow run did not succeed",
     6: "rolled back but verification failed: machines not on the target or health not 200",

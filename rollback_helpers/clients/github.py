@@ -1,9 +1,11 @@
 """The GitHub endpoints the runbook uses, sent through :class:`GitHubSession`.
 
 Only what the runbook needs: deployment-record issues (list lazily, read,
-label; comments are :mod:`.github_comments`), dispatching and watching the
-promote workflow (conditional, ETag polling), and reading one file. How requests
-are sent (headers, retries, rate limits, redirects, errors) is the session's.
+label), dispatching and watching the promote workflow (conditional, ETag
+polling), runs in flight, and reading one file. Comments are
+:mod:`.github_comments`, the Git database (the environment lock's references)
+:mod:`.github_git`. How requests are sent (headers, retries, rate limits,
+redirects, errors) is the session's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from rollback_helpers.clients.github_comments import Comment, CommentsMixin
+from rollback_helpers.clients.github_git import GitCommit, GitDataMixin
 from rollback_helpers.clients.github_session import json_list, json_object
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import (
@@ -28,7 +31,7 @@ from rollback_helpers.errors import (
 from rollback_helpers.secrets import Secret
 
 log = logging.getLogger(__name__)
-__all__ = ["Comment", "GitHubClient", "Issue", "WorkflowRun"]
+__all__ = ["Comment", "GitCommit", "GitHubClient", "Issue", "WorkflowRun"]
 
 RUN_LISTING_TRIES = 5
 RUN_LISTING_INTERVAL = 2.0
@@ -89,7 +92,7 @@ def run_from_json(item: Mapping[str, Any]) -> WorkflowRun:
                        display_title=str(item.get("display_title") or ""))
 
 
-class GitHubClient(CommentsMixin):
+class GitHubClient(GitDataMixin, CommentsMixin):
     """GitHub's REST API for one repository (``owner/name``)."""
 
     def __init__(self, http: httpx.Client, repo: str, token: Secret | None, *, clock: Clock,
