@@ -228,3 +228,42 @@ def test_verify_flip_turns_flip_pending_into_flip_verified(
                            timeout=DEADLINE)
     assert check.returncode == 0, check.stdout + check.stderr
     assert record_states(directory) == ["flip verified"]
+
+
+def someone_elses_run(directory: Path, image: str) -> int:
+    """A promote run for staging that another engineer started a moment ago, still queued."""
+    world = World.load(directory)
+    gh, now = world.state["github"], world.iso_now()
+    run_id = world.next_id("run", 7_000_000)
+    gh["runs"].append({
+        "id": run_id, "run_number": world.next_id("run_number", 100), "status": "queued",
+        "conclusion": None, "head_branch": "main", "head_sha": "0" * 40,
+        "inputs": {"env": "staging", "image": image}, "created_at": now, "updated_at": now,
+        "run_started_at": None, "display_title": f"Promote {image} to staging",
+        "actor": "bob"})
+    world.schedule(5, "workflow_run_started", run_id=run_id)
+    world.schedule(95, "workflow_run_completed", run_id=run_id)
+    world.save()
+    return run_id
+
+
+@pytest.mark.parametrize("watch", [False, True])
+def test_a_promote_in_flight_is_never_raced(world: Callable[[str], Path], tmp_path: Path,
+                                            watch: bool) -> None:
+    """Someone's promote run for staging is queued: no dispatch. Without --watch-in-flight the
+    run stops (exit 3) naming it; with it, the run watches that one and verifies."""
+    from rollback_helpers.sandbox.world import digest_for
+
+    directory = world("default")
+    image = f"registry.fly.io/renewa-one@{digest_for('v41')}"
+    run_id = someone_elses_run(directory, image)
+    argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory),
+                      "--speed", "0", *(["--watch-in-flight"] if watch else []))
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE)
+    assert calls(directory, DISPATCH) == []
+    if watch:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert record_states(directory) == ["succeeded"]
+    else:
+        assert done.returncode == 3
+        assert f"run {run_id}" in done.stderr and "--watch-in-flight" in done.stderr
