@@ -268,6 +268,7 @@ class PathA(DispatchSteps):
         record = RunRecord(
             self.ctx.run_id, "path-a", self.ctx.env.name, operator=self.ctx.operator,
             started_at=self.ctx.started_at, reason=self.ctx.reason, incident=self.ctx.incident,
+            archive=self.ctx.archive_path,
             running=target.running_digest, target=str(target.image),
             resumes=earlier.record.run_id if earlier else "",
             workflow_run=earlier.record.workflow_run if earlier else "")
