@@ -61,3 +61,84 @@ def test_a_holder_is_gone_only_on_this_machine_with_its_process_dead() -> None:
     assert not holder_gone(holder_name("alice", pid=os.getpid()))
     assert not holder_gone(f"alice@not-{socket.gethostname()} pid {dead}")
     assert not holder_gone("alice")
+
+
+# -- the lock in a run, in process on a sandbox world ------------------------------------------
+def held_by_bob(world_dir: Path, *, ttl: float = 600.0, pid: int | None = None) -> None:
+    """Another operator's live run holds staging's lock."""
+    from rollback_helpers.domain.config import load_config
+    from rollback_helpers.run.backends import open_backends
+    from rollback_helpers.run.lock import EnvironmentLock, Lease
+
+    backends = open_backends("sandbox", sandbox_dir=str(world_dir))
+    github = backends.github(load_config())
+    lock = EnvironmentLock(github, "staging", clock=backends.clock, ttl=ttl)
+    holder = holder_name("bob", pid=pid) if pid else "bob@elsewhere pid 1"
+    lock.acquire(Lease("staging", holder, "bobrun", "path-a", "", "",
+                       workflow_run_url="https://github.com/o/r/actions/runs/1"))
+
+
+def world_with(tmp_path: Path, scenario: str = "default") -> Path:
+    from rollback_helpers.sandbox.scenarios import create_world
+
+    create_world(scenario, tmp_path / "world")
+    return tmp_path / "world"
+
+
+def start_a(world_dir: Path, **kwargs: object) -> object:
+    from rollback_helpers.runbook import path_a
+    from rollback_helpers.ui.interactive import RecordingScreen
+
+    return path_a.start(env="staging", backend="sandbox", sandbox_dir=str(world_dir),
+                        operator="ana", screen=RecordingScreen(), **kwargs)  # type: ignore[arg-type]
+
+
+def refs(world_dir: Path) -> dict[str, str]:
+    from rollback_helpers.sandbox.world import World
+
+    return dict(World.load(world_dir).state["github"].get("git", {}).get("refs", {}))
+
+
+def test_a_dry_run_shows_a_held_lock_and_takes_none(tmp_path: Path) -> None:
+    world_dir = world_with(tmp_path)
+    held_by_bob(world_dir)
+    before = refs(world_dir)
+    run = start_a(world_dir, dry_run=True)
+    report = run.preflight()  # type: ignore[attr-defined]
+    assert "HELD by bob@elsewhere" in repr(report) and "bobrun" in repr(report)
+    assert refs(world_dir) == before
+
+
+def test_a_live_run_stops_on_a_held_lock_naming_the_holder(tmp_path: Path) -> None:
+    """Exit 3 (LockHeld), naming who, since when, their run id and workflow run."""
+    import pytest
+
+    from rollback_helpers.errors import LockHeld
+
+    world_dir = world_with(tmp_path)
+    held_by_bob(world_dir)
+    with pytest.raises(LockHeld) as raised:
+        start_a(world_dir, dry_run=False)
+    message = str(raised.value)
+    for part in ("bob@elsewhere", "since", "bobrun", "actions/runs/1"):
+        assert part in message
+    assert raised.value.exit_code == 3
+
+
+def test_a_crashed_holder_on_this_machine_is_taken_over_and_recorded(tmp_path: Path) -> None:
+    """The holder's process is gone: the re-run takes the lease, and says so everywhere."""
+    dead = max(p.pid for p in psutil.process_iter()) + 10_000
+    while psutil.pid_exists(dead):
+        dead += 1
+    world_dir = world_with(tmp_path)
+    held_by_bob(world_dir, pid=dead)
+    run = start_a(world_dir, dry_run=False)
+    ctx = run.ctx  # type: ignore[attr-defined]
+    assert ctx.lifecycle.lease.broken_from.startswith("run bobrun")
+    assert any("take over the lock" in d.what for d in ctx.decisions)
+    run.current_state()  # type: ignore[attr-defined]
+    run.resolve_target()  # type: ignore[attr-defined]
+    run.plan()  # type: ignore[attr-defined]
+    assert "taken over from" in ctx.lifecycle.record.record.lock
+    ctx.end()
+    assert refs(world_dir) == {}
