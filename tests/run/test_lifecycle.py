@@ -142,3 +142,19 @@ def test_a_crashed_holder_on_this_machine_is_taken_over_and_recorded(tmp_path: P
     assert "taken over from" in ctx.lifecycle.record.record.lock
     ctx.end()
     assert refs(world_dir) == {}
+
+
+def test_break_lock_takes_over_an_expired_lease_and_records_why(tmp_path: Path) -> None:
+    from rollback_helpers.sandbox.world import World
+
+    world_dir = world_with(tmp_path)
+    held_by_bob(world_dir, ttl=60.0)
+    later = World.load(world_dir)
+    later.state["now"] = later.now + 600  # bob's run stopped renewing ten minutes ago
+    later.save()
+    run = start_a(world_dir, dry_run=False, break_lock="bob's laptop died mid-run")
+    ctx = run.ctx  # type: ignore[attr-defined]
+    assert "bob's laptop died mid-run" in ctx.lifecycle.lease.broken_from
+    (decision,) = [d for d in ctx.decisions if "take over the lock" in d.what]
+    assert "break_lock" in decision.how
+    assert any("taken over from bob@elsewhere" in event for _, event in ctx.timeline)
