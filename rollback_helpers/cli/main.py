@@ -118,7 +118,6 @@ def incidents_dir(args: argparse.Namespace, *, drill: bool) -> Path:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-
     with args.stop:
         return _drill(args)
 
@@ -128,8 +127,11 @@ def _drill(args: argparse.Namespace) -> int:
 
     args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
-    world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed)
+    world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed,
+                               reuse=bool(args.sandbox_dir))
     print(f"Drill: {args.path} on {args.env}, scenario {args.scenario!r} — {world.description}")
+    if world.reused:
+        print(f"Acting in the existing sandbox world in {sandbox_dir} (not rebuilt).")
     saved_token = os.environ.get("GITHUB_TOKEN")
     os.environ["GITHUB_TOKEN"] = world.token  # the kernel reads it, as in an incident
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
