@@ -120,7 +120,6 @@ def incidents_dir(args: argparse.Namespace, *, drill: bool) -> Path:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-
     with args.stop:
         return _drill(args)
 
@@ -130,8 +129,11 @@ def _drill(args: argparse.Namespace) -> int:
 
     args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
-    world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed)
+    world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed,
+                               reuse=bool(args.sandbox_dir))
     print(f"Drill: {args.path} on {args.env}, scenario {args.scenario!r} — {world.description}")
+    if world.reused:
+        print(f"Acting in the existing sandbox world in {sandbox_dir} (not rebuilt).")
     saved_token = os.environ.get("GITHUB_TOKEN")
     os.environ["GITHUB_TOKEN"] = world.token  # the kernel reads it, as in an incident
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
@@ -158,7 +160,7 @@ def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None,
     if args.path == "verify-flip":
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
     target = archive.archive_path(incidents_dir(args, drill=drill), args.env, args.path,
-                                  dry_run=args.dry_run)
+                                  dry_run=args.dry_run, reserve=True)
     if not args.quiet:
         archive.quiet_papermill_logs()
     args.run_id = secrets.token_hex(6)

@@ -36,7 +36,7 @@ from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_roll
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
 from rollback_helpers.run.record_comment import RunRecord
-from rollback_helpers.runbook.path_a_dispatch import DispatchSteps
+from rollback_helpers.runbook.path_a_dispatch import DispatchSteps, SecondPerson
 from rollback_helpers.runbook.resume import (
     LookBack,
     look_back_a,
@@ -44,7 +44,6 @@ from rollback_helpers.runbook.resume import (
     not_bad,
     target_in_place,
 )
-from rollback_helpers.runbook.second_person import SecondPerson
 from rollback_helpers.ui.display import Report, short
 from rollback_helpers.ui.interactive import Decision, Gate, Screen
 
@@ -270,6 +269,7 @@ class PathA(DispatchSteps):
         record = RunRecord(
             self.ctx.run_id, "path-a", self.ctx.env.name, operator=self.ctx.operator,
             started_at=self.ctx.started_at, reason=self.ctx.reason, incident=self.ctx.incident,
+            archive=self.ctx.archive_path,
             running=target.running_digest, target=str(target.image),
             resumes=earlier.record.run_id if earlier else "",
             workflow_run=earlier.record.workflow_run if earlier else "")
@@ -291,9 +291,9 @@ class PathA(DispatchSteps):
     def approve(self, how: str) -> Decision:
         """The engineer's approval of the plan shown: the run goes live for this target."""
         target = self._require(self.target, "resolve_target")
+        self.ctx.go_live()  # takes the environment lock first: a held lock is no approval
         decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
         self.approval, self.approved_image = decision, str(target.image)
-        self.ctx.go_live()
         self.ctx.archive_path = ""  # a dry-run walkthrough archived earlier keeps its own file
         self.ctx.reserve_archive_path()  # so the record comment can name the live archive
         self._record_start()

@@ -16,11 +16,12 @@ from rollback_helpers.domain.rollback_target import RollbackTarget
 from rollback_helpers.errors import PreconditionFailed, WorkflowFailed
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.resume import LookBack
-from rollback_helpers.runbook.second_person import NativeGate
+from rollback_helpers.runbook.second_person import NativeGate, SecondPerson
 from rollback_helpers.ui.display import Report, short
 from rollback_helpers.ui.interactive import Decision, Gate
 from rollback_helpers.ui.progress import Progress
 
+__all__ = ["DispatchSteps", "SecondPerson"]
 WORKFLOW_STAGES = ("queued", "in_progress", "completed")
 
 
