@@ -166,3 +166,31 @@ def test_a_rejected_environment_review_is_a_clear_outcome(tmp_path: Path) -> Non
     assert drill.exit_code == 12 and drill.running() == {"v42"}
     assert "alice rejected the deployment" in drill.outcome["error"]
     assert "not during the freeze" in drill.outcome["error"]
+
+
+def test_an_interrupted_run_is_announced_by_the_command_line(tmp_path: Path) -> None:
+    """Ctrl-C mid-run: the kernel is stopped, and the command line still sends 'interrupted'."""
+    import os
+    import signal
+
+    from test_team_drills import DEADLINE, calls, drill_argv, start, wait_for
+
+    temp = tmp_path / "tmp"
+    temp.mkdir(mode=0o711)
+    with receiver("ok") as rec:
+        process = start(drill_argv("path-a", tmp_path / "incidents", "--speed", "20"),
+                        env={"TMPDIR": str(temp), "ROLLBACK_NOTIFY": rec.url()})
+
+        def dispatched() -> bool:
+            world = next(iter(temp.glob("rollback-drill-*")), None)
+            return world is not None and bool(calls(world, DISPATCH))
+
+        wait_for(dispatched, "the dispatch", process)
+        os.kill(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=DEADLINE)
+    assert process.returncode == 130, out + err
+    assert rec.events() == ["start", "interrupted"]
+    interrupted = rec.bodies[1]
+    assert interrupted["outcome"].startswith("exit 130: Interrupted") and interrupted["record"]
+    outcome = archive.read_outcome(next((tmp_path / "incidents").glob("*.ipynb")))
+    assert [n["event"] for n in outcome["notifications"]] == ["interrupted"]
