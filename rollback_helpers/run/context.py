@@ -24,7 +24,7 @@ from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackE
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
-from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
+from rollback_helpers.run.notify import Notice, Notifier, Sent, end_event, notifier_from_env
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Decision,
@@ -63,6 +63,7 @@ class RunContext:
     _lifecycle: Lifecycle | None = None
     _notifier: Notifier | None = None
     _announced: bool = False
+    _announced_end: bool = False
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -199,7 +200,22 @@ class RunContext:
                 "A headless run is archived by the command that ran it, when the run ends.")
         from rollback_helpers.run.walkthrough import archive_walkthrough
 
-        return archive_walkthrough(self, notebook)
+        report = archive_walkthrough(self, notebook)
+        if report.title == "Finish: archived":
+            self._announce_end()
+        return report
+
+    def _announce_end(self) -> None:
+        """A live walkthrough's last event, once, when its Finish cell first archives it."""
+        from rollback_helpers.run.archive import read_outcome
+
+        if self.dry_run or self._announced_end:
+            return
+        self._announced_end = True
+        block = read_outcome(Path(self.archive_path))
+        code, outcome = int(block.get("exit_code", 1)), str(block.get("outcome", ""))
+        error = str(block.get("error") or "").partition("\n")[0]
+        self.notify(end_event(self.path, code, outcome), f"exit {code}: {error or outcome}")
 
     @property
     def env_name(self) -> str:
