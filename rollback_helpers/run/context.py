@@ -245,6 +245,10 @@ class RunContext:
                            ("reason", self.reason or "—")]:
             report.fact(key, value)
         self._lock_fact(report)
+        if self.env.required_approvals > 1 and self.path != "verify-flip":
+            report.fact("approvals", f"{self.env.required_approvals} people, the operator included: "
+                        "a live run waits for the others before it changes anything "
+                        "(`/approve <run id>` on its plan, or the GitHub Environment's reviewers)")
         report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "step": "preflight"}}}
         if self.backends.sandbox_dir:
             report.note(f"Sandbox world: {self.backends.sandbox_dir} — nothing real is touched.")
