@@ -169,8 +169,9 @@ def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None,
     print()
     with args.stop.held():
         closing = _closing(args, outcome, target)
-        lines = [] if args.dry_run else finish_run(closing, backend=backend,
-                                                   sandbox_dir=sandbox_dir)
+        # bad input stops before anything is contacted: there is nothing to finish
+        lines = [] if args.dry_run or outcome.exit_code == 2 else finish_run(
+            closing, backend=backend, sandbox_dir=sandbox_dir)
     _report(args, outcome, closing)
     for line in lines:
         print(line)
