@@ -171,9 +171,10 @@ def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None,
     print()
     with args.stop.held():
         closing = _closing(args, outcome, target)
-        lines = [] if args.dry_run else [*_announce(args, outcome, target, drill=drill),
-                                         *finish_run(closing, backend=backend,
-                                                     sandbox_dir=sandbox_dir)]
+        # bad input stops before anything is contacted: nothing to finish, nobody to tell
+        lines = [] if args.dry_run or outcome.exit_code == 2 else [
+            *_announce(args, outcome, target, drill=drill),
+            *finish_run(closing, backend=backend, sandbox_dir=sandbox_dir)]
     _report(args, outcome, closing)
     for line in lines:
         print(line)

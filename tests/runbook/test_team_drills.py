@@ -85,15 +85,23 @@ def crash(process: subprocess.Popen[str]) -> None:
     psutil.wait_procs(tree, timeout=30)
 
 
+def set_speed(directory: Path, speed: float) -> None:
+    """Virtual seconds per real second, for every drill acting in the world from now on."""
+    shared = World.load(directory)
+    shared.state["speed"] = speed
+    shared.save()
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """``world(scenario)``: a sandbox world several drills share; its servers stop after."""
+def world(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """``world(scenario, speed)``: a sandbox world several drills share (a drill on an existing
+    world keeps the world's speed); its servers stop after."""
     made: list[Path] = []
 
-    def make(scenario: str) -> Path:
+    def make(scenario: str, speed: float = 0.0) -> Path:
         directory = tmp_path / "world"
         directory.mkdir(mode=0o711)
-        create_world(scenario, directory)
+        create_world(scenario, directory, speed=speed)
         made.append(directory)
         return directory
 
@@ -102,12 +110,11 @@ def world(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         stop_drill_world(directory)
 
 
-def test_two_operators_at_once_dispatch_once(world: Callable[[str], Path], tmp_path: Path) -> None:
+def test_two_operators_at_once_dispatch_once(world: Callable[..., Path], tmp_path: Path) -> None:
     """Two live drills started together on one world: one promote; the other is refused by
     the lock, exits 3 naming the holder, and still archives its notebook."""
-    directory = world("default")
-    argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory),
-                      "--speed", "4")
+    directory = world("default", 4.0)  # the first holds the lock while the second starts
+    argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory))
     first, second = start(argv), start(argv)
     results = [(p.wait(timeout=DEADLINE), *p.communicate()) for p in (first, second)]
     assert sorted(code for code, _, _ in results) == [0, 3], results
@@ -118,16 +125,16 @@ def test_two_operators_at_once_dispatch_once(world: Callable[[str], Path], tmp_p
 
 
 def test_path_a_crash_after_dispatch_then_rerun_dispatches_once(
-        world: Callable[[str], Path], tmp_path: Path) -> None:
+        world: Callable[..., Path], tmp_path: Path) -> None:
     """SIGKILL after the dispatch, then the same command again: it watches the run the first
     one dispatched (taking over the dead run's lock) and ends with exit 0 and one dispatch."""
-    directory = world("default")
+    directory = world("default", 4.0)
     argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory))
-    first = start([*argv, "--speed", "4"])
+    first = start(argv)
     wait_for(after(directory, DISPATCH), "dispatch recorded", first)
     crash(first)
-    again = subprocess.run([*argv, "--speed", "0"], capture_output=True, text=True,
-                           timeout=DEADLINE)
+    set_speed(directory, 0.0)
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE)
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(calls(directory, DISPATCH)) == 1
     assert record_states(directory) == ["interrupted", "succeeded"]
@@ -135,7 +142,7 @@ def test_path_a_crash_after_dispatch_then_rerun_dispatches_once(
 
 
 def test_path_a_rerun_after_success_changes_nothing(
-        world: Callable[[str], Path], tmp_path: Path) -> None:
+        world: Callable[..., Path], tmp_path: Path) -> None:
     """A re-run after a successful rollback says so, exits 0, and promotes nothing further."""
     directory = world("default")
     argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory),
@@ -149,15 +156,15 @@ def test_path_a_rerun_after_success_changes_nothing(
 
 
 def test_path_b_crash_after_restore_then_rerun_restores_once(
-        world: Callable[[str], Path], tmp_path: Path) -> None:
+        world: Callable[..., Path], tmp_path: Path) -> None:
     """SIGKILL after the restore, then the same command: it uses the restored cluster."""
-    directory = world("b-default")
+    directory = world("b-default", 20.0)
     argv = drill_argv("path-b", tmp_path / "incidents", "--sandbox-dir", str(directory))
-    first = start([*argv, "--speed", "20"])
+    first = start(argv)
     wait_for(after(directory, RESTORE), "restore recorded", first)
     crash(first)
-    again = subprocess.run([*argv, "--speed", "0"], capture_output=True, text=True,
-                           timeout=DEADLINE)
+    set_speed(directory, 0.0)
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE)
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(calls(directory, RESTORE)) == 1
     clusters = World.load(directory).state["fly"]["clusters"]
@@ -172,7 +179,7 @@ def descendants(pid: int) -> list[psutil.Process]:
 @pytest.mark.parametrize(("path", "sig", "marker"), [
     ("path-a", signal.SIGTERM, DISPATCH), ("path-a", signal.SIGINT, DISPATCH),
     ("path-b", signal.SIGTERM, RESTORE), ("path-b", signal.SIGINT, RESTORE),
-])
+], ids=["path-a-SIGTERM", "path-a-SIGINT", "path-b-SIGTERM", "path-b-SIGINT"])
 def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: int,
                                                 marker: str) -> None:
     """SIGTERM or Ctrl-C in the middle: exit 143/130, the archive says interrupted and names
@@ -207,7 +214,7 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: 
 
 
 def test_verify_flip_turns_flip_pending_into_flip_verified(
-        world: Callable[[str], Path], tmp_path: Path) -> None:
+        world: Callable[..., Path], tmp_path: Path) -> None:
     """Path B's record comment says "flip pending" until verify-flip confirms the flip."""
     from rollback_helpers.sandbox.flip import simulate_human_flip
 
@@ -248,7 +255,7 @@ def someone_elses_run(directory: Path, image: str) -> int:
 
 
 @pytest.mark.parametrize("watch", [False, True])
-def test_a_promote_in_flight_is_never_raced(world: Callable[[str], Path], tmp_path: Path,
+def test_a_promote_in_flight_is_never_raced(world: Callable[..., Path], tmp_path: Path,
                                             watch: bool) -> None:
     """Someone's promote run for staging is queued: no dispatch. Without --watch-in-flight the
     run stops (exit 3) naming it; with it, the run watches that one and verifies."""
