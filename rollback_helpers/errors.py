@@ -16,7 +16,8 @@ never reaches a notebook, a log or a terminal.
     │   ├── NoRollbackTarget               no older, healthy record to go back to
     │   ├── RecordError                    a record needed is missing or malformed
     │   ├── BackupError                    backup missing, incomplete, or not recorded
-    │   └── ClusterMismatch                cluster map disagrees with what is attached
+    │   ├── ClusterMismatch                cluster map disagrees with what is attached
+    │   └── LockHeld                       another live run holds the environment's lock
     ├── ExternalServiceError           exit 4: GitHub or flyctl did not do what was asked
     │   ├── GitHubError
     │   │   ├── GitHubAuthError            token missing, expired or lacking scope
@@ -28,9 +29,15 @@ never reaches a notebook, a log or a terminal.
     │   └── CommandTimeout                 a command outlived its deadline
     ├── WorkflowFailed                 exit 5: the promote workflow did not succeed
     ├── VerificationFailed             exit 6: rolled back, but not verified
-    └── RestoreFailed                  exit 7: the new cluster is not usable
-        ├── RestoreTimeout                 not ready within the timeout
-        └── ConnectivityError              tunnel or login to the new cluster failed
+    ├── RestoreFailed                  exit 7: the new cluster is not usable
+    │   ├── RestoreTimeout                 not ready within the timeout
+    │   └── ConnectivityError              tunnel or login to the new cluster failed
+    ├── NotApproved                    exit 11: too few people approved: nothing changed
+    │   ├── ApprovalTimeout                still waiting for approval when the wait ended
+    │   └── ApprovalRejected               exit 12: an approver rejected the plan or deployment
+    └── Interrupted                    exit 130: stopped by Ctrl-C (SIGINT) mid-run
+        ├── Terminated                     exit 143: stopped by SIGTERM
+        └── KernelDied                     exit 137: the notebook's kernel died mid-run
 """
 
 from __future__ import annotations
@@ -119,6 +126,10 @@ class ClusterMismatch(PreconditionFailed):
     pass
 
 
+class LockHeld(PreconditionFailed):
+    """Another run holds (or held, and its lease expired) the environment's lock."""
+
+
 class ExternalServiceError(RollbackError):
     exit_code = 4
     outcome = "service-error"
@@ -183,6 +194,37 @@ class ConnectivityError(RestoreFailed):
     pass
 
 
+class NotApproved(RollbackError):
+    """A live run that needs more people's approval did not get it: nothing was changed."""
+
+    exit_code = 11
+    outcome = "not-approved"
+
+
+class ApprovalTimeout(NotApproved):
+    pass
+
+
+class ApprovalRejected(NotApproved):
+    exit_code = 12
+    outcome = "rejected"
+
+
+class Interrupted(RollbackError):
+    """The run was stopped before it ended: the archive says ``interrupted`` and the last step."""
+
+    exit_code = 130
+    outcome = "interrupted"
+
+
+class Terminated(Interrupted):
+    exit_code = 143
+
+
+class KernelDied(Interrupted):
+    exit_code = 137
+
+
 def _all_subclasses(cls: type[RollbackError]) -> list[type[RollbackError]]:
     found = [cls]
     for sub in cls.__subclasses__():
@@ -202,9 +244,15 @@ EXIT_CODES: dict[int, str] = {
     0: "success (or a dry run that resolved a plan)",
     1: "unexpected error (a bug, or a failure the runbook does not classify)",
     2: "bad input: environment, digest, parameters or confirmation",
-    3: "precondition failed: drift, no rollback target, bad or missing record, backup or cluster map",
+    3: "precondition failed: drift, no rollback target, bad or missing record, backup or cluster "
+       "map, or another run holds the environment's lock",
     4: "GitHub or flyctl failed: auth, not found, rate limit, outage, refused or failed command",
     5: "the promote-image workflow run did not succeed",
     6: "rolled back but verification failed: machines not on the target or health not 200",
     7: "restore failed: the new cluster did not become ready or could not be reached",
+    11: "waiting for approval: not enough people approved the plan in time; nothing was changed",
+    12: "rejected: an approver rejected the plan (or the workflow's deployment); nothing was changed",
+    130: "interrupted (Ctrl-C / SIGINT): archived as interrupted; re-run the same command to resume",
+    137: "interrupted: the notebook's kernel died (killed, out of memory); re-run the same command to resume",
+    143: "terminated (SIGTERM): archived as interrupted; re-run the same command to resume",
 }

@@ -12,19 +12,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import shlex
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
 from rollback_helpers.cli import inputs
 from rollback_helpers.errors import EXIT_CODES, RollbackError
+from rollback_helpers.run.interrupt import StopSignals
 from rollback_helpers.secrets import redact
+
+if TYPE_CHECKING:
+    from rollback_helpers.run import archive
+    from rollback_helpers.run.lifecycle import Closing
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
 PATHS = ("path-a", "path-b", "verify-flip")  # run.archive.NOTEBOOKS
@@ -90,6 +97,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="path-b: the bad deploy's record (default: the newest)")
     p.add_argument("--new-cluster", help="verify-flip: the restored cluster (default: the map's)")
     p.add_argument("--old-cluster", help="verify-flip: the replaced cluster (default: the record's)")
+    p.add_argument("--break-lock", default="", metavar="WHY",
+                   help="take over the environment's lock from a run whose lease expired "
+                        "(recorded with WHY)")
+    p.add_argument("--watch-in-flight", action="store_true",
+                   help="path-a: watch a promote run already in flight instead of stopping")
     p.add_argument("--quiet", action="store_true", help="do not stream cell output")
 
 
@@ -99,20 +111,22 @@ def parameters(args: argparse.Namespace, *, backend: str, archive_to: Path,
     params: dict[str, Any] = {"env": args.env, "dry_run": args.dry_run, "backend": backend,
                               "reason": args.reason, "incident": args.incident,
                               "operator": args.operator, "archive_path": str(archive_to),
-                              "confirm": getattr(args, "confirm", ""), "interactive": False}
+                              "confirm": getattr(args, "confirm", ""), "interactive": False,
+                              "run_id": args.run_id, "break_lock": args.break_lock}
     if sandbox_dir:
         params["sandbox_dir"] = sandbox_dir
     if args.path == "path-a":
         params.update(target_digest=args.target_digest,
-                      allow_unrecorded_target=args.allow_unrecorded_target)
+                      allow_unrecorded_target=args.allow_unrecorded_target,
+                      watch_in_flight=args.watch_in_flight)
     elif args.path == "path-b":
         optional = {"backup_id": args.backup_id, "source_cluster": args.source_cluster,
                     "new_cluster_name": args.new_cluster_name, "ready_timeout": args.ready_timeout,
                     "record_number": args.record_number}
         params.update({k: v for k, v in optional.items() if v is not None})
     elif args.path == "verify-flip":
-        params.pop("dry_run")  # it only reads
-        params.pop("confirm")
+        for only_live in ("dry_run", "confirm", "break_lock"):  # it only reads
+            params.pop(only_live)
         params.update({k: v for k, v in {"new_cluster": args.new_cluster,
                                          "old_cluster": args.old_cluster}.items() if v})
     return params
@@ -129,6 +143,11 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
+    with args.stop:
+        return _drill(args)
+
+
+def _drill(args: argparse.Namespace) -> int:
     from rollback_helpers.run.backends import create_drill_world, discard_drill_world
 
     args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
@@ -138,46 +157,100 @@ def cmd_drill(args: argparse.Namespace) -> int:
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
     saved_token = os.environ.get("GITHUB_TOKEN")
     try:
-        world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed)
+        world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed,
+                                   reuse=bool(args.sandbox_dir))
         print(f"Drill: {args.path} on {args.env}, scenario {args.scenario!r} — {world.description}")
+        if world.reused:
+            print(f"Acting in the existing sandbox world in {sandbox_dir} (not rebuilt).")
         os.environ["GITHUB_TOKEN"] = world.token  # the kernel reads it, as in an incident
-        return _execute(args, directory, backend="sandbox", sandbox_dir=str(sandbox_dir))
+        return _execute(args, directory, backend="sandbox", sandbox_dir=str(sandbox_dir),
+                        drill=True)
     finally:
-        if saved_token is None:
-            os.environ.pop("GITHUB_TOKEN", None)
-        else:
-            os.environ["GITHUB_TOKEN"] = saved_token
-        keep = args.keep_sandbox or args.sandbox_dir
-        discard_drill_world(sandbox_dir, keep_files=bool(keep))
-        if not keep:
-            shutil.rmtree(sandbox_dir, ignore_errors=True)
+        with args.stop.held():  # no server, tunnel or temp world outlives the drill
+            if saved_token is None:
+                os.environ.pop("GITHUB_TOKEN", None)
+            else:
+                os.environ["GITHUB_TOKEN"] = saved_token
+            keep = args.keep_sandbox or args.sandbox_dir
+            discard_drill_world(sandbox_dir, keep_files=bool(keep))
+            if not keep:
+                shutil.rmtree(sandbox_dir, ignore_errors=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    directory = checked_incidents_dir(args, backend="real", drill=False)
-    return _execute(args, directory, backend="real", sandbox_dir=None)
+    with args.stop:
+        directory = checked_incidents_dir(args, backend="real", drill=False)
+        return _execute(args, directory, backend="real", sandbox_dir=None, drill=False)
 
 
 def _execute(args: argparse.Namespace, directory: Path, *, backend: str,
-             sandbox_dir: str | None) -> int:
+             sandbox_dir: str | None, drill: bool) -> int:
     from rollback_helpers.run import archive
+    from rollback_helpers.run.lifecycle import finish_run
 
-    target = archive.archive_path(directory, args.env, args.path, dry_run=args.dry_run)
+    if args.path == "verify-flip":
+        args.dry_run = False  # it only ever reads: there is nothing to dry-run
+    target = archive.archive_path(directory, args.env, args.path, dry_run=args.dry_run,
+                                  reserve=True)
     if not args.quiet:
         archive.quiet_papermill_logs()
     outcome = archive.execute(args.path, target, parameters(args, backend=backend,
                                                             archive_to=target,
                                                             sandbox_dir=sandbox_dir),
-                              log_output=not args.quiet)
+                              log_output=not args.quiet, stop=args.stop)
     print()
-    if outcome.ok:
-        print(f"Done: {args.path} on {args.env} — {'dry run, plan only' if args.dry_run else 'success'}.")
-    else:
-        print(f"FAILED at step: {outcome.failed_step} (cell {outcome.failed_cell})", file=sys.stderr)
-        print(redact(outcome.error), file=sys.stderr)
+    with args.stop.held():
+        closing = _closing(args, outcome, target)
+        # bad input stops before anything is contacted: nothing to finish, nobody to tell
+        lines = [] if args.dry_run or outcome.exit_code == 2 else [
+            *_announce(args, outcome, target, drill=drill),
+            *finish_run(closing, backend=backend, sandbox_dir=sandbox_dir)]
+    _report(args, outcome, closing)
+    for line in lines:
+        print(line)
     print(f"Archived notebook: {target}")
     print(f"Exit code {outcome.exit_code}: {EXIT_CODES.get(outcome.exit_code, '')}")
     return outcome.exit_code
+
+
+def _announce(args: argparse.Namespace, outcome: archive.Outcome, target: Path, *,
+              drill: bool) -> list[str]:
+    """The run's last notification, sent from here: the kernel may be dead."""
+    from rollback_helpers.domain.config import load_config
+    from rollback_helpers.run.notify import RunEnd, announce_end
+    from rollback_helpers.ui.interactive import default_operator
+
+    end = RunEnd(args.path, args.env, args.run_id, args.operator or default_operator(),
+                 outcome.exit_code, outcome.outcome, target, error=outcome.error, drill=drill)
+    try:
+        timeout = load_config().notify_timeout
+    except RollbackError:
+        timeout = 5.0
+    sent = announce_end(end, os.environ, timeout=timeout)
+    return [sent.line()] if sent is not None else []
+
+
+def _closing(args: argparse.Namespace, outcome: archive.Outcome, target: Path) -> Closing:
+    from rollback_helpers.run.lifecycle import Closing
+
+    return Closing(args.run_id, args.path, args.env, outcome.exit_code, outcome.outcome,
+                   args.dry_run, target, error=outcome.error, failed_step=outcome.failed_step,
+                   last_step=outcome.last_step,
+                   resume_command=shlex.join(["rollback-runbook", *args.argv]))
+
+
+def _report(args: argparse.Namespace, outcome: archive.Outcome, closing: Closing) -> None:
+    if outcome.ok:
+        print(f"Done: {args.path} on {args.env} — {'dry run, plan only' if args.dry_run else 'success'}.")
+    elif outcome.outcome == "interrupted":
+        print(f"INTERRUPTED during step: {outcome.failed_step} (last completed: "
+              f"{outcome.last_step})", file=sys.stderr)
+        print(redact(outcome.error), file=sys.stderr)
+        if not args.dry_run:
+            print(f"To resume: {closing.resume_command}", file=sys.stderr)
+    else:
+        print(f"FAILED at step: {outcome.failed_step} (cell {outcome.failed_cell})", file=sys.stderr)
+        print(redact(outcome.error), file=sys.stderr)
 
 
 def cmd_scenarios(_: argparse.Namespace) -> int:
@@ -219,8 +292,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv
+        args.run_id = secrets.token_hex(6)  # this run's lock, record comment and archive
+        args.stop = StopSignals()  # drill and run: SIGINT/SIGTERM stop the run, cleanly
         return COMMANDS[args.command](args)
     except RollbackError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -36,12 +36,16 @@ OTHER_VARIABLES = frozenset({
     "ROLLBACK_LAB_ROOT",        # `rollback-runbook lab`: the workspace, for links
     "ROLLBACK_OPERATOR",        # who decides, when no operator is given
     "ROLLBACK_VENV",            # ./rollback-runbook and ./run-tests: which virtualenv
+    "ROLLBACK_NOTIFY",          # notification URLs (secrets), read by run.notify only
 })
+# ROLLBACK_NOTIFY_<ENV>: one environment's notification URLs (secrets), read by run.notify only.
+OTHER_PREFIXES = ("ROLLBACK_NOTIFY_",)
 _STRICT = ConfigDict(extra="forbid")  # each field's type is strict itself (validation.py)
 Labels = Annotated[tuple[Text, ...], Field(strict=False)]  # a TOML list; never a bare string
 Name = Annotated[Text, Field(min_length=1)]
 Repo = Annotated[Text, Field(pattern=r"^[^/\s]+/[^/\s]+$")]
 Count = Annotated[int, Field(ge=1, le=1000, strict=True)]
+Approvals = Annotated[int, Field(ge=0, le=10, strict=True)]
 MAX_HEALTH_PROBES = 10_000  # as clients.health: grace / interval above this is a typo
 
 
@@ -54,6 +58,17 @@ class EnvConfig:
     health_url: Text = ""  # default: https://<app>.fly.dev/api/health/ready
     infisical_env: Text = ""
     record_labels: Labels = ()  # default: deployment-record, env:<name>
+    approvals: Approvals = 0  # people who must approve a live run, the operator included;
+    #                           0: the default, 2 for production and 1 elsewhere
+    github_environment: Text = ""  # the GitHub Environment the promote workflow deploys to
+
+    @property
+    def required_approvals(self) -> int:
+        return self.approvals or (2 if self.name == "production" else 1)
+
+    @property
+    def deployment_environment(self) -> str:
+        return self.github_environment or self.name
 
     def __post_init__(self) -> None:
         if not self.health_url:
@@ -95,6 +110,10 @@ class RunbookConfig:
     health_consecutive: Count = 3  # 200s in a row that make "healthy"
     ready_timeout: PositiveSeconds = 900.0
     command_timeout: PositiveSeconds = 120.0
+    lock_ttl: PositiveSeconds = 600.0  # the environment lock's lease: renewed while a live run waits
+    notify_timeout: PositiveSeconds = 5.0  # the longest a run waits for its notifications, all together
+    approval_timeout: PositiveSeconds = 1800.0  # how long a live run waits for its approvals
+    approval_poll_interval: PositiveSeconds = 10.0  # seconds between looks for approvals on GitHub
     verify_tables: Labels = ()  # row counts compared in Path B; empty: the public tables
     environments: Mapping[str, EnvConfig] = field(default_factory=_default_environments)
 
@@ -137,8 +156,9 @@ TOP_KEYS = tuple(f.name for f in fields(RunbookConfig) if f.name != "environment
 ENV_KEYS = tuple(f.name for f in fields(EnvConfig) if f.name != "name")
 LIST_KEYS = ("verify_tables", "record_labels")
 FLOAT_KEYS = ("poll_interval", "workflow_timeout", "rollout_timeout", "health_grace",
-              "health_interval", "ready_timeout", "command_timeout")
-INT_KEYS = ("health_consecutive",)
+              "health_interval", "ready_timeout", "command_timeout", "lock_ttl", "notify_timeout",
+              "approval_timeout", "approval_poll_interval")
+INT_KEYS = ("health_consecutive", "approvals")
 ACCEPTED = {
     "github_repo": '"owner/name"',
     "poll_interval": "a finite number of seconds > 0",
@@ -149,6 +169,7 @@ ACCEPTED = {
     "health_grace": "a finite number of seconds ≥ 0",
     "health_interval": "a finite number of seconds > 0",
     "health_consecutive": "a whole number from 1 to 1000",
+    "approvals": "a whole number of people from 0 (the default: 2 for production, 1 elsewhere) to 10",
     "verify_tables": 'a list of table names, e.g. ["customers", "invoices"]',
     "record_labels": 'a list of labels, e.g. ["deployment-record", "env:qa"]',
     "environments": "a table of environments: [environments.<name>] with at least app",
@@ -208,6 +229,7 @@ def _apply(data: dict[str, Any], layer: Mapping[str, Any], source: str,
 
 
 def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    layer = _approvals_table(layer)
     merged = {**base, **{key: value for key, value in layer.items() if key != "environments"}}
     given = layer.get("environments")
     if isinstance(given, Mapping):
@@ -218,6 +240,23 @@ def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
     elif "environments" in layer:
         merged["environments"] = given  # not a table: validation names it
     return merged
+
+
+def _approvals_table(layer: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``[approvals] production = 2`` is shorthand for ``[environments.production] approvals = 2``."""
+    table = layer.get("approvals")
+    if table is None:
+        return layer
+    if not isinstance(table, Mapping):
+        raise ConfigError("'approvals' must be a table of environment = number of people.",
+                          "Write [approvals] then e.g. production = 2.")
+    envs = {name: dict(data) if isinstance(data, Mapping) else data
+            for name, data in dict(layer.get("environments") or {}).items()}
+    for env_name, number in table.items():
+        entry = envs.setdefault(env_name, {})
+        if isinstance(entry, dict):
+            entry["approvals"] = number
+    return {**{k: v for k, v in layer.items() if k != "approvals"}, "environments": envs}
 
 
 def _merge_env(base: dict[str, Any] | None, name: str, data: Any) -> Any:
@@ -240,7 +279,8 @@ def _environ_layer(cfg: RunbookConfig, environ: Mapping[str, str]
     layer: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for var, value in sorted(environ.items()):
-        if not var.startswith("ROLLBACK_") or var in OTHER_VARIABLES:
+        if not var.startswith("ROLLBACK_") or var in OTHER_VARIABLES \
+                or var.startswith(OTHER_PREFIXES):
             continue
         key, env_name = _variable_key(var, cfg)
         if env_name:

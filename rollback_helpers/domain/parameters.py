@@ -31,7 +31,8 @@ from rollback_helpers.domain.validation import (
 from rollback_helpers.errors import guard_free_text
 
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
-             "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest")
+             "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest",
+             "break_lock", "run_id")
 ACCEPTED = {
     "env": "an environment name, e.g. staging",
     "backend": "sandbox or real",
@@ -40,6 +41,7 @@ ACCEPTED = {
     "dry_run": ACCEPTED_SWITCH,
     "interactive": ACCEPTED_SWITCH,
     "allow_unrecorded_target": ACCEPTED_SWITCH,
+    "watch_in_flight": ACCEPTED_SWITCH,
     "config": "a dict of configuration keys (docs/configuration.md)",
 }
 
@@ -71,6 +73,9 @@ class RunParameters(BaseModel):
     ready_timeout: PositiveSeconds | None = None
     new_cluster: Text | None = None
     old_cluster: Text | None = None
+    run_id: Text = ""  # the command line's run id (its lock and record comment); "" in JupyterLab
+    break_lock: Text = ""  # why an expired lease is taken over (recorded)
+    watch_in_flight: Switch = False  # watch a promote run already in flight instead of stopping
 
     @field_validator(*FREE_TEXT)
     @classmethod

@@ -253,3 +253,24 @@ def _table_row(record: Record) -> dict[str, Any]:
     return {**row, "image": record.image.short, "previous": previous, "git_sha": record.git_sha,
             "backup_id": record.backup_id,
             "status": "rolled-back" if record.rolled_back else "valid"}
+
+
+class Replay(Iterable[Record]):
+    """A lazy iterator that can be walked again from the start without refetching."""
+
+    def __init__(self, source: Iterable[Record]) -> None:
+        self._source = iter(source)
+        self._seen: list[Record] = []
+
+    def __iter__(self) -> Iterator[Record]:
+        index = 0
+        while True:
+            if index < len(self._seen):
+                yield self._seen[index]
+            else:
+                nxt = next(self._source, None)
+                if nxt is None:
+                    return
+                self._seen.append(nxt)
+                yield nxt
+            index += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +19,11 @@ from typing import Any
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
 from rollback_helpers.domain.parameters import check_parameters
-from rollback_helpers.errors import ConfigError, ConfirmationRequired
+from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackError
 from rollback_helpers.run.backends import Backends, open_backends
+from rollback_helpers.run.lifecycle import Lifecycle
+from rollback_helpers.run.lock import Lease
+from rollback_helpers.run.notify import Notice, Notifier, Sent, end_event, notifier_from_env
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Decision,
@@ -55,6 +59,62 @@ class RunContext:
     decisions: list[Decision] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: secrets.token_hex(6))
     opened_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    break_lock: str = ""
+    _lifecycle: Lifecycle | None = None
+    _notifier: Notifier | None = None
+    _announced: bool = False
+    _announced_end: bool = False
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        """The environment lock and this run's record comment (GitHub is reached lazily)."""
+        if self._lifecycle is None:
+            self._lifecycle = Lifecycle(
+                self.backends.github(self.cfg), self.path, self.env.name, self.run_id,
+                self.operator, self.backends.clock, self.cfg.lock_ttl, self.log,
+                holder_pid=os.getpid() if self.interactive else os.getppid())
+        return self._lifecycle
+
+    def take_lock(self) -> Lease:
+        """Before anything changes: hold the environment's lock (a takeover is a decision)."""
+        lease = self.lifecycle.acquire(break_lock=self.break_lock)
+        old = self.lifecycle.taken_over
+        if old is not None:
+            how = f"parameter break_lock={self.break_lock!r}" if self.break_lock else \
+                "automatic: the holder's process is gone on this machine"
+            self.decide(f"take over the lock of {self.env.name} from {old.holder} (run "
+                        f"{old.run_id}, since {old.started_at})", how, "lock")
+        return lease
+
+    def end(self) -> None:
+        """The run is over (its summary): release the lock if this run holds it."""
+        if self._lifecycle is not None:
+            self._lifecycle.release()
+
+    def notify(self, event: str, outcome: str, *, record: str = "",
+               detail: str = "") -> Sent | None:
+        """Tell the team (live runs only). A failed or slow delivery is a line in the notebook
+        and the timeline, never an error, and costs at most ``notify_timeout`` seconds."""
+        if self.dry_run:
+            return None
+        if self._notifier is None:
+            self._notifier = notifier_from_env(self.env.name, os.environ,
+                                               timeout=self.cfg.notify_timeout)
+        if not self._notifier.targets:
+            return None
+        sent = self._notifier.notify(Notice(
+            event, self.env.name, self.path, self.operator, outcome, run_id=self.run_id,
+            record=record or self.record_url(), archive=self.archive_path, detail=detail,
+            at=utc_iso(self.backends.clock.now()),
+            mode="drill" if self.backends.name == "sandbox" else "live"))
+        self.log(sent.line())
+        print(sent.line(), flush=True)
+        return sent
+
+    def record_url(self) -> str:
+        """The web address of this run's record comment, once posted."""
+        record = self._lifecycle.record if self._lifecycle is not None else None
+        return record.html_url if record is not None else ""
 
     def log(self, event: str) -> None:
         """One line of the incident timeline, stamped with the run's clock."""
@@ -74,15 +134,26 @@ class RunContext:
     def go_live(self) -> None:
         """The engineer approved: from now on the changing steps run."""
         if self.dry_run:
+            self.take_lock()
             self.dry_run = False
             self.log(f"{self.path} is LIVE on {self.env.name} (approved)")
 
-    def hold(self, step: str, *, approved: bool, gate_step: str) -> Report | None:
-        """Why a changing step must not run now (a report to show), or None to go ahead."""
+    def hold(self, step: str, *, approved: bool, gate_step: str,
+             then: Callable[[], None] | None = None) -> Report | None:
+        """Why a changing step must not run now (a report to show), or None to go ahead.
+
+        ``then`` runs before a live step goes ahead: the two-person rule's wait for the
+        approvals still missing, which raises if they do not come."""
         if self.interactive and not approved:
             return not_approved(step, gate_step)
         if self.dry_run:
             return Report(f"{step}: skipped (dry run)", status="skipped")
+        if not self._announced:  # the first live step: tell the team the run is changing things
+            self._announced = True
+            plan = next((d.what for d in reversed(self.decisions) if d.step == "plan"), "")
+            self.notify("start", plan or f"{self.path} is live")
+        if then is not None:
+            then()
         return None
 
     def go_dry(self, why: str) -> None:
@@ -129,7 +200,22 @@ class RunContext:
                 "A headless run is archived by the command that ran it, when the run ends.")
         from rollback_helpers.run.walkthrough import archive_walkthrough
 
-        return archive_walkthrough(self, notebook)
+        report = archive_walkthrough(self, notebook)
+        if report.title == "Finish: archived":
+            self._announce_end()
+        return report
+
+    def _announce_end(self) -> None:
+        """A live walkthrough's last event, once, when its Finish cell first archives it."""
+        from rollback_helpers.run.archive import read_outcome
+
+        if self.dry_run or self._announced_end:
+            return
+        self._announced_end = True
+        block = read_outcome(Path(self.archive_path))
+        code, outcome = int(block.get("exit_code", 1)), str(block.get("outcome", ""))
+        error = str(block.get("error") or "").partition("\n")[0]
+        self.notify(end_event(self.path, code, outcome), f"exit {code}: {error or outcome}")
 
     @property
     def env_name(self) -> str:
@@ -158,17 +244,42 @@ class RunContext:
                            ("operator", self.operator), ("incident", self.incident or "—"),
                            ("reason", self.reason or "—")]:
             report.fact(key, value)
+        self._lock_fact(report)
+        if self.env.required_approvals > 1 and self.path != "verify-flip":
+            report.fact("approvals", f"{self.env.required_approvals} people, the operator included: "
+                        "a live run waits for the others before it changes anything "
+                        "(`/approve <run id>` on its plan, or the GitHub Environment's reviewers)")
         report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "step": "preflight"}}}
         if self.backends.sandbox_dir:
             report.note(f"Sandbox world: {self.backends.sandbox_dir} — nothing real is touched.")
         return report
 
 
+    def _lock_fact(self, report: Report) -> None:
+        lease = self._lifecycle.lease if self._lifecycle is not None else None
+        if lease is not None:
+            report.fact("lock", f"held by this run until {lease.expires_at} (renewed while it runs)")
+            return
+        if self.path == "verify-flip" or self.backends.github_token is None:
+            return
+        try:
+            other = self.lifecycle.held_by_other()
+        except RollbackError as exc:  # a dry run shows the lock; it does not need it
+            report.fact("lock", f"not readable: {exc.what}")
+            return
+        if other is None:
+            report.fact("lock", f"free: nobody is running a live rollback on {self.env.name}")
+            return
+        report.status = "warning"
+        report.fact("lock", f"HELD by {other.describe()}")
+        report.note("Another live run holds this environment: a live run now would stop here.")
+
+
 def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenario: str = "default",
              sandbox_dir: str | None = None, confirm: str = "", operator: str = "",
              reason: str = "", incident: str = "", archive_path: str = "",
              config: dict[str, Any] | None = None, interactive: bool = False,
-             screen: Screen | None = None) -> RunContext:
+             screen: Screen | None = None, run_id: str = "", break_lock: str = "") -> RunContext:
     """Validate the parameters (nothing is contacted before this passes) and open the seams.
 
     Interactive runs always start as a dry run: the plan's button, not a
@@ -204,8 +315,11 @@ def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenari
     backends = open_backends(backend, scenario=scenario, sandbox_dir=sandbox_dir, cfg=cfg)
     ctx = RunContext(path, cfg, env_cfg, backends, dry_run, reason, incident, operator,
                      archive_path, utc_iso(backends.clock.now()), interactive=interactive,
-                     screen=screen)
+                     screen=screen, break_lock=break_lock)
+    ctx.run_id = run_id or ctx.run_id
     ctx.log(f"{path} started on {env_cfg.name} ({ctx.mode}, backend {backends.name})")
+    if not ctx.dry_run and path != "verify-flip":
+        ctx.take_lock()  # before anything is read for the change, let alone changed
     for earlier in take_pending_decisions():  # the picker's choice, made before the run opened
         ctx.decisions.append(replace(earlier, run_id=ctx.run_id))
         ctx.log(f"decision: {earlier.what} ({earlier.how}, by {earlier.who} at {earlier.at})")

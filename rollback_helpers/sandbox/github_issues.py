@@ -1,4 +1,4 @@
-"""The sandbox GitHub's issues: listing, reading, comments and labels.
+"""The sandbox GitHub's issues: listing, reading, comments (create, list, edit) and labels.
 
 Issues, their comments and the repository's labels come from ``state["github"]``
 (``issues``, ``comments`` by issue number, ``labels``). An issue with
@@ -111,7 +111,8 @@ def _list_issues(call: Call) -> httpx.Response:
     wanted = [name for name in call.params.get("labels", "").split(",") if name]
     state = call.params.get("state", "open")
     issues = [i for i in call.gh["issues"] if set(wanted) <= set(i.get("labels", []))
-              and (state == "all" or i.get("state", "open") == state)]
+              and (state == "all" or i.get("state", "open") == state)
+              and not i.get("transferred_to")]  # listed under its new number only
     key = {"created": "created_at", "updated": "updated_at"}.get(call.params.get("sort", "created"))
     if key is None:
         return error(422, "Validation Failed", "issues/issues#list-repository-issues")
@@ -152,6 +153,35 @@ def _add_comment(call: Call) -> httpx.Response:
     return json_response(201, rendered, {"location": rendered["url"]})
 
 
+def _find_comment(call: Call) -> tuple[int, dict[str, Any]] | None:
+    wanted = int(call.args["comment_id"])
+    for number, comments in call.gh["comments"].items():
+        for comment in comments:
+            if int(comment["id"]) == wanted:
+                return int(number), comment
+    return None
+
+
+def _get_comment(call: Call) -> httpx.Response:
+    found = _find_comment(call)
+    if found is None:
+        return error(404, "Not Found", "issues/comments#get-an-issue-comment")
+    return json_response(200, _comment_json(call, *found))
+
+
+def _edit_comment(call: Call) -> httpx.Response:
+    doc = "issues/comments#update-an-issue-comment"
+    found = _find_comment(call)
+    if found is None:
+        return error(404, "Not Found", doc)
+    body = call.body()
+    if not isinstance(body, dict) or not isinstance(body.get("body"), str) or not body["body"]:
+        return error(422, 'Invalid request.\n\n"body" wasn\'t supplied.', doc)
+    number, comment = found
+    comment.update(body=body["body"], updated_at=call.world.iso_now())
+    return json_response(200, _comment_json(call, number, comment))
+
+
 def _add_labels(call: Call) -> httpx.Response:
     found = _issue_or_redirect(call)
     if isinstance(found, httpx.Response):
@@ -175,4 +205,6 @@ ROUTES: list[Route] = [
     ("GET", re.compile(REPO + r"/issues/(?P<number>\d+)/comments"), _list_comments),
     ("POST", re.compile(REPO + r"/issues/(?P<number>\d+)/comments"), _add_comment),
     ("POST", re.compile(REPO + r"/issues/(?P<number>\d+)/labels"), _add_labels),
+    ("GET", re.compile(REPO + r"/issues/comments/(?P<comment_id>\d+)"), _get_comment),
+    ("PATCH", re.compile(REPO + r"/issues/comments/(?P<comment_id>\d+)"), _edit_comment),
 ]

@@ -38,6 +38,13 @@ class GitHubSpec(_Table):
     token_scopes: Names = []
 
 
+class InFlightSpec(_Table):
+    env: Text = "staging"
+    image: Text | None = None
+    actor: Text = "dana"
+    started: Seconds = 30
+
+
 class WorkflowSpec(_Table):
     file: Text = "promote-image.yml"
     id: Annotated[int, Field(gt=0)] = 48151623
@@ -46,6 +53,7 @@ class WorkflowSpec(_Table):
     conclusion: Text = "success"
     dispatch: Literal["details", "legacy"] = "details"
     state: Text = "active"
+    in_flight: InFlightSpec | None = None
 
 
 class FaultSpec(_Table):
@@ -53,6 +61,11 @@ class FaultSpec(_Table):
     rate_limit_on: RequestNumbers = []
     secondary_limit_on: RequestNumbers = []
     server_error_on: RequestNumbers = []
+    dispatch_after_accept: Literal["", "drop", "timeout", "502"] = ""
+    comment_after_accept: Literal["", "drop", "timeout", "502"] = ""
+    transferred: Names = []
+    transfer_after: Seconds = 60
+    stale_lock: Text = ""
 
 
 class FlySpec(_Table):
@@ -106,6 +119,28 @@ class EnvironmentSpec(_Table):
     flip_cluster_map: Switch = True
 
 
+Role = Literal["admin", "maintain", "write", "triage", "read", "none"]
+
+
+class GitHubEnvironmentSpec(_Table):
+    reviewers: Names = []
+    prevent_self_review: Switch = True
+
+
+class ApproverSpec(_Table):
+    login: Text
+    action: Literal["approve", "reject", "approve-other-run", "approve-older-plan"] = "approve"
+    after: Seconds = 60
+    comment: Text = "not now"
+
+
+class ReviewSpec(_Table):
+    login: Text
+    state: Literal["approved", "rejected"] = "approved"
+    after: Seconds = 60
+    comment: Text = ""
+
+
 class Scenario(_Table):
     description: Text = ""
     start: Text = "2026-06-10T09:00:00Z"
@@ -117,6 +152,10 @@ class Scenario(_Table):
     cluster_map: dict[str, ClusterId] = {}
     clusters: dict[str, ClusterSpec] = {}
     environments: dict[str, EnvironmentSpec] = {}
+    collaborators: dict[str, Role] = {}
+    github_environments: dict[str, GitHubEnvironmentSpec] = {}
+    approvers: list[ApproverSpec] = []
+    reviews: list[ReviewSpec] = []
 
     @field_validator("start")
     @classmethod

@@ -368,3 +368,41 @@ def test_the_name_of_an_environment_table_cannot_be_overridden(tmp_path: Path) -
     path = write_toml(tmp_path, '[environments.staging]\nname = "prod"\n')
     with pytest.raises(ConfigError, match="environments.staging.name"):
         load_config(environ={}, config_file=path)
+
+
+def test_approvals_default_to_two_for_production_and_one_elsewhere() -> None:
+    cfg = load_config(environ={}, config_file=None)
+    assert cfg.env("production").required_approvals == 2
+    assert cfg.env("staging").required_approvals == 1
+    assert cfg.env("production").deployment_environment == "production"
+
+
+def test_approvals_per_environment_from_a_table_a_key_or_a_variable(tmp_path: Path) -> None:
+    path = tmp_path / "runbook.toml"
+    path.write_text('[approvals]\nproduction = 3\nstaging = 2\n\n'
+                    '[environments.development]\napprovals = 2\ngithub_environment = "dev"\n')
+    cfg = load_config(environ={}, config_file=path)
+    assert [cfg.env(e).required_approvals for e in ("production", "staging", "development")] == [
+        3, 2, 2]
+    assert cfg.env("development").deployment_environment == "dev"
+    from_env = load_config(environ={"ROLLBACK_STAGING_APPROVALS": "2",
+                                    "ROLLBACK_APPROVAL_TIMEOUT": "60"}, config_file=path)
+    assert from_env.env("staging").required_approvals == 2 and from_env.approval_timeout == 60.0
+
+
+@pytest.mark.parametrize("value", ['"two"', "1.5", "-1", "true"])
+def test_approvals_must_be_a_whole_number(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "runbook.toml"
+    path.write_text(f"[environments.production]\napprovals = {value}\n")
+    with pytest.raises(ConfigError, match="approvals"):
+        load_config(environ={}, config_file=path)
+
+
+def test_notification_urls_are_never_config_keys(tmp_path: Path) -> None:
+    """ROLLBACK_NOTIFY* are read by the notifier only; a config file cannot hold them."""
+    cfg = load_config(environ={"ROLLBACK_NOTIFY": "json://x/y", "ROLLBACK_NOTIFY_PRODUCTION": "json://z"})
+    assert "json://" not in repr(cfg)
+    path = tmp_path / "runbook.toml"
+    path.write_text('notify = "json://x/y"\n')
+    with pytest.raises(ConfigError, match="'notify'"):
+        load_config(environ={}, config_file=path)

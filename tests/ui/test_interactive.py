@@ -293,8 +293,10 @@ def test_headless_plan_records_the_parameter_decision(tmp_path: Path, env: str, 
     (decision,) = run.ctx.decisions
     assert decision.what.startswith(what)
     assert (decision.how, decision.who, decision.step) == (how, "ana", "plan")
-    plan, line = screen.outputs
+    plan, line, *recorded = screen.outputs
     assert plan.obj.title == "Plan" and "Decision: " + what in line.text
+    # a live run records itself on the bad deploy's record before anything changes
+    assert [o.obj.title.split(" #")[0] for o in recorded] == ([] if dry_run else ["Run recorded on"])
     assert not any(hasattr(o.obj, "on_click") or hasattr(o.obj, "children")
                    for o in screen.outputs)  # no widget, ever
 
@@ -491,3 +493,22 @@ def test_lab_listens_on_loopback_only(tmp_path: Path) -> None:
     assert "--ServerApp.ip=127.0.0.1" in argv and "--ServerApp.port=8123" in argv
     assert "--ServerApp.port_retries=0" in argv and "--no-browser" in argv
     assert not any("token" in a.lower() for a in argv)  # the token is in a 0600 file
+
+
+@pytest.mark.e2e
+def test_a_live_walkthrough_tells_the_team_once_when_it_is_archived(
+        tmp_path: Path, frontend: Callable[[Any], Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first change sends 'start'; the Finish cell sends the last event, once."""
+    from webhook_receiver import receiver
+
+    with receiver("ok") as rec:
+        monkeypatch.setenv("ROLLBACK_NOTIFY", rec.url())
+        lab, saved = walkthrough(tmp_path, frontend, "default", monkeypatch)
+        lab.save(saved)
+        finish = lab.index("run.finish()")
+        lab.run(finish)
+        lab.save(saved)
+        lab.run(finish)  # archiving again updates the archive, not the team
+    assert rec.events() == ["start", "success"]
+    assert rec.bodies[1]["outcome"] == "exit 0: success" and rec.bodies[1]["archive"].endswith(
+        "-staging-path-a.ipynb")

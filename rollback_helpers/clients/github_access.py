@@ -1,0 +1,107 @@
+"""Who may approve: collaborator permissions, GitHub Environments' required reviewers, and
+a workflow run waiting on them (pending deployments, reviews).
+
+The runbook's own approval gate asks :meth:`AccessMixin.permission` whether an
+approver has write access (``admin``, ``maintain`` and ``write`` answer
+``admin``/``write``), and :meth:`AccessMixin.writers` who could approve at all.
+GitHub's native gate is an Environment with required reviewers: a run that
+deploys to it waits (``status: waiting``) until one of them approves or rejects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
+from rollback_helpers.errors import GitHubNotFound
+
+WRITE = frozenset({"admin", "write"})  # the legacy field: maintain reads "write", triage "read"
+
+
+@dataclass(frozen=True)
+class EnvironmentGate:
+    """A GitHub Environment's required-reviewers rule."""
+
+    name: str
+    reviewers: tuple[str, ...]        # logins, and teams as ``org/slug``
+    prevent_self_review: bool
+
+
+@dataclass(frozen=True)
+class PendingDeployment:
+    environment: str
+    reviewers: tuple[str, ...]
+    current_user_can_approve: bool
+
+
+@dataclass(frozen=True)
+class Review:
+    """One approval or rejection of a waiting run's deployment."""
+
+    user: str
+    state: str                        # "approved" or "rejected"
+    comment: str
+    environments: tuple[str, ...]
+
+
+def _reviewer(item: Mapping[str, Any]) -> str:
+    who = item.get("reviewer") or {}
+    if item.get("type") == "Team":
+        org = ((who.get("organization") or {}).get("login")) or ""
+        return f"{org}/{who.get('slug', '')}" if org else str(who.get("slug") or who.get("name"))
+    return str(who.get("login") or "")
+
+
+class AccessMixin(GitHubSession):
+    """Permission and environment-review endpoints of the GitHub client."""
+
+    def permission(self, user: str) -> str:
+        """``admin``, ``write``, ``read`` or ``none``: ``user``'s access to the repository."""
+        url = self._url(f"/collaborators/{quote(user, safe='')}/permission")
+        try:
+            response = self._call("GET", url, check=f"that {user} is a GitHub user")
+        except GitHubNotFound:
+            return "none"
+        return str(json_object(response, self._endpoint("GET", url)).get("permission") or "none")
+
+    def writers(self, *, limit: int = 100) -> list[str]:
+        """Logins with write access or more (the first ``limit``; one page of GitHub's)."""
+        url = self._url("/collaborators")
+        response = self._call("GET", url, params={"permission": "push", "per_page": str(limit)},
+                              check=f"that the token can list the collaborators of {self.repo}")
+        return [str((item or {}).get("login") or "")
+                for item in json_list(response, self._endpoint("GET", url))]
+
+    def environment_gate(self, name: str) -> EnvironmentGate | None:
+        """The Environment's required-reviewers rule, or None (no such environment or rule)."""
+        url = self._url(f"/environments/{quote(name, safe='')}")
+        try:
+            response = self._call("GET", url, check=f"the environment {name!r}")
+        except GitHubNotFound:
+            return None
+        rules = json_object(response, self._endpoint("GET", url)).get("protection_rules") or []
+        for rule in rules:
+            if rule.get("type") == "required_reviewers" and rule.get("reviewers"):
+                return EnvironmentGate(name, tuple(_reviewer(r) for r in rule["reviewers"]),
+                                       bool(rule.get("prevent_self_review")))
+        return None
+
+    def pending_deployments(self, run_id: int) -> list[PendingDeployment]:
+        url = self._url(f"/actions/runs/{run_id}/pending_deployments")
+        response = self._call("GET", url, check=f"that run {run_id} belongs to {self.repo}")
+        return [PendingDeployment(str((item.get("environment") or {}).get("name") or ""),
+                                  tuple(_reviewer(r) for r in item.get("reviewers") or []),
+                                  bool(item.get("current_user_can_approve")))
+                for item in json_list(response, self._endpoint("GET", url))]
+
+    def reviews(self, run_id: int) -> list[Review]:
+        """Approvals and rejections of a run's deployments, as GitHub keeps them."""
+        url = self._url(f"/actions/runs/{run_id}/approvals")
+        response = self._call("GET", url, check=f"that run {run_id} belongs to {self.repo}")
+        return [Review(str((item.get("user") or {}).get("login") or ""), str(item.get("state")),
+                       str(item.get("comment") or ""),
+                       tuple(str(e.get("name")) for e in item.get("environments") or []))
+                for item in json_list(response, self._endpoint("GET", url))]

@@ -1,0 +1,154 @@
+"""Notifications: real webhooks on loopback; never in the run's way, never a secret in them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import nbformat
+from webhook_receiver import receiver
+
+from rollback_helpers.run.notify import (
+    Notice,
+    RunEnd,
+    announce_end,
+    destinations,
+    end_event,
+    notifier_from_env,
+    post_url,
+)
+from rollback_helpers.secrets import Secret, redact
+from rollback_helpers.ui.display import METADATA_KEY
+
+NOTICE = Notice("start", "staging", "path-a", "alice", "rolling back to v41", run_id="abc123",
+                record="https://github.com/o/r/issues/7#issuecomment-1", archive="incidents/x.ipynb")
+
+
+def test_destinations_come_from_the_shared_and_the_per_environment_variable() -> None:
+    """ROLLBACK_NOTIFY goes everywhere, ROLLBACK_NOTIFY_<ENV> to its environment only."""
+    environ = {"ROLLBACK_NOTIFY": "json://a.example/x, jsons://b.example/y",
+               "ROLLBACK_NOTIFY_PRODUCTION": "https://hooks.slack.com/services/T/B/Z\nhttps://x.webhook.office.com/w",
+               "ROLLBACK_NOTIFY_STAGING": "json://c.example/z"}
+    prod = destinations("production", environ)
+    assert [d.kind for d in prod] == ["json webhook", "json webhook", "slack", "teams"]
+    assert [d.name for d in destinations("staging", environ)] == [
+        "#1 (json webhook)", "#2 (json webhook)", "#3 (json webhook)"]
+    assert destinations("development", {}) == []
+    assert str(prod[2].url) == "****" and "hooks.slack.com/services/T/B/Z" not in repr(prod)
+
+
+def test_json_schemes_map_to_http_and_https() -> None:
+    assert post_url("json://127.0.0.1:8080/h?x=1") == "http://127.0.0.1:8080/h?x=1"
+    assert post_url("jsons://hooks.example/h") == "https://hooks.example/h"
+    assert post_url("https://hooks.slack.com/services/a") == "https://hooks.slack.com/services/a"
+
+
+def test_a_generic_json_webhook_receives_every_field() -> None:
+    """env, path, operator, outcome, record link and archive location reach the receiver."""
+    with receiver("ok") as rec:
+        notifier = notifier_from_env("staging", {"ROLLBACK_NOTIFY": rec.url()}, timeout=5)
+        sent = notifier.notify(NOTICE)
+    assert sent.ok, sent.line()
+    body = rec.bodies[0]
+    assert {k: body[k] for k in ("event", "env", "path", "operator", "outcome", "record",
+                                 "archive")} == {
+        "event": "start", "env": "staging", "path": "path-a", "operator": "alice",
+        "outcome": "rolling back to v41", "record": NOTICE.record, "archive": "incidents/x.ipynb"}
+    assert "path-a on staging: start" in body["text"]
+    assert sent.line() == "notification 'start': #1 (json webhook): delivered (HTTP 200)"
+
+
+def test_a_failing_receiver_is_a_line_not_an_error() -> None:
+    with receiver("fail") as rec:
+        sent = notifier_from_env("staging", {"ROLLBACK_NOTIFY": rec.url()}).notify(NOTICE)
+    assert not sent.ok and "refused (HTTP 500)" in sent.line()
+    assert rec.port and rec.url() not in sent.line()
+
+
+def test_an_unreachable_receiver_names_no_url() -> None:
+    with receiver("ok") as rec:
+        url = rec.url()
+    sent = notifier_from_env("staging", {"ROLLBACK_NOTIFY": url}, timeout=2).notify(NOTICE)
+    assert not sent.ok and "failed: ConnectError" in sent.line()
+    assert "127.0.0.1" not in sent.line() and "s3cr3t" not in json.dumps(sent.as_dict())
+
+
+def test_a_slow_receiver_delays_the_run_by_the_bound_only() -> None:
+    """A receiver that never answers costs the deadline, and the others are still delivered."""
+    with receiver("slow") as slow, receiver("ok") as fast:
+        notifier = notifier_from_env("staging", {"ROLLBACK_NOTIFY": f"{slow.url()} {fast.url()}"},
+                                     timeout=0.5)
+        began = time.monotonic()
+        sent = notifier.notify(NOTICE)
+        took = time.monotonic() - began
+    assert took < 3.0, took
+    lines = [d.line() for d in sent.deliveries]
+    assert lines[1] == "#2 (json webhook): delivered (HTTP 200)"
+    assert not sent.deliveries[0].ok and ("0.5s" in lines[0])
+    assert fast.events() == ["start"] and slow.events() == ["start"]
+
+
+def test_secrets_in_free_text_are_masked_before_sending() -> None:
+    token = "ghp_" + "A1b2C3d4" * 5
+    password = "pw-" + "x9" * 10
+    Secret(password)
+    notice = Notice("failure", "staging", "path-b", "bob", f"failed with {token}",
+                    detail=f"postgresql://app-user:{password}@db/fly", run_id="r1")
+    with receiver("ok") as rec:
+        notifier_from_env("staging", {"ROLLBACK_NOTIFY": rec.url()}).notify(notice)
+    raw = json.dumps(rec.bodies)
+    assert token not in raw and password not in raw and "****" in raw
+
+
+def test_the_run_end_is_announced_and_kept_in_the_archive(tmp_path: Path) -> None:
+    """The command line sends the last event and writes the deliveries into the metadata block."""
+    archive = tmp_path / "run.ipynb"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "r"}, metadata={
+        METADATA_KEY: {"record_comment": {"issue": 7, "url": "https://github.com/o/r/issues/7#c"}}})]
+    nb.cells.append(cell)
+    nbformat.write(nb, str(archive))
+    end = RunEnd("path-a", "staging", "r1", "alice", 5, "workflow-failed", archive,
+                 error="WorkflowFailed: run ended failure\nNext: open the run's logs", drill=True)
+    with receiver("ok") as rec:
+        sent = announce_end(end, {"ROLLBACK_NOTIFY_STAGING": rec.url()})
+    assert sent is not None and sent.ok
+    body = rec.bodies[0]
+    assert (body["event"], body["record"], body["mode"]) == (
+        "failure", "https://github.com/o/r/issues/7#c", "drill")
+    assert body["outcome"] == "exit 5: WorkflowFailed: run ended failure"
+    assert body["detail"] == "open the run's logs" and "[DRILL]" in body["text"]
+    kept = nbformat.read(str(archive), as_version=4).metadata[METADATA_KEY]["notifications"]
+    assert kept == [sent.as_dict()] and rec.url() not in json.dumps(kept)
+
+
+def test_no_destination_sends_nothing_and_writes_nothing(tmp_path: Path) -> None:
+    end = RunEnd("path-a", "staging", "r1", "alice", 0, "success", tmp_path / "none.ipynb")
+    assert announce_end(end, {}) is None
+
+
+def test_end_events() -> None:
+    assert end_event("path-a", 0, "success") == "success"
+    assert end_event("path-b", 0, "success") == "flip pending"
+    assert end_event("path-a", 130, "interrupted") == "interrupted"
+    assert end_event("path-b", 137, "interrupted") == "interrupted"
+    assert end_event("path-a", 6, "verification-failed") == "failure"
+
+
+def test_slack_gets_only_text(tmp_path: Path) -> None:
+    """Slack's and Teams' incoming webhooks take ``{"text": …}`` (the URL is registered as secret)."""
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return httpx.Response(200)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    notifier = notifier_from_env(
+        "production", {"ROLLBACK_NOTIFY": "https://hooks.slack.com/services/T0/B0/XYZ"}, http=http)
+    assert notifier.notify(NOTICE).ok
+    assert list(json.loads(seen[0])) == ["text"]
+    assert redact("https://hooks.slack.com/services/T0/B0/XYZ") == "****"
