@@ -13,6 +13,7 @@ from rollback_helpers.errors import EXIT_CODES, RollbackError, error_class_named
 OUTCOMES = {
     1: "failed", 2: "bad-input", 3: "precondition-failed", 4: "service-error",
     5: "workflow-failed", 6: "verification-failed", 7: "restore-failed",
+    8: "record-tampered", 9: "record-missing", 10: "record-hash-missing",
 }
 
 
@@ -37,7 +38,7 @@ def documented_tree() -> dict[str, Documented]:
         if not match:
             continue
         depth = len(match["indent"]) // 4
-        code = re.search(r"exit (\d)", match["rest"])
+        code = re.search(r"exit (\d+)", match["rest"])
         while stack and stack[-1][0] >= depth:
             stack.pop()
         parent = stack[-1] if stack else None

@@ -4,6 +4,7 @@
     rollback-runbook run path-a --env staging              a real incident (dry run unless --live)
     rollback-runbook lab                                   the walkthrough in JupyterLab (sandbox)
     rollback-runbook scenarios | exit-codes                reference
+    rollback-runbook history | verify-record | render      the archived incident records
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rollback_helpers.cli import records
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.run import archive
 from rollback_helpers.secrets import redact
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scenarios", help="list the sandbox scenarios")
     sub.add_parser("exit-codes", help="what each exit code means")
     _lab_parser(sub)
+    records.add_parsers(sub)
     return parser
 
 
@@ -74,7 +77,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="do not stream cell output")
 
 
-def parameters(args: argparse.Namespace, *, backend: str, archive_to: Path,
+def parameters(args: argparse.Namespace, *, backend: str, archive_to: str | Path,
                sandbox_dir: str | None) -> dict[str, Any]:
     """Papermill parameters: choices and names only — never a token or password."""
     params: dict[str, Any] = {"env": args.env, "dry_run": args.dry_run, "backend": backend,
@@ -99,11 +102,13 @@ def parameters(args: argparse.Namespace, *, backend: str, archive_to: Path,
     return params
 
 
-def incidents_dir(args: argparse.Namespace, *, drill: bool) -> Path:
+def incidents_dir(args: argparse.Namespace, *, drill: bool) -> str:
+    """The records store for this run: a path, an fsspec URL or github://OWNER/REPO…"""
     from rollback_helpers.domain.config import load_config
+    from rollback_helpers.run.record_archive import incidents_location
 
-    base = Path(args.incidents_dir or load_config().incidents_dir)
-    return base / "drills" if drill and not args.incidents_dir else base
+    return incidents_location(load_config().incidents_dir, explicit=args.incidents_dir,
+                              drill=drill)
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
@@ -136,23 +141,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None, drill: bool) -> int:
     if args.path == "verify-flip":
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
-    target = archive.archive_path(incidents_dir(args, drill=drill), args.env, args.path,
-                                  dry_run=args.dry_run)
+    store = records.run_store(incidents_dir(args, drill=drill), sandbox_dir)  # exit 2 if unwritable
+    name = archive.archive_name(args.env, args.path, dry_run=args.dry_run)
     if not args.quiet:
         archive.quiet_papermill_logs()
-    outcome = archive.execute(args.path, target, parameters(args, backend=backend,
-                                                            archive_to=target,
-                                                            sandbox_dir=sandbox_dir),
-                              log_output=not args.quiet)
+    with records.working_copy(name) as working:
+        outcome = archive.execute(args.path, working, parameters(
+            args, backend=backend, archive_to=store.location_of(name), sandbox_dir=sandbox_dir),
+            log_output=not args.quiet, location=store.location_of(name))
+        stored, problem = records.keep(store, name, working)
     print()
     if outcome.ok:
         print(f"Done: {args.path} on {args.env} — {'dry run, plan only' if args.dry_run else 'success'}.")
     else:
         print(f"FAILED at step: {outcome.failed_step} (cell {outcome.failed_cell})", file=sys.stderr)
         print(redact(outcome.error), file=sys.stderr)
-    print(f"Archived notebook: {target}")
-    print(f"Exit code {outcome.exit_code}: {EXIT_CODES.get(outcome.exit_code, '')}")
-    return outcome.exit_code
+    exit_code = records.report_archive(stored, problem, outcome.exit_code)
+    print(f"Exit code {exit_code}: {EXIT_CODES.get(exit_code, '')}")
+    return exit_code
 
 
 def cmd_scenarios(_: argparse.Namespace) -> int:
@@ -190,6 +196,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 COMMANDS = {"drill": cmd_drill, "run": cmd_run, "scenarios": cmd_scenarios,
             "exit-codes": cmd_exit_codes, "lab": cmd_lab}
+COMMANDS.update(records.COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

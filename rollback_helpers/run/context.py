@@ -12,7 +12,6 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,6 +20,7 @@ from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
 from rollback_helpers.errors import ConfigError, ConfirmationRequired
 from rollback_helpers.run.backends import Backends, open_backends
+from rollback_helpers.run.record_store import RecordStore
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Decision,
@@ -91,19 +91,33 @@ class RunContext:
             self.dry_run = True
             self.log(f"{self.path} is a dry run again: {why}")
 
-    def incidents_dir(self) -> Path:
-        """Where this run is archived: ``incidents/`` (``incidents/drills/`` on the sandbox)."""
-        base = Path(self.cfg.incidents_dir)
-        return base / "drills" if self.backends.name == "sandbox" else base
+    def incidents_dir(self) -> str:
+        """Where this run is archived: ``incidents`` (``incidents/drills`` on the sandbox), or
+        the store the configuration names (a URL, or ``github://…``)."""
+        from rollback_helpers.run.record_archive import incidents_location
+
+        return incidents_location(self.cfg.incidents_dir, drill=self.backends.name == "sandbox")
+
+    def record_store(self) -> RecordStore:
+        """The records store, reached through this run's seams."""
+        from rollback_helpers.run.record_archive import github_factory
+        from rollback_helpers.run.record_store import open_store
+
+        return open_store(self.incidents_dir(), github=github_factory(self.cfg, self.backends))
 
     def reserve_archive_path(self) -> str:
         """Interactive runs: fix the archive's name now, so the record comment can name it."""
         if not self.archive_path:
-            from rollback_helpers.run.archive import archive_path
+            from rollback_helpers.run.archive import archive_name
 
-            self.archive_path = str(archive_path(self.incidents_dir(), self.env.name, self.path,
-                                                 dry_run=self.dry_run))
+            name = archive_name(self.env.name, self.path, dry_run=self.dry_run)
+            self.archive_path = f"{self.incidents_dir().rstrip('/')}/{name}"
         return self.archive_path
+
+    def with_facts(self, report: Report, **facts: str) -> Report:
+        """Mark ``report`` with what the run changed (the record's history reads it)."""
+        report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "facts": facts}}}
+        return report
 
     def summary_report(self, outcome: str) -> Report:
         """The timeline and the decisions; its metadata lets :meth:`finish` check the save."""

@@ -273,8 +273,10 @@ class PathA:
                   cfg.workflow_image_input: str(target.image)}
         self.run = self.github.dispatch_workflow(cfg.workflow, cfg.workflow_ref, inputs)
         self.ctx.log(f"dispatched {cfg.workflow}: run {self.run.id}")
-        return Report("Dispatched").fact("workflow run", self.run.html_url).fact(
-            "status", self.run.status)
+        return self.ctx.with_facts(Report("Dispatched").fact(
+            "workflow run", self.run.html_url).fact("status", self.run.status),
+            from_image=target.running_digest, to_image=str(target.image),
+            workflow_run=self.run.html_url)
 
     def watch(self) -> Report:
         if (stop := self._not_cleared("Watch the workflow run")) is not None:

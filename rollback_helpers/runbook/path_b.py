@@ -214,8 +214,9 @@ class PathB:
         result = self.fly.mpg_restore(r.source.id, r.backup.id, r.new_name)
         self.new_cluster = result.new_id
         self.ctx.log(f"restore requested: {r.backup.id} → new cluster {result.new_id}")
-        return Report("Restore initiated").fact("new cluster", f"{result.new_id} ({result.new_name})") \
-            .fact("source (untouched)", r.source.id)
+        return self.ctx.with_facts(Report("Restore initiated").fact(
+            "new cluster", f"{result.new_id} ({result.new_name})").fact(
+            "source (untouched)", r.source.id), new_cluster=result.new_id)
 
     def wait_until_ready(self) -> Report:
         """Poll the new cluster; between polls, read the app's URLs so the wait is the only long step."""
