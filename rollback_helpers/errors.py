@@ -15,7 +15,8 @@ never reaches a notebook, a log or a terminal.
     │   ├── NoRollbackTarget               no older, healthy record to go back to
     │   ├── RecordError                    a record needed is missing or malformed
     │   ├── BackupError                    backup missing, incomplete, or not recorded
-    │   └── ClusterMismatch                cluster map disagrees with what is attached
+    │   ├── ClusterMismatch                cluster map disagrees with what is attached
+    │   └── LockHeld                       another live run holds the environment's lock
     ├── RecordTampered                 exit 8: a record's bytes differ from its published SHA-256
     ├── RecordMissing                  exit 9: no archived record at that location
     ├── RecordHashMissing              exit 10: no SHA-256 published for the record on its issue
@@ -31,9 +32,12 @@ never reaches a notebook, a log or a terminal.
     │   └── CommandTimeout                 a command outlived its deadline
     ├── WorkflowFailed                 exit 5: the promote workflow did not succeed
     ├── VerificationFailed             exit 6: rolled back, but not verified
-    └── RestoreFailed                  exit 7: the new cluster is not usable
-        ├── RestoreTimeout                 not ready within the timeout
-        └── ConnectivityError              tunnel or login to the new cluster failed
+    ├── RestoreFailed                  exit 7: the new cluster is not usable
+    │   ├── RestoreTimeout                 not ready within the timeout
+    │   └── ConnectivityError              tunnel or login to the new cluster failed
+    └── Interrupted                    exit 130: stopped by Ctrl-C (SIGINT) mid-run
+        ├── Terminated                     exit 143: stopped by SIGTERM
+        └── KernelDied                     exit 137: the notebook's kernel died mid-run
 """
 
 from __future__ import annotations
@@ -95,6 +99,10 @@ class BackupError(PreconditionFailed):
 
 
 class ClusterMismatch(PreconditionFailed):
+    pass
+
+
+class LockHeld(PreconditionFailed):
     pass
 
 
@@ -183,6 +191,21 @@ class ConnectivityError(RestoreFailed):
     pass
 
 
+class Interrupted(RollbackError):
+    """The run was stopped before it ended: the archive says ``interrupted`` and the last step."""
+
+    exit_code = 130
+    outcome = "interrupted"
+
+
+class Terminated(Interrupted):
+    exit_code = 143
+
+
+class KernelDied(Interrupted):
+    exit_code = 137
+
+
 def _all_subclasses(cls: type[RollbackError]) -> list[type[RollbackError]]:
     found = [cls]
     for sub in cls.__subclasses__():
@@ -210,4 +233,7 @@ EXIT_CODES: dict[int, str] = {
     8: "verify-record: the record's bytes differ from the SHA-256 published on its issue",
     9: "verify-record: no record at that location",
     10: "verify-record: no SHA-256 published for the record on its issue",
+    130: "interrupted (Ctrl-C / SIGINT): archived as interrupted; re-run the same command to resume",
+    137: "interrupted: the notebook's kernel died (killed, out of memory); re-run the same command to resume",
+    143: "terminated (SIGTERM): archived as interrupted; re-run the same command to resume",
 }

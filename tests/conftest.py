@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from hypothesis import settings
 
+from rollback_helpers.sandbox import pg_backups
 from rollback_helpers.sandbox import postgres as pg
 
 # Wall-clock deadlines make property tests flaky on a loaded 2-core CI machine; the
@@ -50,7 +51,7 @@ def shared_cluster(pg_passwords: dict[str, str]) -> Iterator[pg.ServerInfo]:
     """One running cluster for tests that only read from it or tunnel to it."""
     path = _pg_state_dir()
     try:
-        yield pg.create_cluster(path, "sharedpgcluster1", passwords=pg_passwords)
+        yield pg_backups.create_cluster(path, "sharedpgcluster1", passwords=pg_passwords)
     finally:
         pg.purge(path)
         shutil.rmtree(path, ignore_errors=True)

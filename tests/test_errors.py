@@ -14,7 +14,9 @@ OUTCOMES = {
     1: "failed", 2: "bad-input", 3: "precondition-failed", 4: "service-error",
     5: "workflow-failed", 6: "verification-failed", 7: "restore-failed",
     8: "record-tampered", 9: "record-missing", 10: "record-hash-missing",
+    130: "interrupted", 137: "interrupted", 143: "interrupted",
 }
+INTERRUPTED = {130, 137, 143}  # one outcome, whichever way the run was stopped
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,15 @@ def test_exit_code_and_outcome_are_as_documented(name: str) -> None:
 
 
 def test_each_exit_code_has_one_outcome() -> None:
-    """Outcomes tell branches apart: no two exit codes share an outcome."""
+    """Outcomes tell branches apart: no two exit codes share an outcome, except that every
+    interruption (SIGINT 130, a dead kernel 137, SIGTERM 143) is ``interrupted``."""
     by_code = {cls.exit_code: set() for cls in all_error_classes()}
     for cls in all_error_classes():
         by_code[cls.exit_code].add(cls.outcome)
     assert all(len(outcomes) == 1 for outcomes in by_code.values())
-    assert len({next(iter(o)) for o in by_code.values()}) == len(by_code)
+    others = {code: o for code, o in by_code.items() if code not in INTERRUPTED}
+    assert len({next(iter(o)) for o in others.values()}) == len(others)
+    assert {next(iter(by_code[code])) for code in INTERRUPTED} == {"interrupted"}
 
 
 def test_exit_codes_cover_every_code_a_class_uses() -> None:

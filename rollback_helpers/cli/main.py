@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -22,6 +24,8 @@ from typing import Any
 from rollback_helpers.cli import records
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.run import archive
+from rollback_helpers.run.interrupt import StopSignals
+from rollback_helpers.run.lifecycle import Closing, finish_run
 from rollback_helpers.secrets import redact
 
 PATHS = tuple(archive.NOTEBOOKS)
@@ -74,6 +78,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="path-b: the bad deploy's record (default: the newest)")
     p.add_argument("--new-cluster", help="verify-flip: the restored cluster (default: the map's)")
     p.add_argument("--old-cluster", help="verify-flip: the replaced cluster (default: the record's)")
+    p.add_argument("--break-lock", default="", metavar="WHY",
+                   help="take over the environment's lock from a run whose lease expired "
+                        "(recorded with WHY)")
+    p.add_argument("--watch-in-flight", action="store_true",
+                   help="path-a: watch a promote run already in flight instead of stopping")
     p.add_argument("--quiet", action="store_true", help="do not stream cell output")
 
 
@@ -83,20 +92,22 @@ def parameters(args: argparse.Namespace, *, backend: str, archive_to: str | Path
     params: dict[str, Any] = {"env": args.env, "dry_run": args.dry_run, "backend": backend,
                               "reason": args.reason, "incident": args.incident,
                               "operator": args.operator, "archive_path": str(archive_to),
-                              "confirm": getattr(args, "confirm", ""), "interactive": False}
+                              "confirm": getattr(args, "confirm", ""), "interactive": False,
+                              "run_id": args.run_id, "break_lock": args.break_lock}
     if sandbox_dir:
         params["sandbox_dir"] = sandbox_dir
     if args.path == "path-a":
         params.update(target_digest=args.target_digest,
-                      allow_unrecorded_target=args.allow_unrecorded_target)
+                      allow_unrecorded_target=args.allow_unrecorded_target,
+                      watch_in_flight=args.watch_in_flight)
     elif args.path == "path-b":
         optional = {"backup_id": args.backup_id, "source_cluster": args.source_cluster,
                     "new_cluster_name": args.new_cluster_name, "ready_timeout": args.ready_timeout,
                     "record_number": args.record_number}
         params.update({k: v for k, v in optional.items() if v is not None})
     elif args.path == "verify-flip":
-        params.pop("dry_run")  # it only reads
-        params.pop("confirm")
+        for only_live in ("dry_run", "confirm", "break_lock"):  # it only reads
+            params.pop(only_live)
         params.update({k: v for k, v in {"new_cluster": args.new_cluster,
                                          "old_cluster": args.old_cluster}.items() if v})
     return params
@@ -112,6 +123,12 @@ def incidents_dir(args: argparse.Namespace, *, drill: bool) -> str:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
+
+    with args.stop:
+        return _drill(args)
+
+
+def _drill(args: argparse.Namespace) -> int:
     from rollback_helpers.run.backends import create_drill_world, stop_drill_world
 
     args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
@@ -125,17 +142,19 @@ def cmd_drill(args: argparse.Namespace) -> int:
     try:
         return _execute(args, backend="sandbox", sandbox_dir=str(sandbox_dir), drill=True)
     finally:
-        if saved_token is None:
-            os.environ.pop("GITHUB_TOKEN", None)
-        else:
-            os.environ["GITHUB_TOKEN"] = saved_token
-        stop_drill_world(sandbox_dir)
-        if not args.keep_sandbox and not args.sandbox_dir:
-            shutil.rmtree(sandbox_dir, ignore_errors=True)
+        with args.stop.held():  # no server, tunnel or temp world outlives the drill
+            if saved_token is None:
+                os.environ.pop("GITHUB_TOKEN", None)
+            else:
+                os.environ["GITHUB_TOKEN"] = saved_token
+            stop_drill_world(sandbox_dir)
+            if not args.keep_sandbox and not args.sandbox_dir:
+                shutil.rmtree(sandbox_dir, ignore_errors=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _execute(args, backend="real", sandbox_dir=None, drill=False)
+    with args.stop:
+        return _execute(args, backend="real", sandbox_dir=None, drill=False)
 
 
 def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None, drill: bool) -> int:
@@ -145,20 +164,48 @@ def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None,
     name = archive.archive_name(args.env, args.path, dry_run=args.dry_run)
     if not args.quiet:
         archive.quiet_papermill_logs()
+    args.run_id = secrets.token_hex(6)
+    location = store.location_of(name)
     with records.working_copy(name) as working:
         outcome = archive.execute(args.path, working, parameters(
-            args, backend=backend, archive_to=store.location_of(name), sandbox_dir=sandbox_dir),
-            log_output=not args.quiet, location=store.location_of(name))
-        stored, problem = records.keep(store, name, working)
-    print()
-    if outcome.ok:
-        print(f"Done: {args.path} on {args.env} — {'dry run, plan only' if args.dry_run else 'success'}.")
-    else:
-        print(f"FAILED at step: {outcome.failed_step} (cell {outcome.failed_cell})", file=sys.stderr)
-        print(redact(outcome.error), file=sys.stderr)
+            args, backend=backend, archive_to=location, sandbox_dir=sandbox_dir),
+            log_output=not args.quiet, stop=args.stop, location=location)
+        print()
+        with args.stop.held():
+            stored, problem = records.keep(store, name, working)  # once, write-once
+            closing = _closing(args, outcome, working, stored)
+            lines = [] if args.dry_run else finish_run(closing, backend=backend,
+                                                       sandbox_dir=sandbox_dir)
+    _report(args, outcome, closing)
+    for line in lines:
+        print(line)
     exit_code = records.report_archive(stored, problem, outcome.exit_code)
     print(f"Exit code {exit_code}: {EXIT_CODES.get(exit_code, '')}")
     return exit_code
+
+
+def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
+             stored: records.ArchivedRecord | None) -> Closing:
+    return Closing(args.run_id, args.path, args.env, outcome.exit_code, outcome.outcome,
+                   args.dry_run, working, error=outcome.error, failed_step=outcome.failed_step,
+                   last_step=outcome.last_step,
+                   resume_command=shlex.join(["rollback-runbook", *args.argv]),
+                   location=stored.location if stored else "",
+                   sha256=stored.sha256 if stored else "")
+
+
+def _report(args: argparse.Namespace, outcome: archive.Outcome, closing: Closing) -> None:
+    if outcome.ok:
+        print(f"Done: {args.path} on {args.env} — {'dry run, plan only' if args.dry_run else 'success'}.")
+    elif outcome.outcome == "interrupted":
+        print(f"INTERRUPTED during step: {outcome.failed_step} (last completed: "
+              f"{outcome.last_step})", file=sys.stderr)
+        print(redact(outcome.error), file=sys.stderr)
+        if not args.dry_run:
+            print(f"To resume: {closing.resume_command}", file=sys.stderr)
+    else:
+        print(f"FAILED at step: {outcome.failed_step} (cell {outcome.failed_cell})", file=sys.stderr)
+        print(redact(outcome.error), file=sys.stderr)
 
 
 def cmd_scenarios(_: argparse.Namespace) -> int:
@@ -200,8 +247,11 @@ COMMANDS.update(records.COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
+        args.stop = StopSignals()  # drill and run: SIGINT/SIGTERM stop the run, cleanly
         return COMMANDS[args.command](args)
     except RollbackError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -30,7 +30,7 @@ from rollback_helpers.run.record_archive import (
 )
 from rollback_helpers.run.record_store import RecordStore, open_store, split_location
 
-__all__ = ["COMMANDS", "add_parsers", "keep", "report_archive", "run_store", "working_copy"]
+__all__ = ["COMMANDS", "ArchivedRecord", "add_parsers", "keep", "report_archive", "run_store", "working_copy"]
 STORE_FAILED = 4  # the run went well but its record could not be stored: an outside failure
 
 

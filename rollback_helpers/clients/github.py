@@ -1,9 +1,9 @@
 """The GitHub endpoints the runbook uses, sent through :class:`GitHubSession`.
 
 Only what the runbook needs: deployment-record issues (list lazily, read,
-comment, label), dispatching and watching the promote workflow (conditional,
-ETag polling), and reading one file. How requests are sent (headers, retries,
-rate limits, errors) is the session's.
+label; comments are :mod:`.github_comments`), dispatching and watching the
+promote workflow (conditional, ETag polling), and reading one file. How requests
+are sent (headers, retries, rate limits, redirects, errors) is the session's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from urllib.parse import quote
 
 import httpx
 
-from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
+from rollback_helpers.clients.github_comments import Comment
+from rollback_helpers.clients.github_refs import RefsMixin
+from rollback_helpers.clients.github_session import json_list, json_object
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import (
     GitHubError,
@@ -27,20 +29,11 @@ from rollback_helpers.errors import (
 from rollback_helpers.secrets import Secret
 
 log = logging.getLogger(__name__)
+__all__ = ["Comment", "GitHubClient", "Issue", "WorkflowRun"]
 
-API_VERSION = "2022-11-28"
-MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-# Transient transport failures; a bad URL or protocol (UnsupportedProtocol) is not.
-TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
-SECONDARY_MIN_WAIT = 60.0
-MAX_RATE_LIMIT_WAIT = 900.0  # longer than this, tell the operator rather than hang silently
 RUN_LISTING_TRIES = 5
+IN_FLIGHT = ("queued", "in_progress", "waiting", "requested", "pending")
 RUN_LISTING_INTERVAL = 2.0
-TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read issues and contents and "
-              "write issues and actions in {repo} (e.g. `export GH_TOKEN=$(gh auth token)`), "
-              "then re-run this cell.")
 
 
 @dataclass(frozen=True)
@@ -98,7 +91,7 @@ def run_from_json(item: Mapping[str, Any]) -> WorkflowRun:
                        display_title=str(item.get("display_title") or ""))
 
 
-class GitHubClient(GitHubSession):
+class GitHubClient(RefsMixin):
     """GitHub's REST API for one repository (``owner/name``)."""
 
     def __init__(self, http: httpx.Client, repo: str, token: Secret | None, *, clock: Clock,
@@ -127,13 +120,6 @@ class GitHubClient(GitHubSession):
         response = self._call("GET", self._url(f"/issues/{number}"),
                               check=f"that issue #{number} exists in {self.repo}")
         return issue_from_json(json_object(response, self._endpoint("GET", response.url)))
-
-    def add_comment(self, number: int, body: str) -> str:
-        """Comment on an issue; returns the comment's web address."""
-        url = self._url(f"/issues/{number}/comments")
-        response = self._call("POST", url, json={"body": body},
-                              check=f"that issue #{number} exists in {self.repo}")
-        return str(json_object(response, self._endpoint("POST", url)).get("html_url", ""))
 
     def add_labels(self, number: int, labels: Sequence[str]) -> None:
         """Add labels (keeping the issue's others); unknown labels are created by GitHub."""
@@ -176,6 +162,17 @@ class GitHubClient(GitHubSession):
             f"created since {utc_iso(since)} was listed after {RUN_LISTING_TRIES} tries.",
             f"Open https://github.com/{self.repo}/actions/workflows/{workflow} and watch the run "
             "there; do not dispatch again until you have checked it is not just queued late.")
+
+    def in_flight_runs(self, workflow: str, env: str) -> list[WorkflowRun]:
+        """Runs of ``workflow`` for ``env`` not yet completed, whoever started them."""
+        url = self._url(f"/actions/workflows/{quote(workflow, safe='')}/runs")
+        runs: list[WorkflowRun] = []
+        for status in IN_FLIGHT:
+            response = self._call("GET", url, params={"status": status, "per_page": "100"},
+                                  check=f"that the workflow {workflow} exists in {self.repo}")
+            items = json_object(response, self._endpoint("GET", url)).get("workflow_runs") or []
+            runs += [run_from_json(r) for r in items if env in str(r.get("display_title", ""))]
+        return runs
 
     def get_run(self, run_id: int) -> WorkflowRun:
         """One run; polled cheaply with ``If-None-Match`` (a 304 costs no rate limit)."""

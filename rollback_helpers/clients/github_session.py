@@ -11,8 +11,8 @@ clients.github.GitHubClient`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,11 +29,17 @@ from rollback_helpers.errors import (
 from rollback_helpers.secrets import Secret
 
 log = logging.getLogger("rollback_helpers.clients.github")
+T = TypeVar("T")
 
 API_VERSION = "2022-11-28"
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 # Transient transport failures; a bad URL or protocol (UnsupportedProtocol) is not.
 TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# Failures before the request left this machine: safe to send again, whatever it was.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NOT_SENT_PREFIX = "not sent: "
+REDIRECTS = frozenset({301, 302, 307, 308})
+MAX_REDIRECTS = 5
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 SECONDARY_MIN_WAIT = 60.0
@@ -41,6 +47,15 @@ MAX_RATE_LIMIT_WAIT = 900.0  # longer than this, tell the operator rather than h
 TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read issues and contents and "
               "write issues and actions in {repo} (e.g. `export GH_TOKEN=$(gh auth token)`), "
               "then re-run this cell.")
+
+
+class AmbiguousSend(Exception):
+    """A non-idempotent request may or may not have taken effect (never leaves the session)."""
+
+    def __init__(self, endpoint: str, last: str) -> None:
+        super().__init__(f"{endpoint}: {last}")
+        self.endpoint = endpoint
+        self.last = last
 
 
 class GitHubSession:
@@ -57,6 +72,7 @@ class GitHubSession:
         self.max_retries = max_retries
         self.mutation_spacing = mutation_spacing
         self.request_count = 0
+        self.moved: dict[str, str] = {}  # address GitHub redirected -> where it pointed
         self._last_mutation: float | None = None
 
     def __repr__(self) -> str:
@@ -81,13 +97,52 @@ class GitHubSession:
         self._raise_for_status(response, method, url, check)
         return response
 
+    def _create_once(self, url: str, body: Any, *, check: str,
+                     parse: Callable[[httpx.Response], T], effect: Callable[[], T | None]) -> T:
+        """POST something GitHub cannot de-duplicate, at most once in effect.
+
+        After an ambiguous failure (timeout, dropped connection, 5xx once the request
+        was sent) ``effect()`` looks for what the POST would have made (the run, the
+        comment); only if it is not there is the POST sent again.
+        """
+        endpoint = self._endpoint("POST", url)
+        last = ""
+        for attempt in range(1, self.max_retries + 2):
+            try:
+                response = self._send("POST", url, json=body, once=True)
+            except AmbiguousSend as exc:
+                last = exc.last
+                self._backoff(attempt, endpoint, last)  # let GitHub settle before looking
+                found = effect()
+                if found is not None:
+                    log.warning("GitHub did take %s despite %s; not sending it again",
+                                endpoint, last)
+                    return found
+                continue
+            self._raise_for_status(response, "POST", url, check)
+            return parse(response)
+        raise GitHubUnavailable(
+            f"GitHub did not answer {endpoint} for {self.repo} after {self.max_retries + 1} "
+            f"attempts (last: {last}), and none of them took effect.",
+            "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
+
     def _send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
-              json: Any = None, headers: Mapping[str, str] | None = None) -> httpx.Response:
-        """Send, retrying transient failures and waiting out rate limits."""
+              json: Any = None, headers: Mapping[str, str] | None = None,
+              once: bool = False) -> httpx.Response:
+        """Send, retrying transient failures and waiting out rate limits.
+
+        ``once``: the request is not idempotent (a dispatch, a new comment), so a
+        failure after it may have reached GitHub (a timeout, a dropped connection,
+        a 5xx) raises :class:`AmbiguousSend` instead of sending it again: the caller
+        checks whether it took effect (:meth:`_create_once`).
+        """
         endpoint = self._endpoint(method, url)
         rate_limited = failed = 0
         for attempt in range(self.max_retries + 1):
             response, last = self._attempt(method, url, params, json, headers)
+            if once and (response is None and not last.startswith(NOT_SENT_PREFIX)
+                         or response is not None and response.status_code >= 500):
+                raise AmbiguousSend(endpoint, last)
             if response is None or response.status_code >= 500:
                 failed += 1
                 if attempt < self.max_retries:
@@ -111,8 +166,9 @@ class GitHubSession:
         self._space_mutation(method)
         self.request_count += 1
         try:
-            response = self.http.request(method, url, params=params, json=json,
-                                         headers=self._headers(headers), follow_redirects=True)
+            response = self._follow(method, url, params, json, headers)
+        except NOT_SENT as exc:
+            return None, f"{NOT_SENT_PREFIX}{type(exc).__name__}: {exc}"
         except TRANSIENT as exc:
             return None, f"{type(exc).__name__}: {exc}"
         except httpx.HTTPError as exc:
@@ -123,8 +179,36 @@ class GitHubSession:
         finally:
             if method in MUTATING:
                 self._last_mutation = self.clock.now()
-        self.request_count += len(response.history)  # redirects followed are requests too
         return response, f"HTTP {response.status_code}"
+
+    def _follow(self, method: str, url: str, params: Mapping[str, str] | None, json: Any,
+                headers: Mapping[str, str] | None) -> httpx.Response:
+        """Send, following GitHub's redirects with the method and body preserved.
+
+        A transferred issue answers 301 with its new address. httpx (like browsers)
+        would turn a redirected POST into a GET, and the comment or label would
+        silently never be written; GitHub asks clients to repeat the request as it
+        was. Only redirects within the API's own host are followed (the token goes along).
+        """
+        response = self.http.request(method, url, params=params, json=json,
+                                     headers=self._headers(headers))
+        for _ in range(MAX_REDIRECTS):
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECTS or not location:
+                return response
+            target = response.url.join(location)
+            if target.host != response.url.host:
+                raise GitHubError(
+                    f"GitHub redirected {self._endpoint(method, url)} ({self.repo}) to another "
+                    f"host ({target.host}); the runbook does not send its token there.",
+                    f"Check the GitHub API URL in the config ({self.api_url}).")
+            log.warning("GitHub moved %s to %s (a transferred issue or renamed repository)",
+                        self._endpoint(method, response.url), target.path)
+            self.moved[str(response.url.copy_with(query=None))] = str(target)
+            self.request_count += 1
+            response = self.http.request(method, target, json=json,
+                                         headers=self._headers(headers))
+        return response
 
     def _space_mutation(self, method: str) -> None:
         """GitHub asks for mutating requests one at a time, at least a second apart."""

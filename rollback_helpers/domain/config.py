@@ -67,6 +67,7 @@ class RunbookConfig:
     health_grace: float = 60.0
     ready_timeout: float = 900.0
     command_timeout: float = 120.0
+    lock_ttl: float = 600.0  # the environment lock's lease: renewed while a live run waits
     verify_tables: tuple[str, ...] = ()  # row counts compared in Path B; empty: the public tables
     environments: Mapping[str, EnvConfig] = field(default_factory=lambda: {
         "development": EnvConfig("development", "renewa-one-development", infisical_env="dev"),

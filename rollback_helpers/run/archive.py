@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import papermill
+from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from rollback_helpers.errors import error_class_named
+from rollback_helpers.errors import Interrupted, KernelDied, Terminated, error_class_named
+from rollback_helpers.run.interrupt import CellLog, StopSignals, mark_interrupted, run_interruptibly
 from rollback_helpers.run.notebook_io import (
     decisions_in,
+    heading_above,
     notebook_parameters,
     read_notebook,
     run_identity,
@@ -51,6 +54,7 @@ class Outcome:
     error: str = ""            # ErrorClass: message (redacted)
     failed_step: str = ""      # the heading of the step whose cell failed
     failed_cell: int | None = None
+    last_step: str = ""        # the heading of the last step that completed
     mode: str = "headless"     # "headless" (papermill) or "interactive" (JupyterLab)
     dry_run: bool = True
     backend: str = "sandbox"
@@ -91,10 +95,14 @@ def archive_path(incidents_dir: str | Path, env: str, path: str, *, dry_run: boo
 
 
 def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
-            log_output: bool = True, location: str = "") -> Outcome:
+            log_output: bool = True, stop: StopSignals | None = None,
+            location: str = "") -> Outcome:
     """Run the notebook for ``path`` into ``output``; never raises for a failed step.
 
     ``location`` is where the record will be stored (default: ``output`` itself).
+    SIGINT and SIGTERM (while ``stop`` is in use) and a dead kernel end the run as
+    ``interrupted``: the archive names the last completed step and marks the cells
+    that never ran.
     """
     output.parent.mkdir(parents=True, exist_ok=True)
     parameters = {**parameters, "interactive": False}  # headless: never wait on a widget
@@ -104,16 +112,46 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
         "dry_run": bool(parameters.get("dry_run", True)),
         "backend": str(parameters.get("backend", "sandbox")),
         "started_at": started.isoformat(timespec="seconds")}
-    try:
+    cells, stop = CellLog(), stop or StopSignals()
+
+    def run() -> None:
         papermill.execute_notebook(str(notebooks_dir() / NOTEBOOKS[path]), str(output),
                                    parameters=parameters, progress_bar=False,
                                    log_output=log_output, cwd=str(cwd or REPO_ROOT),
-                                   kernel_name="python3")
+                                   kernel_name="python3", **cells.hooks())
+
+    error = KeyboardInterrupt() if stop.signum else run_interruptibly(run, stop)
+    if error is None:
         outcome = Outcome(exit_code=0, outcome="success", **common)
-    except PapermillExecutionError as exc:
-        outcome = _failed(exc, output, common)
+    elif stop.signum or isinstance(error, DeadKernelError) or (
+            isinstance(error, PapermillExecutionError) and error.ename == "KeyboardInterrupt"):
+        outcome = _interrupted(stop, error, cells, path, output, common)
+    elif isinstance(error, PapermillExecutionError):
+        outcome = _failed(error, output, common)
+    else:
+        raise error
     outcome = _finish(outcome, time.monotonic() - began)
     return stamp_metadata(output, outcome)
+
+
+def _interrupted(stop: StopSignals, error: BaseException, cells: CellLog, path: str,
+                 output: Path, common: dict[str, Any]) -> Outcome:
+    cls: type[Interrupted] = Terminated if stop.name == "SIGTERM" else \
+        Interrupted if stop.signum or isinstance(error, PapermillExecutionError) else KernelDied
+    why = stop.name or ("SIGINT" if cls is Interrupted else "the kernel died")
+    if not output.is_file():  # stopped before papermill wrote anything
+        write_notebook(read_notebook(notebooks_dir() / NOTEBOOKS[path]), output)
+    nb = read_notebook(output)
+    done = [i for i in cells.finished if i < len(nb.cells)]
+    last = heading_above(nb, max(done)) if done else "none"
+    at = cells.running
+    step = heading_above(nb, at) if at is not None else "between steps"
+    mark_interrupted(nb, cells, why)
+    write_notebook(nb, output)
+    return Outcome(exit_code=cls.exit_code, outcome=cls.outcome, failed_cell=at,
+                   error=f"{cls.__name__}: interrupted ({why}) during {step!r}; the last "
+                         f"completed step was {last!r}.",
+                   failed_step=step, last_step=last, **common)
 
 
 def _failed(exc: PapermillExecutionError, output: Path, common: dict[str, Any]) -> Outcome:
@@ -126,7 +164,7 @@ def _failed_at(ename: str, evalue: str, cell_index: int, notebook: Path,
     exit_code, outcome = (cls.exit_code, cls.outcome) if cls else (1, "error")
     return Outcome(exit_code=exit_code, outcome=outcome, error=redact(f"{ename}: {evalue}"),
                    failed_step=step_heading(notebook, cell_index), failed_cell=cell_index,
-                   **common)
+                   last_step=step_heading(notebook, max(cell_index - 1, 0)), **common)
 
 
 def _finish(outcome: Outcome, seconds: float) -> Outcome:

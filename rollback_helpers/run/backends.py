@@ -59,10 +59,17 @@ class DrillWorld:
 
 
 def create_drill_world(scenario: str, directory: str | Path, *, speed: float) -> DrillWorld:
-    """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``."""
+    """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``,
+    or join the world already there (a re-run, or a second operator on the same world)."""
     from rollback_helpers.sandbox.scenarios import create_world
+    from rollback_helpers.sandbox.world import World
 
-    world = create_world(scenario, Path(directory), speed=speed)
+    if (Path(directory) / "world.json").is_file():
+        world = World.load(directory)
+        with world.transaction():
+            world.state["speed"] = speed
+    else:
+        world = create_world(scenario, Path(directory), speed=speed)
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
     return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]))
 

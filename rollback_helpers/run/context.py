@@ -20,6 +20,8 @@ from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
 from rollback_helpers.errors import ConfigError, ConfirmationRequired
 from rollback_helpers.run.backends import Backends, open_backends
+from rollback_helpers.run.lifecycle import Lifecycle
+from rollback_helpers.run.lock import Lease
 from rollback_helpers.run.record_store import RecordStore
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
@@ -55,6 +57,34 @@ class RunContext:
     decisions: list[Decision] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: secrets.token_hex(6))
     opened_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    break_lock: str = ""
+    _lifecycle: Lifecycle | None = None
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        """The environment lock and this run's record comment (GitHub is reached lazily)."""
+        if self._lifecycle is None:
+            self._lifecycle = Lifecycle(
+                self.backends.github(self.cfg), self.path, self.env.name, self.run_id,
+                self.operator, self.backends.clock, self.cfg.lock_ttl, self.log,
+                holder_pid=os.getpid() if self.interactive else os.getppid())
+        return self._lifecycle
+
+    def take_lock(self) -> Lease:
+        """Before anything changes: hold the environment's lock (a takeover is a decision)."""
+        lease = self.lifecycle.acquire(break_lock=self.break_lock)
+        old = self.lifecycle.taken_over
+        if old is not None:
+            how = f"parameter break_lock={self.break_lock!r}" if self.break_lock else \
+                "automatic: the holder's process is gone on this machine"
+            self.decide(f"take over the lock of {self.env.name} from {old.holder} (run "
+                        f"{old.run_id}, since {old.started_at})", how, "lock")
+        return lease
+
+    def end(self) -> None:
+        """The run is over (its summary): release the lock if this run holds it."""
+        if self._lifecycle is not None:
+            self._lifecycle.release()
 
     def log(self, event: str) -> None:
         """One line of the incident timeline, stamped with the run's clock."""
@@ -74,6 +104,7 @@ class RunContext:
     def go_live(self) -> None:
         """The engineer approved: from now on the changing steps run."""
         if self.dry_run:
+            self.take_lock()
             self.dry_run = False
             self.log(f"{self.path} is LIVE on {self.env.name} (approved)")
 
@@ -104,6 +135,11 @@ class RunContext:
         from rollback_helpers.run.record_store import open_store
 
         return open_store(self.incidents_dir(), github=github_factory(self.cfg, self.backends))
+
+    def publish_archive(self, location: str, sha256: str) -> None:
+        """An interactive run's record is stored: its record comment names it and its hash."""
+        if self._lifecycle is not None:
+            self._lifecycle.update_record(archive=location, sha256=sha256)
 
     def reserve_archive_path(self) -> str:
         """Interactive runs: fix the archive's name now, so the record comment can name it."""
@@ -172,17 +208,36 @@ class RunContext:
                            ("operator", self.operator), ("incident", self.incident or "—"),
                            ("reason", self.reason or "—")]:
             report.fact(key, value)
+        self._lock_fact(report)
         report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "step": "preflight"}}}
         if self.backends.sandbox_dir:
             report.note(f"Sandbox world: {self.backends.sandbox_dir} — nothing real is touched.")
         return report
 
 
+    def _lock_fact(self, report: Report) -> None:
+        lease = self._lifecycle.lease if self._lifecycle is not None else None
+        if lease is not None:
+            report.fact("lock", f"held by this run until {lease.expires_at} (renewed while it runs)")
+            return
+        if self.path == "verify-flip" or self.backends.github_token is None:
+            return
+        other = self.lifecycle.held_by_other()
+        if other is None:
+            report.fact("lock", f"free: nobody is running a live rollback on {self.env.name}")
+            return
+        report.status = "warning"
+        report.fact("lock", f"HELD by {other.holder} since {other.started_at} (run "
+                    f"{other.run_id}, {other.path}, until {other.expires_at})"
+                    + (f", workflow run {other.workflow_run_url}" if other.workflow_run_url else ""))
+        report.note("Another live run holds this environment: a live run now would stop here.")
+
+
 def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenario: str = "default",
              sandbox_dir: str | None = None, confirm: str = "", operator: str = "",
              reason: str = "", incident: str = "", archive_path: str = "",
              config: dict[str, Any] | None = None, interactive: bool = False,
-             screen: Screen | None = None) -> RunContext:
+             screen: Screen | None = None, run_id: str = "", break_lock: str = "") -> RunContext:
     """Validate the parameters (nothing is contacted before this passes) and open the seams.
 
     Interactive runs always start as a dry run: the plan's button, not a
@@ -208,8 +263,11 @@ def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenari
     backends = open_backends(backend, scenario=scenario, sandbox_dir=sandbox_dir, cfg=cfg)
     ctx = RunContext(path, cfg, env_cfg, backends, dry_run, reason, incident, operator,
                      archive_path, utc_iso(backends.clock.now()), interactive=interactive,
-                     screen=screen)
+                     screen=screen, break_lock=break_lock)
+    ctx.run_id = run_id or ctx.run_id
     ctx.log(f"{path} started on {env_cfg.name} ({ctx.mode}, backend {backends.name})")
+    if not ctx.dry_run and path != "verify-flip":
+        ctx.take_lock()  # before anything is read for the change, let alone changed
     for earlier in take_pending_decisions():  # the picker's choice, made before the run opened
         ctx.decisions.append(replace(earlier, run_id=ctx.run_id))
         ctx.log(f"decision: {earlier.what} ({earlier.how}, by {earlier.who} at {earlier.at})")

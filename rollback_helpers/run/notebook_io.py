@@ -43,7 +43,12 @@ def step_heading(notebook: Path, cell_index: int) -> str:
     """The Markdown heading nearest above a cell: the step's name as the reader sees it."""
     if not notebook.is_file():
         return f"cell {cell_index}"
-    cells = read_notebook(notebook).cells
+    return heading_above(read_notebook(notebook), cell_index)
+
+
+def heading_above(nb: nbformat.NotebookNode, cell_index: int) -> str:
+    """The Markdown heading nearest above cell ``cell_index`` of ``nb``."""
+    cells = nb.cells
     for cell in reversed(cells[: cell_index + 1]):
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():

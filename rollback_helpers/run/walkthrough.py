@@ -51,6 +51,8 @@ class WalkthroughRun(Protocol):
 
     def record_store(self) -> RecordStore: ...
 
+    def publish_archive(self, location: str, sha256: str) -> None: ...
+
     def log(self, event: str) -> None: ...
 
 
@@ -110,6 +112,7 @@ def archive_walkthrough(ctx: WalkthroughRun, notebook: str | None = None) -> Rep
         return Report("Finish: NOT archived", status="failed").note(exc.what).note(
             exc.next_step or "Run this cell again once the store is reachable.")
     ctx.log(f"archived at {stored.location} (sha256 {sha256_hex(data)})")
+    ctx.publish_archive(stored.location, sha256_hex(data))
     return _archived_report(report, outcome, stored.location, sha256_hex(data))
 
 

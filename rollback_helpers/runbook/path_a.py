@@ -33,15 +33,22 @@ from rollback_helpers.domain.records import (
     records_table,
 )
 from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
-from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
+from rollback_helpers.errors import PreconditionFailed, VerificationFailed
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.run.record_comment import RunRecord
+from rollback_helpers.runbook.path_a_dispatch import DispatchSteps
+from rollback_helpers.runbook.resume import (
+    LookBack,
+    look_back_a,
+    mark_carried_on,
+    not_bad,
+    target_in_place,
+)
 from rollback_helpers.ui.display import Report, short
 from rollback_helpers.ui.interactive import Decision, Gate, Screen
-from rollback_helpers.ui.progress import Progress
 
 Record = DeploymentRecord | BadRecord
 PLAN_STEP = "4"  # the notebook's step that holds the gate
-WORKFLOW_STAGES = ("queued", "in_progress", "completed")
 
 
 class Replay(Iterable[Record]):
@@ -70,8 +77,9 @@ def start(*, env: str | None, dry_run: bool = True, target_digest: str | None = 
           scenario: str = "default", sandbox_dir: str | None = None, confirm: str = "",
           reason: str = "", incident: str = "", operator: str = "", archive_path: str = "",
           config: dict[str, Any] | None = None, interactive: bool = False,
-          screen: Screen | None = None) -> PathA:
-    """Check the parameters and open the seams. Nothing is read or changed yet."""
+          screen: Screen | None = None, run_id: str = "", break_lock: str = "",
+          watch_in_flight: bool = False) -> PathA:
+    """Check the parameters and open the seams (a live run takes the environment's lock)."""
     if target_digest:  # bad input fails before anything is contacted
         if target_digest.startswith("sha256:"):
             parse_digest(target_digest, what="target_digest")
@@ -80,15 +88,18 @@ def start(*, env: str | None, dry_run: bool = True, target_digest: str | None = 
     ctx = open_run("path-a", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,
                    incident=incident, archive_path=archive_path, config=config,
-                   interactive=interactive, screen=screen)
+                   interactive=interactive, screen=screen, run_id=run_id,
+                   break_lock=break_lock)
     return PathA(ctx, target_digest=target_digest or None,
-                 allow_unrecorded_target=allow_unrecorded_target)
+                 allow_unrecorded_target=allow_unrecorded_target, watch_in_flight=watch_in_flight)
 
 
-class PathA:
+class PathA(DispatchSteps):
     def __init__(self, ctx: RunContext, *, target_digest: str | None,
-                 allow_unrecorded_target: bool) -> None:
+                 allow_unrecorded_target: bool, watch_in_flight: bool = False) -> None:
         self.ctx = ctx
+        self.watch_in_flight = watch_in_flight
+        self.back = LookBack()
         self.target_digest = target_digest
         self.allow_unrecorded_target = allow_unrecorded_target
         self.github: GitHubClient = ctx.backends.github(ctx.cfg)
@@ -164,12 +175,12 @@ class PathA:
         if self.approval is not None and self.ctx.interactive:
             self.approval, self.approved_image = None, ""  # a new target needs a new approval
             self.ctx.go_dry("the target is being resolved again")
-        self.target = resolve_rollback_target(
-            self.records, env=self.ctx.env.name, running_digest=sorted(running)[0],
-            target_digest=self.target_digest, allow_unrecorded_target=self.allow_unrecorded_target,
-            repository=repository)
+        self.target = self._resolve(sorted(running)[0], repository)
+        if self.target is None:
+            self.outcome = "already rolled back: nothing to do"
+            return self.back.note(Report("Rollback target: already rolled back", status="ok"))
         t = self.target
-        report = Report("Rollback target")
+        report = self.back.note(Report("Rollback target"))
         report.fact("running now", t.running_digest)
         report.fact("bad deploy record", f"#{t.bad_record.number}" if t.bad_record else "—")
         report.fact("roll back to", str(t.image))
@@ -182,6 +193,26 @@ class PathA:
                      + (f" from record #{t.target.number}" if t.target else ""))
         return report
 
+    def _resolve(self, running: str, repository: str | None) -> RollbackTarget | None:
+        """The target, after reading what earlier runs of Path A did (their record comments)."""
+        self.back = back = look_back_a(self.ctx, self.records, running)
+        earlier = back.earlier
+        if earlier is not None and back.done and not self.target_digest:
+            return None
+        if earlier is not None and back.carry_on and back.put_there:
+            found = target_in_place(self.records, self.ctx.env.name, earlier, running)
+            if found is not None:
+                return found
+        records = not_bad(self.records, earlier.issue) if earlier is not None and \
+            back.put_there else self.records
+        target = resolve_rollback_target(
+            records, env=self.ctx.env.name, running_digest=running,
+            target_digest=self.target_digest, allow_unrecorded_target=self.allow_unrecorded_target,
+            repository=repository)
+        if earlier is not None and back.carry_on and str(target.image) != earlier.record.target:
+            self.back = LookBack(earlier)  # it aimed elsewhere: start afresh
+        return target
+
     def gh_command(self) -> str:
         """The human-readable CLI form of the dispatch this path makes."""
         target = self._require(self.target, "resolve_target")
@@ -193,6 +224,9 @@ class PathA:
 
     def plan(self) -> None:
         """The plan, and the decision to carry it out: a parameter headless, a button in Lab."""
+        if self.back.done:
+            self.ctx.show(self.back.note(Report("Plan: nothing to do", status="ok")))
+            return
         if self.ctx.interactive and self.target is None:
             self.ctx.show(Report("Plan: not resolved", status="stopped").note(
                 "Run steps 1–3 first: the button below stays disabled until the plan is resolved."))
@@ -211,6 +245,7 @@ class PathA:
                     else "no record to label")
         report.note("The database is not touched. No local `flyctl deploy`; "
                     "the rollback stays on CI.")
+        self.back.note(report)
         if self.ctx.interactive:
             self.ctx.show(report)
             self._gate().show()
@@ -220,6 +255,25 @@ class PathA:
             self.outcome = "dry run: plan resolved"
         self.ctx.show(report)
         self.ctx.show(self._decide_by_parameters().report())
+        if not self.ctx.dry_run:
+            self._record_start()
+
+    def _record_start(self) -> None:
+        """Before anything changes: this run's record comment on the bad deploy's record."""
+        target = self._require(self.target, "resolve_target")
+        if target.bad_record is None:
+            self.ctx.log("no deployment record to keep this run's record comment on")
+            return
+        earlier = self.back.earlier if self.back.carry_on else None
+        record = RunRecord(
+            self.ctx.run_id, "path-a", self.ctx.env.name, operator=self.ctx.operator,
+            started_at=self.ctx.started_at, reason=self.ctx.reason, incident=self.ctx.incident,
+            running=target.running_digest, target=str(target.image),
+            resumes=earlier.record.run_id if earlier else "",
+            workflow_run=earlier.record.workflow_run if earlier else "")
+        self.ctx.show(self.ctx.lifecycle.post_record(target.bad_record.number, record))
+        if earlier is not None:
+            mark_carried_on(self.ctx, earlier)
 
     def gate_label(self) -> str:
         target = self.target
@@ -240,6 +294,7 @@ class PathA:
         self.ctx.go_live()
         self.ctx.archive_path = ""  # a dry-run walkthrough archived earlier keeps its own file
         self.ctx.reserve_archive_path()  # so the record comment can name the live archive
+        self._record_start()
         self.outcome = "approved: rolling back"
         return decision
 
@@ -256,50 +311,13 @@ class PathA:
 
     def _not_cleared(self, step: str) -> Report | None:
         """Why a changing step must not run now (a report to show), or None to go ahead."""
+        if self.back.done:
+            return Report(f"{step}: skipped (already rolled back)", status="skipped")
         approved = (self.approval is not None and self.target is not None
                     and self.approved_image == str(self.target.image))
         return self.ctx.hold(step, approved=approved, gate_step=PLAN_STEP)
 
     # -- steps that change something (skipped on a dry run) --------------------
-    def dispatch(self) -> Report:
-        if (stop := self._not_cleared("Dispatch")) is not None:
-            return stop
-        if self.run is not None:  # a second click on this cell must not promote twice
-            return Report("Dispatch: already dispatched", status="skipped").fact(
-                "workflow run", self.run.html_url).note("Not dispatched again.")
-        target = self._require(self.target, "resolve_target")
-        cfg = self.ctx.cfg
-        inputs = {cfg.workflow_env_input: self.ctx.env.name,
-                  cfg.workflow_image_input: str(target.image)}
-        self.run = self.github.dispatch_workflow(cfg.workflow, cfg.workflow_ref, inputs)
-        self.ctx.log(f"dispatched {cfg.workflow}: run {self.run.id}")
-        return self.ctx.with_facts(Report("Dispatched").fact(
-            "workflow run", self.run.html_url).fact("status", self.run.status),
-            from_image=target.running_digest, to_image=str(target.image),
-            workflow_run=self.run.html_url)
-
-    def watch(self) -> Report:
-        if (stop := self._not_cleared("Watch the workflow run")) is not None:
-            return stop
-        run = self._require(self.run, "dispatch")
-        progress = Progress(f"workflow run {run.id}", total=None, stages=WORKFLOW_STAGES,
-                            interactive=self.ctx.interactive)
-        final = self.github.watch_run(
-            run.id, timeout=self.ctx.cfg.workflow_timeout, interval=self.ctx.cfg.poll_interval,
-            on_update=lambda r, elapsed: progress.update(elapsed, r.status))
-        progress.close(final.conclusion or final.status, ok=final.succeeded)
-        self.run = final
-        self.ctx.log(f"workflow run {final.id}: {final.conclusion}")
-        if not final.succeeded:
-            self.outcome = "workflow failed"
-            raise WorkflowFailed(
-                f"The {self.ctx.cfg.workflow} run {final.id} for {self.ctx.env.name} ended "
-                f"{final.conclusion!r}: {final.html_url}",
-                "Open the run's logs; nothing was rolled back. Fix the cause and re-run this "
-                "notebook, or escalate.")
-        return Report("Workflow run completed").fact("conclusion", final.conclusion).fact(
-            "run", final.html_url)
-
     def verify(self) -> Report:
         if (stop := self._not_cleared("Verify")) is not None:
             return stop
@@ -315,6 +333,8 @@ class PathA:
         report.fact("health",
                     f"{h.status_code} in {h.latency_ms:.0f} ms after {h.attempts} attempt(s)")
         self.ctx.log(f"verify: {len(off)} machine(s) off target, health {h.status_code}")
+        if not off and h.healthy:
+            self.ctx.lifecycle.update_record(state="verified")
         if off or not h.healthy:
             self.outcome = "verification failed"
             raise VerificationFailed(
@@ -334,38 +354,25 @@ class PathA:
             return Report("Deployment record", status="warning").note(
                 "No record matches the image that was running; nothing to comment on.")
         number = target.bad_record.number
-        self.comment_url = self.github.add_comment(number, self.comment_body())
         self.github.add_labels(number, [self.ctx.cfg.rolled_back_label])
-        self.ctx.log(f"commented on #{number} and labelled it {self.ctx.cfg.rolled_back_label}")
+        health = self._require(self.health, "verify")
+        run = f"{self.run.html_url} ({self.run.conclusion})" if self.run else "none needed"
+        self.ctx.lifecycle.update_record(
+            state="succeeded", running=str(target.image),
+            tried=f"workflow run {run}; every started machine on the target; "
+                  f"health {health.status_code}; labelled {self.ctx.cfg.rolled_back_label}")
+        record = self.ctx.lifecycle.record
+        self.comment_url = record.html_url if record else ""
+        self.ctx.log(f"recorded on #{number} and labelled it {self.ctx.cfg.rolled_back_label}")
         self.outcome = "rolled back and verified"
         return Report(f"Updated deployment record #{number}").fact(
-            "comment", self.comment_url).fact("label added", self.ctx.cfg.rolled_back_label)
-
-    def comment_body(self) -> str:
-        target = self._require(self.target, "resolve_target")
-        run = self._require(self.run, "dispatch")
-        health = self._require(self.health, "verify")
-        lines = [
-            "### Rolled back by the deployment-rollback runbook (Path A)", "",
-            f"- **environment:** {self.ctx.env.name} (`{self.ctx.env.app}`)",
-            f"- **from:** `{target.running_digest}` (this record)",
-            f"- **to:** `{target.image}`"
-            + (f" (record #{target.target.number})" if target.target
-               else " (named by the operator)"),
-            f"- **why:** {self.ctx.reason or '(no reason given)'}",
-            f"- **incident:** {self.ctx.incident or '—'}",
-            f"- **by:** {self.ctx.operator}"
-            + (f" (approved in JupyterLab at {self.approval.at})"
-               if self.ctx.interactive and self.approval else ""),
-            f"- **workflow run:** {run.html_url} ({run.conclusion})",
-            f"- **verified:** all started machines on the target; health {health.status_code}",
-            f"- **archived notebook:** `{self.ctx.archive_path or '(not archived)'}`",
-        ]
-        return "\n".join(lines) + "\n"
+            "record comment", self.comment_url or "—").fact(
+            "label added", self.ctx.cfg.rolled_back_label)
 
     def summary(self) -> Report:
         if self.ctx.interactive and self.approval is None:
             self.outcome = "dry run: plan resolved, not approved" if self.target else self.outcome
+        self.ctx.end()
         return self.ctx.summary_report(self.outcome)
 
     def finish(self, notebook: str | None = None) -> Report:

@@ -16,12 +16,9 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
-from rollback_helpers.clients.fly import Backup, Cluster
 from rollback_helpers.domain.cluster_map import read_cluster_map
-from rollback_helpers.domain.records import DeploymentRecord
 from rollback_helpers.errors import (
     BackupError,
-    ClusterMismatch,
     CommandFailed,
     CommandTimeout,
     ConnectivityError,
@@ -30,13 +27,18 @@ from rollback_helpers.errors import (
     RestoreTimeout,
 )
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.run.record_comment import RunRecord
 from rollback_helpers.runbook.path_b_facts import (
     Resolved,
+    check_backup,
+    check_source,
     checks_table,
     differences,
     flip_steps,
     newest_record,
+    unrecorded_restore,
 )
+from rollback_helpers.runbook.resume import LookBack, earlier_runs, mark_carried_on
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import Checklist, Decision, Gate, Screen
 from rollback_helpers.ui.progress import Progress
@@ -52,14 +54,16 @@ def start(*, env: str | None, dry_run: bool = True, backup_id: str | None = None
           backend: str = "sandbox", scenario: str = "b-default", sandbox_dir: str | None = None,
           confirm: str = "", reason: str = "", incident: str = "", operator: str = "",
           archive_path: str = "", config: dict[str, Any] | None = None,
-          interactive: bool = False, screen: Screen | None = None) -> PathB:
+          interactive: bool = False, screen: Screen | None = None, run_id: str = "",
+          break_lock: str = "") -> PathB:
     overrides = dict(config or {})
     if ready_timeout:
         overrides["ready_timeout"] = ready_timeout
     ctx = open_run("path-b", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,
                    incident=incident, archive_path=archive_path, config=overrides,
-                   interactive=interactive, screen=screen)
+                   interactive=interactive, screen=screen, run_id=run_id,
+                   break_lock=break_lock)
     return PathB(ctx, backup_id=backup_id or None, source_cluster=source_cluster or None,
                  record_number=record_number, new_cluster_name=new_cluster_name or None)
 
@@ -80,6 +84,7 @@ class PathB:
         self.checks: list[ConnectionCheck] = []
         self.outcome = "in progress"
         self.approval: Decision | None = None
+        self.back = LookBack()
 
     # -- read-only steps -------------------------------------------------------
     def preflight(self) -> Report:
@@ -105,12 +110,13 @@ class PathB:
                 "(a non-mutating deploy, or the snapshot step did not run).",
                 f"List the backups with `flyctl mpg backup list {source_id} --all` and re-run "
                 "with backup_id=<the last one before the bad deploy>.")
-        source = self._check_source(source_id, record)
-        backup = self._check_backup(source_id, backup_id, record)
+        source = check_source(ctx, self.fly, source_id, record)
+        backup = check_backup(self.fly, source_id, backup_id, record)
         name = self.new_cluster_name or f"{source.name}-restore"
         self.resolved = Resolved(record, backup, source, cmap, name)
         ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
-        report = Report("Restore point")
+        self._look_back(record.number)
+        report = self.back.note(Report("Restore point"))
         for key, value in [("bad deploy record", f"#{record.number} ({record.deployed_at})"),
                            ("backup", f"{backup.id} ({backup.type}, {backup.status}, "
                                       f"{backup.start} → {backup.stop})"),
@@ -120,40 +126,18 @@ class PathB:
             report.fact(key, value)
         return report
 
-    def _check_source(self, source_id: str, record: DeploymentRecord) -> Cluster:
-        app = self.ctx.env.app
-        source = self.fly.mpg_status(source_id).cluster
-        if app not in source.attached_apps:
-            attached = [c.id for c in self.fly.mpg_list(self.ctx.cfg.fly_org) if app in c.attached_apps]
-            raise ClusterMismatch(
-                f"The cluster map names {source_id} for {self.ctx.env.name}, but {source_id} is "
-                f"attached to {list(source.attached_apps) or 'no app'}, not {app}; "
-                f"{app} is attached to {attached or 'no cluster'}.",
-                f"Find out which is right before restoring anything: fix "
-                f"{self.ctx.cfg.cluster_map_path}, or pass source_cluster= explicitly.")
-        if record.cluster_id and record.cluster_id != source_id:
-            raise ClusterMismatch(
-                f"Record #{record.number} was taken of cluster {record.cluster_id}, but the "
-                f"source cluster is {source_id}.",
-                "Its backup belongs to the recorded cluster: confirm which cluster served "
-                f"{self.ctx.env.name} then, and pass source_cluster= explicitly.")
-        return source
-
-    def _check_backup(self, source_id: str, backup_id: str, record: DeploymentRecord) -> Backup:
-        backups = {b.id: b for b in self.fly.mpg_backups(source_id)}
-        found = backups.get(backup_id)
-        if found is None:
-            newest = sorted(backups)[-3:]
-            raise BackupError(
-                f"Backup {backup_id} (from record #{record.number}) is not among the "
-                f"{len(backups)} backups of cluster {source_id}.",
-                f"Check the id; the newest backups are {newest or 'none'} "
-                f"(`flyctl mpg backup list {source_id} --all`). Re-run with backup_id=.")
-        if found.status != "completed":
-            raise BackupError(f"Backup {backup_id} of {source_id} is {found.status!r}, not completed.",
-                              "Wait for it to complete, or choose an earlier completed backup "
-                              "with backup_id=.")
-        return found
+    def _look_back(self, number: int) -> None:
+        """An earlier run on this record: done (flip pending), or to carry on with its cluster."""
+        found = earlier_runs(self.ctx, [number])
+        earlier = found[0] if found else None
+        if earlier is None or (earlier.record.ended and not earlier.record.succeeded):
+            self.back = LookBack(earlier)
+            return
+        self.back = LookBack(earlier, done=earlier.record.succeeded,
+                             carry_on=not earlier.record.ended)
+        self.new_cluster = earlier.record.new_cluster or None
+        if self.back.done:
+            self.outcome = f"already prepared by run {earlier.record.run_id}: flip pending"
 
     def plan(self) -> Report | None:
         r = self._require(self.resolved, "resolve")
@@ -168,6 +152,10 @@ class PathB:
         report.fact("4. hand over", "print the manual flip checklist, then stop")
         report.note(f"Not touched: cluster {r.source.id}, the app's secrets, Infisical, "
                     f"{self.ctx.cfg.cluster_map_path}.")
+        self.back.note(report)
+        if self.back.done:
+            report.status = "ok"
+            return report
         if self.ctx.interactive:
             report.status = "ok" if self.approval else "pending"
             self.ctx.show(report)
@@ -181,7 +169,21 @@ class PathB:
             how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
                                                if self.ctx.env.name in PROTECTED_ENVS else "")
             self.approval = self.ctx.decide(self._what(), how, "plan")
+            self._record_start()
         return report
+
+    def _record_start(self) -> None:
+        """Before anything changes: this run's record comment on the bad deploy's record."""
+        r = self._require(self.resolved, "resolve")
+        earlier = self.back.earlier if self.back.carry_on else None
+        record = RunRecord(
+            self.ctx.run_id, "path-b", self.ctx.env.name, operator=self.ctx.operator,
+            started_at=self.ctx.started_at, reason=self.ctx.reason, incident=self.ctx.incident,
+            running=r.source.id, target=f"backup {r.backup.id} of {r.source.id} → {r.new_name}",
+            new_cluster=self.new_cluster or "", resumes=earlier.record.run_id if earlier else "")
+        self.ctx.show(self.ctx.lifecycle.post_record(r.record.number, record))
+        if earlier is not None:
+            mark_carried_on(self.ctx, earlier)
 
     def _what(self) -> str:
         r = self._require(self.resolved, "resolve")
@@ -199,11 +201,14 @@ class PathB:
         self.ctx.go_live()
         self.ctx.archive_path = ""
         self.ctx.reserve_archive_path()
+        self._record_start()
         self.outcome = "approved: restoring"
         return self.approval
 
     def _not_cleared(self, step: str) -> Report | None:
         """Why a changing step must not run now (a report to show), or None to go ahead."""
+        if self.back.done:
+            return Report(f"{step}: skipped (already prepared)", status="skipped")
         return self.ctx.hold(step, approved=self.approval is not None, gate_step=PLAN_STEP)
 
     # -- steps that create something (skipped on a dry run) ------------------------
@@ -211,8 +216,18 @@ class PathB:
         if (stop := self._not_cleared("Restore")) is not None:
             return stop
         r = self._require(self.resolved, "resolve")
+        if self.new_cluster is not None:
+            self.ctx.lifecycle.update_record(state="restored", new_cluster=self.new_cluster)
+            return Report("Restore: not restored again", status="skipped").fact(
+                "new cluster", f"{self.new_cluster} (restored by an earlier run of this rollback)")
+        self.new_cluster = unrecorded_restore(self.ctx, self.fly, r.new_name,
+                                              carry_on=self.back.carry_on)
+        if self.new_cluster is not None:  # the earlier run restored it, then stopped
+            return self.restore()
         result = self.fly.mpg_restore(r.source.id, r.backup.id, r.new_name)
         self.new_cluster = result.new_id
+        self.ctx.lifecycle.update_record(state="restored", new_cluster=result.new_id)
+        self.ctx.lifecycle.note_on_lock(workflow_run_url=f"new cluster {result.new_id}")
         self.ctx.log(f"restore requested: {r.backup.id} → new cluster {result.new_id}")
         return self.ctx.with_facts(Report("Restore initiated").fact(
             "new cluster", f"{result.new_id} ({result.new_name})").fact(
@@ -230,6 +245,7 @@ class PathB:
             status = self.fly.mpg_status(new_id).cluster.status
             elapsed = clock.now() - began
             progress.update(elapsed, status)
+            self.ctx.lifecycle.keep_alive()
             if status == "ready":
                 break
             if status in TERMINAL:
@@ -305,6 +321,7 @@ class PathB:
                 "Nothing was flipped. If only one user fails, its password was probably changed "
                 "after the backup: reset it on the new cluster (human step), then re-run verify.")
         self.ctx.log(f"verified {', '.join(c.user for c in self.checks)} on {new_id}")
+        self.ctx.lifecycle.update_record(state="verified")
         return report
 
     def _source_check(self, source_id: str, tables: tuple[str, ...]) -> ConnectionCheck | None:
@@ -325,20 +342,16 @@ class PathB:
             return stop
         r = self._require(self.resolved, "resolve")
         new_id = self._require(self.new_cluster, "restore")
-        body = "\n".join([
-            "### Database break-glass prepared by the runbook (Path B)", "",
-            f"- **environment:** {self.ctx.env.name}",
-            f"- **backup restored:** `{r.backup.id}` of `{r.source.id}`",
-            f"- **new cluster:** `{new_id}` ({r.new_name}), verified as "
-            f"{', '.join(c.user for c in self.checks)}",
-            f"- **why:** {self.ctx.reason or '(no reason given)'}",
-            f"- **incident:** {self.ctx.incident or '—'} · **by:** {self.ctx.operator}",
-            f"- **archived notebook:** `{self.ctx.archive_path or '(interactive run)'}`",
-            "- **flip:** pending — a human follows the checklist; the old cluster is untouched.",
-        ]) + "\n"
-        url = self.github.add_comment(r.record.number, body)
-        self.ctx.log(f"commented on #{r.record.number}")
-        return Report(f"Noted on deployment record #{r.record.number}").fact("comment", url)
+        self.ctx.lifecycle.update_record(
+            state="flip pending", new_cluster=new_id,
+            tried=f"restored {r.backup.id} of {r.source.id} into {new_id} ({r.new_name}); "
+                  f"verified as {', '.join(c.user for c in self.checks)}",
+            next_step="a human follows the flip checklist (the old cluster is untouched), then "
+                      f"`rollback-runbook run verify-flip --env {self.ctx.env.name}`")
+        record = self.ctx.lifecycle.record
+        url = record.html_url if record else "—"
+        self.ctx.log(f"recorded on #{r.record.number}: flip pending")
+        return Report(f"Noted on deployment record #{r.record.number}").fact("record comment", url)
 
     def checklist(self) -> Report | None:
         """The manual flip, in the runbook's order, with the exact values. Then stop."""
@@ -364,6 +377,7 @@ class PathB:
     def summary(self) -> Report:
         if self.ctx.interactive and self.approval is None and self.resolved:
             self.outcome = "dry run: plan resolved, not approved"
+        self.ctx.end()
         return self.ctx.summary_report(self.outcome)
 
     def finish(self, notebook: str | None = None) -> Report:

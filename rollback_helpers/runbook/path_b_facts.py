@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl
-from rollback_helpers.clients.fly import Backup, Cluster
+from rollback_helpers.clients.fly import Backup, Cluster, Fly
 from rollback_helpers.domain.cluster_map import ClusterMap
 from rollback_helpers.domain.records import BadRecord, DeploymentRecord, record_from_issue
-from rollback_helpers.errors import RecordError
+from rollback_helpers.errors import BackupError, ClusterMismatch, PreconditionFailed, RecordError
 from rollback_helpers.run.context import RunContext
 
 
@@ -95,3 +95,58 @@ def differences(checks: list[ConnectionCheck], source: ConnectionCheck | None) -
             notes.append(f"{table}: {count if count >= 0 else 'missing'} rows on the new cluster, "
                          f"{shown} on the current one.")
     return notes or ["The new cluster holds the same migrations and row counts as the current one."]
+
+
+def check_source(ctx: RunContext, fly: Fly, source_id: str, record: DeploymentRecord) -> Cluster:
+    """The source cluster, checked against the app it serves and the record's cluster."""
+    app = ctx.env.app
+    source = fly.mpg_status(source_id).cluster
+    if app not in source.attached_apps:
+        attached = [c.id for c in fly.mpg_list(ctx.cfg.fly_org) if app in c.attached_apps]
+        raise ClusterMismatch(
+            f"The cluster map names {source_id} for {ctx.env.name}, but {source_id} is "
+            f"attached to {list(source.attached_apps) or 'no app'}, not {app}; "
+            f"{app} is attached to {attached or 'no cluster'}.",
+            f"Find out which is right before restoring anything: fix "
+            f"{ctx.cfg.cluster_map_path}, or pass source_cluster= explicitly.")
+    if record.cluster_id and record.cluster_id != source_id:
+        raise ClusterMismatch(
+            f"Record #{record.number} was taken of cluster {record.cluster_id}, but the "
+            f"source cluster is {source_id}.",
+            "Its backup belongs to the recorded cluster: confirm which cluster served "
+            f"{ctx.env.name} then, and pass source_cluster= explicitly.")
+    return source
+
+
+def check_backup(fly: Fly, source_id: str, backup_id: str, record: DeploymentRecord) -> Backup:
+    """The backup, which must exist and be completed."""
+    backups = {b.id: b for b in fly.mpg_backups(source_id)}
+    found = backups.get(backup_id)
+    if found is None:
+        newest = sorted(backups)[-3:]
+        raise BackupError(
+            f"Backup {backup_id} (from record #{record.number}) is not among the "
+            f"{len(backups)} backups of cluster {source_id}.",
+            f"Check the id; the newest backups are {newest or 'none'} "
+            f"(`flyctl mpg backup list {source_id} --all`). Re-run with backup_id=.")
+    if found.status != "completed":
+        raise BackupError(f"Backup {backup_id} of {source_id} is {found.status!r}, not completed.",
+                          "Wait for it to complete, or choose an earlier completed backup "
+                          "with backup_id=.")
+    return found
+
+
+def unrecorded_restore(ctx: RunContext, fly: Fly, name: str, *, carry_on: bool) -> str | None:
+    """A cluster named ``name`` that exists already: the restore of the run this one carries
+    on (which stopped before recording it) is used; any other is a clash that stops the run."""
+    same = [c for c in fly.mpg_list(ctx.cfg.fly_org) if c.name == name]
+    if not same:
+        return None
+    if carry_on:
+        ctx.log(f"cluster {same[0].id} ({name}) was restored by the run this one carries on: used")
+        return same[0].id
+    raise PreconditionFailed(
+        f"A cluster named {name} already exists ({same[0].id}, {same[0].status}); a second "
+        "restore would fork another one with the same name.",
+        f"Check `flyctl mpg status {same[0].id}`. To restore afresh anyway, re-run with "
+        "new_cluster_name=<another name>.")

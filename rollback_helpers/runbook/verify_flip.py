@@ -13,9 +13,11 @@ import pandas as pd
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.clients.health import HealthResult, check_health
+from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
-from rollback_helpers.errors import PreconditionFailed, VerificationFailed
+from rollback_helpers.errors import PreconditionFailed, RollbackError, VerificationFailed
 from rollback_helpers.run.context import RunContext, open_run
+from rollback_helpers.run.record_comment import RecordComment, previous_runs
 from rollback_helpers.runbook.path_b_facts import newest_record
 from rollback_helpers.ui.display import Report
 
@@ -121,10 +123,28 @@ class VerifyFlip:
         report = Report(f"Verdict: the old cluster {old} may now be detached and destroyed by a human",
                         code=f"flyctl mpg detach {old} -a {self.ctx.env.app}\nflyctl mpg destroy {old}")
         report.note("The runbook never runs these. Run them by hand, after a last look.")
+        report.fact("record comment", self._mark_flip_verified())
         if self.ctx.env.name == "production":
             report.note("🚨 Production: there is zero recovery after destroy. Take a final backup "
                         "of the new cluster first.")
         return report
+
+    def _mark_flip_verified(self) -> str:
+        """Path B's record comment said "flip pending": now it says "flip verified"."""
+        try:
+            number = newest_record(self.ctx, self.github, None).number
+            runs = previous_runs(self.github, [number], path="path-b", env=self.ctx.env.name)
+        except RollbackError as exc:
+            return f"not updated: {exc.what}"
+        for run in runs:
+            if run.record.state == "flip pending" and run.record.new_cluster == self.new_cluster:
+                comment = RecordComment(self.github, number, run.record, log=self.ctx.log,
+                                        now=lambda: utc_iso(self.ctx.backends.clock.now()))
+                comment.comment_id = run.comment_id
+                comment.update(state="flip verified", next_step=(
+                    f"a human may detach and destroy the old cluster {self.old_cluster}"))
+                return f"{run.html_url}: flip verified"
+        return f"no Path B run with a pending flip to {self.new_cluster} on #{number}"
 
     def finish(self, notebook: str | None = None) -> Report:
         """Interactive: archive the saved notebook (save it first). Headless: a no-op summary."""

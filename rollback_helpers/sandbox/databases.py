@@ -1,9 +1,9 @@
 """Glue between the world's MPG clusters and the real PostgreSQL servers behind them.
 
-A world cluster with ``"server": true`` is a real server made by :mod:`.postgres`
-under ``<state_dir>/clusters/<id>``. Its world entry keeps what flyctl would
-know (``id, name, status, direct_ip, credentials, backups, attached_apps``) and
-what only the sandbox needs:
+A world cluster with ``"server": true`` is a real server made by :mod:`.pg_backups`
+and run by :mod:`.postgres` under ``<state_dir>/clusters/<id>``. Its world entry
+keeps what flyctl would know (``id, name, status, direct_ip, credentials, backups,
+attached_apps``) and what only the sandbox needs:
 
 * ``port`` — the port the server last listened on (``127.0.0.1`` only). It can
   change when a stopped server is started again: :func:`ensure_running` is the
@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from rollback_helpers.clock import utc_iso
-from rollback_helpers.sandbox import postgres
+from rollback_helpers.sandbox import pg_backups, postgres
 from rollback_helpers.sandbox.flyctl_common import (
     RestoreRefused,
     digest_text,
@@ -73,7 +73,7 @@ def create_cluster(world: World, *, cluster_id: str, name: str, app: str, region
     """A ready world cluster with a real, running server behind it, attached to ``app``."""
     passwords = {ADMIN_USER: new_password(), APP_USER: new_password(),
                  MIGRATION_USER: new_password()}
-    info = postgres.create_cluster(world.state_dir, cluster_id, passwords=passwords, dbname=DBNAME)
+    info = pg_backups.create_cluster(world.state_dir, cluster_id, passwords=passwords, dbname=DBNAME)
     cluster: dict[str, Any] = {
         "id": cluster_id, "name": name, "status": "ready", "region": region, "plan": plan,
         "org": world.state["fly"].get("org"), "disk": 10, "replicas": 1,
@@ -118,7 +118,7 @@ def rotate_password(world: World, cluster: dict[str, Any], role: str) -> str:
 
 def apply_destructive_migration(world: World, cluster: dict[str, Any]) -> None:
     info = postgres.start_server(world.state_dir, cluster["id"])
-    postgres.apply_destructive_migration(info)
+    pg_backups.apply_destructive_migration(info)
 
 
 # -- backups -------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def take_backup(world: World, cluster: dict[str, Any], backup_id: str, *, start:
                 seconds: float = 33.0, status: str = "completed") -> dict[str, Any]:
     """A real copy of the server now, listed as a full backup started at ``start``."""
     info = postgres.start_server(world.state_dir, cluster["id"])
-    postgres.take_backup(info, world.state_dir, backup_id)
+    pg_backups.take_backup(info, world.state_dir, backup_id)
     entry = metadata_backup(backup_id, start=start, seconds=seconds, status=status)
     entry.update(sandbox_copy=True, role_passwords=dict(cluster["role_passwords"]))
     cluster["backups"].append(entry)
@@ -155,7 +155,7 @@ def restore(world: World, source: dict[str, Any], backup: dict[str, Any],
             f"backup {backup['id']} has no data in the sandbox (only the pre-deploy backup "
             f"{', '.join(real) or '(none)'} is a real copy; restore that one)")
     try:
-        info = postgres.restore_cluster(world.state_dir, backup["id"], new_id)
+        info = pg_backups.restore_cluster(world.state_dir, backup["id"], new_id)
     except postgres.SandboxPostgresError as exc:
         raise RestoreRefused(f"sandbox server for backup {backup['id']} did not start: "
                              f"{exc}") from exc

@@ -159,7 +159,7 @@ class FlyctlSandbox(MpgCommands):
 
     # -- dispatch ------------------------------------------------------------------------------
     def _answer(self, argv: tuple[str, ...]) -> CommandResult | ProxyPlan:
-        with self._lock:
+        with self._lock, self.world.transaction():
             return self._answer_locked(argv)
 
     def _answer_locked(self, argv: tuple[str, ...]) -> CommandResult | ProxyPlan:

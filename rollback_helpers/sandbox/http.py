@@ -12,7 +12,6 @@ import json
 
 import httpx
 
-from rollback_helpers.sandbox import github_contents  # noqa: F401  (registers its routes)
 from rollback_helpers.sandbox.github_api import GitHubSandbox
 from rollback_helpers.sandbox.world import World
 

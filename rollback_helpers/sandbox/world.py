@@ -8,11 +8,13 @@ destructive command was ever issued.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from rollback_helpers.clock import utc_iso
 
 STATE_FILE = "world.json"
 CALLS_FILE = "calls.jsonl"
+LOCK_FILE = "world.lock"
 
 EventHandler = Callable[["World", dict[str, Any]], None]
 _EVENT_HANDLERS: dict[str, EventHandler] = {}
@@ -51,8 +54,43 @@ class World:
     def __init__(self, state: dict[str, Any], state_dir: Path) -> None:
         self.state = state
         self.state_dir = Path(state_dir)
+        self._depth = 0
+        self._seen: tuple[int, int] | None = None  # world.json as last read or written here
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several processes may share this world (two operators' drills): read it fresh under
+        a file lock and write it back before letting go, so no change or call is lost."""
+        if self._depth:
+            yield
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                self._refresh()
+                yield
+                self.save()
+            finally:
+                self._depth -= 1
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- persistence -------------------------------------------------------
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = (self.state_dir / STATE_FILE).stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _refresh(self) -> None:
+        """Read world.json again if another process wrote it since this one last did."""
+        seen = self._stat()
+        if seen is not None and seen != self._seen:
+            self.state = json.loads((self.state_dir / STATE_FILE).read_text())
+            self._seen = seen
+
     @classmethod
     def load(cls, state_dir: str | Path) -> World:
         path = Path(state_dir) / STATE_FILE
@@ -60,13 +98,16 @@ class World:
             raise FileNotFoundError(
                 f"No sandbox world in {state_dir}: create one with "
                 "`rollback-runbook drill …` or rollback_helpers.sandbox.scenarios.create_world()")
-        return cls(json.loads(path.read_text()), Path(state_dir))
+        world = cls(json.loads(path.read_text()), Path(state_dir))
+        world._seen = world._stat()
+        return world
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
         os.replace(tmp, self.state_dir / STATE_FILE)
+        self._seen = self._stat()
 
     # -- time --------------------------------------------------------------
     @property
@@ -83,9 +124,9 @@ class World:
         speed = float(self.state.get("speed", 0))
         if speed > 0:
             time.sleep(seconds / speed)
-        self.state["now"] = self.now + seconds
-        self.advance()
-        self.save()
+        with self.transaction():
+            self.state["now"] = self.now + seconds
+            self.advance()
 
     def schedule(self, delay: float, kind: str, **data: Any) -> None:
         self.state.setdefault("events", []).append({"at": self.now + delay, "kind": kind, **data})

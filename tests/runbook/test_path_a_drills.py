@@ -91,7 +91,7 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     ("malformed-records", 3, "Rollback target", "is malformed"),
     ("workflow-fails", 5, "Watch the workflow run", "ended 'failure'"),
     ("unhealthy-target", 6, "Verify", "answered 503"),
-    ("expired-token", 4, "Recent deployment records", "token"),
+    ("expired-token", 4, "Preflight", "token"),  # a live run reads the lock first
 ])
 def test_failures_are_archived_and_explained(tmp_path: Path, scenario: str, exit_code: int,
                                              failed_step: str, message: str) -> None:

@@ -17,8 +17,8 @@ import pytest
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.run import archive
+from rollback_helpers.sandbox import pg_backups, shutdown
 from rollback_helpers.sandbox import postgres as pg
-from rollback_helpers.sandbox import shutdown
 from rollback_helpers.sandbox.world import World
 
 pytestmark = pytest.mark.e2e
@@ -122,7 +122,7 @@ def test_default_drill_restores_verifies_and_hands_over(drill: Any) -> None:
         next(c["call"] for c in d.flyctl_calls() if c["call"].startswith("mpg restore")),
         next(c["call"] for c in d.world.calls() if c["seam"] == "github" and c["mutating"])]
     d.check_invariants()
-    assert d.source_fingerprint() == (pg.DESTRUCTIVE_MIGRATION, False, 0)
+    assert d.source_fingerprint() == (pg_backups.DESTRUCTIVE_MIGRATION, False, 0)
 
 
 def test_dry_run_restores_nothing(drill: Any) -> None:

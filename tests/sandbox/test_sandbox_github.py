@@ -75,6 +75,31 @@ def test_issue_listing_items_are_valid_issues_and_prs_carry_pull_request(
                                             "description"}
 
 
+def test_edited_comment_is_a_valid_issue_comment_with_a_later_updated_at(
+        world: World, api: httpx.Client) -> None:
+    created = api.post(f"{REPO}/issues/1001/comments", json={"body": "started"}).json()
+    world.state["now"] = world.now + 60
+    response = api.patch(f"{REPO}/issues/comments/{created['id']}", json={"body": "verified"})
+    assert response.status_code == 200
+    comment = validate(models.IssueComment, response.json())
+    assert (comment.id, comment.body) == (created["id"], "verified")
+    assert comment.updated_at > comment.created_at
+    assert validate(models.IssueComment, api.get(f"{REPO}/issues/comments/{comment.id}").json())\
+        .body == "verified"
+    assert api.patch(f"{REPO}/issues/comments/{comment.id}", json={}).status_code == 422
+    assert api.patch(f"{REPO}/issues/comments/1", json={"body": "x"}).status_code == 404
+
+
+def test_comments_are_listed_in_pages_with_a_link_header(world: World, api: httpx.Client) -> None:
+    for i in range(3):
+        api.post(f"{REPO}/issues/1001/comments", json={"body": f"note {i}"})
+    first = api.get(f"{REPO}/issues/1001/comments", params={"per_page": 2})
+    assert [c.body for c in validate(list[models.IssueComment], first.json())] == [
+        "note 0", "note 1"]
+    second = api.get(first.links["next"]["url"])
+    assert [c["body"] for c in second.json()] == ["note 2"] and "next" not in second.links
+
+
 def test_single_issue_is_a_valid_issue(api: httpx.Client) -> None:
     issue = validate(models.Issue, api.get(f"{REPO}/issues/1001").json())
     assert issue.number == 1001 and issue.state == "open"

@@ -19,6 +19,7 @@ import pytest
 from rollback_helpers import sandbox
 from rollback_helpers.clients.fly import Fly, Tunnel
 from rollback_helpers.errors import CommandFailed
+from rollback_helpers.sandbox import pg_backups
 from rollback_helpers.sandbox import postgres as pg
 from rollback_helpers.sandbox.flip import remap, repoint_url, simulate_human_flip
 from rollback_helpers.sandbox.flyctl import (
@@ -131,9 +132,9 @@ def test_restore_forks_a_new_server_with_the_pre_deploy_data_and_the_source_keep
         for var, user in (("DATABASE_URL", "app-user"),
                           ("DATABASE_URL_MIGRATION", "migration-user")):
             with login(tunnel, urls[var]) as conn:
-                assert snapshot(conn) == (user, False, pg.PRE_DEPLOY_MIGRATIONS[-1], True, 200)
+                assert snapshot(conn) == (user, False, pg_backups.PRE_DEPLOY_MIGRATIONS[-1], True, 200)
     with fly.mpg_proxy(SOURCE) as tunnel, login(tunnel, urls["DATABASE_URL"]) as conn:
-        assert snapshot(conn) == ("app-user", False, pg.DESTRUCTIVE_MIGRATION, False, 0)
+        assert snapshot(conn) == ("app-user", False, pg_backups.DESTRUCTIVE_MIGRATION, False, 0)
 
 
 def test_the_proxy_refuses_while_the_restore_initializes(make_world: MakeWorld) -> None:
@@ -287,7 +288,7 @@ def test_the_flipped_world_serves_the_app_from_the_restored_cluster(make_world: 
     with fly.mpg_proxy(FLIPPED) as tunnel:
         for url in urls.values():
             with login(tunnel, url) as conn:
-                assert snapshot(conn)[1:] == (False, pg.PRE_DEPLOY_MIGRATIONS[-1], True, 200)
+                assert snapshot(conn)[1:] == (False, pg_backups.PRE_DEPLOY_MIGRATIONS[-1], True, 200)
 
 
 def test_a_partial_flip_is_finished_by_simulate_human_flip(make_world: MakeWorld) -> None:

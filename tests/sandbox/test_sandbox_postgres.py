@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from rollback_helpers.sandbox import pg_backups
 from rollback_helpers.sandbox import postgres as pg
 
 Login = Callable[..., psycopg.Connection[Any]]  # the pg_login fixture
@@ -92,7 +93,7 @@ def test_the_app_schema_is_owned_by_migration_user_and_writable_by_app_user(
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         app.execute("DROP TABLE invoices")
     versions = app.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
-    assert [v for (v,) in versions] == list(pg.PRE_DEPLOY_MIGRATIONS)
+    assert [v for (v,) in versions] == list(pg_backups.PRE_DEPLOY_MIGRATIONS)
 
 
 # -- backup and restore -----------------------------------------------------------------------
@@ -100,15 +101,15 @@ def test_restore_forks_a_new_cluster_with_the_pre_deploy_data(
         pg_state_dir: Path, pg_passwords: dict[str, str], pg_login: Login) -> None:
     """After a destructive deploy, a restore from the earlier backup has the old data back,
     runs beside the damaged source, and accepts the same logins."""
-    source = pg.create_cluster(pg_state_dir, "sourcecluster001", passwords=pg_passwords)
+    source = pg_backups.create_cluster(pg_state_dir, "sourcecluster001", passwords=pg_passwords)
     before = _superuser_query(source, "SELECT (SELECT count(*) FROM meter_readings), "
                               "(SELECT count(*) FROM customers WHERE email IS NOT NULL)")[0]
-    backup = pg.take_backup(source, pg_state_dir, "backup_1760445047_1a4a7fa7ec8accc4")
+    backup = pg_backups.take_backup(source, pg_state_dir, "backup_1760445047_1a4a7fa7ec8accc4")
     assert (backup / "PG_VERSION").is_file()
-    pg.apply_destructive_migration(source)
+    pg_backups.apply_destructive_migration(source)
 
-    restored = pg.restore_cluster(pg_state_dir, "backup_1760445047_1a4a7fa7ec8accc4",
-                                  "restoredcluster1")
+    restored = pg_backups.restore_cluster(pg_state_dir, "backup_1760445047_1a4a7fa7ec8accc4",
+                                          "restoredcluster1")
 
     assert restored.port != source.port and restored.pid != source.pid
     assert pg.server_info(pg_state_dir, "sourcecluster001") == source
@@ -120,7 +121,7 @@ def test_restore_forks_a_new_cluster_with_the_pre_deploy_data(
     assert old.execute("SELECT to_regclass('meter_readings'), count(email) FROM customers"
                        ).fetchone() == (None, 0)
     assert old.execute("SELECT 1 FROM schema_migrations WHERE version = %s",
-                       [pg.DESTRUCTIVE_MIGRATION]).fetchone() == (1,)
+                       [pg_backups.DESTRUCTIVE_MIGRATION]).fetchone() == (1,)
     hashes = "SELECT rolname, rolpassword FROM pg_authid WHERE rolcanlogin ORDER BY 1"
     assert _superuser_query(restored, hashes) == _superuser_query(source, hashes)
     pg_login(restored.port, "migration-user", pg_passwords["migration-user"])
@@ -129,10 +130,10 @@ def test_restore_forks_a_new_cluster_with_the_pre_deploy_data(
 def test_a_backup_stays_reusable_after_a_restore(pg_state_dir: Path,
                                                  pg_passwords: dict[str, str]) -> None:
     """Restoring copies the backup: a second restore from it works too."""
-    source = pg.create_cluster(pg_state_dir, "sourcecluster002", passwords=pg_passwords)
-    pg.take_backup(source, pg_state_dir, "backup_2")
-    first = pg.restore_cluster(pg_state_dir, "backup_2", "forkone")
-    second = pg.restore_cluster(pg_state_dir, "backup_2", "forktwo")
+    source = pg_backups.create_cluster(pg_state_dir, "sourcecluster002", passwords=pg_passwords)
+    pg_backups.take_backup(source, pg_state_dir, "backup_2")
+    first = pg_backups.restore_cluster(pg_state_dir, "backup_2", "forkone")
+    second = pg_backups.restore_cluster(pg_state_dir, "backup_2", "forktwo")
     assert len({source.port, first.port, second.port}) == 3
     assert _superuser_query(second, "SELECT count(*) FROM invoices") == [(400,)]
 
@@ -140,7 +141,7 @@ def test_a_backup_stays_reusable_after_a_restore(pg_state_dir: Path,
 def test_restore_of_an_unknown_backup_fails_and_leaves_no_cluster(pg_state_dir: Path) -> None:
     """A missing backup id is named in the error; nothing is created."""
     with pytest.raises(pg.SandboxPostgresError, match="backup_404"):
-        pg.restore_cluster(pg_state_dir, "backup_404", "nevercreated")
+        pg_backups.restore_cluster(pg_state_dir, "backup_404", "nevercreated")
     assert not (pg_state_dir / "clusters" / "nevercreated").exists()
 
 
@@ -148,9 +149,9 @@ def test_restore_of_an_unknown_backup_fails_and_leaves_no_cluster(pg_state_dir: 
 def test_stop_all_leaves_no_server_process_and_is_idempotent(
         pg_state_dir: Path, pg_passwords: dict[str, str]) -> None:
     """stop_all ends the postmaster and all its children; a second call stops nothing."""
-    first = pg.create_cluster(pg_state_dir, "stopmeone", passwords=pg_passwords)
-    pg.take_backup(first, pg_state_dir, "b1")
-    second = pg.restore_cluster(pg_state_dir, "b1", "stopmetwo")
+    first = pg_backups.create_cluster(pg_state_dir, "stopmeone", passwords=pg_passwords)
+    pg_backups.take_backup(first, pg_state_dir, "b1")
+    second = pg_backups.restore_cluster(pg_state_dir, "b1", "stopmetwo")
     pids = _server_pids(first) + _server_pids(second)
     assert len(pids) > 2
 
@@ -164,7 +165,7 @@ def test_stop_all_leaves_no_server_process_and_is_idempotent(
 def test_a_stopped_cluster_starts_again_with_its_data(
         pg_state_dir: Path, pg_passwords: dict[str, str], pg_login: Login) -> None:
     """start_server brings a stopped cluster back (on a new port) with its data."""
-    pg.create_cluster(pg_state_dir, "restartme", passwords=pg_passwords)
+    pg_backups.create_cluster(pg_state_dir, "restartme", passwords=pg_passwords)
     assert pg.stop_server(pg_state_dir, "restartme") is True
     again = pg.start_server(pg_state_dir, "restartme")
     conn = pg_login(again.port, "app-user", pg_passwords["app-user"])
@@ -174,7 +175,7 @@ def test_a_stopped_cluster_starts_again_with_its_data(
 def test_stop_all_copes_with_a_crashed_server(pg_state_dir: Path,
                                               pg_passwords: dict[str, str]) -> None:
     """A killed postmaster leaves a stale postmaster.pid: nothing to stop, and it restarts."""
-    info = pg.create_cluster(pg_state_dir, "crashme", passwords=pg_passwords)
+    info = pg_backups.create_cluster(pg_state_dir, "crashme", passwords=pg_passwords)
     pids = _server_pids(info)
     os.kill(info.pid, signal.SIGKILL)
     for pid in pids[1:]:
@@ -195,7 +196,7 @@ def test_a_state_dir_the_server_user_cannot_reach_falls_back_to_a_runtime_dir(
     """Under pytest's 0700 tmp_path the data lives in /tmp/rbpg-*, linked from the state dir;
     purge removes it."""
     try:
-        info = pg.create_cluster(tmp_path, "fallbackcluster", passwords=pg_passwords)
+        info = pg_backups.create_cluster(tmp_path, "fallbackcluster", passwords=pg_passwords)
         link = tmp_path / "clusters" / "fallbackcluster" / "data"
         assert link.is_symlink() and str(link.resolve()) == info.data_dir
         assert info.data_dir.startswith("/tmp/rbpg-")
@@ -215,7 +216,7 @@ def test_clusters_live_under_the_state_dir(shared_cluster: pg.ServerInfo) -> Non
 def test_create_cluster_needs_both_application_passwords(pg_state_dir: Path) -> None:
     """Leaving out a role's password is refused before anything is created."""
     with pytest.raises(ValueError, match="migration-user"):
-        pg.create_cluster(pg_state_dir, "nopasswords", passwords={"app-user": "x" * 12})
+        pg_backups.create_cluster(pg_state_dir, "nopasswords", passwords={"app-user": "x" * 12})
     assert not (pg_state_dir / "clusters").exists()
 
 
@@ -224,7 +225,7 @@ def test_a_failed_create_leaves_no_server_running(pg_state_dir: Path) -> None:
     started is stopped and its directory removed."""
     passwords = {"app-user": "a" * 12, "migration-user": "m" * 12, "postgres": "p" * 12}
     with pytest.raises(pg.SandboxPostgresError, match="halfmade.*already exists"):
-        pg.create_cluster(pg_state_dir, "halfmade", passwords=passwords)
+        pg_backups.create_cluster(pg_state_dir, "halfmade", passwords=passwords)
     assert not (pg_state_dir / "clusters" / "halfmade").exists()
     assert not [p for p in Path("/proc").glob("[0-9]*/cwd") if _cwd_under(p, pg_state_dir)]
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from githubkit_schemas.latest import models
 
-from rollback_helpers.sandbox import github_contents  # noqa: F401  (its routes)
+from rollback_helpers.sandbox import github_records
 from rollback_helpers.sandbox.github_api import GitHubSandbox
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World
@@ -79,7 +79,7 @@ def test_reading_back_a_file_and_a_folder_listing_are_valid(api: httpx.Client) -
 
 def test_large_files_come_through_the_blobs_api(api: httpx.Client) -> None:
     """Over 1 MB the contents API returns no content; the blob (a valid Blob) has it."""
-    data = b"x" * (github_contents.INLINE_LIMIT + 10)
+    data = b"x" * (github_records.INLINE_LIMIT + 10)
     put(api, "big.ipynb", data)
     item = api.get(f"{REPO}/contents/big.ipynb").json()
     assert (item["encoding"], item["content"]) == ("none", "")

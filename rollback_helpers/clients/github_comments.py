@@ -1,0 +1,115 @@
+"""Issue comments: list, find by a hidden marker, create at most once, edit in place.
+
+A run's record comment carries a hidden marker (an HTML comment on its first
+line), so a re-run, or the same run after an ambiguous failure, finds it again
+instead of writing a second one. Creating a comment is not idempotent on
+GitHub: after a timeout or a 5xx once the request was sent, the comment may
+exist; :meth:`CommentsMixin.create_comment` looks for its marker before it sends
+again, :meth:`CommentsMixin.add_comment` (plain notes, no marker) for the same
+body written since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
+from rollback_helpers.clock import parse_iso
+
+PER_PAGE = 100
+CLOCK_SKEW = 300.0  # seconds a laptop's clock may be off GitHub's, when matching our own note
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: int
+    body: str
+    user: str
+    created_at: str
+    updated_at: str
+    html_url: str
+
+
+def comment_from_json(item: Mapping[str, Any]) -> Comment:
+    return Comment(id=int(item["id"]), body=str(item.get("body") or ""),
+                   user=str((item.get("user") or {}).get("login") or ""),
+                   created_at=str(item.get("created_at") or ""),
+                   updated_at=str(item.get("updated_at") or ""),
+                   html_url=str(item.get("html_url") or ""))
+
+
+class CommentsMixin(GitHubSession):
+    """The comment endpoints of :class:`~rollback_helpers.clients.github.GitHubClient`."""
+
+    def list_comments(self, number: int) -> list[Comment]:
+        """Every comment on issue ``number``, oldest first (all pages)."""
+        url: str | None = self._url(f"/issues/{number}/comments")
+        params: dict[str, str] | None = {"per_page": str(PER_PAGE)}
+        comments: list[Comment] = []
+        while url is not None:
+            response = self._call("GET", url, params=params,
+                                  check=f"that issue #{number} exists in {self.repo}")
+            comments += [comment_from_json(item)
+                         for item in json_list(response, self._endpoint("GET", url))]
+            url, params = response.links.get("next", {}).get("url"), None
+        return comments
+
+    def find_comment(self, number: int, marker: str) -> Comment | None:
+        """The newest comment on issue ``number`` whose body contains ``marker``."""
+        found = [c for c in self.list_comments(number) if marker in c.body]
+        return max(found, key=_age, default=None)
+
+    def create_comment(self, number: int, body: str, *, marker: str) -> Comment:
+        """Comment on issue ``number`` once: after an ambiguous failure, ``marker`` is
+        looked for before the comment is sent again. ``body`` must contain ``marker``."""
+        if not marker or marker not in body:
+            raise ValueError("create_comment: the body must contain its marker")
+        return self._post_comment(number, body, lambda: self.find_comment(number, marker))
+
+    def add_comment(self, number: int, body: str) -> str:
+        """A plain note on issue ``number``; returns the comment's web address.
+
+        After an ambiguous failure, a comment with this exact body written since the
+        first attempt counts as this one.
+        """
+        since = self.clock.now() - CLOCK_SKEW
+
+        def written() -> Comment | None:
+            same = [c for c in self.list_comments(number)
+                    if c.body == body and _created(c) >= since]
+            return max(same, key=_age, default=None)
+
+        return self._post_comment(number, body, written).html_url
+
+    def edit_comment(self, comment_id: int, body: str) -> Comment:
+        """Replace comment ``comment_id``'s body (``PATCH``: safe to repeat)."""
+        url = self._url(f"/issues/comments/{comment_id}")
+        response = self._call("PATCH", url, json={"body": body},
+                              check=f"that comment {comment_id} exists in {self.repo} and the "
+                                    "token can write issues")
+        return comment_from_json(json_object(response, self._endpoint("PATCH", url)))
+
+    def _post_comment(self, number: int, body: str,
+                      effect: Callable[[], Comment | None]) -> Comment:
+        url = self._url(f"/issues/{number}/comments")
+
+        def parse(response: httpx.Response) -> Comment:
+            return comment_from_json(json_object(response, self._endpoint("POST", url)))
+
+        return self._create_once(url, {"body": body}, parse=parse, effect=effect,
+                                 check=f"that issue #{number} exists in {self.repo}")
+
+
+def _created(comment: Comment) -> float:
+    try:
+        return parse_iso(comment.created_at)
+    except ValueError:
+        return 0.0
+
+
+def _age(comment: Comment) -> tuple[float, int]:
+    return _created(comment), comment.id

@@ -1,0 +1,263 @@
+"""A live run as a team's operation: the environment lock and the run's record comment.
+
+Kernel side (:class:`Lifecycle`, one per run, reached as ``RunContext.lifecycle``):
+the lock is taken before anything changes (a live headless run: when it starts;
+an interactive one: when the plan is approved), renewed during long waits and
+released when the run ends; the record comment is posted before the first change
+and edited as the run goes on.
+
+Command-line side (:func:`close_run`): after papermill returns — whatever
+happened to the kernel — the record comment gets its final edit (state, exit
+code, last step, archive, SHA-256, how to resume) and the lock is released if
+this run still holds it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clock import Clock, utc_iso
+from rollback_helpers.errors import GitHubError, RollbackError
+from rollback_helpers.run.lock import EnvironmentLock, Lease
+from rollback_helpers.run.notebook_io import read_notebook
+from rollback_helpers.run.record_comment import (
+    FoundRun,
+    RecordComment,
+    RunRecord,
+    marker,
+    parse_comment,
+    previous_runs,
+    render_comment,
+)
+from rollback_helpers.secrets import redact
+from rollback_helpers.ui.display import METADATA_KEY, Report
+
+HOLDER_PID = " pid "
+
+
+def holder_name(operator: str, *, pid: int) -> str:
+    """Who holds the lock: the operator, the machine and the run's process (for crash checks)."""
+    return f"{operator}@{socket.gethostname()}{HOLDER_PID}{pid}"
+
+
+def holder_gone(holder: str) -> bool:
+    """True when the holder ran on this machine and its process no longer exists."""
+    who, _, pid = holder.rpartition(HOLDER_PID)
+    if not who.endswith("@" + socket.gethostname()) or not pid.isdigit():
+        return False
+    return not psutil.pid_exists(int(pid))
+
+
+@dataclass
+class Lifecycle:
+    """The lock and the record comment of one run (kernel side)."""
+
+    github: GitHubClient
+    path: str
+    env: str
+    run_id: str
+    operator: str
+    clock: Clock
+    ttl: float
+    log: Callable[[str], None]
+    holder_pid: int = field(default_factory=os.getppid)
+    lock: EnvironmentLock | None = None
+    lease: Lease | None = None
+    taken_over: Lease | None = None
+    record: RecordComment | None = None
+    last_renewal: float = 0.0
+
+    def _lock(self) -> EnvironmentLock:
+        if self.lock is None:
+            self.lock = EnvironmentLock(self.github, self.env, clock=self.clock, ttl=self.ttl)
+        return self.lock
+
+    def held_by_other(self) -> Lease | None:
+        """The lease someone holds on this environment (read only: what a dry run shows)."""
+        lease = self._lock().held()
+        return lease if lease is not None and lease.run_id != self.run_id else None
+
+    def acquire(self, *, break_lock: str = "") -> Lease:
+        """Take the environment's lease; a holder whose process is gone on this machine is
+        taken over (recorded), anything else raises :class:`LockHeld` naming the holder."""
+        now = utc_iso(self.clock.now())
+        lease = Lease(env=self.env, holder=holder_name(self.operator, pid=self.holder_pid),
+                      run_id=self.run_id, path=self.path, started_at=now,
+                      expires_at=utc_iso(self.clock.now() + self.ttl))
+        current = self._lock().held()
+        if current is not None and current.run_id != self.run_id and not break_lock \
+                and holder_gone(current.holder):
+            break_lock = (f"the holder's process is gone ({current.holder}, run "
+                          f"{current.run_id}): taken over on the same machine")
+        self.lease = self._lock().acquire(lease, break_lock=break_lock)  # or LockHeld
+        if break_lock and current is not None and current.run_id != self.run_id:
+            self.taken_over = current
+            self.log(f"lock of {self.env} taken over from {current.holder} (run "
+                     f"{current.run_id}): {break_lock}")
+        self.last_renewal = self.clock.now()
+        self.log(f"lock of {self.env} taken (run {self.run_id}, lease {self.ttl:.0f}s)")
+        return self.lease
+
+    def keep_alive(self) -> None:
+        """Renew the lease during a long wait, at a third of its length."""
+        if self.lease is None or self.clock.now() - self.last_renewal < self.ttl / 3:
+            return
+        try:
+            self._lock().renew()
+            self.last_renewal = self.clock.now()
+        except RollbackError as exc:
+            self.log(f"lock of {self.env} not renewed: {exc.what}")
+
+    def note_on_lock(self, **fields: str) -> None:
+        if self.lease is not None:
+            try:
+                self._lock().update(**fields)
+            except RollbackError as exc:
+                self.log(f"lock of {self.env} not updated: {exc.what}")
+
+    def release(self) -> bool:
+        if self.lease is None:
+            return False
+        try:
+            self._lock().release()
+        except RollbackError as exc:
+            self.log(f"lock of {self.env} not released here ({exc.what}); the command line "
+                     "releases it when the run ends")
+            return False
+        self.lease = None
+        self.log(f"lock of {self.env} released")
+        return True
+
+    # -- the record comment --------------------------------------------------------
+    def previous(self, numbers: list[int]) -> list[FoundRun]:
+        """Earlier runs of this path on this environment, newest first (from their comments)."""
+        return [run for run in previous_runs(self.github, numbers, path=self.path, env=self.env)
+                if run.record.run_id != self.run_id]
+
+    def post_record(self, number: int, record: RunRecord) -> Report:
+        """Post this run's record comment on issue ``number`` (before anything changes)."""
+        if self.taken_over is not None:
+            record = replace(record, lock=f"taken over from {self.taken_over.holder} (run "
+                             f"{self.taken_over.run_id})")
+        self.record = RecordComment(self.github, number, record, log=self.log,
+                                    now=lambda: utc_iso(self.clock.now())).post()
+        report = Report(f"Run recorded on #{number}").fact("record comment", self.record.html_url)
+        report.fact("state", self.record.record.state)
+        report.metadata = {METADATA_KEY: {"record_comment": {
+            "issue": number, "comment_id": self.record.comment_id,
+            "url": self.record.html_url}}}
+        return report
+
+    def update_record(self, **changes: str) -> None:
+        if self.record is not None:
+            self.record.update(**changes)
+
+
+# -- the command line's side, after the notebook ----------------------------------------
+@dataclass(frozen=True)
+class Closing:
+    """What the command line knows when the notebook has ended."""
+
+    run_id: str
+    path: str
+    env: str
+    exit_code: int
+    outcome: str
+    dry_run: bool
+    archive: Path              # the notebook as papermill left it (a working copy)
+    error: str = ""
+    failed_step: str = ""
+    last_step: str = ""
+    resume_command: str = ""
+    location: str = ""         # where the record was stored ("" if it could not be)
+    sha256: str = ""           # the SHA-256 of exactly the bytes stored there
+
+
+def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None) -> list[str]:
+    """The command line's end of a live run, whatever happened to its kernel: lines to print."""
+    from rollback_helpers.domain.config import load_config
+    from rollback_helpers.run.backends import open_backends
+
+    try:
+        cfg = load_config()
+        backends = open_backends(backend, sandbox_dir=sandbox_dir, cfg=cfg)
+        try:
+            github = backends.github(cfg)
+            lock = EnvironmentLock(github, closing.env, clock=backends.clock, ttl=cfg.lock_ttl)
+            return close_run(github, lock, closing)
+        finally:
+            backends.close()
+    except RollbackError as exc:
+        return [f"The run's record comment and lock were not finished here: {exc.what}"]
+
+
+def close_run(github: GitHubClient, lock: EnvironmentLock, closing: Closing) -> list[str]:
+    """Final edit of the record comment and release of the lock; lines to print."""
+    lines: list[str] = []
+    where = _record_location(closing.archive)
+    if where is not None:
+        lines.append(_final_edit(github, int(where["issue"]), closing))
+    try:
+        lease = lock.held()
+        if lease is not None and lease.run_id == closing.run_id:
+            lock.release()
+            lines.append(f"Lock of {closing.env} released.")
+    except RollbackError as exc:
+        lines.append(f"The lock of {closing.env} could not be released: {exc.what} "
+                     "(it expires on its own).")
+    return lines
+
+
+def _record_location(archive: Path) -> dict[str, Any] | None:
+    if not archive.is_file():
+        return None
+    found = None
+    for cell in read_notebook(archive).cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            block = output.get("metadata", {}).get(METADATA_KEY)
+            if isinstance(block, dict) and isinstance(block.get("record_comment"), dict):
+                found = dict(block["record_comment"])
+    return found
+
+
+def final_state(current: RunRecord, closing: Closing) -> RunRecord:
+    """The record as the run ended: its state, exit code, last step, archive, SHA-256."""
+    if closing.exit_code == 0:
+        state = current.state if current.ended else "succeeded"
+        next_step = current.next_step
+    elif closing.outcome == "interrupted":
+        state = "interrupted"
+        next_step = (f"re-run `{closing.resume_command}`: it finds this comment and carries on "
+                     "(watches the dispatched run, or uses the restored cluster) instead of "
+                     "acting twice")
+    else:
+        state = "failed"
+        next_step = closing.error.partition("Next:")[2].strip() or \
+            "read the failing step in the archive"
+    return replace(current, state=state, exit_code=str(closing.exit_code),
+                   last_step=closing.last_step or current.last_step,
+                   error=redact(closing.error.partition("\nNext:")[0]) if closing.exit_code
+                   else "", next_step=next_step,
+                   archive=closing.location or "NOT ARCHIVED (see the command's output)",
+                   sha256=closing.sha256)
+
+
+def _final_edit(github: GitHubClient, number: int, closing: Closing) -> str:
+    try:
+        comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
+        current = parse_comment(comment.body) if comment is not None else None
+        if comment is None or current is None:
+            return f"No record comment of run {closing.run_id} found on #{number}."
+        final = final_state(current, closing)
+        github.edit_comment(comment.id, render_comment(final))
+    except GitHubError as exc:
+        return f"The record comment on #{number} could not be updated: {exc.what}"
+    return f"Record comment on #{number}: {final.state} ({comment.html_url})"

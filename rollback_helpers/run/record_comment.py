@@ -1,0 +1,214 @@
+"""The run's record comment: one comment per live run on the bad deploy's record issue.
+
+It is written before anything changes and edited in place as the run goes on::
+
+    started → dispatched (Path A) | restored (Path B) → verified → succeeded
+                                                     ↘ flip pending → flip verified
+            ↘ failed | interrupted (with how to resume)
+
+Its first line is a hidden marker, ``<!-- rollback-runbook run=<id> path=<path> env=<env> -->``,
+so a later run finds it (:func:`previous_runs`) and carries on instead of acting
+twice, and tells an image this rollback put there from drift. The body is
+Markdown bullets rendered from one :class:`RunRecord` by :func:`render_comment`,
+and read back by :func:`parse_comment`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, replace
+from typing import Any, Protocol
+
+from rollback_helpers.errors import GitHubError
+from rollback_helpers.secrets import redact
+
+STATES = ("started", "awaiting approval", "dispatched", "restored", "verified", "failed",
+          "interrupted", "flip pending", "flip verified", "succeeded")
+# A run in one of these states is over: a re-run starts afresh (or reports success).
+ENDED = frozenset({"failed", "succeeded", "flip pending", "flip verified"})
+SUCCEEDED = frozenset({"succeeded", "flip pending", "flip verified"})
+MARKER_RE = re.compile(r"<!-- rollback-runbook run=(?P<run_id>\S+) path=(?P<path>\S+) "
+                       r"env=(?P<env>\S+) -->")
+BULLET_RE = re.compile(r"^- \*\*(?P<label>[^*]+):\*\* (?P<value>.*)$")
+TITLES = {"path-a": "Path A — image rollback", "path-b": "Path B — database break-glass",
+          "verify-flip": "verify-flip"}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the record comment says about one run; every field renders as one bullet."""
+
+    run_id: str
+    path: str
+    env: str
+    state: str = "started"
+    operator: str = ""
+    started_at: str = ""
+    updated_at: str = ""
+    reason: str = ""
+    incident: str = ""
+    running: str = ""           # what runs now: at the start, what is rolled back from
+    target: str = ""            # Path A: the image; Path B: backup → new cluster name
+    workflow_run: str = ""      # Path A: the promote run's web address
+    new_cluster: str = ""       # Path B: the restored cluster's id
+    lock: str = ""              # how the environment lock was taken (a takeover is named)
+    resumes: str = ""           # the run id this one carries on
+    tried: str = ""             # what was tried, in order
+    last_step: str = ""
+    exit_code: str = ""
+    error: str = ""
+    next_step: str = ""         # what to do now (how to resume after an interruption)
+    archive: str = ""
+    sha256: str = ""
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in SUCCEEDED
+
+    @property
+    def workflow_run_id(self) -> int | None:
+        found = re.search(r"/actions/runs/(\d+)", self.workflow_run)
+        return int(found.group(1)) if found else None
+
+
+LABELS: dict[str, str] = {
+    "state": "state", "operator": "by", "started_at": "started", "updated_at": "updated",
+    "reason": "why", "incident": "incident", "running": "runs now",
+    "target": "target", "workflow_run": "workflow run", "new_cluster": "new cluster",
+    "lock": "lock", "resumes": "resumes run", "tried": "tried", "last_step": "last step",
+    "exit_code": "exit code", "error": "error", "next_step": "next", "archive": "archive",
+    "sha256": "sha256",
+}
+CODE_FIELDS = frozenset({"running", "target", "new_cluster", "resumes", "archive", "sha256"})
+
+
+def marker(run_id: str, path: str, env: str) -> str:
+    return f"<!-- rollback-runbook run={run_id} path={path} env={env} -->"
+
+
+def _one_line(value: str) -> str:
+    """Free text cannot add a bullet, a marker or a secret to the comment."""
+    flat = " ".join(redact(value).split())
+    return flat.replace("<!--", "<!—").replace("`", "'")
+
+
+def render_comment(record: RunRecord) -> str:
+    """The comment's body: the marker, a heading, then one bullet per non-empty field."""
+    lines = [marker(record.run_id, record.path, record.env),
+             f"### Rollback run `{record.run_id}`: {TITLES.get(record.path, record.path)} on "
+             f"{record.env}", ""]
+    for name, label in LABELS.items():
+        value = _one_line(str(getattr(record, name)))
+        if value:
+            lines.append(f"- **{label}:** " + (f"`{value}`" if name in CODE_FIELDS else value))
+    return "\n".join(lines) + "\n"
+
+
+def parse_comment(body: str) -> RunRecord | None:
+    """The record a comment body renders, or None if it is not a run's record comment."""
+    first = body.lstrip().splitlines()[0] if body.strip() else ""
+    found = MARKER_RE.fullmatch(first.strip())
+    if found is None:
+        return None
+    by_label = {label: name for name, label in LABELS.items()}
+    values: dict[str, Any] = {}
+    for line in body.splitlines():
+        bullet = BULLET_RE.match(line.strip())
+        if bullet and bullet["label"] in by_label:
+            name = by_label[bullet["label"]]
+            value = bullet["value"].strip()
+            values[name] = value[1:-1] if name in CODE_FIELDS and value[:1] == "`" else value
+    return RunRecord(found["run_id"], found["path"], found["env"], **values)
+
+
+class CommentApi(Protocol):
+    """What the record comment needs from the GitHub client."""
+
+    def list_comments(self, number: int) -> Any: ...
+
+    def create_comment(self, number: int, body: str, *, marker: str) -> Any: ...
+
+    def edit_comment(self, comment_id: int, body: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class FoundRun:
+    """A run's record comment found on an issue."""
+
+    issue: int
+    comment_id: int
+    html_url: str
+    record: RunRecord
+
+
+def previous_runs(github: CommentApi, numbers: Iterable[int], *, path: str,
+                  env: str) -> list[FoundRun]:
+    """The record comments of earlier runs of ``path`` on ``env``, newest first."""
+    found: list[tuple[str, FoundRun]] = []
+    for number in numbers:
+        for comment in github.list_comments(number):
+            record = parse_comment(comment.body)
+            if record is not None and record.path == path and record.env == env:
+                found.append((comment.created_at,
+                              FoundRun(number, comment.id, comment.html_url, record)))
+    return [run for _, run in sorted(found, key=lambda pair: pair[0], reverse=True)]
+
+
+class RecordComment:
+    """This run's record comment: posted once, then edited in place.
+
+    Edits after the first post are best effort: a GitHub failure is written to the
+    run's timeline (``log``) and the run goes on; the command line makes the final
+    edit again after the notebook ends.
+    """
+
+    def __init__(self, github: CommentApi, number: int, record: RunRecord, *,
+                 log: Callable[[str], None], now: Callable[[], str]) -> None:
+        self.github = github
+        self.number = number
+        self.record = record
+        self.comment_id: int | None = None
+        self.html_url = ""
+        self._log = log
+        self._now = now
+
+    def post(self) -> RecordComment:
+        """Create the comment (idempotent: the marker is looked for after an ambiguous failure)."""
+        record = replace(self.record, updated_at=self._now())
+        comment = self.github.create_comment(
+            self.number, render_comment(record),
+            marker=marker(record.run_id, record.path, record.env))
+        self.record, self.comment_id, self.html_url = record, comment.id, comment.html_url
+        self._log(f"record comment on #{self.number}: state {record.state}")
+        return self
+
+    def update(self, **changes: str) -> RunRecord:
+        """Change some fields and edit the comment in place; a failure is logged, not raised."""
+        self.record = replace(self.record, updated_at=self._now(), **changes)
+        if self.comment_id is None:
+            return self.record
+        try:
+            self.github.edit_comment(self.comment_id, render_comment(self.record))
+        except GitHubError as exc:
+            self._log(f"record comment on #{self.number} not updated ({exc.what}); "
+                      "it is retried when the run ends")
+            return self.record
+        if "state" in changes:
+            self._log(f"record comment on #{self.number}: state {self.record.state}")
+        return self.record
+
+    def where(self) -> dict[str, Any]:
+        """Where the comment is, for the notebook's metadata (the command line's final edit)."""
+        return {"issue": self.number, "comment_id": self.comment_id, "url": self.html_url,
+                "record": {f.name: getattr(self.record, f.name) for f in fields(self.record)}}
+
+
+def record_from(where: dict[str, Any]) -> RunRecord:
+    """The record :meth:`RecordComment.where` saved, read back from a notebook."""
+    known = {f.name for f in fields(RunRecord)}
+    return RunRecord(**{k: str(v) for k, v in dict(where.get("record", {})).items() if k in known})

@@ -1,0 +1,206 @@
+"""A rollback is a team's operation: drills run as separate processes on one sandbox world.
+
+Two operators at once, a laptop that dies mid-run, and Ctrl-C / SIGTERM: each drill
+here is a real ``rollback-runbook`` process, and "the middle" of a run is an
+observable moment (a line in the world's call log, a state in the record
+comment), never a sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from rollback_helpers.run import archive
+from rollback_helpers.run.backends import stop_drill_world
+from rollback_helpers.run.record_comment import parse_comment
+from rollback_helpers.sandbox.scenarios import create_world
+from rollback_helpers.sandbox.world import World, read_calls
+
+pytestmark = pytest.mark.e2e
+DEADLINE = 180.0  # seconds: a bound on waiting for a process, never a pause
+DISPATCH = "POST /repos/renewa/renewa-one/actions/workflows/promote-image.yml/dispatches"
+RESTORE = "mpg restore"
+
+
+def drill_argv(path: str, incidents: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "rollback_helpers", "drill", path, "--env", "staging",
+            "--incidents-dir", str(incidents), "--quiet", *extra]
+
+
+def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, **(env or {})})
+
+
+def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen[str]) -> None:
+    """Poll an observable condition, bounded; fail (with the drill's output) if it never holds."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"the drill ended before {what}: {process.returncode}\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {DEADLINE}s")
+        time.sleep(0.05)  # a polling interval, not a wait for the effect
+
+
+def calls(world_dir: Path, call: str) -> list[dict[str, Any]]:
+    return [c for c in read_calls(world_dir) if call in c["call"]]
+
+
+def record_states(world_dir: Path) -> list[str]:
+    """The states of every run's record comment in the world, oldest first."""
+    state = json.loads((world_dir / "world.json").read_text())
+    records = [parse_comment(c["body"]) for cs in state["github"]["comments"].values() for c in cs]
+    return [r.state for r in records if r is not None]
+
+
+def after(world_dir: Path, call: str) -> Callable[[], bool]:
+    """True once ``call`` is in the log and a record-comment edit came after it."""
+    def seen() -> bool:
+        log = [c["call"] for c in read_calls(world_dir)]
+        index = next((i for i, c in enumerate(log) if call in c), None)
+        return index is not None and any("PATCH" in c and "/issues/comments/" in c
+                                         for c in log[index:])
+    return seen
+
+
+def crash(process: subprocess.Popen[str]) -> None:
+    """A laptop dying: the command and every process under it (its kernel) are SIGKILLed."""
+    tree = [*psutil.Process(process.pid).children(recursive=True)]
+    for p in [psutil.Process(process.pid), *tree]:
+        p.kill()
+    process.communicate(timeout=DEADLINE)
+    psutil.wait_procs(tree, timeout=30)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """``world(scenario)``: a sandbox world several drills share; its servers stop after."""
+    made: list[Path] = []
+
+    def make(scenario: str) -> Path:
+        directory = tmp_path / "world"
+        directory.mkdir(mode=0o711)
+        create_world(scenario, directory)
+        made.append(directory)
+        return directory
+
+    yield make
+    for directory in made:
+        stop_drill_world(directory)
+
+
+def test_two_operators_at_once_dispatch_once(world: Callable[[str], Path], tmp_path: Path) -> None:
+    """Two live drills started together on one world: one promote; the other is refused by
+    the lock, exits 3 naming the holder, and still archives its notebook."""
+    directory = world("default")
+    argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory),
+                      "--speed", "4")
+    first, second = start(argv), start(argv)
+    results = [(p.wait(timeout=DEADLINE), *p.communicate()) for p in (first, second)]
+    assert sorted(code for code, _, _ in results) == [0, 3], results
+    loser = next(err for code, _, err in results if code == 3)
+    assert "locked by" in loser and "since" in loser and "run " in loser
+    assert len(calls(directory, DISPATCH)) == 1
+    assert len(list((tmp_path / "incidents").glob("*.ipynb"))) == 2
+
+
+def test_path_a_crash_after_dispatch_then_rerun_dispatches_once(
+        world: Callable[[str], Path], tmp_path: Path) -> None:
+    """SIGKILL after the dispatch, then the same command again: it watches the run the first
+    one dispatched (taking over the dead run's lock) and ends with exit 0 and one dispatch."""
+    directory = world("default")
+    argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory))
+    first = start([*argv, "--speed", "4"])
+    wait_for(after(directory, DISPATCH), "dispatch recorded", first)
+    crash(first)
+    again = subprocess.run([*argv, "--speed", "0"], capture_output=True, text=True,
+                           timeout=DEADLINE)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(calls(directory, DISPATCH)) == 1
+    assert record_states(directory) == ["interrupted", "succeeded"]
+    assert World.load(directory).state["github"].get("git", {}).get("refs") == {}  # released
+
+
+def test_path_a_rerun_after_success_changes_nothing(
+        world: Callable[[str], Path], tmp_path: Path) -> None:
+    """A re-run after a successful rollback says so, exits 0, and promotes nothing further."""
+    directory = world("default")
+    argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory),
+                      "--speed", "0")
+    assert subprocess.run(argv, capture_output=True, timeout=DEADLINE).returncode == 0
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE)
+    assert again.returncode == 0, again.stderr
+    assert len(calls(directory, DISPATCH)) == 1
+    newest = max((tmp_path / "incidents").glob("*.ipynb"))
+    assert "already rolled back" in newest.read_text()
+
+
+def test_path_b_crash_after_restore_then_rerun_restores_once(
+        world: Callable[[str], Path], tmp_path: Path) -> None:
+    """SIGKILL after the restore, then the same command: it uses the restored cluster."""
+    directory = world("b-default")
+    argv = drill_argv("path-b", tmp_path / "incidents", "--sandbox-dir", str(directory))
+    first = start([*argv, "--speed", "20"])
+    wait_for(after(directory, RESTORE), "restore recorded", first)
+    crash(first)
+    again = subprocess.run([*argv, "--speed", "0"], capture_output=True, text=True,
+                           timeout=DEADLINE)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(calls(directory, RESTORE)) == 1
+    clusters = World.load(directory).state["fly"]["clusters"]
+    assert len([c for c in clusters.values() if c["name"].endswith("-restore")]) == 1
+    assert record_states(directory) == ["interrupted", "flip pending"]
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+@pytest.mark.parametrize(("path", "sig", "marker"), [
+    ("path-a", signal.SIGTERM, DISPATCH), ("path-a", signal.SIGINT, DISPATCH),
+    ("path-b", signal.SIGTERM, RESTORE), ("path-b", signal.SIGINT, RESTORE),
+])
+def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: int,
+                                                marker: str) -> None:
+    """SIGTERM or Ctrl-C in the middle: exit 143/130, the archive says interrupted and names
+    the last step, unrun cells are marked, and no process or temp world outlives the drill."""
+    temp = tmp_path / "tmp"
+    temp.mkdir(mode=0o711)
+    process = start(drill_argv(path, tmp_path / "incidents", "--speed", "20"),
+                    env={"TMPDIR": str(temp)})
+
+    def world_dir() -> Path | None:
+        return next(iter(temp.glob("rollback-drill-*")), None)
+
+    wait_for(lambda: world_dir() is not None and bool(calls(world_dir(), marker)),  # type: ignore[arg-type]
+             marker, process)
+    directory = world_dir()
+    started = descendants(process.pid)
+    os.kill(process.pid, sig)
+    out, err = process.communicate(timeout=DEADLINE)
+    assert process.returncode == (143 if sig == signal.SIGTERM else 130), out + err
+    assert "Traceback" not in err
+    outcome = archive.read_outcome(next((tmp_path / "incidents").glob("*.ipynb")))
+    assert outcome["outcome"] == "interrupted"
+    assert outcome["last_step"] and outcome["failed_step"]
+    text = next((tmp_path / "incidents").glob("*.ipynb")).read_text()
+    assert '"status": "not run"' in text
+    assert list(temp.glob("rollback-drill-*")) == []
+    gone, alive = psutil.wait_procs(started, timeout=30)
+    assert alive == []
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if str(directory) in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
