@@ -82,7 +82,12 @@ class GitHubContents:
         """The files and folders directly in ``folder`` ([] when it does not exist yet)."""
         url = self._path_url(folder)
         response = self.session._send("GET", url, params=self._ref())
-        if response.status_code == 404 and "No commit found" not in response.text:
+        if response.status_code == 404 and "No commit found" in response.text:
+            raise GitHubNotFound(f"The branch {self.branch!r} does not exist in "
+                                 f"{self.session.repo}.",
+                                 "Create it (records are added to it as commits), or name an "
+                                 "existing branch in the location.")
+        if response.status_code == 404:
             return []
         self.session._raise_for_status(response, "GET", url, f"that {self._where()} exists")
         endpoint = self.session._endpoint("GET", url)

@@ -12,11 +12,9 @@ the bytes differ (:class:`RecordTampered`), there is no record
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.clients.github_session import json_list
 from rollback_helpers.errors import RecordHashMissing, RecordTampered
 from rollback_helpers.run.record_archive import record_metadata, sha256_hex
 
@@ -52,24 +50,13 @@ def record_ids(data: bytes) -> tuple[int | None, str]:
             str(run_id) if run_id else "")
 
 
-def _comments(github: GitHubClient, number: int) -> Iterator[tuple[str, str]]:
-    """(body, web address) of every comment on the issue, oldest first, all pages."""
-    url: str | None = github._url(f"/issues/{number}/comments")
-    params: dict[str, str] | None = {"per_page": "100"}
-    while url is not None:
-        response = github._call("GET", url, params=params,
-                                check=f"that issue #{number} exists in {github.repo}")
-        for item in json_list(response, github._endpoint("GET", url)):
-            yield str(item.get("body") or ""), str(item.get("html_url") or "")
-        url, params = response.links.get("next", {}).get("url"), None
-
-
 def published_for(github: GitHubClient, number: int, run_id: str,
                   location: str) -> Published | None:
     """The newest publication for this run (by its marker) or, without a run id, for this
     location; None when the issue has none."""
     found: Published | None = None
-    for body, url in _comments(github, number):
+    for comment in github.list_comments(number):
+        body, url = comment.body, comment.html_url
         marker = MARKER.search(body)
         sha, archive = SHA_BULLET.search(body), ARCHIVE_BULLET.search(body)
         if marker is None or sha is None:
