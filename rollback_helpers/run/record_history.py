@@ -18,7 +18,7 @@ import pandas as pd
 
 from rollback_helpers.errors import RollbackError
 from rollback_helpers.run.record_archive import DRILLS, record_metadata
-from rollback_helpers.run.record_store import FsspecStore, RecordStore, StoredRecord
+from rollback_helpers.run.record_store import FsspecStore, RecordStore
 
 COLUMNS = ["when", "env", "path", "operator", "mode", "outcome", "exit", "duration", "change",
            "workflow run", "issue", "verified", "record"]
@@ -32,27 +32,21 @@ class Filters:
     drills: bool = False
 
 
-def records_in(store: RecordStore, *, drills: bool) -> list[StoredRecord]:
-    """The store's records (and, with ``drills``, those in its ``drills/`` folder)."""
-    found = store.list_records()
-    if drills:
-        found += store.child(DRILLS).list_records()
-    return found
+def folders(store: RecordStore, *, drills: bool) -> list[RecordStore]:
+    """The store (and, with ``drills``, its ``drills/`` folder)."""
+    return [store, store.child(DRILLS)] if drills else [store]
 
 
-def read_all(store: RecordStore, records: list[StoredRecord]) -> dict[str, bytes]:
-    """location → bytes; an object store is read concurrently."""
-    by_folder: dict[str, list[StoredRecord]] = {}
-    for record in records:
-        by_folder.setdefault(record.location.rsplit("/", 1)[0], []).append(record)
+def read_all(stores: list[RecordStore]) -> dict[str, bytes]:
+    """location → bytes of every record in ``stores``; an object store reads concurrently."""
     data: dict[str, bytes] = {}
-    for folder, items in by_folder.items():
-        holder = store if folder == store.location.rstrip("/") else store.child(DRILLS)
-        if isinstance(holder, FsspecStore):
-            got = holder.read_many([r.name for r in items])
-            data.update({r.location: got[r.name] for r in items if r.name in got})
+    for store in stores:
+        records = store.list_records()
+        if isinstance(store, FsspecStore):
+            got = store.read_many([r.name for r in records])
+            data.update({r.location: got[r.name] for r in records if r.name in got})
         else:
-            data.update({r.location: holder.read(r.name) for r in items})
+            data.update({r.location: store.read(r.name) for r in records})
     return data
 
 
@@ -92,8 +86,7 @@ def _duration(seconds: Any) -> str:
 def history_rows(store: RecordStore, filters: Filters,
                  verify: Verifier | None = None) -> list[dict[str, Any]]:
     """The rows, newest first, filtered by env and start time."""
-    records = records_in(store, drills=filters.drills)
-    data = read_all(store, records)
+    data = read_all(folders(store, drills=filters.drills))
     rows = []
     for location, blob in data.items():
         row = row_for(location, record_metadata(blob))

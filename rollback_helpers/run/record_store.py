@@ -97,14 +97,19 @@ class RecordStore(ABC):
 class FsspecStore(RecordStore):
     """A local folder or an fsspec URL (``s3://``, ``gs://``, …)."""
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, *, parent: FsspecStore | None = None) -> None:
         import fsspec
 
         self.location = location.rstrip("/") or location
-        try:
-            self.fs, self.root = fsspec.core.url_to_fs(location, skip_instance_cache=True)
-        except (ImportError, ValueError) as exc:
-            raise _handler_error(location, exc) from exc
+        self.root: str
+        self.fs: Any
+        if parent is not None:  # a sub-folder: the same connection (an S3 client is costly)
+            self.fs, self.root = parent.fs, f"{parent.root.rstrip('/')}/{location.rsplit('/', 1)[-1]}"
+        else:
+            try:
+                self.fs, self.root = fsspec.core.url_to_fs(location, skip_instance_cache=True)
+            except (ImportError, ValueError) as exc:
+                raise _handler_error(location, exc) from exc
         self.local = "file" in _protocols(self.fs)
 
     def check_writable(self) -> None:
@@ -173,7 +178,7 @@ class FsspecStore(RecordStore):
         return {name: bytes(by_path[path]) for path, name in paths.items() if path in by_path}
 
     def child(self, folder: str) -> FsspecStore:
-        return FsspecStore(self.location_of(folder))
+        return FsspecStore(self.location_of(folder), parent=self)
 
 
 def _protocols(fs: Any) -> set[str]:
