@@ -95,10 +95,11 @@ def _read(location: str, sandbox_dir: str | None) -> bytes:
 
 def _checker(sandbox_dir: str | None) -> Callable[[str, bytes], Any]:
     """verify(location, bytes): against the sandbox's GitHub for drills, else the real one."""
-    from rollback_helpers.run.record_verify import verify_bytes
+    from rollback_helpers.run.record_verify import CachedComments, verify_bytes
 
     cfg = _config()
     github = github_factory(cfg, sandbox_dir=sandbox_dir)
+    comments: list[CachedComments] = []
 
     def verify(location: str, data: bytes) -> Any:
         backend = record_metadata(data).get("backend", "real")
@@ -107,7 +108,9 @@ def _checker(sandbox_dir: str | None) -> Callable[[str, bytes], Any]:
                               "world, not on GitHub.",
                               "Pass --sandbox-dir <the drill's --sandbox-dir> (a drill run with "
                               "--sandbox-dir keeps its world).")
-        return verify_bytes(location, data, github(cfg.github_repo))
+        if not comments:
+            comments.append(CachedComments(github(cfg.github_repo)))
+        return verify_bytes(location, data, comments[0])
 
     return verify
 

@@ -27,7 +27,6 @@ from rollback_helpers.clock import RealClock
 from rollback_helpers.domain.config import RunbookConfig
 from rollback_helpers.errors import RollbackError
 from rollback_helpers.run.backends import TOKEN_VARS, Backends, open_backends
-from rollback_helpers.run.notebook_io import read_notebook
 from rollback_helpers.run.record_store import GitHubFactory, RecordStore, open_store
 from rollback_helpers.secrets import token_from_env
 from rollback_helpers.ui.display import METADATA_KEY
@@ -140,7 +139,3 @@ def record_metadata(data: bytes) -> dict[str, object]:
         return {}
     block = nb.get("metadata", {}).get(METADATA_KEY, {}) if isinstance(nb, dict) else {}
     return dict(block) if isinstance(block, dict) else {}
-
-
-def read_local(path: Path) -> dict[str, object]:
-    return dict(read_notebook(path).metadata.get(METADATA_KEY, {}))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from rollback_helpers.errors import RollbackError
+from rollback_helpers.errors import RecordHashMissing, RecordTampered, RollbackError
 from rollback_helpers.run.record_archive import DRILLS, record_metadata
 from rollback_helpers.run.record_store import FsspecStore, RecordStore
 
@@ -142,13 +142,18 @@ STYLE = ("body{font-family:system-ui,sans-serif;margin:2em}table.history{border-
 
 
 def verify_cell(verify: Callable[[str, bytes], object]) -> Verifier:
-    """A verifier that turns the outcome of ``verify`` into the row's word."""
+    """A verifier that turns the outcome of ``verify`` into the row's word: ``yes``,
+    ``NO: changed since archived``, ``no hash published``, or ``not checked (…)``."""
 
     def cell(location: str, data: bytes) -> str:
         try:
             verify(location, data)
+        except RecordTampered:
+            return "NO: changed since archived"
+        except RecordHashMissing:
+            return "no hash published"
         except RollbackError as exc:
-            return f"NO ({exc.outcome})"
+            return f"not checked ({exc.what[:80]})"
         return "yes"
 
     return cell

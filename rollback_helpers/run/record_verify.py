@@ -12,9 +12,12 @@ the bytes differ (:class:`RecordTampered`), there is no record
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clients.github_comments import Comment
 from rollback_helpers.errors import RecordHashMissing, RecordTampered
 from rollback_helpers.run.record_archive import record_metadata, sha256_hex
 
@@ -22,6 +25,32 @@ MARKER = re.compile(r"<!-- rollback-runbook run=(?P<run_id>\S+) path=(?P<path>\S
                     r"env=(?P<env>\S+) -->")
 SHA_BULLET = re.compile(r"^- \*\*sha256:\*\* `?(?P<sha>[0-9a-f]{64})`?\s*$", re.MULTILINE)
 ARCHIVE_BULLET = re.compile(r"^- \*\*archive:\*\* `?(?P<location>[^`\n]+?)`?\s*$", re.MULTILINE)
+
+
+class CommentSource(Protocol):
+    """Where the record comments are read (the GitHub client, or a cache in front of it)."""
+
+    @property
+    def repo(self) -> str: ...
+
+    def list_comments(self, number: int) -> Sequence[Comment]: ...
+
+
+@dataclass
+class CachedComments:
+    """Each issue's comments read once: history checks many records on few issues."""
+
+    github: GitHubClient
+    seen: dict[int, list[Comment]] = field(default_factory=dict)
+
+    @property
+    def repo(self) -> str:
+        return self.github.repo
+
+    def list_comments(self, number: int) -> list[Comment]:
+        if number not in self.seen:
+            self.seen[number] = list(self.github.list_comments(number))
+        return self.seen[number]
 
 
 @dataclass(frozen=True)
@@ -50,7 +79,7 @@ def record_ids(data: bytes) -> tuple[int | None, str]:
             str(run_id) if run_id else "")
 
 
-def published_for(github: GitHubClient, number: int, run_id: str,
+def published_for(github: CommentSource, number: int, run_id: str,
                   location: str) -> Published | None:
     """The newest publication for this run (by its marker) or, without a run id, for this
     location; None when the issue has none."""
@@ -68,7 +97,7 @@ def published_for(github: GitHubClient, number: int, run_id: str,
     return found
 
 
-def verify_bytes(location: str, data: bytes, github: GitHubClient) -> Verified:
+def verify_bytes(location: str, data: bytes, github: CommentSource) -> Verified:
     """Compare ``data`` (read from ``location``) with the SHA-256 published on its issue."""
     issue, run_id = record_ids(data)
     if issue is None:

@@ -83,3 +83,20 @@ def test_table_json_and_html_formats(tmp_path: Path) -> None:
     assert '<a href="run-001.html">run-001.ipynb</a>' in page
     assert "Incident &lt;records&gt;" in page and "<records>" not in page
     assert h.as_table(h.history_frame([])) == "No archived runs match."
+
+
+def test_the_verified_column_tells_a_changed_record_from_one_without_a_hash() -> None:
+    """Tampered → NO; nothing published → no hash; GitHub unreachable → not checked."""
+    from rollback_helpers.errors import GitHubUnavailable, RecordHashMissing, RecordTampered
+
+    def raising(error: Exception | None) -> h.Verifier:
+        def verify(location: str, data: bytes) -> None:
+            if error is not None:
+                raise error
+
+        return h.verify_cell(verify)
+
+    assert raising(None)("x", b"") == "yes"
+    assert raising(RecordTampered("changed"))("x", b"") == "NO: changed since archived"
+    assert raising(RecordHashMissing("none"))("x", b"") == "no hash published"
+    assert raising(GitHubUnavailable("GitHub is down"))("x", b"") == "not checked (GitHub is down)"
