@@ -103,7 +103,7 @@ class ClusterMismatch(PreconditionFailed):
 
 
 class LockHeld(PreconditionFailed):
-    pass
+    """Another run holds (or held, and its lease expired) the environment's lock."""
 
 
 class RecordTampered(RollbackError):
@@ -225,7 +225,8 @@ EXIT_CODES: dict[int, str] = {
     0: "success (or a dry run that resolved a plan)",
     1: "unexpected error (a bug, or a failure the runbook does not classify)",
     2: "bad input: environment, digest, parameters or confirmation",
-    3: "precondition failed: drift, no rollback target, bad or missing record, backup or cluster map",
+    3: "precondition failed: drift, no rollback target, bad or missing record, backup or cluster "
+       "map, or another run holds the environment's lock",
     4: "GitHub or flyctl failed: auth, not found, rate limit, outage, refused or failed command",
     5: "the promote-image workflow run did not succeed",
     6: "rolled back but verification failed: machines not on the target or health not 200",

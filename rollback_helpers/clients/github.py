@@ -1,9 +1,11 @@
 """The GitHub endpoints the runbook uses, sent through :class:`GitHubSession`.
 
 Only what the runbook needs: deployment-record issues (list lazily, read,
-label; comments are :mod:`.github_comments`), dispatching and watching the
-promote workflow (conditional, ETag polling), and reading one file. How requests
-are sent (headers, retries, rate limits, redirects, errors) is the session's.
+label), dispatching and watching the promote workflow (conditional, ETag
+polling), runs in flight, and reading one file. Comments are
+:mod:`.github_comments`, the Git database (the environment lock's references)
+:mod:`.github_git`. How requests are sent (headers, retries, rate limits,
+redirects, errors) is the session's.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +21,10 @@ from urllib.parse import quote
 
 import httpx
 
-from rollback_helpers.clients.github_comments import Comment
-from rollback_helpers.clients.github_refs import RefsMixin
+from rollback_helpers.clients.github_comments import Comment, CommentsMixin
+from rollback_helpers.clients.github_git import GitCommit, GitDataMixin
 from rollback_helpers.clients.github_session import json_list, json_object
-from rollback_helpers.clock import Clock, utc_iso
+from rollback_helpers.clock import Clock, parse_iso, utc_iso
 from rollback_helpers.errors import (
     GitHubError,
     WorkflowFailed,
@@ -29,11 +32,12 @@ from rollback_helpers.errors import (
 from rollback_helpers.secrets import Secret
 
 log = logging.getLogger(__name__)
-__all__ = ["Comment", "GitHubClient", "Issue", "WorkflowRun"]
+__all__ = ["Comment", "GitCommit", "GitHubClient", "Issue", "WorkflowRun"]
 
 RUN_LISTING_TRIES = 5
-IN_FLIGHT = ("queued", "in_progress", "waiting", "requested", "pending")
 RUN_LISTING_INTERVAL = 2.0
+CLOCK_SKEW = 60.0  # how far this machine's clock may be ahead of GitHub's
+IN_FLIGHT = ("queued", "in_progress", "waiting", "requested", "pending")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class WorkflowRun:
     head_branch: str
     event: str
     display_title: str
+    name: str = ""  # the workflow's name; the title is this too when no run-name is set
 
     @property
     def finished(self) -> bool:
@@ -88,10 +93,46 @@ def run_from_json(item: Mapping[str, Any]) -> WorkflowRun:
                        run_number=int(item.get("run_number") or 0),
                        head_branch=str(item.get("head_branch") or ""),
                        event=str(item.get("event") or ""),
-                       display_title=str(item.get("display_title") or ""))
+                       display_title=str(item.get("display_title") or ""),
+                       name=str(item.get("name") or ""))
 
 
-class GitHubClient(RefsMixin):
+def dispatched_by(runs: Sequence[WorkflowRun], inputs: Mapping[str, str],
+                  since: float) -> WorkflowRun | None:
+    """Which of ``runs`` (listed after a dispatch at ``since``) the dispatch made.
+
+    When the workflow's ``run-name`` shows its inputs, the run must show all of
+    ours (an image by its full reference or its digest's first 12 hex). When no
+    title shows any input, the earliest run since the dispatch is ours, as
+    before the lock (the lock keeps a second operator from dispatching meanwhile).
+    Runs created at or after ``since`` are preferred to those in the clock-skew margin.
+    """
+    values = [v for v in inputs.values() if v]
+    shows_inputs = any(_mentions(r.display_title, v) for r in runs for v in values)
+    mine = [r for r in runs if all(_mentions(r.display_title, v) for v in values)] \
+        if shows_inputs else list(runs)
+    after = [r for r in mine if _created(r) >= since - 1]  # GitHub stamps whole seconds
+    return min(after or mine, key=lambda r: (r.created_at, r.id), default=None)
+
+
+def _mentions(title: str, value: str) -> bool:
+    digest = value.partition("@sha256:")[2]
+    return value in title or (len(digest) >= 12 and digest[:12] in title)
+
+
+def _may_be_for(run: WorkflowRun, env: str) -> bool:
+    named = re.search(rf"(?<![\w-]){re.escape(env)}(?![\w-])", run.display_title) is not None
+    return named or not run.display_title or run.display_title == run.name
+
+
+def _created(run: WorkflowRun) -> float:
+    try:
+        return parse_iso(run.created_at)
+    except ValueError:
+        return 0.0
+
+
+class GitHubClient(GitDataMixin, CommentsMixin):
     """GitHub's REST API for one repository (``owner/name``)."""
 
     def __init__(self, http: httpx.Client, repo: str, token: Secret | None, *, clock: Clock,
@@ -128,51 +169,76 @@ class GitHubClient(RefsMixin):
 
     # -- workflows -------------------------------------------------------------------
     def dispatch_workflow(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> WorkflowRun:
-        """Start ``workflow`` on ``ref`` and return its run, whichever way GitHub reports it."""
+        """Start ``workflow`` on ``ref`` once, and return its run, whichever way GitHub reports it.
+
+        A dispatch cannot be de-duplicated by GitHub: after an ambiguous failure the
+        runs created since are listed, and one with these inputs counts as ours.
+        """
         url = self._url(f"/actions/workflows/{quote(workflow, safe='')}/dispatches")
         check = (f"that .github/workflows/{workflow} exists in {self.repo} on ref {ref!r} and "
                  "declares `on: workflow_dispatch` (the file name, not the workflow's title)")
         body: dict[str, Any] = {"ref": ref, "inputs": dict(inputs), "return_run_details": True}
         since = self.clock.now()
-        response = self._send("POST", url, json=body)
-        if response.status_code in (400, 422):  # older GHES rejects return_run_details
-            log.info("dispatch without return_run_details (HTTP %s)", response.status_code)
-            del body["return_run_details"]
-            response = self._send("POST", url, json=body)
-        self._raise_for_status(response, "POST", url, check)
-        if response.status_code == 200:
-            details = json_object(response, self._endpoint("POST", url))
-            return self.get_run(int(details["workflow_run_id"]))
-        return self._find_dispatched_run(workflow, ref, since)
 
-    def _find_dispatched_run(self, workflow: str, ref: str, since: float) -> WorkflowRun:
-        url = self._url(f"/actions/workflows/{quote(workflow, safe='')}/runs")
-        params = {"event": "workflow_dispatch", "branch": ref, "created": f">={utc_iso(since)}",
-                  "per_page": "20"}
+        def taken() -> WorkflowRun | None:
+            return self._dispatched_run(workflow, ref, inputs, since)
+
+        answer = self._create_once(url, body, taken)
+        if isinstance(answer, httpx.Response) and answer.status_code in (400, 422):
+            log.info("dispatch without return_run_details (HTTP %s)", answer.status_code)
+            del body["return_run_details"]  # older GHES rejects it
+            answer = self._create_once(url, body, taken)
+        if isinstance(answer, WorkflowRun):
+            return answer
+        self._raise_for_status(answer, "POST", url, check)
+        if answer.status_code == 200:
+            details = json_object(answer, self._endpoint("POST", url))
+            return self.get_run(int(details["workflow_run_id"]))
+        return self._find_dispatched_run(workflow, ref, inputs, since)
+
+    def _find_dispatched_run(self, workflow: str, ref: str, inputs: Mapping[str, str],
+                             since: float) -> WorkflowRun:
         for attempt in range(RUN_LISTING_TRIES):
             if attempt:
                 self.clock.sleep(RUN_LISTING_INTERVAL)  # a fresh run takes a moment to be listed
-            response = self._call("GET", url, params=params,
-                                  check=f"that the workflow {workflow} exists in {self.repo}")
-            runs = json_object(response, self._endpoint("GET", url)).get("workflow_runs") or []
-            if runs:  # the earliest since our dispatch is ours (later ones are someone else's)
-                return run_from_json(min(runs, key=lambda r: (r["created_at"], r["id"])))
+            run = self._dispatched_run(workflow, ref, inputs, since)
+            if run is not None:
+                return run
         raise GitHubError(
             f"GitHub accepted the dispatch of {workflow} on {ref!r} in {self.repo}, but no run "
             f"created since {utc_iso(since)} was listed after {RUN_LISTING_TRIES} tries.",
             f"Open https://github.com/{self.repo}/actions/workflows/{workflow} and watch the run "
             "there; do not dispatch again until you have checked it is not just queued late.")
 
-    def in_flight_runs(self, workflow: str, env: str) -> list[WorkflowRun]:
-        """Runs of ``workflow`` for ``env`` not yet completed, whoever started them."""
+    def _dispatched_run(self, workflow: str, ref: str, inputs: Mapping[str, str],
+                        since: float) -> WorkflowRun | None:
+        """The run our dispatch made, if listed: dispatched on ``ref`` since ``since``, with
+        ``inputs`` as far as its title shows them (see :func:`dispatched_by`)."""
+        params = {"event": "workflow_dispatch", "branch": ref,
+                  "created": f">={utc_iso(since - CLOCK_SKEW)}", "per_page": "100"}
+        runs = self._list_runs(workflow, params)
+        return dispatched_by(runs, inputs, since)
+
+    def _list_runs(self, workflow: str, params: Mapping[str, str]) -> list[WorkflowRun]:
         url = self._url(f"/actions/workflows/{quote(workflow, safe='')}/runs")
-        runs: list[WorkflowRun] = []
+        response = self._call("GET", url, params=params,
+                              check=f"that the workflow {workflow} exists in {self.repo}")
+        items = json_object(response, self._endpoint("GET", url)).get("workflow_runs") or []
+        return [run_from_json(item) for item in items if isinstance(item, dict)]
+
+    def in_flight_runs(self, workflow: str, env: str) -> list[WorkflowRun]:
+        """Runs of ``workflow`` for ``env`` not yet completed, whoever started them, oldest first.
+
+        A run's inputs are not in the API; its title is (``run-name``). A run whose
+        title names ``env`` counts, and so does one whose title is just the
+        workflow's name (it could be for any environment).
+        """
+        found: dict[int, WorkflowRun] = {}
         for status in IN_FLIGHT:
-            response = self._call("GET", url, params={"status": status, "per_page": "100"},
-                                  check=f"that the workflow {workflow} exists in {self.repo}")
-            items = json_object(response, self._endpoint("GET", url)).get("workflow_runs") or []
-            runs += [run_from_json(r) for r in items if env in str(r.get("display_title", ""))]
-        return runs
+            for run in self._list_runs(workflow, {"status": status, "per_page": "100"}):
+                if not run.finished and _may_be_for(run, env):
+                    found[run.id] = run
+        return sorted(found.values(), key=lambda r: (r.created_at, r.id))
 
     def get_run(self, run_id: int) -> WorkflowRun:
         """One run; polled cheaply with ``If-None-Match`` (a 304 costs no rate limit)."""

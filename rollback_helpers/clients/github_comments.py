@@ -15,8 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
 from rollback_helpers.clock import parse_iso
 
@@ -96,12 +94,11 @@ class CommentsMixin(GitHubSession):
     def _post_comment(self, number: int, body: str,
                       effect: Callable[[], Comment | None]) -> Comment:
         url = self._url(f"/issues/{number}/comments")
-
-        def parse(response: httpx.Response) -> Comment:
-            return comment_from_json(json_object(response, self._endpoint("POST", url)))
-
-        return self._create_once(url, {"body": body}, parse=parse, effect=effect,
-                                 check=f"that issue #{number} exists in {self.repo}")
+        answer = self._create_once(url, {"body": body}, effect)
+        if isinstance(answer, Comment):
+            return answer
+        self._raise_for_status(answer, "POST", url, f"that issue #{number} exists in {self.repo}")
+        return comment_from_json(json_object(answer, self._endpoint("POST", url)))
 
 
 def _created(comment: Comment) -> float:

@@ -97,30 +97,28 @@ class GitHubSession:
         self._raise_for_status(response, method, url, check)
         return response
 
-    def _create_once(self, url: str, body: Any, *, check: str,
-                     parse: Callable[[httpx.Response], T], effect: Callable[[], T | None]) -> T:
+    def _create_once(self, url: str, body: Any,
+                     effect: Callable[[], T | None]) -> httpx.Response | T:
         """POST something GitHub cannot de-duplicate, at most once in effect.
 
-        After an ambiguous failure (timeout, dropped connection, 5xx once the request
-        was sent) ``effect()`` looks for what the POST would have made (the run, the
-        comment); only if it is not there is the POST sent again.
+        After an ambiguous failure (a timeout, a dropped connection, a 5xx once the
+        request was sent) ``effect()`` looks for what the POST would have made (the
+        run, the comment) and returns it if it is there; only if it is not is the
+        POST sent again. Returns GitHub's answer (any status: the caller judges it)
+        or what ``effect()`` found.
         """
         endpoint = self._endpoint("POST", url)
         last = ""
         for attempt in range(1, self.max_retries + 2):
             try:
-                response = self._send("POST", url, json=body, once=True)
+                return self._send("POST", url, json=body, once=True)
             except AmbiguousSend as exc:
                 last = exc.last
-                self._backoff(attempt, endpoint, last)  # let GitHub settle before looking
-                found = effect()
-                if found is not None:
-                    log.warning("GitHub did take %s despite %s; not sending it again",
-                                endpoint, last)
-                    return found
-                continue
-            self._raise_for_status(response, "POST", url, check)
-            return parse(response)
+            self._backoff(attempt, endpoint, last)  # let GitHub settle before looking
+            found = effect()
+            if found is not None:
+                log.warning("GitHub did take %s despite %s; not sending it again", endpoint, last)
+                return found
         raise GitHubUnavailable(
             f"GitHub did not answer {endpoint} for {self.repo} after {self.max_retries + 1} "
             f"attempts (last: {last}), and none of them took effect.",

@@ -83,15 +83,31 @@ def archive_name(env: str, path: str, *, dry_run: bool, now: datetime | None = N
 
 
 def archive_path(incidents_dir: str | Path, env: str, path: str, *, dry_run: bool,
-                 now: datetime | None = None) -> Path:
-    """``<dir>/<UTC timestamp>-<env>-<path>[-dry-run].ipynb``, never overwriting one."""
+                 now: datetime | None = None, reserve: bool = False) -> Path:
+    """``<dir>/<UTC timestamp>-<env>-<path>[-dry-run].ipynb`` in a local folder, never
+    overwriting one.
+
+    ``reserve`` creates the (empty) file at once, so two runs started in the same
+    second on one machine cannot choose the same name. (A records store instead
+    gives a taken name a suffix when the record is written.)"""
     base = archive_name(env, path, dry_run=dry_run, now=now).removesuffix(".ipynb")
     candidate = Path(incidents_dir) / f"{base}.ipynb"
     n = 2
-    while candidate.exists():
+    while not _free(candidate, reserve=reserve):
         candidate = Path(incidents_dir) / f"{base}-{n}.ipynb"
         n += 1
     return candidate
+
+
+def _free(candidate: Path, *, reserve: bool) -> bool:
+    if not reserve:
+        return not candidate.exists()
+    candidate.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        candidate.open("x").close()
+    except FileExistsError:
+        return False
+    return True
 
 
 def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
@@ -139,7 +155,7 @@ def _interrupted(stop: StopSignals, error: BaseException, cells: CellLog, path: 
     cls: type[Interrupted] = Terminated if stop.name == "SIGTERM" else \
         Interrupted if stop.signum or isinstance(error, PapermillExecutionError) else KernelDied
     why = stop.name or ("SIGINT" if cls is Interrupted else "the kernel died")
-    if not output.is_file():  # stopped before papermill wrote anything
+    if not output.is_file() or not output.stat().st_size:  # stopped before papermill wrote
         write_notebook(read_notebook(notebooks_dir() / NOTEBOOKS[path]), output)
     nb = read_notebook(output)
     done = [i for i in cells.finished if i < len(nb.cells)]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
-from rollback_helpers.errors import ConfigError, ConfirmationRequired
+from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackError
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
@@ -222,14 +222,16 @@ class RunContext:
             return
         if self.path == "verify-flip" or self.backends.github_token is None:
             return
-        other = self.lifecycle.held_by_other()
+        try:
+            other = self.lifecycle.held_by_other()
+        except RollbackError as exc:  # a dry run shows the lock; it does not need it
+            report.fact("lock", f"not readable: {exc.what}")
+            return
         if other is None:
             report.fact("lock", f"free: nobody is running a live rollback on {self.env.name}")
             return
         report.status = "warning"
-        report.fact("lock", f"HELD by {other.holder} since {other.started_at} (run "
-                    f"{other.run_id}, {other.path}, until {other.expires_at})"
-                    + (f", workflow run {other.workflow_run_url}" if other.workflow_run_url else ""))
+        report.fact("lock", f"HELD by {other.describe()}")
         report.note("Another live run holds this environment: a live run now would stop here.")
 
 

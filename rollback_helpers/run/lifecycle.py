@@ -86,22 +86,33 @@ class Lifecycle:
         return lease if lease is not None and lease.run_id != self.run_id else None
 
     def acquire(self, *, break_lock: str = "") -> Lease:
-        """Take the environment's lease; a holder whose process is gone on this machine is
-        taken over (recorded), anything else raises :class:`LockHeld` naming the holder."""
+        """Take the environment's lease, or raise :class:`LockHeld` naming the holder.
+
+        A lease whose holder ran on this machine and whose process is gone (a crash)
+        is handed over to this run at once, and that is recorded in the lease
+        (``broken_from``), the timeline and the record comment; any other holder's
+        lease waits for its expiry and ``break_lock``."""
         now = utc_iso(self.clock.now())
-        lease = Lease(env=self.env, holder=holder_name(self.operator, pid=self.holder_pid),
-                      run_id=self.run_id, path=self.path, started_at=now,
-                      expires_at=utc_iso(self.clock.now() + self.ttl))
-        current = self._lock().held()
-        if current is not None and current.run_id != self.run_id and not break_lock \
-                and holder_gone(current.holder):
-            break_lock = (f"the holder's process is gone ({current.holder}, run "
-                          f"{current.run_id}): taken over on the same machine")
-        self.lease = self._lock().acquire(lease, break_lock=break_lock)  # or LockHeld
-        if break_lock and current is not None and current.run_id != self.run_id:
+        mine = Lease(env=self.env, holder=holder_name(self.operator, pid=self.holder_pid),
+                     run_id=self.run_id, path=self.path, started_at=now, expires_at="")
+        lock = self._lock()
+        current = lock.held()
+        crashed = current is not None and current.run_id != self.run_id \
+            and holder_gone(current.holder)
+        why = break_lock or (f"the holder's process is gone ({current.holder}): a crashed run "
+                             "on this machine" if current is not None and crashed else "")
+        if current is not None and crashed and current.live(self.clock.now()):
+            lock.acquire(replace(mine, run_id=current.run_id))  # that run's lease, renewed
+            self.lease = lock.update(
+                run_id=self.run_id, holder=mine.holder, path=self.path, started_at=now,
+                workflow_run_url="", broken_from=f"run {current.run_id} of {current.holder} "
+                f"(since {current.started_at}); reason: {why}")
+        else:
+            self.lease = lock.acquire(mine, break_lock=why)
+        if current is not None and self.lease.broken_from:
             self.taken_over = current
             self.log(f"lock of {self.env} taken over from {current.holder} (run "
-                     f"{current.run_id}): {break_lock}")
+                     f"{current.run_id}): {why}")
         self.last_renewal = self.clock.now()
         self.log(f"lock of {self.env} taken (run {self.run_id}, lease {self.ttl:.0f}s)")
         return self.lease
@@ -208,6 +219,7 @@ def close_run(github: GitHubClient, lock: EnvironmentLock, closing: Closing) -> 
     try:
         lease = lock.held()
         if lease is not None and lease.run_id == closing.run_id:
+            lock.acquire(lease)  # the same run: the lease is this object's now
             lock.release()
             lines.append(f"Lock of {closing.env} released.")
     except RollbackError as exc:

@@ -1,22 +1,38 @@
-"""The per-environment lock: a lease held on GitHub, the one thing every operator shares.
+"""The per-environment lock: a lease held on GitHub for the length of a live run.
 
-The lease is the git ref ``refs/rollback-locks/<env>``, pointing at a commit
-whose message is the lease as JSON (holder, run id, path, start, expiry).
-Creating a ref is atomic — GitHub answers 422 when it exists — so two runs
-cannot both take it. Renewing, updating and taking over an expired lease
-fast-forward the ref to a new commit whose parent is the one read: if someone
-moved it in between, that is not a fast forward and GitHub refuses it.
+Several engineers, on machines that share nothing but GitHub, may start a
+rollback of the same environment at once. The lock is a git reference,
+``refs/rollback-locks/<env>``, pointing at a commit whose message (and
+``lease.json``) is the lease: who holds it, for which run and path, since when,
+until when, and the workflow run it dispatched. Creating a reference is atomic
+on GitHub (the second create answers 422), and moving one without ``force`` only
+fast-forwards, so renewing, updating and breaking are compare-and-swaps: a new
+commit whose parent is the lease being replaced.
+
+A lease expires ``ttl`` seconds after it was last renewed, so a holder that dies
+stops blocking the environment without anyone cleaning up (Kubernetes' Lease).
+Taking over an expired lease is explicit (``break_lock="why"``) and recorded in
+the new lease (``broken_from``), like Terraform's ``force-unlock``; a live lease
+is never broken. ``docs/architecture.md`` ("The environment lock") says why
+GitHub, why a reference, and which races remain.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+import logging
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import Clock, parse_iso, utc_iso
 from rollback_helpers.errors import LockHeld
+
+log = logging.getLogger(__name__)
+
+REF_PREFIX = "refs/rollback-locks/"
+LEASE_FILE = "lease.json"
+ACQUIRE_TRIES = 3  # a lease released between our create and our read: try again
 
 
 @dataclass(frozen=True)
@@ -30,100 +46,188 @@ class Lease:
     workflow_run_url: str = ""
     broken_from: str = ""
 
+    def live(self, now: float) -> bool:
+        """Whether the lease still holds at ``now`` (it has not expired)."""
+        try:
+            return parse_iso(self.expires_at) > now
+        except ValueError:
+            return False  # an unreadable expiry protects nothing
+
+    def describe(self) -> str:
+        """One line for a person: who, which run, since when, until when."""
+        text = (f"{self.holder or 'someone'} (run {self.run_id or '?'}, {self.path or '?'}) "
+                f"since {self.started_at or '?'}, lease until {self.expires_at or '?'}")
+        return text + (f", workflow run {self.workflow_run_url}" if self.workflow_run_url else "")
+
+
+def lease_to_json(lease: Lease) -> str:
+    return json.dumps(asdict(lease), indent=1, sort_keys=True)
+
 
 def lease_from_message(message: str) -> Lease | None:
+    """The lease in a lock commit's message (a summary line, a blank line, JSON)."""
+    _, _, body = message.partition("\n\n")
     try:
-        data: dict[str, Any] = json.loads(message)
-        return Lease(**{k: str(v) for k, v in data.items() if k in Lease.__dataclass_fields__})
-    except (ValueError, TypeError):
+        data = json.loads(body or message)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    known = {f.name for f in fields(Lease)}
+    values: dict[str, Any] = {k: str(v) for k, v in data.items() if k in known}
+    try:
+        return Lease(**values)
+    except TypeError:
         return None
 
 
 class EnvironmentLock:
-    """``refs/rollback-locks/<env>`` in the configured repository."""
+    """The lock on one environment, for one run (see the module's docstring)."""
 
     def __init__(self, github: GitHubClient, env: str, *, clock: Clock, ttl: float) -> None:
-        self.github, self.env, self.clock, self.ttl = github, env, clock, ttl
-        self.ref = f"rollback-locks/{env}"
-        self._head: str | None = None   # the commit of the lease this object holds
-        self._lease: Lease | None = None
+        if not env or "/" in env or ".." in env or " " in env:
+            raise ValueError(f"not an environment name usable in a git ref: {env!r}")
+        self.github = github
+        self.env = env
+        self.clock = clock
+        self.ttl = ttl
+        self.ref = REF_PREFIX + env
+        self.lease: Lease | None = None  # ours, once acquired
+        self._sha = ""                   # the commit our lease is
+
+    def __repr__(self) -> str:
+        return f"EnvironmentLock(env={self.env!r}, ref={self.ref!r}, held={self.lease is not None})"
+
+    # -- reading --------------------------------------------------------------------
+    def held(self) -> Lease | None:
+        """The lease on the environment now (live or expired), or None. Changes nothing."""
+        current = self._read()
+        return current[1] if current else None
 
     def _read(self) -> tuple[str, Lease] | None:
-        sha = self.github.ref_sha(self.ref)
+        sha = self.github.get_ref(self.ref)
         if sha is None:
             return None
-        lease = lease_from_message(self.github.commit_message(sha))
-        return (sha, lease) if lease is not None else None
+        lease = lease_from_message(self.github.get_commit(sha).message)
+        if lease is None:  # not written by the runbook: treat it as held, and say so
+            lease = Lease(env=self.env, holder=f"an unreadable lock commit {sha[:12]}", run_id="",
+                          path="", started_at="", expires_at="")
+        return sha, lease
 
-    def held(self) -> Lease | None:
-        """The lease as it stands (read only), or None when nobody holds it."""
-        found = self._read()
-        return found[1] if found else None
-
-    def expired(self, lease: Lease) -> bool:
-        return parse_iso(lease.expires_at) <= self.clock.now()
-
-    def _write(self, lease: Lease, parent: str | None) -> str:
-        return self.github.create_commit(json.dumps(asdict(lease), sort_keys=True),
-                                         [parent] if parent else [])
-
+    # -- taking ------------------------------------------------------------------------
     def acquire(self, lease: Lease, *, break_lock: str = "") -> Lease:
-        """Take the lease, or raise :class:`LockHeld` naming who holds it."""
-        lease = replace(lease, expires_at=utc_iso(self.clock.now() + self.ttl))
-        if self.github.create_ref(self.ref, sha := self._write(lease, None)):
-            self._head, self._lease = sha, lease
-            return lease
-        found = self._read()
-        if found is None:  # released in between: try once more
-            return self.acquire(lease, break_lock=break_lock)
-        head, current = found
-        if not break_lock or current.run_id == lease.run_id:
-            if current.run_id == lease.run_id:
-                self._head, self._lease = head, current
-                return current
-            raise held_error(current, expired=self.expired(current))
-        taken = replace(lease, broken_from=f"{current.run_id} ({current.holder}): {break_lock}")
-        sha = self._write(taken, head)
-        if not self.github.move_ref(self.ref, sha):
-            raise held_error(self.held() or current, expired=False)
-        self._head, self._lease = sha, taken
-        return taken
+        """Take the lock for ``lease``'s run, or raise :class:`LockHeld`.
 
-    def update(self, **fields: str) -> Lease:
-        if self._lease is None or self._head is None:
-            raise held_error(self.held() or Lease(self.env, "?", "?", "?", "?", "?"),
-                             expired=False)
-        lease = replace(self._lease, **fields)
-        sha = self._write(lease, self._head)
-        if not self.github.move_ref(self.ref, sha):
-            raise held_error(self.held() or lease, expired=False)
-        self._head, self._lease = sha, lease
-        return lease
+        ``expires_at`` is set to now + ``ttl`` (and ``started_at`` to now if empty).
+        A lease of the same ``run_id`` is ours already (a re-run, or a create whose
+        answer was lost) and is renewed. An expired lease of another run is taken
+        over only with ``break_lock`` (the reason, recorded in ``broken_from``).
+        """
+        now = self.clock.now()
+        wanted = replace(lease, env=self.env, started_at=lease.started_at or utc_iso(now))
+        for _ in range(ACQUIRE_TRIES):
+            fresh = self._fresh(wanted, self.clock.now())
+            commit = self._commit(fresh, parents=())
+            if self.github.create_ref(self.ref, commit):
+                return self._took(commit, fresh, "took")
+            current = self._read()
+            if current is None:
+                continue  # released in between: create again
+            sha, theirs = current
+            if theirs.run_id and theirs.run_id == wanted.run_id:
+                return self._replace(sha, replace(wanted, started_at=theirs.started_at), "resumed")
+            if theirs.live(self.clock.now()):
+                raise self._held(theirs, breaking=bool(break_lock))
+            if not break_lock:
+                raise self._expired(theirs)
+            broken = replace(wanted, broken_from=_broken_from(theirs, break_lock))
+            return self._replace(sha, broken, "broke an expired lease and took")
+        raise self._contended()
 
     def renew(self) -> Lease:
-        return self.update(expires_at=utc_iso(self.clock.now() + self.ttl))
+        """Push our lease's expiry to now + ``ttl``; raise :class:`LockHeld` if it was lost."""
+        return self.update()
 
-    def release(self) -> None:
-        """Delete the ref if it is still ours (or, from a fresh object, whatever it holds)."""
-        found = self._read()
-        if found is None:
-            return
-        if self._lease is not None and found[1].run_id != self._lease.run_id:
-            return  # taken over meanwhile: not ours to release
-        self.github.delete_ref(self.ref)
-        self._head = self._lease = None
+    def update(self, **changes: str) -> Lease:
+        """Change fields of our lease (e.g. ``workflow_run_url``) and renew it."""
+        if self.lease is None:
+            raise RuntimeError("update(): the lock is not held; acquire() it first")
+        return self._replace(self._sha, replace(self.lease, **changes), "renewed")
 
+    def release(self) -> bool:
+        """Give the lock back if it is still ours; True if it was deleted.
 
-def held_error(lease: Lease, *, expired: bool) -> LockHeld:
-    url = f", workflow run {lease.workflow_run_url}" if lease.workflow_run_url else ""
-    if expired:
+        Never deletes another run's lease (one that broke ours after it expired).
+        """
+        if self.lease is None:
+            return False
+        current = self.github.get_ref(self.ref)
+        mine, self.lease = current == self._sha, None
+        if not mine:
+            log.warning("lock %s is no longer ours (now %s); leaving it", self.ref, current)
+            return False
+        return self.github.delete_ref(self.ref)
+
+    # -- the compare-and-swap ----------------------------------------------------------
+    def _replace(self, expected: str, lease: Lease, verb: str) -> Lease:
+        """Move the ref from ``expected`` to a new lease commit, or find who moved it."""
+        now = self.clock.now()
+        fresh = self._fresh(lease, now)
+        commit = self._commit(fresh, parents=(expected,))
+        if self.github.update_ref(self.ref, commit):
+            return self._took(commit, fresh, verb)
+        current = self._read()
+        if current is not None and current[0] == commit:  # our update did land
+            return self._took(commit, fresh, verb)
+        self.lease = None
+        if current is None:
+            raise LockHeld(f"The lock on {self.env} ({self.ref}) was released or deleted by "
+                           "someone else while this run held it.",
+                           "Check who is acting on the environment before going on; re-run to "
+                           "take the lock again.")
+        raise self._held(current[1], lost=True)
+
+    def _fresh(self, lease: Lease, now: float) -> Lease:
+        return replace(lease, expires_at=utc_iso(now + self.ttl))
+
+    def _commit(self, lease: Lease, parents: tuple[str, ...]) -> str:
+        text = lease_to_json(lease)
+        tree = self.github.create_tree({LEASE_FILE: text + "\n"})
+        summary = f"rollback lock: {self.env} held by {lease.holder} (run {lease.run_id})"
+        return self.github.create_commit(f"{summary}\n\n{text}\n", tree, parents).sha
+
+    def _took(self, commit: str, lease: Lease, verb: str) -> Lease:
+        self._sha, self.lease = commit, lease
+        log.info("%s the lock on %s: %s", verb, self.env, lease.describe())
+        return lease
+
+    # -- errors --------------------------------------------------------------------------
+    def _held(self, theirs: Lease, *, breaking: bool = False, lost: bool = False) -> LockHeld:
+        what = (f"The lock on {self.env} was taken over by {theirs.describe()}." if lost else
+                f"{self.env} is locked by another rollback: {theirs.describe()}.")
+        refusal = " A live lease is never broken (--break-lock is only for an expired one)." \
+            if breaking else ""
+        watch = f" Watch its workflow run: {theirs.workflow_run_url}." \
+            if theirs.workflow_run_url else ""
+        return LockHeld(what + refusal,
+                        f"Talk to {theirs.holder or 'its holder'} first.{watch} If that run died, "
+                        f"its lease expires at {theirs.expires_at}; then re-run with "
+                        "--break-lock \"<why>\". A dry run never takes the lock.")
+
+    def _expired(self, theirs: Lease) -> LockHeld:
         return LockHeld(
-            f"{lease.env} is locked by {lease.holder} since {lease.started_at} (run "
-            f"{lease.run_id}, {lease.path}{url}); the lease expired at {lease.expires_at}.",
-            "If that run is dead, take the lock over explicitly: re-run with "
-            "--break-lock \"<why>\" (notebook: break_lock=\"<why>\"); it is recorded.")
-    return LockHeld(
-        f"{lease.env} is locked by {lease.holder} since {lease.started_at} (run {lease.run_id}, "
-        f"{lease.path}{url}); the lease runs until {lease.expires_at}.",
-        "Another live rollback is running on this environment: coordinate with its holder. "
-        "Its record comment on the deployment record says what it is doing.")
+            f"{self.env} is locked by a rollback whose lease expired: {theirs.describe()}.",
+            f"Check that run ({theirs.run_id or '?'}) is really dead and that nothing it started "
+            "is still running, then re-run with --break-lock \"<why>\" to take the lock over "
+            "(the reason is recorded in the new lease).")
+
+    def _contended(self) -> LockHeld:
+        return LockHeld(f"The lock on {self.env} ({self.ref}) kept changing hands while this run "
+                        f"tried to take it ({ACQUIRE_TRIES} tries).",
+                        "Someone else is starting a rollback of the same environment: talk to "
+                        "them, then re-run.")
+
+
+def _broken_from(theirs: Lease, reason: str) -> str:
+    return (f"run {theirs.run_id or '?'} of {theirs.holder or '?'} (since {theirs.started_at or '?'}, "
+            f"expired {theirs.expires_at or '?'}); reason: {reason}")

@@ -268,6 +268,7 @@ class PathA(DispatchSteps):
         record = RunRecord(
             self.ctx.run_id, "path-a", self.ctx.env.name, operator=self.ctx.operator,
             started_at=self.ctx.started_at, reason=self.ctx.reason, incident=self.ctx.incident,
+            archive=self.ctx.archive_path,
             running=target.running_digest, target=str(target.image),
             resumes=earlier.record.run_id if earlier else "",
             workflow_run=earlier.record.workflow_run if earlier else "")
@@ -289,9 +290,9 @@ class PathA(DispatchSteps):
     def approve(self, how: str) -> Decision:
         """The engineer's approval of the plan shown: the run goes live for this target."""
         target = self._require(self.target, "resolve_target")
+        self.ctx.go_live()  # takes the environment lock first: a held lock is no approval
         decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
         self.approval, self.approved_image = decision, str(target.image)
-        self.ctx.go_live()
         self.ctx.archive_path = ""  # a dry-run walkthrough archived earlier keeps its own file
         self.ctx.reserve_archive_path()  # so the record comment can name the live archive
         self._record_start()

@@ -179,6 +179,7 @@ class PathB:
         record = RunRecord(
             self.ctx.run_id, "path-b", self.ctx.env.name, operator=self.ctx.operator,
             started_at=self.ctx.started_at, reason=self.ctx.reason, incident=self.ctx.incident,
+            archive=self.ctx.archive_path,
             running=r.source.id, target=f"backup {r.backup.id} of {r.source.id} → {r.new_name}",
             new_cluster=self.new_cluster or "", resumes=earlier.record.run_id if earlier else "")
         self.ctx.show(self.ctx.lifecycle.post_record(r.record.number, record))
@@ -197,8 +198,8 @@ class PathB:
 
     def approve(self, how: str) -> Decision:
         """The engineer's approval of the plan shown: the run goes live."""
+        self.ctx.go_live()  # takes the environment lock first: a held lock is no approval
         self.approval = self.ctx.decide(self._what(), how, "plan")
-        self.ctx.go_live()
         self.ctx.archive_path = ""
         self.ctx.reserve_archive_path()
         self._record_start()

@@ -4,12 +4,13 @@ It serves the handful of REST endpoints the runbook uses with GitHub's status
 codes, headers (``x-ratelimit-*``, ``link``, ``etag``) and JSON shapes, so the
 client code that talks to it is the code that talks to api.github.com. Faults
 (bad token, primary/secondary rate limits, 502s) come from ``state["github"]``.
-The sandbox adds (comments, labels, runs) but never deletes anything.
+The sandbox adds (comments, labels, runs) and deletes only git references.
 
 This module is the router: authentication, faults, rate limits and the standard
 headers. The endpoints live by concern in :mod:`.github_issues` (issues, comments,
 labels, transfers), :mod:`.github_actions` (workflow dispatch and runs, whose
-``workflow_run_*`` event handlers it registers) and :mod:`.github_contents`, with
+``workflow_run_*`` event handlers it registers), :mod:`.github_contents` and
+:mod:`.github_git` (blobs, trees, commits, references: the environment lock), with
 what they share in :mod:`.github_common`.
 """
 

@@ -204,3 +204,66 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: 
     leftovers = [p for p in psutil.process_iter(["cmdline"])
                  if str(directory) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []
+
+
+def test_verify_flip_turns_flip_pending_into_flip_verified(
+        world: Callable[[str], Path], tmp_path: Path) -> None:
+    """Path B's record comment says "flip pending" until verify-flip confirms the flip."""
+    from rollback_helpers.sandbox.flip import simulate_human_flip
+
+    directory = world("b-default")
+    incidents = tmp_path / "incidents"
+    b = subprocess.run(drill_argv("path-b", incidents, "--sandbox-dir", str(directory),
+                                  "--speed", "0"), capture_output=True, text=True, timeout=DEADLINE)
+    assert b.returncode == 0, b.stdout + b.stderr
+    assert record_states(directory) == ["flip pending"]
+    state = json.loads((directory / "world.json").read_text())
+    body = next(c["body"] for cs in state["github"]["comments"].values() for c in cs)
+    new_cluster = parse_comment(body).new_cluster  # type: ignore[union-attr]
+    flipped = World.load(directory)
+    simulate_human_flip(flipped, "staging", new_cluster)
+    flipped.save()
+    check = subprocess.run(drill_argv("verify-flip", incidents, "--sandbox-dir", str(directory),
+                                      "--speed", "0"), capture_output=True, text=True,
+                           timeout=DEADLINE)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert record_states(directory) == ["flip verified"]
+
+
+def someone_elses_run(directory: Path, image: str) -> int:
+    """A promote run for staging that another engineer started a moment ago, still queued."""
+    world = World.load(directory)
+    gh, now = world.state["github"], world.iso_now()
+    run_id = world.next_id("run", 7_000_000)
+    gh["runs"].append({
+        "id": run_id, "run_number": world.next_id("run_number", 100), "status": "queued",
+        "conclusion": None, "head_branch": "main", "head_sha": "0" * 40,
+        "inputs": {"env": "staging", "image": image}, "created_at": now, "updated_at": now,
+        "run_started_at": None, "display_title": f"Promote {image} to staging",
+        "actor": "bob"})
+    world.schedule(5, "workflow_run_started", run_id=run_id)
+    world.schedule(95, "workflow_run_completed", run_id=run_id)
+    world.save()
+    return run_id
+
+
+@pytest.mark.parametrize("watch", [False, True])
+def test_a_promote_in_flight_is_never_raced(world: Callable[[str], Path], tmp_path: Path,
+                                            watch: bool) -> None:
+    """Someone's promote run for staging is queued: no dispatch. Without --watch-in-flight the
+    run stops (exit 3) naming it; with it, the run watches that one and verifies."""
+    from rollback_helpers.sandbox.world import digest_for
+
+    directory = world("default")
+    image = f"registry.fly.io/renewa-one@{digest_for('v41')}"
+    run_id = someone_elses_run(directory, image)
+    argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory),
+                      "--speed", "0", *(["--watch-in-flight"] if watch else []))
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE)
+    assert calls(directory, DISPATCH) == []
+    if watch:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert record_states(directory) == ["succeeded"]
+    else:
+        assert done.returncode == 3
+        assert f"run {run_id}" in done.stderr and "--watch-in-flight" in done.stderr

@@ -293,8 +293,10 @@ def test_headless_plan_records_the_parameter_decision(tmp_path: Path, env: str, 
     (decision,) = run.ctx.decisions
     assert decision.what.startswith(what)
     assert (decision.how, decision.who, decision.step) == (how, "ana", "plan")
-    plan, line = screen.outputs
+    plan, line, *recorded = screen.outputs
     assert plan.obj.title == "Plan" and "Decision: " + what in line.text
+    # a live run records itself on the bad deploy's record before anything changes
+    assert [o.obj.title.split(" #")[0] for o in recorded] == ([] if dry_run else ["Run recorded on"])
     assert not any(hasattr(o.obj, "on_click") or hasattr(o.obj, "children")
                    for o in screen.outputs)  # no widget, ever
 

@@ -1,0 +1,160 @@
+"""The command line's end of a run: the record comment's final state; who holds the lock."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+import psutil
+
+from rollback_helpers.run.lifecycle import Closing, final_state, holder_gone, holder_name
+from rollback_helpers.run.record_comment import RunRecord
+
+
+def closing(tmp_path: Path, **changes: object) -> Closing:
+    archive = tmp_path / "run.ipynb"
+    archive.write_text("{}")
+    base = dict(run_id="r1", path="path-a", env="staging", exit_code=0, outcome="success",
+                dry_run=False, archive=archive, last_step="8. Update the deployment record",
+                resume_command="rollback-runbook drill path-a --env staging")
+    return Closing(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_success_keeps_the_kernels_state_and_names_the_archive(tmp_path: Path) -> None:
+    """The archive's location and SHA-256 go in once the notebook is archived."""
+    done = closing(tmp_path)
+    final = final_state(RunRecord("r1", "path-a", "staging", state="succeeded"), done)
+    assert final.state == "succeeded" and final.exit_code == "0"
+    assert final.archive == str(done.archive)
+    assert final.sha256 == hashlib.sha256(b"{}").hexdigest()
+
+
+def test_a_success_the_kernel_could_not_record_still_ends_succeeded(tmp_path: Path) -> None:
+    final = final_state(RunRecord("r1", "path-a", "staging", state="verified"), closing(tmp_path))
+    assert final.state == "succeeded"
+
+
+def test_an_interruption_says_how_to_resume(tmp_path: Path) -> None:
+    stopped = closing(tmp_path, exit_code=143, outcome="interrupted",
+                      error="Terminated: interrupted (SIGTERM) during '6. Watch'")
+    final = final_state(RunRecord("r1", "path-a", "staging", state="dispatched"), stopped)
+    assert final.state == "interrupted" and final.exit_code == "143"
+    assert "rollback-runbook drill path-a --env staging" in final.next_step
+
+
+def test_a_failure_carries_the_errors_next_step(tmp_path: Path) -> None:
+    failed = closing(tmp_path, exit_code=6, outcome="verification-failed",
+                     error="VerificationFailed: health 503\nNext: check the app's logs")
+    final = final_state(RunRecord("r1", "path-a", "staging", state="dispatched"), failed)
+    assert (final.state, final.next_step) == ("failed", "check the app's logs")
+    assert final.error == "VerificationFailed: health 503"
+
+
+def test_a_holder_is_gone_only_on_this_machine_with_its_process_dead() -> None:
+    """A lock held from another machine is never taken over by a liveness guess."""
+    dead = max(p.pid for p in psutil.process_iter()) + 10_000
+    while psutil.pid_exists(dead):
+        dead += 1
+    assert holder_gone(holder_name("alice", pid=dead))
+    assert not holder_gone(holder_name("alice", pid=os.getpid()))
+    assert not holder_gone(f"alice@not-{socket.gethostname()} pid {dead}")
+    assert not holder_gone("alice")
+
+
+# -- the lock in a run, in process on a sandbox world ------------------------------------------
+def held_by_bob(world_dir: Path, *, ttl: float = 600.0, pid: int | None = None) -> None:
+    """Another operator's live run holds staging's lock."""
+    from rollback_helpers.domain.config import load_config
+    from rollback_helpers.run.backends import open_backends
+    from rollback_helpers.run.lock import EnvironmentLock, Lease
+
+    backends = open_backends("sandbox", sandbox_dir=str(world_dir))
+    github = backends.github(load_config())
+    lock = EnvironmentLock(github, "staging", clock=backends.clock, ttl=ttl)
+    holder = holder_name("bob", pid=pid) if pid else "bob@elsewhere pid 1"
+    lock.acquire(Lease("staging", holder, "bobrun", "path-a", "", "",
+                       workflow_run_url="https://github.com/o/r/actions/runs/1"))
+
+
+def world_with(tmp_path: Path, scenario: str = "default") -> Path:
+    from rollback_helpers.sandbox.scenarios import create_world
+
+    create_world(scenario, tmp_path / "world")
+    return tmp_path / "world"
+
+
+def start_a(world_dir: Path, **kwargs: object) -> object:
+    from rollback_helpers.runbook import path_a
+    from rollback_helpers.ui.interactive import RecordingScreen
+
+    return path_a.start(env="staging", backend="sandbox", sandbox_dir=str(world_dir),
+                        operator="ana", screen=RecordingScreen(), **kwargs)  # type: ignore[arg-type]
+
+
+def refs(world_dir: Path) -> dict[str, str]:
+    from rollback_helpers.sandbox.world import World
+
+    return dict(World.load(world_dir).state["github"].get("git", {}).get("refs", {}))
+
+
+def test_a_dry_run_shows_a_held_lock_and_takes_none(tmp_path: Path) -> None:
+    world_dir = world_with(tmp_path)
+    held_by_bob(world_dir)
+    before = refs(world_dir)
+    run = start_a(world_dir, dry_run=True)
+    report = run.preflight()  # type: ignore[attr-defined]
+    assert "HELD by bob@elsewhere" in repr(report) and "bobrun" in repr(report)
+    assert refs(world_dir) == before
+
+
+def test_a_live_run_stops_on_a_held_lock_naming_the_holder(tmp_path: Path) -> None:
+    """Exit 3 (LockHeld), naming who, since when, their run id and workflow run."""
+    import pytest
+
+    from rollback_helpers.errors import LockHeld
+
+    world_dir = world_with(tmp_path)
+    held_by_bob(world_dir)
+    with pytest.raises(LockHeld) as raised:
+        start_a(world_dir, dry_run=False)
+    message = str(raised.value)
+    for part in ("bob@elsewhere", "since", "bobrun", "actions/runs/1"):
+        assert part in message
+    assert raised.value.exit_code == 3
+
+
+def test_a_crashed_holder_on_this_machine_is_taken_over_and_recorded(tmp_path: Path) -> None:
+    """The holder's process is gone: the re-run takes the lease, and says so everywhere."""
+    dead = max(p.pid for p in psutil.process_iter()) + 10_000
+    while psutil.pid_exists(dead):
+        dead += 1
+    world_dir = world_with(tmp_path)
+    held_by_bob(world_dir, pid=dead)
+    run = start_a(world_dir, dry_run=False)
+    ctx = run.ctx  # type: ignore[attr-defined]
+    assert ctx.lifecycle.lease.broken_from.startswith("run bobrun")
+    assert any("take over the lock" in d.what for d in ctx.decisions)
+    run.current_state()  # type: ignore[attr-defined]
+    run.resolve_target()  # type: ignore[attr-defined]
+    run.plan()  # type: ignore[attr-defined]
+    assert "taken over from" in ctx.lifecycle.record.record.lock
+    ctx.end()
+    assert refs(world_dir) == {}
+
+
+def test_break_lock_takes_over_an_expired_lease_and_records_why(tmp_path: Path) -> None:
+    from rollback_helpers.sandbox.world import World
+
+    world_dir = world_with(tmp_path)
+    held_by_bob(world_dir, ttl=60.0)
+    later = World.load(world_dir)
+    later.state["now"] = later.now + 600  # bob's run stopped renewing ten minutes ago
+    later.save()
+    run = start_a(world_dir, dry_run=False, break_lock="bob's laptop died mid-run")
+    ctx = run.ctx  # type: ignore[attr-defined]
+    assert "bob's laptop died mid-run" in ctx.lifecycle.lease.broken_from
+    (decision,) = [d for d in ctx.decisions if "take over the lock" in d.what]
+    assert "break_lock" in decision.how
+    assert any("taken over from bob@elsewhere" in event for _, event in ctx.timeline)
