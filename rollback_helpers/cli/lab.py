@@ -240,13 +240,14 @@ def run_lab(args: argparse.Namespace) -> int:
 def lab_incidents(configured: str) -> str:
     """The store the walkthrough archives to (a local folder made absolute: kernels run in
     the workspace); checked writable before JupyterLab starts."""
-    from rollback_helpers.run.record_store import open_store
+    from rollback_helpers.run.record_store import open_store, parse_github_location
 
-    if "://" not in configured:
-        configured = str(Path(configured).resolve())
-    if not configured.startswith("github://"):  # GitHub is checked by the kernel's own seam
-        open_store(configured).check_writable()
-    return configured
+    if configured.startswith("github://"):  # checked by the kernel, through its own seam
+        parse_github_location(configured)  # a malformed one is refused here
+        return configured
+    store = open_store(configured)  # a malformed URL is refused here
+    store.check_writable()
+    return configured if "://" in configured else str(Path(configured).resolve())
 
 
 def _announce(server: LabServer, description: str, incidents: str, sandbox_dir: Path | None,

@@ -190,8 +190,8 @@ def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
                    args.dry_run, working, error=outcome.error, failed_step=outcome.failed_step,
                    last_step=outcome.last_step,
                    resume_command=shlex.join(["rollback-runbook", *args.argv]),
-                   location=stored.location if stored else "",
-                   sha256=stored.sha256 if stored else "")
+                   location=stored.location if stored else "NOT ARCHIVED (the store refused "
+                   "it: see the command's output)", sha256=stored.sha256 if stored else "")
 
 
 def _report(args: argparse.Namespace, outcome: archive.Outcome, closing: Closing) -> None:

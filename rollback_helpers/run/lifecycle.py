@@ -14,6 +14,7 @@ this run still holds it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from collections.abc import Callable
@@ -188,7 +189,7 @@ class Closing:
     failed_step: str = ""
     last_step: str = ""
     resume_command: str = ""
-    location: str = ""         # where the record was stored ("" if it could not be)
+    location: str = ""         # where the record was stored ("": ``archive`` is the record)
     sha256: str = ""           # the SHA-256 of exactly the bytes stored there
 
 
@@ -254,12 +255,16 @@ def final_state(current: RunRecord, closing: Closing) -> RunRecord:
         state = "failed"
         next_step = closing.error.partition("Next:")[2].strip() or \
             "read the failing step in the archive"
+    archive, digest = closing.location, closing.sha256
+    if not archive:  # the caller did not store it: the notebook where it lies
+        archive = str(closing.archive)
+        digest = hashlib.sha256(closing.archive.read_bytes()).hexdigest() \
+            if closing.archive.is_file() else ""
     return replace(current, state=state, exit_code=str(closing.exit_code),
                    last_step=closing.last_step or current.last_step,
                    error=redact(closing.error.partition("\nNext:")[0]) if closing.exit_code
                    else "", next_step=next_step,
-                   archive=closing.location or "NOT ARCHIVED (see the command's output)",
-                   sha256=closing.sha256)
+                   archive=archive, sha256=digest)
 
 
 def _final_edit(github: GitHubClient, number: int, closing: Closing) -> str:

@@ -169,6 +169,8 @@ class FsspecStore(RecordStore):
     def read_many(self, names: list[str]) -> dict[str, bytes]:
         """Several records at once (concurrently on object stores)."""
         paths = {self._path(name): name for name in names}
+        if not paths:
+            return {}
         try:
             found = self.fs.cat(list(paths), on_error="omit")
         except Exception as exc:  # noqa: BLE001

@@ -4,6 +4,7 @@ byte, render writes a page; an unwritable store stops a run before it starts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ def test_a_drill_archives_to_a_github_folder_and_the_record_verifies(
     assert len(files) == 1
     location = f"{GITHUB_STORE}/{files[0].rsplit('/', 1)[-1]}"
     comments = [c["body"] for c in world.state["github"]["comments"]["1010"]]
-    assert any(f"`{location}`" in body and "- **sha256:** `" in body for body in comments)
+    digest = hashlib.sha256(world.state["github"]["files"][files[0]].encode()).hexdigest()
+    assert any(f"- **archive:** `{location}`" in body and f"- **sha256:** `{digest}`" in body
+               for body in comments)  # the record comment publishes exactly the stored bytes
     assert len(world.state["github"]["runs"]) == 1  # the run's own state survived the write
 
     rows = history(capsys, "--incidents-dir", GITHUB_STORE, "--sandbox-dir", str(sandbox))
@@ -125,3 +128,17 @@ def test_render_and_the_html_history_link_each_record_to_its_page(
     link = record.name.replace(".ipynb", ".html")
     assert f'href="{link}"' in index.read_text()
     assert "DRY RUN" in (index.parent / link).read_text()
+
+
+def test_the_lab_archives_to_the_configured_store_and_refuses_an_unwritable_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local store is made absolute for the kernels; a broken URL stops the lab (exit 2)."""
+    from rollback_helpers.cli.lab import lab_incidents
+    from rollback_helpers.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    assert lab_incidents("incidents") == str(tmp_path / "incidents")
+    assert lab_incidents("github://acme/records/inc") == "github://acme/records/inc"
+    with pytest.raises(ConfigError, match="looks like a URL"):
+        lab_incidents("s3:/bucket/inc")
+    assert not (tmp_path / "s3:").exists()
