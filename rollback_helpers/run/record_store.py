@@ -30,13 +30,16 @@ from typing import Any
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.github_contents import GitHubContents
 from rollback_helpers.errors import ConfigError, RecordMissing, RecordStoreError, RollbackError
-from rollback_helpers.secrets import redact
+from rollback_helpers.secrets import redact, remember
 
 GITHUB_SCHEME = "github://"
 SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):(?P<slashes>/*)")
 HANDLERS = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs",
             "abfs": "adlfs", "abfss": "adlfs"}
 MAX_SUFFIX = 1000
+# Credentials a store's handler reads from the environment: masked wherever redact() runs.
+CREDENTIAL_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_OAUTH_ACCESS_TOKEN",
+                   "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_SECRET")
 GitHubFactory = Callable[[str], GitHubClient]  # repository "owner/name" → a client for it
 
 
@@ -101,6 +104,8 @@ class FsspecStore(RecordStore):
         import fsspec
 
         self.location = location.rstrip("/") or location
+        for name in CREDENTIAL_VARS:
+            remember(os.environ.get(name, ""))
         self.root: str
         self.fs: Any
         if parent is not None:  # a sub-folder: the same connection (an S3 client is costly)

@@ -107,6 +107,9 @@ def test_s3_without_a_bucket_or_credentials_is_refused_up_front(
     with pytest.raises(ConfigError, match="no credentials in the environment") as raised:
         open_store(f"s3://{s3_bucket}/inc").check_writable()
     assert "AWS_ACCESS_KEY_ID" in raised.value.next_step and secret not in str(raised.value)
+    from rollback_helpers.secrets import redact
+
+    assert redact(f"signature computed with {secret}") == "signature computed with ****"
 
 
 # -- GitHub, on the sandbox -------------------------------------------------------------------------
