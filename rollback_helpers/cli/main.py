@@ -123,7 +123,6 @@ def incidents_dir(args: argparse.Namespace, *, drill: bool) -> str:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-
     with args.stop:
         return _drill(args)
 
@@ -133,8 +132,11 @@ def _drill(args: argparse.Namespace) -> int:
 
     args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
-    world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed)
+    world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed,
+                               reuse=bool(args.sandbox_dir))
     print(f"Drill: {args.path} on {args.env}, scenario {args.scenario!r} — {world.description}")
+    if world.reused:
+        print(f"Acting in the existing sandbox world in {sandbox_dir} (not rebuilt).")
     saved_token = os.environ.get("GITHUB_TOKEN")
     os.environ["GITHUB_TOKEN"] = world.token  # the kernel reads it, as in an incident
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
@@ -174,8 +176,9 @@ def _execute(args: argparse.Namespace, *, backend: str, sandbox_dir: str | None,
         with args.stop.held():
             stored, problem = records.keep(store, name, working)  # once, write-once
             closing = _closing(args, outcome, working, stored)
-            lines = [] if args.dry_run else finish_run(closing, backend=backend,
-                                                       sandbox_dir=sandbox_dir)
+            # bad input stops before anything is contacted: there is nothing to finish
+            lines = [] if args.dry_run or outcome.exit_code == 2 else finish_run(
+                closing, backend=backend, sandbox_dir=sandbox_dir)
     _report(args, outcome, closing)
     for line in lines:
         print(line)

@@ -44,9 +44,9 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 SECONDARY_MIN_WAIT = 60.0
 MAX_RATE_LIMIT_WAIT = 900.0  # longer than this, tell the operator rather than hang silently
-TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read issues and contents and "
-              "write issues and actions in {repo} (e.g. `export GH_TOKEN=$(gh auth token)`), "
-              "then re-run this cell.")
+TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read and write issues, contents "
+              "(the environment lock is a git ref) and actions in {repo} (e.g. `export "
+              "GH_TOKEN=$(gh auth token)`), then re-run this cell.")
 
 
 class AmbiguousSend(Exception):

@@ -56,22 +56,25 @@ class DrillWorld:
     directory: Path
     description: str   # the scenario's first line
     token: str         # the sandbox's own GitHub token (never a real one)
+    reused: bool = False  # an existing world in ``directory`` (another drill's, or this one's)
 
 
-def create_drill_world(scenario: str, directory: str | Path, *, speed: float) -> DrillWorld:
-    """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``,
-    or join the world already there (a re-run, or a second operator on the same world)."""
-    from rollback_helpers.sandbox.scenarios import create_world
-    from rollback_helpers.sandbox.world import World
+def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
+                       reuse: bool = False) -> DrillWorld:
+    """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``.
 
-    if (Path(directory) / "world.json").is_file():
-        world = World.load(directory)
-        with world.transaction():
-            world.state["speed"] = speed
+    ``reuse``: if ``directory`` already holds a world (a drill re-run after a crash,
+    or a second operator's drill started at the same time), act in that one.
+    """
+    from rollback_helpers.sandbox.scenarios import create_world, open_world
+
+    if reuse:
+        world, created = open_world(scenario, Path(directory), speed=speed)
     else:
-        world = create_world(scenario, Path(directory), speed=speed)
+        world, created = create_world(scenario, Path(directory), speed=speed), True
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
-    return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]))
+    return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]),
+                      reused=not created)
 
 
 def stop_drill_world(directory: str | Path) -> None:
@@ -133,13 +136,9 @@ def open_backends(backend: str, *, scenario: str = "default", sandbox_dir: str |
 def _sandbox_backends(scenario: str, sandbox_dir: str | None, token: Secret | None) -> Backends:
     from rollback_helpers.sandbox.flyctl import FlyctlSandbox
     from rollback_helpers.sandbox.http import sandbox_transport
-    from rollback_helpers.sandbox.scenarios import create_world
-    from rollback_helpers.sandbox.world import World
+    from rollback_helpers.sandbox.scenarios import open_world
 
-    if sandbox_dir and (Path(sandbox_dir) / "world.json").is_file():
-        world = World.load(sandbox_dir)
-    else:
-        world = create_world(scenario, sandbox_dir or tempfile.mkdtemp(prefix="rollback-sandbox-"))
+    world, _ = open_world(scenario, sandbox_dir or tempfile.mkdtemp(prefix="rollback-sandbox-"))
     sandbox_token = world.state["github"]["token"]
     if token is None or not token.reveal().startswith("ghs_sandbox"):
         token = Secret(sandbox_token)  # a real token never goes to the sandbox

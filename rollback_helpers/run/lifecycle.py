@@ -123,7 +123,7 @@ class Lifecycle:
         if self.lease is None or self.clock.now() - self.last_renewal < self.ttl / 3:
             return
         try:
-            self._lock().renew()
+            self.lease = self._lock().renew()
             self.last_renewal = self.clock.now()
         except RollbackError as exc:
             self.log(f"lock of {self.env} not renewed: {exc.what}")
@@ -131,7 +131,7 @@ class Lifecycle:
     def note_on_lock(self, **fields: str) -> None:
         if self.lease is not None:
             try:
-                self._lock().update(**fields)
+                self.lease = self._lock().update(**fields)
             except RollbackError as exc:
                 self.log(f"lock of {self.env} not updated: {exc.what}")
 

@@ -15,7 +15,7 @@ from rollback_helpers.sandbox.world import World
 # The services register what their scheduled events do (a restore finishing, a workflow run
 # completing) when imported: import them with the package, so every process that loads a
 # world can apply events that another process scheduled.
-from rollback_helpers.sandbox import flyctl_mpg, github_actions  # noqa: E402, F401  isort: skip
+from rollback_helpers.sandbox import flyctl_mpg, github_actions, github_faults  # noqa: E402, F401  isort: skip
 
 __all__ = ["World"]
 

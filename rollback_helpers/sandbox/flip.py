@@ -34,23 +34,23 @@ def simulate_human_flip(world: World, env: str, new_cluster_id: str, *,
     password hashes) and change only the cluster id in the host. Changing
     secrets redeploys the app (a new release), as the Infisical sync does.
     """
-    app_name, app = app_for_env(world, env)
-    if new_cluster_id not in world.state["fly"].get("clusters", {}):
-        raise ValueError(f"No cluster {new_cluster_id} in the sandbox world to flip to.")
-    names = URL_VARS if secrets is True else () if secrets is False else tuple(secrets)
-    for var in names:
-        if var not in app["secrets"]:
-            raise ValueError(f"{app_name} has no secret {var} to flip.")
-        app["secrets"][var] = repoint_url(app["secrets"][var], new_cluster_id)
-    if names:
-        _redeploy(world, app)
-    if cluster_map:
-        files = world.state["github"]["files"]
-        files[map_path] = remap(files.get(map_path, ""), env, new_cluster_id)
-    world.state["fly"].setdefault("flips", []).append({
-        "at": world.iso_now(), "env": env, "app": app_name, "cluster": new_cluster_id,
-        "secrets": list(names), "cluster_map": cluster_map})
-    world.save()
+    with world.transaction():
+        app_name, app = app_for_env(world, env)
+        if new_cluster_id not in world.state["fly"].get("clusters", {}):
+            raise ValueError(f"No cluster {new_cluster_id} in the sandbox world to flip to.")
+        names = URL_VARS if secrets is True else () if secrets is False else tuple(secrets)
+        for var in names:
+            if var not in app["secrets"]:
+                raise ValueError(f"{app_name} has no secret {var} to flip.")
+            app["secrets"][var] = repoint_url(app["secrets"][var], new_cluster_id)
+        if names:
+            _redeploy(world, app)
+        if cluster_map:
+            files = world.state["github"]["files"]
+            files[map_path] = remap(files.get(map_path, ""), env, new_cluster_id)
+        world.state["fly"].setdefault("flips", []).append({
+            "at": world.iso_now(), "env": env, "app": app_name, "cluster": new_cluster_id,
+            "secrets": list(names), "cluster_map": cluster_map})
 
 
 def app_for_env(world: World, env: str) -> tuple[str, dict[str, Any]]:

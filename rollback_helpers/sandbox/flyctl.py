@@ -159,7 +159,7 @@ class FlyctlSandbox(MpgCommands):
 
     # -- dispatch ------------------------------------------------------------------------------
     def _answer(self, argv: tuple[str, ...]) -> CommandResult | ProxyPlan:
-        with self._lock, self.world.transaction():
+        with self._lock, self.world.transaction():  # threads here, processes in the world
             return self._answer_locked(argv)
 
     def _answer_locked(self, argv: tuple[str, ...]) -> CommandResult | ProxyPlan:
@@ -182,8 +182,6 @@ class FlyctlSandbox(MpgCommands):
             return handler(inv)
         except UnknownFlag as exc:
             return error(argv, f"unknown flag: {exc}")
-        finally:
-            self.world.save()
 
     def _log(self, argv: Sequence[str], *, mutating: bool, refused: bool = False) -> None:
         detail = {"refused": True} if refused else {}

@@ -112,20 +112,26 @@ def _dispatch_problem(call: Call, body: Any) -> str:
 
 
 def _create_run(call: Call, ref: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    world, wf = call.world, call.gh["workflow"]
+    return start_run(call.world, ref, inputs, actor=call.gh.get("viewer", "runbook-operator"))
+
+
+def start_run(world: World, ref: str, inputs: dict[str, Any], *, actor: str,
+              created: float | None = None) -> dict[str, Any]:
+    """A dispatched run of the workflow; ``created`` in the past makes it start part-way."""
+    wf = world.state["github"]["workflow"]
     run_id = world.next_id("run", 7_000_000)
-    now = world.iso_now()
+    at = world.now if created is None else created
     run = {"id": run_id, "run_number": world.next_id("run_number", 100), "status": "queued",
            "conclusion": None, "head_branch": ref.removeprefix("refs/heads/"),
            "head_sha": digest_for(f"git-{ref}")[7:47],
            "inputs": {k: str(v) for k, v in inputs.items()},
-           "created_at": now, "updated_at": now, "run_started_at": None,
+           "created_at": utc_iso(at), "updated_at": utc_iso(at), "run_started_at": None,
            "display_title": f"Promote {inputs.get('image', '?')} to {inputs.get('env', '?')}",
-           "actor": call.gh.get("viewer", "runbook-operator")}
-    call.gh["runs"].append(run)
-    world.schedule(float(wf["queue_time"]), "workflow_run_started", run_id=run_id)
-    world.schedule(float(wf["queue_time"]) + float(wf["duration"]), "workflow_run_completed",
-                   run_id=run_id)
+           "actor": actor}
+    world.state["github"]["runs"].append(run)
+    started, done = float(wf["queue_time"]), float(wf["queue_time"]) + float(wf["duration"])
+    world.schedule(max(0.0, at + started - world.now), "workflow_run_started", run_id=run_id)
+    world.schedule(max(0.0, at + done - world.now), "workflow_run_completed", run_id=run_id)
     return run
 
 

@@ -6,16 +6,20 @@ client code that talks to it is the code that talks to api.github.com. Faults
 (bad token, primary/secondary rate limits, 502s) come from ``state["github"]``.
 The sandbox adds (comments, labels, runs) and deletes only git references.
 
-This module is the router: authentication, faults, rate limits and the standard
-headers. The endpoints live by concern in :mod:`.github_issues` (issues, comments,
-labels, transfers), :mod:`.github_actions` (workflow dispatch and runs, whose
-``workflow_run_*`` event handlers it registers), :mod:`.github_contents` and
-:mod:`.github_git` (blobs, trees, commits, references: the environment lock), with
-what they share in :mod:`.github_common`.
+This module is the router: authentication, faults (including those that lose
+the answer to an accepted request: ``dispatch_after_accept``,
+``comment_after_accept``), rate limits and the standard headers. Each request
+is one transaction of the world. The endpoints live by concern in
+:mod:`.github_issues` (issues, comments, labels, transfers),
+:mod:`.github_actions` (workflow dispatch and runs, whose ``workflow_run_*``
+event handlers it registers), :mod:`.github_contents` and :mod:`.github_git`
+(blobs, trees, commits, references: the environment lock), with what they share
+in :mod:`.github_common`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -32,6 +36,7 @@ from rollback_helpers.sandbox.github_common import Call, Route, error
 from rollback_helpers.sandbox.world import World
 
 RATE_LIMIT = 5000
+_COMMENTS = re.compile(r"/issues/\d+/comments$")
 API_VERSIONS = ("2022-11-28", "2026-03-10")
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 ROUTES: list[Route] = [*github_issues.ROUTES, *github_actions.ROUTES, *github_records.ROUTES,
@@ -54,10 +59,30 @@ class GitHubSandbox:
         return self.handle(request)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        with self.world.transaction():  # several processes may share the world
-            return self._handle(request)
+        """Answer one request as one transaction of the world (see :mod:`.world`).
 
-    def _handle(self, request: httpx.Request) -> httpx.Response:
+        An accepted request whose answer a fault then loses is saved and logged
+        first, so the client's failure is ambiguous exactly as on the real service.
+        """
+        with self.world.transaction() as world:
+            response = self._answer(request)
+            lost = self._lost_answer(request, response)
+            path = _api_path(request.url.path)
+            world.log_call("github", f"{request.method} {path}",
+                           mutating=request.method in MUTATING, status=response.status_code,
+                           **({"query": request.url.query.decode()} if request.url.query else {}),
+                           **({"fault": f"accepted, then {lost}"} if lost else {}))
+        if lost == "502":
+            return httpx.Response(502, text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+                                  headers={"content-type": "text/html"})
+        if lost == "timeout":
+            raise httpx.ReadTimeout("The read operation timed out", request=request)
+        if lost == "drop":
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                            request=request)
+        return response
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
         world = self.world
         if self.clock is not None and self.clock.now() > world.now:
             world.state["now"] = self.clock.now()
@@ -67,12 +92,20 @@ class GitHubSandbox:
         response = self._refusal(request, ordinal) or self._route(request)
         for name, value in _standard_headers(world, counted=response.status_code != 304).items():
             response.headers.setdefault(name, value)  # a rate-limit refusal sets its own
-        path = _api_path(request.url.path)
-        world.log_call("github", f"{request.method} {path}", mutating=request.method in MUTATING,
-                       status=response.status_code, **({"query": request.url.query.decode()}
-                                                        if request.url.query else {}))
-        world.save()
         return response
+
+    def _lost_answer(self, request: httpx.Request, response: httpx.Response) -> str:
+        """The armed ``<kind>_after_accept`` fault this accepted request fires (once), if any."""
+        if request.method != "POST" or response.status_code not in (200, 201, 204):
+            return ""
+        path = _api_path(request.url.path)
+        kind = "dispatch" if path.endswith("/dispatches") else \
+            "comment" if _COMMENTS.search(path) else ""
+        faults = self.world.state["github"].get("faults", {})
+        lost = str(faults.get(f"{kind}_after_accept", "")) if kind else ""
+        if lost:
+            faults[f"{kind}_after_accept"] = ""  # one lost answer, then GitHub behaves
+        return lost
 
     # -- faults ----------------------------------------------------------------
     def _refusal(self, request: httpx.Request, ordinal: int) -> httpx.Response | None:

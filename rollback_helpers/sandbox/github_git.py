@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from rollback_helpers.clock import parse_iso
+from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.sandbox.github_common import (
     REPO,
     WEB,
@@ -29,6 +29,7 @@ from rollback_helpers.sandbox.github_common import (
     json_response,
     node_id,
 )
+from rollback_helpers.sandbox.world import World
 
 DOC = "git"
 COMMITTER = {"name": "GitHub", "email": "noreply@github.com"}
@@ -49,11 +50,15 @@ def _node(prefix: str, sha: str) -> str:
 
 
 # -- blobs ---------------------------------------------------------------------------
-def _store_blob(call: Call, content: str) -> str:
+def _put_blob(objects: dict[str, Any], content: str) -> str:
     data = content.encode()
     sha = _hash("blob", data)
-    _git(call)["objects"][sha] = {"type": "blob", "content": content, "size": len(data)}
+    objects[sha] = {"type": "blob", "content": content, "size": len(data)}
     return sha
+
+
+def _store_blob(call: Call, content: str) -> str:
+    return _put_blob(_git(call)["objects"], content)
 
 
 def _create_blob(call: Call) -> httpx.Response:
@@ -91,11 +96,16 @@ def _create_tree(call: Call) -> httpx.Response:
     problem = next((e for e in entries if isinstance(e, str)), None)
     if problem is not None:
         return error(422, problem, f"{DOC}/trees#create-a-tree")
-    files = sorted((e for e in entries if isinstance(e, dict)), key=lambda e: e["path"])
+    sha = _put_tree(_git(call)["objects"], [e for e in entries if isinstance(e, dict)])
+    return json_response(201, _tree_json(call, sha), {"location": f"{call.repo_api}/git/trees/{sha}"})
+
+
+def _put_tree(objects: dict[str, Any], entries: list[dict[str, str]]) -> str:
+    files = sorted(entries, key=lambda e: e["path"])
     raw = b"".join(f"100644 {e['path']}\0".encode() + bytes.fromhex(e["sha"]) for e in files)
     sha = _hash("tree", raw)
-    _git(call)["objects"][sha] = {"type": "tree", "entries": files}
-    return json_response(201, _tree_json(call, sha), {"location": f"{call.repo_api}/git/trees/{sha}"})
+    objects[sha] = {"type": "tree", "entries": files}
+    return sha
 
 
 def _tree_json(call: Call, sha: str) -> dict[str, Any]:
@@ -135,10 +145,28 @@ def _create_commit(call: Call) -> httpx.Response:
     commit = {"type": "commit", "message": body["message"], "tree": body["tree"],
               "parents": list(parents), "author": author,
               "committer": {**COMMITTER, "date": call.world.iso_now()}}
-    sha = _hash("commit", _commit_text(commit))
-    objects[sha] = commit
+    sha = _put_commit(objects, commit)
     return json_response(201, _commit_json(call, sha),
                          {"location": f"{call.repo_api}/git/commits/{sha}"})
+
+
+def _put_commit(objects: dict[str, Any], commit: dict[str, Any]) -> str:
+    sha = _hash("commit", _commit_text(commit))
+    objects[sha] = commit
+    return sha
+
+
+def store_commit(world: World, message: str, files: dict[str, str], *, at: float) -> str:
+    """A commit of ``files`` (no parents) made at virtual time ``at``, built with the world."""
+    git = world.state["github"].setdefault("git", {"objects": {}, "refs": {}})
+    objects: dict[str, Any] = git["objects"]
+    tree = _put_tree(objects, [{"path": path, "mode": "100644", "type": "blob",
+                                "sha": _put_blob(objects, text)} for path, text in files.items()])
+    who = world.state["github"].get("viewer", "runbook-operator")
+    return _put_commit(objects, {
+        "type": "commit", "message": message, "tree": tree, "parents": [],
+        "author": {"name": who, "email": f"{who}@users.noreply.github.com", "date": utc_iso(at)},
+        "committer": {**COMMITTER, "date": utc_iso(at)}})
 
 
 def _commit_text(commit: dict[str, Any]) -> bytes:

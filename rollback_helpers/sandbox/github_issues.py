@@ -111,7 +111,8 @@ def _list_issues(call: Call) -> httpx.Response:
     wanted = [name for name in call.params.get("labels", "").split(",") if name]
     state = call.params.get("state", "open")
     issues = [i for i in call.gh["issues"] if set(wanted) <= set(i.get("labels", []))
-              and (state == "all" or i.get("state", "open") == state)]
+              and (state == "all" or i.get("state", "open") == state)
+              and not i.get("transferred_to")]  # listed under its new number only
     key = {"created": "created_at", "updated": "updated_at"}.get(call.params.get("sort", "created"))
     if key is None:
         return error(422, "Validation Failed", "issues/issues#list-repository-issues")

@@ -34,8 +34,13 @@ def sandbox_transport(world: World, github_host: str = "api.github.com") -> http
 
 def health_response(world: World, app_name: str, path: str) -> httpx.Response:
     """What the app's readiness endpoint answers, given the images its machines run."""
-    world.advance()
-    world.log_call("http", f"GET https://{app_name}.fly.dev{path}", mutating=False)
+    with world.transaction():
+        world.advance()
+        world.log_call("http", f"GET https://{app_name}.fly.dev{path}", mutating=False)
+        return _health(world, app_name, path)
+
+
+def _health(world: World, app_name: str, path: str) -> httpx.Response:
     app = world.state["fly"]["apps"].get(app_name)
     if app is None:
         return httpx.Response(404, text="404 page not found\n")

@@ -17,7 +17,8 @@ from typing import Any
 
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.errors import ConfigError
-from rollback_helpers.sandbox.world import World, digest_for
+from rollback_helpers.sandbox.github_faults import build_github_faults
+from rollback_helpers.sandbox.world import STATE_FILE, World, digest_for, world_lock
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DAY = 86400.0
@@ -48,13 +49,32 @@ def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0
     """Build a fresh world from a scenario into ``state_dir`` (emptied first).
 
     Servers of an earlier world in the same directory are stopped and deleted
-    first; if building fails half-way, every server it started is stopped.
+    first; if building fails half-way, every server it started is stopped. The
+    world's lock is held throughout, so no other process acts in a half-built world.
     """
     scenario = load_scenario(name_or_path)
     state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    with world_lock(state_dir):
+        return _build_world(scenario, state_dir, speed)
+
+
+def open_world(name_or_path: str, state_dir: str | Path, *,
+               speed: float = 0.0) -> tuple[World, bool]:
+    """The world in ``state_dir`` if there is one, else a new one from the scenario.
+
+    Returns the world and whether it was created. Several processes that start
+    together on one directory build it once and all share it.
+    """
+    state_dir = Path(state_dir)
+    with world_lock(state_dir):
+        if (state_dir / STATE_FILE).is_file():
+            return World.load(state_dir), False
+        return create_world(name_or_path, state_dir, speed=speed), True
+
+
+def _build_world(scenario: dict[str, Any], state_dir: Path, speed: float) -> World:
     _discard_servers(state_dir)
-    for stale in ("world.json", "calls.jsonl"):
+    for stale in (STATE_FILE, "calls.jsonl"):
         (state_dir / stale).unlink(missing_ok=True)
     start = parse_iso(scenario.get("start", "2026-06-10T09:00:00Z"))
     world = World({"now": start, "speed": speed, "scenario": scenario["name"],
@@ -63,6 +83,8 @@ def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0
     try:
         _build_github(world, scenario)
         _build_fly(world, scenario)
+        build_github_faults(world, scenario)
+        world.advance()  # a run already in flight may have started
         world.save()
     except BaseException:
         _discard_servers(state_dir)

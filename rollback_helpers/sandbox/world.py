@@ -4,17 +4,29 @@ State is plain JSON (``world.json`` in the state directory) so that any process
 can load it; every call made into the world is appended to ``calls.jsonl``,
 which is how tests prove that a dry run changed nothing and that no
 destructive command was ever issued.
+
+Several processes may act in one world at once (two operators' drills, a
+notebook kernel and the command line that started it). Each request into the
+world is a transaction (:meth:`World.transaction`): under an exclusive file lock
+on the world's directory (``fcntl.flock`` on ``.lock``; the sandbox is one
+machine's directory) it re-reads the state if another process changed it,
+applies the request, saves the state (write, then an atomic rename) and appends
+its call-log lines, in that order. So a request the world answered is on disk
+before the answer is returned, like an accepted request on the real service: a
+client that dies right after it does not take it back. The call log is only
+ever appended to, one ``write`` per line.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +34,7 @@ from rollback_helpers.clock import utc_iso
 
 STATE_FILE = "world.json"
 CALLS_FILE = "calls.jsonl"
-LOCK_FILE = "world.lock"
+LOCK_FILE = ".lock"
 
 EventHandler = Callable[["World", dict[str, Any]], None]
 _EVENT_HANDLERS: dict[str, EventHandler] = {}
@@ -48,49 +60,58 @@ def digest_for(name: str) -> str:
     return "sha256:" + hashlib.sha256(f"sandbox-image:{name}".encode()).hexdigest()
 
 
+_THREAD_LOCKS: dict[str, threading.RLock] = {}
+_HELD: dict[str, int] = {}  # directory -> nesting depth of this process's flock on it
+_REGISTRY = threading.Lock()
+
+
+@contextmanager
+def world_lock(state_dir: str | Path) -> Iterator[None]:
+    """Hold the exclusive lock of the world in ``state_dir`` (created if need be).
+
+    Between processes it is ``flock`` on ``<state_dir>/.lock``; within a process a
+    re-entrant lock per directory, so a thread that holds it may take it again
+    (a request that sleeps, a world built while locked) and other threads wait.
+    """
+    directory = Path(state_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = str(directory.resolve())
+    with _REGISTRY:
+        guard = _THREAD_LOCKS.setdefault(key, threading.RLock())
+    with guard:
+        if _HELD.get(key):
+            _HELD[key] += 1
+            try:
+                yield
+            finally:
+                _HELD[key] -= 1
+            return
+        with open(directory / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            _HELD[key] = 1
+            try:
+                yield
+            finally:
+                _HELD[key] = 0
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 class World:
-    """A loaded sandbox world. Mutate ``state``, then :meth:`save`."""
+    """A loaded sandbox world. Change ``state`` inside :meth:`transaction`.
+
+    Outside a transaction, :meth:`save` writes the state as it is in this process
+    (building a world, a test arranging one); the next transaction of another
+    process that holds an older copy re-reads it first.
+    """
 
     def __init__(self, state: dict[str, Any], state_dir: Path) -> None:
         self.state = state
         self.state_dir = Path(state_dir)
+        self._on_disk: bytes | None = None  # world.json as this process last read or wrote it
         self._depth = 0
-        self._seen: tuple[int, int] | None = None  # world.json as last read or written here
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Several processes may share this world (two operators' drills): read it fresh under
-        a file lock and write it back before letting go, so no change or call is lost."""
-        if self._depth:
-            yield
-            return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir / LOCK_FILE, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            self._depth += 1
-            try:
-                self._refresh()
-                yield
-                self.save()
-            finally:
-                self._depth -= 1
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        self._pending: list[str] = []  # call-log lines of the transaction in progress
 
     # -- persistence -------------------------------------------------------
-    def _stat(self) -> tuple[int, int] | None:
-        try:
-            st = (self.state_dir / STATE_FILE).stat()
-        except FileNotFoundError:
-            return None
-        return st.st_mtime_ns, st.st_size
-
-    def _refresh(self) -> None:
-        """Read world.json again if another process wrote it since this one last did."""
-        seen = self._stat()
-        if seen is not None and seen != self._seen:
-            self.state = json.loads((self.state_dir / STATE_FILE).read_text())
-            self._seen = seen
-
     @classmethod
     def load(cls, state_dir: str | Path) -> World:
         path = Path(state_dir) / STATE_FILE
@@ -98,16 +119,58 @@ class World:
             raise FileNotFoundError(
                 f"No sandbox world in {state_dir}: create one with "
                 "`rollback-runbook drill …` or rollback_helpers.sandbox.scenarios.create_world()")
-        world = cls(json.loads(path.read_text()), Path(state_dir))
-        world._seen = world._stat()
+        world = cls({}, Path(state_dir))
+        with world_lock(state_dir):
+            world.refresh()
         return world
+
+    def refresh(self) -> None:
+        """Re-read the state if another process saved a different one since we last did."""
+        try:
+            data = (self.state_dir / STATE_FILE).read_bytes()
+        except FileNotFoundError:
+            return
+        if data != self._on_disk:
+            self.state, self._on_disk = json.loads(data), data
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_dir / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
+        data = json.dumps(self.state, indent=1, sort_keys=True).encode()
+        if data == self._on_disk:
+            return  # a request that changed nothing writes nothing
+        tmp = self.state_dir / f"{STATE_FILE}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
         os.replace(tmp, self.state_dir / STATE_FILE)
-        self._seen = self._stat()
+        self._on_disk = data
+
+    @contextmanager
+    def transaction(self) -> Iterator[World]:
+        """One request as a read-modify-write under the world's lock (re-entrant).
+
+        Loads the state if another process changed it, lets the caller apply the
+        request, then saves the state and appends the call-log lines. If the
+        request fails half-way nothing is saved, and the next transaction starts
+        from the state on disk.
+        """
+        with world_lock(self.state_dir):
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            self._depth, self._pending = 1, []
+            try:
+                self.refresh()
+                yield self
+                self.save()
+                self._append_calls(self._pending)
+            except BaseException:
+                self._on_disk = None  # half-applied in memory: re-read next time
+                raise
+            finally:
+                self._depth, self._pending = 0, []
 
     # -- time --------------------------------------------------------------
     @property
@@ -118,14 +181,21 @@ class World:
         return utc_iso(self.now)
 
     def sleep(self, seconds: float) -> None:
-        """Virtual time passes (and, at a drill's speed, a little real time too)."""
+        """Virtual time passes (and, at a drill's speed, a little real time too).
+
+        The world's clock moves to at least this sleeper's "now + seconds", so two
+        processes waiting at once do not add their waits up. The real wait (at a
+        drill's speed) happens outside the world's lock, unless a request sleeps.
+        """
         if seconds <= 0:
             return
-        speed = float(self.state.get("speed", 0))
+        with self.transaction():
+            until = self.now + seconds
+            speed = float(self.state.get("speed", 0))
         if speed > 0:
             time.sleep(seconds / speed)
         with self.transaction():
-            self.state["now"] = self.now + seconds
+            self.state["now"] = max(self.now, until)
             self.advance()
 
     def schedule(self, delay: float, kind: str, **data: Any) -> None:
@@ -149,11 +219,28 @@ class World:
         return int(counters[counter])
 
     def log_call(self, seam: str, call: str, *, mutating: bool, **detail: Any) -> None:
-        """Append one call to the log: ``seam`` is ``github``, ``flyctl`` or ``http``."""
+        """Log one call: ``seam`` is ``github``, ``flyctl`` or ``http``.
+
+        Inside a transaction the line is appended once the state is saved;
+        outside one, at once.
+        """
         entry = {"t": self.iso_now(), "seam": seam, "call": call, "mutating": mutating, **detail}
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir / CALLS_FILE, "a") as log:
-            log.write(json.dumps(entry) + "\n")
+        line = json.dumps(entry) + "\n"
+        if self._depth:
+            self._pending.append(line)
+        else:
+            with world_lock(self.state_dir):
+                self._append_calls([line])
+
+    def _append_calls(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        fd = os.open(self.state_dir / CALLS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            for line in lines:  # one write per line: O_APPEND never interleaves or overwrites
+                os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
     def calls(self) -> list[dict[str, Any]]:
         path = self.state_dir / CALLS_FILE

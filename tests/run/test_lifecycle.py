@@ -158,3 +158,19 @@ def test_break_lock_takes_over_an_expired_lease_and_records_why(tmp_path: Path) 
     (decision,) = [d for d in ctx.decisions if "take over the lock" in d.what]
     assert "break_lock" in decision.how
     assert any("taken over from bob@elsewhere" in event for _, event in ctx.timeline)
+
+
+def test_the_lease_is_renewed_during_long_waits(tmp_path: Path) -> None:
+    """While a live run waits (workflow, readiness), its lease keeps moving forward."""
+    from rollback_helpers.clock import parse_iso
+
+    world_dir = world_with(tmp_path)
+    run = start_a(world_dir, dry_run=False)
+    life = run.ctx.lifecycle  # type: ignore[attr-defined]
+    first = parse_iso(life.lease.expires_at)
+    life.keep_alive()  # too early: nothing is written
+    assert parse_iso(life.lock.lease.expires_at) == first
+    run.ctx.backends.clock.sleep(life.ttl / 2)  # type: ignore[attr-defined]
+    life.keep_alive()
+    assert parse_iso(life.lease.expires_at) >= first + life.ttl / 2
+    run.ctx.end()  # type: ignore[attr-defined]

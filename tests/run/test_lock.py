@@ -205,3 +205,50 @@ def test_an_environment_name_that_cannot_be_a_ref_is_refused(world: World,
                                                              clock: VirtualClock) -> None:
     with pytest.raises(ValueError):
         EnvironmentLock(github(world, clock), "../main", clock=clock, ttl=TTL)
+
+
+def test_operators_in_several_processes_racing_for_the_lock_get_exactly_one_holder(
+        world: World) -> None:
+    import subprocess
+    import sys
+
+    code = """
+import sys, httpx
+from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clock import VirtualClock
+from rollback_helpers.errors import LockHeld
+from rollback_helpers.run.lock import EnvironmentLock, Lease
+from rollback_helpers.sandbox.github_api import GitHubSandbox
+from rollback_helpers.sandbox.world import World
+from rollback_helpers.secrets import Secret
+
+world = World.load(sys.argv[1])
+clock = VirtualClock(world.now)
+gh = GitHubClient(httpx.Client(transport=httpx.MockTransport(GitHubSandbox(world).handle)),
+                  world.state["github"]["repo"], Secret(world.state["github"]["token"]),
+                  clock=clock, mutation_spacing=0)
+who = sys.argv[2]
+try:
+    EnvironmentLock(gh, "staging", clock=clock, ttl=600).acquire(
+        Lease(env="staging", holder=who, run_id="run-" + who, path="path-a", started_at="",
+              expires_at=""))
+    print("won")
+except LockHeld as exc:
+    print("held", exc.what)
+"""
+    names = ["ann", "ben", "cal", "dee"]
+    children = [subprocess.Popen([sys.executable, "-c", code, str(world.state_dir), name],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for name in names]
+    answers = {}
+    for name, child in zip(names, children, strict=True):
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        answers[name] = out.strip()
+    winners = [name for name, answer in answers.items() if answer == "won"]
+    assert len(winners) == 1, answers
+    holder = EnvironmentLock(github(World.load(world.state_dir), VirtualClock(world.now)),
+                             "staging", clock=VirtualClock(world.now), ttl=TTL).held()
+    assert holder is not None and holder.holder == winners[0]
+    assert all(f"locked by another rollback: {winners[0]}" in answer
+               for name, answer in answers.items() if name not in winners)

@@ -172,7 +172,7 @@ def descendants(pid: int) -> list[psutil.Process]:
 @pytest.mark.parametrize(("path", "sig", "marker"), [
     ("path-a", signal.SIGTERM, DISPATCH), ("path-a", signal.SIGINT, DISPATCH),
     ("path-b", signal.SIGTERM, RESTORE), ("path-b", signal.SIGINT, RESTORE),
-])
+], ids=["path-a-SIGTERM", "path-a-SIGINT", "path-b-SIGTERM", "path-b-SIGINT"])
 def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: int,
                                                 marker: str) -> None:
     """SIGTERM or Ctrl-C in the middle: exit 143/130, the archive says interrupted and names
