@@ -6,7 +6,8 @@ folder (its listing), ``PUT`` that creates a file (422 without ``sha`` when the
 path exists, 409 on a stale ``sha``), ``GET /git/blobs/{sha}``, and ``GET`` of the
 repository with the token's ``permissions``. Files live in
 ``state["github"]["files"]`` (text) and ``["binary_files"]`` (base64), one tree for
-every branch in ``refs``. Faults: ``faults.contents_read_only`` answers 403 to writes.
+every branch in ``refs``. The token's ``permissions`` come from ``state["github"]["permissions"]``;
+``faults.contents_read_only`` takes ``push`` away and answers 403 to writes.
 
 Its routes come before :mod:`~rollback_helpers.sandbox.github_contents`' in the router
 (its ``GET`` of a path answers files as that module does, and folders too).
@@ -170,11 +171,13 @@ def _blob(call: Call) -> httpx.Response:
 
 
 def _repository(call: Call) -> httpx.Response:
-    push = not call.gh.get("faults", {}).get("contents_read_only")
+    permissions = {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True,
+                   **call.gh.get("permissions", {})}  # the token's, as the world says
+    if call.gh.get("faults", {}).get("contents_read_only"):
+        permissions["push"] = False
     payload = repository_json(call)
     payload.update(default_branch=call.gh.get("refs", ["main"])[0],
-                   permissions={"admin": False, "maintain": False, "push": push,
-                                "triage": True, "pull": True},
+                   permissions=permissions,
                    owner=user_json(call.gh["repo"].split("/")[0], call.api))
     return json_response(200, payload)
 
