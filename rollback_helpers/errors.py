@@ -18,12 +18,16 @@ never reaches a notebook, a log or a terminal.
     │   ├── BackupError                    backup missing, incomplete, or not recorded
     │   ├── ClusterMismatch                cluster map disagrees with what is attached
     │   └── LockHeld                       another live run holds the environment's lock
+    ├── RecordTampered                 exit 8: a record's bytes differ from its published SHA-256
+    ├── RecordMissing                  exit 9: no archived record at that location
+    ├── RecordHashMissing              exit 10: no SHA-256 published for the record on its issue
     ├── ExternalServiceError           exit 4: GitHub or flyctl did not do what was asked
     │   ├── GitHubError
     │   │   ├── GitHubAuthError            token missing, expired or lacking scope
     │   │   ├── GitHubNotFound             repo, workflow or issue does not exist
     │   │   ├── GitHubRateLimited          rate limit outlasted our retries
     │   │   └── GitHubUnavailable          5xx / connection errors outlasted retries
+    │   ├── RecordStoreError               the records store refused or lost a record
     │   ├── CommandRefused                 a destructive command: a human step
     │   ├── CommandFailed                  a command exited non-zero
     │   └── CommandTimeout                 a command outlived its deadline
@@ -130,6 +134,23 @@ class LockHeld(PreconditionFailed):
     """Another run holds (or held, and its lease expired) the environment's lock."""
 
 
+class RecordTampered(RollbackError):
+    """``verify-record``: the record is not the one whose SHA-256 was published."""
+
+    exit_code = 8
+    outcome = "record-tampered"
+
+
+class RecordMissing(RollbackError):
+    exit_code = 9
+    outcome = "record-missing"
+
+
+class RecordHashMissing(RollbackError):
+    exit_code = 10
+    outcome = "record-hash-missing"
+
+
 class ExternalServiceError(RollbackError):
     exit_code = 4
     outcome = "service-error"
@@ -152,6 +173,10 @@ class GitHubRateLimited(GitHubError):
 
 
 class GitHubUnavailable(GitHubError):
+    pass
+
+
+class RecordStoreError(ExternalServiceError):
     pass
 
 
@@ -250,6 +275,9 @@ EXIT_CODES: dict[int, str] = {
     5: "the promote-image workflow run did not succeed",
     6: "rolled back but verification failed: machines not on the target or health not 200",
     7: "restore failed: the new cluster did not become ready or could not be reached",
+    8: "verify-record: the record's bytes differ from the SHA-256 published on its issue",
+    9: "verify-record: no record at that location",
+    10: "verify-record: no SHA-256 published for the record on its issue",
     11: "waiting for approval: not enough people approved the plan in time; nothing was changed",
     12: "rejected: an approver rejected the plan (or the workflow's deployment); nothing was changed",
     130: "interrupted (Ctrl-C / SIGINT): archived as interrupted; re-run the same command to resume",

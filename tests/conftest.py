@@ -195,3 +195,44 @@ def frontend() -> Iterator[Callable[[Any], Frontend]]:
 
     yield Frontend
     InteractiveShell.clear_instance()
+
+
+# -- a real S3 endpoint on loopback (tests/run/test_record_store.py, tests/cli/) ----------------
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's standalone S3 server on 127.0.0.1 (a free port): its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Credentials and the endpoint in the environment (as an operator sets them); the
+    machine's own AWS config is out of reach. Returns the endpoint URL."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEYID0001",
+                        "AWS_SECRET_ACCESS_KEY": "s3-secret-never-printed-0123456789",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_server,
+                        "AWS_EC2_METADATA_DISABLED": "true",
+                        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials")
+                        }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_server
+
+
+@pytest.fixture
+def s3_bucket(s3_env: str) -> str:
+    """A fresh, empty bucket on the loopback endpoint: its name."""
+    import fsspec
+
+    name = f"records-{secrets.token_hex(4)}"
+    fsspec.filesystem("s3", skip_instance_cache=True).mkdir(name)
+    return name

@@ -12,7 +12,8 @@ from rollback_helpers.errors import EXIT_CODES, RollbackError, error_class_named
 
 OUTCOMES = {
     1: "failed", 2: "bad-input", 3: "precondition-failed", 4: "service-error",
-    5: "workflow-failed", 6: "verification-failed", 7: "restore-failed", 11: "not-approved",
+    5: "workflow-failed", 6: "verification-failed", 7: "restore-failed",
+    8: "record-tampered", 9: "record-missing", 10: "record-hash-missing", 11: "not-approved",
     12: "rejected",
     130: "interrupted", 137: "interrupted", 143: "interrupted",
 }

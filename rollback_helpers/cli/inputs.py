@@ -88,13 +88,16 @@ def check_command(args: argparse.Namespace, params: dict[str, Any]) -> RunbookCo
     return cfg
 
 
-def incidents_dir(args: argparse.Namespace, cfg: RunbookConfig, *, drill: bool) -> Path:
-    """Where the archive goes (``…/drills`` for drills), created and proven writable now."""
+def incidents_dir(args: argparse.Namespace, cfg: RunbookConfig, *, drill: bool) -> str:
+    """Where the archive goes (``…/drills`` for drills). A local folder is created and proven
+    writable now; a bucket or a GitHub store (a URL) is checked when the run opens it."""
     from rollback_helpers.run.archive import ensure_writable_dir
+    from rollback_helpers.run.record_archive import incidents_location
 
-    base = Path(args.incidents_dir or cfg.incidents_dir)
-    directory = base / "drills" if drill and not args.incidents_dir else base
+    location = incidents_location(cfg.incidents_dir, explicit=args.incidents_dir, drill=drill)
+    if ":" in location.split("/", 1)[0]:  # scheme://… or github:…: not a local folder
+        return location
     source = "--incidents-dir" if args.incidents_dir else "incidents_dir (runbook.toml or " \
         "ROLLBACK_INCIDENTS_DIR)"
-    return ensure_writable_dir(directory, source=source)
+    return str(ensure_writable_dir(Path(location), source=source))
 

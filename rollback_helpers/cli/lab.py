@@ -86,7 +86,7 @@ def lab_settings(workspace: Path, base: Mapping[str, str]) -> Path:
     return settings
 
 
-def kernel_environment(base: Mapping[str, str], *, workspace: Path, incidents: Path,
+def kernel_environment(base: Mapping[str, str], *, workspace: Path, incidents: str | Path,
                        sandbox_dir: Path | None, sandbox_token: str = "") -> dict[str, str]:
     """What the server and its kernels inherit."""
     env = dict(base)
@@ -195,9 +195,10 @@ def run_lab(args: argparse.Namespace) -> int:
     """Prepare the workspace (and world), serve it until Ctrl+C, then stop everything."""
     from rollback_helpers.run.backends import create_drill_world, stop_drill_world
 
-    incidents = Path(load_config().incidents_dir).resolve()
+    incidents = lab_incidents(load_config().incidents_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    workspace = Path(args.workspace or incidents / "lab" / stamp).resolve()
+    local = Path(incidents) if "://" not in incidents else Path("incidents")
+    workspace = Path(args.workspace or local / "lab" / stamp).resolve()
     if workspace.exists() and any(workspace.glob("*.ipynb")):
         raise ConfigError(f"The workspace {workspace} already holds notebooks.",
                           "Choose another --workspace (or leave it out for a fresh one).")
@@ -236,9 +237,22 @@ def run_lab(args: argparse.Namespace) -> int:
         print("Stopped.", flush=True)
 
 
-def _announce(server: LabServer, description: str, incidents: Path, sandbox_dir: Path | None,
+def lab_incidents(configured: str) -> str:
+    """The store the walkthrough archives to (a local folder made absolute: kernels run in
+    the workspace); checked writable before JupyterLab starts."""
+    from rollback_helpers.run.record_store import open_store, parse_github_location
+
+    if configured.startswith("github://"):  # checked by the kernel, through its own seam
+        parse_github_location(configured)  # a malformed one is refused here
+        return configured
+    store = open_store(configured)  # a malformed URL is refused here
+    store.check_writable()
+    return configured if "://" in configured else str(Path(configured).resolve())
+
+
+def _announce(server: LabServer, description: str, incidents: str, sandbox_dir: Path | None,
               backend: str) -> None:
-    archives = incidents / "drills" if backend == "sandbox" else incidents
+    archives = f"{incidents.rstrip('/')}/drills" if backend == "sandbox" else incidents
     lines = [f"JupyterLab is running on {description}.",
              f"  Open:       {server.url()}",
              f"  Workspace:  {server.workspace}  (copies; the committed notebooks stay clean)",

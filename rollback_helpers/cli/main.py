@@ -6,6 +6,7 @@
     rollback-runbook init                                  a commented runbook.toml for your repository
     rollback-runbook check --backend real                  read-only preflight before the incident
     rollback-runbook scenarios | exit-codes                reference
+    rollback-runbook history | verify-record | render      the archived incident records
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
-from rollback_helpers.cli import inputs
+from rollback_helpers.cli import inputs, records
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.run.interrupt import StopSignals
 from rollback_helpers.secrets import redact
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _lab_parser(sub)
     for command in ADOPTION:
         command.add_parser(sub)
+    records.add_parsers(sub)
     return parser
 
 
@@ -105,7 +107,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="do not stream cell output")
 
 
-def parameters(args: argparse.Namespace, *, backend: str, archive_to: Path,
+def parameters(args: argparse.Namespace, *, backend: str, archive_to: str | Path,
                sandbox_dir: str | None) -> dict[str, Any]:
     """Papermill parameters: choices and names only — never a token or password."""
     params: dict[str, Any] = {"env": args.env, "dry_run": args.dry_run, "backend": backend,
@@ -132,9 +134,10 @@ def parameters(args: argparse.Namespace, *, backend: str, archive_to: Path,
     return params
 
 
-def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool) -> Path:
-    """Every input checked (flags, configuration, environment, confirmation) and the archive's
-    directory proven writable, before a world is built or a kernel starts."""
+def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool) -> str:
+    """Every input checked (flags, configuration, environment, confirmation) and, for a local
+    folder, the archive's directory proven writable, before a world is built or a kernel starts.
+    A bucket or a GitHub store is checked when it is opened, still before the run."""
     if args.path == "verify-flip":
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
     params = parameters(args, backend=backend, archive_to=Path("-"), sandbox_dir=None)
@@ -183,45 +186,50 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _execute(args, directory, backend="real", sandbox_dir=None, drill=False)
 
 
-def _execute(args: argparse.Namespace, directory: Path, *, backend: str,
+def _execute(args: argparse.Namespace, location: str, *, backend: str,
              sandbox_dir: str | None, drill: bool) -> int:
     from rollback_helpers.run import archive
     from rollback_helpers.run.lifecycle import finish_run
 
     if args.path == "verify-flip":
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
-    target = archive.archive_path(directory, args.env, args.path, dry_run=args.dry_run,
-                                  reserve=True)
+    store = records.run_store(location, sandbox_dir)  # exit 2 if it cannot be written
+    name = archive.archive_name(args.env, args.path, dry_run=args.dry_run)
     if not args.quiet:
         archive.quiet_papermill_logs()
-    outcome = archive.execute(args.path, target, parameters(args, backend=backend,
-                                                            archive_to=target,
-                                                            sandbox_dir=sandbox_dir),
-                              log_output=not args.quiet, stop=args.stop)
-    print()
-    with args.stop.held():
-        closing = _closing(args, outcome, target)
-        # bad input stops before anything is contacted: nothing to finish, nobody to tell
-        lines = [] if args.dry_run or outcome.exit_code == 2 else [
-            *_announce(args, outcome, target, drill=drill),
-            *finish_run(closing, backend=backend, sandbox_dir=sandbox_dir)]
+    target = store.location_of(name)
+    with records.working_copy(name) as working:
+        outcome = archive.execute(args.path, working, parameters(
+            args, backend=backend, archive_to=target, sandbox_dir=sandbox_dir),
+            log_output=not args.quiet, stop=args.stop, location=target)
+        print()
+        with args.stop.held():
+            # bad input stops before anything is contacted: nothing to finish, nobody to tell
+            quiet = args.dry_run or outcome.exit_code == 2
+            # told before storing: the deliveries are part of the record (write-once, hashed)
+            told = [] if quiet else _announce(args, outcome, working, target, drill=drill)
+            stored, problem = records.keep(store, name, working)  # once, write-once
+            closing = _closing(args, outcome, working, stored)
+            lines = [] if quiet else [*told, *finish_run(closing, backend=backend,
+                                                         sandbox_dir=sandbox_dir)]
     _report(args, outcome, closing)
     for line in lines:
         print(line)
-    print(f"Archived notebook: {target}")
-    print(f"Exit code {outcome.exit_code}: {EXIT_CODES.get(outcome.exit_code, '')}")
-    return outcome.exit_code
+    exit_code = records.report_archive(stored, problem, outcome.exit_code)
+    print(f"Exit code {exit_code}: {EXIT_CODES.get(exit_code, '')}")
+    return exit_code
 
 
-def _announce(args: argparse.Namespace, outcome: archive.Outcome, target: Path, *,
-              drill: bool) -> list[str]:
+def _announce(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
+              location: str, *, drill: bool) -> list[str]:
     """The run's last notification, sent from here: the kernel may be dead."""
     from rollback_helpers.domain.config import load_config
     from rollback_helpers.run.notify import RunEnd, announce_end
     from rollback_helpers.ui.interactive import default_operator
 
     end = RunEnd(args.path, args.env, args.run_id, args.operator or default_operator(),
-                 outcome.exit_code, outcome.outcome, target, error=outcome.error, drill=drill)
+                 outcome.exit_code, outcome.outcome, working, error=outcome.error, drill=drill,
+                 location=location)
     try:
         timeout = load_config().notify_timeout
     except RollbackError:
@@ -230,13 +238,16 @@ def _announce(args: argparse.Namespace, outcome: archive.Outcome, target: Path, 
     return [sent.line()] if sent is not None else []
 
 
-def _closing(args: argparse.Namespace, outcome: archive.Outcome, target: Path) -> Closing:
+def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
+             stored: records.ArchivedRecord | None) -> Closing:
     from rollback_helpers.run.lifecycle import Closing
 
     return Closing(args.run_id, args.path, args.env, outcome.exit_code, outcome.outcome,
-                   args.dry_run, target, error=outcome.error, failed_step=outcome.failed_step,
+                   args.dry_run, working, error=outcome.error, failed_step=outcome.failed_step,
                    last_step=outcome.last_step,
-                   resume_command=shlex.join(["rollback-runbook", *args.argv]))
+                   resume_command=shlex.join(["rollback-runbook", *args.argv]),
+                   location=stored.location if stored else "NOT ARCHIVED (the store refused "
+                   "it: see the command's output)", sha256=stored.sha256 if stored else "")
 
 
 def _report(args: argparse.Namespace, outcome: archive.Outcome, closing: Closing) -> None:
@@ -288,7 +299,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "drill": cmd_drill, "run": cmd_run, "scenarios": cmd_scenarios, "exit-codes": cmd_exit_codes,
-    "lab": cmd_lab, **{c.NAME: c.run for c in ADOPTION}}
+    "lab": cmd_lab, **{c.NAME: c.run for c in ADOPTION}, **records.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

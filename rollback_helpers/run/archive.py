@@ -31,6 +31,7 @@ from rollback_helpers.run.notebook_io import (
     heading_above,
     notebook_parameters,
     read_notebook,
+    run_identity,
     step_heading,
     write_notebook,
 )
@@ -64,6 +65,9 @@ class Outcome:
     seconds: float = 0.0
     parameters: dict[str, Any] = field(default_factory=dict)   # as the notebook was given them
     decisions: list[dict[str, str]] = field(default_factory=list)  # what, who, at, how, step
+    run_id: str = ""                # the run's id (its record comment's marker names it)
+    record_issue: int | None = None  # the deployment-record issue the run's comment is on
+    facts: dict[str, str] = field(default_factory=dict)  # from/to image, workflow run, new cluster
 
     @property
     def ok(self) -> bool:
@@ -75,14 +79,21 @@ def notebooks_dir() -> Path:
     return NOTEBOOK_DIR
 
 
+def archive_name(env: str, path: str, *, dry_run: bool, now: datetime | None = None) -> str:
+    """``<UTC timestamp>-<env>-<path>[-dry-run].ipynb`` (a store adds ``-2``… when it is taken)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{env}-{path}" + ("-dry-run" if dry_run else "") + ".ipynb"
+
+
 def archive_path(incidents_dir: str | Path, env: str, path: str, *, dry_run: bool,
                  now: datetime | None = None, reserve: bool = False) -> Path:
-    """``<dir>/<UTC timestamp>-<env>-<path>[-dry-run].ipynb``, never overwriting one.
+    """``<dir>/<UTC timestamp>-<env>-<path>[-dry-run].ipynb`` in a local folder, never
+    overwriting one.
 
     ``reserve`` creates the (empty) file at once, so two runs started in the same
-    second on one machine cannot choose the same name."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    base = f"{stamp}-{env}-{path}" + ("-dry-run" if dry_run else "")
+    second on one machine cannot choose the same name. (A records store instead
+    gives a taken name a suffix when the record is written.)"""
+    base = archive_name(env, path, dry_run=dry_run, now=now).removesuffix(".ipynb")
     candidate = Path(incidents_dir) / f"{base}.ipynb"
     n = 2
     while not _free(candidate, reserve=reserve):
@@ -118,9 +129,11 @@ def ensure_writable_dir(directory: Path, *, source: str = "incidents_dir") -> Pa
 
 
 def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
-            log_output: bool = True, stop: StopSignals | None = None) -> Outcome:
+            log_output: bool = True, stop: StopSignals | None = None,
+            location: str = "") -> Outcome:
     """Run the notebook for ``path`` into ``output``; never raises for a failed step.
 
+    ``location`` is where the record will be stored (default: ``output`` itself).
     SIGINT and SIGTERM (while ``stop`` is in use) and a dead kernel end the run as
     ``interrupted``: the archive names the last completed step and marks the cells
     that never ran.
@@ -129,7 +142,7 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
     parameters = {**parameters, "interactive": False}  # headless: never wait on a widget
     started, began = datetime.now(UTC), time.monotonic()
     common: dict[str, Any] = {
-        "path": path, "env": str(parameters.get("env")), "archive": str(output),
+        "path": path, "env": str(parameters.get("env")), "archive": location or str(output),
         "dry_run": bool(parameters.get("dry_run", True)),
         "backend": str(parameters.get("backend", "sandbox")),
         "started_at": started.isoformat(timespec="seconds")}
@@ -200,7 +213,8 @@ def _finish(outcome: Outcome, seconds: float) -> Outcome:
 def stamp_metadata(notebook: Path, outcome: Outcome) -> Outcome:
     """Write the ``rollback_runbook`` block, with the notebook's parameters and decisions."""
     nb = read_notebook(notebook)
-    outcome = replace(outcome, parameters=notebook_parameters(nb), decisions=decisions_in(nb))
+    outcome = replace(outcome, parameters=notebook_parameters(nb), decisions=decisions_in(nb),
+                      **run_identity(nb))
     nb.metadata[METADATA_KEY] = asdict(outcome)
     write_notebook(nb, notebook)
     return outcome

@@ -24,6 +24,7 @@ from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
 from rollback_helpers.run.notify import Notice, Notifier, Sent, end_event, notifier_from_env
+from rollback_helpers.run.record_store import RecordStore
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Decision,
@@ -162,19 +163,38 @@ class RunContext:
             self.dry_run = True
             self.log(f"{self.path} is a dry run again: {why}")
 
-    def incidents_dir(self) -> Path:
-        """Where this run is archived: ``incidents/`` (``incidents/drills/`` on the sandbox)."""
-        base = Path(self.cfg.incidents_dir)
-        return base / "drills" if self.backends.name == "sandbox" else base
+    def incidents_dir(self) -> str:
+        """Where this run is archived: ``incidents`` (``incidents/drills`` on the sandbox), or
+        the store the configuration names (a URL, or ``github://…``)."""
+        from rollback_helpers.run.record_archive import incidents_location
+
+        return incidents_location(self.cfg.incidents_dir, drill=self.backends.name == "sandbox")
+
+    def record_store(self) -> RecordStore:
+        """The records store, reached through this run's seams."""
+        from rollback_helpers.run.record_archive import github_factory
+        from rollback_helpers.run.record_store import open_store
+
+        return open_store(self.incidents_dir(), github=github_factory(self.cfg, self.backends))
+
+    def publish_archive(self, location: str, sha256: str) -> None:
+        """An interactive run's record is stored: its record comment names it and its hash."""
+        if self._lifecycle is not None:
+            self._lifecycle.update_record(archive=location, sha256=sha256)
 
     def reserve_archive_path(self) -> str:
         """Interactive runs: fix the archive's name now, so the record comment can name it."""
         if not self.archive_path:
-            from rollback_helpers.run.archive import archive_path
+            from rollback_helpers.run.archive import archive_name
 
-            self.archive_path = str(archive_path(self.incidents_dir(), self.env.name, self.path,
-                                                 dry_run=self.dry_run))
+            name = archive_name(self.env.name, self.path, dry_run=self.dry_run)
+            self.archive_path = f"{self.incidents_dir().rstrip('/')}/{name}"
         return self.archive_path
+
+    def with_facts(self, report: Report, **facts: str) -> Report:
+        """Mark ``report`` with what the run changed (the record's history reads it)."""
+        report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "facts": facts}}}
+        return report
 
     def summary_report(self, outcome: str) -> Report:
         """The timeline and the decisions; its metadata lets :meth:`finish` check the save."""
@@ -212,6 +232,8 @@ class RunContext:
         if self.dry_run or self._announced_end:
             return
         self._announced_end = True
+        if not Path(self.archive_path).is_file():  # stored elsewhere (a bucket, GitHub)
+            return
         block = read_outcome(Path(self.archive_path))
         code, outcome = int(block.get("exit_code", 1)), str(block.get("outcome", ""))
         error = str(block.get("error") or "").partition("\n")[0]
@@ -305,7 +327,9 @@ def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenari
         raise ConfirmationRequired(
             f"A live {path} run against {env_cfg.name} needs an explicit confirmation.",
             f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")
-    if interactive:  # archived from JupyterLab at the end: prove the place is writable now
+    if interactive and ":" not in cfg.incidents_dir.split("/", 1)[0]:
+        # archived from JupyterLab at the end: prove a local folder is writable now (a bucket
+        # or a GitHub store is checked when the walkthrough's store is opened)
         from rollback_helpers.run.archive import ensure_writable_dir
 
         ensure_writable_dir(Path(cfg.incidents_dir) / ("drills" if backend == "sandbox" else ""),

@@ -184,11 +184,13 @@ class Closing:
     exit_code: int
     outcome: str
     dry_run: bool
-    archive: Path
+    archive: Path              # the notebook as papermill left it (a working copy)
     error: str = ""
     failed_step: str = ""
     last_step: str = ""
     resume_command: str = ""
+    location: str = ""         # where the record was stored ("": ``archive`` is the record)
+    sha256: str = ""           # the SHA-256 of exactly the bytes stored there
 
 
 def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None) -> list[str]:
@@ -253,12 +255,16 @@ def final_state(current: RunRecord, closing: Closing) -> RunRecord:
         state = "failed"
         next_step = closing.error.partition("Next:")[2].strip() or \
             "read the failing step in the archive"
-    digest = hashlib.sha256(closing.archive.read_bytes()).hexdigest() \
-        if closing.archive.is_file() else ""
+    archive, digest = closing.location, closing.sha256
+    if not archive:  # the caller did not store it: the notebook where it lies
+        archive = str(closing.archive)
+        digest = hashlib.sha256(closing.archive.read_bytes()).hexdigest() \
+            if closing.archive.is_file() else ""
     return replace(current, state=state, exit_code=str(closing.exit_code),
                    last_step=closing.last_step or current.last_step,
                    error=redact(closing.error.partition("\nNext:")[0]) if closing.exit_code
-                   else "", next_step=next_step, archive=str(closing.archive), sha256=digest)
+                   else "", next_step=next_step,
+                   archive=archive, sha256=digest)
 
 
 def _final_edit(github: GitHubClient, number: int, closing: Closing) -> str:

@@ -74,6 +74,26 @@ def decisions_in(nb: nbformat.NotebookNode) -> list[dict[str, str]]:
     return list(seen.values())
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def run_identity(nb: nbformat.NotebookNode) -> dict[str, Any]:
+    """The run's id, its record issue and what it changed, as the outputs' metadata name them."""
+    found: dict[str, Any] = {}
+    for block in _runbook_metadata(nb):
+        run = _dict(block.get("run"))
+        comment = _dict(block.get("record_comment"))
+        if run.get("id"):
+            found["run_id"] = str(run["id"])
+        if isinstance(run.get("facts"), dict):
+            found.setdefault("facts", {}).update({str(k): str(v) for k, v in run["facts"].items()})
+        issue = comment.get("issue", run.get("record_issue"))
+        if isinstance(issue, int) and not isinstance(issue, bool):
+            found["record_issue"] = issue
+    return found
+
+
 def notebook_parameters(nb: nbformat.NotebookNode) -> dict[str, Any]:
     """The parameters as given: the ``parameters`` cell, overridden by papermill's injected one."""
     values: dict[str, Any] = {}

@@ -228,9 +228,10 @@ class RunEnd:
     operator: str
     exit_code: int
     outcome: str
-    archive: Path
+    archive: Path         # the executed notebook, before it is stored: its deliveries go in it
     error: str = ""
     drill: bool = False
+    location: str = ""    # where the record is stored (the store's name for it), if not archive
 
 
 def announce_end(end: RunEnd, environ: Mapping[str, str], *,
@@ -245,7 +246,7 @@ def announce_end(end: RunEnd, environ: Mapping[str, str], *,
     sent = notifier.notify(Notice(
         event, end.env, end.path, end.operator, f"exit {end.exit_code}: {what}",
         run_id=end.run_id, record=record_url_in(nb.cells) if nb is not None else "",
-        archive=str(end.archive), mode="drill" if end.drill else "live",
+        archive=end.location or str(end.archive), mode="drill" if end.drill else "live",
         detail=end.error.partition("Next:")[2].strip()))
     if nb is not None:
         block = nb.metadata.setdefault(METADATA_KEY, {})

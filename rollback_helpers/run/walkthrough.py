@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import nbformat
 
-from rollback_helpers.errors import ConfigError
+from rollback_helpers.errors import ConfigError, RollbackError
 from rollback_helpers.run.archive import Outcome, _failed_at, _finish
 from rollback_helpers.run.notebook_io import (
     _runbook_metadata,
@@ -23,8 +23,10 @@ from rollback_helpers.run.notebook_io import (
     first_error,
     notebook_parameters,
     read_notebook,
-    write_notebook,
+    run_identity,
 )
+from rollback_helpers.run.record_archive import sha256_hex
+from rollback_helpers.run.record_store import RecordStore
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import Decision
 
@@ -46,6 +48,10 @@ class WalkthroughRun(Protocol):
     def backend_name(self) -> str: ...
 
     def reserve_archive_path(self) -> str: ...
+
+    def record_store(self) -> RecordStore: ...
+
+    def publish_archive(self, location: str, sha256: str) -> None: ...
 
     def log(self, event: str) -> None: ...
 
@@ -95,24 +101,44 @@ def archive_walkthrough(ctx: WalkthroughRun, notebook: str | None = None) -> Rep
     problem = unsaved_work(nb, ctx)
     if problem:
         return Report("Finish: not archived yet", status="stopped").note(problem).note(SAVE_FIRST)
-    target = Path(ctx.reserve_archive_path())
-    outcome = stamp_walkthrough(nb, saved, ctx, target)
+    reserved = ctx.reserve_archive_path()
+    store = ctx.record_store()
+    outcome = stamp_walkthrough(nb, saved, ctx, reserved)
     report = Report("Finish: archived", status="ok" if outcome.ok else "warning")
-    report.fact("archive", str(target)).fact("outcome", f"{outcome.outcome} (exit code "
-                                                        f"{outcome.exit_code})")
+    try:
+        stored, data = store.put_new(reserved.rsplit("/", 1)[-1],
+                                     lambda location: _final_bytes(nb, report, outcome, location))
+    except RollbackError as exc:
+        return Report("Finish: NOT archived", status="failed").note(exc.what).note(
+            exc.next_step or "Run this cell again once the store is reachable.")
+    ctx.log(f"archived at {stored.location} (sha256 {sha256_hex(data)})")
+    ctx.publish_archive(stored.location, sha256_hex(data))
+    return _archived_report(report, outcome, stored.location, sha256_hex(data))
+
+
+def _archived_report(report: Report, outcome: Outcome, location: str, digest: str) -> Report:
+    report.fact("archive", location).fact("sha256", digest)
+    report.fact("outcome", f"{outcome.outcome} (exit code {outcome.exit_code})")
     report.fact("decisions", len(outcome.decisions))
     if outcome.failed_step:
         report.note(f"Failed step: {outcome.failed_step} — {outcome.error}")
-    report.note("Running this cell again (after saving) updates this archive.")
-    _replace_finish_output(nb, report)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_notebook(nb, target)
-    ctx.log(f"archived at {target}")
+    report.note("Records are never overwritten: running this cell again (after saving) "
+                "archives a new copy.")
     return report
 
 
+def _final_bytes(nb: nbformat.NotebookNode, report: Report, outcome: Outcome,
+                 location: str) -> bytes:
+    """The archived notebook: its Finish cell shows where it went, its metadata says so."""
+    nb.metadata[METADATA_KEY] = asdict(replace(outcome, archive=location))
+    _replace_finish_output(nb, _archived_report(Report(report.title, status=report.status),
+                                                outcome, location, "published on the run's "
+                                                "record comment"))
+    return (nbformat.writes(nb) + "\n").encode()  # type: ignore[no-untyped-call,no-any-return]
+
+
 def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRun,
-                      target: Path) -> Outcome:
+                      target: str) -> Outcome:
     """The metadata block for an interactive run, set on ``nb`` (widgets are dropped)."""
     _drop_widgets(nb)
     common: dict[str, Any] = {
@@ -124,7 +150,7 @@ def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRu
         else Outcome(exit_code=0, outcome="success", **common)
     seconds = (datetime.now(UTC) - ctx.opened_at).total_seconds()
     outcome = replace(_finish(outcome, seconds), parameters=notebook_parameters(nb),
-                      decisions=decisions_in(nb))
+                      decisions=decisions_in(nb), **run_identity(nb))
     nb.metadata[METADATA_KEY] = asdict(outcome)
     return outcome
 

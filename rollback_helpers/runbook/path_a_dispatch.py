@@ -62,8 +62,10 @@ class DispatchSteps:
         self.run = self.github.dispatch_workflow(cfg.workflow, cfg.workflow_ref, inputs)
         self.ctx.log(f"dispatched {cfg.workflow}: run {self.run.id}")
         self._dispatched(self.run)
-        return Report("Dispatched").fact("workflow run", self.run.html_url).fact(
-            "status", self.run.status)
+        return self.ctx.with_facts(Report("Dispatched").fact(
+            "workflow run", self.run.html_url).fact("status", self.run.status),
+            from_image=target.running_digest, to_image=str(target.image),
+            workflow_run=self.run.html_url)
 
     def _dispatched(self, run: WorkflowRun, tried: str = "") -> None:
         self.ctx.lifecycle.update_record(state="dispatched", workflow_run=run.html_url,

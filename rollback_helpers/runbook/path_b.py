@@ -38,13 +38,13 @@ from rollback_helpers.runbook.path_b_facts import (
     newest_record,
     source_check,
     unrecorded_restore,
+    urls_report,
 )
 from rollback_helpers.runbook.resume import LookBack, earlier_runs, mark_carried_on
 from rollback_helpers.runbook.second_person import SecondPerson
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import Checklist, Decision, Gate, Screen
 from rollback_helpers.ui.progress import Progress
-from rollback_helpers.ui.table import Table
 
 T = TypeVar("T")
 PLAN_STEP = "2"  # the notebook's step that holds the gate
@@ -240,8 +240,9 @@ class PathB:
         self.ctx.lifecycle.update_record(state="restored", new_cluster=result.new_id)
         self.ctx.lifecycle.note_on_lock(workflow_run_url=f"new cluster {result.new_id}")
         self.ctx.log(f"restore requested: {r.backup.id} → new cluster {result.new_id}")
-        return Report("Restore initiated").fact("new cluster", f"{result.new_id} ({result.new_name})") \
-            .fact("source (untouched)", r.source.id)
+        return self.ctx.with_facts(Report("Restore initiated").fact(
+            "new cluster", f"{result.new_id} ({result.new_name})").fact(
+            "source (untouched)", r.source.id), new_cluster=result.new_id)
 
     @keeps_checklist
     def wait_until_ready(self) -> Report:
@@ -279,7 +280,7 @@ class PathB:
             pass
         progress.close(f"ready after {clock.now() - began:.0f}s")
         self.ctx.log(f"cluster {new_id} ready after {clock.now() - began:.0f}s")
-        return self._urls_report(new_id)
+        return urls_report(new_id, self.urls)
 
     def _url_reads(self) -> Any:
         """A generator doing one slow read per step: machine list, then each URL over ssh."""
@@ -292,14 +293,6 @@ class PathB:
         for var in (self.ctx.cfg.database_url_var, self.ctx.cfg.migration_url_var):
             self.urls[var] = parse_db_url(self.fly.read_secret_env(app, started[0].id, var), var)
             yield True
-
-    def _urls_report(self, new_id: str) -> Report:
-        rows = [{"variable": u.var, "user": u.user, "url": u.shown(), "cluster now": u.cluster_id}
-                for u in self.urls.values()]
-        report = Report(f"New cluster {new_id} is ready", table=Table(rows))
-        report.note("The app's current URLs (passwords never shown); pgBackRest keeps roles and "
-                    "password hashes, so the same credentials log in to the new cluster.")
-        return report
 
     @keeps_checklist
     def verify_new_cluster(self) -> Report:

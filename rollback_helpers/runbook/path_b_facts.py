@@ -22,6 +22,7 @@ from rollback_helpers.errors import (
     RollbackError,
 )
 from rollback_helpers.run.context import RunContext
+from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.table import Table
 
 R = TypeVar("R")
@@ -216,3 +217,13 @@ def source_check(ctx: RunContext, fly: Fly, urls: dict[str, DbUrl], source_id: s
     except Exception as exc:  # noqa: BLE001 - a comparison, never a reason to stop
         ctx.log(f"source {source_id} not reachable for comparison: {type(exc).__name__}")
         return None
+
+
+def urls_report(new_id: str, urls: dict[str, DbUrl]) -> Report:
+    """The app's current URLs, shown once the new cluster is ready (passwords never shown)."""
+    rows = [{"variable": u.var, "user": u.user, "url": u.shown(), "cluster now": u.cluster_id}
+            for u in urls.values()]
+    report = Report(f"New cluster {new_id} is ready", table=Table(rows))
+    report.note("The app's current URLs (passwords never shown); pgBackRest keeps roles and "
+                "password hashes, so the same credentials log in to the new cluster.")
+    return report

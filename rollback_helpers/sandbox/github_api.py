@@ -30,6 +30,7 @@ from rollback_helpers.sandbox import (
     github_contents,
     github_git,
     github_issues,
+    github_records,
     github_repo,
     github_team,
 )
@@ -40,8 +41,9 @@ RATE_LIMIT = 5000
 _COMMENTS = re.compile(r"/issues/\d+/comments$")
 API_VERSIONS = ("2022-11-28", "2026-03-10")
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-ROUTES: list[Route] = [*github_issues.ROUTES, *github_actions.ROUTES, *github_contents.ROUTES,
-                       *github_repo.ROUTES, *github_git.ROUTES, *github_team.ROUTES]
+ROUTES: list[Route] = [*github_issues.ROUTES, *github_actions.ROUTES, *github_records.ROUTES,
+                       *github_contents.ROUTES, *github_repo.ROUTES, *github_git.ROUTES,
+                       *github_team.ROUTES]
 
 
 class GitHubSandbox:

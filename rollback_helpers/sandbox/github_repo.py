@@ -35,9 +35,12 @@ DEFAULT_SCOPES = ["gist", "read:org", "repo", "workflow"]  # what `gh auth login
 
 
 def _get_repository(call: Call) -> httpx.Response:
-    payload = {**repository_json(call), "default_branch": "main", "has_issues": True,
-               "visibility": "private", "archived": False, "disabled": False,
-               "permissions": dict(call.gh.get("permissions", DEFAULT_PERMISSIONS))}
+    permissions = {**DEFAULT_PERMISSIONS, **call.gh.get("permissions", {})}  # the token's
+    if call.gh.get("faults", {}).get("contents_read_only"):
+        permissions["push"] = False
+    payload = {**repository_json(call), "default_branch": call.gh.get("refs", ["main"])[0],
+               "has_issues": True, "visibility": "private", "archived": False,
+               "disabled": False, "permissions": permissions}
     scopes = call.gh.get("token_scopes", DEFAULT_SCOPES)
     headers = {"x-oauth-scopes": ", ".join(scopes), "x-accepted-oauth-scopes": "repo"} \
         if scopes else {}

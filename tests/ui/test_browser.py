@@ -5,6 +5,7 @@ tests click what an engineer clicks and check what the page shows, what the
 sandbox did and what was saved and archived. Screenshots of the key steps go to
 ``test-artifacts/browser/``; the walkthrough's is also ``docs/images/walkthrough.png``
 (the README's picture). Stopping the lab with Ctrl+C must leave no process behind.
+The same browser opens a record rendered by ``rollback-runbook render``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from browser_setup import CHROMIUM_ARGS, REPO, Lab, ensure_chromium
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.run import notebook_io
+from rollback_helpers.run.record_render import render_html
 from rollback_helpers.sandbox.world import World, digest_for
 from rollback_helpers.ui.display import METADATA_KEY
 
@@ -224,3 +226,43 @@ def test_checklist_ticks_are_saved_in_the_notebook(lab: Lab, page: Any) -> None:
     decisions = notebook_io.decisions_in(nbformat.read(str(saved), as_version=4))
     assert [(d["what"], d["how"], d["step"]) for d in decisions] == [
         ("ticked: Update DATABASE_URL in Infisical", "checkbox", "flip checklist")]
+
+
+# -- a rendered record (rollback-runbook render) -------------------------------------------
+def failed_record() -> bytes:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("run.watch()  # CELL-CODE")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="watching run 7000011\n")]
+    nb.cells = [nbformat.v4.new_markdown_cell("## Watch the workflow run"), cell]
+    nb.metadata[METADATA_KEY] = {
+        "path": "path-a", "env": "staging", "exit_code": 5, "outcome": "workflow-failed",
+        "dry_run": False, "mode": "headless", "failed_step": "Watch the workflow run",
+        "parameters": {"env": "staging"}, "decisions": []}
+    return nbformat.writes(nb).encode()
+
+
+def test_a_rendered_record_opens_with_its_outcome_banner(page: Any, tmp_path: Path) -> None:
+    """``rollback-runbook render``'s page, opened from a file: the banner says the outcome at
+    the top, the code shows after the toggle, and nothing is fetched from the network."""
+    rendering = tmp_path / "record.html"
+    rendering.write_text(render_html(failed_record()))
+    requested: list[str] = []
+    def note(request: Any) -> None:
+        requested.append(request.url)
+
+    page.on("request", note)
+    page.goto(rendering.as_uri())
+    banner = page.locator("#rb-outcome")
+    expect(banner).to_have_text("WORKFLOW-FAILED: path-a on staging (live, headless), exit code 5, "
+                                "at step “Watch the workflow run”")
+    box = banner.bounding_box()
+    assert box is not None and box["y"] < 100  # the first thing on the page
+    assert "rgb(252, 232, 230)" in banner.evaluate("e => getComputedStyle(e).backgroundColor")
+    code = page.get_by_text("CELL-CODE")
+    expect(code).to_be_hidden()
+    expect(page.get_by_text("watching run 7000011")).to_be_visible()
+    page.get_by_text("Show the cells' code").click()
+    expect(code).to_be_visible()
+    page.remove_listener("request", note)
+    assert [url for url in requested if not url.startswith("file://")] == []
+    screenshot(page, "rendered-record")

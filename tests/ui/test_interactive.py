@@ -8,6 +8,7 @@ the way JupyterLab saves them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -402,6 +403,8 @@ def test_walkthrough_archive_has_the_structure_of_a_headless_record(
     assert "Finish: archived" in archived.read_text()
     comment = World.load(tmp_path / "world").state["github"]["comments"]["1010"][0]["body"]
     assert str(archived) in comment  # the record comment names the archive
+    digest = hashlib.sha256(archived.read_bytes()).hexdigest()
+    assert f"- **sha256:** `{digest}`" in comment  # and the SHA-256 of the bytes stored
 
 
 @pytest.mark.e2e

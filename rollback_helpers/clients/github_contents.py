@@ -1,0 +1,125 @@
+"""A folder of a GitHub repository as a write-once file store, through the contents API.
+
+Files are created with ``PUT /repos/{owner}/{repo}/contents/{path}`` without a
+``sha``: GitHub answers 422 when the path exists, so a file is never
+overwritten. Reading uses the contents API and, for files over 1 MB (which it
+does not return inline), the git blobs API. Requests go through the same
+:class:`~rollback_helpers.clients.github_session.GitHubSession` policy as every
+other GitHub call (headers, retries, rate limits, errors).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
+from rollback_helpers.errors import GitHubError, GitHubNotFound
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    """One entry of a folder listing (or a file just written)."""
+
+    path: str
+    name: str
+    sha: str
+    size: int
+    html_url: str
+    type: str = "file"
+
+
+def _entry(item: dict[str, object]) -> RepoFile:
+    return RepoFile(path=str(item.get("path", "")), name=str(item.get("name", "")),
+                    sha=str(item.get("sha", "")), size=int(str(item.get("size") or 0)),
+                    html_url=str(item.get("html_url") or ""), type=str(item.get("type", "file")))
+
+
+class GitHubContents:
+    """Files in one repository's branch, over an existing GitHub session."""
+
+    def __init__(self, session: GitHubSession, branch: str = "") -> None:
+        self.session = session
+        self.branch = branch
+
+    def _path_url(self, path: str) -> str:
+        return self.session._url(f"/contents/{quote(path.strip('/'), safe='/')}")
+
+    def _where(self) -> str:
+        return f"{self.session.repo}" + (f" on branch {self.branch!r}" if self.branch else "")
+
+    def writable(self) -> None:
+        """The repository is reachable with push permission and the branch exists."""
+        url = self.session._url("")
+        response = self.session._call("GET", url, check=f"that {self.session.repo} exists and "
+                                      "the token can see it")
+        repo = json_object(response, self.session._endpoint("GET", url))
+        if not (repo.get("permissions") or {}).get("push", False):
+            raise GitHubError(f"The token cannot push to {self.session.repo}, so records cannot "
+                              "be written there.",
+                              "Use a token with contents: write on that repository, or another "
+                              "incidents_dir.")
+        if self.branch:
+            self.list_folder("")  # a missing branch answers 404 "No commit found for the ref"
+
+    def create_file(self, path: str, data: bytes, message: str) -> RepoFile | None:
+        """Create ``path``; None when it already exists (GitHub never overwrites it here)."""
+        url = self._path_url(path)
+        body: dict[str, str] = {"message": message, "content": base64.b64encode(data).decode()}
+        if self.branch:
+            body["branch"] = self.branch
+        response = self.session._send("PUT", url, json=body)
+        if response.status_code in (409, 422):
+            return None  # "sha wasn't supplied": the path is taken
+        self.session._raise_for_status(response, "PUT", url,
+                                       f"that {self._where()} exists and the token can write it")
+        content = json_object(response, self.session._endpoint("PUT", url)).get("content")
+        return _entry(content) if isinstance(content, dict) else None
+
+    def list_folder(self, folder: str) -> list[RepoFile]:
+        """The files and folders directly in ``folder`` ([] when it does not exist yet)."""
+        url = self._path_url(folder)
+        response = self.session._send("GET", url, params=self._ref())
+        if response.status_code == 404 and "No commit found" in response.text:
+            raise GitHubNotFound(f"The branch {self.branch!r} does not exist in "
+                                 f"{self.session.repo}.",
+                                 "Create it (records are added to it as commits), or name an "
+                                 "existing branch in the location.")
+        if response.status_code == 404:
+            return []
+        self.session._raise_for_status(response, "GET", url, f"that {self._where()} exists")
+        endpoint = self.session._endpoint("GET", url)
+        if response.text.lstrip().startswith("{"):  # a file, not a folder
+            return [_entry(json_object(response, endpoint))]
+        return [_entry(item) for item in json_list(response, endpoint)]
+
+    def read_file(self, path: str) -> bytes:
+        """A file's exact bytes (through the blobs API when it is too large to come inline)."""
+        url = self._path_url(path)
+        response = self.session._call("GET", url, params=self._ref(),
+                                      check=f"that {path} exists in {self._where()}")
+        item = json_object(response, self.session._endpoint("GET", url))
+        if item.get("type") != "file":
+            raise GitHubNotFound(f"{path} in {self._where()} is not a file.", "Check the path.")
+        if item.get("encoding") == "base64" and item.get("content"):
+            return _decode(str(item["content"]), path)
+        return self._blob(str(item.get("sha", "")), path)
+
+    def _blob(self, sha: str, path: str) -> bytes:
+        url = self.session._url(f"/git/blobs/{sha}")
+        response = self.session._call("GET", url, check=f"that blob {sha} of {path} exists")
+        item = json_object(response, self.session._endpoint("GET", url))
+        return _decode(str(item.get("content", "")), path)
+
+    def _ref(self) -> dict[str, str] | None:
+        return {"ref": self.branch} if self.branch else None
+
+
+def _decode(content: str, path: str) -> bytes:
+    try:
+        return base64.b64decode(content)
+    except (binascii.Error, ValueError) as exc:
+        raise GitHubError(f"GitHub returned {path} in an encoding the runbook cannot read.",
+                          "Check the file on GitHub.") from exc

@@ -1,0 +1,142 @@
+"""Putting a finished run's notebook into the records store, once, with its SHA-256.
+
+Papermill writes the executed notebook to a private working copy while the run
+goes on; when the run ends, :func:`keep_record` writes it to the store (write-once),
+with the ``rollback_runbook`` metadata naming the location it was stored at, and
+returns the SHA-256 of exactly the bytes stored. That digest is what the run's
+record comment publishes and what ``verify-record`` recomputes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nbformat
+
+from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clients.github_token import TOKEN_VARS
+from rollback_helpers.clock import RealClock
+from rollback_helpers.domain.config import RunbookConfig
+from rollback_helpers.errors import RollbackError
+from rollback_helpers.run.backends import Backends, open_backends
+from rollback_helpers.run.record_store import GitHubFactory, RecordStore, open_store
+from rollback_helpers.secrets import token_from_env
+from rollback_helpers.ui.display import METADATA_KEY
+
+DRILLS = "drills"
+
+
+@dataclass(frozen=True)
+class ArchivedRecord:
+    """A record as stored: where, under which name, and the SHA-256 of its bytes."""
+
+    location: str
+    name: str
+    sha256: str
+    size: int
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def incidents_location(configured: str, *, explicit: str = "", drill: bool = False) -> str:
+    """Where a run's record goes: the configured store (``drills/`` under it for a drill);
+    an explicit ``--incidents-dir`` is used as given."""
+    if explicit:
+        return explicit
+    return f"{configured.rstrip('/')}/{DRILLS}" if drill else configured
+
+
+def github_factory(cfg: RunbookConfig, backends: Backends | None = None, *,
+                   sandbox_dir: str | None = None) -> GitHubFactory:
+    """A GitHub client for any repository, through ``backends``' seam (or a fresh one:
+    the sandbox world in ``sandbox_dir``, else the real API with the environment's token)."""
+    opened: list[Backends] = [backends] if backends is not None else []
+
+    def client(repo: str) -> GitHubClient:
+        if not opened:
+            opened.append(open_backends("sandbox", sandbox_dir=sandbox_dir, cfg=cfg)
+                          if sandbox_dir else _real_github_seam())
+        seam = opened[0]
+        seam.github(cfg)  # no token: a GitHubAuthError that says how to set one
+        return GitHubClient(seam.http, repo, seam.github_token, clock=seam.clock,
+                            api_url=cfg.github_api_url)
+
+    return client
+
+
+def _real_github_seam() -> Backends:
+    from rollback_helpers.clients.commands import SubprocessRunner
+
+    token = token_from_env(dict(os.environ), *TOKEN_VARS)
+    return Backends("real", httpx.Client(timeout=30.0), SubprocessRunner(), RealClock(), token)
+
+
+def writable_store(location: str, github: GitHubFactory | None) -> RecordStore:
+    """The store at ``location``, checked writable before anything runs (else exit 2)."""
+    store = open_store(location, github=github)
+    store.check_writable()
+    return store
+
+
+@contextmanager
+def working_copy(name: str) -> Iterator[Path]:
+    """A private path for papermill's output notebook, removed when the block ends."""
+    folder = Path(tempfile.mkdtemp(prefix="rollback-run-"))
+    try:
+        yield folder / name
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def located(notebook: bytes, location: str) -> bytes:
+    """The notebook's bytes with its metadata block naming ``location`` as its archive."""
+    nb = nbformat.reads(notebook.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+    nb.metadata.setdefault(METADATA_KEY, {})["archive"] = location
+    return (nbformat.writes(nb) + "\n").encode("utf-8")  # type: ignore[no-untyped-call,no-any-return]
+
+
+def keep_record(store: RecordStore, name: str, working: Path) -> ArchivedRecord:
+    """Write the working copy to the store as a new record; raises RecordStoreError."""
+    original = working.read_bytes()
+    stored, data = store.put_new(name, lambda location: located(original, location))
+    return ArchivedRecord(stored.location, stored.name, sha256_hex(data), len(data))
+
+
+def keep_or_explain(store: RecordStore, name: str, working: Path,
+                    rescue: Callable[[Path], Path]) -> tuple[ArchivedRecord | None, str]:
+    """:func:`keep_record`, or (None, what went wrong and where the notebook was kept)."""
+    try:
+        return keep_record(store, name, working), ""
+    except RollbackError as exc:
+        kept = rescue(working)
+        return None, (f"NOT ARCHIVED: {exc.what}\nThe executed notebook is kept at {kept}; "
+                      f"copy it to {store.location} once the store is reachable. "
+                      f"{exc.next_step}".rstrip())
+
+
+def rescue_copy(working: Path) -> Path:
+    """Keep a working copy that could not be stored, outside the folder that is removed."""
+    keep = Path(tempfile.mkdtemp(prefix="rollback-unarchived-")) / working.name
+    shutil.copy2(working, keep)
+    return keep
+
+
+def record_metadata(data: bytes) -> dict[str, object]:
+    """The ``rollback_runbook`` block of a record's bytes ({} if it has none)."""
+    try:
+        nb = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    block = nb.get("metadata", {}).get(METADATA_KEY, {}) if isinstance(nb, dict) else {}
+    return dict(block) if isinstance(block, dict) else {}

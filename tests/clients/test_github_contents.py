@@ -1,0 +1,63 @@
+"""The contents client sends what GitHub's published schema accepts, and reads its answers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from githubkit_schemas.latest import models
+
+from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clients.github_contents import GitHubContents
+from rollback_helpers.clock import VirtualClock
+from rollback_helpers.sandbox.http import sandbox_transport
+from rollback_helpers.sandbox.scenarios import create_world
+from rollback_helpers.secrets import Secret
+
+
+@pytest.fixture
+def sent(tmp_path: Path) -> tuple[GitHubContents, list[httpx.Request]]:
+    world = create_world("default", tmp_path / "world")
+    inner = sandbox_transport(world)
+    requests: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return inner.handle_request(request)
+
+    client = GitHubClient(httpx.Client(transport=httpx.MockTransport(record)), "renewa/renewa-one",
+                          Secret(world.state["github"]["token"]), clock=VirtualClock(0.0),
+                          mutation_spacing=0)
+    return GitHubContents(client, branch="main"), requests
+
+
+def test_creating_a_file_sends_a_schema_valid_body_without_a_sha(
+        sent: tuple[GitHubContents, list[httpx.Request]]) -> None:
+    """PUT body: message, base64 content, branch — and never a sha (that would overwrite)."""
+    from pydantic import TypeAdapter
+
+    contents, requests = sent
+    made = contents.create_file("inc/r.ipynb", b"{}\n", "Incident record r.ipynb")
+    assert made is not None and made.path == "inc/r.ipynb"
+    put = next(r for r in requests if r.method == "PUT")
+    body: dict[str, Any] = json.loads(put.content)
+    TypeAdapter(models.ReposOwnerRepoContentsPathPutBody).validate_python(body)
+    assert set(body) == {"message", "content", "branch"}
+    assert base64.b64decode(body["content"]) == b"{}\n"
+    assert put.url.path == "/repos/renewa/renewa-one/contents/inc/r.ipynb"
+    assert contents.create_file("inc/r.ipynb", b"other", "again") is None  # taken: refused
+
+
+def test_reading_sends_the_branch_as_ref(sent: tuple[GitHubContents, list[httpx.Request]]) -> None:
+    """Reads name the branch (?ref=main) and return the exact bytes and the folder's files."""
+    contents, requests = sent
+    contents.create_file("inc/r.ipynb", b"\x00\xffbytes", "add")
+    assert contents.read_file("inc/r.ipynb") == b"\x00\xffbytes"
+    assert [f.name for f in contents.list_folder("inc")] == ["r.ipynb"]
+    assert contents.list_folder("not-yet") == []
+    gets = [r for r in requests if r.method == "GET"]
+    assert gets and all(r.url.params.get("ref") == "main" for r in gets)

@@ -1,0 +1,168 @@
+"""The records store: write-once in a local folder, in S3 (a real endpoint on loopback) and in a
+GitHub repository (the sandbox); a location that cannot be written is a bad input, up front."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clock import VirtualClock
+from rollback_helpers.errors import ConfigError, RecordMissing
+from rollback_helpers.run.record_archive import github_factory, incidents_location
+from rollback_helpers.run.record_store import (
+    GitHubStore,
+    RecordStore,
+    open_store,
+    parse_github_location,
+    split_location,
+)
+from rollback_helpers.sandbox.http import sandbox_transport
+from rollback_helpers.sandbox.scenarios import create_world
+from rollback_helpers.sandbox.world import World
+from rollback_helpers.secrets import Secret
+
+
+def same_bytes(data: bytes) -> Callable[[str], bytes]:
+    return lambda _location: data
+
+
+def exercise_write_once(store: RecordStore) -> None:
+    """What every store must do: create, never overwrite, suffix a taken name, list, read."""
+    store.check_writable()
+    first, data = store.put_new("a.ipynb", lambda location: f"at {location}".encode())
+    assert (first.name, data) == ("a.ipynb", f"at {store.location}/a.ipynb".encode())
+    second, _ = store.put_new("a.ipynb", same_bytes(b"second"))
+    assert second.name == "a-2.ipynb" and second.location == f"{store.location}/a-2.ipynb"
+    assert store.read("a.ipynb") == data  # the first record was not overwritten
+    assert store.read("a-2.ipynb") == b"second"
+    store.child("drills").put_new("d.ipynb", same_bytes(b"drill"))
+    assert [r.name for r in store.list_records()] == ["a-2.ipynb", "a.ipynb"]
+    assert [r.name for r in store.child("drills").list_records()] == ["d.ipynb"]
+    with pytest.raises(RecordMissing, match="No record at"):
+        store.read("nothing.ipynb")
+
+
+# -- local ---------------------------------------------------------------------------------------
+def test_a_local_folder_is_write_once(tmp_path: Path) -> None:
+    """A local folder (the default kind) is created on demand and never overwritten."""
+    exercise_write_once(open_store(str(tmp_path / "incidents")))
+
+
+@pytest.mark.parametrize(("location", "said"), [
+    ("s3:/bucket/x", "looks like a URL but is not one"),
+    ("foo://bucket/x", "unknown scheme foo://"),
+    ("gs://bucket/x", "needs gcsfs, which is not installed"),
+    ("github://only-an-owner", "not a GitHub records location"),
+])
+def test_a_location_that_cannot_be_written_is_a_config_error(location: str, said: str,
+                                                            tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """An unknown scheme, a missing handler or a malformed URL is exit 2 — and nothing local."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=said) as raised:
+        open_store(location, github=lambda repo: pytest.fail("GitHub is not reached")
+                   ).check_writable()
+    assert raised.value.exit_code == 2
+    assert list(tmp_path.iterdir()) == []  # no folder named "s3:" (or anything else)
+
+
+def test_drills_go_under_the_configured_store_and_an_explicit_one_is_used_as_given() -> None:
+    """drills/ under the configured store; --incidents-dir exactly as given."""
+    assert incidents_location("s3://b/inc", drill=True) == "s3://b/inc/drills"
+    assert incidents_location("s3://b/inc/", drill=False) == "s3://b/inc/"
+    assert incidents_location("incidents", explicit="/tmp/x", drill=True) == "/tmp/x"
+
+
+def test_a_record_location_splits_into_its_store_and_name() -> None:
+    """A path or URL to a record reads back through the store that holds it."""
+    store, name = split_location("s3://bucket/inc/drills/r.ipynb")
+    assert (store.location, name) == ("s3://bucket/inc/drills", "r.ipynb")
+    with pytest.raises(ConfigError, match="does not name a record"):
+        split_location("s3://bucket/inc/")
+    assert parse_github_location("github://acme/recs@records/inc/drills") == (
+        "acme/recs", "records", "inc/drills")
+    assert parse_github_location("github://acme/recs") == ("acme/recs", "", "")
+
+
+# -- S3, on a real endpoint ------------------------------------------------------------------------
+def test_an_s3_bucket_is_write_once(s3_bucket: str) -> None:
+    """s3://bucket/prefix through s3fs against the loopback endpoint: the same guarantees
+    (a taken name is refused by S3's own conditional write, not by a listing)."""
+    exercise_write_once(open_store(f"s3://{s3_bucket}/incidents"))
+
+
+def test_s3_without_a_bucket_or_credentials_is_refused_up_front(
+        s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No bucket, or no credentials: ConfigError naming the location; no secret in the text."""
+    with pytest.raises(ConfigError, match="s3://no-such-bucket-x/inc.*does not exist"):
+        open_store("s3://no-such-bucket-x/inc").check_writable()
+    secret = "s3-secret-never-printed-0123456789"
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(ConfigError, match="no credentials in the environment") as raised:
+        open_store(f"s3://{s3_bucket}/inc").check_writable()
+    assert "AWS_ACCESS_KEY_ID" in raised.value.next_step and secret not in str(raised.value)
+    from rollback_helpers.secrets import redact
+
+    assert redact(f"signature computed with {secret}") == "signature computed with ****"
+
+
+# -- GitHub, on the sandbox -------------------------------------------------------------------------
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return create_world("default", tmp_path / "world")
+
+
+def sandbox_github(world: World) -> Callable[[str], GitHubClient]:
+    http = httpx.Client(transport=sandbox_transport(world))
+    token = Secret(world.state["github"]["token"])
+    return lambda repo: GitHubClient(http, repo, token, clock=VirtualClock(0.0),
+                                     mutation_spacing=0)
+
+
+def test_a_github_folder_is_write_once(world: World) -> None:
+    """github://OWNER/REPO@BRANCH/FOLDER through the contents API: the same guarantees."""
+    exercise_write_once(GitHubStore("github://renewa/renewa-one@main/incidents",
+                                    sandbox_github(world)))
+    files = world.state["github"]["files"]
+    assert {"incidents/a.ipynb", "incidents/a-2.ipynb", "incidents/drills/d.ipynb"} <= set(files)
+
+
+def test_a_large_github_record_reads_back_through_the_blobs_api(world: World) -> None:
+    """Over GitHub's 1 MB inline limit the bytes still come back exactly."""
+    store = GitHubStore("github://renewa/renewa-one/incidents", sandbox_github(world))
+    big = b"{" + b"x" * (1024 * 1024 + 100) + b"}"
+    store.put_new("big.ipynb", same_bytes(big))
+    assert store.read("big.ipynb") == big
+
+
+@pytest.mark.parametrize(("location", "fault", "said"), [
+    ("github://renewa/renewa-one@records/incidents", None, "branch 'records' does not exist"),
+    ("github://renewa/renewa-one/incidents", "contents_read_only", "cannot push"),
+    ("github://someone/else/incidents", None, "404"),
+])
+def test_an_unwritable_github_location_is_refused_up_front(world: World, location: str,
+                                                          fault: str | None, said: str) -> None:
+    """A missing branch, a token without push, an unknown repository: exit 2, named."""
+    if fault:
+        world.state["github"].setdefault("faults", {})[fault] = True
+    with pytest.raises(ConfigError, match=said) as raised:
+        GitHubStore(location, sandbox_github(world)).check_writable()
+    assert location in raised.value.what
+
+
+def test_github_without_a_token_is_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GITHUB_TOKEN/GH_TOKEN: the GitHub store is a bad input that says how to set one."""
+    from rollback_helpers.domain.config import RunbookConfig
+
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    monkeypatch.delenv("GH_TOKEN", raising=False)
+    store = open_store("github://acme/records/inc", github=github_factory(RunbookConfig()))
+    with pytest.raises(ConfigError, match="No GitHub token") as raised:
+        store.check_writable()
+    assert "GITHUB_TOKEN" in raised.value.next_step
