@@ -1,20 +1,19 @@
-"""Benchmark slot: ``rollback-runbook history`` over 50 records (target: ≤ 2 s).
+"""``rollback-runbook history`` over 50+ records (target: ≤ 2 s), for the suite in ``run_all``.
 
-NOT MEASURED YET — the ``history`` command does not exist. When it lands, make
-:func:`measure` build a sandbox world with 50 staging deployment records (see
-``github_requests._world``), time the command as an engineer runs it (alternated
-rounds, median, as ``drill_vs_papermill`` does) and return ``median_seconds``;
-``run_all`` and ``docs/benchmarks.md`` already have its row.
+The measurement is :mod:`benchmarks.records_history`: one real drill's record
+copied into a local folder and a loopback S3 store, then listed as the command
+line lists it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import records_history
+
 TARGET_SECONDS = 2.0
 RECORDS = 50
 
 
 def measure() -> dict[str, Any]:
-    return {"status": "pending", "why": "the history command does not exist yet",
-            "records": RECORDS, "target_seconds": TARGET_SECONDS}
+    return dict(records_history.measure(records=RECORDS, repeat=3))

@@ -407,7 +407,8 @@ def test_unknown_repository_is_named(world_a: Path) -> None:
 @pytest.mark.e2e
 def test_path_b_comment_failure_still_shows_the_checklist_and_names_the_cluster(
         tmp_path: Path) -> None:
-    """GitHub fails after the new cluster is ready: exit 4, checklist shown, cluster named."""
+    """GitHub fails after the new cluster is ready: the record step warns and names the cluster
+    (the command line retries the edit at the end), and the flip checklist is still shown."""
     tmp_path.chmod(0o755)  # the postgres OS user must reach the servers' data
     world = tmp_path / "world-b"
     create_drill_world("b-default", world, speed=0)
@@ -421,16 +422,19 @@ def test_path_b_comment_failure_still_shows_the_checklist_and_names_the_cluster(
         state = run.fly.runner.world  # type: ignore[attr-defined]  # the run's own world
         done = int(state.state["github"]["request_count"])
         state.state["github"]["faults"]["server_error_on"] = list(range(done + 1, done + 60))
-        with pytest.raises(RollbackError) as caught:
-            run.record()
+        noted = run.record()
+        checklist = run.checklist()
     finally:
         discard_drill_world(world)
     new_id = str(run.new_cluster)
-    outcome = Outcome(caught.value.exit_code, f"{type(caught.value).__name__}: {caught.value}")
+    assert noted.status == "warning"
+    assert any(new_id in note and "checklist" in note for note in noted.notes)
+    assert checklist is not None and "Manual flip checklist" in checklist.title
+    shown = repr(noted) + repr(checklist)
+    assert "Infisical" in shown and new_id in shown
     passwords = [p for c in state.state["fly"]["clusters"].values()
                  for p in (c.get("role_passwords") or {}).values()]
-    outcome.check(4, new_id, "flip checklist", "Infisical", secrets=tuple(passwords))
-    assert any("Manual flip checklist" in text for text in screen.texts())
+    assert passwords and not any(p in shown for p in passwords)
 
 
 # -- 9. plain papermill: the notebook's own validation, archived without a traceback --------------

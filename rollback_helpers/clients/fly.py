@@ -85,16 +85,17 @@ class Fly:
     """flyctl, behind the allow-list, with typed results."""
 
     def __init__(self, runner: CommandRunner, *, flyctl: str = "flyctl", timeout: float = 120.0,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, app: str | None = None) -> None:
         self.runner = runner
         self.flyctl = flyctl
+        self.app = app  # when set, every app-scoped command must name this app
         self.timeout = timeout
         self.env = dict(env) if env is not None else None
 
     # -- the seam ------------------------------------------------------------------
     def check_allowed(self, argv: Sequence[str]) -> None:
         """Raise CommandRefused unless the runbook may run this itself (binary optional)."""
-        check_allowed(argv, flyctl=self.flyctl)
+        check_allowed(argv, flyctl=self.flyctl, app=self.app)
 
     def run(self, *args: str, timeout: float | None = None) -> CommandResult:
         """Run an allowed command; a non-zero exit raises CommandFailed."""

@@ -123,13 +123,14 @@ class Backends:
         return GitHubClient(self.http, cfg.github_repo, self.github_token, clock=self.clock,
                             api_url=cfg.github_api_url)
 
-    def fly(self, cfg: RunbookConfig) -> Fly:
-        """flyctl, demanded only here: what needs only GitHub works without it."""
+    def fly(self, cfg: RunbookConfig, app: str | None = None) -> Fly:
+        """flyctl, demanded only here: what needs only GitHub works without it. With ``app``,
+        a command for any other app is refused before it starts."""
         if self.name == "real" and shutil.which(cfg.flyctl) is None:
             raise ConfigError(f"`{cfg.flyctl}` is not on PATH; the real backend needs it.",
                               "Install flyctl and run `flyctl auth login`, or use "
                               "backend='sandbox' for a drill.")
-        return Fly(self.runner, flyctl=cfg.flyctl, timeout=cfg.command_timeout)
+        return Fly(self.runner, flyctl=cfg.flyctl, timeout=cfg.command_timeout, app=app)
 
     def close(self) -> None:
         self.http.close()

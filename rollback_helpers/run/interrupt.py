@@ -21,7 +21,9 @@ from typing import Any
 import nbformat
 import psutil
 
-KERNEL_MARK = "ipykernel"
+# On a run kernel's command line: `-m rollback_helpers.run.kernel_launcher` (headless runs)
+# or `-m ipykernel_launcher`.
+KERNEL_MARK = "kernel_launcher"
 STOP_GRACE = 3.0        # seconds a kernel gets between SIGTERM and SIGKILL
 WORKER_DEADLINE = 60.0  # seconds the worker gets to write the notebook after a stop
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}

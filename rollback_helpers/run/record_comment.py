@@ -178,6 +178,7 @@ class RecordComment:
         self.record = record
         self.comment_id: int | None = None
         self.html_url = ""
+        self.last_error = ""  # why the last edit did not reach GitHub ("" once one does)
         self._log = log
         self._now = now
 
@@ -199,9 +200,11 @@ class RecordComment:
         try:
             self.github.edit_comment(self.comment_id, render_comment(self.record))
         except GitHubError as exc:
+            self.last_error = exc.what
             self._log(f"record comment on #{self.number} not updated ({exc.what}); "
                       "it is retried when the run ends")
             return self.record
+        self.last_error = ""
         if "state" in changes:
             self._log(f"record comment on #{self.number}: state {self.record.state}")
         return self.record

@@ -86,7 +86,7 @@ class PathA(DispatchSteps):
         self.target_digest = target_digest
         self.allow_unrecorded_target = allow_unrecorded_target
         self.github: GitHubClient = ctx.backends.github(ctx.cfg)
-        self.fly = ctx.backends.fly(ctx.cfg)
+        self.fly = ctx.backends.fly(ctx.cfg, app=ctx.env.app)
         labels = ctx.env.record_labels
         self.records = Replay(
             record_from_issue(issue, env=ctx.env.name, rolled_back_label=ctx.cfg.rolled_back_label)
@@ -317,8 +317,7 @@ class PathA(DispatchSteps):
         report = Report("Verification", status="ok" if not off and h.healthy else "failed")
         started = len(status.started())
         report.fact("machines on target", f"{started - len(off)}/{started}")
-        report.fact("health",
-                    f"{h.status_code} in {h.latency_ms:.0f} ms after {h.attempts} attempt(s)")
+        report.fact("health", h.summary)
         self.ctx.log(f"verify: {len(off)} machine(s) off target, health {h.status_code}")
         if not off and h.healthy:
             self.ctx.lifecycle.update_record(state="verified")
@@ -326,8 +325,8 @@ class PathA(DispatchSteps):
             self.outcome = "verification failed"
             raise VerificationFailed(
                 f"After the rollback of {self.ctx.env.app}: machines not on "
-                f"{short(target.image.digest)}: {off or 'none'}; health {h.url} answered "
-                f"{h.status_code} ({h.detail}).",
+                f"{short(target.image.digest)}: {off or 'none'}; health {h.url}: {h.summary} "
+                f"({h.detail}).",
                 f"Check `flyctl status -a {self.ctx.env.app}` and the app's logs "
                 f"(`flyctl logs -a {self.ctx.env.app}`). If the previous image is also broken, "
                 "consider Path B or escalate.")

@@ -84,7 +84,7 @@ class PathB:
         self.record_number = record_number
         self.new_cluster_name = new_cluster_name
         self.github = ctx.backends.github(ctx.cfg)
-        self.fly = ctx.backends.fly(ctx.cfg)
+        self.fly = ctx.backends.fly(ctx.cfg, app=ctx.env.app)
         self.resolved: Resolved | None = None
         self.new_cluster: str | None = None
         self.urls: dict[str, DbUrl] = {}
@@ -344,9 +344,15 @@ class PathB:
             next_step="a human follows the flip checklist (the old cluster is untouched), then "
                       f"`rollback-runbook run verify-flip --env {self.ctx.env.name}`")
         record = self.ctx.lifecycle.record
-        url = record.html_url if record else "—"
+        report = Report(f"Noted on deployment record #{r.record.number}").fact(
+            "record comment", record.html_url if record else "—")
+        if record is not None and record.last_error:  # the cluster is ready: say so, go on
+            report.status = "warning"
+            report.note(f"GitHub did not take the update ({record.last_error}); the command line "
+                        f"tries again when the run ends. The new cluster {new_id} is ready: "
+                        "the flip checklist below still applies.")
         self.ctx.log(f"recorded on #{r.record.number}: flip pending")
-        return Report(f"Noted on deployment record #{r.record.number}").fact("record comment", url)
+        return report
 
     def checklist(self) -> Report | None:
         """The manual flip, in the runbook's order, with the exact values. Then stop."""

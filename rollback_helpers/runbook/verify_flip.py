@@ -37,7 +37,7 @@ class VerifyFlip:
     def __init__(self, ctx: RunContext, *, new_cluster: str | None, old_cluster: str | None) -> None:
         self.ctx = ctx
         self.github = ctx.backends.github(ctx.cfg)
-        self.fly = ctx.backends.fly(ctx.cfg)
+        self.fly = ctx.backends.fly(ctx.cfg, app=ctx.env.app)
         self.new_cluster = new_cluster
         self.old_cluster = old_cluster
         self.cluster_map: ClusterMap | None = None
@@ -105,14 +105,14 @@ class VerifyFlip:
                                    interval=self.ctx.cfg.health_interval,
                                    consecutive=self.ctx.cfg.health_consecutive)
         if not self.health.healthy:
-            self.missing.append(f"{self.ctx.env.health_url} answers {self.health.status_code}, not 200")
+            self.missing.append(f"{self.ctx.env.health_url}: {self.health.summary}")
         cmap = self.cluster_map
         mapped = cmap.clusters.get(self.ctx.env.name) if cmap else None
         if mapped != self.new_cluster:
             self.missing.append(f"{self.ctx.cfg.cluster_map_path} names {mapped} for "
                                 f"{self.ctx.env.name}, not {self.new_cluster}: apply the checklist's diff")
         return Report("Health and cluster map").fact(
-            "health", f"{self.health.status_code} after {self.health.attempts} attempt(s)").fact(
+            "health", self.health.summary).fact(
             "cluster map", f"{self.ctx.env.name} → {mapped}")
 
     def verdict(self) -> Report:

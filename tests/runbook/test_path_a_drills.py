@@ -90,7 +90,7 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     ("no-previous-record", 3, "Rollback target", "No rollback target for staging"),
     ("malformed-records", 3, "Rollback target", "is malformed"),
     ("workflow-fails", 5, "Watch the workflow run", "ended 'failure'"),
-    ("unhealthy-target", 6, "Verify", "answered 503"),
+    ("unhealthy-target", 6, "Verify", "not healthy: needed 3 consecutive 200s"),
     ("expired-token", 4, "Preflight", "token"),  # a live run reads the lock first
 ])
 def test_failures_are_archived_and_explained(tmp_path: Path, scenario: str, exit_code: int,

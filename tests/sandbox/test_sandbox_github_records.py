@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from githubkit_schemas.latest import models
 
 from rollback_helpers.sandbox import github_records
-from rollback_helpers.sandbox.github_api import GitHubSandbox
-from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World
 
 API = "https://api.github.com"
@@ -24,19 +20,6 @@ def validate(model: Any, data: Any) -> Any:
     from pydantic import TypeAdapter
 
     return TypeAdapter(model).validate_python(data)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return create_world("default", tmp_path)
-
-
-@pytest.fixture
-def api(world: World) -> httpx.Client:
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
-               "Authorization": f"Bearer {world.state['github']['token']}"}
-    return httpx.Client(transport=httpx.MockTransport(GitHubSandbox(world).handle),
-                        base_url=API, headers=headers)
 
 
 def put(api: httpx.Client, path: str, data: bytes, **extra: Any) -> httpx.Response:
