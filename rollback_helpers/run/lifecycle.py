@@ -119,8 +119,9 @@ class Lifecycle:
         return self.lease
 
     def keep_alive(self) -> None:
-        """Renew the lease during a long wait, at a third of its length."""
-        if self.lease is None or self.clock.now() - self.last_renewal < self.ttl / 3:
+        """Renew the lease during a long wait, once two thirds of it have passed (a third of it
+        is left for the renewal to get through): one renewal per ``2 × ttl / 3`` of waiting."""
+        if self.lease is None or self.clock.now() - self.last_renewal < 2 * self.ttl / 3:
             return
         try:
             self.lease = self._lock().renew()

@@ -2,9 +2,9 @@
 
 Several engineers, on machines that share nothing but GitHub, may start a
 rollback of the same environment at once. The lock is a git reference,
-``refs/rollback-locks/<env>``, pointing at a commit whose message (and
-``lease.json``) is the lease: who holds it, for which run and path, since when,
-until when, and the workflow run it dispatched. Creating a reference is atomic
+``refs/rollback-locks/<env>``, pointing at a commit whose message is the lease:
+who holds it, for which run and path, since when, until when, and the workflow
+run it dispatched. Creating a reference is atomic
 on GitHub (the second create answers 422), and moving one without ``force`` only
 fast-forwards, so renewing, updating and breaking are compare-and-swaps: a new
 commit whose parent is the lease being replaced.
@@ -31,7 +31,9 @@ from rollback_helpers.errors import LockHeld
 log = logging.getLogger(__name__)
 
 REF_PREFIX = "refs/rollback-locks/"
-LEASE_FILE = "lease.json"
+LEASE_FILE = "LOCK.md"
+LEASE_FILE_TEXT = ("This ref is a rollback-runbook environment lock. The lease (who holds it, "
+                   "for which run, until when) is the commit message.\n")
 ACQUIRE_TRIES = 3  # a lease released between our create and our read: try again
 
 
@@ -94,6 +96,7 @@ class EnvironmentLock:
         self.ref = REF_PREFIX + env
         self.lease: Lease | None = None  # ours, once acquired
         self._sha = ""                   # the commit our lease is
+        self._tree = ""                  # the lease commits' tree: one file, made once
 
     def __repr__(self) -> str:
         return f"EnvironmentLock(env={self.env!r}, ref={self.ref!r}, held={self.lease is not None})"
@@ -191,10 +194,13 @@ class EnvironmentLock:
         return replace(lease, expires_at=utc_iso(now + self.ttl))
 
     def _commit(self, lease: Lease, parents: tuple[str, ...]) -> str:
+        """A lease commit. The lease is its message, so every commit can share one tree, made
+        once: a renewal costs a commit and a ref update (two requests), not three."""
         text = lease_to_json(lease)
-        tree = self.github.create_tree({LEASE_FILE: text + "\n"})
+        if not self._tree:
+            self._tree = self.github.create_tree({LEASE_FILE: LEASE_FILE_TEXT})
         summary = f"rollback lock: {self.env} held by {lease.holder} (run {lease.run_id})"
-        return self.github.create_commit(f"{summary}\n\n{text}\n", tree, parents).sha
+        return self.github.create_commit(f"{summary}\n\n{text}\n", self._tree, parents).sha
 
     def _took(self, commit: str, lease: Lease, verb: str) -> Lease:
         self._sha, self.lease = commit, lease

@@ -171,6 +171,9 @@ def test_the_lease_is_renewed_during_long_waits(tmp_path: Path) -> None:
     life.keep_alive()  # too early: nothing is written
     assert parse_iso(life.lock.lease.expires_at) == first
     run.ctx.backends.clock.sleep(life.ttl / 2)  # type: ignore[attr-defined]
-    life.keep_alive()
-    assert parse_iso(life.lease.expires_at) >= first + life.ttl / 2
+    life.keep_alive()  # half of it left: still nothing written
+    assert parse_iso(life.lock.lease.expires_at) == first
+    run.ctx.backends.clock.sleep(life.ttl / 6 + 1)  # type: ignore[attr-defined]
+    life.keep_alive()  # under a third left: renewed
+    assert parse_iso(life.lease.expires_at) >= first + 2 * life.ttl / 3
     run.ctx.end()  # type: ignore[attr-defined]
