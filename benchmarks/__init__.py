@@ -1,6 +1,6 @@
 """The runbook's benchmarks: figures, not tests. ``python -m benchmarks`` runs them all.
 
-Each module measures one figure of issue 11 and returns a dict; :mod:`benchmarks.run_all`
+Each module measures one figure of the performance targets and returns a dict; :mod:`benchmarks.run_all`
 writes every dict to ``benchmarks/results/<name>.json`` and regenerates
 ``docs/benchmarks.md`` from them.
 """

@@ -66,7 +66,7 @@ def read_results() -> dict[str, dict[str, Any]]:
 
 
 # -- docs/benchmarks.md ---------------------------------------------------------------------------
-# "Before" for the counted figures: the same benchmarks on f8ce5d1, the base of issue 11's
+# "Before" for the counted figures: the same benchmarks on f8ce5d1, the revision before the
 # speed-ups (counts do not depend on load). Timed figures take theirs from a --baseline run.
 COUNTED_BEFORE = {"github_resolve": "1 (f8ce5d1)",
                   "github_watch": "2, 201 of 203 polls free (f8ce5d1)",
@@ -75,14 +75,14 @@ COUNTED_BEFORE = {"github_resolve": "1 (f8ce5d1)",
 
 def _before_drill(f: dict[str, Any]) -> str:
     if "baseline_ratio" not in f:
-        return "1.33 (issue 11's report)"
+        return "1.33 (measured before the speed-ups)"
     return (f"{f['baseline_ratio']} ({f['baseline_drill_median_seconds']} s vs "
             f"{f['papermill_median_seconds']} s; {f['baseline']}, same rounds)")
 
 
 def _before_import(f: dict[str, Any]) -> str:
     if "baseline_median_milliseconds" not in f:
-        return "590 ms (issue 11's report)"
+        return "590 ms (measured before the speed-ups)"
     pandas = "imports pandas" if f["baseline_pandas_imported"] else "no pandas"
     return f"{f['baseline_median_milliseconds']:.0f} ms ({pandas}; {f['baseline']}, same rounds)"
 
@@ -157,7 +157,7 @@ every run rewrites them). This page is regenerated from those files:
 through `PYTHONPATH`) in the same alternated rounds, so "before" and "after" see
 the same load.
 
-## Issue 11: the figures"""
+## The figures"""
 
 
 def _drill_section(f: dict[str, Any] | None) -> str:
