@@ -89,11 +89,12 @@ def stop_drill_world(directory: str | Path) -> None:
 def discard_drill_world(directory: str | Path, *, keep_files: bool = False) -> None:
     """Stop the world's processes and, unless kept, delete its servers' data wherever it lives
     (a server's data may sit in its own directory under /tmp, outside ``directory``)."""
-    from rollback_helpers.sandbox.scenarios import discard_servers
+    from rollback_helpers import sandbox
 
-    stop_drill_world(directory)
-    if not keep_files and Path(directory).is_dir():
-        discard_servers(Path(directory))
+    if keep_files:
+        stop_drill_world(directory)
+    else:
+        sandbox.discard(directory)
 
 
 def sandbox_scenarios() -> dict[str, str]:

@@ -27,3 +27,15 @@ def shutdown(state_dir: "str | os.PathLike[str]") -> None:
     from rollback_helpers.sandbox.processes import stop_recorded_processes
 
     stop_recorded_processes(Path(state_dir))
+
+
+def discard(state_dir: "str | os.PathLike[str]") -> None:
+    """Stop the world's processes and delete its servers' data, wherever it lives (a server's
+    data may sit in its own directory under /tmp, outside ``state_dir``). Idempotent."""
+    from pathlib import Path
+
+    from rollback_helpers.sandbox.scenarios import discard_servers
+
+    shutdown(state_dir)
+    if Path(state_dir).is_dir():
+        discard_servers(Path(state_dir))

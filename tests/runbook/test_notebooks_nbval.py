@@ -55,6 +55,6 @@ def test_notebook_runs_clean_under_nbval(path: str, tmp_path: Path) -> None:
                                "-p", "no:cacheprovider", str(copy)],
                               capture_output=True, text=True, cwd=tmp_path, timeout=300)
     finally:
-        sandbox.shutdown(world_dir)
+        sandbox.discard(world_dir)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout

@@ -16,7 +16,7 @@ import pytest
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.run import archive
-from rollback_helpers.sandbox import pg_backups, shutdown
+from rollback_helpers.sandbox import discard, pg_backups, shutdown
 from rollback_helpers.sandbox import postgres as pg
 from rollback_helpers.sandbox.world import World
 
@@ -104,7 +104,7 @@ def drill(tmp_path: Path) -> Any:
 
     yield run
     for d in made:
-        shutdown(d.sandbox)
+        discard(d.sandbox)
 
 
 def test_default_drill_restores_verifies_and_hands_over(drill: Any) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rollback_helpers.runbook import path_b
-from rollback_helpers.sandbox import shutdown
+from rollback_helpers.sandbox import discard
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.ui.interactive import RecordingScreen
 
@@ -17,7 +17,7 @@ def world_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
     tmp_path.chmod(0o755)
     create_world("b-default", tmp_path)
     yield tmp_path
-    shutdown(tmp_path)
+    discard(tmp_path)
 
 
 def test_the_restore_waits_for_the_button_and_the_click_is_recorded(world_dir: Path) -> None:

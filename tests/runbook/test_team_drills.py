@@ -20,9 +20,11 @@ from typing import Any
 
 import psutil
 import pytest
+import watchfiles
+from processes import descendants, wait_gone
 
 from rollback_helpers.run import archive
-from rollback_helpers.run.backends import stop_drill_world
+from rollback_helpers.run.backends import discard_drill_world
 from rollback_helpers.run.record_comment import parse_comment
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World, read_calls
@@ -43,16 +45,21 @@ def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
                             start_new_session=True, env={**os.environ, **(env or {})})
 
 
-def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen[str]) -> None:
-    """Poll an observable condition, bounded; fail (with the drill's output) if it never holds."""
+def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen[str],
+             where: Path) -> None:
+    """Wait until ``condition`` holds, looking again each time a file under ``where`` changes;
+    fail (with the drill's output) if the drill ends first or nothing comes within DEADLINE."""
     deadline = time.monotonic() + DEADLINE
-    while not condition():
+    # an idle tick now and then too: it catches a change made before the watch began
+    for _ in watchfiles.watch(where, debounce=200, step=10, rust_timeout=1000,
+                              yield_on_timeout=True, raise_interrupt=False):
+        if condition():
+            return
         if process.poll() is not None:
             out, err = process.communicate()
             pytest.fail(f"the drill ended before {what}: {process.returncode}\n{out}\n{err}")
         if time.monotonic() > deadline:
             pytest.fail(f"no {what} within {DEADLINE}s")
-        time.sleep(0.05)  # a polling interval, not a wait for the effect
 
 
 def calls(world_dir: Path, call: str) -> list[dict[str, Any]]:
@@ -107,7 +114,7 @@ def world(tmp_path: Path) -> Iterator[Callable[..., Path]]:
 
     yield make
     for directory in made:
-        stop_drill_world(directory)
+        discard_drill_world(directory)
 
 
 def test_two_operators_at_once_dispatch_once(world: Callable[..., Path], tmp_path: Path) -> None:
@@ -131,7 +138,7 @@ def test_path_a_crash_after_dispatch_then_rerun_dispatches_once(
     directory = world("default", 4.0)
     argv = drill_argv("path-a", tmp_path / "incidents", "--sandbox-dir", str(directory))
     first = start(argv)
-    wait_for(after(directory, DISPATCH), "dispatch recorded", first)
+    wait_for(after(directory, DISPATCH), "dispatch recorded", first, directory)
     crash(first)
     set_speed(directory, 0.0)
     again = subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE)
@@ -161,7 +168,7 @@ def test_path_b_crash_after_restore_then_rerun_restores_once(
     directory = world("b-default", 20.0)
     argv = drill_argv("path-b", tmp_path / "incidents", "--sandbox-dir", str(directory))
     first = start(argv)
-    wait_for(after(directory, RESTORE), "restore recorded", first)
+    wait_for(after(directory, RESTORE), "restore recorded", first, directory)
     crash(first)
     set_speed(directory, 0.0)
     again = subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE)
@@ -170,10 +177,6 @@ def test_path_b_crash_after_restore_then_rerun_restores_once(
     clusters = World.load(directory).state["fly"]["clusters"]
     assert len([c for c in clusters.values() if c["name"].endswith("-restore")]) == 1
     assert record_states(directory) == ["interrupted", "flip pending"]
-
-
-def descendants(pid: int) -> list[psutil.Process]:
-    return psutil.Process(pid).children(recursive=True)
 
 
 @pytest.mark.parametrize(("path", "sig", "marker"), [
@@ -193,7 +196,7 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: 
         return next(iter(temp.glob("rollback-drill-*")), None)
 
     wait_for(lambda: world_dir() is not None and bool(calls(world_dir(), marker)),  # type: ignore[arg-type]
-             marker, process)
+             marker, process, temp)
     directory = world_dir()
     started = descendants(process.pid)
     os.kill(process.pid, sig)
@@ -206,8 +209,7 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: 
     text = next((tmp_path / "incidents").glob("*.ipynb")).read_text()
     assert '"status": "not run"' in text
     assert list(temp.glob("rollback-drill-*")) == []
-    gone, alive = psutil.wait_procs(started, timeout=30)
-    assert alive == []
+    assert wait_gone(started, timeout=30) == set()
     leftovers = [p for p in psutil.process_iter(["cmdline"])
                  if str(directory) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []

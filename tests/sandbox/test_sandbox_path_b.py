@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
+from processes import alive
 
 from rollback_helpers import sandbox
 from rollback_helpers.clients.fly import Fly, Tunnel
@@ -94,14 +95,6 @@ def restore_and_wait(world: World, fly: Fly) -> str:
     new_id = fly.mpg_restore(SOURCE, backup, "renewa-one-staging-db-restore").new_id
     world.sleep(float(world.state["fly"]["restore_seconds"]))
     return new_id
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 # -- restore ---------------------------------------------------------------------------------

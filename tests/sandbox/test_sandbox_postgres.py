@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from processes import alive, children, kill, wait_gone
 
 from rollback_helpers.sandbox import pg_backups
 from rollback_helpers.sandbox import postgres as pg
@@ -22,27 +22,6 @@ ROOT = os.geteuid() == 0
 def _superuser_query(info: pg.ServerInfo, query: str) -> list[tuple[object, ...]]:
     with psycopg.connect(pg.superuser_dsn(info)) as conn:
         return conn.execute(query).fetchall()
-
-
-def _server_pids(info: pg.ServerInfo) -> list[int]:
-    children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
-                if _ppid(p) == info.pid]
-    return [info.pid, *children]
-
-
-def _ppid(stat: Path) -> int | None:
-    try:
-        return int(stat.read_text().rsplit(")", 1)[-1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 # -- logins -------------------------------------------------------------------------------
@@ -152,12 +131,12 @@ def test_stop_all_leaves_no_server_process_and_is_idempotent(
     first = pg_backups.create_cluster(pg_state_dir, "stopmeone", passwords=pg_passwords)
     pg_backups.take_backup(first, pg_state_dir, "b1")
     second = pg_backups.restore_cluster(pg_state_dir, "b1", "stopmetwo")
-    pids = _server_pids(first) + _server_pids(second)
+    pids = [first.pid, *children(first.pid), second.pid, *children(second.pid)]
     assert len(pids) > 2
 
     assert pg.stop_all(pg_state_dir) == ["stopmeone", "stopmetwo"]
 
-    assert [pid for pid in pids if _alive(pid)] == []
+    assert [pid for pid in pids if alive(pid)] == []
     assert pg.stop_all(pg_state_dir) == []
     assert pg.server_info(pg_state_dir, "stopmeone") is None
 
@@ -176,13 +155,10 @@ def test_stop_all_copes_with_a_crashed_server(pg_state_dir: Path,
                                               pg_passwords: dict[str, str]) -> None:
     """A killed postmaster leaves a stale postmaster.pid: nothing to stop, and it restarts."""
     info = pg_backups.create_cluster(pg_state_dir, "crashme", passwords=pg_passwords)
-    pids = _server_pids(info)
+    pids = [info.pid, *children(info.pid)]
     os.kill(info.pid, signal.SIGKILL)
-    for pid in pids[1:]:
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10  # SIGKILL is delivered asynchronously
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    kill(pids[1:])  # those that already followed the postmaster out are fine
+    assert wait_gone(pids, timeout=10) == set()
     assert (pg_state_dir / "clusters" / "crashme" / "data" / "postmaster.pid").is_file()
 
     assert pg.stop_all(pg_state_dir) == []

@@ -8,11 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from processes import wait_gone
 
 from rollback_helpers.clients.commands import PopenProcess, SubprocessRunner
 from rollback_helpers.sandbox import postgres as pg
@@ -104,9 +104,7 @@ def test_a_signal_ends_it_with_exit_0_and_frees_the_port(
     try:
         conn.execute("SELECT 1")
         os.kill(proc.pid, sig)  # an open connection must not hold the proxy up
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_gone([proc.pid], timeout=10)
     finally:
         conn.close()
     assert proc.poll() == 0, proc.stderr_text()

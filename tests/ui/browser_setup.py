@@ -14,10 +14,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
+from processes import descendants, kill, wait_gone
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,29 +49,7 @@ def ensure_chromium() -> Path:
     return CHROMIUM
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc), whatever session it moved to."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")  # a zombie has exited; only its parent's wait is missing
+URL = re.compile(r"Open:\s+(http://127\.0\.0\.1:\d+/\S+)")
 
 
 class Lab:
@@ -83,12 +62,14 @@ class Lab:
         env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN")}
         env.update(ROLLBACK_INCIDENTS_DIR=str(self.incidents), ROLLBACK_OPERATOR="drill-operator",
                    JUPYTERLAB_SETTINGS_DIR=str(root / "no-user-settings"), PYTHONUNBUFFERED="1")
-        self.log = open(root / "lab.out", "w+")  # noqa: SIM115  (closed in stop())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rollback_helpers", "lab", "--no-browser", "--scenario",
              scenario, "--speed", str(speed), "--workspace", str(self.workspace)],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             stdin=subprocess.DEVNULL, start_new_session=True)
+        self._url_found = threading.Event()
+        self._reader = threading.Thread(target=self._tee, daemon=True)
+        self._reader.start()
         self.url = self._wait_for_url()
         self.base_url = self.url.split("/lab/")[0]
         self.token = self.url.rsplit("token=", 1)[1]
@@ -97,15 +78,22 @@ class Lab:
     def output(self) -> str:
         return (self.root / "lab.out").read_text()
 
+    def _tee(self) -> None:
+        """Copy the lab's output to lab.out; signal when its URL shows (or it ends)."""
+        assert self.process.stdout is not None
+        with open(self.root / "lab.out", "w") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
+                if URL.search(line):
+                    self._url_found.set()
+        self._url_found.set()  # the lab ended: nothing more will come
+
     def _wait_for_url(self, timeout: float = 120.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(r"Open:\s+(http://127\.0\.0\.1:\d+/\S+)", self.output())
-            if found:
-                return found.group(1)
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
+        self._url_found.wait(timeout)
+        found = URL.search(self.output())
+        if found:
+            return found.group(1)
         self.stop()
         pytest.fail(f"rollback-runbook lab did not print its URL:\n{self.output()[-3000:]}")
 
@@ -119,11 +107,7 @@ class Lab:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        self.log.close()
-        deadline = time.monotonic() + 10
-        while any(alive(p) for p in started) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        leftovers = {p for p in started if alive(p)}
-        for pid in leftovers:  # never leave them behind, even when the test fails
-            os.kill(pid, signal.SIGKILL)
+        self._reader.join(timeout=10)
+        leftovers = wait_gone(started, timeout=10)
+        kill(leftovers)  # never leave them behind, even when the test fails
         return self.process.returncode, leftovers

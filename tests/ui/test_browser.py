@@ -10,7 +10,6 @@ The same browser opens a record rendered by ``rollback-runbook render``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,9 +100,9 @@ def shows(page: Any, text: str) -> None:
 def save(page: Any, saved: Path, must_contain: str) -> None:
     """Ctrl+S, then wait until the file on disk holds what the page shows."""
     page.keyboard.press("Control+s")
-    deadline = time.monotonic() + STEP / 1000
-    while must_contain not in saved.read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # the tab stays marked dirty until the server has written the file
+    expect(page.locator(".lm-TabBar-tab.jp-mod-current.jp-mod-dirty")).to_have_count(
+        0, timeout=STEP)
     assert must_contain in saved.read_text(), f"{saved} was not saved"
 
 
