@@ -84,7 +84,6 @@ def run(args: argparse.Namespace, *, ask: Ask | None = None) -> int:
     print(f"It loads: workflow {cfg.workflow} on {cfg.workflow_ref} (inputs "
           f"{cfg.workflow_env_input}, {cfg.workflow_image_input}), map {cfg.cluster_map_path}, "
           f"archives in {cfg.incidents_dir}/.")
-    _note_built_in_environments(cfg, answers)
     print("Next: rollback-runbook check --backend real   (reads GitHub and Fly; changes nothing)")
     return 0
 
@@ -162,11 +161,3 @@ def write_validated(text: str, target: Path, answers: InitAnswers) -> RunbookCon
         return cfg
     finally:
         draft.unlink(missing_ok=True)
-
-
-def _note_built_in_environments(cfg: RunbookConfig, answers: InitAnswers) -> None:
-    others = [f"{name} (app {cfg.env(name).app})" for name in cfg.environments
-              if name not in answers.apps]
-    if others:
-        print("Note: the runbook's built-in environments " + ", ".join(others) + " remain "
-              "known; give them your apps with --app, or leave them unused.")

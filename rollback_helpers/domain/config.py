@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, field, fields
+from dataclasses import asdict, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,6 +115,8 @@ class RunbookConfig:
     approval_timeout: PositiveSeconds = 1800.0  # how long a live run waits for its approvals
     approval_poll_interval: PositiveSeconds = 10.0  # seconds between looks for approvals on GitHub
     verify_tables: Labels = ()  # row counts compared in Path B; empty: the public tables
+    # false: the built-in environments exist only where a layer gives them an app
+    builtin_environments: Annotated[bool, Field(strict=True)] = True
     environments: Mapping[str, EnvConfig] = field(default_factory=_default_environments)
 
     @model_validator(mode="after")
@@ -159,6 +161,7 @@ FLOAT_KEYS = ("poll_interval", "workflow_timeout", "rollout_timeout", "health_gr
               "health_interval", "ready_timeout", "command_timeout", "lock_ttl", "notify_timeout",
               "approval_timeout", "approval_poll_interval")
 INT_KEYS = ("health_consecutive", "approvals")
+BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 ACCEPTED = {
     "github_repo": '"owner/name"',
     "poll_interval": "a finite number of seconds > 0",
@@ -170,6 +173,7 @@ ACCEPTED = {
     "health_interval": "a finite number of seconds > 0",
     "health_consecutive": "a whole number from 1 to 1000",
     "approvals": "a whole number of people from 0 (the default: 2 for production, 1 elsewhere) to 10",
+    "builtin_environments": "true or false",
     "verify_tables": 'a list of table names, e.g. ["customers", "invoices"]',
     "record_labels": 'a list of labels, e.g. ["deployment-record", "env:qa"]',
     "environments": "a table of environments: [environments.<name>] with at least app",
@@ -186,22 +190,44 @@ def load_config(overrides: Mapping[str, Any] | None = None, *,
     environ = os.environ if environ is None else environ
     cfg = RunbookConfig()
     data = asdict(cfg)
+    apps: set[str] = set()  # environments some layer gave an app
     named = config_file or environ.get("ROLLBACK_RUNBOOK_CONFIG")
     path = Path(named or "runbook.toml")
     if path.is_file():
-        data, cfg = _apply(data, read_toml(path, what="config file"), str(path))
+        table = read_toml(path, what="config file")
+        apps |= _apps_given(table)
+        data, cfg = _apply(data, table, str(path))
     elif named:
         raise ConfigError(f"Config file {path} does not exist (named by "
                           f"{'config_file' if config_file else 'ROLLBACK_RUNBOOK_CONFIG'}).",
                           "Check the path, or unset ROLLBACK_RUNBOOK_CONFIG to use ./runbook.toml.")
     layer, origin = _environ_layer(cfg, environ)
     if layer:
+        apps |= _apps_given(layer)
         data, cfg = _apply(data, layer, "the environment variables",
                            name=lambda key: f"{origin.get(key, key)} (key {key!r})")
     if overrides:
         given = {key: value for key, value in overrides.items() if value is not None}
+        apps |= _apps_given(given)
         data, cfg = _apply(data, given, "the notebook parameters (config)")
-    return cfg
+    return cfg if cfg.builtin_environments else _only_given(cfg, apps)
+
+
+def _apps_given(layer: Mapping[str, Any]) -> set[str]:
+    envs = layer.get("environments")
+    if not isinstance(envs, Mapping):
+        return set()
+    return {str(name) for name, data in envs.items() if isinstance(data, Mapping) and "app" in data}
+
+
+def _only_given(cfg: RunbookConfig, apps: set[str]) -> RunbookConfig:
+    """``builtin_environments = false``: drop the built-in environments no layer gave an app."""
+    kept = {name: env for name, env in cfg.environments.items()
+            if name not in ENVIRONMENTS or name in apps}
+    if not kept:
+        raise ConfigError("builtin_environments is false and no environment has an app.",
+                          "Add [environments.<name>] with app = \"…\" to runbook.toml.")
+    return replace(cfg, environments=kept)
 
 
 def read_toml(path: Path, *, what: str) -> dict[str, Any]:
@@ -314,6 +340,8 @@ def _from_string(key: str, value: str) -> Any:
     """A variable's text as the key's type; what does not convert is left for validation to name."""
     if key in LIST_KEYS:
         return tuple(item.strip() for item in value.split(",") if item.strip())
+    if key == "builtin_environments":
+        return BOOL_WORDS.get(value.strip().lower(), value)
     try:
         if key in FLOAT_KEYS:
             return float(value)

@@ -118,6 +118,10 @@ def render(answers: InitAnswers) -> str:
         "",
         "# Where executed notebooks (the incident records) are archived; drills go to <dir>/drills.",
         f"incidents_dir = {_q(a.incidents_dir)}",
+        "",
+        "# Only the environments below exist (the runbook's built-in development, staging and",
+        "# production are another team's apps).",
+        "builtin_environments = false",
     ]
     for env, app in a.apps.items():
         lines += _environment(env, app, a.labels_for(env))

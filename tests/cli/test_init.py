@@ -44,8 +44,9 @@ def test_flags_write_a_commented_file_that_loads(tmp_path: Path,
     assert cfg.env("staging").record_labels == ("deploy", "env/staging")
     assert cfg.env("production").app == "shop"
     assert cfg.env("staging").health_url == "https://shop-staging.fly.dev/api/health/ready"
+    assert set(cfg.environments) == {"staging", "production"}  # not the built-in development
     out = capsys.readouterr().out
-    assert "rollback-runbook check --backend real" in out and "development" in out
+    assert "rollback-runbook check --backend real" in out
     assert not list(tmp_path.glob(".*draft"))
 
 
@@ -171,3 +172,19 @@ def test_a_file_from_init_passes_check_on_the_matching_sandbox(
     monkeypatch.setenv("ROLLBACK_RUNBOOK_CONFIG", str(target))
     assert cli.main(["check", "--sandbox-dir", str(tmp_path / "world")]) == 0, \
         capsys.readouterr().out
+
+
+def test_a_file_from_init_holds_only_its_environments_and_check_sees_only_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The built-in environments are someone else's apps: a team's file names its own, and
+    check (without --env) checks exactly those."""
+    target = tmp_path / "runbook.toml"
+    assert cli.main(["init", "--repo", "renewa/renewa-one", "--fly-org", "renewa",
+                     "--app", "staging=renewa-one-staging", "--output", str(target)]) == 0
+    assert set(load_config(config_file=target, environ={}).environments) == {"staging"}
+    monkeypatch.setenv("ROLLBACK_RUNBOOK_CONFIG", str(target))
+    capsys.readouterr()
+    assert cli.main(["check", "--sandbox-dir", str(tmp_path / "world")]) == 0
+    out = capsys.readouterr().out
+    assert "staging" in out and "production" not in out and "development" not in out

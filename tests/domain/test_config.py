@@ -153,6 +153,36 @@ def test_toml_adds_a_new_environment_with_derived_defaults(tmp_path: Path) -> No
     assert qa.record_labels == ("deployment-record", "env:qa")
 
 
+def test_without_builtin_environments_only_those_given_an_app_exist(tmp_path: Path) -> None:
+    """builtin_environments = false: the file's environments, and a built-in one only where
+    some layer gives it an app (here production, from a variable)."""
+    path = write_toml(tmp_path, 'builtin_environments = false\n[environments.staging]\n'
+                                'app = "shop-staging"\n[environments.qa]\napp = "shop-qa"\n')
+    cfg = load_config(environ={}, config_file=path)
+    assert set(cfg.environments) == {"staging", "qa"}
+    assert cfg.env("staging").infisical_env == "staging"  # the built-in's other defaults stay
+    with pytest.raises(ConfigError, match="Unknown environment 'development'"):
+        cfg.env("development")
+    cfg = load_config(environ={"ROLLBACK_PRODUCTION_APP": "shop"}, config_file=path)
+    assert set(cfg.environments) == {"staging", "qa", "production"}
+    assert load_config(environ={"ROLLBACK_BUILTIN_ENVIRONMENTS": "yes"},
+                       config_file=path).environments.keys() == {*ENVIRONMENTS, "qa"}
+
+
+def test_without_builtin_environments_and_no_app_is_an_error(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "builtin_environments = false\n")
+    with pytest.raises(ConfigError, match="no environment has an app") as caught:
+        load_config(environ={}, config_file=path)
+    assert "[environments.<name>]" in caught.value.next_step
+
+
+@pytest.mark.parametrize("value", ['"no"', "0"])
+def test_builtin_environments_is_a_boolean_in_toml(tmp_path: Path, value: str) -> None:
+    path = write_toml(tmp_path, f"builtin_environments = {value}\n")
+    with pytest.raises(ConfigError, match="builtin_environments.*true or false"):
+        load_config(environ={}, config_file=path)
+
+
 # -- re-deriving the health URL -----------------------------------------------------------------
 def test_changing_an_apps_name_rederives_its_health_url(tmp_path: Path) -> None:
     """A new app name for an existing environment moves its health URL with it."""
