@@ -57,7 +57,7 @@ _QUOTED_VALUES = (  # bounded, so an unclosed quote cannot make a long text quad
 _YAML_BLOCK = re.compile(r"[|>][-+0-9]*[ \t]*\n(?P<v>(?:[ \t]+[^\n]*(?:\n|$))+)")
 # $(gh auth token), ${TOKEN}, $GH_TOKEN: a reference to a secret, not one; shown as written.
 _SHELL_REFERENCE = re.compile(r"(?:\$\([^()\n]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}"
-                              r"|\$[A-Z_][A-Z0-9_]*)(?=$|[\s\"'),;])")
+                              r"|\$[A-Z_][A-Z0-9_]*)(?=$|[\s\"'),;`])")  # ` ends a Markdown code span
 # A shell word: quoted and bare pieces up to a bare space ('a'"'"'b' is one value); a quote
 # that never closes is an ordinary character, as in libpq (password="x).
 _WORD_VALUE = re.compile(r"""(?P<v>(?:'[^']{0,4096}'|"(?:[^"\\]|\\[\s\S]){0,4096}"|\\[\s\S]"""

@@ -12,6 +12,7 @@ import shlex
 import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -530,3 +531,46 @@ def test_guard_refuses_a_value_the_runbook_holds_as_a_secret() -> None:
         with pytest.raises(BadInput, match="holds as a secret") as err:
             guard_free_text("incident", "INC-7 bare-pw-4321-xyz")
         assert "bare-pw-4321-xyz" not in str(err.value)
+
+
+# -- the runbook's own words are never mistaken for secrets ---------------------------------------
+# Literals that do carry a credential's shape on purpose: the masking's own docs, the lab's URL
+# (its token is shown so the engineer can open it), an Authorization header being built.
+SECRET_SHAPED = {("secrets.py", "Masked: every value"), ("secrets.py", "holds a password, token"),
+                 ("lab.py", "?token="), ("github_session.py", "Bearer ")}
+
+
+def _message_literals() -> list[tuple[str, int, str]]:
+    """Every string literal and f-string skeleton ({…} as X) in the package, sandbox aside."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "rollback_helpers"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if "sandbox" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.JoinedStr):
+                text = "".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+            else:
+                continue
+            found.append((path.name, node.lineno, text))
+    return found
+
+
+def test_no_message_of_the_runbook_is_masked_by_its_own_redaction() -> None:
+    """A hint such as "No GitHub token: neither GITHUB_TOKEN nor …" reads as `token: <value>`
+    and would reach the engineer as "No GitHub token: ****"; every message must survive."""
+    masked = [f"{name}:{line}: {text[:80]!r} → {redact(text)[:80]!r}"
+              for name, line, text in _message_literals()
+              if redact(text) != text
+              and not any(name == f and marker in text for f, marker in SECRET_SHAPED)]
+    assert masked == []
+
+
+def test_a_shell_reference_in_a_markdown_code_span_is_shown_as_written() -> None:
+    text = "(e.g. `export GH_TOKEN=$(gh auth token)`), then re-run"
+    assert redact(text) == text
+    assert redact("`export GH_TOKEN=ghp_" + "a" * 36 + "`") == "`export GH_TOKEN=****`"

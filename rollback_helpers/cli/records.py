@@ -20,6 +20,7 @@ from typing import Any
 from rollback_helpers.errors import ConfigError
 from rollback_helpers.run.record_archive import (
     ArchivedRecord,
+    ensure_notebook,
     github_factory,
     incidents_location,
     keep_or_explain,
@@ -90,7 +91,9 @@ def add_parsers(sub: Any) -> None:
 def _read(location: str, sandbox_dir: str | None) -> bytes:
     store, name = split_location(location, github=github_factory(_config(),
                                                                  sandbox_dir=sandbox_dir))
-    return store.read(name)
+    data = store.read(name)
+    ensure_notebook(location, data)
+    return data
 
 
 def _checker(sandbox_dir: str | None) -> Callable[[str, bytes], Any]:
@@ -99,7 +102,7 @@ def _checker(sandbox_dir: str | None) -> Callable[[str, bytes], Any]:
 
     cfg = _config()
     github = github_factory(cfg, sandbox_dir=sandbox_dir)
-    comments: list[CachedComments] = []
+    comments = CachedComments(lambda: github(cfg.github_repo), cfg.github_repo)
 
     def verify(location: str, data: bytes) -> Any:
         backend = record_metadata(data).get("backend", "real")
@@ -108,9 +111,7 @@ def _checker(sandbox_dir: str | None) -> Callable[[str, bytes], Any]:
                               "world, not on GitHub.",
                               "Pass --sandbox-dir <the drill's --sandbox-dir> (a drill run with "
                               "--sandbox-dir keeps its world).")
-        if not comments:
-            comments.append(CachedComments(github(cfg.github_repo)))
-        return verify_bytes(location, data, comments[0])
+        return verify_bytes(location, data, comments)
 
     return verify
 

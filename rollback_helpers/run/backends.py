@@ -117,7 +117,7 @@ class Backends:
     def github(self, cfg: RunbookConfig) -> GitHubClient:
         if self.github_token is None:
             raise GitHubAuthError(
-                f"No GitHub token: neither {' nor '.join(TOKEN_VARS)} is set, and `gh auth token` "
+                f"No GitHub token found. Neither {' nor '.join(TOKEN_VARS)} is set, and `gh auth token` "
                 "gave none (or `gh` is not on PATH).",
                 "Run `gh auth login`, or export GITHUB_TOKEN in the shell that starts the runbook, "
                 "then re-run. Never pass a token as a notebook parameter.")

@@ -26,7 +26,7 @@ from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.github_token import TOKEN_VARS
 from rollback_helpers.clock import RealClock
 from rollback_helpers.domain.config import RunbookConfig
-from rollback_helpers.errors import RollbackError
+from rollback_helpers.errors import ConfigError, RollbackError
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.record_store import GitHubFactory, RecordStore, open_store
 from rollback_helpers.secrets import token_from_env
@@ -140,3 +140,17 @@ def record_metadata(data: bytes) -> dict[str, object]:
         return {}
     block = nb.get("metadata", {}).get(METADATA_KEY, {}) if isinstance(nb, dict) else {}
     return dict(block) if isinstance(block, dict) else {}
+
+
+def ensure_notebook(location: str, data: bytes) -> None:
+    """A ConfigError (exit 2) naming ``location`` unless its bytes are a JSON notebook."""
+    try:
+        nb = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        problem = f"not JSON ({type(exc).__name__} at byte {getattr(exc, 'pos', getattr(exc, 'start', 0))})"
+    else:
+        if isinstance(nb, dict) and isinstance(nb.get("cells"), list):
+            return
+        problem = "JSON, but without a notebook's cells"
+    raise ConfigError(f"{location} is not a notebook: {problem}.",
+                      "Give a record the runbook archived (`rollback-runbook history` lists them).")

@@ -278,8 +278,8 @@ def open_store(location: str, *, github: GitHubFactory | None = None) -> RecordS
 def split_location(location: str, *, github: GitHubFactory | None = None
                    ) -> tuple[RecordStore, str]:
     """A record's location → (the store holding it, its name)."""
-    folder, _, name = location.rstrip("/").rpartition("/")
-    folder = folder or "."
+    folder, slash, name = location.rstrip("/").rpartition("/")
+    folder = folder or slash or "."  # "/x.ipynb" is in "/", "x.ipynb" in "."
     if not name.endswith(".ipynb"):
         raise ConfigError(f"{location!r} does not name a record (an .ipynb file).",
                           "Give the record's path or URL, as history lists it.")

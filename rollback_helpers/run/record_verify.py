@@ -12,7 +12,7 @@ the bytes differ (:class:`RecordTampered`), there is no record
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,18 +38,18 @@ class CommentSource(Protocol):
 
 @dataclass
 class CachedComments:
-    """Each issue's comments read once: history checks many records on few issues."""
+    """Each issue's comments read once: history checks many records on few issues. The client
+    is made on the first read, so a record that names no issue needs no GitHub token."""
 
-    github: GitHubClient
+    connect: Callable[[], GitHubClient]
+    repo: str
     seen: dict[int, list[Comment]] = field(default_factory=dict)
-
-    @property
-    def repo(self) -> str:
-        return self.github.repo
+    _client: GitHubClient | None = None
 
     def list_comments(self, number: int) -> list[Comment]:
         if number not in self.seen:
-            self.seen[number] = list(self.github.list_comments(number))
+            self._client = self._client or self.connect()
+            self.seen[number] = list(self._client.list_comments(number))
         return self.seen[number]
 
 

@@ -129,7 +129,7 @@ class Preflight:
     def check_github_token(self) -> None:
         check, repo = "GitHub token", self.cfg.github_repo
         if self.backends.github_token is None:
-            self.fail(check, ALL_ENVS, "No token: GITHUB_TOKEN and GH_TOKEN are unset, and `gh "
+            self.fail(check, ALL_ENVS, "None found. GITHUB_TOKEN and GH_TOKEN are unset, and `gh "
                       "auth token` gave none (or gh is not on PATH).", TOKEN_NEXT.format(repo=repo))
             self.skip("GitHub permissions", ALL_ENVS, "no GitHub token")
             return
@@ -167,7 +167,7 @@ class Preflight:
             return
         role = ", ".join(k for k, v in perms.items() if v) or "not reported"
         said = (f"scopes {', '.join(scopes)}" if scopes is not None else
-                "a fine-grained or app token: GitHub lists no scopes, the role decides")
+                "a fine-grained or app token (GitHub lists no scopes; the role decides)")
         self.ok(check, ALL_ENVS, f"read issues and contents, dispatch workflows (role: {role}; "
                 f"{said})")
 

@@ -142,3 +142,39 @@ def test_the_lab_archives_to_the_configured_store_and_refuses_an_unwritable_one(
     with pytest.raises(ConfigError, match="looks like a URL"):
         lab_incidents("s3:/bucket/inc")
     assert not (tmp_path / "s3:").exists()
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"hello\n", "not JSON"), (b"\xff\xfe", "not JSON"),
+    (b'{"metadata": {}}', "JSON, but without a notebook")],
+    ids=["text", "binary", "json-without-cells"])
+@pytest.mark.parametrize("command", ["render", "verify-record"])
+def test_a_file_that_is_not_a_notebook_is_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, content: bytes,
+        problem: str) -> None:
+    """Exit 2 naming the file and what it is not; no traceback, nothing written."""
+    record = tmp_path / "not-a-record.ipynb"
+    record.write_bytes(content)
+    assert cli.main([command, str(record), "-o", str(tmp_path / "out.html")]
+                    if command == "render" else [command, str(record)]) == 2
+    err = capsys.readouterr().err
+    assert f"{record} is not a notebook: {problem}" in err and "Traceback" not in err
+    assert "history" in err  # where to find a real record
+    assert not (tmp_path / "out.html").exists()
+
+
+def test_a_record_that_names_no_issue_is_told_so_without_a_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A notebook with no record issue in its metadata: nothing was published for it (exit 10),
+    which needs no GitHub token to say."""
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    monkeypatch.delenv("GH_TOKEN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `gh` to ask either
+    record = tmp_path / "plain.ipynb"
+    record.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
+                                  "nbformat_minor": 5}))
+    assert cli.main(["verify-record", str(record)]) == 10
+    err = capsys.readouterr().err
+    assert f"The record {record} names no deployment-record issue" in err
+    assert "token" not in err.lower()

@@ -166,3 +166,11 @@ def test_github_without_a_token_is_refused_up_front(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ConfigError, match="No GitHub token") as raised:
         store.check_writable()
     assert "GITHUB_TOKEN" in raised.value.next_step
+
+
+def test_a_record_at_the_root_is_in_the_root_folder(tmp_path: Path) -> None:
+    """"/r.ipynb" is in "/", "r.ipynb" in the working directory."""
+    store, name = split_location("/r.ipynb")
+    assert (store.location, name) == ("/", "r.ipynb")
+    store, name = split_location("r.ipynb")
+    assert (store.location, name) == (".", "r.ipynb")
