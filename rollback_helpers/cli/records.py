@@ -70,7 +70,8 @@ def add_parsers(sub: Any) -> None:
     history.add_argument("--drills", action="store_true", help="include drills (drills/)")
     history.add_argument("--format", choices=("table", "json", "html"), default="table")
     history.add_argument("-o", "--output", default="",
-                         help="html: write the page here and each record's rendering beside it")
+                         help="html: write the page here (a file, or a folder for "
+                         "history.html) and each record's rendering beside it")
     history.add_argument("--no-verify", action="store_true",
                          help="do not check each record's SHA-256 against its issue")
     verify = sub.add_parser("verify-record", help="check a record against the SHA-256 on its "
@@ -78,8 +79,8 @@ def add_parsers(sub: Any) -> None:
     verify.add_argument("record", help="the record's path or URL, as history lists it")
     render = sub.add_parser("render", help="write a record as a self-contained HTML page")
     render.add_argument("record", help="the record's path or URL")
-    render.add_argument("-o", "--output", default="", help="the HTML file (default: "
-                        "<record name>.html in the current folder)")
+    render.add_argument("-o", "--output", default="", help="the HTML file, or a folder "
+                        "for <record name>.html (default: the current folder)")
     for parser in (history, verify, render):
         parser.add_argument("--incidents-dir", default="",
                             help="the records store (default: the configured incidents_dir)")
@@ -168,22 +169,32 @@ def _write_html_history(args: argparse.Namespace, store: RecordStore, locations:
         return
     from rollback_helpers.run.record_render import render_html
 
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page)
+    out = _write(args.output, "history.html", page)
     for location in locations:
-        (out.parent / _rendering_name(location)).write_text(
-            render_html(_read(location, args.sandbox_dir)))
+        _write(str(out.parent), _rendering_name(location),
+               render_html(_read(location, args.sandbox_dir)))
     print(f"Wrote {out} and {len(locations)} rendering(s) beside it.")
+
+
+def _write(output: str, name: str, text: str) -> Path:
+    """Write ``text`` to ``output`` (into it, as ``name``, when it is a folder or empty)."""
+    out = Path(output or name)
+    if out.is_dir():
+        out = out / name
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot write {out}: {exc.strerror or exc}.",
+                          "Give -o a file or folder you can write.") from None
+    return out
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     from rollback_helpers.run.record_render import render_html
 
     page = render_html(_read(args.record, args.sandbox_dir))
-    out = Path(args.output or _rendering_name(args.record))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page)
+    out = _write(args.output, _rendering_name(args.record), page)
     print(f"Rendered {args.record} → {out}")
     return 0
 

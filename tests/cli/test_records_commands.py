@@ -178,3 +178,21 @@ def test_a_record_that_names_no_issue_is_told_so_without_a_token(
     err = capsys.readouterr().err
     assert f"The record {record} names no deployment-record issue" in err
     assert "token" not in err.lower()
+
+
+def test_render_into_a_folder_and_an_unwritable_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-o a folder: the page goes inside it under the record's name; -o where nothing can be
+    written: exit 2 naming the path, no traceback."""
+    record = tmp_path / "plain.ipynb"
+    record.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
+                                  "nbformat_minor": 5}))
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    assert cli.main(["render", str(record), "-o", str(folder)]) == 0
+    assert (folder / "plain.html").read_text().startswith("<!DOCTYPE html>")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert cli.main(["render", str(record), "-o", str(blocked / "x.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"Cannot write {blocked / 'x.html'}" in err and "Traceback" not in err
