@@ -132,8 +132,11 @@ def archive_walkthrough(ctx: WalkthroughRun, notebook: str | None = None) -> Rep
         stored, data = store.put_new(reserved.rsplit("/", 1)[-1],
                                      lambda location: _final_bytes(nb, report, outcome, location))
     except RollbackError as exc:
-        return Report("Finish: NOT archived", status="failed").note(exc.what).note(
+        failed = Report("Finish: NOT archived", status="failed").note(exc.what).note(
             exc.next_step or "Run this cell again once the store is reachable.")
+        for line in told:
+            failed.note(line)
+        return failed
     digest = sha256_hex(data)
     ctx.log(f"{FINISHED}archived at {stored.location} (sha256 {digest})")
     # then, as the command line does after a headless run: the record comment's final edit
