@@ -119,13 +119,7 @@ def archive_walkthrough(ctx: WalkthroughRun, notebook: str | None = None) -> Rep
         return Report("Finish: not archived yet", status="stopped").note(problem).note(SAVE_FIRST)
     reserved = ctx.reserve_archive_path()
     store = ctx.record_store()
-    life = ctx.end_lifecycle()
-    issue = _keep_record_comment(nb, life.record_block() if life is not None else None)
-    outcome = stamp_walkthrough(nb, saved, ctx, reserved)
-    closing = Closing(ctx.run_id, ctx.path, ctx.env_name, outcome.exit_code, outcome.outcome,
-                      ctx.dry_run, saved, error=outcome.error, failed_step=outcome.failed_step,
-                      last_step=outcome.last_step, location=reserved,
-                      sandbox_dir=ctx.sandbox_dir, record_issue=issue)
+    outcome, closing = _stamp_and_close(nb, saved, ctx, reserved)
     told = _tell_end(ctx, nb, closing)  # before storing: the deliveries are part of the record
     report = Report("Finish: archived", status="ok" if outcome.ok else "warning")
     try:
@@ -134,21 +128,38 @@ def archive_walkthrough(ctx: WalkthroughRun, notebook: str | None = None) -> Rep
     except RollbackError as exc:
         failed = Report("Finish: NOT archived", status="failed").note(exc.what).note(
             exc.next_step or "Run this cell again once the store is reachable.")
-        for line in told:
-            failed.note(line)
-        return failed
+        return _with_lines(ctx, failed, told)
     digest = sha256_hex(data)
     ctx.log(f"{FINISHED}archived at {stored.location} (sha256 {digest})")
     # then, as the command line does after a headless run: the record comment's final edit
     # (state, exit code, last step, archive, SHA-256) and the lock's release
+    life = ctx.end_lifecycle()
     closed = life.close(replace(closing, location=stored.location, sha256=digest)) \
         if life is not None else []
-    report = _archived_report(report, outcome, stored.location, digest)
-    for line in [*told, *closed]:
-        ctx.log(FINISHED + line)
-        report.note(line)
+    report = _with_lines(ctx, _archived_report(report, outcome, stored.location, digest),
+                         [*told, *closed])
     if any(edit_failed(line) for line in closed):
         report.status = "warning"
+    return report
+
+
+def _stamp_and_close(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRun,
+                     reserved: str) -> tuple[Outcome, Closing]:
+    """The record's metadata block, and what the run's end needs (as the command line's)."""
+    life = ctx.end_lifecycle()
+    issue = _keep_record_comment(nb, life.record_block() if life is not None else None)
+    outcome = stamp_walkthrough(nb, saved, ctx, reserved)
+    return outcome, Closing(
+        ctx.run_id, ctx.path, ctx.env_name, outcome.exit_code, outcome.outcome, ctx.dry_run,
+        saved, error=outcome.error, failed_step=outcome.failed_step,
+        last_step=outcome.last_step, location=reserved, sandbox_dir=ctx.sandbox_dir,
+        record_issue=issue)
+
+
+def _with_lines(ctx: WalkthroughRun, report: Report, lines: list[str]) -> Report:
+    for line in lines:
+        ctx.log(FINISHED + line)
+        report.note(line)
     return report
 
 

@@ -205,3 +205,21 @@ def test_a_walkthrough_archived_to_s3_ends_the_same_way(
     assert (record.archive, record.sha256) == (location, hashlib.sha256(s3.cat(key)).hexdigest())
     assert hook.events() == ["start", "success"] and hook.bodies[1]["archive"] == location
     assert verify(location, tmp_path) == 0
+
+
+def test_a_walkthrough_archived_to_a_github_folder_ends_the_same_way(
+        tmp_path: Path, frontend: Callable[[Any], Any], monkeypatch: pytest.MonkeyPatch,
+        hook: Receiver) -> None:
+    """A GitHub folder (the sandbox's repository): told with the github:// location, which the
+    comment names with the SHA-256 of the committed file; verify-record reads it back."""
+    store = "github://renewa/renewa-one@main/incident-records"
+    lab, saved = walkthrough(tmp_path, frontend, "default", monkeypatch, incidents=store)
+    assert "Finish: archived" in finish(lab, saved)
+    files = World.load(tmp_path / "world").state["github"]["files"]
+    (path,) = [p for p in files if p.startswith("incident-records/drills/")]
+    location = f"{store}/drills/{path.rsplit('/', 1)[-1]}"
+    (record,) = run_comments(tmp_path)
+    assert (record.archive, record.sha256) == (
+        location, hashlib.sha256(str(files[path]).encode()).hexdigest())
+    assert hook.events() == ["start", "success"] and hook.bodies[1]["archive"] == location
+    assert verify(location, tmp_path) == 0
