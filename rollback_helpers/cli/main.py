@@ -209,7 +209,9 @@ def _execute(args: argparse.Namespace, location: str, *, backend: str,
             # told before storing: the deliveries are part of the record (write-once, hashed)
             told = [] if quiet else _announce(args, outcome, working, target, drill=drill)
             stored, problem = records.keep(store, name, working)  # once, write-once
-            closing = _closing(args, outcome, working, stored)
+            kept = getattr(args, "keep_sandbox", False) or getattr(args, "sandbox_dir", None)
+            closing = _closing(args, outcome, working, stored,
+                               sandbox_dir=sandbox_dir if sandbox_dir and kept else "")
             lines = [] if quiet else [*told, *finish_run(closing, backend=backend,
                                                          sandbox_dir=sandbox_dir)]
     _report(args, outcome, closing)
@@ -239,7 +241,7 @@ def _announce(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
 
 
 def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
-             stored: records.ArchivedRecord | None) -> Closing:
+             stored: records.ArchivedRecord | None, *, sandbox_dir: str) -> Closing:
     from rollback_helpers.run.lifecycle import Closing
 
     return Closing(args.run_id, args.path, args.env, outcome.exit_code, outcome.outcome,
@@ -247,7 +249,8 @@ def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
                    last_step=outcome.last_step,
                    resume_command=shlex.join(["rollback-runbook", *args.argv]),
                    location=stored.location if stored else "NOT ARCHIVED (the store refused "
-                   "it: see the command's output)", sha256=stored.sha256 if stored else "")
+                   "it: see the command's output)", sha256=stored.sha256 if stored else "",
+                   sandbox_dir=sandbox_dir)
 
 
 def _report(args: argparse.Namespace, outcome: archive.Outcome, closing: Closing) -> None:

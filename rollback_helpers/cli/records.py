@@ -2,6 +2,7 @@
 
     rollback-runbook history [--env E] [--since DATE] [--drills] [--format table|json|html]
     rollback-runbook verify-record <path-or-url>
+    rollback-runbook publish-record <path-or-url>
     rollback-runbook render <path-or-url> [-o FILE]
 
 Each takes ``--incidents-dir`` (default: the configured store) and, for records
@@ -77,11 +78,15 @@ def add_parsers(sub: Any) -> None:
     verify = sub.add_parser("verify-record", help="check a record against the SHA-256 on its "
                             "deployment-record issue (exit 0: it matches)")
     verify.add_argument("record", help="the record's path or URL, as history lists it")
+    publish = sub.add_parser("publish-record", help="publish a stored record's location and "
+                             "SHA-256 on its run's record comment, when the run's final edit "
+                             "could not reach GitHub")
+    publish.add_argument("record", help="the record's path or URL, as the run named it")
     render = sub.add_parser("render", help="write a record as a self-contained HTML page")
     render.add_argument("record", help="the record's path or URL")
     render.add_argument("-o", "--output", default="", help="the HTML file, or a folder "
                         "for <record name>.html (default: the current folder)")
-    for parser in (history, verify, render):
+    for parser in (history, verify, publish, render):
         parser.add_argument("--incidents-dir", default="",
                             help="the records store (default: the configured incidents_dir)")
         parser.add_argument("--sandbox-dir", default=None,
@@ -97,6 +102,14 @@ def _read(location: str, sandbox_dir: str | None) -> bytes:
     return data
 
 
+def _sandbox_needs_world(location: str, data: bytes, sandbox_dir: str | None) -> None:
+    if record_metadata(data).get("backend", "real") == "sandbox" and not sandbox_dir:
+        raise ConfigError(f"{location} was made on the sandbox: its issue is in the drill's "
+                          "world, not on GitHub.",
+                          "Pass --sandbox-dir <the drill's --sandbox-dir> (a drill run with "
+                          "--sandbox-dir keeps its world).")
+
+
 def _checker(sandbox_dir: str | None) -> Callable[[str, bytes], Any]:
     """verify(location, bytes): against the sandbox's GitHub for drills, else the real one."""
     from rollback_helpers.run.record_verify import CachedComments, verify_bytes
@@ -106,12 +119,7 @@ def _checker(sandbox_dir: str | None) -> Callable[[str, bytes], Any]:
     comments = CachedComments(lambda: github(cfg.github_repo), cfg.github_repo)
 
     def verify(location: str, data: bytes) -> Any:
-        backend = record_metadata(data).get("backend", "real")
-        if backend == "sandbox" and not sandbox_dir:
-            raise ConfigError(f"{location} was made on the sandbox: its issue is in the drill's "
-                              "world, not on GitHub.",
-                              "Pass --sandbox-dir <the drill's --sandbox-dir> (a drill run with "
-                              "--sandbox-dir keeps its world).")
+        _sandbox_needs_world(location, data, sandbox_dir)
         return verify_bytes(location, data, comments)
 
     return verify
@@ -123,6 +131,17 @@ def cmd_verify_record(args: argparse.Namespace) -> int:
     print(f"OK: {args.record} is the record that was archived.")
     print(f"SHA-256 {verified.sha256} matches the one published on #{verified.issue} "
           f"({verified.comment_url}).")
+    return 0
+
+
+def cmd_publish_record(args: argparse.Namespace) -> int:
+    from rollback_helpers.run.record_verify import publish_record
+
+    data = _read(args.record, args.sandbox_dir)
+    _sandbox_needs_world(args.record, data, args.sandbox_dir)
+    cfg = _config()
+    print(publish_record(github_factory(cfg, sandbox_dir=args.sandbox_dir)(cfg.github_repo),
+                         args.record, data))
     return 0
 
 
@@ -200,4 +219,5 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "history": cmd_history, "verify-record": cmd_verify_record, "render": cmd_render}
+    "history": cmd_history, "verify-record": cmd_verify_record,
+    "publish-record": cmd_publish_record, "render": cmd_render}

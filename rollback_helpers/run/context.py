@@ -23,7 +23,7 @@ from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackE
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
-from rollback_helpers.run.notify import Notice, Notifier, Sent, end_event, notifier_from_env
+from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
 from rollback_helpers.run.record_store import RecordStore
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
@@ -64,7 +64,7 @@ class RunContext:
     _lifecycle: Lifecycle | None = None
     _notifier: Notifier | None = None
     _announced: bool = False
-    _announced_end: bool = False
+    told_end: set[str] = field(default_factory=set)  # the end outcomes the team was told of
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -96,14 +96,10 @@ class RunContext:
                detail: str = "") -> Sent | None:
         """Tell the team (live runs only). A failed or slow delivery is a line in the notebook
         and the timeline, never an error, and costs at most ``notify_timeout`` seconds."""
-        if self.dry_run:
+        notifier = self.end_notifier()
+        if notifier is None:
             return None
-        if self._notifier is None:
-            self._notifier = notifier_from_env(self.env.name, os.environ,
-                                               timeout=self.cfg.notify_timeout)
-        if not self._notifier.targets:
-            return None
-        sent = self._notifier.notify(Notice(
+        sent = notifier.notify(Notice(
             event, self.env.name, self.path, self.operator, outcome, run_id=self.run_id,
             record=record or self.record_url(), archive=self.archive_path, detail=detail,
             at=utc_iso(self.backends.clock.now()),
@@ -111,6 +107,23 @@ class RunContext:
         self.log(sent.line())
         print(sent.line(), flush=True)
         return sent
+
+    def end_notifier(self) -> Notifier | None:
+        """The team's channels for this run: None on a dry run or when none is configured."""
+        if self.dry_run:
+            return None
+        if self._notifier is None:
+            self._notifier = notifier_from_env(self.env.name, os.environ,
+                                               timeout=self.cfg.notify_timeout)
+        return self._notifier if self._notifier.targets else None
+
+    def end_lifecycle(self) -> Lifecycle | None:
+        """The lock and record comment to close when a walkthrough is archived: None when the
+        run never went live (a dry run only read the lock)."""
+        life = self._lifecycle
+        if life is None or (self.dry_run and life.record is None and life.lease is None):
+            return None
+        return life
 
     def record_url(self) -> str:
         """The web address of this run's record comment, once posted."""
@@ -177,11 +190,6 @@ class RunContext:
 
         return open_store(self.incidents_dir(), github=github_factory(self.cfg, self.backends))
 
-    def publish_archive(self, location: str, sha256: str) -> None:
-        """An interactive run's record is stored: its record comment names it and its hash."""
-        if self._lifecycle is not None:
-            self._lifecycle.update_record(archive=location, sha256=sha256)
-
     def reserve_archive_path(self) -> str:
         """Interactive runs: fix the archive's name now, so the record comment can name it."""
         if not self.archive_path:
@@ -200,8 +208,10 @@ class RunContext:
         """The timeline and the decisions; its metadata lets :meth:`finish` check the save."""
         report = Report(f"Summary: {outcome}", status="stopped" if self.dry_run else "ok",
                         table=Table(self.timeline, columns=["time (UTC)", "event"]))
+        from rollback_helpers.run.walkthrough import story_length
+
         report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "outcome": outcome,
-                                                  "timeline": len(self.timeline)}}}
+                                                  "timeline": story_length(self.timeline)}}}
         report.fact("decisions", len(self.decisions) or "none")
         for decision in self.decisions:
             report.fact(f"  {decision.step or 'decision'}", decision.line())
@@ -220,24 +230,7 @@ class RunContext:
                 "A headless run is archived by the command that ran it, when the run ends.")
         from rollback_helpers.run.walkthrough import archive_walkthrough
 
-        report = archive_walkthrough(self, notebook)
-        if report.title == "Finish: archived":
-            self._announce_end()
-        return report
-
-    def _announce_end(self) -> None:
-        """A live walkthrough's last event, once, when its Finish cell first archives it."""
-        from rollback_helpers.run.archive import read_outcome
-
-        if self.dry_run or self._announced_end:
-            return
-        self._announced_end = True
-        if not Path(self.archive_path).is_file():  # stored elsewhere (a bucket, GitHub)
-            return
-        block = read_outcome(Path(self.archive_path))
-        code, outcome = int(block.get("exit_code", 1)), str(block.get("outcome", ""))
-        error = str(block.get("error") or "").partition("\n")[0]
-        self.notify(end_event(self.path, code, outcome), f"exit {code}: {error or outcome}")
+        return archive_walkthrough(self, notebook)
 
     @property
     def env_name(self) -> str:
@@ -246,6 +239,10 @@ class RunContext:
     @property
     def backend_name(self) -> str:
         return self.backends.name
+
+    @property
+    def sandbox_dir(self) -> str:
+        return str(self.backends.sandbox_dir or "")
 
     @property
     def mode(self) -> str:

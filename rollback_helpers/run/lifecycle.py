@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -164,14 +165,26 @@ class Lifecycle:
                                     now=lambda: utc_iso(self.clock.now())).post()
         report = Report(f"Run recorded on #{number}").fact("record comment", self.record.html_url)
         report.fact("state", self.record.record.state)
-        report.metadata = {METADATA_KEY: {"record_comment": {
-            "issue": number, "comment_id": self.record.comment_id,
-            "url": self.record.html_url}}}
+        report.metadata = {METADATA_KEY: {"record_comment": self.record_block()}}
         return report
 
     def update_record(self, **changes: str) -> None:
         if self.record is not None:
             self.record.update(**changes)
+
+    def record_block(self) -> dict[str, Any] | None:
+        """Where this run's record comment is, as the notebook's metadata names it."""
+        if self.record is None:
+            return None
+        return {"issue": self.record.number, "comment_id": self.record.comment_id,
+                "url": self.record.html_url}
+
+    def close(self, closing: Closing) -> list[str]:
+        """The command line's end of a run, made from the kernel (a walkthrough's Finish): the
+        same final edit of the record comment and release of the lock; lines to show."""
+        lines = close_run(self.github, self._lock(), closing)
+        self.lease = None
+        return lines
 
 
 # -- the command line's side, after the notebook ----------------------------------------
@@ -192,6 +205,13 @@ class Closing:
     resume_command: str = ""
     location: str = ""         # where the record was stored ("": ``archive`` is the record)
     sha256: str = ""           # the SHA-256 of exactly the bytes stored there
+    sandbox_dir: str = ""      # a drill's world (where its GitHub is), for the commands shown
+    record_issue: int | None = None  # the record comment's issue, if not read from ``archive``
+
+    def publish_command(self) -> str:
+        """The command that publishes the stored record on its comment, once GitHub answers."""
+        extra = ["--sandbox-dir", self.sandbox_dir] if self.sandbox_dir else []
+        return shlex.join(["rollback-runbook", "publish-record", self.location, *extra])
 
 
 def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None) -> list[str]:
@@ -215,9 +235,9 @@ def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None) -> li
 def close_run(github: GitHubClient, lock: EnvironmentLock, closing: Closing) -> list[str]:
     """Final edit of the record comment and release of the lock; lines to print."""
     lines: list[str] = []
-    where = _record_location(closing.archive)
-    if where is not None:
-        lines.append(_final_edit(github, int(where["issue"]), closing))
+    number = _record_issue(closing)
+    if number is not None:
+        lines.append(_final_edit(github, number, closing))
     try:
         lease = lock.held()
         if lease is not None and lease.run_id == closing.run_id:
@@ -228,6 +248,13 @@ def close_run(github: GitHubClient, lock: EnvironmentLock, closing: Closing) -> 
         lines.append(f"The lock of {closing.env} could not be released: {exc.what} "
                      "(it expires on its own).")
     return lines
+
+
+def _record_issue(closing: Closing) -> int | None:
+    if closing.record_issue is not None:
+        return closing.record_issue
+    where = _record_location(closing.archive)
+    return int(where["issue"]) if where is not None else None
 
 
 def _record_location(archive: Path) -> dict[str, Any] | None:
@@ -268,14 +295,50 @@ def final_state(current: RunRecord, closing: Closing) -> RunRecord:
                    archive=archive, sha256=digest)
 
 
+def final_edit(github: GitHubClient, number: int, closing: Closing) -> str:
+    """Edit the run's record comment on issue ``number`` into its final state (GitHubError
+    if GitHub does not take it); the line to show."""
+    comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
+    current = parse_comment(comment.body) if comment is not None else None
+    if comment is None or current is None:
+        return f"{NO_COMMENT} of run {closing.run_id} found on #{number}."
+    final = final_state(current, closing)
+    github.edit_comment(comment.id, render_comment(final))
+    return f"Record comment on #{number}: {final.state} ({comment.html_url})"
+
+
+NO_COMMENT = "No record comment"
+
+
 def _final_edit(github: GitHubClient, number: int, closing: Closing) -> str:
     try:
-        comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
-        current = parse_comment(comment.body) if comment is not None else None
-        if comment is None or current is None:
-            return f"No record comment of run {closing.run_id} found on #{number}."
-        final = final_state(current, closing)
-        github.edit_comment(comment.id, render_comment(final))
+        return final_edit(github, number, closing)
     except GitHubError as exc:
-        return f"The record comment on #{number} could not be updated: {exc.what}"
-    return f"Record comment on #{number}: {final.state} ({comment.html_url})"
+        return f"{EDIT_FAILED} on #{number} could not be updated: {exc.what}" + (
+            f" The record is stored at {closing.location} (sha256 {closing.sha256}); once "
+            f"GitHub answers, publish it there: `{closing.publish_command()}`."
+            if closing.sha256 else "")
+
+
+EDIT_FAILED = "The record comment"
+
+
+def edit_failed(line: str) -> bool:
+    """Whether a line of :func:`close_run` says the final edit did not reach GitHub."""
+    return line.startswith(EDIT_FAILED) and " could not be updated: " in line
+
+
+def ended_before(github: GitHubClient, closing: Closing) -> bool:
+    """Whether the run's record comment already shows this end (an earlier final edit made it,
+    with an archive's SHA-256): a repeated Finish then tells nobody again."""
+    number = _record_issue(closing)
+    if number is None:
+        return False
+    try:
+        comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
+    except GitHubError:
+        return False
+    current = parse_comment(comment.body) if comment is not None else None
+    return current is not None and bool(current.sha256) and \
+        current.exit_code == str(closing.exit_code) and current.state == \
+        final_state(current, closing).state

@@ -241,6 +241,15 @@ def announce_end(end: RunEnd, environ: Mapping[str, str], *,
     if not notifier.targets:
         return None
     nb = read_notebook(end.archive) if end.archive.is_file() else None
+    sent = tell_end(notifier, end, nb)
+    if nb is not None:
+        write_notebook(nb, end.archive)
+    return sent
+
+
+def tell_end(notifier: Notifier, end: RunEnd, nb: Any | None) -> Sent:
+    """The run's last event, sent; its deliveries go into ``nb``'s metadata block (before the
+    record is stored, so they are part of it). Headless runs and walkthroughs both end here."""
     event = end_event(end.path, end.exit_code, end.outcome)
     what = end.error.partition("\n")[0] if end.exit_code else end.outcome
     sent = notifier.notify(Notice(
@@ -251,5 +260,4 @@ def announce_end(end: RunEnd, environ: Mapping[str, str], *,
     if nb is not None:
         block = nb.metadata.setdefault(METADATA_KEY, {})
         block["notifications"] = [*block.get("notifications", []), sent.as_dict()]
-        write_notebook(nb, end.archive)
     return sent

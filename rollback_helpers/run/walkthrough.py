@@ -17,6 +17,7 @@ import nbformat
 
 from rollback_helpers.errors import ConfigError, RollbackError
 from rollback_helpers.run.archive import Outcome, _failed_at, _finish
+from rollback_helpers.run.lifecycle import Closing, Lifecycle, edit_failed, ended_before
 from rollback_helpers.run.notebook_io import (
     _runbook_metadata,
     decisions_in,
@@ -25,6 +26,7 @@ from rollback_helpers.run.notebook_io import (
     read_notebook,
     run_identity,
 )
+from rollback_helpers.run.notify import Notifier, RunEnd, tell_end
 from rollback_helpers.run.record_archive import sha256_hex
 from rollback_helpers.run.record_store import RecordStore
 from rollback_helpers.ui.display import METADATA_KEY, Report
@@ -37,6 +39,8 @@ class WalkthroughRun(Protocol):
     path: str
     dry_run: bool
     run_id: str
+    operator: str
+    told_end: set[str]  # the outcomes the team was told of (a repeated Finish tells nobody)
     opened_at: datetime
     timeline: list[tuple[str, str]]
     decisions: list[Decision]
@@ -47,17 +51,29 @@ class WalkthroughRun(Protocol):
     @property
     def backend_name(self) -> str: ...
 
+    @property
+    def sandbox_dir(self) -> str: ...
+
     def reserve_archive_path(self) -> str: ...
 
     def record_store(self) -> RecordStore: ...
 
-    def publish_archive(self, location: str, sha256: str) -> None: ...
+    def end_notifier(self) -> Notifier | None: ...
+
+    def end_lifecycle(self) -> Lifecycle | None: ...
 
     def log(self, event: str) -> None: ...
 
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 SAVE_FIRST = "Save the notebook (Ctrl+S), then run this cell again."
+FINISHED = "Finish: "  # the timeline lines Finish writes, after the story the Summary shows
+
+
+def story_length(timeline: list[tuple[str, str]]) -> int:
+    """The run's timeline as the Summary counts it: what Finish logged is not the run's story,
+    so running Finish again needs no new Summary."""
+    return sum(1 for _, event in timeline if not event.startswith(FINISHED))
 
 
 def saved_notebook(explicit: str | None = None) -> Path:
@@ -81,7 +97,7 @@ def unsaved_work(nb: nbformat.NotebookNode, ctx: WalkthroughRun) -> str:
     summaries = [r for r in runs if "timeline" in r]
     mine = [r for r in summaries if r.get("id") == ctx.run_id]
     ended_in_error = first_error(nb) is not None  # a failed run's story ends at its error
-    if summaries and not ended_in_error and (not mine or mine[-1]["timeline"] != len(ctx.timeline)):
+    if summaries and not ended_in_error and (not mine or mine[-1]["timeline"] != story_length(ctx.timeline)):
         return ("The saved Summary is older than the run: run the Summary cell again, "
                 "then save.")
     saved = {d.get("id") for d in decisions_in(nb)}
@@ -103,17 +119,82 @@ def archive_walkthrough(ctx: WalkthroughRun, notebook: str | None = None) -> Rep
         return Report("Finish: not archived yet", status="stopped").note(problem).note(SAVE_FIRST)
     reserved = ctx.reserve_archive_path()
     store = ctx.record_store()
-    outcome = stamp_walkthrough(nb, saved, ctx, reserved)
+    outcome, closing = _stamp_and_close(nb, saved, ctx, reserved)
+    told = _tell_end(ctx, nb, closing)  # before storing: the deliveries are part of the record
     report = Report("Finish: archived", status="ok" if outcome.ok else "warning")
     try:
         stored, data = store.put_new(reserved.rsplit("/", 1)[-1],
                                      lambda location: _final_bytes(nb, report, outcome, location))
     except RollbackError as exc:
-        return Report("Finish: NOT archived", status="failed").note(exc.what).note(
+        failed = Report("Finish: NOT archived", status="failed").note(exc.what).note(
             exc.next_step or "Run this cell again once the store is reachable.")
-    ctx.log(f"archived at {stored.location} (sha256 {sha256_hex(data)})")
-    ctx.publish_archive(stored.location, sha256_hex(data))
-    return _archived_report(report, outcome, stored.location, sha256_hex(data))
+        return _with_lines(ctx, failed, told)
+    digest = sha256_hex(data)
+    ctx.log(f"{FINISHED}archived at {stored.location} (sha256 {digest})")
+    # then, as the command line does after a headless run: the record comment's final edit
+    # (state, exit code, last step, archive, SHA-256) and the lock's release
+    life = ctx.end_lifecycle()
+    closed = life.close(replace(closing, location=stored.location, sha256=digest)) \
+        if life is not None else []
+    report = _with_lines(ctx, _archived_report(report, outcome, stored.location, digest),
+                         [*told, *closed])
+    if any(edit_failed(line) for line in closed):
+        report.status = "warning"
+    return report
+
+
+def _stamp_and_close(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRun,
+                     reserved: str) -> tuple[Outcome, Closing]:
+    """The record's metadata block, and what the run's end needs (as the command line's)."""
+    life = ctx.end_lifecycle()
+    issue = _keep_record_comment(nb, life.record_block() if life is not None else None)
+    outcome = stamp_walkthrough(nb, saved, ctx, reserved)
+    return outcome, Closing(
+        ctx.run_id, ctx.path, ctx.env_name, outcome.exit_code, outcome.outcome, ctx.dry_run,
+        saved, error=outcome.error, failed_step=outcome.failed_step,
+        last_step=outcome.last_step, location=reserved, sandbox_dir=ctx.sandbox_dir,
+        record_issue=issue)
+
+
+def _with_lines(ctx: WalkthroughRun, report: Report, lines: list[str]) -> Report:
+    for line in lines:
+        ctx.log(FINISHED + line)
+        report.note(line)
+    return report
+
+
+def _tell_end(ctx: WalkthroughRun, nb: nbformat.NotebookNode, closing: Closing) -> list[str]:
+    """The run's last notification, as the command line sends it: once per outcome, even
+    across a kernel restart (the record comment already showing this end means it was sent)."""
+    notifier = ctx.end_notifier()
+    if notifier is None:
+        return []
+    told = f"{closing.outcome} (exit code {closing.exit_code})"
+    life = ctx.end_lifecycle()
+    if told in ctx.told_end or (life is not None and ended_before(life.github, closing)):
+        return [f"notification: not sent again (the team was already told: {told})"]
+    ctx.told_end.add(told)
+    sent = tell_end(notifier, RunEnd(
+        ctx.path, ctx.env_name, ctx.run_id, ctx.operator, closing.exit_code, closing.outcome,
+        closing.archive, error=closing.error, drill=ctx.backend_name == "sandbox",
+        location=closing.location), nb)
+    return [sent.line()]
+
+
+def _keep_record_comment(nb: nbformat.NotebookNode, where: dict[str, Any] | None) -> int | None:
+    """The record comment's issue; the notebook names the comment, as a headless record does.
+
+    A walkthrough posts its record comment when the plan's button is pressed, from the
+    button's callback, whose outputs have no cell to go to: the Finish cell's output
+    carries it instead (for verify-record, history and the end notification's link)."""
+    named = run_identity(nb).get("record_issue")
+    if where is None or named is not None:
+        return int(named) if named is not None else None
+    for cell in _finish_cells(nb):
+        cell.outputs = [nbformat.from_dict(  # type: ignore[no-untyped-call]
+            {"output_type": "display_data", "data": {"text/plain": ""},
+             "metadata": {METADATA_KEY: {"record_comment": where}}})]
+    return int(where["issue"])
 
 
 def _archived_report(report: Report, outcome: Outcome, location: str, digest: str) -> Report:
@@ -130,7 +211,9 @@ def _archived_report(report: Report, outcome: Outcome, location: str, digest: st
 def _final_bytes(nb: nbformat.NotebookNode, report: Report, outcome: Outcome,
                  location: str) -> bytes:
     """The archived notebook: its Finish cell shows where it went, its metadata says so."""
-    nb.metadata[METADATA_KEY] = asdict(replace(outcome, archive=location))
+    told = nb.metadata.get(METADATA_KEY, {}).get("notifications")
+    nb.metadata[METADATA_KEY] = asdict(replace(outcome, archive=location)) | (
+        {"notifications": told} if told else {})
     _replace_finish_output(nb, _archived_report(Report(report.title, status=report.status),
                                                 outcome, location, "published on the run's "
                                                 "record comment"))
@@ -164,9 +247,15 @@ def _drop_widgets(nb: nbformat.NotebookNode) -> None:
                             if WIDGET_MIME not in o.get("data", {})]
 
 
+def _finish_cells(nb: nbformat.NotebookNode) -> list[Any]:
+    return [cell for cell in nb.cells if cell.cell_type == "code"
+            and "finish" in cell.get("metadata", {}).get("tags", [])]
+
+
 def _replace_finish_output(nb: nbformat.NotebookNode, report: Report) -> None:
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "finish" in cell.get("metadata", {}).get("tags", []):
-            data = {"text/plain": repr(report), "text/html": report._repr_html_()}
-            cell.outputs = [nbformat.from_dict(  # type: ignore[no-untyped-call]
-                {"output_type": "display_data", "data": data, "metadata": {}})]
+    for cell in _finish_cells(nb):
+        data = {"text/plain": repr(report), "text/html": report._repr_html_()}
+        kept = [o.get("metadata", {}) for o in cell.get("outputs", [])
+                if METADATA_KEY in o.get("metadata", {})]  # the record comment it names
+        cell.outputs = [nbformat.from_dict(  # type: ignore[no-untyped-call]
+            {"output_type": "display_data", "data": data, "metadata": kept[0] if kept else {}})]

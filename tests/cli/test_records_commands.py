@@ -1,6 +1,7 @@
 """The records commands end to end: a drill archives to S3 (a real endpoint on loopback) or to a
 GitHub folder (the sandbox), history lists it, verify-record accepts it and catches one changed
-byte, render writes a page; an unwritable store stops a run before it starts."""
+byte (and publish-record refuses to publish it), render writes a page; an unwritable store
+stops a run before it starts."""
 
 from __future__ import annotations
 
@@ -88,11 +89,17 @@ def test_a_drill_archives_to_a_github_folder_and_the_record_verifies(
     rows = history(capsys, "--incidents-dir", GITHUB_STORE, "--sandbox-dir", str(sandbox))
     assert [(r["record"], r["verified"]) for r in rows] == [(location, "yes")]
     assert cli.main(["verify-record", location, "--sandbox-dir", str(sandbox)]) == 0
+    capsys.readouterr()
+    assert cli.main(["publish-record", location, "--sandbox-dir", str(sandbox)]) == 0
+    assert capsys.readouterr().out.startswith("Already published: issue #1010")
 
     text = world.state["github"]["files"][files[0]]
     world.state["github"]["files"][files[0]] = one_byte_changed(text.encode()).decode()
     world.save()
     assert cli.main(["verify-record", location, "--sandbox-dir", str(sandbox)]) == 8
+    # publishing the changed copy is refused: the published hash is never replaced
+    assert cli.main(["publish-record", location, "--sandbox-dir", str(sandbox)]) == 8
+    assert comments == [c["body"] for c in World.load(sandbox).state["github"]["comments"]["1010"]]
 
 
 @pytest.mark.parametrize(("where", "said"), [

@@ -349,8 +349,10 @@ def test_a_new_target_needs_a_new_approval(tmp_path: Path) -> None:
 
 # -- walkthrough archives: JupyterLab's record vs papermill's ------------------------------------
 def walkthrough(tmp_path: Path, frontend: Callable[[Any], Any], scenario: str,
-                monkeypatch: pytest.MonkeyPatch, *, approve: bool = True) -> tuple[Any, Path]:
-    """The Path A notebook as an engineer runs it in JupyterLab: Run All, press, run the rest."""
+                monkeypatch: pytest.MonkeyPatch, *, approve: bool = True,
+                incidents: str = "") -> tuple[Any, Path]:
+    """The Path A notebook as an engineer runs it in JupyterLab: Run All, press, run the rest
+    (archived to ``incidents``, default ``tmp_path/incidents``)."""
     world = tmp_path / "world"
     create_world(scenario, world)
     saved = tmp_path / "lab" / "path_a_image_rollback-staging.ipynb"
@@ -358,7 +360,7 @@ def walkthrough(tmp_path: Path, frontend: Callable[[Any], Any], scenario: str,
     nb = notebook_io.parameterized(notebook_io.read_notebook(
         archive.notebooks_dir() / "path_a_image_rollback.ipynb"),
         {"env": "staging", "sandbox_dir": str(world)}, comment="start_here")
-    monkeypatch.setenv("ROLLBACK_INCIDENTS_DIR", str(tmp_path / "incidents"))
+    monkeypatch.setenv("ROLLBACK_INCIDENTS_DIR", incidents or str(tmp_path / "incidents"))
     monkeypatch.setenv("JPY_SESSION_NAME", str(saved))
     monkeypatch.chdir(saved.parent)
     lab = frontend(nb)
