@@ -4,8 +4,8 @@
 build GitHub's responses, :func:`paginate` GitHub's ``per_page``/``page`` paging with
 its ``link`` header, and :func:`user_json` / :func:`repository_json` the objects
 that many of GitHub's payloads embed. Each endpoint module (:mod:`.github_issues`,
-:mod:`.github_actions`, :mod:`.github_contents`) lists its ``ROUTES``;
-:mod:`.github_api` routes requests to them.
+:mod:`.github_actions`, :mod:`.github_contents`) lists its ``ROUTES``, each made by
+:func:`route`; :mod:`.github_api` routes requests to them.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Call:
         self.params = request.url.params
         self.api = f"{request.url.scheme}://{request.url.netloc.decode()}"
         self.repo_api = f"{self.api}/repos/{self.gh['repo']}"
+        self.repo_web = f"{WEB}/{self.gh['repo']}"
 
     def body(self) -> Any:
         try:
@@ -52,6 +53,12 @@ class Call:
 def error(status: int, message: str, doc: str) -> httpx.Response:
     return httpx.Response(status, json={"message": message, "documentation_url": f"{DOCS}/{doc}",
                                         "status": str(status)})
+
+
+def route(method: str, path: str, handler: Handler) -> Route:
+    """An endpoint of the repository: ``path`` is a regular expression for what follows
+    ``/repos/{owner}/{repo}`` (the router answers 404 for any other repository)."""
+    return method, re.compile(REPO + path), handler
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> httpx.Response:

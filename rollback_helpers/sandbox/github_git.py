@@ -21,13 +21,11 @@ import httpx
 
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.sandbox.github_common import (
-    REPO,
-    WEB,
     Call,
-    Route,
     error,
     json_response,
     node_id,
+    route,
 )
 from rollback_helpers.sandbox.world import World
 
@@ -179,13 +177,13 @@ def _commit_text(commit: dict[str, Any]) -> bytes:
 
 
 def _commit_json(call: Call, sha: str) -> dict[str, Any]:
-    commit, repo = _git(call)["objects"][sha], call.gh["repo"]
+    commit = _git(call)["objects"][sha]
     return {"sha": sha, "node_id": _node("C_kwDO", sha), "url": f"{call.repo_api}/git/commits/{sha}",
-            "html_url": f"{WEB}/{repo}/commit/{sha}", "author": commit["author"],
+            "html_url": f"{call.repo_web}/commit/{sha}", "author": commit["author"],
             "committer": commit["committer"], "message": commit["message"],
             "tree": {"sha": commit["tree"], "url": f"{call.repo_api}/git/trees/{commit['tree']}"},
             "parents": [{"sha": p, "url": f"{call.repo_api}/git/commits/{p}",
-                         "html_url": f"{WEB}/{repo}/commit/{p}"} for p in commit["parents"]],
+                         "html_url": f"{call.repo_web}/commit/{p}"} for p in commit["parents"]],
             "verification": {"verified": False, "reason": "unsigned", "signature": None,
                              "payload": None, "verified_at": None}}
 
@@ -269,14 +267,14 @@ def _delete_ref(call: Call) -> httpx.Response:
     return httpx.Response(204)
 
 
-ROUTES: list[Route] = [
-    ("POST", re.compile(REPO + r"/git/blobs"), _create_blob),
-    ("POST", re.compile(REPO + r"/git/trees"), _create_tree),
-    ("GET", re.compile(REPO + r"/git/trees/(?P<sha>[0-9a-f]{40})"), _get_tree),
-    ("POST", re.compile(REPO + r"/git/commits"), _create_commit),
-    ("GET", re.compile(REPO + r"/git/commits/(?P<sha>[0-9a-f]{40})"), _get_commit),
-    ("POST", re.compile(REPO + r"/git/refs"), _create_ref),
-    ("GET", re.compile(REPO + r"/git/ref/(?P<ref>.+)"), _get_ref),
-    ("PATCH", re.compile(REPO + r"/git/refs/(?P<ref>.+)"), _update_ref),
-    ("DELETE", re.compile(REPO + r"/git/refs/(?P<ref>.+)"), _delete_ref),
+ROUTES = [
+    route("POST", r"/git/blobs", _create_blob),
+    route("POST", r"/git/trees", _create_tree),
+    route("GET", r"/git/trees/(?P<sha>[0-9a-f]{40})", _get_tree),
+    route("POST", r"/git/commits", _create_commit),
+    route("GET", r"/git/commits/(?P<sha>[0-9a-f]{40})", _get_commit),
+    route("POST", r"/git/refs", _create_ref),
+    route("GET", r"/git/ref/(?P<ref>.+)", _get_ref),
+    route("PATCH", r"/git/refs/(?P<ref>.+)", _update_ref),
+    route("DELETE", r"/git/refs/(?P<ref>.+)", _delete_ref),
 ]
