@@ -61,6 +61,17 @@ def route(method: str, path: str, handler: Handler) -> Route:
     return method, re.compile(REPO + path), handler
 
 
+def missing_field(body: Any, *names: str, doc: str, empty: bool = True) -> httpx.Response | None:
+    """GitHub's 422 for a JSON body without one of the string fields ``names`` (or, unless
+    ``empty``, with one of them empty); None when they are all there."""
+    if isinstance(body, dict) and all(isinstance(body.get(name), str) and (empty or body[name])
+                                      for name in names):
+        return None
+    quoted = " and ".join(f'"{name}"' for name in names)
+    said = "are required" if len(names) > 1 else "wasn't supplied"
+    return error(422, f"Invalid request.\n\n{quoted} {said}.", doc)
+
+
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(status, json=payload, headers=headers)
 

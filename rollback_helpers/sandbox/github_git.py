@@ -24,6 +24,7 @@ from rollback_helpers.sandbox.github_common import (
     Call,
     error,
     json_response,
+    missing_field,
     node_id,
     route,
 )
@@ -61,9 +62,8 @@ def _store_blob(call: Call, content: str) -> str:
 
 def _create_blob(call: Call) -> httpx.Response:
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("content"), str):
-        return error(422, 'Invalid request.\n\n"content" wasn\'t supplied.',
-                     f"{DOC}/blobs#create-a-blob")
+    if (missing := missing_field(body, "content", doc=f"{DOC}/blobs#create-a-blob")) is not None:
+        return missing
     if body.get("encoding", "utf-8") != "utf-8":
         return error(422, "Only utf-8 blobs are supported by the sandbox.", f"{DOC}/blobs")
     sha = _store_blob(call, body["content"])
@@ -126,9 +126,8 @@ def _get_tree(call: Call) -> httpx.Response:
 def _create_commit(call: Call) -> httpx.Response:
     doc = f"{DOC}/commits#create-a-commit"
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("message"), str) \
-            or not isinstance(body.get("tree"), str):
-        return error(422, 'Invalid request.\n\n"message" and "tree" are required.', doc)
+    if (missing := missing_field(body, "message", "tree", doc=doc)) is not None:
+        return missing
     objects = _git(call)["objects"]
     parents = body.get("parents", [])
     if objects.get(body["tree"], {}).get("type") != "tree":
@@ -211,9 +210,8 @@ def _valid_ref_name(name: str) -> bool:
 def _create_ref(call: Call) -> httpx.Response:
     doc = f"{DOC}/refs#create-a-reference"
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("ref"), str) \
-            or not isinstance(body.get("sha"), str):
-        return error(422, 'Invalid request.\n\n"ref" and "sha" are required.', doc)
+    if (missing := missing_field(body, "ref", "sha", doc=doc)) is not None:
+        return missing
     name, sha = body["ref"], body["sha"]
     if not _valid_ref_name(name):
         return error(422, f"{name} is not a valid ref name.", doc)
@@ -248,8 +246,8 @@ def _is_ancestor(objects: dict[str, Any], ancestor: str, sha: str) -> bool:
 def _update_ref(call: Call) -> httpx.Response:
     doc = f"{DOC}/refs#update-a-reference"
     name, body, git = "refs/" + call.args["ref"], call.body(), _git(call)
-    if not isinstance(body, dict) or not isinstance(body.get("sha"), str):
-        return error(422, 'Invalid request.\n\n"sha" wasn\'t supplied.', doc)
+    if (missing := missing_field(body, "sha", doc=doc)) is not None:
+        return missing
     if name not in git["refs"]:
         return error(422, "Reference does not exist", doc)
     if body["sha"] not in git["objects"]:

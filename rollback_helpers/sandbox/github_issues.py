@@ -20,6 +20,7 @@ from rollback_helpers.sandbox.github_common import (
     Call,
     error,
     json_response,
+    missing_field,
     node_id,
     paginate,
     route,
@@ -137,9 +138,9 @@ def _add_comment(call: Call) -> httpx.Response:
     if isinstance(found, httpx.Response):
         return found
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("body"), str) or not body["body"]:
-        return error(422, 'Invalid request.\n\n"body" wasn\'t supplied.',
-                     "issues/comments#create-an-issue-comment")
+    if (missing := missing_field(body, "body", doc="issues/comments#create-an-issue-comment",
+                                empty=False)) is not None:
+        return missing
     number, now = int(found["number"]), call.world.iso_now()
     comment = {"id": call.world.next_id("comment", 2_100_000_000), "body": body["body"],
                "user": call.gh.get("viewer", "runbook-operator"), "created_at": now,
@@ -172,8 +173,8 @@ def _edit_comment(call: Call) -> httpx.Response:
     if found is None:
         return error(404, "Not Found", doc)
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("body"), str) or not body["body"]:
-        return error(422, 'Invalid request.\n\n"body" wasn\'t supplied.', doc)
+    if (missing := missing_field(body, "body", doc=doc, empty=False)) is not None:
+        return missing
     number, comment = found
     comment.update(body=body["body"], updated_at=call.world.iso_now())
     return json_response(200, _comment_json(call, number, comment))

@@ -394,3 +394,19 @@ def test_every_request_is_logged_with_status_and_mutations_are_saved(
     assert [(c["call"], c["mutating"], c["status"]) for c in calls] == [
         (f"GET {REPO}/issues/1001", False, 200), (f"POST {REPO}/issues/1001/comments", True, 201)]
     assert World.load(world.state_dir).state["github"]["comments"]["1001"][0]["body"] == "hi"
+
+
+@pytest.mark.parametrize("body", [{}, {"body": ""}, {"body": 5}, ["body"]])
+def test_a_comment_without_a_body_answers_422_when_created_or_edited(
+        api: httpx.Client, body: Any) -> None:
+    """A comment's body is required and may not be empty, on creation and on edit."""
+    created = api.post(f"{REPO}/issues/1001/comments", json={"body": "started"}).json()
+    for response, doc in [
+            (api.post(f"{REPO}/issues/1001/comments", json=body), "create-an-issue-comment"),
+            (api.patch(f"{REPO}/issues/comments/{created['id']}", json=body),
+             "update-an-issue-comment")]:
+        assert response.status_code == 422
+        assert response.json()["message"] == 'Invalid request.\n\n"body" wasn\'t supplied.'
+        assert response.json()["documentation_url"].endswith(f"#{doc}")
+    comments = api.get(f"{REPO}/issues/1001/comments").json()
+    assert [c["body"] for c in comments if c["id"] == created["id"]] == ["started"]
