@@ -241,9 +241,9 @@ class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
 
     def _list_runs(self, workflow: str, params: Mapping[str, str]) -> list[WorkflowRun]:
         url = self._url(f"/actions/workflows/{quote(workflow, safe='')}/runs")
-        response = self._call("GET", url, params=params,
-                              check=f"that the workflow {workflow} exists in {self.repo}")
-        items = json_object(response, self._endpoint("GET", url)).get("workflow_runs") or []
+        listing = self._get_object(url, params=params,
+                                   check=f"that the workflow {workflow} exists in {self.repo}")
+        items = listing.get("workflow_runs") or []
         return [run_from_json(item) for item in items if isinstance(item, dict)]
 
     def in_flight_runs(self, workflow: str, env: str) -> list[WorkflowRun]:
@@ -314,10 +314,9 @@ class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
 
     def get_workflow(self, workflow: str) -> Workflow:
         """One workflow by file name or id; GitHubNotFound if the repository has no such one."""
-        url = self._url(f"/actions/workflows/{quote(workflow, safe='')}")
-        response = self._call("GET", url, check=f"that .github/workflows/{workflow} exists in "
-                              f"{self.repo} on its default branch")
-        item = json_object(response, self._endpoint("GET", url))
+        item = self._get_object(self._url(f"/actions/workflows/{quote(workflow, safe='')}"),
+                                check=f"that .github/workflows/{workflow} exists in {self.repo} "
+                                      "on its default branch")
         return Workflow(id=int(item.get("id") or 0), name=str(item.get("name") or ""),
                         path=str(item.get("path") or ""), state=str(item.get("state") or ""),
                         html_url=str(item.get("html_url") or ""))
@@ -327,9 +326,8 @@ class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
         """A text file's content at ``ref`` (default branch if None)."""
         url = self._url(f"/contents/{quote(path.lstrip('/'), safe='/')}")
         where = f"at ref {ref!r}" if ref else "on the default branch"
-        response = self._call("GET", url, params={"ref": ref} if ref else None,
-                              check=f"that {path} exists in {self.repo} {where}")
-        item = json_object(response, self._endpoint("GET", url))
+        item = self._get_object(url, params={"ref": ref} if ref else None,
+                                check=f"that {path} exists in {self.repo} {where}")
         if item.get("type") != "file" or item.get("encoding") != "base64":
             kind, encoding = item.get("type"), item.get("encoding")
             raise GitHubError(f"{path} in {self.repo} is not a regular file GitHub can return "

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
-from rollback_helpers.errors import GitHubNotFound
+from rollback_helpers.clients.github_session import GitHubSession, json_list
 
 WRITE = frozenset({"admin", "write"})  # the legacy field: maintain reads "write", triage "read"
 
@@ -60,12 +59,9 @@ class AccessMixin(GitHubSession):
 
     def permission(self, user: str) -> str:
         """``admin``, ``write``, ``read`` or ``none``: ``user``'s access to the repository."""
-        url = self._url(f"/collaborators/{quote(user, safe='')}/permission")
-        try:
-            response = self._call("GET", url, check=f"that {user} is a GitHub user")
-        except GitHubNotFound:
-            return "none"
-        return str(json_object(response, self._endpoint("GET", url)).get("permission") or "none")
+        found = self._find_object(self._url(f"/collaborators/{quote(user, safe='')}/permission"),
+                                  check=f"that {user} is a GitHub user")
+        return str((found or {}).get("permission") or "none")
 
     def writers(self, *, limit: int = 100) -> list[str]:
         """Logins with write access or more (the first ``limit``; one page of GitHub's)."""
@@ -77,12 +73,9 @@ class AccessMixin(GitHubSession):
 
     def environment_gate(self, name: str) -> EnvironmentGate | None:
         """The Environment's required-reviewers rule, or None (no such environment or rule)."""
-        url = self._url(f"/environments/{quote(name, safe='')}")
-        try:
-            response = self._call("GET", url, check=f"the environment {name!r}")
-        except GitHubNotFound:
-            return None
-        rules = json_object(response, self._endpoint("GET", url)).get("protection_rules") or []
+        found = self._find_object(self._url(f"/environments/{quote(name, safe='')}"),
+                                  check=f"the environment {name!r}")
+        rules = (found or {}).get("protection_rules") or []
         for rule in rules:
             if rule.get("type") == "required_reviewers" and rule.get("reviewers"):
                 return EnvironmentGate(name, tuple(_reviewer(r) for r in rule["reviewers"]),

@@ -97,6 +97,19 @@ class GitHubSession:
         self._raise_for_status(response, method, url, check)
         return response
 
+    def _get_object(self, url: str, *, check: str,
+                    params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET a JSON object; a GitHubError names the endpoint if the answer is not one."""
+        response = self._call("GET", url, check=check, params=params)
+        return json_object(response, self._endpoint("GET", url))
+
+    def _find_object(self, url: str, *, check: str) -> dict[str, Any] | None:
+        """GET a JSON object, or None where GitHub answers 404 Not Found."""
+        try:
+            return self._get_object(url, check=check)
+        except GitHubNotFound:
+            return None
+
     def _create_once(self, url: str, body: Any,
                      effect: Callable[[], T | None]) -> httpx.Response | T:
         """POST something GitHub cannot de-duplicate, at most once in effect.
