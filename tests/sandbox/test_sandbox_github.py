@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from github_rest import API, REPO, client_for, validate
+from githubkit_schemas.latest import models  # GitHub's published schemas
 
-from rollback_helpers.sandbox.github_api import GitHubSandbox
-from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World, digest_for
 
-API = "https://api.github.com"
-REPO = "/repos/renewa/renewa-one"
 IMAGE_V41 = f"registry.fly.io/renewa-one@{digest_for('v41')}"
-
-
-from githubkit_schemas.latest import models  # GitHub's published schemas  # noqa: E402
-
-
-def validate(model: Any, data: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(model).validate_python(data)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return create_world("default", tmp_path)
-
-
-@pytest.fixture
-def api(world: World) -> httpx.Client:
-    return client_for(world, world.state["github"]["token"])
-
-
-def client_for(world: World, token: str | None) -> httpx.Client:
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return httpx.Client(transport=httpx.MockTransport(GitHubSandbox(world).handle),
-                        base_url=API, headers=headers)
 
 
 def dispatch(api: httpx.Client, **body: Any) -> httpx.Response:

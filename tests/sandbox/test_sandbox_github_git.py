@@ -6,17 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+from github_rest import REPO, validate
 from githubkit_schemas.latest import models  # GitHub's published schemas
 
-API = "https://api.github.com"
-REPO = "/repos/renewa/renewa-one"
 HELLO_BLOB = "ce013625030ba8dba906f756967f9e9ca394464a"  # `printf 'hello\n' | git hash-object --stdin`
-
-
-def validate(model: Any, data: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(model).validate_python(data)
 
 
 def commit(api: httpx.Client, message: str, parents: list[str] | None = None) -> str:
