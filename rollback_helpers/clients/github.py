@@ -24,7 +24,7 @@ import httpx
 from rollback_helpers.clients.github_access import AccessMixin
 from rollback_helpers.clients.github_comments import Comment, CommentsMixin
 from rollback_helpers.clients.github_git import GitCommit, GitDataMixin
-from rollback_helpers.clients.github_session import json_list, json_object
+from rollback_helpers.clients.github_session import json_object
 from rollback_helpers.clock import Clock, parse_iso, utc_iso
 from rollback_helpers.errors import (
     GitHubError,
@@ -165,17 +165,11 @@ class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
     # -- issues ------------------------------------------------------------------
     def iter_issues(self, labels: Sequence[str], *, per_page: int = 100) -> Iterator[Issue]:
         """Issues (never pull requests) with all ``labels``, newest first, a page at a time."""
-        params: dict[str, str] | None = {
-            "labels": ",".join(labels), "state": "all", "sort": "created", "direction": "desc",
-            "per_page": str(max(1, min(100, per_page)))}
-        url: str | None = self._url("/issues")
-        while url is not None:
-            response = self._call("GET", url, params=params,
-                                  check=f"that {self.repo} exists and the token can read issues")
-            for item in json_list(response, self._endpoint("GET", url)):
-                if "pull_request" not in item:
-                    yield issue_from_json(item)
-            url, params = response.links.get("next", {}).get("url"), None
+        params = {"labels": ",".join(labels), "state": "all", "sort": "created",
+                  "direction": "desc", "per_page": str(max(1, min(100, per_page)))}
+        for page in self._pages(self._url("/issues"), params,
+                                check=f"that {self.repo} exists and the token can read issues"):
+            yield from (issue_from_json(item) for item in page if "pull_request" not in item)
 
     def get_issue(self, number: int) -> Issue:
         response = self._call("GET", self._url(f"/issues/{number}"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from rollback_helpers.clients.github_session import GitHubSession, json_list
+from rollback_helpers.clients.github_session import GitHubSession
 
 WRITE = frozenset({"admin", "write"})  # the legacy field: maintain reads "write", triage "read"
 
@@ -65,11 +65,10 @@ class AccessMixin(GitHubSession):
 
     def writers(self, *, limit: int = 100) -> list[str]:
         """Logins with write access or more (the first ``limit``; one page of GitHub's)."""
-        url = self._url("/collaborators")
-        response = self._call("GET", url, params={"permission": "push", "per_page": str(limit)},
-                              check=f"that the token can list the collaborators of {self.repo}")
-        return [str((item or {}).get("login") or "")
-                for item in json_list(response, self._endpoint("GET", url))]
+        found = self._get_list(self._url("/collaborators"),
+                               params={"permission": "push", "per_page": str(limit)},
+                               check=f"that the token can list the collaborators of {self.repo}")
+        return [str((item or {}).get("login") or "") for item in found]
 
     def environment_gate(self, name: str) -> EnvironmentGate | None:
         """The Environment's required-reviewers rule, or None (no such environment or rule)."""
@@ -83,18 +82,18 @@ class AccessMixin(GitHubSession):
         return None
 
     def pending_deployments(self, run_id: int) -> list[PendingDeployment]:
-        url = self._url(f"/actions/runs/{run_id}/pending_deployments")
-        response = self._call("GET", url, check=f"that run {run_id} belongs to {self.repo}")
+        found = self._get_list(self._url(f"/actions/runs/{run_id}/pending_deployments"),
+                               check=f"that run {run_id} belongs to {self.repo}")
         return [PendingDeployment(str((item.get("environment") or {}).get("name") or ""),
                                   tuple(_reviewer(r) for r in item.get("reviewers") or []),
                                   bool(item.get("current_user_can_approve")))
-                for item in json_list(response, self._endpoint("GET", url))]
+                for item in found]
 
     def reviews(self, run_id: int) -> list[Review]:
         """Approvals and rejections of a run's deployments, as GitHub keeps them."""
-        url = self._url(f"/actions/runs/{run_id}/approvals")
-        response = self._call("GET", url, check=f"that run {run_id} belongs to {self.repo}")
+        found = self._get_list(self._url(f"/actions/runs/{run_id}/approvals"),
+                               check=f"that run {run_id} belongs to {self.repo}")
         return [Review(str((item.get("user") or {}).get("login") or ""), str(item.get("state")),
                        str(item.get("comment") or ""),
                        tuple(str(e.get("name")) for e in item.get("environments") or []))
-                for item in json_list(response, self._endpoint("GET", url))]
+                for item in found]
