@@ -46,16 +46,35 @@ never reaches a notebook, a log or a terminal.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rollback_helpers.secrets import find_credentials, redact
 
+# What the archive and the record say happened, by exit code: one outcome a code, except that
+# every way of being stopped (SIGINT, SIGTERM, a dead kernel) is ``interrupted``.
+OUTCOMES: dict[int, str] = {
+    1: "failed", 2: "bad-input", 3: "precondition-failed", 4: "service-error",
+    5: "workflow-failed", 6: "verification-failed", 7: "restore-failed", 8: "record-tampered",
+    9: "record-missing", 10: "record-hash-missing", 11: "not-approved", 12: "rejected",
+    130: "interrupted", 137: "interrupted", 143: "interrupted",
+}
+
 
 class RollbackError(Exception):
-    """Base of every error the runbook raises on purpose."""
+    """Base of every error the runbook raises on purpose.
+
+    A branch of the tree names its exit code in its class statement
+    (``class WorkflowFailed(RollbackError, exit_code=5)``); its ``outcome`` is that
+    code's in :data:`OUTCOMES`. Subclasses without one keep their parent's.
+    """
 
     exit_code: ClassVar[int] = 1
-    outcome: ClassVar[str] = "failed"
+    outcome: ClassVar[str] = OUTCOMES[1]
+
+    def __init_subclass__(cls, *, exit_code: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code, cls.outcome = exit_code, OUTCOMES[exit_code]
 
     def __init__(self, what: str, next_step: str = "") -> None:
         self.what = redact(what)
@@ -64,9 +83,8 @@ class RollbackError(Exception):
         super().__init__(message)
 
 
-class BadInput(RollbackError):
-    exit_code = 2
-    outcome = "bad-input"
+class BadInput(RollbackError, exit_code=2):
+    pass
 
 
 class ConfigError(BadInput):
@@ -105,9 +123,8 @@ class ConfirmationRequired(BadInput):
     pass
 
 
-class PreconditionFailed(RollbackError):
-    exit_code = 3
-    outcome = "precondition-failed"
+class PreconditionFailed(RollbackError, exit_code=3):
+    pass
 
 
 class DriftDetected(PreconditionFailed):
@@ -134,26 +151,20 @@ class LockHeld(PreconditionFailed):
     """Another run holds (or held, and its lease expired) the environment's lock."""
 
 
-class RecordTampered(RollbackError):
+class RecordTampered(RollbackError, exit_code=8):
     """``verify-record``: the record is not the one whose SHA-256 was published."""
 
-    exit_code = 8
-    outcome = "record-tampered"
+
+class RecordMissing(RollbackError, exit_code=9):
+    pass
 
 
-class RecordMissing(RollbackError):
-    exit_code = 9
-    outcome = "record-missing"
+class RecordHashMissing(RollbackError, exit_code=10):
+    pass
 
 
-class RecordHashMissing(RollbackError):
-    exit_code = 10
-    outcome = "record-hash-missing"
-
-
-class ExternalServiceError(RollbackError):
-    exit_code = 4
-    outcome = "service-error"
+class ExternalServiceError(RollbackError, exit_code=4):
+    pass
 
 
 class GitHubError(ExternalServiceError):
@@ -196,19 +207,16 @@ class CommandTimeout(ExternalServiceError):
     pass
 
 
-class WorkflowFailed(RollbackError):
-    exit_code = 5
-    outcome = "workflow-failed"
+class WorkflowFailed(RollbackError, exit_code=5):
+    pass
 
 
-class VerificationFailed(RollbackError):
-    exit_code = 6
-    outcome = "verification-failed"
+class VerificationFailed(RollbackError, exit_code=6):
+    pass
 
 
-class RestoreFailed(RollbackError):
-    exit_code = 7
-    outcome = "restore-failed"
+class RestoreFailed(RollbackError, exit_code=7):
+    pass
 
 
 class RestoreTimeout(RestoreFailed):
@@ -219,35 +227,28 @@ class ConnectivityError(RestoreFailed):
     pass
 
 
-class NotApproved(RollbackError):
+class NotApproved(RollbackError, exit_code=11):
     """A live run that needs more people's approval did not get it: nothing was changed."""
-
-    exit_code = 11
-    outcome = "not-approved"
 
 
 class ApprovalTimeout(NotApproved):
     pass
 
 
-class ApprovalRejected(NotApproved):
-    exit_code = 12
-    outcome = "rejected"
+class ApprovalRejected(NotApproved, exit_code=12):
+    pass
 
 
-class Interrupted(RollbackError):
+class Interrupted(RollbackError, exit_code=130):
     """The run was stopped before it ended: the archive says ``interrupted`` and the last step."""
 
-    exit_code = 130
-    outcome = "interrupted"
+
+class Terminated(Interrupted, exit_code=143):
+    pass
 
 
-class Terminated(Interrupted):
-    exit_code = 143
-
-
-class KernelDied(Interrupted):
-    exit_code = 137
+class KernelDied(Interrupted, exit_code=137):
+    pass
 
 
 def _all_subclasses(cls: type[RollbackError]) -> list[type[RollbackError]]:

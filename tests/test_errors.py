@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from dataclasses import dataclass
 
@@ -137,3 +138,23 @@ def test_command_failed_keeps_returncode_and_stderr_tail() -> None:
                                  stderr_tail="Error: no machines")
     assert (error.returncode, error.stderr_tail) == (1, "Error: no machines")
     assert error.exit_code == 4
+
+
+@pytest.mark.parametrize("name", sorted(TREE))
+def test_every_error_survives_pickling_with_its_message_and_parts(name: str) -> None:
+    """An error crossing a process boundary keeps its class, message, parts and exit code."""
+    cls = getattr(errors, name)
+    error = cls("Cluster c-1 is not ready.", "Wait, then re-run.")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is cls and copy.exit_code == cls.exit_code
+    assert str(copy) == str(error) == "Cluster c-1 is not ready.\nNext: Wait, then re-run."
+    assert (copy.what, copy.next_step) == ("Cluster c-1 is not ready.", "Wait, then re-run.")
+
+
+def test_command_failed_survives_pickling_with_returncode_and_stderr_tail() -> None:
+    """CommandFailed's extra parts come back too, still redacted."""
+    error = errors.CommandFailed("`flyctl mpg status` failed", "Read the log.", returncode=3,
+                                 stderr_tail="postgres://app:hunter2@db/app refused")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.returncode, copy.stderr_tail, str(copy)) == (3, error.stderr_tail, str(error))
+    assert "hunter2" not in copy.stderr_tail

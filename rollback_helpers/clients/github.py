@@ -24,7 +24,7 @@ import httpx
 from rollback_helpers.clients.github_access import AccessMixin
 from rollback_helpers.clients.github_comments import Comment, CommentsMixin
 from rollback_helpers.clients.github_git import GitCommit, GitDataMixin
-from rollback_helpers.clients.github_session import json_list, json_object
+from rollback_helpers.clients.github_session import json_object
 from rollback_helpers.clock import Clock, parse_iso, utc_iso
 from rollback_helpers.errors import (
     GitHubError,
@@ -165,17 +165,11 @@ class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
     # -- issues ------------------------------------------------------------------
     def iter_issues(self, labels: Sequence[str], *, per_page: int = 100) -> Iterator[Issue]:
         """Issues (never pull requests) with all ``labels``, newest first, a page at a time."""
-        params: dict[str, str] | None = {
-            "labels": ",".join(labels), "state": "all", "sort": "created", "direction": "desc",
-            "per_page": str(max(1, min(100, per_page)))}
-        url: str | None = self._url("/issues")
-        while url is not None:
-            response = self._call("GET", url, params=params,
-                                  check=f"that {self.repo} exists and the token can read issues")
-            for item in json_list(response, self._endpoint("GET", url)):
-                if "pull_request" not in item:
-                    yield issue_from_json(item)
-            url, params = response.links.get("next", {}).get("url"), None
+        params = {"labels": ",".join(labels), "state": "all", "sort": "created",
+                  "direction": "desc", "per_page": str(max(1, min(100, per_page)))}
+        for page in self._pages(self._url("/issues"), params,
+                                check=f"that {self.repo} exists and the token can read issues"):
+            yield from (issue_from_json(item) for item in page if "pull_request" not in item)
 
     def get_issue(self, number: int) -> Issue:
         response = self._call("GET", self._url(f"/issues/{number}"),
@@ -241,9 +235,9 @@ class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
 
     def _list_runs(self, workflow: str, params: Mapping[str, str]) -> list[WorkflowRun]:
         url = self._url(f"/actions/workflows/{quote(workflow, safe='')}/runs")
-        response = self._call("GET", url, params=params,
-                              check=f"that the workflow {workflow} exists in {self.repo}")
-        items = json_object(response, self._endpoint("GET", url)).get("workflow_runs") or []
+        listing = self._get_object(url, params=params,
+                                   check=f"that the workflow {workflow} exists in {self.repo}")
+        items = listing.get("workflow_runs") or []
         return [run_from_json(item) for item in items if isinstance(item, dict)]
 
     def in_flight_runs(self, workflow: str, env: str) -> list[WorkflowRun]:
@@ -314,10 +308,9 @@ class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
 
     def get_workflow(self, workflow: str) -> Workflow:
         """One workflow by file name or id; GitHubNotFound if the repository has no such one."""
-        url = self._url(f"/actions/workflows/{quote(workflow, safe='')}")
-        response = self._call("GET", url, check=f"that .github/workflows/{workflow} exists in "
-                              f"{self.repo} on its default branch")
-        item = json_object(response, self._endpoint("GET", url))
+        item = self._get_object(self._url(f"/actions/workflows/{quote(workflow, safe='')}"),
+                                check=f"that .github/workflows/{workflow} exists in {self.repo} "
+                                      "on its default branch")
         return Workflow(id=int(item.get("id") or 0), name=str(item.get("name") or ""),
                         path=str(item.get("path") or ""), state=str(item.get("state") or ""),
                         html_url=str(item.get("html_url") or ""))
@@ -327,9 +320,8 @@ class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
         """A text file's content at ``ref`` (default branch if None)."""
         url = self._url(f"/contents/{quote(path.lstrip('/'), safe='/')}")
         where = f"at ref {ref!r}" if ref else "on the default branch"
-        response = self._call("GET", url, params={"ref": ref} if ref else None,
-                              check=f"that {path} exists in {self.repo} {where}")
-        item = json_object(response, self._endpoint("GET", url))
+        item = self._get_object(url, params={"ref": ref} if ref else None,
+                                check=f"that {path} exists in {self.repo} {where}")
         if item.get("type") != "file" or item.get("encoding") != "base64":
             kind, encoding = item.get("type"), item.get("encoding")
             raise GitHubError(f"{path} in {self.repo} is not a regular file GitHub can return "

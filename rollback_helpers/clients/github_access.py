@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
-from rollback_helpers.errors import GitHubNotFound
+from rollback_helpers.clients.github_session import GitHubSession
 
 WRITE = frozenset({"admin", "write"})  # the legacy field: maintain reads "write", triage "read"
 
@@ -60,29 +59,22 @@ class AccessMixin(GitHubSession):
 
     def permission(self, user: str) -> str:
         """``admin``, ``write``, ``read`` or ``none``: ``user``'s access to the repository."""
-        url = self._url(f"/collaborators/{quote(user, safe='')}/permission")
-        try:
-            response = self._call("GET", url, check=f"that {user} is a GitHub user")
-        except GitHubNotFound:
-            return "none"
-        return str(json_object(response, self._endpoint("GET", url)).get("permission") or "none")
+        found = self._find_object(self._url(f"/collaborators/{quote(user, safe='')}/permission"),
+                                  check=f"that {user} is a GitHub user")
+        return str((found or {}).get("permission") or "none")
 
     def writers(self, *, limit: int = 100) -> list[str]:
         """Logins with write access or more (the first ``limit``; one page of GitHub's)."""
-        url = self._url("/collaborators")
-        response = self._call("GET", url, params={"permission": "push", "per_page": str(limit)},
-                              check=f"that the token can list the collaborators of {self.repo}")
-        return [str((item or {}).get("login") or "")
-                for item in json_list(response, self._endpoint("GET", url))]
+        found = self._get_list(self._url("/collaborators"),
+                               params={"permission": "push", "per_page": str(limit)},
+                               check=f"that the token can list the collaborators of {self.repo}")
+        return [str((item or {}).get("login") or "") for item in found]
 
     def environment_gate(self, name: str) -> EnvironmentGate | None:
         """The Environment's required-reviewers rule, or None (no such environment or rule)."""
-        url = self._url(f"/environments/{quote(name, safe='')}")
-        try:
-            response = self._call("GET", url, check=f"the environment {name!r}")
-        except GitHubNotFound:
-            return None
-        rules = json_object(response, self._endpoint("GET", url)).get("protection_rules") or []
+        found = self._find_object(self._url(f"/environments/{quote(name, safe='')}"),
+                                  check=f"the environment {name!r}")
+        rules = (found or {}).get("protection_rules") or []
         for rule in rules:
             if rule.get("type") == "required_reviewers" and rule.get("reviewers"):
                 return EnvironmentGate(name, tuple(_reviewer(r) for r in rule["reviewers"]),
@@ -90,18 +82,18 @@ class AccessMixin(GitHubSession):
         return None
 
     def pending_deployments(self, run_id: int) -> list[PendingDeployment]:
-        url = self._url(f"/actions/runs/{run_id}/pending_deployments")
-        response = self._call("GET", url, check=f"that run {run_id} belongs to {self.repo}")
+        found = self._get_list(self._url(f"/actions/runs/{run_id}/pending_deployments"),
+                               check=f"that run {run_id} belongs to {self.repo}")
         return [PendingDeployment(str((item.get("environment") or {}).get("name") or ""),
                                   tuple(_reviewer(r) for r in item.get("reviewers") or []),
                                   bool(item.get("current_user_can_approve")))
-                for item in json_list(response, self._endpoint("GET", url))]
+                for item in found]
 
     def reviews(self, run_id: int) -> list[Review]:
         """Approvals and rejections of a run's deployments, as GitHub keeps them."""
-        url = self._url(f"/actions/runs/{run_id}/approvals")
-        response = self._call("GET", url, check=f"that run {run_id} belongs to {self.repo}")
+        found = self._get_list(self._url(f"/actions/runs/{run_id}/approvals"),
+                               check=f"that run {run_id} belongs to {self.repo}")
         return [Review(str((item.get("user") or {}).get("login") or ""), str(item.get("state")),
                        str(item.get("comment") or ""),
                        tuple(str(e.get("name")) for e in item.get("environments") or []))
-                for item in json_list(response, self._endpoint("GET", url))]
+                for item in found]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
+from rollback_helpers.clients.github_session import GitHubSession, json_object
 from rollback_helpers.clock import parse_iso
 
 PER_PAGE = 100
@@ -45,16 +45,9 @@ class CommentsMixin(GitHubSession):
 
     def list_comments(self, number: int) -> list[Comment]:
         """Every comment on issue ``number``, oldest first (all pages)."""
-        url: str | None = self._url(f"/issues/{number}/comments")
-        params: dict[str, str] | None = {"per_page": str(PER_PAGE)}
-        comments: list[Comment] = []
-        while url is not None:
-            response = self._call("GET", url, params=params,
-                                  check=f"that issue #{number} exists in {self.repo}")
-            comments += [comment_from_json(item)
-                         for item in json_list(response, self._endpoint("GET", url))]
-            url, params = response.links.get("next", {}).get("url"), None
-        return comments
+        pages = self._pages(self._url(f"/issues/{number}/comments"), {"per_page": str(PER_PAGE)},
+                            check=f"that issue #{number} exists in {self.repo}")
+        return [comment_from_json(item) for page in pages for item in page]
 
     def find_comment(self, number: int, marker: str) -> Comment | None:
         """The newest comment on issue ``number`` whose body contains ``marker``."""

@@ -52,10 +52,8 @@ class GitHubContents:
 
     def writable(self) -> None:
         """The repository is reachable with push permission and the branch exists."""
-        url = self.session._url("")
-        response = self.session._call("GET", url, check=f"that {self.session.repo} exists and "
-                                      "the token can see it")
-        repo = json_object(response, self.session._endpoint("GET", url))
+        repo = self.session._get_object(self.session._url(""), check=f"that {self.session.repo} "
+                                        "exists and the token can see it")
         if not (repo.get("permissions") or {}).get("push", False):
             raise GitHubError(f"The token cannot push to {self.session.repo}, so records cannot "
                               "be written there.",
@@ -97,10 +95,8 @@ class GitHubContents:
 
     def read_file(self, path: str) -> bytes:
         """A file's exact bytes (through the blobs API when it is too large to come inline)."""
-        url = self._path_url(path)
-        response = self.session._call("GET", url, params=self._ref(),
-                                      check=f"that {path} exists in {self._where()}")
-        item = json_object(response, self.session._endpoint("GET", url))
+        item = self.session._get_object(self._path_url(path), params=self._ref(),
+                                        check=f"that {path} exists in {self._where()}")
         if item.get("type") != "file":
             raise GitHubNotFound(f"{path} in {self._where()} is not a file.", "Check the path.")
         if item.get("encoding") == "base64" and item.get("content"):
@@ -108,9 +104,8 @@ class GitHubContents:
         return self._blob(str(item.get("sha", "")), path)
 
     def _blob(self, sha: str, path: str) -> bytes:
-        url = self.session._url(f"/git/blobs/{sha}")
-        response = self.session._call("GET", url, check=f"that blob {sha} of {path} exists")
-        item = json_object(response, self.session._endpoint("GET", url))
+        item = self.session._get_object(self.session._url(f"/git/blobs/{sha}"),
+                                        check=f"that blob {sha} of {path} exists")
         return _decode(str(item.get("content", "")), path)
 
     def _ref(self) -> dict[str, str] | None:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from rollback_helpers.clients.github_session import GitHubSession, json_object
-from rollback_helpers.errors import GitHubError, GitHubNotFound
+from rollback_helpers.errors import GitHubError
 
 ALREADY_EXISTS = "reference already exists"
 NOT_FAST_FORWARD = "not a fast forward"
@@ -64,18 +64,14 @@ class GitDataMixin(GitHubSession):
         return commit_from_json(json_object(response, self._endpoint("POST", url)))
 
     def get_commit(self, sha: str) -> GitCommit:
-        url = self._url(f"/git/commits/{sha}")
-        response = self._call("GET", url, check=f"that commit {sha} exists in {self.repo}")
-        return commit_from_json(json_object(response, self._endpoint("GET", url)))
+        return commit_from_json(self._get_object(self._url(f"/git/commits/{sha}"),
+                                                 check=f"that commit {sha} exists in {self.repo}"))
 
     def get_ref(self, ref: str) -> str | None:
         """The SHA that ``ref`` (``refs/…``) points at, or None if there is no such ref."""
-        url = self._url(f"/git/ref/{_short(ref)}")
-        try:
-            response = self._call("GET", url, check=f"that {self.repo} exists")
-        except GitHubNotFound:
-            return None
-        return _ref_sha(json_object(response, self._endpoint("GET", url)))
+        found = self._find_object(self._url(f"/git/ref/{_short(ref)}"),
+                                  check=f"that {self.repo} exists")
+        return None if found is None else _ref_sha(found)
 
     def create_ref(self, ref: str, sha: str) -> bool:
         """Create ``ref`` at ``sha``; False if the name is taken (whoever took it)."""

@@ -11,7 +11,7 @@ clients.github.GitHubClient`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -96,6 +96,35 @@ class GitHubSession:
         response = self._send(method, url, params=params, json=json, headers=headers)
         self._raise_for_status(response, method, url, check)
         return response
+
+    def _get_object(self, url: str, *, check: str,
+                    params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET a JSON object; a GitHubError names the endpoint if the answer is not one."""
+        response = self._call("GET", url, check=check, params=params)
+        return json_object(response, self._endpoint("GET", url))
+
+    def _get_list(self, url: str, *, check: str,
+                  params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """GET a JSON list (one page); a GitHubError names the endpoint if the answer is not one."""
+        response = self._call("GET", url, check=check, params=params)
+        return json_list(response, self._endpoint("GET", url))
+
+    def _pages(self, url: str, params: Mapping[str, str], *,
+               check: str) -> Iterator[list[dict[str, Any]]]:
+        """GET a listing a page at a time, following GitHub's ``link: <…>; rel="next"``."""
+        next_url: str | None = url
+        next_params: Mapping[str, str] | None = params
+        while next_url is not None:
+            response = self._call("GET", next_url, params=next_params, check=check)
+            yield json_list(response, self._endpoint("GET", next_url))
+            next_url, next_params = response.links.get("next", {}).get("url"), None
+
+    def _find_object(self, url: str, *, check: str) -> dict[str, Any] | None:
+        """GET a JSON object, or None where GitHub answers 404 Not Found."""
+        try:
+            return self._get_object(url, check=check)
+        except GitHubNotFound:
+            return None
 
     def _create_once(self, url: str, body: Any,
                      effect: Callable[[], T | None]) -> httpx.Response | T:

@@ -199,18 +199,23 @@ class FlyctlSandbox(MpgCommands, AuthCommands):
             return error(inv.argv, wrap.format(app=name) + f'Could not find App "{name}"')
         return app
 
+    def _app_json(self, inv: Invocation, wrap: str, what: str) -> dict[str, Any] | CommandResult:
+        """The app, for a command the sandbox answers only with ``--json``."""
+        app = self._app(inv, wrap)
+        if isinstance(app, CommandResult) or inv.has("--json", "-j"):
+            return app
+        return not_emulated(inv.argv, f"{what} without --json")
+
     def _version(self, inv: Invocation) -> CommandResult:
         return ok(inv.argv, f"flyctl v{FLYCTL_VERSION} linux/amd64 Commit: {FLYCTL_COMMIT} "
                             "BuildDate: 2026-08-21T09:12:44Z\n")
 
     def _status(self, inv: Invocation) -> CommandResult:
-        app = self._app(inv, "failed to get app: ")
+        app = self._app_json(inv, "failed to get app: ", "status")
         if isinstance(app, CommandResult):
             return app
-        if inv.has("--watch") and inv.has("--json", "-j"):
+        if inv.has("--watch"):
             return error(inv.argv, "--watch and --json are not supported together")
-        if inv.has("--watch") or not inv.has("--json", "-j"):
-            return not_emulated(inv.argv, "status without --json")
         name = inv.flag("--app", "-a")
         live = [m for m in app["machines"] if m.get("state") != "destroyed"]
         machines = [self._machine_json(name, app, m)
@@ -227,11 +232,9 @@ class FlyctlSandbox(MpgCommands, AuthCommands):
         })))
 
     def _machine_list(self, inv: Invocation) -> CommandResult:
-        app = self._app(inv, "")
+        app = self._app_json(inv, "", "machine list")
         if isinstance(app, CommandResult):
             return app
-        if not inv.has("--json", "-j"):
-            return not_emulated(inv.argv, "machine list without --json")
         name = inv.flag("--app", "-a")
         return ok(inv.argv, go_json([self._machine_json(name, app, m) for m in app["machines"]
                                      if m.get("state") != "destroyed"]))
@@ -240,11 +243,9 @@ class FlyctlSandbox(MpgCommands, AuthCommands):
         if inv.args:  # cobra.NoArgs, before any preparer: usage on stdout
             return error(inv.argv, f'unknown command "{inv.args[0]}" for "flyctl releases"',
                          stdout=RELEASES_USAGE)
-        app = self._app(inv, "failed retrieving app releases {app}: ")
+        app = self._app_json(inv, "failed retrieving app releases {app}: ", "releases")
         if isinstance(app, CommandResult):
             return app
-        if not inv.has("--json", "-j"):
-            return not_emulated(inv.argv, "releases without --json")
         name = inv.flag("--app", "-a")
         current = int(app["release"])
         versions = range(current, max(0, current - 25), -1)

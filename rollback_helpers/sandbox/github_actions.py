@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
 import httpx
 
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.sandbox.github_common import (
-    REPO,
-    WEB,
     Call,
-    Route,
     error,
     json_response,
     node_id,
     paginate,
     repository_json,
+    route,
     user_json,
 )
 from rollback_helpers.sandbox.github_team import gate_run
@@ -38,7 +35,7 @@ DEFAULT_INPUTS = {"env": True, "image": True}  # input name -> required
 
 # -- JSON objects in GitHub's shapes -------------------------------------------------
 def _run_json(call: Call, run: dict[str, Any]) -> dict[str, Any]:
-    rid, repo, wf = int(run["id"]), call.gh["repo"], call.gh["workflow"]
+    rid, wf = int(run["id"]), call.gh["workflow"]
     url = f"{call.repo_api}/actions/runs/{rid}"
     repository = repository_json(call)
     actor = user_json(run.get("actor", "runbook-operator"), call.api)
@@ -49,7 +46,7 @@ def _run_json(call: Call, run: dict[str, Any]) -> dict[str, Any]:
         "run_number": run["run_number"], "event": "workflow_dispatch", "status": run["status"],
         "conclusion": run.get("conclusion"), "workflow_id": int(wf["id"]),
         "check_suite_id": rid + 1, "check_suite_node_id": node_id("CS_kwDO", rid + 1),
-        "url": url, "html_url": f"{WEB}/{repo}/actions/runs/{rid}", "pull_requests": [],
+        "url": url, "html_url": f"{call.repo_web}/actions/runs/{rid}", "pull_requests": [],
         "created_at": run["created_at"], "updated_at": run["updated_at"], "actor": actor,
         "triggering_actor": actor, "run_attempt": 1, "referenced_workflows": [],
         "run_started_at": run.get("run_started_at") or run["created_at"],
@@ -91,7 +88,7 @@ def _dispatch(call: Call) -> httpx.Response:
         return httpx.Response(204)
     return json_response(200, {"workflow_run_id": run["id"],
                                "run_url": f"{call.repo_api}/actions/runs/{run['id']}",
-                               "html_url": f"{WEB}/{call.gh['repo']}/actions/runs/{run['id']}"})
+                               "html_url": f"{call.repo_web}/actions/runs/{run['id']}"})
 
 
 def _dispatch_problem(call: Call, body: Any) -> str:
@@ -228,8 +225,8 @@ def _promote(world: World, inputs: dict[str, str]) -> bool:
     return True
 
 
-ROUTES: list[Route] = [
-    ("POST", re.compile(REPO + r"/actions/workflows/(?P<workflow>[^/]+)/dispatches"), _dispatch),
-    ("GET", re.compile(REPO + r"/actions/workflows/(?P<workflow>[^/]+)/runs"), _list_runs),
-    ("GET", re.compile(REPO + r"/actions/runs/(?P<run_id>\d+)"), _get_run),
+ROUTES = [
+    route("POST", r"/actions/workflows/(?P<workflow>[^/]+)/dispatches", _dispatch),
+    route("GET", r"/actions/workflows/(?P<workflow>[^/]+)/runs", _list_runs),
+    route("GET", r"/actions/runs/(?P<run_id>\d+)", _get_run),
 ]

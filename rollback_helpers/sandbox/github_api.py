@@ -122,11 +122,8 @@ class GitHubSandbox:
         return self._primary_limit(ordinal) or self._secondary_limit(ordinal)
 
     def _primary_limit(self, ordinal: int) -> httpx.Response | None:
-        gh, now = self.world.state["github"], self.world.now
-        if ordinal in gh["faults"].get("rate_limit_on", []):
-            gh["limited_until"] = now + 60
-        until = float(gh.get("limited_until", 0))
-        if now >= until:
+        until = self._limited_until(ordinal, "rate_limit_on", "limited_until", 60)
+        if until is None:
             return None
         response = error(403, "API rate limit exceeded for user ID 1. If you reach out to GitHub "
                          "Support for help, please include the request ID.", "rate-limits")
@@ -135,16 +132,22 @@ class GitHubSandbox:
         return response
 
     def _secondary_limit(self, ordinal: int) -> httpx.Response | None:
-        gh, now = self.world.state["github"], self.world.now
-        if ordinal in gh["faults"].get("secondary_limit_on", []):
-            gh["secondary_until"] = now + 30
-        until = float(gh.get("secondary_until", 0))
-        if now >= until:
+        until = self._limited_until(ordinal, "secondary_limit_on", "secondary_until", 30)
+        if until is None:
             return None
         response = error(403, "You have exceeded a secondary rate limit. Please wait a few "
                          "minutes before you try again.", "rate-limits#secondary-rate-limits")
-        response.headers["retry-after"] = str(max(1, int(until - now)))
+        response.headers["retry-after"] = str(max(1, int(until - self.world.now)))
         return response
+
+    def _limited_until(self, ordinal: int, fault: str, key: str, seconds: float) -> float | None:
+        """When a rate limit lifts: the request numbered in ``faults[fault]`` starts one of
+        ``seconds``, kept in ``state["github"][key]``; None when no limit is on."""
+        gh, now = self.world.state["github"], self.world.now
+        if ordinal in gh["faults"].get(fault, []):
+            gh[key] = now + seconds
+        until = float(gh.get(key, 0))
+        return until if now < until else None
 
     # -- routing -----------------------------------------------------------------
     def _route(self, request: httpx.Request) -> httpx.Response:

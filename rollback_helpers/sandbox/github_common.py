@@ -4,8 +4,8 @@
 build GitHub's responses, :func:`paginate` GitHub's ``per_page``/``page`` paging with
 its ``link`` header, and :func:`user_json` / :func:`repository_json` the objects
 that many of GitHub's payloads embed. Each endpoint module (:mod:`.github_issues`,
-:mod:`.github_actions`, :mod:`.github_contents`) lists its ``ROUTES``;
-:mod:`.github_api` routes requests to them.
+:mod:`.github_actions`, :mod:`.github_contents`) lists its ``ROUTES``, each made by
+:func:`route`; :mod:`.github_api` routes requests to them.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Call:
         self.params = request.url.params
         self.api = f"{request.url.scheme}://{request.url.netloc.decode()}"
         self.repo_api = f"{self.api}/repos/{self.gh['repo']}"
+        self.repo_web = f"{WEB}/{self.gh['repo']}"
 
     def body(self) -> Any:
         try:
@@ -52,6 +53,23 @@ class Call:
 def error(status: int, message: str, doc: str) -> httpx.Response:
     return httpx.Response(status, json={"message": message, "documentation_url": f"{DOCS}/{doc}",
                                         "status": str(status)})
+
+
+def route(method: str, path: str, handler: Handler) -> Route:
+    """An endpoint of the repository: ``path`` is a regular expression for what follows
+    ``/repos/{owner}/{repo}`` (the router answers 404 for any other repository)."""
+    return method, re.compile(REPO + path), handler
+
+
+def missing_field(body: Any, *names: str, doc: str, empty: bool = True) -> httpx.Response | None:
+    """GitHub's 422 for a JSON body without one of the string fields ``names`` (or, unless
+    ``empty``, with one of them empty); None when they are all there."""
+    if isinstance(body, dict) and all(isinstance(body.get(name), str) and (empty or body[name])
+                                      for name in names):
+        return None
+    quoted = " and ".join(f'"{name}"' for name in names)
+    said = "are required" if len(names) > 1 else "wasn't supplied"
+    return error(422, f"Invalid request.\n\n{quoted} {said}.", doc)
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
 from rollback_helpers.sandbox.github_common import (
-    REPO,
-    WEB,
     Call,
-    Route,
     error,
     json_response,
+    route,
 )
 
 
@@ -39,7 +36,7 @@ def _content_json(call: Call, path: str, data: bytes, ref: str) -> dict[str, Any
     repo = call.gh["repo"]
     url = f"{call.repo_api}/contents/{path}?ref={ref}"
     git_url = f"{call.repo_api}/git/blobs/{sha}"
-    html = f"{WEB}/{repo}/blob/{ref}/{path}"
+    html = f"{call.repo_web}/blob/{ref}/{path}"
     return {"type": "file", "encoding": "base64", "size": len(data),
             "name": path.rsplit("/", 1)[-1], "path": path, "content": content, "sha": sha,
             "url": url, "git_url": git_url, "html_url": html,
@@ -47,6 +44,6 @@ def _content_json(call: Call, path: str, data: bytes, ref: str) -> dict[str, Any
             "_links": {"self": url, "git": git_url, "html": html}}
 
 
-ROUTES: list[Route] = [
-    ("GET", re.compile(REPO + r"/contents/(?P<path>.+)"), _get_contents),
+ROUTES = [
+    route("GET", r"/contents/(?P<path>.+)", _get_contents),
 ]

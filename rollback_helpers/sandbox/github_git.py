@@ -21,13 +21,12 @@ import httpx
 
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.sandbox.github_common import (
-    REPO,
-    WEB,
     Call,
-    Route,
     error,
     json_response,
+    missing_field,
     node_id,
+    route,
 )
 from rollback_helpers.sandbox.world import World
 
@@ -63,9 +62,8 @@ def _store_blob(call: Call, content: str) -> str:
 
 def _create_blob(call: Call) -> httpx.Response:
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("content"), str):
-        return error(422, 'Invalid request.\n\n"content" wasn\'t supplied.',
-                     f"{DOC}/blobs#create-a-blob")
+    if (missing := missing_field(body, "content", doc=f"{DOC}/blobs#create-a-blob")) is not None:
+        return missing
     if body.get("encoding", "utf-8") != "utf-8":
         return error(422, "Only utf-8 blobs are supported by the sandbox.", f"{DOC}/blobs")
     sha = _store_blob(call, body["content"])
@@ -128,9 +126,8 @@ def _get_tree(call: Call) -> httpx.Response:
 def _create_commit(call: Call) -> httpx.Response:
     doc = f"{DOC}/commits#create-a-commit"
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("message"), str) \
-            or not isinstance(body.get("tree"), str):
-        return error(422, 'Invalid request.\n\n"message" and "tree" are required.', doc)
+    if (missing := missing_field(body, "message", "tree", doc=doc)) is not None:
+        return missing
     objects = _git(call)["objects"]
     parents = body.get("parents", [])
     if objects.get(body["tree"], {}).get("type") != "tree":
@@ -179,13 +176,13 @@ def _commit_text(commit: dict[str, Any]) -> bytes:
 
 
 def _commit_json(call: Call, sha: str) -> dict[str, Any]:
-    commit, repo = _git(call)["objects"][sha], call.gh["repo"]
+    commit = _git(call)["objects"][sha]
     return {"sha": sha, "node_id": _node("C_kwDO", sha), "url": f"{call.repo_api}/git/commits/{sha}",
-            "html_url": f"{WEB}/{repo}/commit/{sha}", "author": commit["author"],
+            "html_url": f"{call.repo_web}/commit/{sha}", "author": commit["author"],
             "committer": commit["committer"], "message": commit["message"],
             "tree": {"sha": commit["tree"], "url": f"{call.repo_api}/git/trees/{commit['tree']}"},
             "parents": [{"sha": p, "url": f"{call.repo_api}/git/commits/{p}",
-                         "html_url": f"{WEB}/{repo}/commit/{p}"} for p in commit["parents"]],
+                         "html_url": f"{call.repo_web}/commit/{p}"} for p in commit["parents"]],
             "verification": {"verified": False, "reason": "unsigned", "signature": None,
                              "payload": None, "verified_at": None}}
 
@@ -213,9 +210,8 @@ def _valid_ref_name(name: str) -> bool:
 def _create_ref(call: Call) -> httpx.Response:
     doc = f"{DOC}/refs#create-a-reference"
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("ref"), str) \
-            or not isinstance(body.get("sha"), str):
-        return error(422, 'Invalid request.\n\n"ref" and "sha" are required.', doc)
+    if (missing := missing_field(body, "ref", "sha", doc=doc)) is not None:
+        return missing
     name, sha = body["ref"], body["sha"]
     if not _valid_ref_name(name):
         return error(422, f"{name} is not a valid ref name.", doc)
@@ -250,8 +246,8 @@ def _is_ancestor(objects: dict[str, Any], ancestor: str, sha: str) -> bool:
 def _update_ref(call: Call) -> httpx.Response:
     doc = f"{DOC}/refs#update-a-reference"
     name, body, git = "refs/" + call.args["ref"], call.body(), _git(call)
-    if not isinstance(body, dict) or not isinstance(body.get("sha"), str):
-        return error(422, 'Invalid request.\n\n"sha" wasn\'t supplied.', doc)
+    if (missing := missing_field(body, "sha", doc=doc)) is not None:
+        return missing
     if name not in git["refs"]:
         return error(422, "Reference does not exist", doc)
     if body["sha"] not in git["objects"]:
@@ -269,14 +265,14 @@ def _delete_ref(call: Call) -> httpx.Response:
     return httpx.Response(204)
 
 
-ROUTES: list[Route] = [
-    ("POST", re.compile(REPO + r"/git/blobs"), _create_blob),
-    ("POST", re.compile(REPO + r"/git/trees"), _create_tree),
-    ("GET", re.compile(REPO + r"/git/trees/(?P<sha>[0-9a-f]{40})"), _get_tree),
-    ("POST", re.compile(REPO + r"/git/commits"), _create_commit),
-    ("GET", re.compile(REPO + r"/git/commits/(?P<sha>[0-9a-f]{40})"), _get_commit),
-    ("POST", re.compile(REPO + r"/git/refs"), _create_ref),
-    ("GET", re.compile(REPO + r"/git/ref/(?P<ref>.+)"), _get_ref),
-    ("PATCH", re.compile(REPO + r"/git/refs/(?P<ref>.+)"), _update_ref),
-    ("DELETE", re.compile(REPO + r"/git/refs/(?P<ref>.+)"), _delete_ref),
+ROUTES = [
+    route("POST", r"/git/blobs", _create_blob),
+    route("POST", r"/git/trees", _create_tree),
+    route("GET", r"/git/trees/(?P<sha>[0-9a-f]{40})", _get_tree),
+    route("POST", r"/git/commits", _create_commit),
+    route("GET", r"/git/commits/(?P<sha>[0-9a-f]{40})", _get_commit),
+    route("POST", r"/git/refs", _create_ref),
+    route("GET", r"/git/ref/(?P<ref>.+)", _get_ref),
+    route("PATCH", r"/git/refs/(?P<ref>.+)", _update_ref),
+    route("DELETE", r"/git/refs/(?P<ref>.+)", _delete_ref),
 ]

@@ -10,7 +10,6 @@ never deletes anything.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 import httpx
@@ -18,14 +17,13 @@ import httpx
 from rollback_helpers.clock import parse_iso
 from rollback_helpers.sandbox.github_common import (
     DOCS,
-    REPO,
-    WEB,
     Call,
-    Route,
     error,
     json_response,
+    missing_field,
     node_id,
     paginate,
+    route,
     stable_id,
     user_json,
 )
@@ -55,7 +53,7 @@ def _issue_json(call: Call, issue: dict[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "url": url, "repository_url": call.repo_api, "labels_url": f"{url}/labels{{/name}}",
         "comments_url": f"{url}/comments", "events_url": f"{url}/events",
-        "html_url": f"{WEB}/{repo}/{kind}/{number}", "id": stable_id("issue", repo, number),
+        "html_url": f"{call.repo_web}/{kind}/{number}", "id": stable_id("issue", repo, number),
         "node_id": node_id("I_kwDO", number), "number": number, "title": issue["title"],
         "user": user_json(issue.get("user", "ghost"), call.api),
         "labels": [_label(call, name) for name in issue.get("labels", [])],
@@ -69,7 +67,7 @@ def _issue_json(call: Call, issue: dict[str, Any]) -> dict[str, Any]:
         "performed_via_github_app": None, "state_reason": "completed" if closed else None,
     }
     if issue.get("pull_request"):
-        pr_web = f"{WEB}/{repo}/pull/{number}"
+        pr_web = f"{call.repo_web}/pull/{number}"
         payload["draft"] = False
         payload["pull_request"] = {"url": f"{call.repo_api}/pulls/{number}", "html_url": pr_web,
                                    "diff_url": f"{pr_web}.diff", "patch_url": f"{pr_web}.patch",
@@ -78,9 +76,9 @@ def _issue_json(call: Call, issue: dict[str, Any]) -> dict[str, Any]:
 
 
 def _comment_json(call: Call, number: int, comment: dict[str, Any]) -> dict[str, Any]:
-    cid, repo = int(comment["id"]), call.gh["repo"]
+    cid = int(comment["id"])
     url = f"{call.repo_api}/issues/comments/{cid}"
-    return {"url": url, "html_url": f"{WEB}/{repo}/issues/{number}#issuecomment-{cid}",
+    return {"url": url, "html_url": f"{call.repo_web}/issues/{number}#issuecomment-{cid}",
             "issue_url": f"{call.repo_api}/issues/{number}", "id": cid,
             "node_id": node_id("IC_kwDO", cid), "user": user_json(comment["user"], call.api),
             "created_at": comment["created_at"], "updated_at": comment["updated_at"],
@@ -140,9 +138,9 @@ def _add_comment(call: Call) -> httpx.Response:
     if isinstance(found, httpx.Response):
         return found
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("body"), str) or not body["body"]:
-        return error(422, 'Invalid request.\n\n"body" wasn\'t supplied.',
-                     "issues/comments#create-an-issue-comment")
+    if (missing := missing_field(body, "body", doc="issues/comments#create-an-issue-comment",
+                                empty=False)) is not None:
+        return missing
     number, now = int(found["number"]), call.world.iso_now()
     comment = {"id": call.world.next_id("comment", 2_100_000_000), "body": body["body"],
                "user": call.gh.get("viewer", "runbook-operator"), "created_at": now,
@@ -175,8 +173,8 @@ def _edit_comment(call: Call) -> httpx.Response:
     if found is None:
         return error(404, "Not Found", doc)
     body = call.body()
-    if not isinstance(body, dict) or not isinstance(body.get("body"), str) or not body["body"]:
-        return error(422, 'Invalid request.\n\n"body" wasn\'t supplied.', doc)
+    if (missing := missing_field(body, "body", doc=doc, empty=False)) is not None:
+        return missing
     number, comment = found
     comment.update(body=body["body"], updated_at=call.world.iso_now())
     return json_response(200, _comment_json(call, number, comment))
@@ -199,12 +197,12 @@ def _add_labels(call: Call) -> httpx.Response:
     return json_response(200, [_label(call, name) for name in labels])
 
 
-ROUTES: list[Route] = [
-    ("GET", re.compile(REPO + r"/issues"), _list_issues),
-    ("GET", re.compile(REPO + r"/issues/(?P<number>\d+)"), _get_issue),
-    ("GET", re.compile(REPO + r"/issues/(?P<number>\d+)/comments"), _list_comments),
-    ("POST", re.compile(REPO + r"/issues/(?P<number>\d+)/comments"), _add_comment),
-    ("POST", re.compile(REPO + r"/issues/(?P<number>\d+)/labels"), _add_labels),
-    ("GET", re.compile(REPO + r"/issues/comments/(?P<comment_id>\d+)"), _get_comment),
-    ("PATCH", re.compile(REPO + r"/issues/comments/(?P<comment_id>\d+)"), _edit_comment),
+ROUTES = [
+    route("GET", r"/issues", _list_issues),
+    route("GET", r"/issues/(?P<number>\d+)", _get_issue),
+    route("GET", r"/issues/(?P<number>\d+)/comments", _list_comments),
+    route("POST", r"/issues/(?P<number>\d+)/comments", _add_comment),
+    route("POST", r"/issues/(?P<number>\d+)/labels", _add_labels),
+    route("GET", r"/issues/comments/(?P<comment_id>\d+)", _get_comment),
+    route("PATCH", r"/issues/comments/(?P<comment_id>\d+)", _edit_comment),
 ]

@@ -18,20 +18,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
 from rollback_helpers.sandbox.github_common import (
-    REPO,
-    WEB,
     Call,
-    Route,
     error,
     json_response,
     node_id,
+    route,
 )
 from rollback_helpers.sandbox.github_contents import _content_json
 
@@ -99,9 +96,9 @@ def _listing_item(call: Call, path: str, ref: str) -> dict[str, Any]:
         item = _content_json(call, path, data, ref)
         del item["content"], item["encoding"]
         return item
-    repo, url = call.gh["repo"], f"{call.repo_api}/contents/{path}?ref={ref}"
+    url = f"{call.repo_api}/contents/{path}?ref={ref}"
     sha = hashlib.sha1(f"tree:{path}".encode()).hexdigest()
-    git_url, html = f"{call.repo_api}/git/trees/{sha}", f"{WEB}/{repo}/tree/{ref}/{path}"
+    git_url, html = f"{call.repo_api}/git/trees/{sha}", f"{call.repo_web}/tree/{ref}/{path}"
     return {"type": "dir", "size": 0, "name": path.rsplit("/", 1)[-1], "path": path, "sha": sha,
             "url": url, "git_url": git_url, "html_url": html, "download_url": None,
             "_links": {"self": url, "git": git_url, "html": html}}
@@ -144,13 +141,12 @@ def _file_commit(call: Call, path: str, data: bytes, branch: str,
     parent = hashlib.sha1(f"commit:{number - 1}".encode()).hexdigest()
     who = {"name": call.gh.get("viewer", "runbook-operator"),
            "email": "runbook-operator@example.com", "date": call.world.iso_now()}
-    repo = call.gh["repo"]
     commit = {"sha": sha, "node_id": node_id("C_kwDO", number),
-              "url": f"{call.repo_api}/git/commits/{sha}", "html_url": f"{WEB}/{repo}/commit/{sha}",
+              "url": f"{call.repo_api}/git/commits/{sha}", "html_url": f"{call.repo_web}/commit/{sha}",
               "author": who, "committer": who, "message": message,
               "tree": {"url": f"{call.repo_api}/git/trees/{tree}", "sha": tree},
               "parents": [{"url": f"{call.repo_api}/git/commits/{parent}",
-                           "html_url": f"{WEB}/{repo}/commit/{parent}", "sha": parent}],
+                           "html_url": f"{call.repo_web}/commit/{parent}", "sha": parent}],
               "verification": {"verified": False, "reason": "unsigned", "signature": None,
                                "payload": None, "verified_at": None}}
     return {"content": content, "commit": commit}
@@ -168,8 +164,8 @@ def _blob(call: Call) -> httpx.Response:
     return error(404, "Not Found", "git/blobs#get-a-blob")
 
 
-ROUTES: list[Route] = [
-    ("GET", re.compile(REPO + r"/contents(?:/(?P<path>.*))?"), _get),
-    ("PUT", re.compile(REPO + r"/contents/(?P<path>.+)"), _put),
-    ("GET", re.compile(REPO + r"/git/blobs/(?P<sha>[0-9a-f]{40})"), _blob),
+ROUTES = [
+    route("GET", r"/contents(?:/(?P<path>.*))?", _get),
+    route("PUT", r"/contents/(?P<path>.+)", _put),
+    route("GET", r"/git/blobs/(?P<sha>[0-9a-f]{40})", _blob),
 ]

@@ -12,21 +12,18 @@ Its :data:`ROUTES` are part of the sandbox's router (:mod:`.github_api`).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
 
 from rollback_helpers.sandbox.github_actions import _known_workflow
 from rollback_helpers.sandbox.github_common import (
-    REPO,
-    WEB,
     Call,
-    Route,
     error,
     json_response,
     node_id,
     repository_json,
+    route,
 )
 
 DEFAULT_PERMISSIONS = {"admin": False, "maintain": False, "push": True, "triage": True,
@@ -50,7 +47,7 @@ def _get_repository(call: Call) -> httpx.Response:
 def _get_workflow(call: Call) -> httpx.Response:
     if not _known_workflow(call):
         return error(404, "Not Found", "actions/workflows#get-a-workflow")
-    wf, repo = call.gh["workflow"], call.gh["repo"]
+    wf = call.gh["workflow"]
     path = f".github/workflows/{wf['file']}"
     payload: dict[str, Any] = {
         "id": int(wf["id"]), "node_id": node_id("W_kwDO", int(wf["id"])),
@@ -58,12 +55,12 @@ def _get_workflow(call: Call) -> httpx.Response:
         "state": wf.get("state", "active"), "created_at": "2025-01-14T10:02:11.000Z",
         "updated_at": "2026-05-02T08:40:51.000Z",
         "url": f"{call.repo_api}/actions/workflows/{wf['id']}",
-        "html_url": f"{WEB}/{repo}/blob/main/{path}",
-        "badge_url": f"{WEB}/{repo}/workflows/{wf.get('name', 'Promote image')}/badge.svg"}
+        "html_url": f"{call.repo_web}/blob/main/{path}",
+        "badge_url": f"{call.repo_web}/workflows/{wf.get('name', 'Promote image')}/badge.svg"}
     return json_response(200, payload)
 
 
-ROUTES: list[Route] = [
-    ("GET", re.compile(REPO), _get_repository),
-    ("GET", re.compile(REPO + r"/actions/workflows/(?P<workflow>[^/]+)"), _get_workflow),
+ROUTES = [
+    route("GET", "", _get_repository),
+    route("GET", r"/actions/workflows/(?P<workflow>[^/]+)", _get_workflow),
 ]

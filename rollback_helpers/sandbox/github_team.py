@@ -32,13 +32,11 @@ from typing import Any
 import httpx
 
 from rollback_helpers.sandbox.github_common import (
-    REPO,
-    WEB,
     Call,
-    Route,
     error,
     json_response,
     node_id,
+    route,
     stable_id,
     user_json,
 )
@@ -162,7 +160,7 @@ def _environment_ref(call: Call, name: str) -> dict[str, Any]:
     eid = stable_id("environment", name)
     return {"id": eid, "node_id": node_id("EN_kwDO", eid), "name": name,
             "url": f"{call.repo_api}/environments/{name}",
-            "html_url": f"{WEB}/{call.gh['repo']}/deployments/activity_log?environments_filter={name}"}
+            "html_url": f"{call.repo_web}/deployments/activity_log?environments_filter={name}"}
 
 
 def _run_or_404(call: Call) -> dict[str, Any] | None:
@@ -243,11 +241,10 @@ def _environment(call: Call) -> httpx.Response:
         "deployment_branch_policy": None})
 
 
-ROUTES: list[Route] = [
-    ("GET", re.compile(REPO + r"/collaborators/(?P<user>[^/]+)/permission"), _permission),
-    ("GET", re.compile(REPO + r"/collaborators"), _collaborators),
-    ("GET", re.compile(REPO + r"/environments/(?P<name>[^/]+)"), _environment),
-    ("GET", re.compile(REPO + r"/actions/runs/(?P<run_id>\d+)/pending_deployments"),
-     _pending_deployments),
-    ("GET", re.compile(REPO + r"/actions/runs/(?P<run_id>\d+)/approvals"), _run_reviews),
+ROUTES = [
+    route("GET", r"/collaborators/(?P<user>[^/]+)/permission", _permission),
+    route("GET", r"/collaborators", _collaborators),
+    route("GET", r"/environments/(?P<name>[^/]+)", _environment),
+    route("GET", r"/actions/runs/(?P<run_id>\d+)/pending_deployments", _pending_deployments),
+    route("GET", r"/actions/runs/(?P<run_id>\d+)/approvals", _run_reviews),
 ]

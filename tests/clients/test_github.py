@@ -235,15 +235,21 @@ def test_connection_errors_are_retried(world: World) -> None:
     assert gh.client.request_count == 3
 
 
-def test_persistent_5xx_gives_up_with_github_unavailable(world: World) -> None:
-    world.state["github"]["faults"]["server_error_on"] = list(range(1, 20))
-    gh = Harness(world, max_retries=3)
-    with pytest.raises(GitHubUnavailable) as raised:
+@pytest.mark.parametrize(("fault", "retries", "raised", "says"), [
+    ("server_error_on", 3, GitHubUnavailable, ["/issues/1001", "HTTP 502", "githubstatus"]),
+    ("rate_limit_on", 2, GitHubRateLimited, ["lifts at", "re-run"]),
+], ids=["persistent-5xx-is-unavailable", "rate-limit-outlasting-retries-is-rate-limited"])
+def test_a_fault_that_outlasts_the_retries_gives_up_naming_the_repository(
+        world: World, fault: str, retries: int, raised: type[Exception], says: list[str]) -> None:
+    """After the first try and ``retries`` more, the error names the repository and says why."""
+    world.state["github"]["faults"][fault] = list(range(1, 50))
+    gh = Harness(world, max_retries=retries)
+    with pytest.raises(raised) as caught:
         gh.client.get_issue(1001)
-    message = str(raised.value)
-    assert gh.client.request_count == 4
-    assert "renewa/renewa-one" in message and "/issues/1001" in message
-    assert "HTTP 502" in message and "githubstatus" in message
+    message = str(caught.value)
+    assert gh.client.request_count == retries + 1
+    assert "renewa/renewa-one" in message
+    assert all(phrase in message for phrase in says), message
 
 
 # -- rate limits ----------------------------------------------------------------------------
@@ -283,17 +289,6 @@ def test_secondary_limit_without_retry_after_waits_a_minute_then_longer(world: W
     gh = Harness(world, wrap=limited)
     gh.client.get_issue(1001)
     assert gh.clock.sleeps == [60.0, 120.0]
-
-
-def test_rate_limit_that_outlasts_the_retries_raises_github_rate_limited(world: World) -> None:
-    world.state["github"]["faults"]["rate_limit_on"] = list(range(1, 50))
-    gh = Harness(world, max_retries=2)
-    with pytest.raises(GitHubRateLimited) as raised:
-        gh.client.get_issue(1001)
-    message = str(raised.value)
-    assert gh.client.request_count == 3
-    assert "renewa/renewa-one" in message and "lifts at" in message
-    assert "re-run" in message
 
 
 def test_a_403_that_is_not_a_rate_limit_is_an_auth_error_not_retried(world: World) -> None:

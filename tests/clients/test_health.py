@@ -70,6 +70,13 @@ def always(code: int) -> httpx.Client:
     return httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(code)))
 
 
+def never_healthy(code: int, *, grace: float, interval: float) -> HealthResult:
+    """The check of an endpoint that always answers ``code``, on a fresh virtual clock."""
+    with always(code) as http:
+        return check_health(http, URL, clock=VirtualClock(START), grace=grace, interval=interval,
+                            consecutive=1)
+
+
 # -- one 200 is enough (consecutive=1): the retry mechanics ----------------------------------
 def test_healthy_first_time_takes_one_attempt(client_for: ClientFor, clock: VirtualClock) -> None:
     """A 200 on the first GET returns at once: one attempt, no virtual time spent."""
@@ -108,10 +115,7 @@ def test_never_healthy_stops_after_the_grace_period(
 @given(grace=st.integers(0, 600), interval=st.integers(1, 120))
 def test_attempts_follow_grace_over_interval(grace: int, interval: int) -> None:
     """For any grace and interval: grace // interval + 1 attempts, never waiting past grace."""
-    clock = VirtualClock(START)
-    with always(503) as http:
-        result = check_health(http, URL, clock=clock, grace=grace, interval=interval,
-                              consecutive=1)
+    result = never_healthy(503, grace=grace, interval=interval)
     assert result.attempts == grace // interval + 1
     assert result.waited_s <= grace
     assert result.waited_s == (result.attempts - 1) * interval
@@ -120,10 +124,7 @@ def test_attempts_follow_grace_over_interval(grace: int, interval: int) -> None:
 @given(grace=st.floats(0, 300), interval=st.floats(0.1, 60))
 def test_fractional_grace_and_interval_stay_within_grace(grace: float, interval: float) -> None:
     """With fractional values the count is about grace/interval + 1 and the wait stays ≤ grace."""
-    clock = VirtualClock(START)
-    with always(500) as http:
-        result = check_health(http, URL, clock=clock, grace=grace, interval=interval,
-                              consecutive=1)
+    result = never_healthy(500, grace=grace, interval=interval)
     assert abs(result.attempts - (math.floor(grace / interval) + 1)) <= 1
     assert result.waited_s <= grace + 1e-6
 

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from github_rest import client_for
 
-from rollback_helpers.sandbox.github_api import GitHubSandbox
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World
-
-API = "https://api.github.com"
 
 
 @pytest.fixture
@@ -22,7 +20,4 @@ def world(tmp_path: Path) -> World:
 @pytest.fixture
 def api(world: World) -> httpx.Client:
     """GitHub's REST API of ``world``, with GitHub's headers and the world's own token."""
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
-               "Authorization": f"Bearer {world.state['github']['token']}"}
-    return httpx.Client(transport=httpx.MockTransport(GitHubSandbox(world).handle),
-                        base_url=API, headers=headers)
+    return client_for(world)

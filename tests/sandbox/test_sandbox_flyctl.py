@@ -331,6 +331,22 @@ def test_commands_it_does_not_emulate_say_so(sandbox: FlyctlSandbox) -> None:
         "Error: unknown flag: --bogus\n")
 
 
+@pytest.mark.parametrize(("command", "stderr"), [
+    (f"status -a {APP}", "does not emulate `flyctl status without --json`"),
+    (f"status -a {APP} --watch", "does not emulate `flyctl status without --json`"),
+    (f"status -a {APP} --watch --json", "Error: --watch and --json are not supported together\n"),
+    (f"machine list -a {APP}", "does not emulate `flyctl machine list without --json`"),
+    (f"releases -a {APP}", "does not emulate `flyctl releases without --json`"),
+    ("releases -a nope", 'Error: failed retrieving app releases nope: Could not find App "nope"\n'),
+])
+def test_app_commands_are_emulated_with_json_only(sandbox: FlyctlSandbox, command: str,
+                                                  stderr: str) -> None:
+    """The app is looked up first; then only the ``--json`` form the runbook runs is answered."""
+    result = run(sandbox, command)
+    assert result.returncode == 1 and result.stdout == ""
+    assert stderr in result.stderr
+
+
 def test_go_json_escapes_html_and_keeps_utf8() -> None:
     assert go_json({"b": "x&y<z>", "a": "ü"}) == (
         '{\n    "b": "x\\u0026y\\u003cz\\u003e",\n    "a": "ü"\n}\n')

@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from github_rest import API, REPO, client_for, validate
+from githubkit_schemas.latest import models  # GitHub's published schemas
 
-from rollback_helpers.sandbox.github_api import GitHubSandbox
-from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World, digest_for
 
-API = "https://api.github.com"
-REPO = "/repos/renewa/renewa-one"
 IMAGE_V41 = f"registry.fly.io/renewa-one@{digest_for('v41')}"
-
-
-from githubkit_schemas.latest import models  # GitHub's published schemas  # noqa: E402
-
-
-def validate(model: Any, data: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(model).validate_python(data)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return create_world("default", tmp_path)
-
-
-@pytest.fixture
-def api(world: World) -> httpx.Client:
-    return client_for(world, world.state["github"]["token"])
-
-
-def client_for(world: World, token: str | None) -> httpx.Client:
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return httpx.Client(transport=httpx.MockTransport(GitHubSandbox(world).handle),
-                        base_url=API, headers=headers)
 
 
 def dispatch(api: httpx.Client, **body: Any) -> httpx.Response:
@@ -394,3 +364,19 @@ def test_every_request_is_logged_with_status_and_mutations_are_saved(
     assert [(c["call"], c["mutating"], c["status"]) for c in calls] == [
         (f"GET {REPO}/issues/1001", False, 200), (f"POST {REPO}/issues/1001/comments", True, 201)]
     assert World.load(world.state_dir).state["github"]["comments"]["1001"][0]["body"] == "hi"
+
+
+@pytest.mark.parametrize("body", [{}, {"body": ""}, {"body": 5}, ["body"]])
+def test_a_comment_without_a_body_answers_422_when_created_or_edited(
+        api: httpx.Client, body: Any) -> None:
+    """A comment's body is required and may not be empty, on creation and on edit."""
+    created = api.post(f"{REPO}/issues/1001/comments", json={"body": "started"}).json()
+    for response, doc in [
+            (api.post(f"{REPO}/issues/1001/comments", json=body), "create-an-issue-comment"),
+            (api.patch(f"{REPO}/issues/comments/{created['id']}", json=body),
+             "update-an-issue-comment")]:
+        assert response.status_code == 422
+        assert response.json()["message"] == 'Invalid request.\n\n"body" wasn\'t supplied.'
+        assert response.json()["documentation_url"].endswith(f"#{doc}")
+    comments = api.get(f"{REPO}/issues/1001/comments").json()
+    assert [c["body"] for c in comments if c["id"] == created["id"]] == ["started"]

@@ -5,17 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from github_rest import REPO, validate
 from githubkit_schemas.latest import models  # GitHub's published schemas
 
-API = "https://api.github.com"
-REPO = "/repos/renewa/renewa-one"
 HELLO_BLOB = "ce013625030ba8dba906f756967f9e9ca394464a"  # `printf 'hello\n' | git hash-object --stdin`
-
-
-def validate(model: Any, data: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(model).validate_python(data)
 
 
 def commit(api: httpx.Client, message: str, parents: list[str] | None = None) -> str:
@@ -85,3 +79,22 @@ def test_deleting_a_ref_answers_204_then_422(api: httpx.Client) -> None:
     again = api.delete(f"{REPO}/git/refs/rollback-locks/staging")
     assert again.status_code == 422 and again.json()["message"] == "Reference does not exist"
     assert api.get(f"{REPO}/git/ref/rollback-locks/staging").status_code == 404
+
+
+@pytest.mark.parametrize(("method", "path", "body", "said", "doc"), [
+    ("POST", "/git/blobs", {"encoding": "utf-8"}, '"content" wasn\'t supplied.', "create-a-blob"),
+    ("POST", "/git/commits", {"message": "x", "tree": None}, '"message" and "tree" are required.',
+     "create-a-commit"),
+    ("POST", "/git/refs", {"ref": "refs/rollback-locks/qa", "sha": 7},
+     '"ref" and "sha" are required.', "create-a-reference"),
+    ("PATCH", "/git/refs/rollback-locks/qa", {"force": True}, '"sha" wasn\'t supplied.',
+     "update-a-reference"),
+    ("POST", "/git/refs", ["ref", "sha"], '"ref" and "sha" are required.', "create-a-reference"),
+])
+def test_a_body_without_a_required_field_answers_422_naming_it(
+        api: httpx.Client, method: str, path: str, body: Any, said: str, doc: str) -> None:
+    """As GitHub: 422, the missing fields named, and the endpoint's documentation linked."""
+    response = api.request(method, f"{REPO}{path}", json=body)
+    assert response.status_code == 422
+    assert response.json()["message"] == f"Invalid request.\n\n{said}"
+    assert response.json()["documentation_url"].endswith(f"#{doc}")

@@ -7,19 +7,11 @@ import hashlib
 from typing import Any
 
 import httpx
+from github_rest import REPO, validate
 from githubkit_schemas.latest import models
 
 from rollback_helpers.sandbox import github_records
 from rollback_helpers.sandbox.world import World
-
-API = "https://api.github.com"
-REPO = "/repos/renewa/renewa-one"
-
-
-def validate(model: Any, data: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(model).validate_python(data)
 
 
 def put(api: httpx.Client, path: str, data: bytes, **extra: Any) -> httpx.Response:

@@ -4,25 +4,14 @@ approvers who act on a run's plan in virtual time."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
+from github_rest import REPO, client_for, validate
 from githubkit_schemas.latest import models
 
 from rollback_helpers.errors import ConfigError
-from rollback_helpers.sandbox.github_api import GitHubSandbox
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World
-
-API = "https://api.github.com"
-REPO = "/repos/renewa/renewa-one"
-
-
-def validate(model: Any, data: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(model).validate_python(data)
 
 
 def scenario(tmp_path: Path, extra: str) -> World:
@@ -33,13 +22,6 @@ app = "renewa-one"
 deploys = ["v41", "v42"]
 """)
     return create_world(str(path), tmp_path / "world")
-
-
-def client(world: World) -> httpx.Client:
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
-               "Authorization": f"Bearer {world.state['github']['token']}"}
-    return httpx.Client(transport=httpx.MockTransport(GitHubSandbox(world).handle),
-                        base_url=API, headers=headers)
 
 
 TEAM = """
@@ -55,7 +37,7 @@ prevent_self_review = true
 
 
 def test_permissions_answer_in_githubs_shape(tmp_path: Path) -> None:
-    api = client(scenario(tmp_path, TEAM))
+    api = client_for(scenario(tmp_path, TEAM))
     answers = {}
     for user in ("alice", "bob", "carol", "runbook-operator"):
         response = api.get(f"{REPO}/collaborators/{user}/permission")
@@ -68,7 +50,7 @@ def test_permissions_answer_in_githubs_shape(tmp_path: Path) -> None:
 
 
 def test_collaborators_with_push_are_the_writers(tmp_path: Path) -> None:
-    api = client(scenario(tmp_path, TEAM))
+    api = client_for(scenario(tmp_path, TEAM))
     response = api.get(f"{REPO}/collaborators", params={"permission": "push"})
     people = validate(list[models.Collaborator], response.json())
     assert sorted(p.login for p in people) == ["alice", "bob", "runbook-operator"]
@@ -77,7 +59,7 @@ def test_collaborators_with_push_are_the_writers(tmp_path: Path) -> None:
 
 
 def test_an_environment_with_required_reviewers(tmp_path: Path) -> None:
-    api = client(scenario(tmp_path, TEAM))
+    api = client_for(scenario(tmp_path, TEAM))
     env = validate(models.Environment, api.get(f"{REPO}/environments/production").json())
     rule = env.protection_rules[0]
     assert rule.type == "required_reviewers" and rule.prevent_self_review is True
@@ -140,7 +122,7 @@ state = "approved"
 after = 30
 comment = "ok"
 """)
-    api = client(world)
+    api = client_for(world)
     body = {"ref": "main", "inputs": {"env": "production", "image": "registry.fly.io/x@sha256:" + "a" * 64}}
     run_id = api.post(f"{REPO}/actions/workflows/promote-image.yml/dispatches",
                       json={**body, "return_run_details": True}).json()["workflow_run_id"]
