@@ -244,7 +244,10 @@ def read_toml(path: Path, *, what: str) -> dict[str, Any]:
 
 def _apply(data: dict[str, Any], layer: Mapping[str, Any], source: str,
            name: Any = repr) -> tuple[dict[str, Any], RunbookConfig]:
-    merged = _merge(data, layer)
+    try:
+        merged = _merge(data, layer)
+    except ConfigError as exc:  # a table's shape: say which layer holds it
+        raise ConfigError(f"Bad input in {source}: {exc.what}", exc.next_step) from None
     try:
         cfg = _VALIDATOR.validate_python(merged)
     except ValidationError as exc:

@@ -419,3 +419,10 @@ def test_notification_urls_are_never_config_keys(tmp_path: Path) -> None:
     cfg = load_config(environ={"ROLLBACK_NOTIFY": "json://x/y", "ROLLBACK_NOTIFY_PRODUCTION": "json://z"})
     assert "json://" not in repr(cfg)
     assert "'notify'" in refusal(tmp_path, 'notify = "json://x/y"\n')
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[environments.qa]\nname = "qa"\napp = "x"\n', "'environments.qa.name' is not a known key"),
+    ('approvals = 2\n', "'approvals' must be a table")], ids=["name-key", "approvals-not-a-table"])
+def test_a_table_of_the_wrong_shape_names_the_file(tmp_path: Path, text: str, problem: str) -> None:
+    assert problem in refusal(tmp_path, text)
