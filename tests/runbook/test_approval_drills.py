@@ -185,7 +185,7 @@ def test_an_interrupted_run_is_announced_by_the_command_line(tmp_path: Path) -> 
             world = next(iter(temp.glob("rollback-drill-*")), None)
             return world is not None and bool(calls(world, DISPATCH))
 
-        wait_for(dispatched, "the dispatch", process)
+        wait_for(dispatched, "the dispatch", process, temp)
         os.kill(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=DEADLINE)
     assert process.returncode == 130, out + err
