@@ -270,7 +270,8 @@ class PathB:
                 raise not_ready(self.ctx.env.name, new_id, status, elapsed, timeout)
             next(reads, None)  # one slow read per gap between polls
             schedule.wait(until=began + timeout)
-        done = f"ready after {clock.now() - schedule.start:.0f}s"  # since the restore request
+        done = (f"ready {clock.now() - schedule.start:.0f}s after the restore request"
+                if self.restore_started is not None else f"ready after {clock.now() - began:.0f}s")
         for _ in reads:  # whatever was not read while waiting
             pass
         progress.close(done)
