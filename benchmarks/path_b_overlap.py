@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from rollback_helpers.runbook import path_b
-from rollback_helpers.sandbox import shutdown
+from rollback_helpers.sandbox import discard
 from rollback_helpers.sandbox.scenarios import create_world
 
 RESULTS = Path(__file__).parent / "results" / "path_b_overlap.json"
@@ -38,7 +39,8 @@ def measure(restore: float, ssh: float, speed: float) -> dict[str, float]:
         virtual = run.ctx.backends.clock.now() - began_virtual
         wall = time.monotonic() - began_wall
     finally:
-        shutdown(state_dir)
+        discard(state_dir)  # the servers (and their data, wherever it lives), then the world
+        shutil.rmtree(state_dir, ignore_errors=True)
     reads = 2 * ssh
     return {"restore_seconds": restore, "ssh_latency_seconds": ssh, "url_reads": 2,
             "speed": speed, "restore_and_wait_virtual_seconds": round(virtual, 1),

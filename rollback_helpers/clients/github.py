@@ -25,7 +25,7 @@ from rollback_helpers.clients.github_access import AccessMixin
 from rollback_helpers.clients.github_comments import Comment, CommentsMixin
 from rollback_helpers.clients.github_git import GitCommit, GitDataMixin
 from rollback_helpers.clients.github_session import json_object
-from rollback_helpers.clock import Clock, parse_iso, utc_iso
+from rollback_helpers.clock import Clock, PollSchedule, parse_iso, utc_iso
 from rollback_helpers.errors import (
     GitHubError,
     WorkflowFailed,
@@ -270,18 +270,19 @@ class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
 
     def watch_run(self, run_id: int, *, timeout: float, interval: float = 3.0,
                   on_update: Callable[[WorkflowRun, float], None] | None = None) -> WorkflowRun:
-        """Poll until the run completes; the caller judges its conclusion."""
-        started = self.clock.now()
+        """Poll every ``interval`` s (a fixed rate: ``on_update``'s work does not delay the next
+        poll) until the run completes; the caller judges its conclusion."""
+        schedule = PollSchedule(self.clock, interval)
         while True:
             run = self.get_run(run_id)
-            elapsed = self.clock.now() - started
+            elapsed = self.clock.now() - schedule.start
             if on_update is not None:
                 on_update(run, elapsed)
             if run.finished:
                 return run
             if elapsed >= timeout:
                 raise self._watch_timeout(run, timeout)
-            self.clock.sleep(min(interval, timeout - elapsed))
+            schedule.wait(until=schedule.start + timeout)
 
     def _watch_timeout(self, run: WorkflowRun, timeout: float) -> WorkflowFailed:
         return WorkflowFailed(

@@ -22,6 +22,7 @@ from typing import Any
 from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
 from rollback_helpers.clients.health import HealthResult, check_health
+from rollback_helpers.clock import PollSchedule
 from rollback_helpers.domain.images import parse_digest, parse_image_ref
 from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.domain.records import (
@@ -367,14 +368,14 @@ class PathA(DispatchSteps):
 
     # -- helpers ---------------------------------------------------------------
     def _wait_for_rollout(self, digest: str) -> AppStatus:
-        clock = self.ctx.backends.clock
-        deadline = clock.now() + self.ctx.cfg.rollout_timeout
+        schedule = PollSchedule(self.ctx.backends.clock, self.ctx.cfg.poll_interval)
+        deadline = schedule.start + self.ctx.cfg.rollout_timeout
         while True:
             status = self.fly.status(self.ctx.env.app)
-            if status.running_digests() == {digest} or clock.now() >= deadline:
+            if status.running_digests() == {digest} or schedule.clock.now() >= deadline:
                 self.status = status
                 return status
-            clock.sleep(self.ctx.cfg.poll_interval)
+            schedule.wait(until=deadline)
 
     @staticmethod
     def _require(value: Any, step: str) -> Any:

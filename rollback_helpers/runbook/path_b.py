@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
+from rollback_helpers.clock import PollSchedule
 from rollback_helpers.domain.cluster_map import read_cluster_map
 from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.errors import (
@@ -22,12 +23,11 @@ from rollback_helpers.errors import (
     CommandTimeout,
     ConnectivityError,
     PreconditionFailed,
-    RestoreFailed,
-    RestoreTimeout,
 )
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
 from rollback_helpers.run.record_comment import RunRecord
 from rollback_helpers.runbook.path_b_facts import (
+    TERMINAL,
     Resolved,
     check_backup,
     check_source,
@@ -36,6 +36,7 @@ from rollback_helpers.runbook.path_b_facts import (
     flip_steps,
     keeps_checklist,
     newest_record,
+    not_ready,
     source_check,
     unrecorded_restore,
     urls_report,
@@ -48,7 +49,6 @@ from rollback_helpers.ui.progress import Progress
 
 T = TypeVar("T")
 PLAN_STEP = "2"  # the notebook's step that holds the gate
-TERMINAL = ("error", "failed")
 
 
 def start(*, env: str | None, dry_run: bool = True, backup_id: str | None = None,
@@ -87,6 +87,7 @@ class PathB:
         self.fly = ctx.backends.fly(ctx.cfg, app=ctx.env.app)
         self.resolved: Resolved | None = None
         self.new_cluster: str | None = None
+        self.restore_started: float | None = None  # this run's restore request (clock time)
         self.urls: dict[str, DbUrl] = {}
         self.checks: list[ConnectionCheck] = []
         self.outcome = "in progress"
@@ -235,6 +236,7 @@ class PathB:
                                               carry_on=self.back.carry_on)
         if self.new_cluster is not None:  # the earlier run restored it, then stopped
             return self.restore()
+        self.restore_started = self.ctx.backends.clock.now()  # the readiness polls' grid
         result = self.fly.mpg_restore(r.source.id, r.backup.id, r.new_name)
         self.new_cluster = result.new_id
         self.ctx.lifecycle.update_record(state="restored", new_cluster=result.new_id)
@@ -246,12 +248,14 @@ class PathB:
 
     @keeps_checklist
     def wait_until_ready(self) -> Report:
-        """Poll the new cluster; between polls, read the app's URLs so the wait is the only long step."""
+        """Poll the new cluster at a fixed rate from the restore's start; between polls, read the
+        app's URLs: the wait is the only long step, and no write between polls delays detection."""
         if (stop := self._not_cleared("Wait for readiness")) is not None:
             return stop
         new_id = self._require(self.new_cluster, "restore")
         clock, timeout = self.ctx.backends.clock, self.ctx.cfg.ready_timeout
         began, reads = clock.now(), self._url_reads()
+        schedule = PollSchedule(clock, self.ctx.cfg.poll_interval, start=self.restore_started)
         progress = Progress(f"cluster {new_id}", total=timeout, interactive=self.ctx.interactive)
         while True:
             status = self.fly.mpg_status(new_id).cluster.status
@@ -261,25 +265,17 @@ class PathB:
             if status == "ready":
                 self.ready = True
                 break
-            if status in TERMINAL:
-                self.outcome = "restore failed"
-                raise RestoreFailed(
-                    f"The restored cluster {new_id} for {self.ctx.env.name} ended {status!r}.",
-                    f"Nothing was flipped; the source is untouched. Check `flyctl mpg status {new_id}` "
-                    "and retry the restore (a human removes the failed cluster later).")
-            if elapsed >= timeout:
-                self.outcome = "restore timed out"
-                raise RestoreTimeout(
-                    f"The restored cluster {new_id} for {self.ctx.env.name} is still {status!r} "
-                    f"after {elapsed:.0f}s (ready_timeout {timeout:.0f}s).",
-                    f"Keep watching `flyctl mpg status {new_id}`; once ready, re-run from the verify "
-                    f"step with a larger ready_timeout. Nothing was flipped.")
-            if not next(reads, None):
-                clock.sleep(self.ctx.cfg.poll_interval)
+            if status in TERMINAL or elapsed >= timeout:
+                self.outcome = "restore failed" if status in TERMINAL else "restore timed out"
+                raise not_ready(self.ctx.env.name, new_id, status, elapsed, timeout)
+            next(reads, None)  # one slow read per gap between polls
+            schedule.wait(until=began + timeout)
+        done = (f"ready {clock.now() - schedule.start:.0f}s after the restore request"
+                if self.restore_started is not None else f"ready after {clock.now() - began:.0f}s")
         for _ in reads:  # whatever was not read while waiting
             pass
-        progress.close(f"ready after {clock.now() - began:.0f}s")
-        self.ctx.log(f"cluster {new_id} ready after {clock.now() - began:.0f}s")
+        progress.close(done)
+        self.ctx.log(f"cluster {new_id} {done}")
         return urls_report(new_id, self.urls)
 
     def _url_reads(self) -> Any:

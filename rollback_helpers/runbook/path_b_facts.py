@@ -19,6 +19,8 @@ from rollback_helpers.errors import (
     ClusterMismatch,
     PreconditionFailed,
     RecordError,
+    RestoreFailed,
+    RestoreTimeout,
     RollbackError,
 )
 from rollback_helpers.run.context import RunContext
@@ -26,6 +28,7 @@ from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.table import Table
 
 R = TypeVar("R")
+TERMINAL = ("error", "failed")  # a restored cluster's states it never leaves for `ready`
 
 
 @dataclass(frozen=True)
@@ -227,3 +230,17 @@ def urls_report(new_id: str, urls: dict[str, DbUrl]) -> Report:
     report.note("The app's current URLs (passwords never shown); pgBackRest keeps roles and "
                 "password hashes, so the same credentials log in to the new cluster.")
     return report
+
+
+def not_ready(env: str, new_id: str, status: str, elapsed: float, timeout: float) -> RollbackError:
+    """Why the wait for the restored cluster ends without it: it failed, or time ran out."""
+    if status in TERMINAL:
+        return RestoreFailed(
+            f"The restored cluster {new_id} for {env} ended {status!r}.",
+            f"Nothing was flipped; the source is untouched. Check `flyctl mpg status {new_id}` "
+            "and retry the restore (a human removes the failed cluster later).")
+    return RestoreTimeout(
+        f"The restored cluster {new_id} for {env} is still {status!r} "
+        f"after {elapsed:.0f}s (ready_timeout {timeout:.0f}s).",
+        f"Keep watching `flyctl mpg status {new_id}`; once ready, re-run from the verify "
+        f"step with a larger ready_timeout. Nothing was flipped.")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from rollback_helpers.clients.github import WorkflowRun
 from rollback_helpers.clients.github_access import AccessMixin, EnvironmentGate
+from rollback_helpers.clock import PollSchedule
 from rollback_helpers.errors import ApprovalRejected, ApprovalTimeout, GitHubError, PreconditionFailed
 from rollback_helpers.run.approval import Judge, Verdict, approvers, plan_digest, rejection, who_may_approve
 from rollback_helpers.run.context import RunContext
@@ -91,7 +92,8 @@ class SecondPerson:
         clock, cfg = ctx.backends.clock, ctx.cfg
         progress = Progress(f"approval of run {ctx.run_id}", total=cfg.approval_timeout,
                             every=max(60.0, cfg.approval_timeout / 6), interactive=ctx.interactive)
-        started = clock.now()
+        schedule = PollSchedule(clock, cfg.approval_poll_interval)  # renewals do not delay looks
+        started = schedule.start
         while True:
             verdicts = judge.verdicts(github.list_comments(record.number))
             self._show(verdicts)
@@ -109,7 +111,7 @@ class SecondPerson:
                 raise self._timeout(record, missing - len(got), who)
             progress.update(elapsed, f"waiting for {missing - len(got)} more approval(s)")
             ctx.lifecycle.keep_alive()
-            clock.sleep(min(cfg.approval_poll_interval, cfg.approval_timeout - elapsed))
+            schedule.wait(until=started + cfg.approval_timeout)
 
     def _operators(self, author: str) -> frozenset[str]:
         return frozenset(name.lower() for name in (self.ctx.operator, author) if name)

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clients.github import GitHubClient, WorkflowRun
 from rollback_helpers.clock import VirtualClock, parse_iso, utc_iso
 from rollback_helpers.errors import (
     GitHubAuthError,
@@ -434,6 +434,21 @@ def test_watch_run_reports_queued_in_progress_completed_and_promotes(gh: Harness
     assert set(gh.clock.sleeps) == {3.0}
     machines = gh.world.state["fly"]["apps"]["renewa-one-staging"]["machines"]
     assert {m["image"] for m in machines} == {"v41"}
+
+
+def test_watch_run_polls_at_a_fixed_rate_whatever_on_update_does(gh: Harness) -> None:
+    """A 2 s write in ``on_update`` (a lease renewal) does not push the later polls back: they
+    stay at 3 s steps from the first, where a delay after each poll would make them 5 s apart."""
+    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    polled: list[float] = []
+
+    def slow_update(r: WorkflowRun, elapsed: float) -> None:
+        polled.append(gh.clock.now())
+        gh.clock.advance(2.0)
+
+    final = gh.client.watch_run(run.id, timeout=600, on_update=slow_update)
+    assert final.finished and len(polled) >= 4
+    assert [t - polled[0] for t in polled] == [3.0 * k for k in range(len(polled))]
 
 
 def test_watch_run_returns_a_failed_run_without_judging_it(world: World) -> None:

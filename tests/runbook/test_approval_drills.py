@@ -15,6 +15,7 @@ import pytest
 from webhook_receiver import receiver
 
 from rollback_helpers.cli import main as cli
+from rollback_helpers.clock import parse_iso
 from rollback_helpers.run import archive
 from rollback_helpers.run.record_comment import parse_comment
 from rollback_helpers.sandbox.world import World
@@ -43,6 +44,10 @@ class Drill:
     def record(self) -> Any:
         comments = [c for cs in self.world.state["github"]["comments"].values() for c in cs]
         return next(r for r in (parse_comment(c["body"]) for c in comments) if r is not None)
+
+    def record_number(self) -> int:
+        return next(int(n) for n, cs in self.world.state["github"]["comments"].items()
+                    if any(parse_comment(c["body"]) for c in cs))
 
     def running(self, app: str = "renewa-one") -> set[str]:
         return {m["image"] for m in self.world.state["fly"]["apps"][app]["machines"]}
@@ -102,6 +107,17 @@ def test_an_approval_after_the_timeout_is_too_late(tmp_path: Path) -> None:
     drill = Drill(tmp_path, "approval-late")
     assert drill.exit_code == 11 and drill.dispatches() == []
     assert "after 1800s" in drill.outcome["error"]
+    # the lease was renewed while waiting (2 s of spaced writes each time), yet the looks for
+    # approvals kept their 10 s rate: a renewal does not push the later looks back
+    calls = drill.world.calls()
+    looks = [parse_iso(c["t"]) for c in calls if c["call"].startswith("GET ")
+             and c["call"].split("?")[0].endswith(f"/issues/{drill.record_number()}/comments")]
+    renewals = [parse_iso(c["t"]) for c in calls
+                if c["call"] == "PATCH /repos/renewa/renewa-one/git/refs/rollback-locks/production"]
+    end = max(looks)  # the last look, at the deadline; the first was 1800 s before it
+    waiting = sorted({t for t in looks if t >= end - 1800.0})  # (other reads share the ends)
+    assert len([t for t in renewals if waiting[0] < t < waiting[-1]]) >= 3
+    assert {b - a for a, b in zip(waiting, waiting[1:], strict=False)} == {10.0}
 
 
 def test_staging_needs_one_person_and_tells_the_team(tmp_path: Path,
