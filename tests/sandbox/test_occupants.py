@@ -177,3 +177,19 @@ def test_two_occupants_ending_at_once_stop_the_servers_exactly_once(world: World
                 child.wait()
     assert sorted(r["last_out"] for r in results) == [False, True]
     assert server_pid(world) is None
+
+
+def test_a_drill_world_and_a_kernels_seams_register_their_process(tmp_path: Path) -> None:
+    """Creating a drill world and opening the sandbox seams on it both register this process;
+    leaving a Path A world (nothing runs in it) stops nothing and says nothing."""
+    from rollback_helpers.run.backends import create_drill_world, leave_drill_world, open_backends
+
+    create_drill_world("default", tmp_path / "a", speed=0)
+    assert occupants(tmp_path / "a") == [ProcessId.current()]
+    open_backends("sandbox", sandbox_dir=str(tmp_path / "a")).close()
+    assert occupants(tmp_path / "a") == [ProcessId.current()]  # once, however often it joins
+    create_world("default", tmp_path / "b")
+    open_backends("sandbox", sandbox_dir=str(tmp_path / "b")).close()
+    assert occupants(tmp_path / "b") == [ProcessId.current()]
+    assert leave_drill_world(tmp_path / "a") == ""
+    assert occupants(tmp_path / "a") == []
