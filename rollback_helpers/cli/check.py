@@ -64,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
 @contextmanager
 def _backends(args: argparse.Namespace, repo: str) -> Iterator[tuple[Backends, str]]:
     """The seams to check through; a sandbox world is built first and stopped after."""
-    from rollback_helpers.run.backends import create_drill_world, open_backends, stop_drill_world
+    from rollback_helpers.run.backends import (
+        create_drill_world,
+        leave_drill_world,
+        open_backends,
+        stop_drill_world,
+    )
 
     if args.backend == "real":
         backends = open_backends("real")
@@ -87,6 +92,8 @@ def _backends(args: argparse.Namespace, repo: str) -> Iterator[tuple[Backends, s
         finally:
             backends.close()
     finally:
-        stop_drill_world(sandbox_dir)
-        if not args.sandbox_dir:
+        if args.sandbox_dir:  # shared: stop only what no other process uses
+            leave_drill_world(sandbox_dir)
+        else:
+            stop_drill_world(sandbox_dir)
             shutil.rmtree(sandbox_dir, ignore_errors=True)

@@ -8,8 +8,9 @@
                 in incidents/drills/) and ROLLBACK_LAB_ROOT (for links)
     server      JupyterLab on 127.0.0.1 with a random token (read from a 0600 file, so it is
                 not on the command line), its log in <workspace>/.jupyter.log
-    stop        Ctrl+C: SIGTERM to the server, which shuts its kernels down; then the
-                sandbox's processes (run.backends.stop_drill_world)
+    stop        Ctrl+C: SIGTERM to the server, which shuts its kernels down; then the lab
+                leaves the sandbox (run.backends.leave_drill_world): its kernels' tunnels stop,
+                and the servers too unless a headless drill still acts in the same world
 
 The server is started here rather than through the command runner: the runner
 is the runbook's seam to flyctl (captured output, allow-listed commands), while
@@ -193,7 +194,7 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def run_lab(args: argparse.Namespace) -> int:
     """Prepare the workspace (and world), serve it until Ctrl+C, then stop everything."""
-    from rollback_helpers.run.backends import create_drill_world, stop_drill_world
+    from rollback_helpers.run.backends import create_drill_world, leave_drill_world
 
     incidents = lab_incidents(load_config().incidents_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -230,8 +231,9 @@ def run_lab(args: argparse.Namespace) -> int:
         return 0
     finally:
         server.stop()
-        if sandbox_dir is not None:
-            stop_drill_world(sandbox_dir)
+        # a headless drill may still act in the workspace's world: leave it, not stop it
+        if sandbox_dir is not None and (line := leave_drill_world(sandbox_dir)):
+            print(line, flush=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         print("Stopped.", flush=True)

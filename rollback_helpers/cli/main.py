@@ -151,7 +151,11 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from rollback_helpers.run.backends import create_drill_world, discard_drill_world
+    from rollback_helpers.run.backends import (
+        create_drill_world,
+        discard_drill_world,
+        leave_drill_world,
+    )
 
     args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
@@ -174,10 +178,13 @@ def _drill(args: argparse.Namespace) -> int:
                 os.environ.pop("GITHUB_TOKEN", None)
             else:
                 os.environ["GITHUB_TOKEN"] = saved_token
-            keep = args.keep_sandbox or args.sandbox_dir
-            discard_drill_world(sandbox_dir, keep_files=bool(keep))
-            if not keep:
-                shutil.rmtree(sandbox_dir, ignore_errors=True)
+            if args.sandbox_dir:  # shared: stop only what no other process uses
+                if line := leave_drill_world(sandbox_dir):
+                    print(line)
+            else:  # this drill's own world: nobody else acts in it
+                discard_drill_world(sandbox_dir, keep_files=bool(args.keep_sandbox))
+                if not args.keep_sandbox:
+                    shutil.rmtree(sandbox_dir, ignore_errors=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

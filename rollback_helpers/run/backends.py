@@ -5,8 +5,11 @@ and gets the same four things either way: an ``httpx.Client``, a command runner,
 a clock and the GitHub token (from the kernel's environment, never a parameter).
 
 This is the one place above the sandbox that knows it exists: the command line
-creates and stops drill worlds through :func:`create_drill_world` and
-:func:`stop_drill_world` rather than reaching into ``rollback_helpers.sandbox``.
+creates, leaves and stops drill worlds through :func:`create_drill_world`,
+:func:`leave_drill_world` and :func:`stop_drill_world` rather than reaching into
+``rollback_helpers.sandbox``. Every process that acts in a world registers itself in
+it (creating it or opening its seams), so that one process ending stops only what no
+other live process uses (``rollback_helpers/sandbox/occupants.py``).
 """
 
 from __future__ import annotations
@@ -66,10 +69,13 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
     """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``.
 
     ``reuse``: if ``directory`` already holds a world (a drill re-run after a crash,
-    or a second operator's drill started at the same time), act in that one.
+    or a second operator's drill started at the same time), act in that one. This
+    process is registered in the world first: end with :func:`leave_drill_world`.
     """
+    from rollback_helpers.sandbox.occupants import join
     from rollback_helpers.sandbox.scenarios import create_world, open_world
 
+    join(directory)
     if reuse:
         world, created = open_world(scenario, Path(directory), speed=speed)
     else:
@@ -79,8 +85,26 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
                       str(world.state["github"]["repo"]), reused=not created)
 
 
+def leave_drill_world(directory: str | Path) -> str:
+    """This process is done with the (shared) world in ``directory``: stop its own tunnels
+    and any whose opener has gone; stop the servers only if no other live process acts in
+    the world (the last one out). Returns one line for the operator ("" if nothing ran)."""
+    from rollback_helpers.sandbox.occupants import leave
+
+    left = leave(directory)
+    if left.last_out:
+        stopped = ", ".join(left.stopped)
+        return f"Sandbox world {directory}: the last process out; stopped {stopped}." if stopped \
+            else ""
+    count = len(left.others)
+    who = "1 other process" if count == 1 else f"{count} other processes"
+    return (f"Sandbox world {directory}: left running for {who} acting in it (pid "
+            f"{', '.join(map(str, left.others))}); the last one to end stops its servers.")
+
+
 def stop_drill_world(directory: str | Path) -> None:
-    """Stop every process the sandbox started for this world (servers, tunnels). Idempotent."""
+    """Stop every process the sandbox started for this world (servers, tunnels), whoever
+    uses them: a full shutdown. Idempotent."""
     from rollback_helpers.sandbox import shutdown
 
     shutdown(directory)
@@ -163,9 +187,11 @@ def _remove_world(directory: str) -> None:
 def _sandbox_backends(scenario: str, sandbox_dir: str | None, token: Secret | None) -> Backends:
     from rollback_helpers.sandbox.flyctl import FlyctlSandbox
     from rollback_helpers.sandbox.http import sandbox_transport
+    from rollback_helpers.sandbox.occupants import join
     from rollback_helpers.sandbox.scenarios import open_world
 
-    if sandbox_dir:
+    if sandbox_dir:  # a world others may share: this process acts in it from now on
+        join(sandbox_dir)
         world, _ = open_world(scenario, sandbox_dir)
     else:  # a world of this kernel's own: gone when the kernel exits
         temporary = tempfile.mkdtemp(prefix="rollback-sandbox-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from rollback_helpers.clients.commands import (
@@ -315,7 +317,9 @@ def test_recorded_process_is_stopped_and_forgotten(tmp_path: Path,
     """stop_recorded_processes kills a recorded sleeping child and removes its pid file."""
     record_process(tmp_path, "tunnel", sleeper.pid)
     pid_file = tmp_path / PID_DIR / "tunnel.pid"
-    assert pid_file.read_text() == str(sleeper.pid)
+    record = json.loads(pid_file.read_text())
+    assert record["pid"] == sleeper.pid and record["opener"]["pid"] == os.getpid()
+    assert record["started"] == psutil.Process(sleeper.pid).create_time()
     assert running(sleeper.pid)
 
     assert stop_recorded_processes(tmp_path) == ["tunnel"]
@@ -342,6 +346,18 @@ def test_already_dead_or_garbled_pid_files_are_cleared(tmp_path: Path) -> None:
     (tmp_path / PID_DIR / "garbled.pid").write_text("not-a-pid")
     assert sorted(stop_recorded_processes(tmp_path)) == ["dead", "garbled"]
     assert list((tmp_path / PID_DIR).iterdir()) == []
+
+
+def test_a_recorded_pid_now_running_another_process_is_not_signalled(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """A record whose pid has since been given to another process (another start time) is
+    dropped, and that process is left alone."""
+    record_process(tmp_path, "tunnel", sleeper.pid)
+    pid_file = tmp_path / PID_DIR / "tunnel.pid"
+    record = json.loads(pid_file.read_text())
+    pid_file.write_text(json.dumps({**record, "started": record["started"] - 3600}))
+    assert stop_recorded_processes(tmp_path) == ["tunnel"]
+    assert sleeper.poll() is None and not pid_file.exists()
 
 
 def test_forgotten_process_is_not_stopped(tmp_path: Path,

@@ -276,3 +276,51 @@ def test_a_promote_in_flight_is_never_raced(world: Callable[..., Path], tmp_path
     else:
         assert done.returncode == 3
         assert f"run {run_id}" in done.stderr and "--watch-in-flight" in done.stderr
+
+
+def change_world(directory: Path, change: Callable[[World], None]) -> None:
+    """Change the world as one transaction, while drills act in it."""
+    shared = World.load(directory)
+    with shared.transaction():
+        change(shared)
+
+
+def restored_cluster(directory: Path, env_app: str) -> str:
+    clusters = World.load(directory).state["fly"]["clusters"]
+    return next(c["id"] for c in clusters.values()
+                if c["name"] == f"{env_app}-db-restore")
+
+
+def server_pids(directory: Path) -> dict[str, int]:
+    """Each cluster's running server: cluster id → postmaster pid."""
+    from rollback_helpers.sandbox import postgres
+
+    running = {home.name: postgres.server_info(directory, home.name)
+               for home in (directory / "clusters").glob("*/")}
+    return {cluster: info.pid for cluster, info in running.items() if info is not None}
+
+
+def test_a_drill_that_ends_stops_nothing_another_drill_uses(
+        world: Callable[..., Path], tmp_path: Path) -> None:
+    """Staging's Path B and development's verify-flip share one world: the verify-flip ends
+    while Path B waits for its restored cluster, and stops no server Path B needs; Path B
+    then verifies through the same servers, and the last drill out stops every server."""
+    directory = world("b-two-environments", 1.0)  # Path B's wait: 300 s unless moved on
+    incidents = tmp_path / "incidents"
+    path_b = start(drill_argv("path-b", incidents, "--sandbox-dir", str(directory)))
+    wait_for(after(directory, RESTORE), "restore recorded", path_b, directory)
+    before = server_pids(directory)
+    flip = subprocess.run(drill_argv("verify-flip", incidents, "--sandbox-dir", str(directory),
+                                     "--env", "development"),
+                          capture_output=True, text=True, timeout=DEADLINE)
+    assert flip.returncode == 0, flip.stdout + flip.stderr
+    assert path_b.poll() is None, "Path B ended before the verify-flip: nothing was shared"
+    assert f"left running for 1 other process acting in it (pid {path_b.pid})" in flip.stdout
+    assert server_pids(directory) == before  # nothing stopped, nothing restarted
+    change_world(directory, lambda w: (w.state.update(now=w.now + 300), w.advance()))
+    out, err = path_b.communicate(timeout=DEADLINE)
+    assert path_b.returncode == 0, out + err
+    assert "the last process out; stopped" in out
+    assert "flip pending" in record_states(directory)
+    assert server_pids(directory) == {}  # the last one out
+    assert list((directory / "pids").glob("*")) == []

@@ -6,6 +6,7 @@ runbook does, and the world is shut down (servers and tunnels) after each test.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Callable, Iterator
@@ -318,7 +319,7 @@ def test_shutdown_leaves_no_server_and_no_tunnel(make_world: MakeWorld) -> None:
     world = make_world("b-flipped")
     fly = Fly(FlyctlSandbox(world))
     tunnel = fly.mpg_proxy(FLIPPED)  # deliberately left running
-    proxy_pid = int(next((world.state_dir / PROXY_PIDS).glob("*.pid")).read_text())
+    proxy_pid = json.loads(next((world.state_dir / PROXY_PIDS).glob("*.pid")).read_text())["pid"]
     servers = [pg.server_info(world.state_dir, cid) for cid in (SOURCE, FLIPPED)]
     pids = [proxy_pid] + [s.pid for s in servers if s is not None]
     assert len(pids) == 3 and all(alive(pid) for pid in pids)
