@@ -66,9 +66,9 @@ def _backends(args: argparse.Namespace, repo: str) -> Iterator[tuple[Backends, s
     """The seams to check through; a sandbox world is built first and stopped after."""
     from rollback_helpers.run.backends import (
         create_drill_world,
+        discard_drill_world,
         leave_drill_world,
         open_backends,
-        stop_drill_world,
     )
 
     if args.backend == "real":
@@ -80,7 +80,9 @@ def _backends(args: argparse.Namespace, repo: str) -> Iterator[tuple[Backends, s
         return
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-check-"))
     try:
-        world = create_drill_world(args.scenario, sandbox_dir, speed=0)
+        # a world already in --sandbox-dir is acted in, never rebuilt under its other users
+        world = create_drill_world(args.scenario, sandbox_dir, speed=0,
+                                   reuse=bool(args.sandbox_dir))
         if world.repo != repo:
             raise ConfigError(
                 f"The configuration names {repo}, but the sandbox world holds {world.repo}.",
@@ -88,12 +90,12 @@ def _backends(args: argparse.Namespace, repo: str) -> Iterator[tuple[Backends, s
                 "runbook.toml applies (or point ROLLBACK_RUNBOOK_CONFIG at one for the sandbox).")
         backends = open_backends("sandbox", sandbox_dir=str(sandbox_dir))
         try:
-            yield backends, f"sandbox scenario {args.scenario!r} — {world.description}"
+            yield backends, f"sandbox scenario {world.scenario!r} — {world.description}"
         finally:
             backends.close()
     finally:
         if args.sandbox_dir:  # shared: stop only what no other process uses
             leave_drill_world(sandbox_dir)
         else:
-            stop_drill_world(sandbox_dir)
+            discard_drill_world(sandbox_dir)  # its servers' data too, wherever it lives
             shutil.rmtree(sandbox_dir, ignore_errors=True)

@@ -209,7 +209,7 @@ def run_lab(args: argparse.Namespace) -> int:
         sandbox_dir = workspace / ".sandbox"
         world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed)
         token = world.token
-        description = f"sandbox scenario {args.scenario!r} — {world.description.rstrip('.')}"
+        description = f"sandbox scenario {world.scenario!r} — {world.description.rstrip('.')}"
     server = LabServer(workspace, kernel_environment(os.environ, workspace=workspace,
                                                      incidents=incidents, sandbox_dir=sandbox_dir,
                                                      sandbox_token=token), port=args.port)

@@ -159,14 +159,16 @@ def _drill(args: argparse.Namespace) -> int:
 
     args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    args.reason = args.reason or f"drill: scenario {args.scenario}"
+    reason = args.reason
+    args.reason = reason or f"drill: scenario {args.scenario}"
     directory = checked_incidents_dir(args, backend="sandbox", drill=True)
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
     saved_token = os.environ.get("GITHUB_TOKEN")
     try:
         world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed,
                                    reuse=bool(args.sandbox_dir))
-        print(f"Drill: {args.path} on {args.env}, scenario {args.scenario!r} — {world.description}")
+        args.reason = reason or f"drill: scenario {world.scenario}"  # a reused world's own
+        print(f"Drill: {args.path} on {args.env}, scenario {world.scenario!r} — {world.description}")
         if world.reused:
             print(f"Acting in the existing sandbox world in {sandbox_dir} (not rebuilt).")
         os.environ["GITHUB_TOKEN"] = world.token  # the kernel reads it, as in an incident

@@ -62,6 +62,7 @@ class DrillWorld:
     token: str         # the sandbox's own GitHub token (never a real one)
     repo: str = ""     # the repository the world's GitHub holds
     reused: bool = False  # an existing world in ``directory`` (another drill's, or this one's)
+    scenario: str = ""    # the scenario the world was built from (a reused one's own)
 
 
 def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
@@ -82,7 +83,8 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
         world, created = create_world(scenario, Path(directory), speed=speed), True
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
     return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]),
-                      str(world.state["github"]["repo"]), reused=not created)
+                      str(world.state["github"]["repo"]), reused=not created,
+                      scenario=str(world.state.get("scenario") or scenario))
 
 
 def leave_drill_world(directory: str | Path) -> str:

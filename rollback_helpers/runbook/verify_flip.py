@@ -25,11 +25,13 @@ from rollback_helpers.ui.table import Table
 def start(*, env: str | None, new_cluster: str | None = None, old_cluster: str | None = None,
           backend: str = "sandbox", scenario: str = "b-flipped", sandbox_dir: str | None = None,
           reason: str = "", incident: str = "", operator: str = "", archive_path: str = "",
-          config: dict[str, Any] | None = None, interactive: bool = False) -> VerifyFlip:
+          config: dict[str, Any] | None = None, interactive: bool = False,
+          run_id: str = "") -> VerifyFlip:
     check_parameters("verify-flip", {"new_cluster": new_cluster, "old_cluster": old_cluster})
     ctx = open_run("verify-flip", env=env, dry_run=True, backend=backend, scenario=scenario,
                    sandbox_dir=sandbox_dir, operator=operator, reason=reason, incident=incident,
-                   archive_path=archive_path, config=config, interactive=interactive)
+                   archive_path=archive_path, config=config, interactive=interactive,
+                   run_id=run_id)
     return VerifyFlip(ctx, new_cluster=new_cluster or None, old_cluster=old_cluster or None)
 
 

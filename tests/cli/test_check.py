@@ -10,7 +10,12 @@ import pytest
 from rollback_helpers.cli import main as cli
 from rollback_helpers.clients.fly_policy import refusal_reason
 from rollback_helpers.domain.config import load_config
-from rollback_helpers.run.backends import Backends, create_drill_world, open_backends
+from rollback_helpers.run.backends import (
+    Backends,
+    create_drill_world,
+    discard_drill_world,
+    open_backends,
+)
 from rollback_helpers.runbook.preflight import Preflight, PreflightResult
 from rollback_helpers.sandbox.world import World, read_calls
 
@@ -212,3 +217,20 @@ def test_a_scenario_with_the_real_backend_is_bad_input(capsys: pytest.CaptureFix
     """--scenario only means something on the sandbox: with --backend real it is exit 2."""
     assert cli.main(["check", "--backend", "real", "--scenario", "check-no-backup"]) == 2
     assert "--backend real" in capsys.readouterr().err
+
+
+def test_check_acts_in_an_existing_world_and_never_rebuilds_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--sandbox-dir holding another drill's world: check reads that world (its own scenario,
+    its call log kept), and leaves its files in place for the others."""
+    world = tmp_path / "world"
+    create_drill_world("check-no-backup", world, speed=0)
+    before = read_calls(world)
+    try:
+        code, out = run_check(tmp_path, capsys)  # no --scenario: the default is another world
+    finally:
+        discard_drill_world(world)
+    assert code == 3, out
+    assert [(r[0], r[1]) for r in rows(out, "✘")] == [ROTTEN["check-no-backup"]]
+    assert "sandbox scenario 'check-no-backup'" in out
+    assert read_calls(world)[:len(before)] == before and (world / "world.json").is_file()
