@@ -155,6 +155,7 @@ def _drill(args: argparse.Namespace) -> int:
         create_drill_world,
         discard_drill_world,
         leave_drill_world,
+        sweep_abandoned_worlds,
     )
 
     args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
@@ -162,6 +163,8 @@ def _drill(args: argparse.Namespace) -> int:
     reason = args.reason
     args.reason = reason or f"drill: scenario {args.scenario}"
     directory = checked_incidents_dir(args, backend="sandbox", drill=True)
+    for line in sweep_abandoned_worlds():
+        print(line)
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
     saved_token = os.environ.get("GITHUB_TOKEN")
     try:

@@ -104,6 +104,29 @@ def leave_drill_world(directory: str | Path) -> str:
             f"{', '.join(map(str, left.others))}); the last one to end stops its servers.")
 
 
+TEMP_WORLD_PREFIXES = ("rollback-drill-", "rollback-check-")  # worlds a command made for itself
+
+
+def sweep_abandoned_worlds(temp: str | Path | None = None) -> list[str]:
+    """Remove the temporary worlds whose every process died without leaving (a drill killed
+    outright, SIGKILL or a machine that died): their servers are stopped and their data and
+    files deleted. One line per world, for the operator."""
+    from rollback_helpers.sandbox.occupants import abandoned
+
+    lines = []
+    for directory in sorted(Path(temp or tempfile.gettempdir()).glob("rollback-*-*")):
+        try:
+            if not (directory.name.startswith(TEMP_WORLD_PREFIXES) and abandoned(directory)):
+                continue
+        except OSError:  # another user's, or half gone: not ours to judge
+            continue
+        discard_drill_world(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+        lines.append(f"Removed the sandbox world {directory}, left behind by a drill that was "
+                     "killed (its servers stopped).")
+    return lines
+
+
 def stop_drill_world(directory: str | Path) -> None:
     """Stop every process the sandbox started for this world (servers, tunnels), whoever
     uses them: a full shutdown. Idempotent."""

@@ -133,3 +133,14 @@ def _done_with(record: ProcessRecord, family: list[ProcessId]) -> bool:
     """A tunnel that the leaving process (or one below it) opened, or whose opener has gone."""
     opener = record.opener
     return opener is None or any(opener.same_as(f) for f in family) or not opener.alive()
+
+
+def abandoned(state_dir: str | os.PathLike[str]) -> bool:
+    """Whether every process that registered in the world has died without leaving (a drill
+    killed outright). A world nobody registered in, or everyone left, is not abandoned."""
+    directory = Path(state_dir)
+    folder = directory / OCCUPANT_DIR
+    if not folder.is_dir():
+        return False
+    with world_lock(directory):
+        return any(folder.glob("*.json")) and not occupants(directory)

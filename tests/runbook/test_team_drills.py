@@ -21,11 +21,12 @@ from typing import Any
 import psutil
 import pytest
 import watchfiles
-from processes import descendants, wait_gone
+from processes import alive, descendants, wait_gone
 
 from rollback_helpers.run import archive
 from rollback_helpers.run.backends import discard_drill_world
 from rollback_helpers.run.record_comment import parse_comment
+from rollback_helpers.sandbox import postgres as pg
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World, read_calls
 
@@ -177,6 +178,36 @@ def test_path_b_crash_after_restore_then_rerun_restores_once(
     clusters = World.load(directory).state["fly"]["clusters"]
     assert len([c for c in clusters.values() if c["name"].endswith("-restore")]) == 1
     assert record_states(directory) == ["interrupted", "flip pending"]
+
+
+def test_the_next_drill_removes_the_world_of_a_drill_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL leaves a drill's own temporary world behind, its database servers running; the
+    next drill stops them, deletes the world and says so."""
+    temp = tmp_path / "tmp"
+    temp.mkdir(mode=0o711)
+    env = {"TMPDIR": str(temp)}
+    first = start(drill_argv("path-b", tmp_path / "incidents", "--speed", "20"), env=env)
+
+    def world_dir() -> Path | None:
+        return next(iter(temp.glob("rollback-drill-*")), None)
+
+    wait_for(lambda: world_dir() is not None and bool(calls(world_dir(), RESTORE)),  # type: ignore[arg-type]
+             "restore recorded", first, temp)
+    directory = world_dir()
+    assert directory is not None
+    crash(first)
+    servers = [info.pid for cid in World.load(directory).state["fly"]["clusters"]
+               if (info := pg.server_info(directory, cid)) is not None]
+    assert servers and all(alive(pid) for pid in servers)
+
+    again = subprocess.run(drill_argv("path-a", tmp_path / "incidents", "--speed", "0"),
+                           capture_output=True, text=True, timeout=DEADLINE,
+                           env={**os.environ, **env})
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"Removed the sandbox world {directory}, left behind by a drill that was killed" \
+        in again.stdout
+    assert not directory.exists() and list(temp.glob("rollback-drill-*")) == []
+    assert wait_gone(servers, timeout=30) == set()
 
 
 @pytest.mark.parametrize(("path", "sig", "marker"), [
