@@ -7,6 +7,7 @@
     rollback-runbook check --backend real                  read-only preflight before the incident
     rollback-runbook scenarios | exit-codes                reference
     rollback-runbook history | verify-record | render      the archived incident records
+    rollback-runbook recover [--dry-run]                   archive the records of killed runs
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
 from rollback_helpers.cli import inputs, records
+from rollback_helpers.cli import recover as recover_command
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.run.interrupt import StopSignals
 from rollback_helpers.secrets import redact
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
 PATHS = ("path-a", "path-b", "verify-flip")  # run.archive.NOTEBOOKS
-ADOPTION = (init_command, check_command)  # commands in their own modules: add_parser + run
+ADOPTION = (init_command, check_command, recover_command)  # own modules: add_parser + run
 DEFAULT_DRILL_SPEED = 20.0
 DEFAULT_SCENARIOS = {"path-a": "default", "path-b": "b-default", "verify-flip": "b-flipped"}
 
@@ -157,6 +159,7 @@ def _drill(args: argparse.Namespace) -> int:
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     args.reason = args.reason or f"drill: scenario {args.scenario}"
     directory = checked_incidents_dir(args, backend="sandbox", drill=True)
+    recover_command.recover_before_run(args.run_id)
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
     saved_token = os.environ.get("GITHUB_TOKEN")
     try:
@@ -183,6 +186,7 @@ def _drill(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     with args.stop:
         directory = checked_incidents_dir(args, backend="real", drill=False)
+        recover_command.recover_before_run(args.run_id)
         return _execute(args, directory, backend="real", sandbox_dir=None, drill=False)
 
 
@@ -198,7 +202,8 @@ def _execute(args: argparse.Namespace, location: str, *, backend: str,
     if not args.quiet:
         archive.quiet_papermill_logs()
     target = store.location_of(name)
-    with records.working_copy(name) as working:
+    owner = recover_command.owner(args, store, name, backend=backend, sandbox_dir=sandbox_dir)
+    with records.working_copy(name, owner) as working:
         outcome = archive.execute(args.path, working, parameters(
             args, backend=backend, archive_to=target, sandbox_dir=sandbox_dir),
             log_output=not args.quiet, stop=args.stop, location=target)

@@ -97,6 +97,13 @@ def discard_drill_world(directory: str | Path, *, keep_files: bool = False) -> N
         sandbox.discard(directory)
 
 
+def drill_world_exists(directory: str | Path) -> bool:
+    """True when ``directory`` still holds a sandbox world (its GitHub, its apps)."""
+    from rollback_helpers.sandbox.world import STATE_FILE
+
+    return (Path(directory) / STATE_FILE).is_file()
+
+
 def sandbox_scenarios() -> dict[str, str]:
     """The shipped sandbox scenarios: name → one-line description."""
     from rollback_helpers.sandbox.scenarios import list_scenarios
