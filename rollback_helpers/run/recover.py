@@ -43,6 +43,7 @@ from rollback_helpers.run.interrupt import CellLog, mark_interrupted
 from rollback_helpers.run.lifecycle import Closing, close_run
 from rollback_helpers.run.lock import EnvironmentLock
 from rollback_helpers.run.notebook_io import heading_above, read_notebook, write_notebook
+from rollback_helpers.run.notify import RunEnd, announce_end
 from rollback_helpers.run.owner import RunOwner, process_start, read_owner
 from rollback_helpers.run.record_archive import (
     WORKING_PREFIX,
@@ -55,6 +56,7 @@ from rollback_helpers.run.record_archive import (
 )
 from rollback_helpers.run.record_store import RecordStore, open_store
 from rollback_helpers.secrets import redact
+from rollback_helpers.ui.interactive import default_operator
 
 CLAIM = ".recovering-"
 KILLED = "killed (SIGKILL or the machine died)"
@@ -218,14 +220,30 @@ def closing_of(orphan: Orphan, outcome: archive.Outcome, stored: ArchivedRecord 
                    sha256=stored.sha256 if stored else "")
 
 
+def announce(owner: RunOwner, outcome: archive.Outcome, notebook: Path, *,
+             timeout: float) -> list[str]:
+    """The run's last notification (ROLLBACK_NOTIFY…), which the dead run never sent; its
+    deliveries go into the notebook before it is stored. Sent once: not again for a notebook
+    whose deliveries are already in it."""
+    if owner.dry_run or outcome.exit_code == 2 or "notifications" in archive.read_outcome(notebook):
+        return []
+    operator = str(outcome.parameters.get("operator") or "") or default_operator()
+    sent = announce_end(RunEnd(owner.path, owner.env, owner.run_id, operator, outcome.exit_code,
+                               outcome.outcome, notebook, error=outcome.error,
+                               drill=owner.backend == "sandbox",
+                               location=f"{owner.store.rstrip('/')}/{owner.name}"),
+                        os.environ, timeout=timeout)
+    return [sent.line()] if sent is not None else []
+
+
 def finish_record(cfg: RunbookConfig, owner: RunOwner, closing: Closing) -> list[str]:
     """The record comment's final edit and the lock's release, as the dead run would have."""
     if owner.dry_run or closing.exit_code == 2:
         return []  # nothing was posted, nothing was locked
     if owner.backend == "sandbox" and not (owner.sandbox_dir
                                            and drill_world_exists(owner.sandbox_dir)):
-        return [f"The drill's sandbox world ({owner.sandbox_dir}) is gone: there is no record "
-                "comment to finish."]
+        where = f" ({owner.sandbox_dir})" if owner.sandbox_dir else ""
+        return [f"The drill's sandbox world{where} is gone: there is no record comment to finish."]
     try:
         backends = open_backends(owner.backend, sandbox_dir=owner.sandbox_dir, cfg=cfg)
         try:
@@ -274,10 +292,11 @@ def _recover_claimed(orphan: Orphan, by: str) -> Recovery:
     owner = orphan.owner
     outcome = mark_killed(orphan.notebook, owner, by=by)
     cfg = _config(owner)
+    told = announce(owner, outcome, orphan.notebook, timeout=cfg.notify_timeout)
     store = open_store(owner.store, github=github_factory(cfg, sandbox_dir=owner.sandbox_dir))
     stored, problem = store_once(store, owner, orphan.notebook)
     closing = closing_of(orphan, outcome, stored)
-    comment = finish_record(cfg, owner, closing)
+    comment = [*told, *finish_record(cfg, owner, closing)]
     if owner.backend == "sandbox" and owner.sandbox_dir and not owner.keep_sandbox:
         discard_drill_world(owner.sandbox_dir)  # the drill's own world, as the drill would have
         shutil.rmtree(owner.sandbox_dir, ignore_errors=True)
@@ -288,13 +307,15 @@ def _recover_claimed(orphan: Orphan, by: str) -> Recovery:
 def _recovered_line(orphan: Orphan, outcome: archive.Outcome, stored: ArchivedRecord | None,
                     problem: str) -> str:
     owner = orphan.owner
-    what = "interrupted: " + KILLED if outcome.outcome == "interrupted" else outcome.outcome
+    what = (f"interrupted: {KILLED}, during {outcome.failed_step}"
+            if outcome.outcome == "interrupted" and outcome.exit_code == ProcessKilled.exit_code
+            else f"it had ended ({outcome.outcome}, exit {outcome.exit_code}) and was killed "
+                 "while its record was stored")
     where = (f"archived {stored.location} (SHA-256 {stored.sha256})" if stored
              else problem.replace("\n", " "))
     then = ("re-run it to see the plan again" if owner.dry_run else
             f"to resume, run `{shlex.join(owner.command)}`")
-    return (f"Recovered run {owner.run_id} ({owner.path} on {owner.env}, {what}, during "
-            f"{outcome.failed_step or 'the end'}): {where}. Next: {then}.")
+    return f"Recovered run {owner.run_id} ({owner.path} on {owner.env}, {what}): {where}. Next: {then}."
 
 
 def recover_all(temp: str | Path | None = None, *, by: str = RECOVER) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from webhook_receiver import receiver
 
 from rollback_helpers.run import archive
 from rollback_helpers.run.owner import OWNER_FILE, RunOwner, process_start, read_owner
@@ -69,7 +70,7 @@ def working_folder(temp: Path, owner: RunOwner | None, *, notebook: bool = True)
     if owner is not None:
         owner.write(folder)
     if notebook:
-        partial_notebook(folder / NAME)
+        partial_notebook(folder / (owner.name if owner is not None else NAME))
     return folder
 
 
@@ -230,3 +231,33 @@ def test_a_recovery_that_cannot_proceed_is_one_line_and_leaves_the_folder(
     assert len(lines) == 1 and lines[0].startswith("Could not recover run deadbeef0001")
     assert f"left in {folder}" in lines[0] and "rollback-runbook recover" in lines[0]
     assert folder.is_dir() and (folder / NAME).is_file()
+
+
+def test_the_killed_runs_end_is_announced_once_and_kept_in_its_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The webhooks hear of the killed run (it never told them); the deliveries are in the record."""
+    store, temp = tmp_path / "incidents", tmp_path / "tmp"
+    owner = dead_owner(store, dry_run=False, backend="sandbox", name=NAME.replace("-dry-run", ""))
+    working_folder(temp, owner)
+    with receiver("ok") as rec:
+        monkeypatch.setenv("ROLLBACK_NOTIFY", rec.url())
+        lines = recover_all(temp)
+    assert len(rec.bodies) == 1 and "interrupted" in json.dumps(rec.bodies[0])
+    assert "exit 137" in json.dumps(rec.bodies[0])
+    assert "  notification 'interrupted': #1 (json webhook): delivered (HTTP 200)" in lines
+    assert "there is no record comment to finish" in "\n".join(lines)  # no sandbox world
+    assert archive.read_outcome(store / owner.name)["notifications"]
+
+
+def test_a_run_killed_while_storing_its_record_keeps_its_own_outcome(tmp_path: Path) -> None:
+    """The notebook had ended and its outcome was stamped: it is stored as it was, not as killed."""
+    store, temp = tmp_path / "incidents", tmp_path / "tmp"
+    folder = working_folder(temp, dead_owner(store))
+    ended = archive.Outcome(path="path-a", env="staging", archive=str(store / NAME), exit_code=0,
+                            outcome="success")
+    archive.stamp_metadata(folder / NAME, ended)
+    lines = recover_all(temp)
+    assert "it had ended (success, exit 0) and was killed while its record was stored" in lines[0]
+    stamped = archive.read_outcome(store / NAME)
+    assert (stamped["exit_code"], stamped["outcome"]) == (0, "success")
+    assert '"status": "interrupted"' not in (store / NAME).read_text()

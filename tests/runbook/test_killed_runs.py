@@ -31,6 +31,7 @@ from test_team_drills import (
 )
 
 from rollback_helpers.run import archive
+from rollback_helpers.run.backends import discard_drill_world
 from rollback_helpers.run.interrupt import KERNEL_MARK
 from rollback_helpers.run.owner import RunOwner, read_owner
 from rollback_helpers.run.record_comment import RunRecord, parse_comment
@@ -149,3 +150,36 @@ def test_recover_dry_run_lists_and_two_recoveries_at_once_recover_once(
     assert list((tmp_path / "tmp").glob("rollback-run-*")) == []
     assert World.load(directory).state["github"].get("git", {}).get("refs") == {}  # released
     assert record_states(directory) == ["interrupted"]
+
+
+def test_a_killed_drill_on_a_temporary_world_has_that_world_removed_by_recover(
+        tmp_path: Path) -> None:
+    """A drill without --sandbox-dir removes its world when it ends; killed, it cannot, so
+    recovery does, once the record comment is finished in it."""
+    temp = tmp_path / "tmp"
+    temp.mkdir(mode=0o711)
+    env = {"TMPDIR": str(temp), "ROLLBACK_INCIDENTS_DIR": str(tmp_path / "incidents")}
+    process = start([*CLI, "drill", "path-a", "--env", "staging", "--quiet", "--speed", "4"], env)
+
+    def world_dir() -> Path | None:
+        return next(iter(temp.glob("rollback-drill-*")), None)
+
+    wait_for(lambda: world_dir() is not None and after(world_dir(), DISPATCH)(),  # type: ignore[arg-type]
+             "dispatch recorded", process, temp)
+    directory = world_dir()
+    assert directory is not None
+    try:
+        crash(process)
+        recovered = run([*CLI, "recover"], env)
+        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+        assert "Record comment on #" in recovered.stdout and "Lock of staging released." \
+            in recovered.stdout
+        assert not directory.exists() and list(temp.glob("rollback-run-*")) == []
+        records = list((tmp_path / "incidents" / "drills").glob("*.ipynb"))
+        assert len(records) == 1 and archive.read_outcome(records[0])["exit_code"] == 137
+        leftovers = [p for p in psutil.process_iter(["cmdline"])
+                     if str(directory) in " ".join(p.info["cmdline"] or [])]
+        assert leftovers == []
+    finally:
+        if directory.exists():
+            discard_drill_world(directory)
