@@ -53,10 +53,18 @@ def run(args: argparse.Namespace) -> int:
 
 def recover_before_run(run_id: str) -> None:
     """At the start of a run or drill: recover earlier killed runs; never fails this one."""
-    from rollback_helpers.run.recover import recover_all
+    from rollback_helpers.run.recover import RECOVER, find_orphans, recover
 
-    for line in recover_all(by=f"run {run_id} as it started"):
-        print(line, flush=True)
+    orphans, problem = find_orphans()
+    if problem:
+        print(problem, flush=True)
+    if orphans:
+        print(f"Archiving the record of {len(orphans)} run(s) killed earlier on this machine "
+              f"first (as `{RECOVER}` would)…", flush=True)
+    for orphan in orphans:
+        recovery = recover(orphan, by=f"run {run_id} as it started")
+        for line in recovery.lines if recovery is not None else []:
+            print(line, flush=True)
 
 
 def owner(args: argparse.Namespace, store: RecordStore, name: str, *, backend: str,

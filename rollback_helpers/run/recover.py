@@ -318,12 +318,19 @@ def _recovered_line(orphan: Orphan, outcome: archive.Outcome, stored: ArchivedRe
     return f"Recovered run {owner.run_id} ({owner.path} on {owner.env}, {what}): {where}. Next: {then}."
 
 
+def find_orphans(temp: str | Path | None = None) -> tuple[list[Orphan], str]:
+    """The orphans in the temp folder, and a line if they could not be looked for. Never raises."""
+    try:
+        return find(temp).orphans, ""
+    except Exception as exc:  # noqa: BLE001 - recovery never fails the run that does it
+        return [], (f"Could not look for killed runs in {temp_root(temp)}: {redact(str(exc))}. "
+                    f"Run `{RECOVER}` later.")
+
+
 def recover_all(temp: str | Path | None = None, *, by: str = RECOVER) -> list[str]:
     """Recover every orphaned working copy in the temp folder; lines to print. Never raises."""
-    try:
-        orphans = find(temp).orphans
-    except Exception as exc:  # noqa: BLE001 - recovery never fails the run that does it
-        return [f"Could not look for killed runs in {temp_root(temp)}: {redact(str(exc))}. "
-                f"Run `{RECOVER}` later."]
+    orphans, problem = find_orphans(temp)
+    if problem:
+        return [problem]
     done = [recover(orphan, by=by) for orphan in orphans]
     return [line for recovery in done if recovery is not None for line in recovery.lines]

@@ -109,6 +109,7 @@ def test_a_drill_killed_after_its_dispatch_is_archived_by_the_next_drill(
     set_speed(directory, 0.0)
     again = run(argv, env)
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "Archiving the record of 1 run(s) killed earlier on this machine first" in again.stdout
     line = next(x for x in again.stdout.splitlines() if x.startswith("Recovered run "))
     assert line.startswith(f"Recovered run {dead.run_id} (path-a on staging, interrupted")
     assert shlex.join(dead.command) in line
@@ -183,3 +184,27 @@ def test_a_killed_drill_on_a_temporary_world_has_that_world_removed_by_recover(
     finally:
         if directory.exists():
             discard_drill_world(directory)
+
+
+def test_a_running_drills_working_copy_is_left_alone(
+        world: Callable[..., Path], tmp_path: Path) -> None:
+    """``recover`` during a drill (another operator's run on the same machine) leaves it be;
+    the drill then archives its own record as usual."""
+    directory = world("default", 4.0)
+    temp = tmp_path / "tmp"
+    temp.mkdir(mode=0o711)
+    env = {"TMPDIR": str(temp), "ROLLBACK_INCIDENTS_DIR": str(tmp_path / "incidents")}
+    drill = start([*CLI, "drill", "path-a", "--env", "staging", "--quiet", "--sandbox-dir",
+                   str(directory)], env)
+    wait_for(after(directory, DISPATCH), "dispatch recorded", drill, directory)
+    folders = list(temp.glob("rollback-run-*"))
+    listed = run([*CLI, "recover"], env)
+    assert listed.returncode == 0, listed.stderr
+    assert "Still running, left alone: run " in listed.stdout and f"pid {drill.pid}" in listed.stdout
+    assert "No killed runs to recover" in listed.stdout
+    assert len(folders) == 1 and list(temp.glob("rollback-run-*")) == folders
+    set_speed(directory, 0.0)
+    out, err = drill.communicate(timeout=DEADLINE)
+    assert drill.returncode == 0, out + err
+    records = list((tmp_path / "incidents" / "drills").glob("*.ipynb"))
+    assert len(records) == 1 and archive.read_outcome(records[0])["outcome"] == "success"
