@@ -29,7 +29,7 @@ import os
 import shlex
 import shutil
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -156,12 +156,14 @@ def cells_run(nb: nbformat.NotebookNode) -> CellLog:
 
 def mark_killed(notebook: Path, owner: RunOwner, *, by: str) -> archive.Outcome:
     """Mark the dead run's notebook as interrupted (exit 137) and stamp its outcome; a
-    notebook whose outcome was already stamped (the run had ended) keeps it."""
+    notebook whose outcome was already stamped (the run had ended) keeps it. A notebook
+    never written, or cut off mid-write (its bytes kept aside), becomes the unrun notebook."""
+    cut = _cut_off(notebook)
     stamped = archive.read_outcome(notebook) if _written(notebook) else {}
     if stamped.get("outcome"):
         known = {f.name for f in fields(archive.Outcome)}
         return archive.Outcome(**{k: v for k, v in stamped.items() if k in known})
-    if not _written(notebook):  # killed before papermill wrote it
+    if not _written(notebook):
         write_notebook(read_notebook(archive.notebooks_dir() / archive.NOTEBOOKS[owner.path]),
                        notebook)
     last_write = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
@@ -171,12 +173,28 @@ def mark_killed(notebook: Path, owner: RunOwner, *, by: str) -> archive.Outcome:
     last = heading_above(nb, max(cells.finished)) if cells.finished else "none"
     mark_interrupted(nb, cells, KILLED)
     write_notebook(nb, notebook)
-    return archive.stamp_metadata(notebook, _killed_outcome(owner, step, last, cells.running,
-                                                            last_write, by))
+    outcome = _killed_outcome(owner, step, last, cells.running, last_write, by)
+    if cut is not None:
+        outcome = replace(outcome, error=f"{outcome.error} Its notebook was cut off mid-write: "
+                          f"those bytes are kept at {cut}.")
+    return archive.stamp_metadata(notebook, outcome)
 
 
 def _written(notebook: Path) -> bool:
     return notebook.is_file() and notebook.stat().st_size > 0
+
+
+def _cut_off(notebook: Path) -> Path | None:
+    """A notebook that is not readable JSON (killed mid-write) is moved aside: where to."""
+    if not _written(notebook):
+        return None
+    try:
+        read_notebook(notebook)
+    except (ValueError, KeyError, AttributeError):  # not JSON, or not a notebook
+        kept = rescue_copy(notebook)
+        notebook.unlink()
+        return kept
+    return None
 
 
 def _killed_outcome(owner: RunOwner, step: str, last: str, cell: int | None,
@@ -312,7 +330,7 @@ def _recovered_line(orphan: Orphan, outcome: archive.Outcome, stored: ArchivedRe
             else f"it had ended ({outcome.outcome}, exit {outcome.exit_code}) and was killed "
                  "while its record was stored")
     where = (f"archived {stored.location} (SHA-256 {stored.sha256})" if stored
-             else problem.replace("\n", " "))
+             else problem.replace("\n", " ").rstrip("."))
     then = ("re-run it to see the plan again" if owner.dry_run else
             f"to resume, run `{shlex.join(owner.command)}`")
     return f"Recovered run {owner.run_id} ({owner.path} on {owner.env}, {what}): {where}. Next: {then}."

@@ -261,3 +261,15 @@ def test_a_run_killed_while_storing_its_record_keeps_its_own_outcome(tmp_path: P
     stamped = archive.read_outcome(store / NAME)
     assert (stamped["exit_code"], stamped["outcome"]) == (0, "success")
     assert '"status": "interrupted"' not in (store / NAME).read_text()
+
+
+def test_a_notebook_cut_off_mid_write_is_kept_aside_and_the_record_says_where(
+        tmp_path: Path) -> None:
+    folder = working_folder(tmp_path, None)
+    cut = (folder / NAME).read_bytes()[:300]
+    (folder / NAME).write_bytes(cut)
+    outcome = mark_killed(folder / NAME, dead_owner(tmp_path), by="a test")
+    assert outcome.exit_code == 137 and "cut off mid-write" in outcome.error
+    kept = Path(outcome.error.split("kept at ", 1)[1].rstrip("."))
+    assert kept.read_bytes() == cut
+    assert '"status": "not run"' in (folder / NAME).read_text()
