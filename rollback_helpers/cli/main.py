@@ -250,7 +250,7 @@ def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
     return Closing(args.run_id, args.path, args.env, outcome.exit_code, outcome.outcome,
                    args.dry_run, working, error=outcome.error, failed_step=outcome.failed_step,
                    last_step=outcome.last_step,
-                   resume_command=shlex.join(["rollback-runbook", *args.argv]),
+                   resume_command=shlex.join(["rollback-runbook", *map(redact, args.argv)]),
                    location=stored.location if stored else "NOT ARCHIVED (the store refused "
                    "it: see the command's output)", sha256=stored.sha256 if stored else "")
 
