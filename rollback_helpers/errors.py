@@ -42,6 +42,7 @@ never reaches a notebook, a log or a terminal.
     └── Interrupted                    exit 130: stopped by Ctrl-C (SIGINT) mid-run
         ├── Terminated                     exit 143: stopped by SIGTERM
         └── KernelDied                     exit 137: the notebook's kernel died mid-run
+            └── ProcessKilled                  the runbook's own process was killed (SIGKILL…)
 """
 
 from __future__ import annotations
@@ -251,6 +252,10 @@ class KernelDied(Interrupted, exit_code=137):
     pass
 
 
+class ProcessKilled(KernelDied):
+    """The command line itself was killed outright; a later run archived its notebook."""
+
+
 def _all_subclasses(cls: type[RollbackError]) -> list[type[RollbackError]]:
     found = [cls]
     for sub in cls.__subclasses__():
@@ -282,6 +287,8 @@ EXIT_CODES: dict[int, str] = {
     11: "waiting for approval: not enough people approved the plan in time; nothing was changed",
     12: "rejected: an approver rejected the plan (or the workflow's deployment); nothing was changed",
     130: "interrupted (Ctrl-C / SIGINT): archived as interrupted; re-run the same command to resume",
-    137: "interrupted: the notebook's kernel died (killed, out of memory); re-run the same command to resume",
+    137: "interrupted: the notebook's kernel died, or the run's own process was killed (SIGKILL, "
+         "out of memory, the machine died: the next run archives it); re-run the same command "
+         "to resume",
     143: "terminated (SIGTERM): archived as interrupted; re-run the same command to resume",
 }

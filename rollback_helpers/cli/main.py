@@ -7,6 +7,7 @@
     rollback-runbook check --backend real                  read-only preflight before the incident
     rollback-runbook scenarios | exit-codes                reference
     rollback-runbook history | verify-record | render      the archived incident records
+    rollback-runbook recover [--dry-run]                   archive the records of killed runs
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
 from rollback_helpers.cli import inputs, records
+from rollback_helpers.cli import recover as recover_command
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.run.interrupt import StopSignals
 from rollback_helpers.secrets import redact
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
 PATHS = ("path-a", "path-b", "verify-flip")  # run.archive.NOTEBOOKS
-ADOPTION = (init_command, check_command)  # commands in their own modules: add_parser + run
+ADOPTION = (init_command, check_command, recover_command)  # own modules: add_parser + run
 DEFAULT_DRILL_SPEED = 20.0
 DEFAULT_SCENARIOS = {"path-a": "default", "path-b": "b-default", "verify-flip": "b-flipped"}
 
@@ -163,7 +165,8 @@ def _drill(args: argparse.Namespace) -> int:
     reason = args.reason
     args.reason = reason or f"drill: scenario {args.scenario}"
     directory = checked_incidents_dir(args, backend="sandbox", drill=True)
-    for line in sweep_abandoned_worlds():
+    recover_command.recover_before_run(args.run_id)  # needs a killed drill's world: first
+    for line in sweep_abandoned_worlds(spare=recover_command.worlds_of_working_copies()):
         print(line)
     sandbox_dir = Path(args.sandbox_dir or tempfile.mkdtemp(prefix="rollback-drill-"))
     saved_token = os.environ.get("GITHUB_TOKEN")
@@ -195,6 +198,7 @@ def _drill(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     with args.stop:
         directory = checked_incidents_dir(args, backend="real", drill=False)
+        recover_command.recover_before_run(args.run_id)
         return _execute(args, directory, backend="real", sandbox_dir=None, drill=False)
 
 
@@ -210,7 +214,8 @@ def _execute(args: argparse.Namespace, location: str, *, backend: str,
     if not args.quiet:
         archive.quiet_papermill_logs()
     target = store.location_of(name)
-    with records.working_copy(name) as working:
+    owner = recover_command.owner(args, store, name, backend=backend, sandbox_dir=sandbox_dir)
+    with records.working_copy(name, owner) as working:
         outcome = archive.execute(args.path, working, parameters(
             args, backend=backend, archive_to=target, sandbox_dir=sandbox_dir),
             log_output=not args.quiet, stop=args.stop, location=target)
@@ -259,7 +264,7 @@ def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
     return Closing(args.run_id, args.path, args.env, outcome.exit_code, outcome.outcome,
                    args.dry_run, working, error=outcome.error, failed_step=outcome.failed_step,
                    last_step=outcome.last_step,
-                   resume_command=shlex.join(["rollback-runbook", *args.argv]),
+                   resume_command=shlex.join(["rollback-runbook", *map(redact, args.argv)]),
                    location=stored.location if stored else "NOT ARCHIVED (the store refused "
                    "it: see the command's output)", sha256=stored.sha256 if stored else "",
                    sandbox_dir=sandbox_dir)

@@ -107,16 +107,19 @@ def leave_drill_world(directory: str | Path) -> str:
 TEMP_WORLD_PREFIXES = ("rollback-drill-", "rollback-check-")  # worlds a command made for itself
 
 
-def sweep_abandoned_worlds(temp: str | Path | None = None) -> list[str]:
+def sweep_abandoned_worlds(temp: str | Path | None = None, *,
+                           spare: frozenset[Path] = frozenset()) -> list[str]:
     """Remove the temporary worlds whose every process died without leaving (a drill killed
     outright, SIGKILL or a machine that died): their servers are stopped and their data and
-    files deleted. One line per world, for the operator."""
+    files deleted. ``spare``: worlds a killed run's record still needs (its recovery finishes
+    the record comment there). One line per world, for the operator."""
     from rollback_helpers.sandbox.occupants import abandoned
 
     lines = []
     for directory in sorted(Path(temp or tempfile.gettempdir()).glob("rollback-*-*")):
         try:
-            if not (directory.name.startswith(TEMP_WORLD_PREFIXES) and abandoned(directory)):
+            if directory in spare or not (directory.name.startswith(TEMP_WORLD_PREFIXES)
+                                          and abandoned(directory)):
                 continue
         except OSError:  # another user's, or half gone: not ours to judge
             continue
@@ -144,6 +147,13 @@ def discard_drill_world(directory: str | Path, *, keep_files: bool = False) -> N
         stop_drill_world(directory)
     else:
         sandbox.discard(directory)
+
+
+def drill_world_exists(directory: str | Path) -> bool:
+    """True when ``directory`` still holds a sandbox world (its GitHub, its apps)."""
+    from rollback_helpers.sandbox.world import STATE_FILE
+
+    return (Path(directory) / STATE_FILE).is_file()
 
 
 def sandbox_scenarios() -> dict[str, str]:

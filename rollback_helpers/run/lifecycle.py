@@ -276,9 +276,9 @@ def final_state(current: RunRecord, closing: Closing) -> RunRecord:
         next_step = current.next_step
     elif closing.outcome == "interrupted":
         state = "interrupted"
-        next_step = (f"re-run `{closing.resume_command}`: it finds this comment and carries on "
-                     "(watches the dispatched run, or uses the restored cluster) instead of "
-                     "acting twice")
+        next_step = current.next_step if current.next_step.startswith("carried on by") else (
+            f"re-run `{closing.resume_command}`: it finds this comment and carries on "
+            "(watches the dispatched run, or uses the restored cluster) instead of acting twice")
     else:
         state = "failed"
         next_step = closing.error.partition("Next:")[2].strip() or \

@@ -28,11 +28,13 @@ from rollback_helpers.clock import RealClock
 from rollback_helpers.domain.config import RunbookConfig
 from rollback_helpers.errors import ConfigError, RollbackError
 from rollback_helpers.run.backends import Backends, open_backends
+from rollback_helpers.run.owner import RunOwner
 from rollback_helpers.run.record_store import GitHubFactory, RecordStore, open_store
 from rollback_helpers.secrets import token_from_env
 from rollback_helpers.ui.display import METADATA_KEY
 
 DRILLS = "drills"
+WORKING_PREFIX = "rollback-run-"  # <temp>/rollback-run-XXXX/: a headless run's working copy
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,16 @@ def writable_store(location: str, github: GitHubFactory | None) -> RecordStore:
 
 
 @contextmanager
-def working_copy(name: str) -> Iterator[Path]:
-    """A private path for papermill's output notebook, removed when the block ends."""
-    folder = Path(tempfile.mkdtemp(prefix="rollback-run-"))
+def working_copy(name: str, owner: RunOwner | None = None) -> Iterator[Path]:
+    """A private path for papermill's output notebook, removed when the block ends.
+
+    ``owner`` is written beside it (``owner.json``), so that if this process is killed
+    outright, a later run finds the folder and archives the notebook
+    (:mod:`rollback_helpers.run.recover`)."""
+    folder = Path(tempfile.mkdtemp(prefix=WORKING_PREFIX))
     try:
+        if owner is not None:
+            owner.write(folder)
         yield folder / name
     finally:
         shutil.rmtree(folder, ignore_errors=True)
