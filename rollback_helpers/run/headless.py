@@ -93,11 +93,28 @@ class HeadlessKernelClient(AsyncKernelClient):
                 raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
 
 
+SOCKET_PATH_MAX = 100  # bytes of a Unix socket's path (sun_path holds 104-108), with room to spare
+
+
+def _fits_a_socket(folder: Path) -> bool:
+    return len(os.fsencode(folder / "kernel-ipc-99")) <= SOCKET_PATH_MAX
+
+
+def _private_dir() -> Path:
+    """A private folder in the temp folder, or in /tmp when $TMPDIR's path is too long for the
+    kernel's sockets (a Unix socket's path is limited to about 104 bytes)."""
+    folder = Path(tempfile.mkdtemp(prefix="rollback-kernel-"))
+    if _fits_a_socket(folder) or not Path("/tmp").is_dir() or Path(tempfile.gettempdir()) == Path("/tmp"):
+        return folder
+    folder.rmdir()
+    return Path(tempfile.mkdtemp(prefix="rollback-kernel-", dir="/tmp"))
+
+
 class HeadlessKernelManager(AsyncKernelManager):
     """One kernel for one headless run, reached over IPC in a private directory."""
 
     def __init__(self, **kwargs: Any) -> None:
-        self._private_dir = Path(tempfile.mkdtemp(prefix="rollback-kernel-"))  # mode 0700
+        self._private_dir = _private_dir()  # mode 0700
         kwargs.setdefault("connection_file", str(self._private_dir / "kernel.json"))
         super().__init__(**kwargs)
 
@@ -107,8 +124,9 @@ class HeadlessKernelManager(AsyncKernelManager):
 
     @default("transport")
     def _transport_default(self) -> str:
-        # Unix sockets <dir>/kernel-ipc-<n>, next to the connection file; TCP where there are none.
-        return "ipc" if os.name == "posix" else "tcp"
+        # Unix sockets <dir>/kernel-ipc-<n>, next to the connection file; TCP where there are none
+        # or where no private folder has a path short enough for a socket.
+        return "ipc" if os.name == "posix" and _fits_a_socket(self._private_dir) else "tcp"
 
     @property
     def kernel_spec(self) -> KernelSpec | None:

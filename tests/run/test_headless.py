@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,24 @@ def test_a_notebook_runs_on_an_ipc_kernel_of_this_python_without_the_debugger(
     assert seen["python"] == sys.executable and seen["debugpy"] is False
     assert not Path(seen["connection"]).parent.exists()
     assert read(out).cells[-1].outputs == nb.cells[-1].outputs
+
+
+def test_a_temp_folder_too_deep_for_a_socket_still_gets_an_ipc_kernel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$TMPDIR 150 bytes deep: a Unix socket's path would not fit there, so the kernel's private
+    folder goes to /tmp (still IPC), and it is gone afterwards."""
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    source = write(notebook(code("answer = 0", metadata={"tags": ["parameters"]}),
+                            code(PROBE)), tmp_path / "probe.ipynb")
+    nb = papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"),
+                                    parameters={"answer": 1}, kernel_name="python3",
+                                    progress_bar=False, **papermill_options())
+    seen = json.loads(nb.cells[-1].outputs[0]["text"])
+    assert seen["transport"] == "ipc"
+    assert Path(seen["connection"]).parent.parent == Path("/tmp")
+    assert not Path(seen["connection"]).parent.exists()
 
 
 @pytest.mark.e2e
