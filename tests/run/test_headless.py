@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from nbformat import v4
 from papermill.exceptions import PapermillExecutionError
 
-from rollback_helpers.run import headless
+from rollback_helpers.run import headless, kernel_launcher
 from rollback_helpers.run.headless import SavesBeforeCodeCells, papermill_options
 
 PROBE = """\
@@ -21,7 +22,8 @@ import json, os, sys
 connection = sys.argv[sys.argv.index("-f") + 1]
 print(json.dumps({"answer": answer, "transport": json.load(open(connection))["transport"],
                   "connection": connection, "python": sys.executable,
-                  "debugpy": sys.modules.get("debugpy") is not None}))
+                  "debugpy": sys.modules.get("debugpy") is not None,
+                  "pydantic plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS")}))
 """
 
 
@@ -51,8 +53,10 @@ def read(path: Path) -> Any:
 
 @pytest.mark.e2e
 def test_a_notebook_runs_on_an_ipc_kernel_of_this_python_without_the_debugger(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Parameters in, outputs out, over IPC; the kernel's private directory is gone afterwards."""
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "")
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS")  # unset here, restored afterwards
     source = write(notebook(code("answer = 0", metadata={"tags": ["parameters"]}),
                             code(PROBE)), tmp_path / "probe.ipynb")
     out = tmp_path / "out.ipynb"
@@ -62,6 +66,7 @@ def test_a_notebook_runs_on_an_ipc_kernel_of_this_python_without_the_debugger(
     seen = json.loads(nb.cells[-1].outputs[0]["text"])
     assert seen["answer"] == 42 and seen["transport"] == "ipc"
     assert seen["python"] == sys.executable and seen["debugpy"] is False
+    assert seen["pydantic plugins"] == "__all__"
     assert not Path(seen["connection"]).parent.exists()
     assert read(out).cells[-1].outputs == nb.cells[-1].outputs
 
@@ -109,3 +114,19 @@ def test_the_engine_is_registered_under_its_name() -> None:
 
     options = papermill_options()
     assert papermill_engines.get_engine(options["engine_name"]) is headless.HeadlessEngine
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "__all__"), ("logfire", "logfire")])
+def test_the_kernel_looks_for_no_pydantic_plugins_unless_told(
+        monkeypatch: pytest.MonkeyPatch, given: str | None, kept: str) -> None:
+    """The launcher turns pydantic's plugin search off; a setting already there is kept."""
+    launched: list[str | None] = []
+    monkeypatch.setattr("ipykernel.kernelapp.launch_new_instance",
+                        lambda: launched.append(os.environ.get("PYDANTIC_DISABLE_PLUGINS")))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setitem(sys.modules, "debugpy", sys.modules.get("debugpy"))
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", given or "")
+    if given is None:
+        monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS")
+    kernel_launcher.main()
+    assert launched == [kept]
