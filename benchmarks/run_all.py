@@ -214,8 +214,9 @@ def _import_section(f: dict[str, Any] | None) -> str:
 ## Importing the Path A step module in the kernel
 
 `benchmarks/kernel_import.py` starts a fresh kernel per round (`{f['kernel_manager']}`,
-as a headless run does) and has it time `import rollback_helpers.runbook.path_a`, the
-first thing the first step's cell does.
+as a headless run does; a baseline revision gets the kernel its own command line
+started) and has it time `import rollback_helpers.runbook.path_a`, the first thing
+the first step's cell does.
 
 | kernels | each (ms) | median (ms) | target (ms) | pandas imported |
 | --- | --- | --- | --- | --- |
@@ -224,8 +225,26 @@ first thing the first step's cell does.
 
 {_import_baseline(f)}Load {f['load_before']} before, {f['load_after']} after.
 
-What remains is mostly httpx (and the click it imports for its own command line),
-which the first step needs anyway."""
+What the import no longer loads, none of which the first step uses:
+
+- **nbformat and jsonschema** (with attrs, arrow, referencing, …): notebooks are read
+  and written when a record is (`run.notebook_io` imports nbformat in those functions).
+- **httpx's command line** (click, rich, pygments): `import httpx` imports
+  `httpx._main` whenever they are installed; `rollback_helpers.import_guards` marks it
+  unavailable first, and httpx falls back as when its `cli` extra is missing.
+- **psutil**: loaded when another run on this machine holds the lock.
+- **pydantic's plugin search**: the first model (the run's parameters) read every
+  installed distribution's entry points looking for pydantic plugins; the kernel
+  launcher sets `PYDANTIC_DISABLE_PLUGINS=__all__` unless the environment sets it.
+
+What remains (`-X importtime` in a process holding the kernel's modules, the fastest
+of 7 runs per module, at a load average above 4): about 55 % pydantic (pydantic-core
+~8 %, pydantic's own modules ~28 %, building the parameter and configuration models
+~19 %), ~32 % the runbook's own modules, ~12 % httpx's client with `http.client`.
+The first step needs each of them: it validates its parameters and the configuration
+(pydantic), opens the GitHub client (httpx) and the run; validating without pydantic
+would mean writing pydantic-core schemas by hand. `tests/test_import_guards.py` fails
+if a module moved off comes back."""
 
 
 def _import_baseline(f: dict[str, Any]) -> str:
