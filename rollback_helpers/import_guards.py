@@ -29,9 +29,9 @@ archive or the Path A step module.
 ``httpx._main``: httpx's own command line (click, rich, pygments)
 ------------------------------------------------------------------
 ``import httpx`` imports ``httpx._main``, the ``httpx`` console command, which
-imports click, rich and pygments (about 90 modules, a third of the Path A step
-module's import in the kernel) whenever they are installed, and they are: Jupyter
-and papermill bring them. httpx's ``__init__`` wraps that import in
+imports click, rich and pygments whenever they are installed, and they are: Jupyter
+and papermill bring them (in a kernel, where IPython has loaded pygments, about 70
+modules and a tenth of the Path A step module's import). httpx's ``__init__`` wraps that import in
 ``try: from ._main import main / except ImportError:`` and defines a ``main`` that
 explains the missing extra instead. :func:`skip_httpx_cli` marks ``httpx._main``
 unavailable the same way, before httpx is first imported, so the runbook's
