@@ -225,7 +225,8 @@ the first step's cell does.
 
 {_import_baseline(f)}Load {f['load_before']} before, {f['load_after']} after.
 
-What the import no longer loads, none of which the first step uses:
+What changed: the import no longer loads what the first step does not use, and the
+kernel no longer makes it walk the kernel's own objects.
 
 - **nbformat and jsonschema** (with attrs, arrow, referencing, …): notebooks are read
   and written when a record is (`run.notebook_io` imports nbformat in those functions).
@@ -236,6 +237,10 @@ What the import no longer loads, none of which the first step uses:
 - **pydantic's plugin search**: the first model (the run's parameters) read every
   installed distribution's entry points looking for pydantic plugins; the kernel
   launcher sets `PYDANTIC_DISABLE_PLUGINS=__all__` unless the environment sets it.
+- **The kernel's start-up objects**: a full garbage collection falls inside the
+  import and walked every object of ipykernel, IPython and the rest (about a tenth
+  of the import); the launcher freezes them (`gc.freeze()`) once the kernel is
+  initialised, since they live as long as it.
 
 What remains (`-X importtime` in a process holding the kernel's modules, the fastest
 of 7 runs per module, at a load average above 4): about 55 % pydantic (pydantic-core

@@ -23,7 +23,8 @@ connection = sys.argv[sys.argv.index("-f") + 1]
 print(json.dumps({"answer": answer, "transport": json.load(open(connection))["transport"],
                   "connection": connection, "python": sys.executable,
                   "debugpy": sys.modules.get("debugpy") is not None,
-                  "pydantic plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS")}))
+                  "pydantic plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS"),
+                  "frozen": __import__("gc").get_freeze_count()}))
 """
 
 
@@ -67,6 +68,7 @@ def test_a_notebook_runs_on_an_ipc_kernel_of_this_python_without_the_debugger(
     assert seen["answer"] == 42 and seen["transport"] == "ipc"
     assert seen["python"] == sys.executable and seen["debugpy"] is False
     assert seen["pydantic plugins"] == "__all__"
+    assert seen["frozen"] > 10_000  # ipykernel's and IPython's start-up objects
     assert not Path(seen["connection"]).parent.exists()
     assert read(out).cells[-1].outputs == nb.cells[-1].outputs
 
@@ -116,17 +118,31 @@ def test_the_engine_is_registered_under_its_name() -> None:
     assert papermill_engines.get_engine(options["engine_name"]) is headless.HeadlessEngine
 
 
+class StubKernelApp:
+    """IPKernelApp as the launcher drives it: what the environment and the collector hold."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.steps: list[str] = []
+        monkeypatch.setattr("ipykernel.kernelapp.IPKernelApp.instance", lambda: self)
+        monkeypatch.setattr("gc.freeze", lambda: self.steps.append("freeze"))
+
+    def initialize(self) -> None:
+        self.steps.append("initialize")
+
+    def start(self) -> None:
+        self.steps.append(f"start {os.environ.get('PYDANTIC_DISABLE_PLUGINS')}")
+
+
 @pytest.mark.parametrize(("given", "kept"), [(None, "__all__"), ("logfire", "logfire")])
 def test_the_kernel_looks_for_no_pydantic_plugins_unless_told(
         monkeypatch: pytest.MonkeyPatch, given: str | None, kept: str) -> None:
-    """The launcher turns pydantic's plugin search off; a setting already there is kept."""
-    launched: list[str | None] = []
-    monkeypatch.setattr("ipykernel.kernelapp.launch_new_instance",
-                        lambda: launched.append(os.environ.get("PYDANTIC_DISABLE_PLUGINS")))
+    """The launcher turns pydantic's plugin search off (a setting already there is kept) and
+    freezes the kernel's start-up objects once it is initialised, before it serves."""
+    app = StubKernelApp(monkeypatch)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setitem(sys.modules, "debugpy", sys.modules.get("debugpy"))
     monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", given or "")
     if given is None:
         monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS")
     kernel_launcher.main()
-    assert launched == [kept]
+    assert app.steps == ["initialize", "freeze", f"start {kept}"]
