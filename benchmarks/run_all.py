@@ -246,10 +246,15 @@ What remains (`-X importtime` in a process holding the kernel's modules, the fas
 of 7 runs per module, at a load average above 4): about 55 % pydantic (pydantic-core
 ~8 %, pydantic's own modules ~28 %, building the parameter and configuration models
 ~19 %), ~32 % the runbook's own modules, ~12 % httpx's client with `http.client`.
-The first step needs each of them: it validates its parameters and the configuration
-(pydantic), opens the GitHub client (httpx) and the run; validating without pydantic
-would mean writing pydantic-core schemas by hand. `tests/test_import_guards.py` fails
-if a module moved off comes back."""
+A kernel started with `PYTHONPROFILEIMPORTTIME=1` shows the same shares. The first
+step needs each of them: it validates its parameters and the configuration
+(pydantic), builds the GitHub client (httpx), opens the run and constructs the
+path's steps (records, the second person, flyctl's types: most of the runbook's share
+is creating their dataclasses). Going under 150 ms would take validating without
+pydantic's own modules, i.e. pydantic-core schemas written by hand for the
+parameters and the whole configuration: more code to keep right than the
+milliseconds are worth, so the target stays open.
+`tests/test_import_guards.py` fails if a module moved off comes back."""
 
 
 def _import_baseline(f: dict[str, Any]) -> str:
