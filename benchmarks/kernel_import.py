@@ -35,6 +35,14 @@ def manager_class() -> type[AsyncKernelManager]:
     return HeadlessKernelManager
 
 
+def baseline_manager(tree: Path) -> type[AsyncKernelManager]:
+    """A tree with its own kernel launcher had its CLI start it (through ``PYTHONPATH`` the
+    kernel runs the tree's launcher); an older tree's CLI used papermill's default manager."""
+    if (tree / "rollback_helpers" / "run" / "kernel_launcher.py").is_file():
+        return manager_class()
+    return AsyncKernelManager
+
+
 async def one_kernel(manager: type[AsyncKernelManager], env: dict[str, str]
                      ) -> tuple[float, bool, int]:
     km = manager(kernel_name="python3")
@@ -62,9 +70,9 @@ def measure(rounds: int = 7, baseline: str = "") -> dict[str, Any]:
     """A fresh kernel per round, first round dropped; with ``baseline``, its kernel too, in turn."""
     kernels = {"current": (manager_class(), child_env())}
     with tempfile.TemporaryDirectory(prefix="rollback-bench-") as tmp:
-        if baseline:  # the baseline's kernel as its CLI started it: papermill's default manager
+        if baseline:  # the baseline's kernel as its CLI started it
             tree = baseline_tree(baseline, Path(tmp))
-            kernels["baseline"] = (AsyncKernelManager, baseline_env(tree))
+            kernels["baseline"] = (baseline_manager(tree), baseline_env(tree))
         load_before = load()
         runs: dict[str, list[tuple[float, bool, int]]] = {name: [] for name in kernels}
         for n in range(1 + rounds):
@@ -85,6 +93,7 @@ def measure(rounds: int = 7, baseline: str = "") -> dict[str, Any]:
                         f"{prefix}modules_in_kernel_after": results[-1][2]})
     if baseline:
         figures["baseline"] = baseline
+        figures["baseline_kernel_manager"] = kernels["baseline"][0].__name__
     return figures
 
 

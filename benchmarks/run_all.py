@@ -214,8 +214,9 @@ def _import_section(f: dict[str, Any] | None) -> str:
 ## Importing the Path A step module in the kernel
 
 `benchmarks/kernel_import.py` starts a fresh kernel per round (`{f['kernel_manager']}`,
-as a headless run does) and has it time `import rollback_helpers.runbook.path_a`, the
-first thing the first step's cell does.
+as a headless run does; a baseline revision gets the kernel its own command line
+started) and has it time `import rollback_helpers.runbook.path_a`, the first thing
+the first step's cell does.
 
 | kernels | each (ms) | median (ms) | target (ms) | pandas imported |
 | --- | --- | --- | --- | --- |
@@ -224,8 +225,36 @@ first thing the first step's cell does.
 
 {_import_baseline(f)}Load {f['load_before']} before, {f['load_after']} after.
 
-What remains is mostly httpx (and the click it imports for its own command line),
-which the first step needs anyway."""
+What changed: the import no longer loads what the first step does not use, and the
+kernel no longer makes it walk the kernel's own objects.
+
+- **nbformat and jsonschema** (with attrs, arrow, referencing, …): notebooks are read
+  and written when a record is (`run.notebook_io` imports nbformat in those functions).
+- **httpx's command line** (click, rich, pygments): `import httpx` imports
+  `httpx._main` whenever they are installed; `rollback_helpers.import_guards` marks it
+  unavailable first, and httpx falls back as when its `cli` extra is missing.
+- **psutil**: loaded when another run on this machine holds the lock.
+- **pydantic's plugin search**: the first model (the run's parameters) read every
+  installed distribution's entry points looking for pydantic plugins; the kernel
+  launcher sets `PYDANTIC_DISABLE_PLUGINS=__all__` unless the environment sets it.
+- **The kernel's start-up objects**: a full garbage collection falls inside the
+  import and walked every object of ipykernel, IPython and the rest (about a tenth
+  of the import); the launcher freezes them (`gc.freeze()`) once the kernel is
+  initialised, since they live as long as it.
+
+What remains (`-X importtime` in a process holding the kernel's modules, the fastest
+of 7 runs per module, at a load average above 4): about 55 % pydantic (pydantic-core
+~8 %, pydantic's own modules ~28 %, building the parameter and configuration models
+~19 %), ~32 % the runbook's own modules, ~12 % httpx's client with `http.client`.
+A kernel started with `PYTHONPROFILEIMPORTTIME=1` shows the same shares. The first
+step needs each of them: it validates its parameters and the configuration
+(pydantic), builds the GitHub client (httpx), opens the run and constructs the
+path's steps (records, the second person, flyctl's types: most of the runbook's share
+is creating their dataclasses). Going under 150 ms would take validating without
+pydantic's own modules, i.e. pydantic-core schemas written by hand for the
+parameters and the whole configuration: more code to keep right than the
+milliseconds are worth, so the target stays open.
+`tests/test_import_guards.py` fails if a module moved off comes back."""
 
 
 def _import_baseline(f: dict[str, Any]) -> str:

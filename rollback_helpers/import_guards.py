@@ -25,6 +25,19 @@ jsonschema earlier (so chose its checkers already) is left as it is. A program
 that imports ``rollback_helpers`` and wants IRI checks imports jsonschema first.
 ``tests/test_import_guards.py`` fails if the grammars come back into the CLI, the
 archive or the Path A step module.
+
+``httpx._main``: httpx's own command line (click, rich, pygments)
+------------------------------------------------------------------
+``import httpx`` imports ``httpx._main``, the ``httpx`` console command, which
+imports click, rich and pygments whenever they are installed, and they are: Jupyter
+and papermill bring them (in a kernel, where IPython has loaded pygments, about 70
+modules and a tenth of the Path A step module's import). httpx's ``__init__`` wraps that import in
+``try: from ._main import main / except ImportError:`` and defines a ``main`` that
+explains the missing extra instead. :func:`skip_httpx_cli` marks ``httpx._main``
+unavailable the same way, before httpx is first imported, so the runbook's
+processes get httpx's client without its command line. The ``httpx`` command
+itself runs in its own process and is unaffected; a program that imports
+``rollback_helpers`` and calls ``httpx.main()`` imports httpx first.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from __future__ import annotations
 import sys
 
 SKIPPED = ("rfc3987_syntax",)
+HTTPX_CLI = "httpx._main"
 
 
 def skip_iri_grammars() -> None:
@@ -40,3 +54,10 @@ def skip_iri_grammars() -> None:
         return
     for name in SKIPPED:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "not importable"
+
+
+def skip_httpx_cli() -> None:
+    """Make ``httpx._main`` unavailable, unless httpx or it is already imported."""
+    if "httpx" in sys.modules:
+        return
+    sys.modules.setdefault(HTTPX_CLI, None)  # type: ignore[arg-type]  # None: "not importable"

@@ -60,12 +60,73 @@ def test_nbformat_still_validates_notebooks_without_the_iri_checker() -> None:
     assert {"email", "ipv4", "regex"} <= set(formats)  # the other checkers are all there
 
 
-def test_the_path_a_step_module_imports_no_data_frame_library() -> None:
-    """The kernel's first step does not load pandas (its tables are rollback_helpers.ui.table)."""
-    done = subprocess.run([sys.executable, "-c", "import sys, rollback_helpers.runbook.path_a; print("
-                           "*(sys.modules.get(m) is not None for m in ('pandas', 'rfc3987_syntax')))"],
-                          capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.split() == ["False", "False"]
+# What importing the Path A step module must not load, and why each stays out: pandas (steps
+# build ui.table tables), the IRI grammars (import_guards), nbformat and the jsonschema under
+# it (read and written only when a record is), httpx's command line with click, rich and
+# pygments (import_guards), psutil (only when another run on this machine holds the lock), the
+# sandbox (run.backends opens it when a drill starts), psycopg (Path B's logins) and, outside a
+# kernel, IPython (asked for its shell only where it is loaded already).
+KEPT_OFF_PATH_A = ("pandas", "rfc3987_syntax", "nbformat", "jsonschema", "httpx._main", "click",
+                   "rich", "pygments", "psutil", "rollback_helpers.sandbox", "psycopg", "IPython")
+LOADED = """
+import json, sys
+import rollback_helpers.runbook.path_a
+print(json.dumps(sorted(name for name, module in sys.modules.items() if module is not None)))
+"""
+
+
+def loaded_by(code: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_path_a_step_module_keeps_the_heavy_imports_off() -> None:
+    """A fresh interpreter importing the Path A step module loads none of the heavy modules."""
+    modules = loaded_by(LOADED)
+    assert "rollback_helpers.runbook.path_a" in modules and "httpx" in modules
+    assert "pydantic" in modules  # the first step validates its parameters with it
+    came_back = {name for name in modules for heavy in KEPT_OFF_PATH_A
+                 if name == heavy or name.startswith(heavy + ".")}
+    assert not came_back, f"imported by rollback_helpers.runbook.path_a again: {sorted(came_back)}"
+
+
+CLIENT = """
+import json, sys
+import rollback_helpers, httpx
+client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204)))
+print(json.dumps({"status": client.get("http://127.0.0.1/").status_code,
+                  "command line": sys.modules.get("httpx._main") is not None,
+                  "rich": "rich" in sys.modules, "main": callable(httpx.main)}))
+"""
+
+
+def test_httpx_answers_without_its_command_line() -> None:
+    """After ``import rollback_helpers``, httpx's client works and its command line is not loaded."""
+    done = subprocess.run([sys.executable, "-c", CLIENT], capture_output=True, text=True,
+                          timeout=120, check=True)
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"status": 204, "command line": False, "rich": False, "main": True}
+
+
+def test_guard_marks_httpx_command_line_unavailable_before_httpx(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before httpx is imported, ``httpx._main`` is made unimportable (None in sys.modules)."""
+    monkeypatch.delitem(sys.modules, "httpx", raising=False)
+    monkeypatch.setitem(sys.modules, "httpx._main", sys.modules.get("httpx._main"))
+    monkeypatch.delitem(sys.modules, "httpx._main")
+    import_guards.skip_httpx_cli()
+    assert "httpx._main" in sys.modules and sys.modules["httpx._main"] is None
+
+
+def test_guard_leaves_a_process_that_already_imported_httpx_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process whose httpx already imported its command line keeps it."""
+    monkeypatch.setitem(sys.modules, "httpx", sys.modules.get("httpx", object()))
+    monkeypatch.setitem(sys.modules, "httpx._main", sys.modules.get("httpx._main"))
+    monkeypatch.delitem(sys.modules, "httpx._main")
+    import_guards.skip_httpx_cli()
+    assert "httpx._main" not in sys.modules
 
 
 def forget_iri_grammars(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import GitHubError, RollbackError
@@ -55,6 +53,8 @@ def holder_gone(holder: str) -> bool:
     who, _, pid = holder.rpartition(HOLDER_PID)
     if not who.endswith("@" + socket.gethostname()) or not pid.isdigit():
         return False
+    import psutil  # only when another run on this machine holds the lock
+
     return not psutil.pid_exists(int(pid))
 
 

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.secrets import redact
 from rollback_helpers.ui.display import METADATA_KEY
 
+if TYPE_CHECKING:  # nbformat brings jsonschema: loaded by the first read or write, not by import
+    import nbformat
+
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
+    import nbformat
+
     return nbformat.read(str(path), as_version=4)  # type: ignore[no-untyped-call,no-any-return]
 
 
 def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
+    import nbformat
+
     nbformat.write(nb, str(path))  # type: ignore[no-untyped-call]
 
 

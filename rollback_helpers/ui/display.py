@@ -9,6 +9,7 @@ output in the notebook, where the archive reads it back.
 from __future__ import annotations
 
 import html
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,11 +93,8 @@ def explain_failures_in_notebooks() -> None:
     message already names the thing and the next step. Any other exception is a bug
     and keeps its full traceback.
     """
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
+    ipython = sys.modules.get("IPython")  # a kernel has loaded it; without it there is no shell
+    shell = ipython.get_ipython() if ipython is not None else None
     if shell is not None:
         shell.set_custom_exc((RollbackError,), _explained)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from nbformat import v4
 from papermill.exceptions import PapermillExecutionError
 
-from rollback_helpers.run import headless
+from rollback_helpers.run import headless, kernel_launcher
 from rollback_helpers.run.headless import SavesBeforeCodeCells, papermill_options
 
 PROBE = """\
@@ -22,7 +23,9 @@ import json, os, sys
 connection = sys.argv[sys.argv.index("-f") + 1]
 print(json.dumps({"answer": answer, "transport": json.load(open(connection))["transport"],
                   "connection": connection, "python": sys.executable,
-                  "debugpy": sys.modules.get("debugpy") is not None}))
+                  "debugpy": sys.modules.get("debugpy") is not None,
+                  "pydantic plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS"),
+                  "frozen": __import__("gc").get_freeze_count()}))
 """
 
 
@@ -52,8 +55,10 @@ def read(path: Path) -> Any:
 
 @pytest.mark.e2e
 def test_a_notebook_runs_on_an_ipc_kernel_of_this_python_without_the_debugger(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Parameters in, outputs out, over IPC; the kernel's private directory is gone afterwards."""
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "")
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS")  # unset here, restored afterwards
     source = write(notebook(code("answer = 0", metadata={"tags": ["parameters"]}),
                             code(PROBE)), tmp_path / "probe.ipynb")
     out = tmp_path / "out.ipynb"
@@ -63,6 +68,8 @@ def test_a_notebook_runs_on_an_ipc_kernel_of_this_python_without_the_debugger(
     seen = json.loads(nb.cells[-1].outputs[0]["text"])
     assert seen["answer"] == 42 and seen["transport"] == "ipc"
     assert seen["python"] == sys.executable and seen["debugpy"] is False
+    assert seen["pydantic plugins"] == "__all__"
+    assert seen["frozen"] > 10_000  # ipykernel's and IPython's start-up objects
     assert not Path(seen["connection"]).parent.exists()
     assert read(out).cells[-1].outputs == nb.cells[-1].outputs
 
@@ -128,3 +135,33 @@ def test_the_engine_is_registered_under_its_name() -> None:
 
     options = papermill_options()
     assert papermill_engines.get_engine(options["engine_name"]) is headless.HeadlessEngine
+
+
+class StubKernelApp:
+    """IPKernelApp as the launcher drives it: what the environment and the collector hold."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.steps: list[str] = []
+        monkeypatch.setattr("ipykernel.kernelapp.IPKernelApp.instance", lambda: self)
+        monkeypatch.setattr("gc.freeze", lambda: self.steps.append("freeze"))
+
+    def initialize(self) -> None:
+        self.steps.append("initialize")
+
+    def start(self) -> None:
+        self.steps.append(f"start {os.environ.get('PYDANTIC_DISABLE_PLUGINS')}")
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "__all__"), ("logfire", "logfire")])
+def test_the_kernel_looks_for_no_pydantic_plugins_unless_told(
+        monkeypatch: pytest.MonkeyPatch, given: str | None, kept: str) -> None:
+    """The launcher turns pydantic's plugin search off (a setting already there is kept) and
+    freezes the kernel's start-up objects once it is initialised, before it serves."""
+    app = StubKernelApp(monkeypatch)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setitem(sys.modules, "debugpy", sys.modules.get("debugpy"))
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", given or "")
+    if given is None:
+        monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS")
+    kernel_launcher.main()
+    assert app.steps == ["initialize", "freeze", f"start {kept}"]
