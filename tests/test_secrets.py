@@ -534,14 +534,14 @@ def test_guard_refuses_a_value_the_runbook_holds_as_a_secret() -> None:
 
 
 # -- the runbook's own words are never mistaken for secrets ---------------------------------------
-# Literals that do carry a credential's shape on purpose: the masking's own docs, the lab's URL
-# (its token is shown so the engineer can open it), an Authorization header being built.
-SECRET_SHAPED = {("secrets.py", "Masked: every value"), ("secrets.py", "holds a password, token"),
-                 ("lab.py", "?token="), ("github_session.py", "Bearer ")}
+# Literals that do carry a credential's shape on purpose: the lab's URL (its token is shown so
+# the engineer can open it), an Authorization header being built.
+SECRET_SHAPED = {("lab.py", "?token="), ("github_session.py", "Bearer ")}
 
 
 def _message_literals() -> list[tuple[str, int, str]]:
-    """Every string literal and f-string skeleton ({…} as X) in the package, sandbox aside."""
+    """Every string literal and f-string skeleton ({…} as X) in the package, sandbox and
+    docstrings aside."""
     import ast
 
     package = Path(__file__).resolve().parents[1] / "rollback_helpers"
@@ -549,7 +549,14 @@ def _message_literals() -> list[tuple[str, int, str]]:
     for path in sorted(package.rglob("*.py")):
         if "sandbox" in path.parts:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(owner.body[0].value) for owner in ast.walk(tree)  # never shown
+                      if isinstance(owner, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                            ast.AsyncFunctionDef))
+                      and owner.body and isinstance(owner.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if id(node) in docstrings:
+                continue
             if isinstance(node, ast.JoinedStr):
                 text = "".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
