@@ -42,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(found.orphans)} killed run(s) to recover in {r.temp_root()}; run "
               f"`{r.RECOVER}` to archive them.")
         return 0
+    from rollback_helpers.run.headless import sweep_kernel_dirs
+
+    if kernels := sweep_kernel_dirs():
+        print(f"Removed {kernels} kernel folder(s) left by killed runs.")
     done = [recovery for orphan in found.orphans if (recovery := r.recover(orphan)) is not None]
     for recovery in done:
         for line in recovery.lines:
@@ -53,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
 def recover_before_run(run_id: str) -> None:
     """At the start of a run or drill: recover earlier killed runs; never fails this one."""
+    from rollback_helpers.run.headless import sweep_kernel_dirs
     from rollback_helpers.run.recover import RECOVER, find_orphans, recover
+
+    sweep_kernel_dirs()  # the private folders of kernels whose command was killed
 
     orphans, problem = find_orphans()
     if problem:

@@ -48,6 +48,8 @@ from jupyter_client.manager import AsyncKernelManager
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from traitlets import default
 
+from rollback_helpers.run.owner import process_start
+
 ENGINE_NAME = "rollback-runbook"
 LAUNCHER = "rollback_helpers.run.kernel_launcher"
 
@@ -100,14 +102,41 @@ def _fits_a_socket(folder: Path) -> bool:
     return len(os.fsencode(folder / "kernel-ipc-99")) <= SOCKET_PATH_MAX
 
 
+KERNEL_PREFIX = "rollback-kernel-"
+OWNER = "owner"  # "<pid> <start time>" of the process that made the folder
+
+
 def _private_dir() -> Path:
     """A private folder in the temp folder, or in /tmp when $TMPDIR's path is too long for the
-    kernel's sockets (a Unix socket's path is limited to about 104 bytes)."""
-    folder = Path(tempfile.mkdtemp(prefix="rollback-kernel-"))
-    if _fits_a_socket(folder) or not Path("/tmp").is_dir() or Path(tempfile.gettempdir()) == Path("/tmp"):
-        return folder
-    folder.rmdir()
-    return Path(tempfile.mkdtemp(prefix="rollback-kernel-", dir="/tmp"))
+    kernel's sockets (a Unix socket's path is limited to about 104 bytes). It names its maker,
+    so a folder left by a process killed outright can be told apart and removed."""
+    folder = Path(tempfile.mkdtemp(prefix=KERNEL_PREFIX))
+    if not (_fits_a_socket(folder) or _temp_is_tmp()):
+        folder.rmdir()
+        folder = Path(tempfile.mkdtemp(prefix=KERNEL_PREFIX, dir="/tmp"))
+    (folder / OWNER).write_text(f"{os.getpid()} {process_start(os.getpid())}")
+    return folder
+
+
+def _temp_is_tmp() -> bool:
+    return not Path("/tmp").is_dir() or Path(tempfile.gettempdir()) == Path("/tmp")
+
+
+def sweep_kernel_dirs() -> int:
+    """Remove kernel folders whose maker has gone (killed outright: nothing else removes them);
+    the number removed. Folders without an owner, or of a live maker, are left alone."""
+    removed = 0
+    for root in {Path(tempfile.gettempdir()), Path("/tmp")}:
+        for folder in root.glob(KERNEL_PREFIX + "*"):
+            try:
+                pid, started = (folder / OWNER).read_text().split()
+                if str(process_start(int(pid))) == started:
+                    continue
+            except (OSError, ValueError):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 class HeadlessKernelManager(AsyncKernelManager):

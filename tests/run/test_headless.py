@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -165,3 +166,31 @@ def test_the_kernel_looks_for_no_pydantic_plugins_unless_told(
         monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS")
     kernel_launcher.main()
     assert app.steps == ["initialize", "freeze", f"start {kept}"]
+
+
+def test_kernel_folders_of_killed_makers_are_swept_and_others_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder whose maker is gone (or whose pid now runs another process) is removed; a live
+    maker's folder and a folder without an owner are kept."""
+    import subprocess
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    mine = headless._private_dir()
+    child = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+    started = headless.process_start(child.pid)
+    child.kill()
+    child.wait()
+    gone = tmp_path / "rollback-kernel-gone"
+    gone.mkdir()
+    (gone / headless.OWNER).write_text(f"{child.pid} {started}")
+    reused = tmp_path / "rollback-kernel-reused"
+    reused.mkdir()
+    (reused / headless.OWNER).write_text(f"{os.getpid()} 12345.0")  # this pid, another start
+    unowned = tmp_path / "rollback-kernel-unowned"
+    unowned.mkdir()
+    try:
+        assert headless.sweep_kernel_dirs() >= 2
+        assert not gone.exists() and not reused.exists()
+        assert mine.is_dir() and unowned.is_dir()
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
