@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from clocks import RecordingClock
 
 from rollback_helpers.clock import PollSchedule, VirtualClock
-
-
-class RecordingClock(VirtualClock):
-    """A virtual clock that remembers every sleep."""
-
-    def __init__(self, start: float) -> None:
-        super().__init__(start)
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.sleeps.append(seconds)
-        super().sleep(seconds)
 
 
 def test_a_write_between_polls_does_not_move_the_next_poll_off_the_grid() -> None:

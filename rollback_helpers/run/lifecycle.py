@@ -21,7 +21,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import Clock, utc_iso
@@ -39,6 +39,9 @@ from rollback_helpers.run.record_comment import (
 )
 from rollback_helpers.secrets import redact
 from rollback_helpers.ui.display import METADATA_KEY, Report
+
+if TYPE_CHECKING:
+    from rollback_helpers.domain.config import RunbookConfig
 
 HOLDER_PID = " pid "
 
@@ -214,13 +217,16 @@ class Closing:
         return shlex.join(["rollback-runbook", "publish-record", self.location, *extra])
 
 
-def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None) -> list[str]:
-    """The command line's end of a live run, whatever happened to its kernel: lines to print."""
+def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None,
+               cfg: RunbookConfig | None = None) -> list[str]:
+    """The command line's end of a live run, whatever happened to its kernel (or to its
+    command, for a recovery): lines to print. ``cfg``: the run's configuration, if not this
+    process's."""
     from rollback_helpers.domain.config import load_config
     from rollback_helpers.run.backends import open_backends
 
     try:
-        cfg = load_config()
+        cfg = cfg or load_config()
         backends = open_backends(backend, sandbox_dir=sandbox_dir, cfg=cfg)
         try:
             github = backends.github(cfg)
@@ -229,7 +235,8 @@ def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None) -> li
         finally:
             backends.close()
     except RollbackError as exc:
-        return [f"The run's record comment and lock were not finished here: {exc.what}"]
+        return [f"The record comment and lock of run {closing.run_id} were not finished: "
+                f"{exc.what}"]
 
 
 def close_run(github: GitHubClient, lock: EnvironmentLock, closing: Closing) -> list[str]:

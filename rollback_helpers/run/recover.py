@@ -38,10 +38,9 @@ import nbformat
 from rollback_helpers.domain.config import RunbookConfig, load_config
 from rollback_helpers.errors import ProcessKilled, RollbackError
 from rollback_helpers.run import archive
-from rollback_helpers.run.backends import discard_drill_world, drill_world_exists, open_backends
+from rollback_helpers.run.backends import discard_drill_world, drill_world_exists
 from rollback_helpers.run.interrupt import CellLog, mark_interrupted
-from rollback_helpers.run.lifecycle import Closing, close_run
-from rollback_helpers.run.lock import EnvironmentLock
+from rollback_helpers.run.lifecycle import Closing, finish_run
 from rollback_helpers.run.notebook_io import heading_above, read_notebook, write_notebook
 from rollback_helpers.run.notify import RunEnd, announce_end
 from rollback_helpers.run.owner import RunOwner, process_start, read_owner
@@ -262,17 +261,7 @@ def finish_record(cfg: RunbookConfig, owner: RunOwner, closing: Closing) -> list
                                            and drill_world_exists(owner.sandbox_dir)):
         where = f" ({owner.sandbox_dir})" if owner.sandbox_dir else ""
         return [f"The drill's sandbox world{where} is gone: there is no record comment to finish."]
-    try:
-        backends = open_backends(owner.backend, sandbox_dir=owner.sandbox_dir, cfg=cfg)
-        try:
-            github = backends.github(cfg)
-            lock = EnvironmentLock(github, owner.env, clock=backends.clock, ttl=cfg.lock_ttl)
-            return close_run(github, lock, closing)
-        finally:
-            backends.close()
-    except RollbackError as exc:
-        return [f"The record comment and lock of run {owner.run_id} were not finished: "
-                f"{exc.what}"]
+    return finish_run(closing, backend=owner.backend, sandbox_dir=owner.sandbox_dir, cfg=cfg)
 
 
 def _config(owner: RunOwner) -> RunbookConfig:

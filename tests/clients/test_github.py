@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from clocks import RecordingClock
 
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
-from rollback_helpers.clock import VirtualClock, parse_iso, utc_iso
+from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.errors import (
     GitHubAuthError,
     GitHubError,
@@ -27,19 +28,6 @@ from rollback_helpers.secrets import Secret
 RECORD_LABELS = ["deployment-record", "env:staging"]
 DAY = 86400.0
 Transport = Callable[[httpx.Request], httpx.Response]
-
-
-class RecordingClock(VirtualClock):
-    """A virtual clock that remembers every sleep."""
-
-    def __init__(self, start: float) -> None:
-        super().__init__(start)
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.sleeps.append(seconds)
-        super().sleep(seconds)
 
 
 class Harness:
