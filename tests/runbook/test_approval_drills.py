@@ -8,6 +8,7 @@ Notifications go to a real webhook receiver on loopback.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,21 @@ from webhook_receiver import receiver
 from rollback_helpers.cli import main as cli
 from rollback_helpers.clock import parse_iso
 from rollback_helpers.run import archive
+from rollback_helpers.run.backends import discard_drill_world
 from rollback_helpers.run.record_comment import parse_comment
 from rollback_helpers.sandbox.world import World
 
 pytestmark = pytest.mark.e2e
 DISPATCH = "POST /repos/renewa/renewa-one/actions/workflows/promote-image.yml/dispatches"
+
+
+@pytest.fixture(autouse=True)
+def discard_the_world(tmp_path: Path) -> Iterator[None]:
+    """A drill's --sandbox-dir world is kept on purpose; the test discards it, with its
+    servers' data (which may live outside tmp_path)."""
+    yield
+    if (tmp_path / "sandbox").is_dir():
+        discard_drill_world(tmp_path / "sandbox")
 
 
 class Drill:
