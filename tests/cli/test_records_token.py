@@ -15,6 +15,7 @@ import pytest
 from rollback_helpers.cli import main as cli
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import VirtualClock
+from rollback_helpers.errors import GitHubAuthError
 from rollback_helpers.records.store import GitHubStore
 from rollback_helpers.sandbox.http import sandbox_transport
 from rollback_helpers.sandbox.scenarios import create_world
@@ -76,9 +77,10 @@ def test_history_on_a_github_store_uses_gh_auth_token(
 def test_without_gh_history_says_how_to_set_a_token(
         only_gh: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """The same command with no `gh` on PATH is a bad input naming the token to set."""
+    """The same command with no `gh` on PATH fails as a missing token, saying how to set one."""
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    assert cli.main(["history", "--format", "json", "--no-verify", "--incidents-dir", STORE]) == 2
+    code = cli.main(["history", "--format", "json", "--no-verify", "--incidents-dir", STORE])
+    assert code == GitHubAuthError.exit_code
     err = capsys.readouterr().err
     assert "No GitHub token" in err and "gh auth login" in err and "Traceback" not in err
     assert not only_gh.exists()
