@@ -84,3 +84,13 @@ def test_without_gh_history_says_how_to_set_a_token(
     err = capsys.readouterr().err
     assert "No GitHub token" in err and "gh auth login" in err and "Traceback" not in err
     assert not only_gh.exists()
+
+
+def test_a_token_in_the_environment_comes_before_gh(
+        only_gh: Path, monkeypatch: pytest.MonkeyPatch, world: World,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """GITHUB_TOKEN set: it is used and `gh` is never asked."""
+    monkeypatch.setenv("GITHUB_TOKEN", world.state["github"]["token"])
+    assert cli.main(["history", "--format", "json", "--no-verify", "--incidents-dir", STORE]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+    assert not only_gh.exists()
