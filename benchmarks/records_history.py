@@ -41,7 +41,7 @@ from pathlib import Path
 import fsspec
 
 from rollback_helpers.cli import main as cli
-from rollback_helpers.run.record_store import RecordStore, open_store
+from rollback_helpers.records.store import RecordStore, open_store
 
 RESULTS = Path(__file__).parent / "results" / "history.json"
 ENVS = ("staging", "production", "development")

@@ -229,7 +229,7 @@ What changed: the import no longer loads what the first step does not use, and t
 kernel no longer makes it walk the kernel's own objects.
 
 - **nbformat and jsonschema** (with attrs, arrow, referencing, …): notebooks are read
-  and written when a record is (`run.notebook_io` imports nbformat in those functions).
+  and written when a record is (`records.notebook_io` imports nbformat in those functions).
 - **httpx's command line** (click, rich, pygments): `import httpx` imports
   `httpx._main` whenever they are installed; `rollback_helpers.import_guards` marks it
   unavailable first, and httpx falls back as when its `cli` extra is missing.

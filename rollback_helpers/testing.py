@@ -19,6 +19,13 @@ A list of results is answered in order (polling: initializing, then ready) and
 is exhausted after its last entry. A result may also be an exception to raise
 (``CommandTimeout``) or a callable ``argv -> CommandResult``. Long-running
 commands (``mpg proxy``) are scripted with :meth:`ScriptedRunner.add_process`.
+
+:func:`exercise_write_once` is the records store conformance check: what every
+:class:`~rollback_helpers.records.store.RecordStore` must do (create, never
+overwrite, suffix a taken name, list, read, a ``drills`` child, a missing record
+named). A team adding a store runs it against an empty location of theirs::
+
+    exercise_write_once(open_store("s3://my-bucket/incidents-test"))
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from rollback_helpers.clients.commands import CommandResult
+from rollback_helpers.errors import RecordMissing
+from rollback_helpers.records.store import RecordStore
 
 Argv = tuple[str, ...]
 Matcher = Argv | Callable[[Argv], bool]
@@ -181,3 +190,43 @@ def _answer(answer: Answer, argv: Argv) -> CommandResult:
     if isinstance(answer, CommandResult):
         return replace(answer, argv=argv)
     return answer(argv)
+
+
+class StoreNonconformance(AssertionError):
+    """A records store did not do what :func:`exercise_write_once` asks of every store."""
+
+
+def _expect(held: bool, what: str, store: RecordStore) -> None:
+    if not held:
+        raise StoreNonconformance(f"{type(store).__name__} at {store.location}: {what}")
+
+
+def exercise_write_once(store: RecordStore) -> None:
+    """Check that ``store`` (empty, writable) behaves as every records store must: it is
+    writable, a record is created with the location it will be read back from, a taken name
+    gets ``-2`` and the first record is never overwritten, records list in name order
+    without a child's, a ``drills`` child holds its own, and a missing record is a
+    :class:`~rollback_helpers.errors.RecordMissing`. Raises :class:`StoreNonconformance`
+    naming the first thing that does not hold; it writes ``a.ipynb``, ``a-2.ipynb`` and
+    ``drills/d.ipynb``."""
+    store.check_writable()
+    first, data = store.put_new("a.ipynb", lambda location: f"at {location}".encode())
+    _expect((first.name, data) == ("a.ipynb", f"at {store.location}/a.ipynb".encode()),
+            f"the first record is {first.name!r} holding {data!r}", store)
+    second, _ = store.put_new("a.ipynb", lambda _location: b"second")
+    _expect(second.name == "a-2.ipynb" and second.location == f"{store.location}/a-2.ipynb",
+            f"a taken name became {second.name!r} at {second.location!r}, not a-2.ipynb", store)
+    _expect(store.read("a.ipynb") == data, "the first record was overwritten", store)
+    _expect(store.read("a-2.ipynb") == b"second", "a-2.ipynb does not read back", store)
+    store.child("drills").put_new("d.ipynb", lambda _location: b"drill")
+    listed = [r.name for r in store.list_records()]
+    _expect(listed == ["a-2.ipynb", "a.ipynb"], f"it lists {listed}", store)
+    drills = [r.name for r in store.child("drills").list_records()]
+    _expect(drills == ["d.ipynb"], f"its drills child lists {drills}", store)
+    try:
+        store.read("nothing.ipynb")
+    except RecordMissing as exc:
+        _expect("No record at" in exc.what, f"a missing record says {exc.what!r}", store)
+    else:
+        raise StoreNonconformance(f"{type(store).__name__} at {store.location}: reading a "
+                                  "missing record raised nothing")

@@ -197,7 +197,7 @@ def frontend() -> Iterator[Callable[[Any], Frontend]]:
     InteractiveShell.clear_instance()
 
 
-# -- a real S3 endpoint on loopback (tests/run/test_record_store.py, tests/cli/) ----------------
+# -- a real S3 endpoint on loopback (tests/records/test_store.py, tests/cli/) ----------------
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """moto's standalone S3 server on 127.0.0.1 (a free port): its endpoint URL."""

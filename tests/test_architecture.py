@@ -35,10 +35,11 @@ def test_the_import_contracts_are_kept() -> None:
 
 @pytest.mark.parametrize(("edits", "broken"), [
     ({"clients/health.py": "from rollback_helpers.runbook import path_a"}, "Data flows down"),
+    ({"records/store.py": "from rollback_helpers.run import lock"}, "Data flows down"),
     ({"domain/images.py": "from rollback_helpers.sandbox import world"}, "only run.backends"),
     ({"ui/progress.py": "from rollback_helpers.ui import display",
       "ui/display.py": "from rollback_helpers.ui import progress"}, "No import circles"),
-], ids=["upward", "sandbox-outside-the-seams", "circle"])
+], ids=["upward", "records-into-the-live-run", "sandbox-outside-the-seams", "circle"])
 def test_a_violation_breaks_a_contract(tmp_path: Path, edits: dict[str, str], broken: str) -> None:
     """An upward import, a sandbox import outside the seams, or a circle fails the check."""
     copy = tmp_path / "repo"

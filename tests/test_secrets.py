@@ -45,25 +45,23 @@ def forgetting_new_secrets() -> Iterator[None]:
             secrets_module._known.intersection_update(before)
 
 
-class RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
-
-
 @pytest.fixture
 def log_output() -> Iterator[tuple[logging.Logger, io.StringIO]]:
-    """A logger whose only handler writes through a formatter that calls redact."""
+    """The papermill logger as the command line sets it up (``quiet_papermill_logs``: the
+    package's own redacting handler), writing to a buffer instead of the terminal."""
+    from rollback_helpers.run.archive import quiet_papermill_logs
+
+    logger = logging.getLogger("papermill")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    quiet_papermill_logs()
+    handler = logger.handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter("%(levelname)s %(message)s"))
-    logger = logging.getLogger("tests.secrets")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    handler.setStream(stream)
     try:
         yield logger, stream
     finally:
-        logger.removeHandler(handler)
+        logger.handlers[:], logger.level, logger.propagate = saved
 
 
 # -- Secret -------------------------------------------------------------------------------------
@@ -107,15 +105,15 @@ def test_logged_secret_shows_mask(log_output: tuple[logging.Logger, io.StringIO]
     """A Secret passed as a logging argument is written as ****."""
     logger, stream = log_output
     logger.info("connecting with %s", Secret(PASSWORD))
-    assert stream.getvalue() == f"INFO connecting with {MASK}\n"
+    assert stream.getvalue() == f"connecting with {MASK}\n"
 
 
-def test_logged_url_password_is_masked_by_a_redacting_handler(
+def test_logged_url_password_is_masked_by_the_runs_log_handler(
         log_output: tuple[logging.Logger, io.StringIO]) -> None:
-    """A plain-string URL with a password is masked by a handler that calls redact."""
+    """A plain-string URL with a password, printed by a cell, is masked on the terminal."""
     logger, stream = log_output
     logger.warning("dsn=%s", "postgresql://app-user:plainpw42@db.internal:5432/fly-db")
-    assert stream.getvalue() == f"WARNING dsn=postgresql://app-user:{MASK}@db.internal:5432/fly-db\n"
+    assert stream.getvalue() == f"dsn=postgresql://app-user:{MASK}@db.internal:5432/fly-db\n"
 
 
 def test_dataframe_with_a_secret_shows_mask() -> None:

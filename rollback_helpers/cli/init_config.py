@@ -133,11 +133,11 @@ def _apps(args: argparse.Namespace, repo: str, ask: Ask | None) -> dict[str, str
 
 def guess_repo() -> str:
     """``owner/name`` of this checkout's ``origin`` on GitHub, through the command seam."""
-    from rollback_helpers.clients.commands import SubprocessRunner
     from rollback_helpers.errors import RollbackError
+    from rollback_helpers.run.backends import local_runner
 
     try:
-        result = SubprocessRunner().run(["git", "remote", "get-url", "origin"], timeout=10)
+        result = local_runner().run(["git", "remote", "get-url", "origin"], timeout=10)
     except RollbackError:
         return ""
     found = _REMOTE.search(result.stdout.strip()) if result.ok else None

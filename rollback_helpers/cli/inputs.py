@@ -91,8 +91,8 @@ def check_command(args: argparse.Namespace, params: dict[str, Any]) -> RunbookCo
 def incidents_dir(args: argparse.Namespace, cfg: RunbookConfig, *, drill: bool) -> str:
     """Where the archive goes (``…/drills`` for drills). A local folder is created and proven
     writable now; a bucket or a GitHub store (a URL) is checked when the run opens it."""
+    from rollback_helpers.records.archive import incidents_location
     from rollback_helpers.run.archive import ensure_writable_dir
-    from rollback_helpers.run.record_archive import incidents_location
 
     location = incidents_location(cfg.incidents_dir, explicit=args.incidents_dir, drill=drill)
     if ":" in location.split("/", 1)[0]:  # scheme://… or github:…: not a local folder

@@ -40,8 +40,8 @@ import httpx
 
 from rollback_helpers.domain.config import load_config
 from rollback_helpers.errors import ConfigError, RollbackError
+from rollback_helpers.records.notebook_io import parameterized, read_notebook, write_notebook
 from rollback_helpers.run.archive import notebooks_dir
-from rollback_helpers.run.notebook_io import parameterized, read_notebook, write_notebook
 
 START_NOTEBOOK = "start_here.ipynb"
 READY_TIMEOUT = 90.0
@@ -242,7 +242,7 @@ def run_lab(args: argparse.Namespace) -> int:
 def lab_incidents(configured: str) -> str:
     """The store the walkthrough archives to (a local folder made absolute: kernels run in
     the workspace); checked writable before JupyterLab starts."""
-    from rollback_helpers.run.record_store import open_store, parse_github_location
+    from rollback_helpers.records.store import open_store, parse_github_location
 
     if configured.startswith("github://"):  # checked by the kernel, through its own seam
         parse_github_location(configured)  # a malformed one is refused here

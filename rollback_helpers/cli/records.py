@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from rollback_helpers.errors import ConfigError
-from rollback_helpers.run.record_archive import (
+from rollback_helpers.records.archive import (
     ArchivedRecord,
     ensure_notebook,
-    github_factory,
     incidents_location,
     keep_or_explain,
     record_metadata,
     rescue_copy,
-    working_copy,
     writable_store,
 )
-from rollback_helpers.run.record_store import RecordStore, open_store, split_location
+from rollback_helpers.records.store import RecordStore, open_store, split_location
+from rollback_helpers.run.backends import github_factory
+from rollback_helpers.run.owner import working_copy
 
 __all__ = ["COMMANDS", "ArchivedRecord", "add_parsers", "keep", "report_archive", "run_store", "working_copy"]
 STORE_FAILED = 4  # the run went well but its record could not be stored: an outside failure
@@ -112,7 +112,7 @@ def _sandbox_needs_world(location: str, data: bytes, sandbox_dir: str | None) ->
 
 def _checker(sandbox_dir: str | None) -> Callable[[str, bytes], Any]:
     """verify(location, bytes): against the sandbox's GitHub for drills, else the real one."""
-    from rollback_helpers.run.record_verify import CachedComments, verify_bytes
+    from rollback_helpers.records.verify import CachedComments, verify_bytes
 
     cfg = _config()
     github = github_factory(cfg, sandbox_dir=sandbox_dir)
@@ -135,7 +135,7 @@ def cmd_verify_record(args: argparse.Namespace) -> int:
 
 
 def cmd_publish_record(args: argparse.Namespace) -> int:
-    from rollback_helpers.run.record_verify import publish_record
+    from rollback_helpers.run.publish import publish_record
 
     data = _read(args.record, args.sandbox_dir)
     _sandbox_needs_world(args.record, data, args.sandbox_dir)
@@ -161,7 +161,7 @@ def _store(args: argparse.Namespace) -> RecordStore:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from rollback_helpers.run import record_history as h
+    from rollback_helpers.records import history as h
 
     filters = h.Filters(env=args.env, since=_since(args.since), drills=args.drills)
     store = _store(args)
@@ -186,7 +186,7 @@ def _write_html_history(args: argparse.Namespace, store: RecordStore, locations:
     if not args.output:
         print(page)
         return
-    from rollback_helpers.run.record_render import render_html
+    from rollback_helpers.records.render import render_html
 
     out = _write(args.output, "history.html", page)
     for location in locations:
@@ -210,7 +210,7 @@ def _write(output: str, name: str, text: str) -> Path:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from rollback_helpers.run.record_render import render_html
+    from rollback_helpers.records.render import render_html
 
     page = render_html(_read(args.record, args.sandbox_dir))
     out = _write(args.output, _rendering_name(args.record), page)

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rollback_helpers.records.store import RecordStore, local_path
 from rollback_helpers.run.owner import RunOwner
-from rollback_helpers.run.record_store import RecordStore, local_path
 
 NAME = "recover"
 STORE_FAILED = 4  # a killed run's record could not be stored (as for a run: cli.records)
@@ -77,8 +77,7 @@ def recover_before_run(run_id: str) -> None:
 def worlds_of_working_copies() -> frozenset[Path]:
     """The sandbox worlds named by a working copy still in the temp folder (a run going on,
     or a killed one whose recovery is pending or under way)."""
-    from rollback_helpers.run.owner import read_owner
-    from rollback_helpers.run.record_archive import WORKING_PREFIX
+    from rollback_helpers.run.owner import WORKING_PREFIX, read_owner
     from rollback_helpers.run.recover import temp_root
 
     owners = (read_owner(folder) for folder in temp_root().glob(WORKING_PREFIX + "*"))

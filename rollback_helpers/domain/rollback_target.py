@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from rollback_helpers.domain.deployments import BadRecord, DeploymentRecord, Record
 from rollback_helpers.domain.images import ImageRef, parse_digest, parse_image_ref
-from rollback_helpers.domain.records import BadRecord, DeploymentRecord, Record
 from rollback_helpers.errors import (
     DriftDetected,
     ImageRefError,

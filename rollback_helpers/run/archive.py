@@ -24,9 +24,7 @@ from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
 from rollback_helpers.errors import ConfigError, Interrupted, KernelDied, Terminated, error_class_named
-from rollback_helpers.run.headless import papermill_options
-from rollback_helpers.run.interrupt import CellLog, StopSignals, mark_interrupted, run_interruptibly
-from rollback_helpers.run.notebook_io import (
+from rollback_helpers.records.notebook_io import (
     decisions_in,
     heading_above,
     notebook_parameters,
@@ -35,6 +33,8 @@ from rollback_helpers.run.notebook_io import (
     step_heading,
     write_notebook,
 )
+from rollback_helpers.run.headless import papermill_options
+from rollback_helpers.run.interrupt import CellLog, StopSignals, mark_interrupted, run_interruptibly
 from rollback_helpers.secrets import redact
 from rollback_helpers.ui.display import METADATA_KEY
 

@@ -4,6 +4,13 @@ A notebook asks for ``open_backends("real")`` or ``open_backends("sandbox", …)
 and gets the same four things either way: an ``httpx.Client``, a command runner,
 a clock and the GitHub token (from the kernel's environment, never a parameter).
 
+This is the one door to the real world: every real backend, GitHub token lookup
+and ``httpx.Client`` of the package is built here (the lab's loopback client to its
+own JupyterLab aside). The records commands get their GitHub clients from
+:func:`github_factory` and the notifications their client from :func:`http_client`,
+so a ``github://`` store finds its token the documented way (``GITHUB_TOKEN``,
+``GH_TOKEN``, then ``gh auth token``).
+
 This is the one place above the sandbox that knows it exists: the command line
 creates, leaves and stops drill worlds through :func:`create_drill_world`,
 :func:`leave_drill_world` and :func:`stop_drill_world` rather than reaching into
@@ -32,6 +39,7 @@ from rollback_helpers.clients.github_token import TOKEN_VARS, find_github_token
 from rollback_helpers.clock import Clock, RealClock
 from rollback_helpers.domain.config import RunbookConfig
 from rollback_helpers.errors import ConfigError, GitHubAuthError
+from rollback_helpers.records.store import GitHubFactory
 from rollback_helpers.secrets import Secret, token_from_env
 
 if TYPE_CHECKING:
@@ -238,3 +246,33 @@ def _sandbox_backends(scenario: str, sandbox_dir: str | None, token: Secret | No
     http = httpx.Client(transport=sandbox_transport(world), timeout=30.0)
     return Backends("sandbox", http, FlyctlSandbox(world), WorldClock(world), token,
                     sandbox_dir=world.state_dir, token_source="the sandbox's token")
+
+
+def local_runner() -> CommandRunner:
+    """A command runner on this machine for a local question (``init``'s `git remote`)."""
+    return SubprocessRunner()
+
+
+def http_client(*, timeout: float = 30.0, follow_redirects: bool = False) -> httpx.Client:
+    """A plain client to the real network (the notifications' webhooks)."""
+    return httpx.Client(timeout=timeout, follow_redirects=follow_redirects)
+
+
+def github_factory(cfg: RunbookConfig, backends: Backends | None = None, *,
+                   sandbox_dir: str | None = None,
+                   environ: Mapping[str, str] | None = None) -> GitHubFactory:
+    """A GitHub client for any repository, through ``backends``' seam or, opened on the
+    first call, the sandbox world in ``sandbox_dir`` or else the real backend (its token:
+    GITHUB_TOKEN, GH_TOKEN, then ``gh auth token``)."""
+    opened: list[Backends] = [backends] if backends is not None else []
+
+    def client(repo: str) -> GitHubClient:
+        if not opened:
+            opened.append(open_backends("sandbox", sandbox_dir=sandbox_dir, cfg=cfg)
+                          if sandbox_dir else open_backends("real", cfg=cfg, environ=environ))
+        seam = opened[0]
+        seam.github(cfg)  # no token: a GitHubAuthError that says how to set one
+        return GitHubClient(seam.http, repo, seam.github_token, clock=seam.clock,
+                            api_url=cfg.github_api_url)
+
+    return client

@@ -20,11 +20,11 @@ from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
 from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackError
+from rollback_helpers.records.store import RecordStore
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
 from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
-from rollback_helpers.run.record_store import RecordStore
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Decision,
@@ -179,14 +179,14 @@ class RunContext:
     def incidents_dir(self) -> str:
         """Where this run is archived: ``incidents`` (``incidents/drills`` on the sandbox), or
         the store the configuration names (a URL, or ``github://…``)."""
-        from rollback_helpers.run.record_archive import incidents_location
+        from rollback_helpers.records.archive import incidents_location
 
         return incidents_location(self.cfg.incidents_dir, drill=self.backends.name == "sandbox")
 
     def record_store(self) -> RecordStore:
         """The records store, reached through this run's seams."""
-        from rollback_helpers.run.record_archive import github_factory
-        from rollback_helpers.run.record_store import open_store
+        from rollback_helpers.records.store import open_store
+        from rollback_helpers.run.backends import github_factory
 
         return open_store(self.incidents_dir(), github=github_factory(self.cfg, self.backends))
 

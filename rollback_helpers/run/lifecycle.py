@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import GitHubError, RollbackError
+from rollback_helpers.records.notebook_io import read_notebook
 from rollback_helpers.run.lock import EnvironmentLock, Lease
-from rollback_helpers.run.notebook_io import read_notebook
-from rollback_helpers.run.record_comment import (
+from rollback_helpers.run.run_comment import (
     FoundRun,
-    RecordComment,
-    RunRecord,
+    PostedRunComment,
+    RunComment,
     marker,
     parse_comment,
     previous_runs,
@@ -77,7 +77,7 @@ class Lifecycle:
     lock: EnvironmentLock | None = None
     lease: Lease | None = None
     taken_over: Lease | None = None
-    record: RecordComment | None = None
+    record: PostedRunComment | None = None
     last_renewal: float = 0.0
 
     def _lock(self) -> EnvironmentLock:
@@ -159,12 +159,12 @@ class Lifecycle:
         return [run for run in previous_runs(self.github, numbers, path=self.path, env=self.env)
                 if run.record.run_id != self.run_id]
 
-    def post_record(self, number: int, record: RunRecord) -> Report:
+    def post_record(self, number: int, record: RunComment) -> Report:
         """Post this run's record comment on issue ``number`` (before anything changes)."""
         if self.taken_over is not None:
             record = replace(record, lock=f"taken over from {self.taken_over.holder} (run "
                              f"{self.taken_over.run_id})")
-        self.record = RecordComment(self.github, number, record, log=self.log,
+        self.record = PostedRunComment(self.github, number, record, log=self.log,
                                     now=lambda: utc_iso(self.clock.now())).post()
         report = Report(f"Run recorded on #{number}").fact("record comment", self.record.html_url)
         report.fact("state", self.record.record.state)
@@ -276,7 +276,7 @@ def _record_location(archive: Path) -> dict[str, Any] | None:
     return found
 
 
-def final_state(current: RunRecord, closing: Closing) -> RunRecord:
+def final_state(current: RunComment, closing: Closing) -> RunComment:
     """The record as the run ended: its state, exit code, last step, archive, SHA-256."""
     if closing.exit_code == 0:
         state = current.state if current.ended else "succeeded"

@@ -38,11 +38,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from rollback_helpers.run.notebook_io import read_notebook, write_notebook
+from rollback_helpers.records.notebook_io import read_notebook, write_notebook
+from rollback_helpers.run.backends import http_client
 from rollback_helpers.secrets import Secret, redact
 from rollback_helpers.ui.display import METADATA_KEY
 
-EVENTS = ("start", "awaiting approval", "success", "failure", "interrupted", "flip pending")
 NOTIFY_VAR = "ROLLBACK_NOTIFY"
 DEFAULT_TIMEOUT = 5.0
 _SPLIT = re.compile(r"[\s,]+")
@@ -191,9 +191,10 @@ class Notifier:
 
 def notifier_from_env(env: str, environ: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT,
                       http: httpx.Client | None = None) -> Notifier:
-    """A notifier for ``env``; its own client, because webhooks are never the sandbox's hosts."""
+    """A notifier for ``env``; a real-network client from :mod:`rollback_helpers.run.backends`,
+    because webhooks are never the sandbox's hosts."""
     targets = destinations(env, environ)
-    client = http or httpx.Client(timeout=timeout, follow_redirects=False)
+    client = http or http_client(timeout=timeout, follow_redirects=False)
     return Notifier(client, targets, timeout=timeout)
 
 

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +28,7 @@ import psutil
 from rollback_helpers.secrets import redact
 
 OWNER_FILE = "owner.json"
+WORKING_PREFIX = "rollback-run-"  # <temp>/rollback-run-XXXX/: a headless run's working copy
 SAME_START = 0.05  # seconds: one process's start time, as read twice
 
 
@@ -94,3 +99,19 @@ def read_owner(folder: Path) -> RunOwner | None:
         return RunOwner(**{k: v for k, v in data.items() if k in known})
     except (OSError, ValueError, TypeError, AttributeError):
         return None
+
+
+@contextmanager
+def working_copy(name: str, owner: RunOwner | None = None) -> Iterator[Path]:
+    """A private path for papermill's output notebook, removed when the block ends.
+
+    ``owner`` is written beside it (``owner.json``), so that if this process is killed
+    outright, a later run finds the folder and archives the notebook
+    (:mod:`rollback_helpers.run.recover`)."""
+    folder = Path(tempfile.mkdtemp(prefix=WORKING_PREFIX))
+    try:
+        if owner is not None:
+            owner.write(folder)
+        yield folder / name
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

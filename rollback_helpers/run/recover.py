@@ -37,23 +37,21 @@ import nbformat
 
 from rollback_helpers.domain.config import RunbookConfig, load_config
 from rollback_helpers.errors import ProcessKilled, RollbackError
-from rollback_helpers.run import archive
-from rollback_helpers.run.backends import discard_drill_world, drill_world_exists
-from rollback_helpers.run.interrupt import CellLog, mark_interrupted
-from rollback_helpers.run.lifecycle import Closing, finish_run
-from rollback_helpers.run.notebook_io import heading_above, read_notebook, write_notebook
-from rollback_helpers.run.notify import RunEnd, announce_end
-from rollback_helpers.run.owner import RunOwner, process_start, read_owner
-from rollback_helpers.run.record_archive import (
-    WORKING_PREFIX,
+from rollback_helpers.records.archive import (
     ArchivedRecord,
-    github_factory,
     keep_or_explain,
     located,
     rescue_copy,
     sha256_hex,
 )
-from rollback_helpers.run.record_store import RecordStore, open_store
+from rollback_helpers.records.notebook_io import heading_above, read_notebook, write_notebook
+from rollback_helpers.records.store import RecordStore, open_store
+from rollback_helpers.run import archive
+from rollback_helpers.run.backends import discard_drill_world, drill_world_exists, github_factory
+from rollback_helpers.run.interrupt import CellLog, mark_interrupted
+from rollback_helpers.run.lifecycle import Closing, finish_run
+from rollback_helpers.run.notify import RunEnd, announce_end
+from rollback_helpers.run.owner import WORKING_PREFIX, RunOwner, process_start, read_owner
 from rollback_helpers.secrets import redact
 from rollback_helpers.ui.interactive import default_operator
 

@@ -16,9 +16,8 @@ from typing import Any, Protocol
 import nbformat
 
 from rollback_helpers.errors import ConfigError, RollbackError
-from rollback_helpers.run.archive import Outcome, _failed_at, _finish
-from rollback_helpers.run.lifecycle import Closing, Lifecycle, edit_failed, ended_before
-from rollback_helpers.run.notebook_io import (
+from rollback_helpers.records.archive import sha256_hex
+from rollback_helpers.records.notebook_io import (
     _runbook_metadata,
     decisions_in,
     first_error,
@@ -26,9 +25,10 @@ from rollback_helpers.run.notebook_io import (
     read_notebook,
     run_identity,
 )
+from rollback_helpers.records.store import RecordStore
+from rollback_helpers.run.archive import Outcome, _failed_at, _finish
+from rollback_helpers.run.lifecycle import Closing, Lifecycle, edit_failed, ended_before
 from rollback_helpers.run.notify import Notifier, RunEnd, tell_end
-from rollback_helpers.run.record_archive import sha256_hex
-from rollback_helpers.run.record_store import RecordStore
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import Decision
 

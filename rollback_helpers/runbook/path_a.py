@@ -23,19 +23,19 @@ from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.clock import PollSchedule
-from rollback_helpers.domain.images import parse_digest, parse_image_ref
-from rollback_helpers.domain.parameters import check_parameters
-from rollback_helpers.domain.records import (
+from rollback_helpers.domain.deployments import (
     BadRecord,
     DeploymentRecord,
     Replay,
     record_from_issue,
     records_table,
 )
+from rollback_helpers.domain.images import parse_digest, parse_image_ref
+from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
-from rollback_helpers.run.record_comment import RunRecord
+from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.path_a_dispatch import DispatchSteps, SecondPerson
 from rollback_helpers.runbook.resume import (
     LookBack,
@@ -250,7 +250,7 @@ class PathA(DispatchSteps):
             self.ctx.log("no deployment record to keep this run's record comment on")
             return
         earlier = self.back.earlier if self.back.carry_on else None
-        record = RunRecord(
+        record = RunComment(
             self.ctx.run_id, "path-a", self.ctx.env.name, operator=self.ctx.operator,
             started_at=self.ctx.started_at, reason=self.ctx.reason, incident=self.ctx.incident,
             archive=self.ctx.archive_path,

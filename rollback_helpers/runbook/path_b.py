@@ -25,7 +25,7 @@ from rollback_helpers.errors import (
     PreconditionFailed,
 )
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
-from rollback_helpers.run.record_comment import RunRecord
+from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.path_b_facts import (
     TERMINAL,
     Resolved,
@@ -186,7 +186,7 @@ class PathB:
         """Before anything changes: this run's record comment on the bad deploy's record."""
         r = self._require(self.resolved, "resolve")
         earlier = self.back.earlier if self.back.carry_on else None
-        record = RunRecord(
+        record = RunComment(
             self.ctx.run_id, "path-b", self.ctx.env.name, operator=self.ctx.operator,
             started_at=self.ctx.started_at, reason=self.ctx.reason, incident=self.ctx.incident,
             archive=self.ctx.archive_path,

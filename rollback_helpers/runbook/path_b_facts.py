@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection
 from rollback_helpers.clients.fly import Backup, Cluster, Fly
 from rollback_helpers.domain.cluster_map import ClusterMap
-from rollback_helpers.domain.records import BadRecord, DeploymentRecord, record_from_issue
+from rollback_helpers.domain.deployments import BadRecord, DeploymentRecord, record_from_issue
 from rollback_helpers.errors import (
     BackupError,
     ClusterMismatch,

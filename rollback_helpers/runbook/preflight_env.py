@@ -19,7 +19,7 @@ from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.health import check_health
 from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig
-from rollback_helpers.domain.records import BadRecord, DeploymentRecord, Replay, record_from_issue
+from rollback_helpers.domain.deployments import BadRecord, DeploymentRecord, Replay, record_from_issue
 from rollback_helpers.domain.rollback_target import resolve_rollback_target
 from rollback_helpers.run.backends import Backends
 from rollback_helpers.ui.display import short

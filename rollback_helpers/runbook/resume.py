@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from rollback_helpers.domain.deployments import BadRecord, DeploymentRecord
 from rollback_helpers.domain.images import parse_image_ref
-from rollback_helpers.domain.records import BadRecord, DeploymentRecord
 from rollback_helpers.domain.rollback_target import RollbackTarget
 from rollback_helpers.errors import ImageRefError
 from rollback_helpers.run.context import RunContext
-from rollback_helpers.run.record_comment import FoundRun, RecordComment
+from rollback_helpers.run.run_comment import FoundRun, PostedRunComment
 from rollback_helpers.ui.display import Report, short
 
 Record = DeploymentRecord | BadRecord
@@ -114,7 +114,7 @@ def target_in_place(records: Iterable[Record], env: str, earlier: FoundRun,
 
 def mark_carried_on(ctx: RunContext, earlier: FoundRun) -> None:
     """The earlier run's comment says that this run carries it on."""
-    comment = RecordComment(ctx.lifecycle.github, earlier.issue, earlier.record, log=ctx.log,
+    comment = PostedRunComment(ctx.lifecycle.github, earlier.issue, earlier.record, log=ctx.log,
                             now=lambda: ctx.started_at)
     comment.comment_id, comment.html_url = earlier.comment_id, earlier.html_url
     comment.update(state="interrupted" if not earlier.record.ended else earlier.record.state,

@@ -16,7 +16,7 @@ from rollback_helpers.clock import PollSchedule
 from rollback_helpers.errors import ApprovalRejected, ApprovalTimeout, GitHubError, PreconditionFailed
 from rollback_helpers.run.approval import Judge, Verdict, approvers, plan_digest, rejection, who_may_approve
 from rollback_helpers.run.context import RunContext
-from rollback_helpers.run.record_comment import RecordComment, marker, parse_comment
+from rollback_helpers.run.run_comment import PostedRunComment, marker, parse_comment
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import make_decision
 from rollback_helpers.ui.progress import Progress
@@ -79,7 +79,7 @@ class SecondPerson:
         self._wait(record, missing, plan)
         self.cleared = plan
 
-    def _wait(self, record: RecordComment, missing: int, plan: str) -> None:
+    def _wait(self, record: PostedRunComment, missing: int, plan: str) -> None:
         ctx, github = self.ctx, self.ctx.lifecycle.github
         posted = github.find_comment(record.number, marker(ctx.run_id, ctx.path, ctx.env.name))
         self.author = posted.user if posted is not None else ""
@@ -116,7 +116,7 @@ class SecondPerson:
     def _operators(self, author: str) -> frozenset[str]:
         return frozenset(name.lower() for name in (self.ctx.operator, author) if name)
 
-    def _judge(self, record: RecordComment, plan: str) -> Judge:
+    def _judge(self, record: PostedRunComment, plan: str) -> Judge:
         ctx, github = self.ctx, self.ctx.lifecycle.github
         posted = github.find_comment(record.number, marker(ctx.run_id, ctx.path, ctx.env.name))
         parsed = parse_comment(posted.body) if posted is not None else None
@@ -139,7 +139,7 @@ class SecondPerson:
         return (f"{listed} (write access to {repo})" if names else
                 f"anyone with write access to {repo}") + f", not {self.ctx.operator}"
 
-    def _announce(self, record: RecordComment, plan: str, missing: int, who: str) -> None:
+    def _announce(self, record: PostedRunComment, plan: str, missing: int, who: str) -> None:
         ctx = self.ctx
         report = Report(f"Waiting for approval by {who}", status="pending")
         report.fact("run", ctx.run_id).fact("plan", f"{plan}: {self.what()}")
@@ -160,7 +160,7 @@ class SecondPerson:
                 print(f"  {verdict.line()}", flush=True)
                 self.ctx.log(verdict.line())
 
-    def _decide(self, verdict: Verdict, what: str, record: RecordComment) -> None:
+    def _decide(self, verdict: Verdict, what: str, record: PostedRunComment) -> None:
         ctx = self.ctx
         decision = make_decision(what, how=f"/{verdict.verb} comment on #{record.number} "
                                  f"written {verdict.at} ({verdict.url})", step="approval",
@@ -169,13 +169,13 @@ class SecondPerson:
         ctx.log(f"decision: {what} ({decision.how}, by {verdict.user})")
         ctx.show(decision.report())
 
-    def _approved(self, got: Sequence[Verdict], record: RecordComment) -> None:
+    def _approved(self, got: Sequence[Verdict], record: PostedRunComment) -> None:
         for verdict in got:
             self._decide(verdict, f"approve: {self.what()}", record)
         names = ", ".join(f"{v.user} at {v.at}" for v in got)
         self.ctx.lifecycle.update_record(state="started", approvals=f"approved by {names}")
 
-    def _rejected(self, verdict: Verdict, record: RecordComment) -> ApprovalRejected:
+    def _rejected(self, verdict: Verdict, record: PostedRunComment) -> ApprovalRejected:
         self._decide(verdict, f"reject: {self.what()}" + (f" ({verdict.rest})" if verdict.rest else ""),
                      record)
         self.ctx.lifecycle.update_record(approvals=f"rejected by {verdict.user} at {verdict.at}")
@@ -184,7 +184,7 @@ class SecondPerson:
             f"({verdict.rest or 'no reason given'}): {verdict.url}. Nothing was changed.",
             "Talk to them; if a changed plan is agreed, re-run (a new run posts a new plan).")
 
-    def _timeout(self, record: RecordComment, still: int, who: str) -> ApprovalTimeout:
+    def _timeout(self, record: PostedRunComment, still: int, who: str) -> ApprovalTimeout:
         ctx = self.ctx
         return ApprovalTimeout(
             f"Run {ctx.run_id} on {ctx.env.name} is still waiting for approval after "

@@ -107,8 +107,8 @@ def recommend(a: Answers) -> Recommendation:
 def create_path_notebook(choice: str, env: str, *, folder: Path, backend: str = "sandbox",
                          source_dir: Path | None = None) -> Path:
     """A copy of the path's notebook in ``folder`` with ``env`` (and ``backend``) filled in."""
+    from rollback_helpers.records.notebook_io import parameterized, read_notebook, write_notebook
     from rollback_helpers.run.archive import notebooks_dir
-    from rollback_helpers.run.notebook_io import parameterized, read_notebook, write_notebook
 
     name = PATH_NOTEBOOKS[choice]
     source = (source_dir or folder) / name

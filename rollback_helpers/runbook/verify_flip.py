@@ -16,7 +16,7 @@ from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.errors import PreconditionFailed, RollbackError, VerificationFailed
 from rollback_helpers.run.context import RunContext, open_run
-from rollback_helpers.run.record_comment import RecordComment, previous_runs
+from rollback_helpers.run.run_comment import PostedRunComment, previous_runs
 from rollback_helpers.runbook.path_b_facts import newest_record
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.table import Table
@@ -143,7 +143,7 @@ class VerifyFlip:
             return f"not updated: {exc.what}"
         for run in runs:
             if run.record.state == "flip pending" and run.record.new_cluster == self.new_cluster:
-                comment = RecordComment(self.github, number, run.record, log=self.ctx.log,
+                comment = PostedRunComment(self.github, number, run.record, log=self.ctx.log,
                                         now=lambda: utc_iso(self.ctx.backends.clock.now()))
                 comment.comment_id = run.comment_id
                 comment.update(state="flip verified", next_step=(

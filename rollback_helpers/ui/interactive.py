@@ -15,7 +15,7 @@ the saved notebook reads like a headless one:
     EnvironmentPicker a dropdown for a notebook opened without ``env``
 
 A decision output carries ``{"rollback_runbook": {"decisions": [...]}}`` as output
-metadata, which :func:`rollback_helpers.run.notebook_io.decisions_in` reads back from
+metadata, which :func:`rollback_helpers.records.notebook_io.decisions_in` reads back from
 headless and interactive records alike.
 """
 
@@ -93,9 +93,6 @@ class RecordingScreen:
 
     def texts(self) -> list[str]:
         return [o.text for o in self.outputs]
-
-    def reports(self) -> list[Report]:
-        return [o.obj for o in self.outputs if isinstance(o.obj, Report)]
 
 
 # -- decisions -------------------------------------------------------------------------

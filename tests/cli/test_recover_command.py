@@ -13,9 +13,9 @@ import pytest
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.cli import recover as recover_command
+from rollback_helpers.records.store import open_store
 from rollback_helpers.run import archive
 from rollback_helpers.run.owner import RunOwner, read_owner
-from rollback_helpers.run.record_store import open_store
 
 TOKEN = "ghp_" + "Z9y8X7w6" * 5
 ARGV = ["run", "path-a", "--env", "staging", "--reason", f"pasted {TOKEN} by mistake"]

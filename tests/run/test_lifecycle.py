@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 
 from rollback_helpers.run.lifecycle import Closing, final_state, holder_gone, holder_name
-from rollback_helpers.run.record_comment import RunRecord
+from rollback_helpers.run.run_comment import RunComment
 
 
 def closing(tmp_path: Path, **changes: object) -> Closing:
@@ -25,21 +25,21 @@ def closing(tmp_path: Path, **changes: object) -> Closing:
 def test_success_keeps_the_kernels_state_and_names_the_archive(tmp_path: Path) -> None:
     """The archive's location and SHA-256 go in once the notebook is archived."""
     done = closing(tmp_path)
-    final = final_state(RunRecord("r1", "path-a", "staging", state="succeeded"), done)
+    final = final_state(RunComment("r1", "path-a", "staging", state="succeeded"), done)
     assert final.state == "succeeded" and final.exit_code == "0"
     assert final.archive == str(done.archive)
     assert final.sha256 == hashlib.sha256(b"{}").hexdigest()
 
 
 def test_a_success_the_kernel_could_not_record_still_ends_succeeded(tmp_path: Path) -> None:
-    final = final_state(RunRecord("r1", "path-a", "staging", state="verified"), closing(tmp_path))
+    final = final_state(RunComment("r1", "path-a", "staging", state="verified"), closing(tmp_path))
     assert final.state == "succeeded"
 
 
 def test_an_interruption_says_how_to_resume(tmp_path: Path) -> None:
     stopped = closing(tmp_path, exit_code=143, outcome="interrupted",
                       error="Terminated: interrupted (SIGTERM) during '6. Watch'")
-    final = final_state(RunRecord("r1", "path-a", "staging", state="dispatched"), stopped)
+    final = final_state(RunComment("r1", "path-a", "staging", state="dispatched"), stopped)
     assert final.state == "interrupted" and final.exit_code == "143"
     assert "rollback-runbook drill path-a --env staging" in final.next_step
 
@@ -47,7 +47,7 @@ def test_an_interruption_says_how_to_resume(tmp_path: Path) -> None:
 def test_a_failure_carries_the_errors_next_step(tmp_path: Path) -> None:
     failed = closing(tmp_path, exit_code=6, outcome="verification-failed",
                      error="VerificationFailed: health 503\nNext: check the app's logs")
-    final = final_state(RunRecord("r1", "path-a", "staging", state="dispatched"), failed)
+    final = final_state(RunComment("r1", "path-a", "staging", state="dispatched"), failed)
     assert (final.state, final.next_step) == ("failed", "check the app's logs")
     assert final.error == "VerificationFailed: health 503"
 
@@ -189,13 +189,13 @@ def test_a_final_edit_github_refuses_names_the_command_that_publishes_later(
     from rollback_helpers.run.backends import open_backends
     from rollback_helpers.run.lifecycle import close_run, edit_failed, ended_before
     from rollback_helpers.run.lock import EnvironmentLock
-    from rollback_helpers.run.record_comment import RecordComment, parse_comment
+    from rollback_helpers.run.run_comment import PostedRunComment, parse_comment
     from rollback_helpers.sandbox.world import World
 
     world_dir = world_with(tmp_path)
     backends = open_backends("sandbox", sandbox_dir=str(world_dir))
     github = backends.github(load_config())
-    RecordComment(github, 1010, RunRecord("r1", "path-a", "staging", state="succeeded"),
+    PostedRunComment(github, 1010, RunComment("r1", "path-a", "staging", state="succeeded"),
                   log=lambda line: None, now=lambda: "now").post()
     world = World.load(world_dir)
     done = int(world.state["github"]["request_count"])

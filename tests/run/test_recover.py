@@ -15,10 +15,10 @@ import nbformat
 import pytest
 from webhook_receiver import receiver
 
+from rollback_helpers.records.archive import sha256_hex
+from rollback_helpers.records.store import open_store
 from rollback_helpers.run import archive
-from rollback_helpers.run.owner import OWNER_FILE, RunOwner, process_start, read_owner
-from rollback_helpers.run.record_archive import WORKING_PREFIX, sha256_hex
-from rollback_helpers.run.record_store import open_store
+from rollback_helpers.run.owner import OWNER_FILE, WORKING_PREFIX, RunOwner, process_start, read_owner
 from rollback_helpers.run.recover import (
     CLAIM,
     claim,

@@ -34,7 +34,7 @@ from rollback_helpers.run import archive
 from rollback_helpers.run.backends import discard_drill_world
 from rollback_helpers.run.interrupt import KERNEL_MARK
 from rollback_helpers.run.owner import RunOwner, read_owner
-from rollback_helpers.run.record_comment import RunRecord, parse_comment
+from rollback_helpers.run.run_comment import RunComment, parse_comment
 from rollback_helpers.sandbox.world import World
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +76,7 @@ def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
                           env={**os.environ, **env})
 
 
-def comment_of(directory: Path, run_id: str) -> RunRecord:
+def comment_of(directory: Path, run_id: str) -> RunComment:
     state = json.loads((directory / "world.json").read_text())
     records = [parse_comment(c["body"]) for cs in state["github"]["comments"].values() for c in cs]
     return next(r for r in records if r is not None and r.run_id == run_id)

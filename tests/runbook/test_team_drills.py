@@ -25,7 +25,7 @@ from processes import alive, descendants, wait_gone
 
 from rollback_helpers.run import archive
 from rollback_helpers.run.backends import discard_drill_world
-from rollback_helpers.run.record_comment import parse_comment
+from rollback_helpers.run.run_comment import parse_comment
 from rollback_helpers.sandbox import postgres as pg
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World, read_calls

@@ -20,7 +20,8 @@ import pytest
 from rollback_helpers.cli import main as cli
 from rollback_helpers.cli.lab import copy_notebooks, kernel_environment, lab_argv
 from rollback_helpers.errors import ConfigError
-from rollback_helpers.run import archive, notebook_io
+from rollback_helpers.records import notebook_io
+from rollback_helpers.run import archive
 from rollback_helpers.run.context import open_run
 from rollback_helpers.runbook import path_a, triage
 from rollback_helpers.sandbox.scenarios import create_world

@@ -20,7 +20,7 @@ from test_interactive import walkthrough
 from webhook_receiver import Receiver, receiver
 
 from rollback_helpers.cli import main as cli
-from rollback_helpers.run.record_comment import RunRecord, marker, parse_comment
+from rollback_helpers.run.run_comment import RunComment, marker, parse_comment
 from rollback_helpers.sandbox.world import World
 from rollback_helpers.ui.display import METADATA_KEY
 
@@ -42,7 +42,7 @@ def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
         yield rec
 
 
-def run_comments(tmp_path: Path, issue: str = ISSUE) -> list[RunRecord]:
+def run_comments(tmp_path: Path, issue: str = ISSUE) -> list[RunComment]:
     """The rollback-runbook record comments on the bad deploy's issue, as GitHub holds them."""
     comments = World.load(tmp_path / "world").state["github"]["comments"][issue]
     return [r for c in comments if (r := parse_comment(str(c["body"]))) is not None]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rollback_helpers.domain.records import (
+from rollback_helpers.domain.deployments import (
     FIELDS,
     BadRecord,
     ConflictingField,
@@ -382,13 +382,16 @@ def test_bad_records_older_than_the_target_are_never_read() -> None:
 
 
 def test_an_explicit_target_steps_over_bad_records_and_reports_them() -> None:
-    """With target_digest named, bad records on the way are listed with their reason, not fatal."""
-    records: list[DeploymentRecord | BadRecord] = [
-        rec(105, "v42"), bad(104, "The image field 'x:v41' is not pinned"), rec(103, "v40")]
+    """With target_digest named, the target is the one named, not the one the records give,
+    and bad records on the way are listed with their reason, not fatal."""
+    good: list[DeploymentRecord | BadRecord] = [rec(105, "v42"), rec(103, "v41"), rec(102, "v40")]
+    automatic = resolve_rollback_target(good, env="staging", running_digest=digest("v42"))
+    assert str(automatic.image) == image("v41") and not automatic.explicit
+    records = [*good[:1], bad(104, "The image field 'x:v41' is not pinned"), *good[1:]]
     result = resolve_rollback_target(records, env="staging", running_digest=digest("v42"),
                                      target_digest=digest("v40"))
-    assert str(result.image) == image("v40")
-    assert result.skipped == ((104, "bad record: The image field 'x:v41' is not pinned"),)
+    assert str(result.image) == image("v40") and result.explicit
+    assert (104, "bad record: The image field 'x:v41' is not pinned") in result.skipped
 
 
 def test_drift_stops_and_shows_both_digests() -> None:

@@ -1,4 +1,7 @@
-"""The run's record comment: one comment per live run on the bad deploy's record issue.
+"""The run comment: one comment per live run on the bad deploy's deployment-record issue.
+
+(Not to be confused with the deployment record itself, :mod:`rollback_helpers.domain.deployments`,
+nor with the archived notebook, :mod:`rollback_helpers.records`.)
 
 It is written before anything changes and edited in place as the run goes on::
 
@@ -9,7 +12,7 @@ It is written before anything changes and edited in place as the run goes on::
 Its first line is a hidden marker, ``<!-- rollback-runbook run=<id> path=<path> env=<env> -->``,
 so a later run finds it (:func:`previous_runs`) and carries on instead of acting
 twice, and tells an image this rollback put there from drift. The body is
-Markdown bullets rendered from one :class:`RunRecord` by :func:`render_comment`,
+Markdown bullets rendered from one :class:`RunComment` by :func:`render_comment`,
 and read back by :func:`parse_comment`.
 """
 
@@ -17,14 +20,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from rollback_helpers.errors import GitHubError
 from rollback_helpers.secrets import redact
 
-STATES = ("started", "awaiting approval", "dispatched", "restored", "verified", "failed",
-          "interrupted", "flip pending", "flip verified", "succeeded")
 # A run in one of these states is over: a re-run starts afresh (or reports success).
 ENDED = frozenset({"failed", "succeeded", "flip pending", "flip verified"})
 SUCCEEDED = frozenset({"succeeded", "flip pending", "flip verified"})
@@ -36,8 +37,8 @@ TITLES = {"path-a": "Path A — image rollback", "path-b": "Path B — database 
 
 
 @dataclass(frozen=True)
-class RunRecord:
-    """What the record comment says about one run; every field renders as one bullet."""
+class RunComment:
+    """What the run comment says about one run; every field renders as one bullet."""
 
     run_id: str
     path: str
@@ -101,7 +102,7 @@ def _one_line(value: str) -> str:
     return flat.replace("<!--", "<!—").replace("`", "'")
 
 
-def render_comment(record: RunRecord) -> str:
+def render_comment(record: RunComment) -> str:
     """The comment's body: the marker, a heading, then one bullet per non-empty field."""
     lines = [marker(record.run_id, record.path, record.env),
              f"### Rollback run `{record.run_id}`: {TITLES.get(record.path, record.path)} on "
@@ -113,7 +114,7 @@ def render_comment(record: RunRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_comment(body: str) -> RunRecord | None:
+def parse_comment(body: str) -> RunComment | None:
     """The record a comment body renders, or None if it is not a run's record comment."""
     first = body.lstrip().splitlines()[0] if body.strip() else ""
     found = MARKER_RE.fullmatch(first.strip())
@@ -127,7 +128,7 @@ def parse_comment(body: str) -> RunRecord | None:
             name = by_label[bullet["label"]]
             value = bullet["value"].strip()
             values[name] = value[1:-1] if name in CODE_FIELDS and value[:1] == "`" else value
-    return RunRecord(found["run_id"], found["path"], found["env"], **values)
+    return RunComment(found["run_id"], found["path"], found["env"], **values)
 
 
 class CommentApi(Protocol):
@@ -147,7 +148,7 @@ class FoundRun:
     issue: int
     comment_id: int
     html_url: str
-    record: RunRecord
+    record: RunComment
 
 
 def previous_runs(github: CommentApi, numbers: Iterable[int], *, path: str,
@@ -163,15 +164,15 @@ def previous_runs(github: CommentApi, numbers: Iterable[int], *, path: str,
     return [run for _, run in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
 
-class RecordComment:
-    """This run's record comment: posted once, then edited in place.
+class PostedRunComment:
+    """This run's run comment: posted once, then edited in place.
 
     Edits after the first post are best effort: a GitHub failure is written to the
     run's timeline (``log``) and the run goes on; the command line makes the final
     edit again after the notebook ends.
     """
 
-    def __init__(self, github: CommentApi, number: int, record: RunRecord, *,
+    def __init__(self, github: CommentApi, number: int, record: RunComment, *,
                  log: Callable[[str], None], now: Callable[[], str]) -> None:
         self.github = github
         self.number = number
@@ -182,7 +183,7 @@ class RecordComment:
         self._log = log
         self._now = now
 
-    def post(self) -> RecordComment:
+    def post(self) -> PostedRunComment:
         """Create the comment (idempotent: the marker is looked for after an ambiguous failure)."""
         record = replace(self.record, updated_at=self._now())
         comment = self.github.create_comment(
@@ -192,7 +193,7 @@ class RecordComment:
         self._log(f"record comment on #{self.number}: state {record.state}")
         return self
 
-    def update(self, **changes: str) -> RunRecord:
+    def update(self, **changes: str) -> RunComment:
         """Change some fields and edit the comment in place; a failure is logged, not raised."""
         self.record = replace(self.record, updated_at=self._now(), **changes)
         if self.comment_id is None:
@@ -208,14 +209,3 @@ class RecordComment:
         if "state" in changes:
             self._log(f"record comment on #{self.number}: state {self.record.state}")
         return self.record
-
-    def where(self) -> dict[str, Any]:
-        """Where the comment is, for the notebook's metadata (the command line's final edit)."""
-        return {"issue": self.number, "comment_id": self.comment_id, "url": self.html_url,
-                "record": {f.name: getattr(self.record, f.name) for f in fields(self.record)}}
-
-
-def record_from(where: dict[str, Any]) -> RunRecord:
-    """The record :meth:`RecordComment.where` saved, read back from a notebook."""
-    known = {f.name for f in fields(RunRecord)}
-    return RunRecord(**{k: str(v) for k, v in dict(where.get("record", {})).items() if k in known})

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from rollback_helpers.errors import RecordHashMissing, RecordTampered, RollbackError
-from rollback_helpers.run.record_archive import DRILLS, record_metadata
-from rollback_helpers.run.record_store import FsspecStore, RecordStore
+from rollback_helpers.records.archive import DRILLS, record_metadata
+from rollback_helpers.records.store import FsspecStore, RecordStore
 
 COLUMNS = ["when", "env", "path", "operator", "mode", "outcome", "exit", "duration", "change",
            "workflow run", "issue", "verified", "record"]

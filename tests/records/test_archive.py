@@ -10,8 +10,9 @@ from pathlib import Path
 import nbformat
 
 from rollback_helpers.errors import RecordStoreError
-from rollback_helpers.run.record_archive import keep_or_explain, keep_record, working_copy
-from rollback_helpers.run.record_store import FsspecStore, open_store
+from rollback_helpers.records.archive import keep_or_explain, keep_record
+from rollback_helpers.records.store import FsspecStore, open_store
+from rollback_helpers.run.owner import working_copy
 from rollback_helpers.ui.display import METADATA_KEY
 
 

@@ -8,7 +8,9 @@
   (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` for an
   S3-compatible endpoint that is not AWS, …);
 - ``github://OWNER/REPO[@BRANCH][/FOLDER]``: a folder of a repository, written with
-  GitHub's contents API through the runbook's GitHub client (``GITHUB_TOKEN``).
+  GitHub's contents API through a GitHub client it is given (the command line's comes
+  from ``rollback_helpers.run.backends``: ``GITHUB_TOKEN``, ``GH_TOKEN``, then
+  ``gh auth token``).
 
 Every store is write-once: a record is created, never overwritten, and a name
 that is taken gets a ``-2``, ``-3``, … suffix. :meth:`RecordStore.check_writable`

@@ -12,38 +12,57 @@ import pytest
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import VirtualClock
 from rollback_helpers.errors import ConfigError, RecordMissing
-from rollback_helpers.run.record_archive import github_factory, incidents_location
-from rollback_helpers.run.record_store import (
+from rollback_helpers.records.archive import incidents_location
+from rollback_helpers.records.store import (
     GitHubStore,
     RecordStore,
+    StoredRecord,
     open_store,
     parse_github_location,
     split_location,
 )
+from rollback_helpers.run.backends import github_factory
 from rollback_helpers.sandbox.http import sandbox_transport
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World
 from rollback_helpers.secrets import Secret
+from rollback_helpers.testing import StoreNonconformance, exercise_write_once
 
 
 def same_bytes(data: bytes) -> Callable[[str], bytes]:
     return lambda _location: data
 
 
-def exercise_write_once(store: RecordStore) -> None:
-    """What every store must do: create, never overwrite, suffix a taken name, list, read."""
-    store.check_writable()
-    first, data = store.put_new("a.ipynb", lambda location: f"at {location}".encode())
-    assert (first.name, data) == ("a.ipynb", f"at {store.location}/a.ipynb".encode())
-    second, _ = store.put_new("a.ipynb", same_bytes(b"second"))
-    assert second.name == "a-2.ipynb" and second.location == f"{store.location}/a-2.ipynb"
-    assert store.read("a.ipynb") == data  # the first record was not overwritten
-    assert store.read("a-2.ipynb") == b"second"
-    store.child("drills").put_new("d.ipynb", same_bytes(b"drill"))
-    assert [r.name for r in store.list_records()] == ["a-2.ipynb", "a.ipynb"]
-    assert [r.name for r in store.child("drills").list_records()] == ["d.ipynb"]
-    with pytest.raises(RecordMissing, match="No record at"):
-        store.read("nothing.ipynb")
+class Overwriting(RecordStore):
+    """A store that breaks the rule: it overwrites a taken name."""
+
+    def __init__(self, location: str = "memory://x") -> None:
+        self.location = location
+        self.files: dict[str, bytes] = {}
+
+    def check_writable(self) -> None:
+        pass
+
+    def _create(self, name: str, data: bytes) -> bool:
+        self.files[name] = data
+        return True
+
+    def list_records(self) -> list[StoredRecord]:
+        return [StoredRecord(n, self.location_of(n)) for n in sorted(self.files)]
+
+    def read(self, name: str) -> bytes:
+        if name not in self.files:
+            raise RecordMissing(f"No record at {self.location_of(name)}.", "")
+        return self.files[name]
+
+    def child(self, folder: str) -> RecordStore:
+        return Overwriting(self.location_of(folder))
+
+
+def test_the_conformance_check_fails_a_store_that_overwrites() -> None:
+    """The public check itself: a store that overwrites a taken name does not pass."""
+    with pytest.raises(StoreNonconformance, match="a taken name became 'a.ipynb'"):
+        exercise_write_once(Overwriting())
 
 
 # -- local ---------------------------------------------------------------------------------------
@@ -162,6 +181,7 @@ def test_github_without_a_token_is_refused_up_front(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     monkeypatch.delenv("GH_TOKEN", raising=False)
+    monkeypatch.setenv("PATH", "")  # nor `gh auth token`
     store = open_store("github://acme/records/inc", github=github_factory(RunbookConfig()))
     with pytest.raises(ConfigError, match="No GitHub token") as raised:
         store.check_writable()

@@ -13,8 +13,8 @@ import pytest
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import VirtualClock
 from rollback_helpers.errors import RecordHashMissing, RecordTampered
-from rollback_helpers.run.record_archive import sha256_hex
-from rollback_helpers.run.record_verify import record_ids, verify_bytes
+from rollback_helpers.records.archive import sha256_hex
+from rollback_helpers.records.verify import record_ids, verify_bytes
 from rollback_helpers.sandbox.http import sandbox_transport
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.sandbox.world import World

@@ -11,30 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import nbformat
 
-from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.clients.github_token import TOKEN_VARS
-from rollback_helpers.clock import RealClock
-from rollback_helpers.domain.config import RunbookConfig
 from rollback_helpers.errors import ConfigError, RollbackError
-from rollback_helpers.run.backends import Backends, open_backends
-from rollback_helpers.run.owner import RunOwner
-from rollback_helpers.run.record_store import GitHubFactory, RecordStore, open_store
-from rollback_helpers.secrets import token_from_env
+from rollback_helpers.records.store import GitHubFactory, RecordStore, open_store
 from rollback_helpers.ui.display import METADATA_KEY
 
 DRILLS = "drills"
-WORKING_PREFIX = "rollback-run-"  # <temp>/rollback-run-XXXX/: a headless run's working copy
 
 
 @dataclass(frozen=True)
@@ -59,52 +48,11 @@ def incidents_location(configured: str, *, explicit: str = "", drill: bool = Fal
     return f"{configured.rstrip('/')}/{DRILLS}" if drill else configured
 
 
-def github_factory(cfg: RunbookConfig, backends: Backends | None = None, *,
-                   sandbox_dir: str | None = None) -> GitHubFactory:
-    """A GitHub client for any repository, through ``backends``' seam (or a fresh one:
-    the sandbox world in ``sandbox_dir``, else the real API with the environment's token)."""
-    opened: list[Backends] = [backends] if backends is not None else []
-
-    def client(repo: str) -> GitHubClient:
-        if not opened:
-            opened.append(open_backends("sandbox", sandbox_dir=sandbox_dir, cfg=cfg)
-                          if sandbox_dir else _real_github_seam())
-        seam = opened[0]
-        seam.github(cfg)  # no token: a GitHubAuthError that says how to set one
-        return GitHubClient(seam.http, repo, seam.github_token, clock=seam.clock,
-                            api_url=cfg.github_api_url)
-
-    return client
-
-
-def _real_github_seam() -> Backends:
-    from rollback_helpers.clients.commands import SubprocessRunner
-
-    token = token_from_env(dict(os.environ), *TOKEN_VARS)
-    return Backends("real", httpx.Client(timeout=30.0), SubprocessRunner(), RealClock(), token)
-
-
 def writable_store(location: str, github: GitHubFactory | None) -> RecordStore:
     """The store at ``location``, checked writable before anything runs (else exit 2)."""
     store = open_store(location, github=github)
     store.check_writable()
     return store
-
-
-@contextmanager
-def working_copy(name: str, owner: RunOwner | None = None) -> Iterator[Path]:
-    """A private path for papermill's output notebook, removed when the block ends.
-
-    ``owner`` is written beside it (``owner.json``), so that if this process is killed
-    outright, a later run finds the folder and archives the notebook
-    (:mod:`rollback_helpers.run.recover`)."""
-    folder = Path(tempfile.mkdtemp(prefix=WORKING_PREFIX))
-    try:
-        if owner is not None:
-            owner.write(folder)
-        yield folder / name
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def located(notebook: bytes, location: str) -> bytes:

@@ -9,8 +9,8 @@ from typing import Any
 
 import nbformat
 
-from rollback_helpers.run import record_history as h
-from rollback_helpers.run.record_store import open_store
+from rollback_helpers.records import history as h
+from rollback_helpers.records.store import open_store
 from rollback_helpers.ui.display import METADATA_KEY
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from rollback_helpers.errors import GitHubUnavailable
-from rollback_helpers.run.record_comment import (
-    RecordComment,
-    RunRecord,
+from rollback_helpers.run.run_comment import (
+    PostedRunComment,
+    RunComment,
     marker,
     parse_comment,
     previous_runs,
@@ -20,12 +20,12 @@ from rollback_helpers.run.record_comment import (
 DIGEST = "sha256:" + "a" * 64
 
 
-def a_record(**changes: Any) -> RunRecord:
-    base = RunRecord("abc123", "path-a", "staging", state="dispatched", operator="alice",
+def a_record(**changes: Any) -> RunComment:
+    base = RunComment("abc123", "path-a", "staging", state="dispatched", operator="alice",
                      started_at="2026-06-10T10:00:00Z", reason="v42 crashes on boot",
                      running="sha256:" + "b" * 64, target=f"registry.fly.io/app@{DIGEST}",
                      workflow_run="https://github.com/o/r/actions/runs/7000011")
-    return RunRecord(**{**base.__dict__, **changes})
+    return RunComment(**{**base.__dict__, **changes})
 
 
 @dataclass
@@ -114,7 +114,7 @@ def test_posted_once_then_edited_in_place() -> None:
     """A state change edits the same comment; nothing new is posted."""
     issues = FakeIssues()
     log: list[str] = []
-    comment = RecordComment(issues, 7, a_record(state="started"), log=log.append,
+    comment = PostedRunComment(issues, 7, a_record(state="started"), log=log.append,
                             now=lambda: "t1").post()
     comment.update(state="verified")
     assert len(issues.comments[7]) == 1
@@ -127,7 +127,7 @@ def test_a_failed_edit_is_logged_and_the_run_goes_on() -> None:
     """Bookkeeping never stops a rollback half-way; the timeline says what was not written."""
     issues = FakeIssues(fail_edits=True)
     log: list[str] = []
-    comment = RecordComment(issues, 7, a_record(state="started"), log=log.append,
+    comment = PostedRunComment(issues, 7, a_record(state="started"), log=log.append,
                             now=lambda: "t1").post()
     record = comment.update(state="dispatched")
     assert record.state == "dispatched"

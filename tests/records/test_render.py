@@ -7,7 +7,7 @@ import re
 
 import nbformat
 
-from rollback_helpers.run.record_render import banner, render_html
+from rollback_helpers.records.render import banner, render_html
 from rollback_helpers.ui.display import METADATA_KEY
 
 PASSWORD = "pw-Zq81xTTe02"
