@@ -27,12 +27,8 @@ from rollback_helpers.errors import (
     ExternalServiceError,
     RollbackError,
 )
-from rollback_helpers.sandbox.processes import (
-    PID_DIR,
-    forget_process,
-    record_process,
-    stop_recorded_processes,
-)
+from rollback_helpers.sandbox.core.processes import PID_DIR, forget_process, record_process
+from rollback_helpers.sandbox.occupants import stop_recorded_processes
 from rollback_helpers.secrets import MASK
 
 PY = sys.executable
