@@ -298,7 +298,7 @@ def test_stderr_text_is_collected_and_redacted(started: Callable[[str], PopenPro
     assert proc.stderr_text() == f"proxy: postgres://u:{MASK}@h/db"
 
 
-# -- sandbox/processes --------------------------------------------------------------------------
+# -- sandbox/core/processes, sandbox/occupants ------------------------------------------------------
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     child = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"])
