@@ -208,20 +208,14 @@ def test_operators_in_several_processes_racing_for_the_lock_get_exactly_one_hold
     import sys
 
     code = """
-import sys, httpx
-from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.clock import VirtualClock
+import sys
 from rollback_helpers.errors import LockHeld
 from rollback_helpers.run.lock import EnvironmentLock, Lease
-from rollback_helpers.sandbox.github.api import GitHubSandbox
 from rollback_helpers.sandbox.core.world import World
-from rollback_helpers.secrets import Secret
+from rollback_helpers.testing import SandboxBackends
 
-world = World.load(sys.argv[1])
-clock = VirtualClock(world.now)
-gh = GitHubClient(httpx.Client(transport=httpx.MockTransport(GitHubSandbox(world).handle)),
-                  world.state["github"]["repo"], Secret(world.state["github"]["token"]),
-                  clock=clock, mutation_spacing=0)
+sandbox = SandboxBackends.wire(World.load(sys.argv[1]))
+gh, clock = sandbox.github(), sandbox.clock
 who = sys.argv[2]
 try:
     EnvironmentLock(gh, "staging", clock=clock, ttl=600).acquire(
