@@ -30,8 +30,8 @@ from benchmarks.common import write_result
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.runbook import path_a
 from rollback_helpers.sandbox import shutdown
+from rollback_helpers.sandbox.core.world import World, digest_for, read_calls
 from rollback_helpers.sandbox.scenarios import create_world, record_body
-from rollback_helpers.sandbox.world import World, digest_for, read_calls
 from rollback_helpers.ui.interactive import RecordingScreen
 
 TARGET_RESOLVE_REQUESTS = 2

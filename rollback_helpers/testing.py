@@ -26,13 +26,34 @@ overwrite, suffix a taken name, list, read, a ``drills`` child, a missing record
 named). A team adding a store runs it against an empty location of theirs::
 
     exercise_write_once(open_store("s3://my-bucket/incidents-test"))
+
+:func:`sandbox_backends` builds a sandbox world from a scenario and wires the two seams
+to it, for a test that drives a client, a lock or a store against the sandbox the way a
+drill does (the world is the real thing: its GitHub, its flyctl, its servers)::
+
+    sandbox = sandbox_backends("default", tmp_path / "world")
+    sandbox.github().add_comment(1001, "note")   # a GitHubClient: the world's repo and token
+    assert sandbox.world.calls()[-1]["call"] == "POST /repos/renewa/renewa-one/issues/1001/comments"
+    sandbox.fly().status("renewa-one-staging")    # flyctl, answered by the world
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
+
+from rollback_helpers.clients.commands import CommandResult, CommandRunner
+from rollback_helpers.clients.fly import Fly
+from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clock import Clock, VirtualClock
+from rollback_helpers.secrets import Secret
+
+if TYPE_CHECKING:
+    from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.clients.commands import CommandResult
 from rollback_helpers.errors import RecordMissing
 from rollback_helpers.records.store import RecordStore
@@ -40,6 +61,7 @@ from rollback_helpers.records.store import RecordStore
 Argv = tuple[str, ...]
 Matcher = Argv | Callable[[Argv], bool]
 Answer = CommandResult | BaseException | Callable[[Argv], CommandResult]
+Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class UnexpectedCommand(AssertionError):
@@ -230,3 +252,67 @@ def exercise_write_once(store: RecordStore) -> None:
     else:
         raise StoreNonconformance(f"{type(store).__name__} at {store.location}: reading a "
                                   "missing record raised nothing")
+
+# -- a sandbox world, wired ---------------------------------------------------------------------
+@dataclass
+class SandboxBackends:
+    """A sandbox world and the two seams wired to it: ``http`` routes ``api.github.com`` to
+    the world's GitHub and ``<app>.fly.dev`` to its health endpoints; ``runner`` is its
+    flyctl; ``clock`` is the clock clients sleep on (GitHub's side moves the world forward
+    to it, so a wait lets scheduled events come due); ``token`` is the world's own."""
+
+    world: World
+    http: httpx.Client
+    runner: CommandRunner
+    clock: Clock
+    token: Secret
+
+    @classmethod
+    def wire(cls, world: World, *, clock: Clock | None = None,
+             wrap: Callable[[Handler], Handler] | None = None) -> SandboxBackends:
+        """The seams of an existing ``world``. ``clock`` defaults to a virtual one at the
+        world's time; ``wrap`` wraps the HTTP handler (to record requests, or to lose an
+        answer after the world accepted the request)."""
+        from rollback_helpers.sandbox.fly.flyctl import FlyctlSandbox
+        from rollback_helpers.sandbox.http import sandbox_transport
+
+        clock = clock if clock is not None else VirtualClock(world.now)
+        handler: Handler = sandbox_transport(world, clock=clock).handle_request
+        http = httpx.Client(transport=httpx.MockTransport(wrap(handler) if wrap else handler),
+                            timeout=30.0)
+        return cls(world, http, FlyctlSandbox(world), clock,
+                   Secret(str(world.state["github"]["token"])))
+
+    @property
+    def repo(self) -> str:
+        """The repository the world's GitHub holds (``owner/name``)."""
+        return str(self.world.state["github"]["repo"])
+
+    def github(self, repo: str | None = None, *, max_retries: int = 5,
+               mutation_spacing: float = 0.0) -> GitHubClient:
+        """A GitHub client of the world's repository (or ``repo``) with the world's token.
+        Writes are not spaced out (``mutation_spacing`` 0) unless asked."""
+        return GitHubClient(self.http, repo or self.repo, self.token, clock=self.clock,
+                            max_retries=max_retries, mutation_spacing=mutation_spacing)
+
+    def fly(self, app: str | None = None) -> Fly:
+        """flyctl through the world's emulator; with ``app``, other apps' commands are refused."""
+        return Fly(self.runner, app=app)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def sandbox_backends(scenario: str, directory: str | Path, *, speed: float = 0.0,
+                     clock: Clock | None = None,
+                     wrap: Callable[[Handler], Handler] | None = None) -> SandboxBackends:
+    """Build a fresh world from ``scenario`` (a shipped name or a ``.toml`` path) in
+    ``directory`` and wire the seams to it (see :meth:`SandboxBackends.wire`).
+
+    A Path B scenario starts real PostgreSQL servers: stop and delete them when done with
+    ``rollback_helpers.sandbox.discard(directory)``.
+    """
+    from rollback_helpers.sandbox.scenarios import create_world
+
+    return SandboxBackends.wire(create_world(scenario, Path(directory), speed=speed),
+                                clock=clock, wrap=wrap)

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from rollback_helpers.sandbox import pg_backups
-from rollback_helpers.sandbox import postgres as pg
+from rollback_helpers.sandbox.postgres import backups as pg_backups
+from rollback_helpers.sandbox.postgres import servers as pg
 
 # Wall-clock deadlines make property tests flaky on a loaded 2-core CI machine; the
 # properties, not their speed, are what these tests pin.

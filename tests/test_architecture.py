@@ -1,4 +1,4 @@
-"""The layout is the architecture: layers, the sandbox at the seams, no circles, small modules.
+"""The layout is the architecture: layers, the sandbox at the seams and in rooms, no circles, small modules.
 
 The import contracts live in ``pyproject.toml`` (``[tool.importlinter]``) and are
 checked by import-linter; ``docs/architecture.md`` draws them.
@@ -27,21 +27,30 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_import_contracts_are_kept() -> None:
-    """Data flows down, the sandbox is imported only at the seams, and nothing imports in a circle."""
+    """Data flows down, the sandbox is imported only at the seams, nothing imports in a circle,
+    and the sandbox's rooms stay rooms."""
     done = lint_imports(ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 kept, 0 broken" in done.stdout
+    assert "5 kept, 0 broken" in done.stdout
 
 
 @pytest.mark.parametrize(("edits", "broken"), [
     ({"clients/health.py": "from rollback_helpers.runbook import path_a"}, "Data flows down"),
     ({"records/store.py": "from rollback_helpers.run import lock"}, "Data flows down"),
-    ({"domain/images.py": "from rollback_helpers.sandbox import world"}, "only run.backends"),
+    ({"domain/images.py": "from rollback_helpers.sandbox.core import world"}, "only run.backends"),
     ({"ui/progress.py": "from rollback_helpers.ui import display",
       "ui/display.py": "from rollback_helpers.ui import progress"}, "No import circles"),
-], ids=["upward", "records-into-the-live-run", "sandbox-outside-the-seams", "circle"])
+    ({"sandbox/core/world.py": "from rollback_helpers.sandbox.github import api"},
+     "The sandbox's rooms"),
+    ({"sandbox/github/issues.py": "from rollback_helpers.sandbox.fly import flyctl"},
+     "The sandbox's rooms"),
+    ({"sandbox/github/issues.py": "from rollback_helpers.sandbox.postgres import servers"},
+     "GitHub touches no PostgreSQL"),
+], ids=["upward", "records-into-the-live-run", "sandbox-outside-the-seams", "circle",
+        "sandbox-core-upward", "sandbox-github-uses-fly", "sandbox-github-uses-postgres"])
 def test_a_violation_breaks_a_contract(tmp_path: Path, edits: dict[str, str], broken: str) -> None:
-    """An upward import, a sandbox import outside the seams, or a circle fails the check."""
+    """An upward import, a sandbox import outside the seams, a circle, or one room of the
+    sandbox reaching into another it must not fails the check."""
     copy = tmp_path / "repo"
     copy.mkdir()
     (copy / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())

@@ -32,8 +32,8 @@ from rollback_helpers.errors import RollbackError, error_class_named
 from rollback_helpers.run.archive import NOTEBOOKS, notebooks_dir
 from rollback_helpers.run.backends import create_drill_world, discard_drill_world
 from rollback_helpers.runbook import path_a, path_b, triage, verify_flip
-from rollback_helpers.sandbox.flyctl import FlyctlSandbox
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.sandbox.core.world import World
+from rollback_helpers.sandbox.fly.flyctl import FlyctlSandbox
 from rollback_helpers.ui.interactive import RecordingScreen
 
 REAL_LOOKING_TOKEN = "ghp_" + "Zq7" * 12  # what an engineer's shell may hold; never shown

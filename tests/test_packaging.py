@@ -134,6 +134,31 @@ def test_console_script_points_at_the_cli_main() -> None:
     assert callable(getattr(importlib.import_module(module), attr))
 
 
+def test_every_folder_of_modules_is_a_package_the_wheel_finds() -> None:
+    """setuptools ships only folders with an ``__init__.py`` (the sandbox's rooms among them)."""
+    import setuptools
+
+    found = set(setuptools.find_packages(str(ROOT), include=pyproject()["tool"]["setuptools"][
+        "packages"]["find"]["include"]))
+    folders = {".".join(p.parent.relative_to(ROOT).parts)
+               for p in (ROOT / "rollback_helpers").rglob("*.py") if "__pycache__" not in p.parts}
+    assert {"rollback_helpers.sandbox.core", "rollback_helpers.sandbox.github",
+            "rollback_helpers.sandbox.fly", "rollback_helpers.sandbox.postgres"} <= found
+    assert folders <= found
+
+
+def test_the_shipped_scenarios_match_the_package_data_glob() -> None:
+    """Every scenario beside ``sandbox/scenarios.py`` is matched by a package-data glob."""
+    from rollback_helpers.sandbox.scenarios import SCENARIO_DIR, list_scenarios
+
+    package = ROOT / "rollback_helpers"
+    globs = pyproject()["tool"]["setuptools"]["package-data"]["rollback_helpers"]
+    shipped = {p.resolve() for pattern in globs for p in package.glob(pattern)}
+    assert list_scenarios()
+    assert {p.resolve() for p in SCENARIO_DIR.glob("*.toml")} <= shipped
+    assert "default" in list_scenarios() and "b-default" in list_scenarios()
+
+
 PACKAGED = ROOT / "rollback_helpers" / "notebooks"  # shipped in the wheel
 NOTEBOOKS = sorted({p.resolve() for p in [*PACKAGED.glob("*.ipynb"), *(ROOT / "notebooks").glob("*.ipynb")]})
 

@@ -43,7 +43,7 @@ from rollback_helpers.records.store import GitHubFactory
 from rollback_helpers.secrets import Secret, token_from_env
 
 if TYPE_CHECKING:
-    from rollback_helpers.sandbox.world import World
+    from rollback_helpers.sandbox.core.world import World
 
 BACKENDS = ("sandbox", "real")
 
@@ -159,7 +159,7 @@ def discard_drill_world(directory: str | Path, *, keep_files: bool = False) -> N
 
 def drill_world_exists(directory: str | Path) -> bool:
     """True when ``directory`` still holds a sandbox world (its GitHub, its apps)."""
-    from rollback_helpers.sandbox.world import STATE_FILE
+    from rollback_helpers.sandbox.core.world import STATE_FILE
 
     return (Path(directory) / STATE_FILE).is_file()
 
@@ -228,7 +228,7 @@ def _remove_world(directory: str) -> None:
 
 
 def _sandbox_backends(scenario: str, sandbox_dir: str | None, token: Secret | None) -> Backends:
-    from rollback_helpers.sandbox.flyctl import FlyctlSandbox
+    from rollback_helpers.sandbox.fly.flyctl import FlyctlSandbox
     from rollback_helpers.sandbox.http import sandbox_transport
     from rollback_helpers.sandbox.occupants import join
     from rollback_helpers.sandbox.scenarios import open_world

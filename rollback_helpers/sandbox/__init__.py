@@ -10,12 +10,13 @@ see the same world.
 
 import os
 
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.sandbox.core.world import World
 
 # The services register what their scheduled events do (a restore finishing, a workflow run
 # completing) when imported: import them with the package, so every process that loads a
 # world can apply events that another process scheduled.
-from rollback_helpers.sandbox import flyctl_mpg, github_actions, github_faults, github_team  # noqa: E402, F401  isort: skip
+from rollback_helpers.sandbox.fly import mpg  # noqa: E402, F401  isort: skip
+from rollback_helpers.sandbox.github import actions, faults, team  # noqa: E402, F401  isort: skip
 
 __all__ = ["World"]
 
@@ -24,7 +25,7 @@ def shutdown(state_dir: "str | os.PathLike[str]") -> None:
     """Stop every process the sandbox started for this world (servers, tunnels). Idempotent."""
     from pathlib import Path
 
-    from rollback_helpers.sandbox.processes import stop_recorded_processes
+    from rollback_helpers.sandbox.occupants import stop_recorded_processes
 
     stop_recorded_processes(Path(state_dir))
 

@@ -1,25 +1,26 @@
 """The sandbox's side of the httpx seam: GitHub's API and the apps' health endpoints.
 
 :func:`sandbox_transport` returns an ``httpx.MockTransport`` that routes
-``api.github.com`` to the simulated GitHub and ``<app>.fly.dev`` to a health
-endpoint that answers from the image the app's machines run. Any other host is
-unreachable, as it would be from a laptop.
+``api.github.com`` to the simulated GitHub (:mod:`.github.api`) and ``<app>.fly.dev``
+to a health endpoint that answers from the image the app's machines run
+(:mod:`.fly.health`). Any other host is unreachable, as it would be from a laptop.
 """
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
-from rollback_helpers.sandbox.github_api import GitHubSandbox
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.clock import Clock
+from rollback_helpers.sandbox.core.world import World
+from rollback_helpers.sandbox.fly.health import health_response
+from rollback_helpers.sandbox.github.api import GitHubSandbox
 
-HEALTH_PATH = "/api/health/ready"
 
-
-def sandbox_transport(world: World, github_host: str = "api.github.com") -> httpx.MockTransport:
-    github = GitHubSandbox(world)
+def sandbox_transport(world: World, github_host: str = "api.github.com", *,
+                      clock: Clock | None = None) -> httpx.MockTransport:
+    """The world's hosts as one transport. ``clock``: the clock the client sleeps on, which
+    GitHub's side moves the world forward to (see :class:`~.github.api.GitHubSandbox`)."""
+    github = GitHubSandbox(world, clock=clock)
 
     def route(request: httpx.Request) -> httpx.Response:
         host = request.url.host
@@ -30,34 +31,3 @@ def sandbox_transport(world: World, github_host: str = "api.github.com") -> http
         raise httpx.ConnectError(f"sandbox: no route to host {host}", request=request)
 
     return httpx.MockTransport(route)
-
-
-def health_response(world: World, app_name: str, path: str) -> httpx.Response:
-    """What the app's readiness endpoint answers, given the images its machines run."""
-    with world.transaction():
-        world.advance()
-        world.log_call("http", f"GET https://{app_name}.fly.dev{path}", mutating=False)
-        return _health(world, app_name, path)
-
-
-def _health(world: World, app_name: str, path: str) -> httpx.Response:
-    app = world.state["fly"]["apps"].get(app_name)
-    if app is None:
-        return httpx.Response(404, text="404 page not found\n")
-    if path != HEALTH_PATH:
-        return httpx.Response(404, json={"error": "not found"})
-    started = [m for m in app["machines"] if m["state"] == "started"]
-    images = world.state["fly"]["images"]
-    if app.get("healthy_override") is not None:
-        code = int(app["healthy_override"])
-        return httpx.Response(code, json={"status": "ok" if code == 200 else "unavailable"})
-    if not started:
-        return httpx.Response(503, text="no started machines\n")
-    broken = sorted({m["image"] for m in started if not images[m["image"]]["healthy"]})
-    if broken:
-        return httpx.Response(503, content=json.dumps({
-            "status": "unavailable", "checks": {"app": f"crash loop in release {broken[0]}"}}).encode(),
-            headers={"content-type": "application/json"})
-    digest = images[started[0]["image"]]["digest"]
-    return httpx.Response(200, json={"status": "ok", "checks": {"database": "ok", "app": "ok"},
-                                     "image": digest})

@@ -13,7 +13,7 @@ so that a pid since given to another process is not taken for it. When it is don
   keep the servers up: a dead pid (or one now running another process) does not count,
   and its registration is removed.
 
-Joining and leaving hold the world's lock (:func:`~.world.world_lock`), so two
+Joining and leaving hold the world's lock (:func:`~.core.world.world_lock`), so two
 processes ending at the same moment cannot both leave the servers running, and a
 newcomer never registers half-way through the last one's shutdown (its servers start
 again on demand). :func:`rollback_helpers.sandbox.shutdown` still stops everything.
@@ -28,13 +28,12 @@ from pathlib import Path
 
 import psutil
 
-from rollback_helpers.sandbox.processes import (
+from rollback_helpers.sandbox.core.processes import (
     ProcessId,
     ProcessRecord,
     stop_processes,
-    stop_recorded_processes,
 )
-from rollback_helpers.sandbox.world import world_lock
+from rollback_helpers.sandbox.core.world import world_lock
 
 OCCUPANT_DIR = "occupants"
 
@@ -104,6 +103,16 @@ def leave(state_dir: str | os.PathLike[str], who: ProcessId | None = None) -> De
             return Departure(tuple(stop_recorded_processes(directory)), ())
         stopped = stop_processes(directory, lambda record: _done_with(record, family))
         return Departure(tuple(stopped), others)
+
+
+def stop_recorded_processes(state_dir: Path) -> list[str]:
+    """Stop the database servers and every recorded process of this world."""
+    stopped: list[str] = []
+    if (Path(state_dir) / "clusters").is_dir():
+        from rollback_helpers.sandbox.postgres.servers import stop_all
+
+        stopped += stop_all(Path(state_dir))
+    return stopped + stop_processes(Path(state_dir))
 
 
 def _topmost(live: list[ProcessId]) -> tuple[int, ...]:

@@ -18,10 +18,10 @@ from typing import Any
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.domain.config import read_toml
 from rollback_helpers.errors import ConfigError
-from rollback_helpers.sandbox.github_faults import build_github_faults
-from rollback_helpers.sandbox.github_team import build_team
+from rollback_helpers.sandbox.core.world import STATE_FILE, World, digest_for, world_lock
+from rollback_helpers.sandbox.github.faults import build_github_faults
+from rollback_helpers.sandbox.github.team import build_team
 from rollback_helpers.sandbox.scenario_schema import check_scenario
-from rollback_helpers.sandbox.world import STATE_FILE, World, digest_for, world_lock
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DAY = 86400.0
@@ -104,8 +104,8 @@ def discard_servers(state_dir: Path) -> None:
     """Stop and delete the servers, backups and recorded processes of a world in ``state_dir``."""
     if not any((state_dir / name).exists() for name in ("clusters", "backups", "pids")):
         return  # a Path A world: nothing to import, nothing to stop
-    from rollback_helpers.sandbox import postgres
-    from rollback_helpers.sandbox.processes import stop_recorded_processes
+    from rollback_helpers.sandbox.occupants import stop_recorded_processes
+    from rollback_helpers.sandbox.postgres import servers as postgres
 
     stop_recorded_processes(state_dir)
     postgres.purge(state_dir)
@@ -278,7 +278,7 @@ def _build_database(world: World, env: str, spec: dict[str, Any],
                     times: list[tuple[float, str]]) -> dict[str, str]:
     """A real cluster for ``env``; the bad (last) deploy's real pre-deploy backup, then its
     damage. Returns deploy name → backup id, for the records."""
-    from rollback_helpers.sandbox import databases
+    from rollback_helpers.sandbox.fly import databases
 
     if not spec.get("cluster_id") or not times:
         raise ConfigError(f"Scenario environment {env!r} has database = true but no cluster_id "
@@ -311,7 +311,7 @@ def _build_metadata_cluster(world: World, spec: dict[str, Any],
                             times: list[tuple[float, str]]) -> dict[str, str]:
     """The cluster of an environment without ``database``: listed by flyctl, no server.
     Its newest deploys have metadata-only pre-deploy backups; returns deploy → backup id."""
-    from rollback_helpers.sandbox.flyctl_common import digest_text, direct_ip_for, flympg_url
+    from rollback_helpers.sandbox.fly.common import digest_text, direct_ip_for, flympg_url
 
     app, cluster_id = spec["app"], spec["cluster_id"]
     password = _random.token_urlsafe(18)
@@ -338,7 +338,7 @@ def _build_metadata_cluster(world: World, spec: dict[str, Any],
 
 def _build_extra_clusters(world: World, clusters: dict[str, Any]) -> None:
     """``[clusters.<id>]``: metadata-only clusters (a stale one the map may still name)."""
-    from rollback_helpers.sandbox.flyctl_common import direct_ip_for
+    from rollback_helpers.sandbox.fly.common import direct_ip_for
 
     for cluster_id, spec in clusters.items():
         world.state["fly"]["clusters"][cluster_id] = {
@@ -353,9 +353,9 @@ def _build_extra_clusters(world: World, clusters: dict[str, Any]) -> None:
 
 def _build_restore_and_flip(world: World, env: str, spec: dict[str, Any]) -> None:
     """The world after the runbook's restore (ready) and the human's flip."""
-    from rollback_helpers.sandbox import databases
-    from rollback_helpers.sandbox.flip import simulate_human_flip
-    from rollback_helpers.sandbox.flyctl_mpg import fork_cluster
+    from rollback_helpers.sandbox.fly import databases
+    from rollback_helpers.sandbox.fly.flip import simulate_human_flip
+    from rollback_helpers.sandbox.fly.mpg import fork_cluster
 
     source = world.state["fly"]["clusters"][spec["cluster_id"]]
     backup = next(b for b in source["backups"] if b.get("sandbox_copy"))

@@ -17,7 +17,7 @@ from rollback_helpers.run.backends import (
     open_backends,
 )
 from rollback_helpers.runbook.preflight import Preflight, PreflightResult
-from rollback_helpers.sandbox.world import World, read_calls
+from rollback_helpers.sandbox.core.world import World, read_calls
 
 ROTTEN = {  # scenario → (the row that must fail: check, env)
     "check-no-backup": ("backup", "staging"),

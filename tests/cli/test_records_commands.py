@@ -14,7 +14,7 @@ import fsspec
 import pytest
 
 from rollback_helpers.cli import main as cli
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.sandbox.core.world import World
 
 pytestmark = pytest.mark.e2e
 GITHUB_STORE = "github://renewa/renewa-one@main/incident-records"

@@ -19,7 +19,7 @@ from rollback_helpers.errors import GitHubAuthError
 from rollback_helpers.records.store import GitHubStore
 from rollback_helpers.sandbox.http import sandbox_transport
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.secrets import Secret
 from rollback_helpers.ui.display import METADATA_KEY
 

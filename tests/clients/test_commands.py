@@ -27,12 +27,8 @@ from rollback_helpers.errors import (
     ExternalServiceError,
     RollbackError,
 )
-from rollback_helpers.sandbox.processes import (
-    PID_DIR,
-    forget_process,
-    record_process,
-    stop_recorded_processes,
-)
+from rollback_helpers.sandbox.core.processes import PID_DIR, forget_process, record_process
+from rollback_helpers.sandbox.occupants import stop_recorded_processes
 from rollback_helpers.secrets import MASK
 
 PY = sys.executable
@@ -302,7 +298,7 @@ def test_stderr_text_is_collected_and_redacted(started: Callable[[str], PopenPro
     assert proc.stderr_text() == f"proxy: postgres://u:{MASK}@h/db"
 
 
-# -- sandbox/processes --------------------------------------------------------------------------
+# -- sandbox/core/processes, sandbox/occupants ------------------------------------------------------
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     child = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"])

@@ -6,7 +6,7 @@ import pytest
 
 from rollback_helpers.clients.database import check_connection, parse_db_url
 from rollback_helpers.errors import ConnectivityError
-from rollback_helpers.sandbox import postgres as pg
+from rollback_helpers.sandbox.postgres import servers as pg
 from rollback_helpers.secrets import Secret
 
 URL = "postgresql://app-user:s3cr%40t-pass@pgbouncer.w3k8p1x9m2q7v4zr.flympg.net/fly-db"

@@ -20,9 +20,9 @@ from rollback_helpers.errors import (
     GitHubUnavailable,
     WorkflowFailed,
 )
-from rollback_helpers.sandbox.github_api import GitHubSandbox
+from rollback_helpers.sandbox.core.world import World, digest_for
+from rollback_helpers.sandbox.github.api import GitHubSandbox
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World, digest_for
 from rollback_helpers.secrets import Secret
 
 RECORD_LABELS = ["deployment-record", "env:staging"]

@@ -9,24 +9,17 @@ import httpx
 import pytest
 
 from rollback_helpers.clients.github import Comment, GitHubClient
-from rollback_helpers.clock import VirtualClock
 from rollback_helpers.errors import GitHubNotFound, GitHubUnavailable
-from rollback_helpers.sandbox.github_api import GitHubSandbox
+from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World
-from rollback_helpers.secrets import Secret
+from rollback_helpers.testing import SandboxBackends
 
 Transport = Callable[[httpx.Request], httpx.Response]
 MARKER = "<!-- rollback-runbook run=r-1 path=a env=staging -->"
 
 
 def client(world: World, wrap: Callable[[Transport], Transport] | None = None) -> GitHubClient:
-    clock = VirtualClock(world.now)
-    sandbox = GitHubSandbox(world, clock=clock)
-    handler: Transport = wrap(sandbox.handle) if wrap else sandbox.handle
-    return GitHubClient(httpx.Client(transport=httpx.MockTransport(handler)),
-                        world.state["github"]["repo"], Secret(world.state["github"]["token"]),
-                        clock=clock)
+    return SandboxBackends.wire(world, wrap=wrap).github(mutation_spacing=1.0)
 
 
 def comments_on(world: World, number: int) -> list[str]:

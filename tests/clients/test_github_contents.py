@@ -11,28 +11,22 @@ import httpx
 import pytest
 from githubkit_schemas.latest import models
 
-from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.github_contents import GitHubContents
-from rollback_helpers.clock import VirtualClock
-from rollback_helpers.sandbox.http import sandbox_transport
-from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.secrets import Secret
+from rollback_helpers.testing import Handler, sandbox_backends
 
 
 @pytest.fixture
 def sent(tmp_path: Path) -> tuple[GitHubContents, list[httpx.Request]]:
-    world = create_world("default", tmp_path / "world")
-    inner = sandbox_transport(world)
     requests: list[httpx.Request] = []
 
-    def record(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return inner.handle_request(request)
+    def recording(handle: Handler) -> Handler:
+        def record(request: httpx.Request) -> httpx.Response:
+            requests.append(request)
+            return handle(request)
+        return record
 
-    client = GitHubClient(httpx.Client(transport=httpx.MockTransport(record)), "renewa/renewa-one",
-                          Secret(world.state["github"]["token"]), clock=VirtualClock(0.0),
-                          mutation_spacing=0)
-    return GitHubContents(client, branch="main"), requests
+    sandbox = sandbox_backends("default", tmp_path / "world", wrap=recording)
+    return GitHubContents(sandbox.github(), branch="main"), requests
 
 
 def test_creating_a_file_sends_a_schema_valid_body_without_a_sha(

@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.clock import VirtualClock
 from rollback_helpers.errors import ConfigError, RecordMissing
 from rollback_helpers.records.archive import incidents_location
 from rollback_helpers.records.store import (
@@ -22,11 +20,9 @@ from rollback_helpers.records.store import (
     split_location,
 )
 from rollback_helpers.run.backends import github_factory
-from rollback_helpers.sandbox.http import sandbox_transport
+from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World
-from rollback_helpers.secrets import Secret
-from rollback_helpers.testing import StoreNonconformance, exercise_write_once
+from rollback_helpers.testing import SandboxBackends, StoreNonconformance, exercise_write_once
 
 
 def same_bytes(data: bytes) -> Callable[[str], bytes]:
@@ -138,10 +134,7 @@ def world(tmp_path: Path) -> World:
 
 
 def sandbox_github(world: World) -> Callable[[str], GitHubClient]:
-    http = httpx.Client(transport=sandbox_transport(world))
-    token = Secret(world.state["github"]["token"])
-    return lambda repo: GitHubClient(http, repo, token, clock=VirtualClock(0.0),
-                                     mutation_spacing=0)
+    return SandboxBackends.wire(world).github
 
 
 def test_a_github_folder_is_write_once(world: World) -> None:

@@ -6,19 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nbformat
 import pytest
 
 from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.clock import VirtualClock
 from rollback_helpers.errors import RecordHashMissing, RecordTampered
 from rollback_helpers.records.archive import sha256_hex
 from rollback_helpers.records.verify import record_ids, verify_bytes
-from rollback_helpers.sandbox.http import sandbox_transport
+from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World
-from rollback_helpers.secrets import Secret
+from rollback_helpers.testing import SandboxBackends
 from rollback_helpers.ui.display import METADATA_KEY
 
 LOCATION = "s3://records/incidents/20261127T101500Z-staging-path-a.ipynb"
@@ -46,9 +43,7 @@ def world(tmp_path: Path) -> World:
 
 @pytest.fixture
 def github(world: World) -> GitHubClient:
-    http = httpx.Client(transport=sandbox_transport(world))
-    return GitHubClient(http, "renewa/renewa-one", Secret(world.state["github"]["token"]),
-                        clock=VirtualClock(0.0), mutation_spacing=0)
+    return SandboxBackends.wire(world).github()
 
 
 def test_a_record_matching_its_published_hash_verifies(github: GitHubClient) -> None:

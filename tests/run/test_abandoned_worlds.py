@@ -9,11 +9,11 @@ from pathlib import Path
 from processes import alive, wait_gone
 
 from rollback_helpers.run.backends import sweep_abandoned_worlds
-from rollback_helpers.sandbox import postgres as pg
+from rollback_helpers.sandbox.core.processes import ProcessId
+from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.occupants import join
-from rollback_helpers.sandbox.processes import ProcessId
+from rollback_helpers.sandbox.postgres import servers as pg
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World
 
 
 def dead_process() -> ProcessId:

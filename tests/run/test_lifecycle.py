@@ -94,7 +94,7 @@ def start_a(world_dir: Path, **kwargs: object) -> object:
 
 
 def refs(world_dir: Path) -> dict[str, str]:
-    from rollback_helpers.sandbox.world import World
+    from rollback_helpers.sandbox.core.world import World
 
     return dict(World.load(world_dir).state["github"].get("git", {}).get("refs", {}))
 
@@ -145,7 +145,7 @@ def test_a_crashed_holder_on_this_machine_is_taken_over_and_recorded(tmp_path: P
 
 
 def test_break_lock_takes_over_an_expired_lease_and_records_why(tmp_path: Path) -> None:
-    from rollback_helpers.sandbox.world import World
+    from rollback_helpers.sandbox.core.world import World
 
     world_dir = world_with(tmp_path)
     held_by_bob(world_dir, ttl=60.0)
@@ -190,7 +190,7 @@ def test_a_final_edit_github_refuses_names_the_command_that_publishes_later(
     from rollback_helpers.run.lifecycle import close_run, edit_failed, ended_before
     from rollback_helpers.run.lock import EnvironmentLock
     from rollback_helpers.run.run_comment import PostedRunComment, parse_comment
-    from rollback_helpers.sandbox.world import World
+    from rollback_helpers.sandbox.core.world import World
 
     world_dir = world_with(tmp_path)
     backends = open_backends("sandbox", sandbox_dir=str(world_dir))

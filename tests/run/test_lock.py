@@ -12,10 +12,9 @@ from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import VirtualClock, parse_iso, utc_iso
 from rollback_helpers.errors import LockHeld, PreconditionFailed
 from rollback_helpers.run.lock import EnvironmentLock, Lease, lease_from_message
-from rollback_helpers.sandbox.github_api import GitHubSandbox
+from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World
-from rollback_helpers.secrets import Secret
+from rollback_helpers.testing import SandboxBackends
 
 Transport = Callable[[httpx.Request], httpx.Response]
 TTL = 600.0
@@ -34,11 +33,7 @@ def clock(world: World) -> VirtualClock:
 
 def github(world: World, clock: VirtualClock,
            wrap: Callable[[Transport], Transport] | None = None) -> GitHubClient:
-    sandbox = GitHubSandbox(world, clock=clock)
-    handler: Transport = wrap(sandbox.handle) if wrap else sandbox.handle
-    return GitHubClient(httpx.Client(transport=httpx.MockTransport(handler)),
-                        world.state["github"]["repo"], Secret(world.state["github"]["token"]),
-                        clock=clock, mutation_spacing=0)
+    return SandboxBackends.wire(world, clock=clock, wrap=wrap).github()
 
 
 def lock(world: World, clock: VirtualClock, **kw: Callable[[Transport], Transport]) -> EnvironmentLock:
@@ -213,20 +208,14 @@ def test_operators_in_several_processes_racing_for_the_lock_get_exactly_one_hold
     import sys
 
     code = """
-import sys, httpx
-from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.clock import VirtualClock
+import sys
 from rollback_helpers.errors import LockHeld
 from rollback_helpers.run.lock import EnvironmentLock, Lease
-from rollback_helpers.sandbox.github_api import GitHubSandbox
-from rollback_helpers.sandbox.world import World
-from rollback_helpers.secrets import Secret
+from rollback_helpers.sandbox.core.world import World
+from rollback_helpers.testing import SandboxBackends
 
-world = World.load(sys.argv[1])
-clock = VirtualClock(world.now)
-gh = GitHubClient(httpx.Client(transport=httpx.MockTransport(GitHubSandbox(world).handle)),
-                  world.state["github"]["repo"], Secret(world.state["github"]["token"]),
-                  clock=clock, mutation_spacing=0)
+sandbox = SandboxBackends.wire(World.load(sys.argv[1]))
+gh, clock = sandbox.github(), sandbox.clock
 who = sys.argv[2]
 try:
     EnvironmentLock(gh, "staging", clock=clock, ttl=600).acquire(

@@ -20,7 +20,7 @@ from rollback_helpers.clock import parse_iso
 from rollback_helpers.run import archive
 from rollback_helpers.run.backends import discard_drill_world
 from rollback_helpers.run.run_comment import parse_comment
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.sandbox.core.world import World
 
 pytestmark = pytest.mark.e2e
 DISPATCH = "POST /repos/renewa/renewa-one/actions/workflows/promote-image.yml/dispatches"

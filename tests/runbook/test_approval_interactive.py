@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rollback_helpers.runbook import path_a
+from rollback_helpers.sandbox.core.world import World, digest_for
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World, digest_for
 from rollback_helpers.ui.interactive import RecordingScreen
 
 DISPATCH = "POST /repos/renewa/renewa-one/actions/workflows/promote-image.yml/dispatches"

@@ -35,7 +35,7 @@ from rollback_helpers.run.backends import discard_drill_world
 from rollback_helpers.run.interrupt import KERNEL_MARK
 from rollback_helpers.run.owner import RunOwner, read_owner
 from rollback_helpers.run.run_comment import RunComment, parse_comment
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.sandbox.core.world import World
 
 pytestmark = pytest.mark.e2e
 __all__ = ["world"]  # the fixture, shared with the team drills

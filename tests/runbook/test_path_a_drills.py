@@ -15,7 +15,7 @@ import pytest
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.run import archive
-from rollback_helpers.sandbox.world import World, digest_for
+from rollback_helpers.sandbox.core.world import World, digest_for
 
 pytestmark = pytest.mark.e2e
 

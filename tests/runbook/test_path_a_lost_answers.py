@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from rollback_helpers.cli import main as cli
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.sandbox.core.world import World
 
 pytestmark = pytest.mark.e2e
 

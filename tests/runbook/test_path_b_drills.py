@@ -16,9 +16,10 @@ import pytest
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.run import archive
-from rollback_helpers.sandbox import discard, pg_backups, shutdown
-from rollback_helpers.sandbox import postgres as pg
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.sandbox import discard, shutdown
+from rollback_helpers.sandbox.core.world import World
+from rollback_helpers.sandbox.postgres import backups as pg_backups
+from rollback_helpers.sandbox.postgres import servers as pg
 
 pytestmark = pytest.mark.e2e
 SOURCE = "w3k8p1x9m2q7v4zr"

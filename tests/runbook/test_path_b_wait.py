@@ -15,8 +15,8 @@ import pytest
 from rollback_helpers.clock import parse_iso
 from rollback_helpers.runbook import path_b
 from rollback_helpers.sandbox import discard
+from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World
 
 RESTORE = 300.0
 INTERVAL = 3.0

@@ -26,9 +26,9 @@ from processes import alive, descendants, wait_gone
 from rollback_helpers.run import archive
 from rollback_helpers.run.backends import discard_drill_world
 from rollback_helpers.run.run_comment import parse_comment
-from rollback_helpers.sandbox import postgres as pg
+from rollback_helpers.sandbox.core.world import World, read_calls
+from rollback_helpers.sandbox.postgres import servers as pg
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World, read_calls
 
 pytestmark = pytest.mark.e2e
 DEADLINE = 180.0  # seconds: a bound on waiting for a process, never a pause
@@ -257,7 +257,7 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: 
 def test_verify_flip_turns_flip_pending_into_flip_verified(
         world: Callable[..., Path], tmp_path: Path) -> None:
     """Path B's record comment says "flip pending" until verify-flip confirms the flip."""
-    from rollback_helpers.sandbox.flip import simulate_human_flip
+    from rollback_helpers.sandbox.fly.flip import simulate_human_flip
 
     directory = world("b-default")
     incidents = tmp_path / "incidents"
@@ -300,7 +300,7 @@ def test_a_promote_in_flight_is_never_raced(world: Callable[..., Path], tmp_path
                                             watch: bool) -> None:
     """Someone's promote run for staging is queued: no dispatch. Without --watch-in-flight the
     run stops (exit 3) naming it; with it, the run watches that one and verifies."""
-    from rollback_helpers.sandbox.world import digest_for
+    from rollback_helpers.sandbox.core.world import digest_for
 
     directory = world("default")
     image = f"registry.fly.io/renewa-one@{digest_for('v41')}"
@@ -332,9 +332,7 @@ def restored_cluster(directory: Path, env_app: str) -> str:
 
 def server_pids(directory: Path) -> dict[str, int]:
     """Each cluster's running server: cluster id → postmaster pid."""
-    from rollback_helpers.sandbox import postgres
-
-    running = {home.name: postgres.server_info(directory, home.name)
+    running = {home.name: pg.server_info(directory, home.name)
                for home in (directory / "clusters").glob("*/")}
     return {cluster: info.pid for cluster, info in running.items() if info is not None}
 

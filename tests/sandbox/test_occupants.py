@@ -19,13 +19,13 @@ from processes import alive, wait_gone
 
 from rollback_helpers import sandbox
 from rollback_helpers.clients.fly import Fly, Tunnel
-from rollback_helpers.sandbox import postgres as pg
-from rollback_helpers.sandbox.flyctl import FlyctlSandbox
-from rollback_helpers.sandbox.flyctl_common import RecordedProcess
+from rollback_helpers.sandbox.core.processes import ProcessId, ProcessRecord, recorded_processes
+from rollback_helpers.sandbox.core.world import World
+from rollback_helpers.sandbox.fly.common import RecordedProcess
+from rollback_helpers.sandbox.fly.flyctl import FlyctlSandbox
 from rollback_helpers.sandbox.occupants import OCCUPANT_DIR, join, leave, occupants
-from rollback_helpers.sandbox.processes import ProcessId, ProcessRecord, recorded_processes
+from rollback_helpers.sandbox.postgres import servers as pg
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World
 
 SOURCE = "w3k8p1x9m2q7v4zr"  # b-default's staging cluster: a real server
 OCCUPANT = """
@@ -39,7 +39,7 @@ print(json.dumps({"last_out": left.last_out, "others": left.others}), flush=True
 """
 ORPHAN_MAKER = """
 import subprocess, sys
-from rollback_helpers.sandbox.processes import record_process
+from rollback_helpers.sandbox.core.processes import record_process
 tunnel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
                           start_new_session=True, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)

@@ -21,7 +21,7 @@ from browser_setup import CHROMIUM_ARGS, REPO, Lab, ensure_chromium
 from rollback_helpers.cli import main as cli
 from rollback_helpers.records import notebook_io
 from rollback_helpers.records.render import render_html
-from rollback_helpers.sandbox.world import World, digest_for
+from rollback_helpers.sandbox.core.world import World, digest_for
 from rollback_helpers.ui.display import METADATA_KEY
 
 pytestmark = pytest.mark.browser

@@ -24,8 +24,8 @@ from rollback_helpers.records import notebook_io
 from rollback_helpers.run import archive
 from rollback_helpers.run.context import open_run
 from rollback_helpers.runbook import path_a, triage
+from rollback_helpers.sandbox.core.world import World, digest_for
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.world import World, digest_for
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Checklist,

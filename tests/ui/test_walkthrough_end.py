@@ -21,7 +21,7 @@ from webhook_receiver import Receiver, receiver
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.run.run_comment import RunComment, marker, parse_comment
-from rollback_helpers.sandbox.world import World
+from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.ui.display import METADATA_KEY
 
 pytestmark = pytest.mark.e2e

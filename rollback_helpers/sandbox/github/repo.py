@@ -1,0 +1,66 @@
+"""The sandbox's GitHub, continued: the repository and its workflow, as a preflight reads them.
+
+``GET /repos/{repo}`` answers GitHub's repository object with the ``permissions``
+the token's user has (``state["github"]["permissions"]``) and, as GitHub does
+for OAuth and classic tokens, the token's scopes in ``x-oauth-scopes``
+(``state["github"]["token_scopes"]``; an empty list sends no header, as for a
+fine-grained token). ``GET /repos/{repo}/actions/workflows/{file or id}``
+answers the workflow object, or 404 when the world has no such workflow.
+
+Its :data:`ROUTES` are part of the sandbox's router (:mod:`.api`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from rollback_helpers.sandbox.github.actions import _known_workflow
+from rollback_helpers.sandbox.github.common import (
+    Call,
+    error,
+    json_response,
+    node_id,
+    repository_json,
+    route,
+)
+
+DEFAULT_PERMISSIONS = {"admin": False, "maintain": False, "push": True, "triage": True,
+                       "pull": True}
+DEFAULT_SCOPES = ["gist", "read:org", "repo", "workflow"]  # what `gh auth login` asks for
+
+
+def _get_repository(call: Call) -> httpx.Response:
+    permissions = {**DEFAULT_PERMISSIONS, **call.gh.get("permissions", {})}  # the token's
+    if call.gh.get("faults", {}).get("contents_read_only"):
+        permissions["push"] = False
+    payload = {**repository_json(call), "default_branch": call.gh.get("refs", ["main"])[0],
+               "has_issues": True, "visibility": "private", "archived": False,
+               "disabled": False, "permissions": permissions}
+    scopes = call.gh.get("token_scopes", DEFAULT_SCOPES)
+    headers = {"x-oauth-scopes": ", ".join(scopes), "x-accepted-oauth-scopes": "repo"} \
+        if scopes else {}
+    return json_response(200, payload, headers)
+
+
+def _get_workflow(call: Call) -> httpx.Response:
+    if not _known_workflow(call):
+        return error(404, "Not Found", "actions/workflows#get-a-workflow")
+    wf = call.gh["workflow"]
+    path = f".github/workflows/{wf['file']}"
+    payload: dict[str, Any] = {
+        "id": int(wf["id"]), "node_id": node_id("W_kwDO", int(wf["id"])),
+        "name": wf.get("name", "Promote image"), "path": path,
+        "state": wf.get("state", "active"), "created_at": "2025-01-14T10:02:11.000Z",
+        "updated_at": "2026-05-02T08:40:51.000Z",
+        "url": f"{call.repo_api}/actions/workflows/{wf['id']}",
+        "html_url": f"{call.repo_web}/blob/main/{path}",
+        "badge_url": f"{call.repo_web}/workflows/{wf.get('name', 'Promote image')}/badge.svg"}
+    return json_response(200, payload)
+
+
+ROUTES = [
+    route("GET", "", _get_repository),
+    route("GET", r"/actions/workflows/(?P<workflow>[^/]+)", _get_workflow),
+]
