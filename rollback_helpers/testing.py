@@ -54,7 +54,6 @@ from rollback_helpers.secrets import Secret
 
 if TYPE_CHECKING:
     from rollback_helpers.sandbox.core.world import World
-from rollback_helpers.clients.commands import CommandResult
 from rollback_helpers.errors import RecordMissing
 from rollback_helpers.records.store import RecordStore
 

@@ -17,9 +17,9 @@ from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import VirtualClock
 from rollback_helpers.errors import GitHubAuthError
 from rollback_helpers.records.store import GitHubStore
+from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.http import sandbox_transport
 from rollback_helpers.sandbox.scenarios import create_world
-from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.secrets import Secret
 from rollback_helpers.ui.display import METADATA_KEY
 
