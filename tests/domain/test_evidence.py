@@ -1,0 +1,165 @@
+"""The metrics verdicts: incident signal, the target's track record, recovery after a rollback."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from rollback_helpers.clients.metrics import NoEvidence, QueryResult, Sample, Series
+from rollback_helpers.clock import VirtualClock
+from rollback_helpers.domain.evidence import (
+    MetricsSettings,
+    RegionSignal,
+    WindowSignal,
+    bounds,
+    incident_signal,
+    judge_track_record,
+    read_window,
+    recovery_verdict,
+    render_query,
+)
+
+SETTINGS = MetricsSettings()
+
+
+def window(requests: float, errors: float, p95: float | None = 0.1, *,
+           regions: tuple[RegionSignal, ...] = ()) -> WindowSignal:
+    return WindowSignal(0.0, 300.0, requests, errors, p95, regions)
+
+
+BASELINE = window(10_000, 20, 0.12)  # 0.2 % 5xx, 120 ms
+
+
+def test_recovered_when_errors_and_latency_are_back_within_the_baseline_bounds() -> None:
+    verdict = recovery_verdict(BASELINE, window(5000, 2500, 0.8), window(1000, 5, 0.15), SETTINGS)
+    assert verdict.outcome == "recovered"
+    assert verdict.findings == ()
+    assert "baseline" in verdict.reason
+
+
+def test_not_recovered_names_the_5xx_ratio_still_above_baseline_plus_margin() -> None:
+    verdict = recovery_verdict(BASELINE, window(5000, 2500), window(1000, 50, 0.12), SETTINGS)
+    assert verdict.outcome == "not_recovered"
+    assert verdict.bad_signals == ("5xx ratio 5.00% > 1.20%",)
+
+
+def test_not_recovered_names_the_p95_above_baseline_times_factor() -> None:
+    verdict = recovery_verdict(BASELINE, window(5000, 0, 3.0), window(1000, 1, 0.5), SETTINGS)
+    assert verdict.outcome == "not_recovered"
+    assert [f.signal for f in verdict.findings] == ["p95 latency"]
+    assert "500 ms > 180 ms" in verdict.reason
+
+
+def test_one_failing_region_is_named_even_when_the_others_dilute_the_total() -> None:
+    regions = (RegionSignal("ams", 400, 0), RegionSignal("iad", 400, 0), RegionSignal("sjc", 400, 60))
+    verdict = recovery_verdict(BASELINE, window(5000, 2500),
+                               window(1200, 60, 0.12, regions=regions), SETTINGS)
+    assert verdict.outcome == "not_recovered"
+    assert "5xx ratio in sjc 15.00% > 1.20%" in verdict.bad_signals
+
+
+def test_a_quiet_region_is_not_judged_alone() -> None:
+    regions = (RegionSignal("ams", 990, 0), RegionSignal("sjc", 10, 5))  # 10 < region_min_requests
+    verdict = recovery_verdict(BASELINE, window(5000, 2500),
+                               window(1000, 5, 0.12, regions=regions), SETTINGS)
+    assert verdict.outcome == "recovered"
+
+
+def test_too_little_traffic_is_inconclusive_never_recovered() -> None:
+    verdict = recovery_verdict(BASELINE, window(5000, 2500), window(12, 0, 0.1), SETTINGS)
+    assert verdict.outcome == "inconclusive"
+    assert "12 requests" in verdict.reason
+
+
+def test_unreadable_metrics_fall_back_to_the_other_checks_with_the_reason() -> None:
+    down = NoEvidence("http_error", "the metrics endpoint answered 503.")
+    verdict = recovery_verdict(BASELINE, down, down, SETTINGS)
+    assert verdict.outcome == "no_evidence"
+    assert "503" in verdict.reason and "health checks" in verdict.reason
+
+
+def test_without_a_usable_baseline_the_absolute_bounds_apply() -> None:
+    limits = bounds(window(10, 0, 0.1), SETTINGS)
+    assert (limits.error_ratio, limits.p95, limits.from_baseline) == (0.02, 1.0, False)
+    verdict = recovery_verdict(NoEvidence("timeout", "slow"), window(10, 5),
+                               window(1000, 30, 0.2), SETTINGS)
+    assert verdict.outcome == "not_recovered"
+    assert "absolute bounds" in verdict.reason
+
+
+def test_the_incident_signal_names_what_the_bad_deploy_broke() -> None:
+    signal = incident_signal(BASELINE, window(5000, 1000, 0.13), SETTINGS)
+    assert signal.degraded
+    assert [f.signal for f in signal.findings] == ["5xx ratio"]
+    assert not incident_signal(BASELINE, window(5000, 10, 0.13), SETTINGS).degraded
+
+
+@pytest.mark.parametrize(("requests", "errors", "status"), [
+    (10_000, 800, "unhealthy"), (10_000, 100, "healthy"), (30, 30, "unknown")])
+def test_the_targets_track_record(requests: float, errors: float, status: str) -> None:
+    record = judge_track_record(window(requests, errors), SETTINGS, "app@sha256:aaa")
+    assert record.status == status
+    assert "app@sha256:aaa" in record.reason
+
+
+def test_the_settings_refuse_nonsense() -> None:
+    with pytest.raises(ValidationError):
+        MetricsSettings(max_error_ratio=1.5)
+    with pytest.raises(ValidationError):
+        MetricsSettings(p95_factor=0.5)
+    with pytest.raises(ValidationError):
+        MetricsSettings(unknown_key=1)  # type: ignore[call-arg]
+
+
+def test_queries_are_filled_with_the_app_and_the_window_in_seconds() -> None:
+    query = render_query(SETTINGS.errors_query, "renewa-one", 299.6)
+    assert '{app="renewa-one",status=~"5.."}[300s]' in query
+
+
+class Scripted:
+    """A metrics source that answers from a table and costs ``cost`` seconds per call."""
+
+    def __init__(self, clock: VirtualClock, answers: dict[str, QueryResult | NoEvidence],
+                 cost: float = 0.0) -> None:
+        self.clock, self.answers, self.cost = clock, answers, cost
+        self.budgets: list[float] = []
+
+    def query(self, promql: str, at: float, *, budget: float | None = None
+              ) -> QueryResult | NoEvidence:
+        self.budgets.append(budget or 0.0)
+        self.clock.advance(self.cost)
+        key = "errors" if "5.." in promql else "p95" if "quantile" in promql else "requests"
+        return self.answers[key]
+
+
+def series(value: float, **labels: str) -> Series:
+    return Series(tuple(sorted(labels.items())), (Sample(300.0, value),))
+
+
+def test_read_window_sums_regions_and_takes_no_5xx_series_as_zero_errors() -> None:
+    clock = VirtualClock(0.0)
+    source = Scripted(clock, {
+        "requests": QueryResult("q", (series(600, region="ams"), series(400, region="iad"))),
+        "errors": NoEvidence("no_series", "none"),
+        "p95": QueryResult("q", (series(0.2),))})
+    signal = read_window(source, SETTINGS, "app", 0.0, 300.0, clock=clock)
+    assert isinstance(signal, WindowSignal)
+    assert (signal.requests, signal.errors, signal.p95) == (1000, 0, 0.2)
+    assert [r.region for r in signal.regions] == ["ams", "iad"]
+
+
+def test_read_window_shares_one_time_budget_across_its_queries() -> None:
+    clock = VirtualClock(0.0)
+    result = QueryResult("q", (series(1.0, region="ams"),))
+    source = Scripted(clock, {"requests": result, "errors": result, "p95": result}, cost=6.0)
+    signal = read_window(source, SETTINGS, "app", 0.0, 300.0, clock=clock)
+    assert isinstance(signal, NoEvidence) and signal.reason == "timeout"
+    assert source.budgets == [10.0, 4.0]  # the third query was never sent
+    assert clock.now() <= SETTINGS.timeout + 6.0
+
+
+def test_read_window_passes_a_real_failure_through() -> None:
+    clock = VirtualClock(0.0)
+    failed = NoEvidence("auth", "refused")
+    source = Scripted(clock, {"requests": failed, "errors": failed, "p95": failed})
+    assert read_window(source, SETTINGS, "app", 0.0, 300.0, clock=clock) == failed
