@@ -287,3 +287,67 @@ def recovery_verdict(baseline: WindowSignal | NoEvidence, during: WindowSignal |
                                baseline, during, after, bad)
     return RecoveryVerdict("recovered", f"5xx ratio and p95 latency back within {against} "
                            f"({after.requests:.0f} requests watched).", baseline, during, after)
+
+
+# -- for the table, the record and the chart ------------------------------------------------------
+def evidence_rows(windows: Mapping[str, WindowSignal | NoEvidence]) -> list[dict[str, str]]:
+    """One row per named window ("before", "during", "after"…): what the table and the
+    record comment show, numbers already formatted."""
+    rows = []
+    for name, window in windows.items():
+        if isinstance(window, NoEvidence):
+            rows.append({"window": name, "requests": "—", "5xx ratio": "—", "p95": "—",
+                         "note": str(window)})
+            continue
+        ratio = window.error_ratio
+        rows.append({"window": name, "requests": f"{window.requests:.0f}",
+                     "5xx ratio": "—" if ratio is None else f"{ratio:.2%}",
+                     "p95": "—" if window.p95 is None else f"{window.p95 * 1000:.0f} ms",
+                     "note": ""})
+    return rows
+
+
+class RangeSource(Protocol):
+    """What reading a timeline needs: :class:`rollback_helpers.clients.metrics.MetricsClient`."""
+
+    def query_range(self, promql: str, start: float, end: float, step: float, *,
+                    budget: float | None = None) -> QueryResult | NoEvidence: ...
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The chart's points: (time, value or None when no request was served)."""
+
+    error_ratio: tuple[tuple[float, float | None], ...]
+    p95: tuple[tuple[float, float | None], ...]
+
+
+def read_timeline(source: RangeSource, settings: MetricsSettings, app: str, start: float,
+                  end: float, *, clock: Clock, step: float = 60.0) -> Timeline | NoEvidence:
+    """The 5xx ratio and p95 from ``start`` to ``end``, each point over the ``step`` before it."""
+    deadline = clock.now() + settings.timeout
+    answers: dict[str, dict[float, float]] = {}
+    for key, template in (("requests", settings.requests_query),
+                          ("errors", settings.errors_query), ("p95", settings.p95_query)):
+        remaining = deadline - clock.now()
+        answer = source.query_range(render_query(template, app, step), start, end, step,
+                                    budget=remaining) if remaining > 0 else \
+            NoEvidence("timeout", f"reading {app}'s metrics took its whole "
+                       f"{settings.timeout:g} s budget.")
+        if isinstance(answer, NoEvidence) and answer.reason != "no_series":
+            return answer
+        answers[key] = _summed(None if isinstance(answer, NoEvidence) else answer)
+    requests, errors = answers["requests"], answers["errors"]
+    ratio = tuple((t, errors.get(t, 0.0) / requests[t] if requests[t] > 0 else None)
+                  for t in sorted(requests))
+    p95 = tuple((t, None if math.isnan(v) else v) for t, v in sorted(answers["p95"].items()))
+    return Timeline(ratio, p95)
+
+
+def _summed(answer: QueryResult | None) -> dict[float, float]:
+    """Each step's values summed over the series; NaN (a quantile of nothing) stays NaN."""
+    found: dict[float, float] = {}
+    for series in answer.series if answer else ():
+        for sample in series.samples:
+            found[sample.time] = found.get(sample.time, 0.0) + sample.value
+    return found

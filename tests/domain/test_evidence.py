@@ -11,9 +11,12 @@ from rollback_helpers.domain.evidence import (
     MetricsSettings,
     RegionSignal,
     WindowSignal,
+    Timeline,
     bounds,
+    evidence_rows,
     incident_signal,
     judge_track_record,
+    read_timeline,
     read_window,
     recovery_verdict,
     render_query,
@@ -163,3 +166,44 @@ def test_read_window_passes_a_real_failure_through() -> None:
     failed = NoEvidence("auth", "refused")
     source = Scripted(clock, {"requests": failed, "errors": failed, "p95": failed})
     assert read_window(source, SETTINGS, "app", 0.0, 300.0, clock=clock) == failed
+
+
+def test_evidence_rows_show_before_during_and_after_or_why_not() -> None:
+    rows = evidence_rows({"before": BASELINE, "after": NoEvidence("timeout", "slow")})
+    assert rows[0] == {"window": "before", "requests": "10000", "5xx ratio": "0.20%",
+                       "p95": "120 ms", "note": ""}
+    assert rows[1]["5xx ratio"] == "—" and "timeout" in rows[1]["note"]
+
+
+class Ranged:
+    def __init__(self, answers: dict[str, QueryResult | NoEvidence]) -> None:
+        self.answers = answers
+
+    def query_range(self, promql: str, start: float, end: float, step: float, *,
+                    budget: float | None = None) -> QueryResult | NoEvidence:
+        key = "errors" if "5.." in promql else "p95" if "quantile" in promql else "requests"
+        assert "[60s]" in promql
+        return self.answers[key]
+
+
+def points(*pairs: tuple[float, float], **labels: str) -> Series:
+    return Series(tuple(sorted(labels.items())), tuple(Sample(t, v) for t, v in pairs))
+
+
+def test_the_timeline_gives_the_ratio_per_step_and_gaps_where_nothing_was_served() -> None:
+    source = Ranged({
+        "requests": QueryResult("q", (points((60, 90), (120, 0), (180, 100), region="ams"),
+                                      points((60, 10), (120, 0), (180, 100), region="iad"))),
+        "errors": QueryResult("q", (points((60, 5), (180, 50), region="ams"),)),
+        "p95": QueryResult("q", (points((60, 0.1), (120, float("nan")), (180, 0.3)),))})
+    timeline = read_timeline(source, SETTINGS, "app", 60, 180, clock=VirtualClock(0.0))
+    assert isinstance(timeline, Timeline)
+    assert timeline.error_ratio == ((60, 0.05), (120, None), (180, 0.25))
+    assert timeline.p95 == ((60, 0.1), (120, None), (180, 0.3))
+
+
+def test_the_timeline_is_no_evidence_when_the_endpoint_fails() -> None:
+    down = NoEvidence("http_error", "503")
+    timeline = read_timeline(Ranged({"requests": down, "errors": down, "p95": down}), SETTINGS,
+                             "app", 0, 60, clock=VirtualClock(0.0))
+    assert timeline == down

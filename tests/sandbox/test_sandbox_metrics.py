@@ -6,10 +6,11 @@ import math
 
 import httpx
 import pytest
-from incident_traffic import BAD, TARGET, Incident, decisions
+from incident_traffic import BAD, SETTINGS, TARGET, Incident, decisions
 
 from rollback_helpers.clients.metrics import MetricsClient, NoEvidence, QueryResult
 from rollback_helpers.clock import VirtualClock
+from rollback_helpers.domain.evidence import Timeline, read_timeline
 from rollback_helpers.sandbox.fly.metrics import evaluate, prometheus_handler
 from rollback_helpers.sandbox.fly.traffic import (
     BUCKETS,
@@ -147,3 +148,16 @@ def test_openmetrics_text_ends_with_eof_and_has_one_family_per_name() -> None:
     assert text.endswith("# EOF\n")
     assert text.count("# TYPE ") == 4
     assert f'{COUNTER}{{app="app",region="ams",status="500"}} ' in text
+
+
+def test_the_charts_timeline_reads_the_incident_from_the_emulation() -> None:
+    incident, clock = Incident(T0), VirtualClock(T0)
+    client = incident.emulated(incident.model("healthy"), clock)
+    timeline = read_timeline(client, SETTINGS, "app", incident.bad_at - 600, incident.end,
+                             clock=clock)
+    assert isinstance(timeline, Timeline)
+    ratios = dict(timeline.error_ratio)
+    during = [v for t, v in ratios.items() if incident.bad_at + 60 < t < incident.rollback_at]
+    after = [v for t, v in ratios.items() if t > incident.rollback_at + 60]
+    assert during and all(v == pytest.approx(0.25, rel=0.01) for v in during)
+    assert after and all(v == pytest.approx(0.002, rel=0.01) for v in after)
