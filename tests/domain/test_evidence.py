@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from rollback_helpers.clients.metrics import NoEvidence, QueryResult, Sample, Series
 from rollback_helpers.clock import VirtualClock
+from rollback_helpers.domain.config import load_config
 from rollback_helpers.domain.evidence import (
     MetricsSettings,
     RegionSignal,
@@ -21,6 +24,7 @@ from rollback_helpers.domain.evidence import (
     recovery_verdict,
     render_query,
 )
+from rollback_helpers.errors import ConfigError
 
 SETTINGS = MetricsSettings()
 
@@ -207,3 +211,22 @@ def test_the_timeline_is_no_evidence_when_the_endpoint_fails() -> None:
     timeline = read_timeline(Ranged({"requests": down, "errors": down, "p95": down}), SETTINGS,
                              "app", 0, 60, clock=VirtualClock(0.0))
     assert timeline == down
+
+
+def test_an_environments_metrics_table_loads_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "runbook.toml"
+    path.write_text('[environments.production.metrics]\nurl = "http://prom:9090"\n'
+                    "watch_window = 600.0\nmax_error_ratio = 0.05\n")
+    cfg = load_config(environ={}, config_file=path)
+    metrics = cfg.env("production").metrics
+    assert (metrics.url, metrics.watch_window, metrics.max_error_ratio) == \
+        ("http://prom:9090", 600.0, 0.05)
+    assert metrics.p95_factor == SETTINGS.p95_factor  # the rest keep their defaults
+    assert cfg.env("staging").metrics == SETTINGS
+
+
+def test_a_bad_metrics_value_in_the_config_file_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "runbook.toml"
+    path.write_text("[environments.production.metrics]\nmax_error_ratio = 2.0\n")
+    with pytest.raises(ConfigError, match="max_error_ratio"):
+        load_config(environ={}, config_file=path)
