@@ -12,16 +12,17 @@ number of requests of one app over one window:
   region, still bad), ``inconclusive`` (too little traffic to judge) or
   ``no_evidence`` (metrics could not be read: the run falls back to its other checks).
 
-The queries are plain PromQL, so Fly's VictoriaMetrics, a team's own Prometheus and
-the real server in the tests answer them alike; ``$app`` and ``$window`` are filled
-in by :func:`render_query`. The 5xx ratio is computed here from two sums by region
-rather than by a PromQL division: a region that served no 5xx has no numerator
-series, and the division would silently drop that region.
+Everything here is pure: the numbers come in as :class:`WindowSignal` values, read by
+:mod:`rollback_helpers.run.metrics_evidence`, or as an :class:`Unread` reason (the
+client's ``NoEvidence``) when they could not be read. The queries are plain PromQL, so
+Fly's VictoriaMetrics, a team's own Prometheus and the real server in the tests answer
+them alike; ``$app`` and ``$window`` are filled in by :func:`render_query`. The 5xx
+ratio is computed from two sums by region rather than by a PromQL division: a region
+that served no 5xx has no numerator series, and the division would silently drop it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from string import Template
@@ -30,8 +31,6 @@ from typing import Annotated, Literal, Protocol
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as settings_dataclass
 
-from rollback_helpers.clients.metrics import NoEvidence, QueryResult
-from rollback_helpers.clock import Clock
 from rollback_helpers.domain.validation import PositiveSeconds, Text
 
 ERRORS_QUERY = ('sum by (region) (increase(fly_edge_http_responses_count'
@@ -66,11 +65,15 @@ class MetricsSettings:
     max_p95: PositiveSeconds = 1.0      # the p95 bound when the baseline is unknown
 
 
-class MetricsSource(Protocol):
-    """What reading a window needs: :class:`rollback_helpers.clients.metrics.MetricsClient`."""
+class Unread(Protocol):
+    """Why a window could not be read (:class:`rollback_helpers.clients.metrics.NoEvidence`):
+    its ``str`` says what failed and what to do."""
 
-    def query(self, promql: str, at: float, *, budget: float | None = None
-              ) -> QueryResult | NoEvidence: ...
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def detail(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -106,51 +109,6 @@ class WindowSignal:
 
 def render_query(template: str, app: str, window: float) -> str:
     return Template(template).safe_substitute(app=app, window=f"{max(1, round(window))}s")
-
-
-def read_window(source: MetricsSource, settings: MetricsSettings, app: str, start: float,
-                end: float, *, clock: Clock) -> WindowSignal | NoEvidence:
-    """The three default readings of ``app`` over ``[start, end]``, within one time budget.
-
-    No 5xx series is zero errors, not missing evidence; no request series at all is
-    evidence of no traffic (the verdict says inconclusive), not a failure."""
-    deadline = clock.now() + settings.timeout
-    answers: dict[str, QueryResult | None] = {}
-    for key, template in (("requests", settings.requests_query),
-                          ("errors", settings.errors_query), ("p95", settings.p95_query)):
-        remaining = deadline - clock.now()
-        if remaining <= 0:
-            return NoEvidence("timeout", f"reading {app}'s metrics took its whole "
-                              f"{settings.timeout:g} s budget.")
-        answer = source.query(render_query(template, app, end - start), end, budget=remaining)
-        if isinstance(answer, NoEvidence):
-            if answer.reason != "no_series":
-                return answer
-            answers[key] = None
-        else:
-            answers[key] = answer
-    return _signal(start, end, answers)
-
-
-def _signal(start: float, end: float, answers: Mapping[str, QueryResult | None]) -> WindowSignal:
-    requests = _by_region(answers.get("requests"))
-    errors = _by_region(answers.get("errors"))
-    regions = tuple(RegionSignal(region, count, errors.get(region, 0.0))
-                    for region, count in sorted(requests.items()))
-    p95_answer = answers.get("p95")
-    p95 = p95_answer.series[0].last if p95_answer and p95_answer.series else math.nan
-    return WindowSignal(start, end, sum(requests.values()), sum(errors.values()),
-                        None if math.isnan(p95) else p95, regions)
-
-
-def _by_region(answer: QueryResult | None) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for series in answer.series if answer else ():
-        value = series.last
-        if not math.isnan(value):
-            region = series.label("region") or "all"
-            found[region] = found.get(region, 0.0) + value
-    return found
 
 
 # -- the decisions ------------------------------------------------------------------------------
@@ -206,8 +164,8 @@ def findings(window: WindowSignal, limits: Bounds, settings: MetricsSettings) ->
 
 @dataclass(frozen=True)
 class IncidentSignal:
-    baseline: WindowSignal | NoEvidence
-    incident: WindowSignal | NoEvidence
+    baseline: WindowSignal | Unread
+    incident: WindowSignal | Unread
     findings: tuple[Finding, ...] = ()
 
     @property
@@ -215,12 +173,12 @@ class IncidentSignal:
         return bool(self.findings)
 
 
-def incident_signal(baseline: WindowSignal | NoEvidence, incident: WindowSignal | NoEvidence,
+def incident_signal(baseline: WindowSignal | Unread, incident: WindowSignal | Unread,
                     settings: MetricsSettings) -> IncidentSignal:
     """The incident window against the baseline: which signals are out of bounds."""
-    if isinstance(incident, NoEvidence):
+    if not isinstance(incident, WindowSignal):
         return IncidentSignal(baseline, incident)
-    limits = bounds(None if isinstance(baseline, NoEvidence) else baseline, settings)
+    limits = bounds(baseline if isinstance(baseline, WindowSignal) else None, settings)
     return IncidentSignal(baseline, incident, findings(incident, limits, settings))
 
 
@@ -229,13 +187,13 @@ class TrackRecord:
     """The target's errors while it was the running image."""
 
     status: Literal["healthy", "unhealthy", "unknown"]
-    window: WindowSignal | NoEvidence
+    window: WindowSignal | Unread
     reason: str
 
 
-def judge_track_record(window: WindowSignal | NoEvidence, settings: MetricsSettings,
+def judge_track_record(window: WindowSignal | Unread, settings: MetricsSettings,
                        image: str = "the target") -> TrackRecord:
-    if isinstance(window, NoEvidence):
+    if not isinstance(window, WindowSignal):
         return TrackRecord("unknown", window, str(window))
     ratio = window.error_ratio
     if window.requests < settings.min_requests or ratio is None:
@@ -254,9 +212,9 @@ def judge_track_record(window: WindowSignal | NoEvidence, settings: MetricsSetti
 class RecoveryVerdict:
     outcome: Outcome
     reason: str
-    baseline: WindowSignal | NoEvidence
-    during: WindowSignal | NoEvidence
-    after: WindowSignal | NoEvidence
+    baseline: WindowSignal | Unread
+    during: WindowSignal | Unread
+    after: WindowSignal | Unread
     findings: tuple[Finding, ...] = field(default=())
 
     @property
@@ -264,11 +222,11 @@ class RecoveryVerdict:
         return tuple(str(found) for found in self.findings)
 
 
-def recovery_verdict(baseline: WindowSignal | NoEvidence, during: WindowSignal | NoEvidence,
-                     after: WindowSignal | NoEvidence, settings: MetricsSettings
+def recovery_verdict(baseline: WindowSignal | Unread, during: WindowSignal | Unread,
+                     after: WindowSignal | Unread, settings: MetricsSettings
                      ) -> RecoveryVerdict:
     """The watch window ``after`` the rollback against the ``baseline`` before the incident."""
-    if isinstance(after, NoEvidence):
+    if not isinstance(after, WindowSignal):
         return RecoveryVerdict("no_evidence", f"{after}; the verdict rests on the machine and "
                                "health checks alone.", baseline, during, after)
     if after.requests < settings.min_requests:
@@ -276,7 +234,7 @@ def recovery_verdict(baseline: WindowSignal | NoEvidence, during: WindowSignal |
                                f"{after.end - after.start:.0f} s watch (fewer than "
                                f"{settings.min_requests}): too little traffic to say the incident "
                                "ended. Watch the app's dashboards.", baseline, during, after)
-    limits = bounds(None if isinstance(baseline, NoEvidence) else baseline, settings)
+    limits = bounds(baseline if isinstance(baseline, WindowSignal) else None, settings)
     bad = findings(after, limits, settings)
     against = "the baseline" if limits.from_baseline else "the configured absolute bounds"
     if bad:
@@ -290,12 +248,12 @@ def recovery_verdict(baseline: WindowSignal | NoEvidence, during: WindowSignal |
 
 
 # -- for the table, the record and the chart ------------------------------------------------------
-def evidence_rows(windows: Mapping[str, WindowSignal | NoEvidence]) -> list[dict[str, str]]:
+def evidence_rows(windows: Mapping[str, WindowSignal | Unread]) -> list[dict[str, str]]:
     """One row per named window ("before", "during", "after"…): what the table and the
     record comment show, numbers already formatted."""
     rows = []
     for name, window in windows.items():
-        if isinstance(window, NoEvidence):
+        if not isinstance(window, WindowSignal):
             rows.append({"window": name, "requests": "—", "5xx ratio": "—", "p95": "—",
                          "note": str(window)})
             continue
@@ -305,49 +263,3 @@ def evidence_rows(windows: Mapping[str, WindowSignal | NoEvidence]) -> list[dict
                      "p95": "—" if window.p95 is None else f"{window.p95 * 1000:.0f} ms",
                      "note": ""})
     return rows
-
-
-class RangeSource(Protocol):
-    """What reading a timeline needs: :class:`rollback_helpers.clients.metrics.MetricsClient`."""
-
-    def query_range(self, promql: str, start: float, end: float, step: float, *,
-                    budget: float | None = None) -> QueryResult | NoEvidence: ...
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """The chart's points: (time, value or None when no request was served)."""
-
-    error_ratio: tuple[tuple[float, float | None], ...]
-    p95: tuple[tuple[float, float | None], ...]
-
-
-def read_timeline(source: RangeSource, settings: MetricsSettings, app: str, start: float,
-                  end: float, *, clock: Clock, step: float = 60.0) -> Timeline | NoEvidence:
-    """The 5xx ratio and p95 from ``start`` to ``end``, each point over the ``step`` before it."""
-    deadline = clock.now() + settings.timeout
-    answers: dict[str, dict[float, float]] = {}
-    for key, template in (("requests", settings.requests_query),
-                          ("errors", settings.errors_query), ("p95", settings.p95_query)):
-        remaining = deadline - clock.now()
-        answer = source.query_range(render_query(template, app, step), start, end, step,
-                                    budget=remaining) if remaining > 0 else \
-            NoEvidence("timeout", f"reading {app}'s metrics took its whole "
-                       f"{settings.timeout:g} s budget.")
-        if isinstance(answer, NoEvidence) and answer.reason != "no_series":
-            return answer
-        answers[key] = _summed(None if isinstance(answer, NoEvidence) else answer)
-    requests, errors = answers["requests"], answers["errors"]
-    ratio = tuple((t, errors.get(t, 0.0) / requests[t] if requests[t] > 0 else None)
-                  for t in sorted(requests))
-    p95 = tuple((t, None if math.isnan(v) else v) for t, v in sorted(answers["p95"].items()))
-    return Timeline(ratio, p95)
-
-
-def _summed(answer: QueryResult | None) -> dict[float, float]:
-    """Each step's values summed over the series; NaN (a quantile of nothing) stays NaN."""
-    found: dict[float, float] = {}
-    for series in answer.series if answer else ():
-        for sample in series.samples:
-            found[sample.time] = found.get(sample.time, 0.0) + sample.value
-    return found

@@ -69,7 +69,7 @@ def chart_image(png: bytes) -> Any:
     """The PNG as an ``IPython.display.Image`` (shown inline, kept in the saved notebook)."""
     from IPython.display import Image
 
-    return Image(data=png, format="png")
+    return Image(data=png, format="png")  # type: ignore[no-untyped-call]
 
 
 def _when(seconds: float) -> datetime:
@@ -94,4 +94,4 @@ def _panel(axes: Any, points: Sequence[Point], scale: float, label: str, colour:
 def _time_axis(axes: Any) -> None:
     from matplotlib.dates import DateFormatter
 
-    axes.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=UTC))
+    axes.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=UTC))  # type: ignore[no-untyped-call]

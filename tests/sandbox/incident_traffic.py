@@ -19,9 +19,9 @@ from rollback_helpers.domain.evidence import (
     WindowSignal,
     incident_signal,
     judge_track_record,
-    read_window,
     recovery_verdict,
 )
+from rollback_helpers.run.metrics_evidence import read_window
 from rollback_helpers.sandbox.fly.metrics import prometheus_handler
 from rollback_helpers.sandbox.fly.traffic import Deploy, TrafficModel, scenario_profile
 from rollback_helpers.secrets import Secret

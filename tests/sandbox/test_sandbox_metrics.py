@@ -10,7 +10,7 @@ from incident_traffic import BAD, SETTINGS, TARGET, Incident, decisions
 
 from rollback_helpers.clients.metrics import MetricsClient, NoEvidence, QueryResult
 from rollback_helpers.clock import VirtualClock
-from rollback_helpers.domain.evidence import Timeline, read_timeline
+from rollback_helpers.run.metrics_evidence import Timeline, read_timeline
 from rollback_helpers.sandbox.fly.metrics import evaluate, prometheus_handler
 from rollback_helpers.sandbox.fly.traffic import (
     BUCKETS,

@@ -81,9 +81,9 @@ def evaluate(model: TrafficModel, query: str, at: float) -> Vector:
         result = {}
         for series in model.named(ranged["metric"]):
             if all(m.matches(dict(series.labels)) for m in matchers):
-                value = _extrapolated(series, at - seconds, at, rate=ranged["fn"] == "rate")
-                if value is not None:
-                    result[series.labels] = value
+                found = _extrapolated(series, at - seconds, at, rate=ranged["fn"] == "rate")
+                if found is not None:
+                    result[series.labels] = found
         return result
     raise QueryError(f"the sandbox's Prometheus does not understand {query!r}")
 
