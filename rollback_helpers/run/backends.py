@@ -29,7 +29,12 @@ from rollback_helpers.clients.commands import CommandRunner, SubprocessRunner
 from rollback_helpers.clients.fly import Fly
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.github_token import TOKEN_VARS, find_github_token
-from rollback_helpers.clients.metrics import MetricsClient, find_fly_token, metrics_base_url
+from rollback_helpers.clients.metrics import (
+    MetricsClient,
+    find_fly_token,
+    is_fly_endpoint,
+    metrics_base_url,
+)
 from rollback_helpers.clock import Clock, RealClock
 from rollback_helpers.domain.config import RunbookConfig
 from rollback_helpers.errors import ConfigError, GitHubAuthError
@@ -197,17 +202,19 @@ class Backends:
     def metrics(self, cfg: RunbookConfig, env: str,
                 environ: Mapping[str, str] | None = None) -> MetricsClient:
         """``env``'s metrics over this backend's HTTP seam: its configured URL, else Fly's for
-        the org. The real backend's token is ``FLY_API_TOKEN``, else ``flyctl auth token``;
-        the sandbox's is its own. Failures to read come back as values, never raised."""
+        the org. Fly's endpoint gets the real backend's Fly token (``FLY_API_TOKEN``, else
+        ``flyctl auth token``) or the sandbox's own; a Fly token never goes to another URL.
+        Failures to read come back as values, never raised."""
         settings = cfg.env(env).metrics
-        if self.name == "real":
+        base = metrics_base_url(settings.url, cfg.fly_org)
+        token = None
+        if self.name != "real":
+            token = Secret(SANDBOX_FLY_TOKEN)
+        elif is_fly_endpoint(base):
             found = find_fly_token(os.environ if environ is None else environ, self.runner,
                                    flyctl=cfg.flyctl)
             token = found.secret if found else None
-        else:
-            token = Secret(SANDBOX_FLY_TOKEN)
-        return MetricsClient(self.http, metrics_base_url(settings.url, cfg.fly_org), token,
-                             budget=settings.timeout)
+        return MetricsClient(self.http, base, token, budget=settings.timeout)
 
     def close(self) -> None:
         self.http.close()

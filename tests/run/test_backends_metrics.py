@@ -36,11 +36,11 @@ def test_an_environments_own_prometheus_and_timeout_come_from_its_metrics_table(
     seen: list[httpx.Request] = []
     env = EnvConfig("staging", "app", metrics=MetricsSettings(url="http://prom:9090", timeout=3.0))
     cfg = RunbookConfig(environments={"staging": env})
-    client = backends(seen).metrics(cfg, "staging", {"PATH": "/nonexistent"})
+    client = backends(seen).metrics(cfg, "staging", {"FLY_API_TOKEN": TOKEN})
     assert client.budget == 3.0
     assert isinstance(client.query("up", 0), QueryResult)
     assert str(seen[0].url) == "http://prom:9090/api/v1/query"
-    assert "authorization" not in seen[0].headers
+    assert "authorization" not in seen[0].headers  # a Fly token never leaves for another host
 
 
 def test_no_fly_token_is_no_evidence_and_nothing_is_sent() -> None:
