@@ -12,16 +12,19 @@ zero errors, and no request series at all is no traffic (the verdict says inconc
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from rollback_helpers.clients.metrics import NoEvidence, QueryResult
-from rollback_helpers.clock import Clock
+from rollback_helpers.clock import Clock, PollSchedule
 from rollback_helpers.domain.evidence import (
     MetricsSettings,
+    RecoveryVerdict,
     RegionSignal,
+    Unread,
     WindowSignal,
+    recovery_verdict,
     render_query,
 )
 
@@ -119,3 +122,38 @@ def _summed(answer: QueryResult | None) -> dict[float, float]:
         for sample in series.samples:
             found[sample.time] = found.get(sample.time, 0.0) + sample.value
     return found
+
+
+@dataclass(frozen=True)
+class WatchProgress:
+    """One poll of the watch: the window from its start to now, read."""
+
+    at: float
+    elapsed: float
+    reading: WindowSignal | NoEvidence
+
+
+def watch_recovery(source: MetricsSource, settings: MetricsSettings, app: str, *, start: float,
+                   baseline: WindowSignal | Unread, during: WindowSignal | Unread, clock: Clock,
+                   on_progress: Callable[[WatchProgress], None] | None = None) -> RecoveryVerdict:
+    """Watch ``app`` for ``settings.watch_window`` from ``start`` (every machine on the target),
+    reading the window so far every ``poll_interval`` at a fixed rate (``on_progress``), then
+    the verdict over the whole window.
+
+    The metrics are asked first about the ``poll_interval`` before ``start``: an endpoint
+    that is down, slow or refusing ends the watch at once with ``no_evidence``, having
+    cost at most one reading's ``timeout``, so it never holds the rollback up."""
+    probe = read_window(source, settings, app, start - settings.poll_interval, start, clock=clock)
+    if isinstance(probe, NoEvidence):
+        return recovery_verdict(baseline, during, probe, settings)
+    end = start + settings.watch_window
+    schedule = PollSchedule(clock, settings.poll_interval, start=start)
+    reading: WindowSignal | NoEvidence = probe
+    while clock.now() < end:
+        now = min(schedule.wait(until=end), end)
+        reading = read_window(source, settings, app, start, now, clock=clock)
+        if on_progress is not None:
+            on_progress(WatchProgress(now, now - start, reading))
+        if isinstance(reading, NoEvidence):
+            break
+    return recovery_verdict(baseline, during, reading, settings)

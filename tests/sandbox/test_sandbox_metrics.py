@@ -10,7 +10,7 @@ from incident_traffic import BAD, SETTINGS, TARGET, Incident, decisions
 
 from rollback_helpers.clients.metrics import MetricsClient, NoEvidence, QueryResult
 from rollback_helpers.clock import VirtualClock
-from rollback_helpers.run.metrics_evidence import Timeline, read_timeline
+from rollback_helpers.run.metrics_evidence import Timeline, read_timeline, watch_recovery
 from rollback_helpers.sandbox.fly.metrics import evaluate, prometheus_handler
 from rollback_helpers.sandbox.fly.traffic import (
     BUCKETS,
@@ -161,3 +161,31 @@ def test_the_charts_timeline_reads_the_incident_from_the_emulation() -> None:
     after = [v for t, v in ratios.items() if t > incident.rollback_at + 60]
     assert during and all(v == pytest.approx(0.25, rel=0.01) for v in during)
     assert after and all(v == pytest.approx(0.002, rel=0.01) for v in after)
+
+
+def watch(profile: str) -> tuple[str, list[float], float]:
+    incident = Incident(T0)
+    clock = VirtualClock(incident.rollback_at + 60)
+    client = incident.emulated(incident.model(profile), clock)
+    windows = incident.windows(client, "app", clock)
+    polls: list[float] = []
+    started = clock.now()
+    verdict = watch_recovery(client, SETTINGS, "app", start=started, baseline=windows["baseline"],
+                             during=windows["incident"], clock=clock,
+                             on_progress=lambda p: polls.append(p.elapsed))
+    return verdict.outcome, polls, clock.now() - started
+
+
+def test_the_watch_polls_at_a_fixed_rate_and_judges_the_whole_window() -> None:
+    outcome, polls, spent = watch("healthy")
+    assert outcome == "recovered"
+    assert polls == [30.0 * k for k in range(1, 11)]
+    assert spent == SETTINGS.watch_window
+    assert watch("partial-recovery")[0] == "not_recovered"
+
+
+def test_a_metrics_endpoint_that_is_down_or_slow_ends_the_watch_within_its_timeout() -> None:
+    for profile, cost in (("endpoint-down", 0.0), ("endpoint-slow", SETTINGS.timeout)):
+        outcome, polls, spent = watch(profile)
+        assert (outcome, polls) == ("no_evidence", [])
+        assert spent == cost
