@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from rollback_helpers.sandbox.fly.traffic import (
     TrafficModel,
     TrafficProfile,
 )
+from rollback_helpers.ui.chart import Marker, incident_chart
 
 T0 = 1_699_999_995.0  # on the 15 s scrape grid
 
@@ -189,3 +191,28 @@ def test_a_metrics_endpoint_that_is_down_or_slow_ends_the_watch_within_its_timeo
         outcome, polls, spent = watch(profile)
         assert (outcome, polls) == ("no_evidence", [])
         assert spent == cost
+
+
+DOCS_PICTURE = Path(__file__).resolve().parents[2] / "docs" / "images" / "incident-chart.png"
+
+
+def test_the_chart_of_a_partial_recovery_from_the_emulation() -> None:
+    """The chart drawn from the emulated timeline; docs/metrics.md shows it."""
+    incident, clock = Incident(T0), VirtualClock(T0)
+    client = incident.emulated(incident.model("partial-recovery"), clock)
+    timeline = read_timeline(client, SETTINGS, "app", incident.bad_at - 900, incident.end,
+                             clock=clock)
+    assert isinstance(timeline, Timeline)
+    windows = incident.windows(client, "app", clock)
+    _, _, verdict = decisions(windows)
+    verdict_at = incident.rollback_at + 60 + SETTINGS.watch_window
+    png = incident_chart(timeline.error_ratio, timeline.p95, [
+        Marker(incident.bad_at, "bad deploy"), Marker(incident.rollback_at - 120, "dispatch"),
+        Marker(incident.rollback_at, "all machines on target"),
+        Marker(verdict_at, f"verdict: {verdict.outcome.replace('_', ' ')}")],
+        title="app: 5xx ratio and p95 over the incident (sandbox, partial recovery)")
+    assert png.startswith(b"\x89PNG")
+    after = [v for t, v in timeline.error_ratio if t > incident.rollback_at + 60]
+    assert after and all(v == pytest.approx(0.1, rel=0.05) for v in after)  # sjc keeps failing
+    DOCS_PICTURE.parent.mkdir(parents=True, exist_ok=True)
+    DOCS_PICTURE.write_bytes(png)
