@@ -72,6 +72,9 @@ class NoEvidence:
     reason: Reason
     detail: str  # one line for the operator: what failed and what to do; never a secret
 
+    def __post_init__(self) -> None:  # a server may echo what it was sent: mask it here, once
+        object.__setattr__(self, "detail", redact(self.detail))
+
     def __str__(self) -> str:
         return f"no metrics evidence ({self.reason}): {self.detail}"
 
@@ -140,8 +143,8 @@ class MetricsClient:
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.reveal()}"
         elif is_fly_endpoint(self.base_url):
-            return NoEvidence("no_token", f"no Fly token: {FLY_TOKEN_VAR} is unset and "
-                              f"`{FLYCTL_SOURCE}` gave none. Run `flyctl auth login` or export "
+            return NoEvidence("no_token", f"no Fly token found ({FLY_TOKEN_VAR} is unset and "
+                              f"`{FLYCTL_SOURCE}` gave none). Run `flyctl auth login` or export "
                               f"{FLY_TOKEN_VAR}, then re-run.")
         form = {"query": promql, "timeout": f"{seconds:g}s", **params}
         try:
@@ -150,9 +153,8 @@ class MetricsClient:
         except httpx.TimeoutException:
             return NoEvidence("timeout", f"{self._where()} did not answer within {seconds:g} s.")
         except httpx.HTTPError as exc:
-            return NoEvidence("unreachable", redact(f"{self._where()} is unreachable "
-                                                    f"({type(exc).__name__}). Check the metrics "
-                                                    "URL in the configuration."))
+            return NoEvidence("unreachable", f"{self._where()} is unreachable "
+                              f"({type(exc).__name__}). Check the metrics URL in the configuration.")
         return self._parse(promql, response)
 
     def _parse(self, promql: str, response: httpx.Response) -> QueryResult | NoEvidence:
@@ -169,8 +171,8 @@ class MetricsClient:
             if response.status_code < 400 and not isinstance(body, dict):
                 return NoEvidence("bad_answer", f"{self._where()} did not answer with the "
                                   "Prometheus API's JSON. Check the metrics URL.")
-            return NoEvidence("http_error", redact(f"{self._where()} answered "
-                                                   f"{response.status_code}{_api_error(body)}."))
+            return NoEvidence("http_error", f"{self._where()} answered "
+                              f"{response.status_code}{_api_error(body)}.")
         try:
             series = _series(body["data"])
         except (KeyError, TypeError, ValueError):

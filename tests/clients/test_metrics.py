@@ -157,3 +157,14 @@ def test_the_fly_token_else_comes_from_flyctl_auth_token() -> None:
 def test_the_answer_json_is_what_prometheus_documents() -> None:
     body = json.loads(answer("vector", []).content)
     assert set(body) == {"status", "data"} and body["data"]["resultType"] == "vector"
+
+
+def test_a_token_the_server_echoes_back_never_reaches_the_reason() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"status": "error", "errorType": "unauthorized",
+                                         "error": f"bad {request.headers['authorization']}"})
+
+    result = client(handler).query("x", 0)
+    assert isinstance(result, NoEvidence) and result.reason == "auth"
+    assert TOKEN.reveal() not in str(result) and TOKEN.reveal() not in repr(result)
+    assert "****" in result.detail
