@@ -64,10 +64,12 @@ def test_nbformat_still_validates_notebooks_without_the_iri_checker() -> None:
 # build ui.table tables), the IRI grammars (import_guards), nbformat and the jsonschema under
 # it (read and written only when a record is), httpx's command line with click, rich and
 # pygments (import_guards), psutil (only when another run on this machine holds the lock), the
-# sandbox (run.backends opens it when a drill starts), psycopg (Path B's logins) and, outside a
-# kernel, IPython (asked for its shell only where it is loaded already).
+# sandbox (run.backends opens it when a drill starts), psycopg (Path B's logins), matplotlib
+# (ui.chart imports it when it draws) and, outside a kernel, IPython (asked for its shell only
+# where it is loaded already).
 KEPT_OFF_PATH_A = ("pandas", "rfc3987_syntax", "nbformat", "jsonschema", "httpx._main", "click",
-                   "rich", "pygments", "psutil", "rollback_helpers.sandbox", "psycopg", "IPython")
+                   "rich", "pygments", "psutil", "rollback_helpers.sandbox", "psycopg", "IPython",
+                   "matplotlib")
 LOADED = """
 import json, sys
 import rollback_helpers.runbook.path_a

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
+from rollback_helpers.domain.evidence import MetricsSettings
 from rollback_helpers.domain.validation import PositiveSeconds, Seconds, Text, bad_input
 from rollback_helpers.errors import ConfigError
 
@@ -61,6 +62,7 @@ class EnvConfig:
     approvals: Approvals = 0  # people who must approve a live run, the operator included;
     #                           0: the default, 2 for production and 1 elsewhere
     github_environment: Text = ""  # the GitHub Environment the promote workflow deploys to
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [environments.<name>.metrics]
 
     @property
     def required_approvals(self) -> int:

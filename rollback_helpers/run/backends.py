@@ -36,6 +36,12 @@ from rollback_helpers.clients.commands import CommandRunner, SubprocessRunner
 from rollback_helpers.clients.fly import Fly
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.github_token import TOKEN_VARS, find_github_token
+from rollback_helpers.clients.metrics import (
+    MetricsClient,
+    find_fly_token,
+    is_fly_endpoint,
+    metrics_base_url,
+)
 from rollback_helpers.clock import Clock, RealClock
 from rollback_helpers.domain.config import RunbookConfig
 from rollback_helpers.errors import ConfigError, GitHubAuthError
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
     from rollback_helpers.sandbox.core.world import World
 
 BACKENDS = ("sandbox", "real")
+SANDBOX_FLY_TOKEN = "fm2_sandbox_metrics"  # the sandbox's Fly token: never a real one
 
 
 class WorldClock:
@@ -199,6 +206,23 @@ class Backends:
                               "Install flyctl and run `flyctl auth login`, or use "
                               "backend='sandbox' for a drill.")
         return Fly(self.runner, flyctl=cfg.flyctl, timeout=cfg.command_timeout, app=app)
+
+    def metrics(self, cfg: RunbookConfig, env: str,
+                environ: Mapping[str, str] | None = None) -> MetricsClient:
+        """``env``'s metrics over this backend's HTTP seam: its configured URL, else Fly's for
+        the org. Fly's endpoint gets the real backend's Fly token (``FLY_API_TOKEN``, else
+        ``flyctl auth token``) or the sandbox's own; a Fly token never goes to another URL.
+        Failures to read come back as values, never raised."""
+        settings = cfg.env(env).metrics
+        base = metrics_base_url(settings.url, cfg.fly_org)
+        token = None
+        if self.name != "real":
+            token = Secret(SANDBOX_FLY_TOKEN)
+        elif is_fly_endpoint(base):
+            found = find_fly_token(os.environ if environ is None else environ, self.runner,
+                                   flyctl=cfg.flyctl)
+            token = found.secret if found else None
+        return MetricsClient(self.http, base, token, budget=settings.timeout)
 
     def close(self) -> None:
         self.http.close()
