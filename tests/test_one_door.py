@@ -13,11 +13,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rollback_helpers"
 DOOR = "run/backends.py"
 # name called → the modules besides the door that may call it, and why
 BUILDERS: dict[str, dict[str, str]] = {
-    "Client": {"cli/lab.py": "the lab's loopback client to its own JupyterLab"},
+    "Client": {"cli/lab.py": "the lab's loopback client to its own JupyterLab",
+               "testing.py": "a test's client on a sandbox world's transport, never the network"},
     "AsyncClient": {},
     "SubprocessRunner": {},
     "find_github_token": {},
-    "token_from_env": {"clients/github_token.py": "the token lookup itself"},
+    "token_from_env": {"clients/github_token.py": "the GitHub token lookup itself",
+                       "clients/metrics.py": "the Fly token lookup itself (called by the door)"},
     "Backends": {},
 }
 
