@@ -135,6 +135,11 @@ MALFORMED = [
     ("path-b", {"ready_timeout": math.inf}, "'ready_timeout'"),
     ("verify-flip", {"interactive": "False"}, "'interactive'"),
     ("verify-flip", {"new_cluster": 7}, "'new_cluster'"),
+    ("path-b", {"target_digest": "sha256:" + "a" * 64}, "'target_digest' is not one path-b takes"),
+    ("path-a", {"backup_id": "backup_1"}, "'backup_id' is not one path-a takes"),
+    ("verify-flip", {"dry_run": False}, "'dry_run' is not one verify-flip takes"),
+    ("verify-flip", {"break_lock": "dead laptop"}, "'break_lock' is not one verify-flip takes"),
+    ("path-a", {"dryrun": False}, "'dryrun' is not one path-a takes"),
 ]
 
 
