@@ -1,4 +1,4 @@
-"""The runbook's paths, each described once: adding a path is one entry here (and its model).
+"""The runbook's paths, each described once: a new path is one entry here (and its model in the union).
 
 The command line's choices and default scenarios, the notebook papermill runs,
 the record comment's heading, whether a run takes the lock and needs a
