@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
-from rollback_helpers.domain.parameters import AnyParameters, CommonParameters
+from rollback_helpers.domain.parameters import AnyParameters, P
 from rollback_helpers.domain.paths import PATHS, PathSpec
 from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackError
 from rollback_helpers.run.backends import Backends, open_backends
@@ -41,7 +41,6 @@ from rollback_helpers.ui.interactive import (
 from rollback_helpers.ui.table import Table
 
 PROTECTED_ENVS = ("production",)
-P = TypeVar("P", bound=CommonParameters)
 
 
 @dataclass
