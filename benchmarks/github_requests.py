@@ -72,7 +72,8 @@ def measure_resolve(records: int = 10_000) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="rollback-bench-"))
     try:
         _world(tmp, extra_records=records - 4)  # the default scenario has 4 staging records
-        run = path_a.start(env="staging", dry_run=True, sandbox_dir=str(tmp), screen=RecordingScreen())
+        run = path_a.start({"env": "staging", "dry_run": True, "sandbox_dir": str(tmp)},
+                           screen=RecordingScreen())
         staging = sum("env:staging" in i["labels"] for i in World.load(tmp).state["github"]["issues"])
         before = len(read_calls(tmp))
         run.current_state()
@@ -99,7 +100,7 @@ def measure_watch(minutes: float = 10.0) -> dict[str, Any]:
 
     try:
         _world(tmp, workflow_seconds=minutes * 60)
-        run = path_a.start(env="staging", dry_run=False, sandbox_dir=str(tmp),
+        run = path_a.start({"env": "staging", "dry_run": False, "sandbox_dir": str(tmp)},
                            screen=RecordingScreen())
         http = run.ctx.backends.http
         http.event_hooks = {**http.event_hooks, "response": [*http.event_hooks["response"], remember]}

@@ -31,7 +31,7 @@ def measure(restore: float, ssh: float, speed: float) -> dict[str, float]:
         world = create_world("b-default", state_dir, speed=speed)
         world.state["fly"].update(restore_seconds=restore, ssh_latency=ssh)
         world.save()
-        run = path_b.start(env="staging", dry_run=False, sandbox_dir=str(state_dir))
+        run = path_b.start({"env": "staging", "dry_run": False, "sandbox_dir": str(state_dir)})
         run.resolve()
         began_virtual, began_wall = run.ctx.backends.clock.now(), time.monotonic()
         run.restore()

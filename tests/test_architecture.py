@@ -6,6 +6,7 @@ checked by import-linter; ``docs/architecture.md`` draws them.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "rollback_helpers"
 MAX_LINES = 400
+MAX_PARAMETERS = 8
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -68,6 +70,56 @@ def test_no_module_is_over_400_lines() -> None:
     big = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py")
            if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert big == {}
+
+
+def parameter_counts(source: str) -> dict[str, int]:
+    """Each function's name (and line) → how many parameters it takes, self and cls aside."""
+    counts = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args
+            names = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs,
+                                     *([args.vararg] if args.vararg else []),
+                                     *([args.kwarg] if args.kwarg else [])]]
+            counts[f"{node.name}:{node.lineno}"] = len([n for n in names if n not in ("self", "cls")])
+    return counts
+
+
+def test_no_function_takes_more_than_8_parameters() -> None:
+    """Parameters travel as one object (a path's parameters, a record), not re-listed at each hop."""
+    many = {f"{p.relative_to(ROOT)}:{name}": n for p in PACKAGE.rglob("*.py")
+            for name, n in parameter_counts(p.read_text()).items() if n > MAX_PARAMETERS}
+    assert many == {}
+
+
+def test_the_parameter_count_sees_every_kind_of_parameter() -> None:
+    """Positional-only, keyword-only, *args and **kwargs all count; self and cls do not."""
+    source = "class C:\n    def m(self, a, /, b, *c, d, e=1, **f): ...\n" \
+             "async def g(cls, a, b, c, d, e, f, g, h, i): ...\n"
+    assert parameter_counts(source) == {"m:2": 6, "g:3": 9}
+
+
+def stubs(source: str) -> list[str]:
+    """Methods whose body (a docstring aside) is only `raise NotImplementedError`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            body = [b for b in node.body if not (isinstance(b, ast.Expr)
+                                                 and isinstance(b.value, ast.Constant))]
+            if len(body) == 1 and isinstance(body[0], ast.Raise) and body[0].exc is not None \
+                    and "NotImplementedError" in ast.unparse(body[0].exc):
+                found.append(f"{node.name}:{node.lineno}")
+    return found
+
+
+def test_no_class_is_split_by_a_mixin_that_stubs_its_partners_methods() -> None:
+    """A class too big for one module is split into collaborators, not into mixins that
+    declare each other's methods as `raise NotImplementedError` stubs."""
+    found = {str(p.relative_to(ROOT)): s for p in PACKAGE.rglob("*.py") if (s := stubs(p.read_text()))}
+    assert found == {}
+    mixin = ('class M:\n    def f(self):\n        """doc"""\n        raise NotImplementedError\n'
+             "    def g(self):\n        if x:\n            raise NotImplementedError('no')\n")
+    assert stubs(mixin) == ["f:2"]
 
 
 @pytest.mark.parametrize("tool", [["ruff", "check", "rollback_helpers", "tests", "benchmarks"],

@@ -29,7 +29,7 @@ from rollback_helpers.cli import main as cli
 from rollback_helpers.clients.fly import Fly
 from rollback_helpers.domain.config import OTHER_VARIABLES
 from rollback_helpers.errors import RollbackError, error_class_named
-from rollback_helpers.run.archive import NOTEBOOKS, notebooks_dir
+from rollback_helpers.run.archive import notebook_of
 from rollback_helpers.run.backends import create_drill_world, discard_drill_world
 from rollback_helpers.runbook import path_a, path_b, triage, verify_flip
 from rollback_helpers.sandbox.core.world import World
@@ -94,7 +94,7 @@ def start_path(path: str, world: Path, **params: Any) -> Outcome:
     module = {"path-a": path_a, "path-b": path_b, "verify-flip": verify_flip}[path]
     given = {"env": "staging", "backend": "sandbox", "sandbox_dir": str(world), **params}
     try:
-        module.start(**given)
+        module.start(given)
     except RollbackError as exc:
         return Outcome(exc.exit_code, f"{type(exc).__name__}: {exc}", world)
     return Outcome(0, "started", world)
@@ -135,6 +135,11 @@ MALFORMED = [
     ("path-b", {"ready_timeout": math.inf}, "'ready_timeout'"),
     ("verify-flip", {"interactive": "False"}, "'interactive'"),
     ("verify-flip", {"new_cluster": 7}, "'new_cluster'"),
+    ("path-b", {"target_digest": "sha256:" + "a" * 64}, "'target_digest' is not one path-b takes"),
+    ("path-a", {"backup_id": "backup_1"}, "'backup_id' is not one path-a takes"),
+    ("verify-flip", {"dry_run": False}, "'dry_run' is not one verify-flip takes"),
+    ("verify-flip", {"break_lock": "dead laptop"}, "'break_lock' is not one verify-flip takes"),
+    ("path-a", {"dryrun": False}, "'dryrun' is not one path-a takes"),
 ]
 
 
@@ -375,7 +380,7 @@ def test_destructive_command_is_refused_before_any_process(world_a: Path,
 
 # -- 8. GitHub failures ----------------------------------------------------------------------------
 def _records_step(world: Path, **params: Any) -> Outcome:
-    run = path_a.start(env="staging", backend="sandbox", sandbox_dir=str(world), **params)
+    run = path_a.start({"env": "staging", "backend": "sandbox", "sandbox_dir": str(world), **params})
     try:
         run.current_state()
         run.recent_records()
@@ -414,8 +419,8 @@ def test_path_b_comment_failure_still_shows_the_checklist_and_names_the_cluster(
     create_drill_world("b-default", world, speed=0)
     screen = RecordingScreen()
     try:
-        run = path_b.start(env="staging", dry_run=False, backend="sandbox", sandbox_dir=str(world),
-                           screen=screen)
+        run = path_b.start({"env": "staging", "dry_run": False, "backend": "sandbox",
+                            "sandbox_dir": str(world)}, screen=screen)
         for step in (run.resolve, run.plan, run.restore, run.wait_until_ready,
                      run.verify_new_cluster):
             step()
@@ -445,7 +450,7 @@ def test_plain_papermill_dry_run_that_is_not_a_boolean_is_archived_bad_input(
     """`papermill … -p dry_run 0` is bad input in the archive: no live step, no traceback."""
     out = tmp_path / f"dry-run-{value}.ipynb"
     done = subprocess.run(
-        [sys.executable, "-m", "papermill", str(notebooks_dir() / NOTEBOOKS["path-a"]), str(out),
+        [sys.executable, "-m", "papermill", str(notebook_of("path-a")), str(out),
          "-p", "env", "staging", "-p", "interactive", "False", "-p", "dry_run", value,
          "-p", "sandbox_dir", str(world_a), "--kernel", "python3"],
         capture_output=True, text=True, timeout=300, check=False)

@@ -75,12 +75,13 @@ def check_command(args: argparse.Namespace, params: dict[str, Any]) -> RunbookCo
     """Configuration, environment, parameters, confirmation: all before anything starts."""
     from rollback_helpers.domain.config import load_config
     from rollback_helpers.domain.parameters import check_parameters
+    from rollback_helpers.domain.paths import path_spec
 
     given = {k: v for k, v in params.items() if k not in ("sandbox_dir", "archive_path")}
     check_parameters(args.path, given, name=flag_for, source="the command line")
     cfg = load_config()
     env = cfg.env(args.env)
-    changes = args.path != "verify-flip" and not args.dry_run  # verify-flip only reads
+    changes = path_spec(args.path).changes and not args.dry_run  # verify-flip only reads
     if env.name in PROTECTED_ENVS and changes and args.confirm != env.name:
         raise ConfirmationRequired(
             f"A live {args.path} {args.command} against {env.name} needs an explicit confirmation.",

@@ -28,6 +28,7 @@ from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
 from rollback_helpers.cli import inputs, records
 from rollback_helpers.cli import recover as recover_command
+from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.run.interrupt import StopSignals
 from rollback_helpers.secrets import redact
@@ -37,10 +38,12 @@ if TYPE_CHECKING:
     from rollback_helpers.run.lifecycle import Closing
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
-PATHS = ("path-a", "path-b", "verify-flip")  # run.archive.NOTEBOOKS
 ADOPTION = (init_command, check_command, recover_command)  # own modules: add_parser + run
 DEFAULT_DRILL_SPEED = 20.0
-DEFAULT_SCENARIOS = {"path-a": "default", "path-b": "b-default", "verify-flip": "b-flipped"}
+# Flags that set one path's parameters: passed when given, so another path's model refuses them.
+OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight", "backup_id",
+           "source_cluster", "new_cluster_name", "ready_timeout", "record_number", "new_cluster",
+           "old_cluster")
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill = sub.add_parser("drill", help="run a runbook path on the embedded sandbox")
     _common(drill)
     drill.add_argument("--scenario", help="sandbox scenario name or .toml path (default: "
-                       + ", ".join(f"{p}: {s}" for p, s in DEFAULT_SCENARIOS.items()) + ")")
+                       + ", ".join(f"{p}: {s.default_scenario}" for p, s in PATHS.items()) + ")")
     drill.add_argument("--dry-run", action="store_true", help="stop after the plan")
     drill.add_argument("--confirm", default="",
                        help="for a drill that is not a dry run on production: the word 'production'")
@@ -111,28 +114,20 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def parameters(args: argparse.Namespace, *, backend: str, archive_to: str | Path,
                sandbox_dir: str | None) -> dict[str, Any]:
-    """Papermill parameters: choices and names only — never a token or password."""
-    params: dict[str, Any] = {"env": args.env, "dry_run": args.dry_run, "backend": backend,
-                              "reason": args.reason, "incident": args.incident,
-                              "operator": args.operator, "archive_path": str(archive_to),
-                              "confirm": getattr(args, "confirm", ""), "interactive": False,
-                              "run_id": args.run_id, "break_lock": args.break_lock}
+    """Papermill parameters: choices and names only — never a token or password. A path's own
+    options go in when given; another path's, given, is refused by the path's model."""
+    params: dict[str, Any] = {"env": args.env, "backend": backend, "reason": args.reason,
+                              "incident": args.incident, "operator": args.operator,
+                              "archive_path": str(archive_to), "interactive": False,
+                              "run_id": args.run_id}
+    if PATHS[args.path].changes:  # a path that only reads has nothing to dry-run or lock
+        params.update(dry_run=args.dry_run, confirm=getattr(args, "confirm", ""),
+                      break_lock=args.break_lock)
+    else:
+        params.update({k: v for k in ("confirm", "break_lock") if (v := getattr(args, k, ""))})
     if sandbox_dir:
         params["sandbox_dir"] = sandbox_dir
-    if args.path == "path-a":
-        params.update(target_digest=args.target_digest,
-                      allow_unrecorded_target=args.allow_unrecorded_target,
-                      watch_in_flight=args.watch_in_flight)
-    elif args.path == "path-b":
-        optional = {"backup_id": args.backup_id, "source_cluster": args.source_cluster,
-                    "new_cluster_name": args.new_cluster_name, "ready_timeout": args.ready_timeout,
-                    "record_number": args.record_number}
-        params.update({k: v for k, v in optional.items() if v is not None})
-    elif args.path == "verify-flip":
-        for only_live in ("dry_run", "confirm", "break_lock"):  # it only reads
-            params.pop(only_live)
-        params.update({k: v for k, v in {"new_cluster": args.new_cluster,
-                                         "old_cluster": args.old_cluster}.items() if v})
+    params.update({k: v for k in OPTIONS if (v := getattr(args, k, None)) not in (None, False)})
     return params
 
 
@@ -140,7 +135,7 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
     """Every input checked (flags, configuration, environment, confirmation) and, for a local
     folder, the archive's directory proven writable, before a world is built or a kernel starts.
     A bucket or a GitHub store is checked when it is opened, still before the run."""
-    if args.path == "verify-flip":
+    if not PATHS[args.path].changes:
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
     params = parameters(args, backend=backend, archive_to=Path("-"), sandbox_dir=None)
     cfg = inputs.check_command(args, params)
@@ -160,7 +155,7 @@ def _drill(args: argparse.Namespace) -> int:
         sweep_abandoned_worlds,
     )
 
-    args.scenario = args.scenario or DEFAULT_SCENARIOS[args.path]
+    args.scenario = args.scenario or PATHS[args.path].default_scenario
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     reason = args.reason
     args.reason = reason or f"drill: scenario {args.scenario}"
@@ -207,7 +202,7 @@ def _execute(args: argparse.Namespace, location: str, *, backend: str,
     from rollback_helpers.run import archive
     from rollback_helpers.run.lifecycle import finish_run
 
-    if args.path == "verify-flip":
+    if not PATHS[args.path].changes:
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
     store = records.run_store(location, sandbox_dir)  # exit 2 if it cannot be written
     name = archive.archive_name(args.env, args.path, dry_run=args.dry_run)

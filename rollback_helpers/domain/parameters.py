@@ -1,10 +1,13 @@
-"""A run's parameters, as one validated model: what the notebooks' ``parameters`` cells hold.
+"""A run's parameters: one validated object per path, what the notebooks' ``parameters`` cells hold.
 
-The same model checks them whoever sets them: the command line (its flags map
-onto these names), plain papermill (``-p dry_run False``) or JupyterLab. Every
-switch takes a real boolean only, so ``-p dry_run 0``, ``"false"`` or
-``notabool`` is a bad input (exit 2) and never a live run nor a silent dry run;
-every number is finite and in range; unknown names are refused. Nothing is
+``RunParameters`` is a union discriminated on ``path``: Path A, Path B and
+verify-flip each have their own model, and a mapping is validated once against
+the model of the path it names. The same models check the parameters whoever
+sets them: the command line (its flags map onto these names), plain papermill
+(``-p dry_run False``) or JupyterLab. Every switch takes a real boolean only, so
+``-p dry_run 0``, ``"false"`` or ``notabool`` is a bad input (exit 2) and never a
+live run nor a silent dry run; every number is finite and in range; a name the
+path does not take (Path B's ``target_digest``, a typo) is refused. Nothing is
 contacted before this passes.
 
 Free text (``reason``, ``incident``, ``operator``, ``confirm``, ``new_cluster_name``)
@@ -16,10 +19,11 @@ goes to the archive and to GitHub, so each such field passes through
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from rollback_helpers.domain.images import parse_digest, parse_image_ref
 from rollback_helpers.domain.validation import (
     ACCEPTED_SWITCH,
     PositiveInt,
@@ -28,7 +32,7 @@ from rollback_helpers.domain.validation import (
     Text,
     bad_input,
 )
-from rollback_helpers.errors import guard_free_text
+from rollback_helpers.errors import ConfigError, guard_free_text
 
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
              "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest",
@@ -44,55 +48,167 @@ ACCEPTED = {
     "watch_in_flight": ACCEPTED_SWITCH,
     "config": "a dict of configuration keys (docs/configuration.md)",
 }
+PLAIN = (str, int, float, bool, list, dict, type(None))  # what papermill can inject
 
 
-class RunParameters(BaseModel):
-    """Every parameter any runbook notebook takes; each path passes the ones it has."""
+class CommonParameters(BaseModel):
+    """What every path takes: where it runs, who runs it and why, how it is recorded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    path: Literal["path-a", "path-b", "verify-flip"] = "path-a"
     env: Text | None = None
-    dry_run: Switch = True
     interactive: Switch = False
     backend: Literal["sandbox", "real"] = "sandbox"
-    scenario: Text = "default"
+    scenario: Text = ""  # "": the path's default scenario (domain.paths)
     sandbox_dir: Text | None = None
-    confirm: Text = ""
     reason: Text = ""
     incident: Text = ""
     operator: Text = ""
     archive_path: Text = ""
     config: dict[str, Any] | None = None
-    target_digest: Text | None = None
-    allow_unrecorded_target: Switch = False
-    backup_id: Text | None = None
-    source_cluster: Text | None = None
-    new_cluster_name: Text | None = None
-    record_number: PositiveInt | None = None
-    ready_timeout: PositiveSeconds | None = None
-    new_cluster: Text | None = None
-    old_cluster: Text | None = None
     run_id: Text = ""  # the command line's run id (its lock and record comment); "" in JupyterLab
-    break_lock: Text = ""  # why an expired lease is taken over (recorded)
-    watch_in_flight: Switch = False  # watch a promote run already in flight instead of stopping
 
-    @field_validator(*FREE_TEXT)
+    @field_validator(*FREE_TEXT, check_fields=False)
     @classmethod
     def _free_text(cls, value: str | None, info: Any) -> str | None:
         return guard_free_text(info.field_name, value) if value else value
 
+    def config_overrides(self) -> dict[str, Any] | None:
+        """The configuration layer the parameters give (``config``, and a path's own keys)."""
+        return self.config
+
+
+class ChangingParameters(CommonParameters):
+    """A path that changes things: a dry run unless told otherwise, and the lock's takeover."""
+
+    dry_run: Switch = True
+    confirm: Text = ""  # a live run against a protected environment names it here
+    break_lock: Text = ""  # why an expired lease is taken over (recorded)
+
+
+class ReadingParameters(CommonParameters):
+    """A path that only reads: nothing to dry-run, confirm or lock (and these are refused)."""
+
+    dry_run: ClassVar[bool] = True
+    confirm: ClassVar[str] = ""
+    break_lock: ClassVar[str] = ""
+
+
+class PathAParameters(ChangingParameters):
+    path: Literal["path-a"] = "path-a"
+    target_digest: Text | None = None  # "sha256:<64 hex>" or "<repo>@sha256:<64 hex>"
+    allow_unrecorded_target: Switch = False
+    watch_in_flight: Switch = False  # watch a promote run already in flight instead of stopping
+
+    @field_validator("target_digest")
+    @classmethod
+    def _pinned(cls, value: str | None) -> str | None:
+        """Bad input fails before anything is contacted (an ImageRefError, exit 2)."""
+        if not value:
+            return None
+        if value.startswith("sha256:"):
+            return parse_digest(value, what="target_digest")
+        parse_image_ref(value, what="target_digest")
+        return value
+
+
+class PathBParameters(ChangingParameters):
+    path: Literal["path-b"] = "path-b"
+    backup_id: Text | None = None
+    source_cluster: Text | None = None
+    record_number: PositiveInt | None = None
+    new_cluster_name: Text | None = None
+    ready_timeout: PositiveSeconds | None = None
+
+    def config_overrides(self) -> dict[str, Any] | None:
+        overrides = dict(self.config or {})
+        if self.ready_timeout is not None:
+            overrides["ready_timeout"] = self.ready_timeout
+        return overrides
+
+
+class VerifyFlipParameters(ReadingParameters):
+    path: Literal["verify-flip"] = "verify-flip"
+    new_cluster: Text | None = None
+    old_cluster: Text | None = None
+
+
+AnyParameters = PathAParameters | PathBParameters | VerifyFlipParameters
+MODELS: tuple[type[AnyParameters], ...] = (PathAParameters, PathBParameters, VerifyFlipParameters)
+RunParameters = Annotated[AnyParameters, Field(discriminator="path")]
+P = TypeVar("P", bound=CommonParameters)
+_ADAPTER: TypeAdapter[AnyParameters] = TypeAdapter(RunParameters)
+
 
 def check_parameters(path: str, given: Mapping[str, Any], *,
                      name: Callable[[str], str] | None = None,
-                     source: str = "the notebook parameters") -> RunParameters:
-    """``given`` validated (only the names a notebook or flag set), or a ConfigError (exit 2)."""
+                     source: str = "the notebook parameters") -> AnyParameters:
+    """``given`` validated as ``path``'s parameters, or a ConfigError (exit 2) naming each bad one."""
+    named = name or _parameter
+    if given.get("path", path) != path:
+        raise ConfigError(f"Bad input in {source}: {named('path')} = {given['path']!r}, but this is "
+                          f"the {path} notebook.", f"Leave {named('path')} out (it is {path!r}).")
+    _refuse_unknown(path, given, named, source, listed=name is None)
     try:
-        return RunParameters.model_validate({"path": path, **given})
+        return _ADAPTER.validate_python({**given, "path": path})
     except ValidationError as exc:
-        raise bad_input(exc, source=source, name=name or _parameter, accepted=ACCEPTED,
+        def inner(key: str) -> str:  # pydantic puts the path's tag before the parameter's name
+            return named(key.removeprefix(f"{path}."))
+
+        raise bad_input(exc, source=source, name=inner, accepted=ACCEPTED,
                         next_step="Fix the parameter named (nothing was contacted or changed).") \
             from None
+
+
+def _refuse_unknown(path: str, given: Mapping[str, Any], named: Callable[[str], str],
+                    source: str, *, listed: bool) -> None:
+    """A name the path does not take is refused, saying which path takes it, if one does."""
+    takes = _fields(path)
+    if not takes:
+        return  # an unknown path: the union names it
+    unknown = [key for key in given if key not in takes and key != "path"]
+    if not unknown:
+        return
+    problems = []
+    for key in unknown:
+        owners = [m.model_fields["path"].default for m in MODELS if key in m.model_fields]
+        takes_it = f" ({' and '.join(owners)} {'takes' if len(owners) == 1 else 'take'} it)"
+        problems.append(f"{named(key)} is not one {path} takes" + (takes_it if owners else ""))
+    listing = f" {path} takes: {', '.join(sorted(takes))}." if listed else ""
+    raise ConfigError(f"Bad input in {source}: " + "; ".join(problems) + ".",
+                      "Leave it out (nothing was contacted or changed)." + listing)
+
+
+def checked(model: type[P], given: Mapping[str, Any]) -> P:
+    """``given`` validated as ``model``'s path's parameters (the path's ``start`` calls this)."""
+    params = check_parameters(model.model_fields["path"].default, given)
+    if not isinstance(params, model):  # pragma: no cover - the tag selects the model
+        raise TypeError(f"{type(params).__name__} is not {model.__name__}")
+    return params
+
+
+def parameters_of(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters a notebook was given, from its namespace: ``parameters_of(globals())``.
+
+    Every plain value (what papermill can inject: no module, function or object) except
+    private names and what IPython puts there itself, so a parameter papermill injected that the
+    notebook does not take reaches the model and is refused by name."""
+    shell = namespace.get("get_ipython")
+    hidden = set(getattr(shell(), "user_ns_hidden", ())) if callable(shell) else set()
+    return {key: value for key, value in namespace.items()
+            if not key.startswith("_") and key not in hidden | {"In", "Out"}
+            and isinstance(value, PLAIN)}
+
+
+def _fields(path: str) -> set[str]:
+    for model in MODELS:
+        if model.model_fields["path"].default == path:
+            return set(model.model_fields) - {"path"}
+    return set()
+
+
+def _parameter(key: str) -> str:
+    return f"parameter {key!r}"
 
 
 class TriageAnswers(BaseModel):
@@ -115,7 +231,3 @@ def check_answers(given: Mapping[str, Any]) -> None:
                         accepted=dict.fromkeys(given, ACCEPTED_SWITCH + " or None"),
                         next_step="Answer with True or False (or None: not answered yet).") \
             from None
-
-
-def _parameter(key: str) -> str:
-    return f"parameter {key!r}"

@@ -23,6 +23,7 @@ import papermill
 from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
+from rollback_helpers.domain.paths import path_spec
 from rollback_helpers.errors import ConfigError, Interrupted, KernelDied, Terminated, error_class_named
 from rollback_helpers.records.notebook_io import (
     decisions_in,
@@ -39,11 +40,6 @@ from rollback_helpers.secrets import redact
 from rollback_helpers.ui.display import METADATA_KEY
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"  # shipped in the package
-NOTEBOOKS = {
-    "path-a": "path_a_image_rollback.ipynb",
-    "path-b": "path_b_database_breakglass.ipynb",
-    "verify-flip": "path_b_verify_flip.ipynb",
-}
 
 
 @dataclass(frozen=True)
@@ -77,6 +73,11 @@ class Outcome:
 def notebooks_dir() -> Path:
     """The runbook's notebooks, inside the installed package (a clone links ``notebooks/`` here)."""
     return NOTEBOOK_DIR
+
+
+def notebook_of(path: str) -> Path:
+    """The notebook of the runbook path named ``path`` (``domain.paths``)."""
+    return notebooks_dir() / path_spec(path).notebook
 
 
 def archive_name(env: str, path: str, *, dry_run: bool, now: datetime | None = None) -> str:
@@ -149,7 +150,7 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
     cells, stop = CellLog(), stop or StopSignals()
 
     def run() -> None:
-        papermill.execute_notebook(str(notebooks_dir() / NOTEBOOKS[path]), str(output),
+        papermill.execute_notebook(str(notebook_of(path)), str(output),
                                    parameters=parameters, progress_bar=False,
                                    log_output=log_output, cwd=str(cwd or Path.cwd()),
                                    kernel_name="python3", **papermill_options(), **cells.hooks(),
@@ -177,7 +178,7 @@ def _interrupted(stop: StopSignals, error: BaseException, cells: CellLog, path: 
         Interrupted if stop.signum or isinstance(error, PapermillExecutionError) else KernelDied
     why = stop.name or ("SIGINT" if cls is Interrupted else "the kernel died")
     if not output.is_file() or not output.stat().st_size:  # stopped before papermill wrote
-        write_notebook(read_notebook(notebooks_dir() / NOTEBOOKS[path]), output)
+        write_notebook(read_notebook(notebook_of(path)), output)
     nb = read_notebook(output)
     done = [i for i in cells.finished if i < len(nb.cells)]
     last = heading_above(nb, max(done)) if done else "none"

@@ -18,7 +18,8 @@ from typing import Any
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
-from rollback_helpers.domain.parameters import check_parameters
+from rollback_helpers.domain.parameters import AnyParameters, P
+from rollback_helpers.domain.paths import PATHS, PathSpec
 from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackError
 from rollback_helpers.records.store import RecordStore
 from rollback_helpers.run.backends import Backends, open_backends
@@ -44,27 +45,55 @@ PROTECTED_ENVS = ("production",)
 
 @dataclass
 class RunContext:
-    path: str
+    """One run: its validated parameters, configuration and seams, and what it has done so far."""
+
+    params: AnyParameters  # validated once, by the path's start(); never copied field by field
     cfg: RunbookConfig
     env: EnvConfig
     backends: Backends
-    dry_run: bool
-    reason: str
-    incident: str
-    operator: str
-    archive_path: str
     started_at: str
+    dry_run: bool = True  # the run's mode now (an approval or a changed plan moves it)
+    operator: str = ""  # the parameter, else the login name
+    archive_path: str = ""  # the parameter, or the name a walkthrough reserves
     timeline: list[tuple[str, str]] = field(default_factory=list)
-    interactive: bool = False
     screen: Screen = field(default_factory=NotebookScreen)
     decisions: list[Decision] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: secrets.token_hex(6))
     opened_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    break_lock: str = ""
     _lifecycle: Lifecycle | None = None
     _notifier: Notifier | None = None
     _announced: bool = False
     told_end: set[str] = field(default_factory=set)  # the end outcomes the team was told of
+
+    @property
+    def spec(self) -> PathSpec:
+        return PATHS[self.params.path]
+
+    @property
+    def path(self) -> str:
+        return self.params.path
+
+    @property
+    def interactive(self) -> bool:
+        return self.params.interactive
+
+    @property
+    def reason(self) -> str:
+        return self.params.reason
+
+    @property
+    def incident(self) -> str:
+        return self.params.incident
+
+    @property
+    def break_lock(self) -> str:
+        return self.params.break_lock
+
+    def params_as(self, model: type[P]) -> P:
+        """The parameters as the path's own model (a path's steps read their options here)."""
+        if not isinstance(self.params, model):
+            raise TypeError(f"This run is {self.path}'s, not {model.__name__}'s.")
+        return self.params
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -264,7 +293,7 @@ class RunContext:
                            ("reason", self.reason or "—")]:
             report.fact(key, value)
         self._lock_fact(report)
-        if self.env.required_approvals > 1 and self.path != "verify-flip":
+        if self.env.required_approvals > 1 and self.spec.changes:
             report.fact("approvals", f"{self.env.required_approvals} people, the operator included: "
                         "a live run waits for the others before it changes anything "
                         "(`/approve <run id>` on its plan, or the GitHub Environment's reviewers)")
@@ -279,7 +308,7 @@ class RunContext:
         if lease is not None:
             report.fact("lock", f"held by this run until {lease.expires_at} (renewed while it runs)")
             return
-        if self.path == "verify-flip" or self.backends.github_token is None:
+        if not self.spec.changes or self.backends.github_token is None:
             return
         try:
             other = self.lifecycle.held_by_other()
@@ -294,52 +323,45 @@ class RunContext:
         report.note("Another live run holds this environment: a live run now would stop here.")
 
 
-def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenario: str = "default",
-             sandbox_dir: str | None = None, confirm: str = "", operator: str = "",
-             reason: str = "", incident: str = "", archive_path: str = "",
-             config: dict[str, Any] | None = None, interactive: bool = False,
-             screen: Screen | None = None, run_id: str = "", break_lock: str = "") -> RunContext:
-    """Validate the parameters (nothing is contacted before this passes) and open the seams.
+def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunContext:
+    """Open the seams for a run whose parameters were validated (nothing is contacted before).
 
     Interactive runs always start as a dry run: the plan's button, not a
     parameter, makes them live. Without ``env`` they show an environment picker.
     """
-    check_parameters(path, {"env": env, "dry_run": dry_run, "backend": backend,
-                            "scenario": scenario, "sandbox_dir": sandbox_dir, "confirm": confirm,
-                            "operator": operator, "reason": reason, "incident": incident,
-                            "archive_path": archive_path, "config": config,
-                            "interactive": interactive})
-    cfg = load_config(config)
-    operator = operator or default_operator()
+    cfg = load_config(params.config_overrides())
+    operator = params.operator or default_operator()
     screen = screen or NotebookScreen()
-    if interactive and not env:
+    if params.interactive and not params.env:
         EnvironmentPicker(sorted(cfg.environments), screen=screen, operator=operator).show()
         raise ConfigError("No environment chosen yet.",
                           "Pick one in the list above, then run this cell and the ones below "
                           "(Run → Run Selected Cell and All Below).")
-    env_cfg = cfg.env(env)
-    if interactive:
-        dry_run = True
-    elif env_cfg.name in PROTECTED_ENVS and not dry_run and confirm != env_cfg.name:
+    env_cfg = cfg.env(params.env)
+    spec = PATHS[params.path]
+    live = spec.changes and not params.dry_run and not params.interactive
+    if live and env_cfg.name in PROTECTED_ENVS and params.confirm != env_cfg.name:
         raise ConfirmationRequired(
-            f"A live {path} run against {env_cfg.name} needs an explicit confirmation.",
+            f"A live {spec.name} run against {env_cfg.name} needs an explicit confirmation.",
             f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")
-    if interactive and ":" not in cfg.incidents_dir.split("/", 1)[0]:
+    if params.interactive and ":" not in cfg.incidents_dir.split("/", 1)[0]:
         # archived from JupyterLab at the end: prove a local folder is writable now (a bucket
         # or a GitHub store is checked when the walkthrough's store is opened)
         from rollback_helpers.run.archive import ensure_writable_dir
 
-        ensure_writable_dir(Path(cfg.incidents_dir) / ("drills" if backend == "sandbox" else ""),
+        drills = "drills" if params.backend == "sandbox" else ""
+        ensure_writable_dir(Path(cfg.incidents_dir) / drills,
                             source="incidents_dir (runbook.toml or ROLLBACK_INCIDENTS_DIR)")
-    if backend == "sandbox" and not sandbox_dir:
+    sandbox_dir = params.sandbox_dir
+    if params.backend == "sandbox" and not sandbox_dir:
         sandbox_dir = os.environ.get("ROLLBACK_SANDBOX_DIR") or None  # `rollback-runbook lab`
-    backends = open_backends(backend, scenario=scenario, sandbox_dir=sandbox_dir, cfg=cfg)
-    ctx = RunContext(path, cfg, env_cfg, backends, dry_run, reason, incident, operator,
-                     archive_path, utc_iso(backends.clock.now()), interactive=interactive,
-                     screen=screen, break_lock=break_lock)
-    ctx.run_id = run_id or ctx.run_id
-    ctx.log(f"{path} started on {env_cfg.name} ({ctx.mode}, backend {backends.name})")
-    if not ctx.dry_run and path != "verify-flip":
+    backends = open_backends(params.backend, scenario=params.scenario or spec.default_scenario,
+                             sandbox_dir=sandbox_dir, cfg=cfg)
+    ctx = RunContext(params, cfg, env_cfg, backends, utc_iso(backends.clock.now()), dry_run=not live,
+                     operator=operator, archive_path=params.archive_path, screen=screen)
+    ctx.run_id = params.run_id or ctx.run_id
+    ctx.log(f"{spec.name} started on {env_cfg.name} ({ctx.mode}, backend {backends.name})")
+    if live:
         ctx.take_lock()  # before anything is read for the change, let alone changed
     for earlier in take_pending_decisions():  # the picker's choice, made before the run opened
         ctx.decisions.append(replace(earlier, run_id=ctx.run_id))

@@ -161,8 +161,7 @@ def mark_killed(notebook: Path, owner: RunOwner, *, by: str) -> archive.Outcome:
         known = {f.name for f in fields(archive.Outcome)}
         return archive.Outcome(**{k: v for k, v in stamped.items() if k in known})
     if not _written(notebook):
-        write_notebook(read_notebook(archive.notebooks_dir() / archive.NOTEBOOKS[owner.path]),
-                       notebook)
+        write_notebook(read_notebook(archive.notebook_of(owner.path)), notebook)
     last_write = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
     nb = read_notebook(notebook)
     cells = cells_run(nb)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.errors import GitHubError
 from rollback_helpers.secrets import redact
 
@@ -32,8 +33,6 @@ SUCCEEDED = frozenset({"succeeded", "flip pending", "flip verified"})
 MARKER_RE = re.compile(r"<!-- rollback-runbook run=(?P<run_id>\S+) path=(?P<path>\S+) "
                        r"env=(?P<env>\S+) -->")
 BULLET_RE = re.compile(r"^- \*\*(?P<label>[^*]+):\*\* (?P<value>.*)$")
-TITLES = {"path-a": "Path A — image rollback", "path-b": "Path B — database break-glass",
-          "verify-flip": "verify-flip"}
 
 
 @dataclass(frozen=True)
@@ -102,10 +101,15 @@ def _one_line(value: str) -> str:
     return flat.replace("<!--", "<!—").replace("`", "'")
 
 
+def _title(path: str) -> str:
+    spec = PATHS.get(path)
+    return spec.title if spec is not None else path
+
+
 def render_comment(record: RunComment) -> str:
     """The comment's body: the marker, a heading, then one bullet per non-empty field."""
     lines = [marker(record.run_id, record.path, record.env),
-             f"### Rollback run `{record.run_id}`: {TITLES.get(record.path, record.path)} on "
+             f"### Rollback run `{record.run_id}`: {_title(record.path)} on "
              f"{record.env}", ""]
     for name, label in LABELS.items():
         value = _one_line(str(getattr(record, name)))

@@ -36,7 +36,6 @@ from rollback_helpers.ui.interactive import Decision
 class WalkthroughRun(Protocol):
     """What archiving needs of the interactive run (the run's context satisfies it)."""
 
-    path: str
     dry_run: bool
     run_id: str
     operator: str
@@ -44,6 +43,9 @@ class WalkthroughRun(Protocol):
     opened_at: datetime
     timeline: list[tuple[str, str]]
     decisions: list[Decision]
+
+    @property
+    def path(self) -> str: ...
 
     @property
     def env_name(self) -> str: ...

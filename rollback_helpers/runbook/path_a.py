@@ -17,12 +17,14 @@ and only pressing it makes the run live; until then the changing steps report
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from rollback_helpers.clients.fly import AppStatus
-from rollback_helpers.clients.github import GitHubClient, WorkflowRun
+from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.clock import PollSchedule
+from rollback_helpers.domain.parameters import PathAParameters, checked
 from rollback_helpers.domain.deployments import (
     BadRecord,
     DeploymentRecord,
@@ -33,10 +35,10 @@ from rollback_helpers.domain.deployments import (
 from rollback_helpers.domain.images import parse_digest, parse_image_ref
 from rollback_helpers.domain.parameters import check_parameters
 from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
-from rollback_helpers.errors import PreconditionFailed, VerificationFailed
+from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
-from rollback_helpers.runbook.path_a_dispatch import DispatchSteps, SecondPerson
+from rollback_helpers.runbook.path_a_dispatch import Promotion, require
 from rollback_helpers.runbook.resume import (
     LookBack,
     look_back_a,
@@ -44,6 +46,7 @@ from rollback_helpers.runbook.resume import (
     not_bad,
     target_in_place,
 )
+from rollback_helpers.runbook.second_person import SecondPerson
 from rollback_helpers.ui.display import Report, short
 from rollback_helpers.ui.interactive import Decision, Gate, Screen
 from rollback_helpers.ui.table import Table
@@ -52,40 +55,17 @@ Record = DeploymentRecord | BadRecord
 PLAN_STEP = "4"  # the notebook's step that holds the gate
 
 
-def start(*, env: str | None, dry_run: bool = True, target_digest: str | None = None,
-          allow_unrecorded_target: bool = False, backend: str = "sandbox",
-          scenario: str = "default", sandbox_dir: str | None = None, confirm: str = "",
-          reason: str = "", incident: str = "", operator: str = "", archive_path: str = "",
-          config: dict[str, Any] | None = None, interactive: bool = False,
-          screen: Screen | None = None, run_id: str = "", break_lock: str = "",
-          watch_in_flight: bool = False) -> PathA:
-    """Check the parameters and open the seams (a live run takes the environment's lock)."""
-    check_parameters("path-a", {"target_digest": target_digest,
-                                "allow_unrecorded_target": allow_unrecorded_target,
-                                "run_id": run_id, "break_lock": break_lock,
-                                "watch_in_flight": watch_in_flight})
-    if target_digest:  # bad input fails before anything is contacted
-        if target_digest.startswith("sha256:"):
-            parse_digest(target_digest, what="target_digest")
-        else:
-            parse_image_ref(target_digest, what="target_digest")
-    ctx = open_run("path-a", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
-                   sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,
-                   incident=incident, archive_path=archive_path, config=config,
-                   interactive=interactive, screen=screen, run_id=run_id,
-                   break_lock=break_lock)
-    return PathA(ctx, target_digest=target_digest or None,
-                 allow_unrecorded_target=allow_unrecorded_target, watch_in_flight=watch_in_flight)
+def start(parameters: Mapping[str, Any], *, screen: Screen | None = None) -> PathA:
+    """Check the notebook's parameters (one mapping, as papermill gives them) and open the
+    seams; a live run takes the environment's lock."""
+    return PathA(open_run(checked(PathAParameters, parameters), screen=screen))
 
 
-class PathA(DispatchSteps):
-    def __init__(self, ctx: RunContext, *, target_digest: str | None,
-                 allow_unrecorded_target: bool, watch_in_flight: bool = False) -> None:
+class PathA:
+    def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.watch_in_flight = watch_in_flight
+        self.params = ctx.params_as(PathAParameters)
         self.back = LookBack()
-        self.target_digest = target_digest
-        self.allow_unrecorded_target = allow_unrecorded_target
         self.github: GitHubClient = ctx.backends.github(ctx.cfg)
         self.fly = ctx.backends.fly(ctx.cfg, app=ctx.env.app)
         labels = ctx.env.record_labels
@@ -94,7 +74,7 @@ class PathA(DispatchSteps):
             for issue in self.github.iter_issues(labels))
         self.status: AppStatus | None = None
         self.target: RollbackTarget | None = None
-        self.run: WorkflowRun | None = None
+        self.promotion = Promotion(ctx, self.github, watch_in_flight=self.params.watch_in_flight)
         self.health: HealthResult | None = None
         self.comment_url = ""
         self.outcome = "in progress"
@@ -107,8 +87,8 @@ class PathA(DispatchSteps):
         report = self.ctx.preflight_report("Preflight: Path A — image rollback")
         report.fact("workflow", f"{self.ctx.cfg.workflow} @ {self.ctx.cfg.workflow_ref}")
         report.fact("health URL", self.ctx.env.health_url)
-        if self.target_digest:
-            report.fact("target (given)", self.target_digest)
+        if self.params.target_digest:
+            report.fact("target (given)", self.params.target_digest)
         if self.ctx.interactive:
             report.note(f"Interactive: nothing changes until you press the button in step "
                         f"{PLAN_STEP} (parameters dry_run and confirm are not used here).")
@@ -127,7 +107,7 @@ class PathA(DispatchSteps):
                 f"{self.ctx.env.app} ({self.ctx.env.name}) has no started machines.",
                 f"Check `flyctl status -a {self.ctx.env.app}`; an app that is down needs the "
                 "platform incident runbook, not a rollback.")
-        if len(digests) > 1 and not self.target_digest:
+        if len(digests) > 1 and not self.params.target_digest:
             raise PreconditionFailed(
                 f"{self.ctx.env.app} runs {len(digests)} different images "
                 f"({', '.join(short(d) for d in sorted(digests))}): a deploy may be half-way.",
@@ -153,7 +133,7 @@ class PathA(DispatchSteps):
         return report
 
     def resolve_target(self) -> Report:
-        running = self._require(self.status, "current_state").running_digests()
+        running = require(self.status, "current_state").running_digests()
         repository = None
         if self.status and self.status.started():
             repository = self.status.started()[0].image_repository
@@ -182,7 +162,7 @@ class PathA(DispatchSteps):
         """The target, after reading what earlier runs of Path A did (their record comments)."""
         self.back = back = look_back_a(self.ctx, self.records, running)
         earlier = back.earlier
-        if earlier is not None and back.done and not self.target_digest:
+        if earlier is not None and back.done and not self.params.target_digest:
             return None
         if earlier is not None and back.carry_on and back.put_there:
             found = target_in_place(self.records, self.ctx.env.name, earlier, running)
@@ -192,15 +172,15 @@ class PathA(DispatchSteps):
             back.put_there else self.records
         target = resolve_rollback_target(
             records, env=self.ctx.env.name, running_digest=running,
-            target_digest=self.target_digest, allow_unrecorded_target=self.allow_unrecorded_target,
-            repository=repository)
+            target_digest=self.params.target_digest,
+            allow_unrecorded_target=self.params.allow_unrecorded_target, repository=repository)
         if earlier is not None and back.carry_on and str(target.image) != earlier.record.target:
             self.back = LookBack(earlier)  # it aimed elsewhere: start afresh
         return target
 
     def gh_command(self) -> str:
         """The human-readable CLI form of the dispatch this path makes."""
-        target = self._require(self.target, "resolve_target")
+        target = require(self.target, "resolve_target")
         cfg = self.ctx.cfg
         return shlex.join(["gh", "workflow", "run", cfg.workflow, "--repo", cfg.github_repo,
                            "--ref", cfg.workflow_ref,
@@ -217,7 +197,7 @@ class PathA(DispatchSteps):
                 "Run steps 1–3 first: the button below stays disabled until the plan is resolved."))
             self._gate().show()
             return
-        target = self._require(self.target, "resolve_target")
+        target = require(self.target, "resolve_target")
         status = "pending" if self.ctx.interactive and self.approval is None else \
             "stopped" if self.ctx.dry_run else "ok"
         report = Report("Plan", status=status, code=self.gh_command())
@@ -245,7 +225,7 @@ class PathA(DispatchSteps):
 
     def _record_start(self) -> None:
         """Before anything changes: this run's record comment on the bad deploy's record."""
-        target = self._require(self.target, "resolve_target")
+        target = require(self.target, "resolve_target")
         if target.bad_record is None:
             self.ctx.log("no deployment record to keep this run's record comment on")
             return
@@ -274,7 +254,7 @@ class PathA(DispatchSteps):
 
     def approve(self, how: str) -> Decision:
         """The engineer's approval of the plan shown: the run goes live for this target."""
-        target = self._require(self.target, "resolve_target")
+        target = require(self.target, "resolve_target")
         self.ctx.go_live()  # takes the environment lock first: a held lock is no approval
         decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
         self.approval, self.approved_image = decision, str(target.image)
@@ -285,7 +265,7 @@ class PathA(DispatchSteps):
         return decision
 
     def _decide_by_parameters(self) -> Decision:
-        target = self._require(self.target, "resolve_target")
+        target = require(self.target, "resolve_target")
         if self.ctx.dry_run:
             return self.ctx.decide("dry run: show the plan, change nothing",
                                    "parameter dry_run=True", "plan")
@@ -304,10 +284,25 @@ class PathA(DispatchSteps):
         return self.ctx.hold(step, approved=approved, gate_step=PLAN_STEP, then=self.second.clear)
 
     # -- steps that change something (skipped on a dry run) --------------------
+    def dispatch(self) -> Report:
+        if (stop := self._not_cleared("Dispatch")) is not None:
+            return stop
+        return self.promotion.dispatch(require(self.target, "resolve_target"), self.status,
+                                       self.back)
+
+    def watch(self) -> Report:
+        if (stop := self._not_cleared("Watch the workflow run")) is not None:
+            return stop
+        try:
+            return self.promotion.watch(self.target, self.status)
+        except WorkflowFailed:
+            self.outcome = "workflow failed"
+            raise
+
     def verify(self) -> Report:
         if (stop := self._not_cleared("Verify")) is not None:
             return stop
-        target = self._require(self.target, "resolve_target")
+        target = require(self.target, "resolve_target")
         status = self._wait_for_rollout(target.image.digest)
         off = [m.id for m in status.started() if m.image_digest != target.image.digest]
         self.health = check_health(self.ctx.backends.http, self.ctx.env.health_url,
@@ -336,14 +331,15 @@ class PathA(DispatchSteps):
     def update_records(self) -> Report:
         if (stop := self._not_cleared("Update the deployment record")) is not None:
             return stop
-        target = self._require(self.target, "resolve_target")
+        target = require(self.target, "resolve_target")
         if target.bad_record is None:
             return Report("Deployment record", status="warning").note(
                 "No record matches the image that was running; nothing to comment on.")
         number = target.bad_record.number
         self.github.add_labels(number, [self.ctx.cfg.rolled_back_label])
-        health = self._require(self.health, "verify")
-        run = f"{self.run.html_url} ({self.run.conclusion})" if self.run else "none needed"
+        health = require(self.health, "verify")
+        promoted = self.promotion.run
+        run = f"{promoted.html_url} ({promoted.conclusion})" if promoted else "none needed"
         self.ctx.lifecycle.update_record(
             state="succeeded", running=str(target.image),
             tried=f"workflow run {run}; every started machine on the target; "
@@ -376,10 +372,3 @@ class PathA(DispatchSteps):
                 self.status = status
                 return status
             schedule.wait(until=deadline)
-
-    @staticmethod
-    def _require(value: Any, step: str) -> Any:
-        if value is None:
-            raise PreconditionFailed(f"The step `{step}` has not run yet.",
-                                     f"Run the `{step}` cell first (or Run All from the top).")
-        return value

@@ -1,4 +1,4 @@
-"""Path A's steps that promote: dispatch (or carry on, or watch a run already in flight), watch.
+"""Path A's promotion: dispatch (or carry on, or watch a run already in flight), then watch.
 
 Never two promotes: a run an earlier run of this rollback dispatched is watched
 again, an image already running is not promoted, and a ``promote-image.yml`` run
@@ -8,7 +8,7 @@ watched instead of dispatching over it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
 from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
@@ -16,42 +16,39 @@ from rollback_helpers.domain.rollback_target import RollbackTarget
 from rollback_helpers.errors import PreconditionFailed, WorkflowFailed
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.resume import LookBack
-from rollback_helpers.runbook.second_person import NativeGate, SecondPerson
+from rollback_helpers.runbook.second_person import NativeGate
 from rollback_helpers.ui.display import Report, short
 from rollback_helpers.ui.interactive import Decision, Gate
 from rollback_helpers.ui.progress import Progress
 
-__all__ = ["DispatchSteps", "SecondPerson"]
+T = TypeVar("T")
 WORKFLOW_STAGES = ("queued", "in_progress", "completed")
 
 
-class DispatchSteps:
-    """Path A's dispatch and watch cells (mixed into :class:`~rollback_helpers.runbook.path_a.PathA`)."""
+def require(value: T | None, step: str) -> T:
+    """``value``, which the step ``step`` sets, or why this cell cannot run yet."""
+    if value is None:
+        raise PreconditionFailed(f"The step `{step}` has not run yet.",
+                                 f"Run the `{step}` cell first (or Run All from the top).")
+    return value
 
-    ctx: RunContext
-    github: GitHubClient
-    run: WorkflowRun | None
-    status: AppStatus | None
-    target: RollbackTarget | None
-    back: LookBack
-    watch_in_flight: bool
-    outcome: str
 
-    def _not_cleared(self, step: str) -> Report | None:
-        raise NotImplementedError
+class Promotion:
+    """The promote workflow's run for one Path A rollback: dispatched (or an earlier run's
+    carried on, or one in flight watched), then watched. Path A's dispatch and watch cells
+    call it once they are cleared to change something; it holds the workflow run."""
 
-    @staticmethod
-    def _require(value: Any, step: str) -> Any:
-        raise NotImplementedError
+    def __init__(self, ctx: RunContext, github: GitHubClient, *, watch_in_flight: bool) -> None:
+        self.ctx = ctx
+        self.github = github
+        self.watch_in_flight = watch_in_flight
+        self.run: WorkflowRun | None = None
 
-    def dispatch(self) -> Report:
-        if (stop := self._not_cleared("Dispatch")) is not None:
-            return stop
+    def dispatch(self, target: RollbackTarget, status: AppStatus | None, back: LookBack) -> Report:
         if self.run is not None:  # a second click on this cell must not promote twice
             return Report("Dispatch: already dispatched", status="skipped").fact(
                 "workflow run", self.run.html_url).note("Not dispatched again.")
-        target = self._require(self.target, "resolve_target")
-        if (carried := self._carry_on(target)) is not None:
+        if (carried := self._carry_on(target, status, back)) is not None:
             return carried
         cfg = self.ctx.cfg
         in_flight = self.github.in_flight_runs(cfg.workflow, self.ctx.env.name)
@@ -72,9 +69,10 @@ class DispatchSteps:
                                          **({"tried": tried} if tried else {}))
         self.ctx.lifecycle.note_on_lock(workflow_run_url=run.html_url)
 
-    def _carry_on(self, target: RollbackTarget) -> Report | None:
+    def _carry_on(self, target: RollbackTarget, status: AppStatus | None,
+                  back: LookBack) -> Report | None:
         """An earlier run's dispatch is watched, and a target already running is not promoted."""
-        earlier = self.back.earlier if self.back.carry_on else None
+        earlier = back.earlier if back.carry_on else None
         run_id = earlier.record.workflow_run_id if earlier else None
         if earlier is not None and run_id is not None:
             self.run = self.github.get_run(run_id)
@@ -82,7 +80,7 @@ class DispatchSteps:
             return Report("Dispatch: not dispatched again", status="skipped").fact(
                 "workflow run", f"{self.run.html_url} (dispatched by run {earlier.record.run_id})"
             ).fact("status", self.run.status)
-        if self.status is not None and self.status.running_digests() == {target.image.digest}:
+        if status is not None and status.running_digests() == {target.image.digest}:
             self.ctx.lifecycle.update_record(tried="the target already ran: not dispatched")
             return Report("Dispatch: not needed", status="skipped").note(
                 f"{self.ctx.env.app} already runs {short(target.image.digest)}: nothing to promote.")
@@ -118,13 +116,12 @@ class DispatchSteps:
         self._dispatched(run, f"watched the in-flight run {run.id}")
         return decision
 
-    def watch(self) -> Report:
-        if (stop := self._not_cleared("Watch the workflow run")) is not None:
-            return stop
-        if self.run is None and self.status is not None and self.target is not None \
-                and self.status.running_digests() == {self.target.image.digest}:
+    def watch(self, target: RollbackTarget | None, status: AppStatus | None) -> Report:
+        """Watch the run to its end (WorkflowFailed unless it succeeded)."""
+        if self.run is None and status is not None and target is not None \
+                and status.running_digests() == {target.image.digest}:
             return Report("Watch: nothing dispatched (the target already runs)", status="skipped")
-        run = self._require(self.run, "dispatch")
+        run = require(self.run, "dispatch")
         progress = Progress(f"workflow run {run.id}", total=None, stages=WORKFLOW_STAGES,
                             interactive=self.ctx.interactive)
 
@@ -143,7 +140,6 @@ class DispatchSteps:
         self.run = final
         self.ctx.log(f"workflow run {final.id}: {final.conclusion}")
         if not final.succeeded:
-            self.outcome = "workflow failed"
             raise WorkflowFailed(
                 f"The {self.ctx.cfg.workflow} run {final.id} for {self.ctx.env.name} ended "
                 f"{final.conclusion!r}: {final.html_url}",

@@ -11,12 +11,13 @@ cluster map, detach + destroy of the old cluster) is printed for a human.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.clock import PollSchedule
 from rollback_helpers.domain.cluster_map import read_cluster_map
-from rollback_helpers.domain.parameters import check_parameters
+from rollback_helpers.domain.parameters import PathBParameters, checked
 from rollback_helpers.errors import (
     BackupError,
     CommandFailed,
@@ -51,38 +52,16 @@ T = TypeVar("T")
 PLAN_STEP = "2"  # the notebook's step that holds the gate
 
 
-def start(*, env: str | None, dry_run: bool = True, backup_id: str | None = None,
-          source_cluster: str | None = None, record_number: int | None = None,
-          new_cluster_name: str | None = None, ready_timeout: float | None = None,
-          backend: str = "sandbox", scenario: str = "b-default", sandbox_dir: str | None = None,
-          confirm: str = "", reason: str = "", incident: str = "", operator: str = "",
-          archive_path: str = "", config: dict[str, Any] | None = None,
-          interactive: bool = False, screen: Screen | None = None, run_id: str = "",
-          break_lock: str = "") -> PathB:
-    check_parameters("path-b", {"backup_id": backup_id, "source_cluster": source_cluster,
-                                "record_number": record_number, "ready_timeout": ready_timeout,
-                                "new_cluster_name": new_cluster_name, "config": config,
-                                "run_id": run_id, "break_lock": break_lock})
-    overrides = dict(config or {})
-    if ready_timeout is not None:
-        overrides["ready_timeout"] = ready_timeout
-    ctx = open_run("path-b", env=env, dry_run=dry_run, backend=backend, scenario=scenario,
-                   sandbox_dir=sandbox_dir, confirm=confirm, operator=operator, reason=reason,
-                   incident=incident, archive_path=archive_path, config=overrides,
-                   interactive=interactive, screen=screen, run_id=run_id,
-                   break_lock=break_lock)
-    return PathB(ctx, backup_id=backup_id or None, source_cluster=source_cluster or None,
-                 record_number=record_number, new_cluster_name=new_cluster_name or None)
+def start(parameters: Mapping[str, Any], *, screen: Screen | None = None) -> PathB:
+    """Check the notebook's parameters (one mapping, as papermill gives them) and open the
+    seams; a live run takes the environment's lock."""
+    return PathB(open_run(checked(PathBParameters, parameters), screen=screen))
 
 
 class PathB:
-    def __init__(self, ctx: RunContext, *, backup_id: str | None, source_cluster: str | None,
-                 record_number: int | None, new_cluster_name: str | None) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.backup_id = backup_id
-        self.source_cluster = source_cluster
-        self.record_number = record_number
-        self.new_cluster_name = new_cluster_name
+        self.params = ctx.params_as(PathBParameters)
         self.github = ctx.backends.github(ctx.cfg)
         self.fly = ctx.backends.fly(ctx.cfg, app=ctx.env.app)
         self.resolved: Resolved | None = None
@@ -109,11 +88,11 @@ class PathB:
     def resolve(self) -> Report:
         """Backup id and source cluster, each cross-checked against what Fly says."""
         ctx, cfg = self.ctx, self.ctx.cfg
-        record = newest_record(ctx, self.github, self.record_number)
+        record = newest_record(ctx, self.github, self.params.record_number)
         cmap = read_cluster_map(repo_path=cfg.cluster_map_path, local_file=cfg.cluster_map_file,
                                 github=self.github)
-        source_id = self.source_cluster or cmap.cluster_for(ctx.env.name)
-        backup_id = self.backup_id or record.backup_id
+        source_id = self.params.source_cluster or cmap.cluster_for(ctx.env.name)
+        backup_id = self.params.backup_id or record.backup_id
         if not backup_id:
             raise BackupError(
                 f"Deployment record #{record.number} for {ctx.env.name} has no backup_id "
@@ -122,7 +101,7 @@ class PathB:
                 "with backup_id=<the last one before the bad deploy>.")
         source = check_source(ctx, self.fly, source_id, record)
         backup = check_backup(self.fly, source_id, backup_id, record)
-        name = self.new_cluster_name or f"{source.name}-restore"
+        name = self.params.new_cluster_name or f"{source.name}-restore"
         self.resolved = Resolved(record, backup, source, cmap, name)
         ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
         self._look_back(record.number)

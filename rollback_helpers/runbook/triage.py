@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rollback_helpers.domain.parameters import check_answers
+from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import (
     Decision,
@@ -40,8 +41,7 @@ QUESTIONS = {  # parameter name → the question as the runbook asks it
     "database_readonly": "Is the database readonly?",
     "migration_state_problem": "Is the problem migration state (not the image)?",
 }
-PATH_NOTEBOOKS = {"path-a": "path_a_image_rollback.ipynb",
-                  "path-b": "path_b_database_breakglass.ipynb"}
+TRIAGE_PATHS = ("path-a", "path-b")  # the paths triage may recommend (domain.paths)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Recommendation:
 
     @property
     def is_path(self) -> bool:
-        return self.choice in PATH_NOTEBOOKS
+        return self.choice in TRIAGE_PATHS
 
 
 def recommend(a: Answers) -> Recommendation:
@@ -87,11 +87,11 @@ def recommend(a: Answers) -> Recommendation:
                               "Not answered yet: " + " ".join(a.missing()), "Answer them above.")
     if a.destructive_migration_or_corruption or not a.database_intact:
         return Recommendation(
-            "path-b", "Path B — database break-glass",
+            "path-b", PATHS["path-b"].title,
             "A destructive migration or data corruption: the pre-deploy backup must be restored "
             "(into a new cluster; a human flips).",
             "Open Path B. The Infisical flip in detail: the Secret Management Operations runbook.",
-            PATH_NOTEBOOKS["path-b"])
+            PATHS["path-b"].notebook)
     if a.migration_state_problem:
         return Recommendation(
             "related", "Migration Recovery runbook",
@@ -99,9 +99,9 @@ def recommend(a: Answers) -> Recommendation:
             "fix it.",
             "Follow the Migration Recovery runbook.")
     return Recommendation(
-        "path-a", "Path A — image rollback",
+        "path-a", PATHS["path-a"].title,
         "The database is intact and the bad deploy is code-level: re-promote the previous image.",
-        "Open Path A: a dry run first, then approve the plan.", PATH_NOTEBOOKS["path-a"])
+        "Open Path A: a dry run first, then approve the plan.", PATHS["path-a"].notebook)
 
 
 def create_path_notebook(choice: str, env: str, *, folder: Path, backend: str = "sandbox",
@@ -110,7 +110,7 @@ def create_path_notebook(choice: str, env: str, *, folder: Path, backend: str = 
     from rollback_helpers.records.notebook_io import parameterized, read_notebook, write_notebook
     from rollback_helpers.run.archive import notebooks_dir
 
-    name = PATH_NOTEBOOKS[choice]
+    name = PATHS[choice].notebook
     source = (source_dir or folder) / name
     if not source.is_file():
         source = notebooks_dir() / name

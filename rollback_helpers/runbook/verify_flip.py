@@ -7,41 +7,37 @@ Its verdict is explicit either way, and it never detaches or destroys anything.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
-from rollback_helpers.domain.parameters import check_parameters
+from rollback_helpers.domain.parameters import VerifyFlipParameters, checked
 from rollback_helpers.errors import PreconditionFailed, RollbackError, VerificationFailed
 from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import PostedRunComment, previous_runs
 from rollback_helpers.runbook.path_b_facts import newest_record
 from rollback_helpers.ui.display import Report
+from rollback_helpers.ui.interactive import Screen
 from rollback_helpers.ui.table import Table
 
 
-def start(*, env: str | None, new_cluster: str | None = None, old_cluster: str | None = None,
-          backend: str = "sandbox", scenario: str = "b-flipped", sandbox_dir: str | None = None,
-          reason: str = "", incident: str = "", operator: str = "", archive_path: str = "",
-          config: dict[str, Any] | None = None, interactive: bool = False,
-          run_id: str = "") -> VerifyFlip:
-    check_parameters("verify-flip", {"new_cluster": new_cluster, "old_cluster": old_cluster})
-    ctx = open_run("verify-flip", env=env, dry_run=True, backend=backend, scenario=scenario,
-                   sandbox_dir=sandbox_dir, operator=operator, reason=reason, incident=incident,
-                   archive_path=archive_path, config=config, interactive=interactive,
-                   run_id=run_id)
-    return VerifyFlip(ctx, new_cluster=new_cluster or None, old_cluster=old_cluster or None)
+def start(parameters: Mapping[str, Any], *, screen: Screen | None = None) -> VerifyFlip:
+    """Check the notebook's parameters (one mapping, as papermill gives them) and open the
+    seams; it only reads, so it never takes the lock."""
+    return VerifyFlip(open_run(checked(VerifyFlipParameters, parameters), screen=screen))
 
 
 class VerifyFlip:
-    def __init__(self, ctx: RunContext, *, new_cluster: str | None, old_cluster: str | None) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
+        params = ctx.params_as(VerifyFlipParameters)
         self.github = ctx.backends.github(ctx.cfg)
         self.fly = ctx.backends.fly(ctx.cfg, app=ctx.env.app)
-        self.new_cluster = new_cluster
-        self.old_cluster = old_cluster
+        self.new_cluster = params.new_cluster or None  # the map's, once preflight read it
+        self.old_cluster = params.old_cluster or None  # the newest record's, once read
         self.cluster_map: ClusterMap | None = None
         self.urls: dict[str, DbUrl] = {}
         self.checks: list[ConnectionCheck] = []

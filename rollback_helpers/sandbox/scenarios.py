@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets as _random
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,20 +156,18 @@ def _issue(world: World, *, title: str, body: str, labels: list[str], created: f
     return issue
 
 
-def record_body(env: str, app: str, image: str, previous: str, *, cluster_id: str = "",
-                backup_id: str = "", run_id: int, sha: str, at: float, repo: str) -> str:
-    """The reference deployment-record body (docs/records.md)."""
+def record_body(env: str, app: str, image: str, previous: str, *, sha: str, at: float,
+                workflow_run: str, optional: Mapping[str, str] | None = None) -> str:
+    """The reference deployment-record body (docs/records.md); ``optional`` holds the fields a
+    record may leave out (``cluster_id``, ``backup_id``), written when not empty."""
     lines = [f"Deployment record for {env}", "", f"- env: {env}", f"- app: {app}",
              f"- image: {image}"]
     if previous:
         lines.append(f"- previous_image: {previous}")
     lines.append(f"- git_sha: {sha}")
-    if cluster_id:
-        lines.append(f"- cluster_id: {cluster_id}")
-    if backup_id:
-        lines.append(f"- backup_id: {backup_id}")
-    lines += [f"- workflow_run: https://github.com/{repo}/actions/runs/{run_id}",
-              "- deployed_by: deploy-bot", f"- deployed_at: {utc_iso(at)}"]
+    lines += [f"- {key}: {value}" for key, value in (optional or {}).items() if value]
+    lines += [f"- workflow_run: {workflow_run}", "- deployed_by: deploy-bot",
+              f"- deployed_at: {utc_iso(at)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -210,9 +209,10 @@ def _build_records(world: World, envs: dict[str, Any], deploy_plan: list[tuple[f
         backup_id = spec.get("backups", {}).get(name, backup_ids.get(env, {}).get(name, ""))
         body = _fill(override, image, previous.get(env, ""), env, spec["app"]) \
             if override is not None else record_body(
-            env, spec["app"], image, previous.get(env, ""), run_id=world.next_id("run", 7000000),
-            sha=digest_for("git" + name)[7:14], at=at, repo=repo,
-            cluster_id=spec.get("cluster_id", ""), backup_id=backup_id)
+            env, spec["app"], image, previous.get(env, ""), sha=digest_for("git" + name)[7:14],
+            at=at, workflow_run=f"https://github.com/{repo}/actions/runs/"
+                                f"{world.next_id('run', 7000000)}",
+            optional={"cluster_id": spec.get("cluster_id", ""), "backup_id": backup_id})
         labels = ["deployment-record", f"env:{env}",
                   *spec.get("extra_labels", {}).get(name, [])]
         _issue(world, title=f"Deploy {name} to {env}", body=body, labels=labels, created=at)

@@ -243,8 +243,10 @@ class Gate:
 class DecidingRun(Protocol):
     """What a checklist needs of the run it belongs to (the run layer's context satisfies it)."""
 
-    interactive: bool
     screen: Screen
+
+    @property
+    def interactive(self) -> bool: ...
 
     def decide(self, what: str, how: str, step: str = "") -> Decision: ...
 

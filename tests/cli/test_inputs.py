@@ -61,3 +61,43 @@ def test_an_overflowing_number_is_not_a_speed() -> None:
     """1e999 parses as infinity: refused like inf."""
     with pytest.raises(argparse.ArgumentTypeError):
         inputs.seconds("1e999")
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["run", "path-b", "--target-digest", "sha256:" + "a" * 64], "--target-digest"),
+    (["drill", "path-b", "--watch-in-flight"], "--watch-in-flight"),
+    (["run", "path-a", "--backup-id", "backup_1"], "--backup-id"),
+    (["run", "path-a", "--old-cluster", "w3k8p1x9m2q7v4zr"], "--old-cluster"),
+    (["run", "verify-flip", "--break-lock", "the laptop died"], "--break-lock"),
+    (["run", "verify-flip", "--confirm", "production"], "--confirm"),
+], ids=lambda v: v if isinstance(v, str) else " ".join(v[:2]))
+def test_another_paths_option_is_bad_input_naming_the_flag(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], flag: str) -> None:
+    """An option the path does not take is refused by its flag before anything starts, not
+    silently dropped: no world, no kernel, no archive."""
+    from rollback_helpers.cli import main as cli
+
+    incidents = tmp_path / "incidents"
+    code = cli.main([*argv[:2], "--env", "staging", "--incidents-dir", str(incidents), *argv[2:]])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{flag} is not one {argv[1]} takes" in err and "Leave it out" in err
+    assert list(incidents.glob("**/*.ipynb")) == []
+
+
+def test_a_paths_own_options_become_its_parameters() -> None:
+    """The flags a path takes reach its notebook; verify-flip, which only reads, gets no dry_run."""
+    from rollback_helpers.cli import main as cli
+
+    parsed = cli.build_parser().parse_args(["run", "path-b", "--env", "staging", "--backup-id",
+                                            "backup_1", "--ready-timeout", "30"])
+    parsed.run_id = "r1"
+    params = cli.parameters(parsed, backend="real", archive_to="-", sandbox_dir=None)
+    assert (params["backup_id"], params["ready_timeout"], params["dry_run"]) == ("backup_1", 30.0,
+                                                                                 True)
+    assert "target_digest" not in params and "new_cluster" not in params
+    parsed = cli.build_parser().parse_args(["run", "verify-flip", "--env", "staging",
+                                            "--new-cluster", "c1"])
+    parsed.run_id = "r2"
+    params = cli.parameters(parsed, backend="real", archive_to="-", sandbox_dir=None)
+    assert params["new_cluster"] == "c1" and "dry_run" not in params and "confirm" not in params

@@ -16,7 +16,7 @@ TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2"
 
 def record(**block: object) -> bytes:
     nb = nbformat.v4.new_notebook()
-    code = nbformat.v4.new_code_cell("run = path_a.start(env='staging')  # ONE-CALL-CELL")
+    code = nbformat.v4.new_code_cell("run = path_a.start({'env': 'staging'})  # ONE-CALL-CELL")
     code.outputs = [nbformat.v4.new_output(
         "stream", name="stdout",
         text=f"connecting to postgres://app-user:{PASSWORD}@db.internal:5432/app\n"

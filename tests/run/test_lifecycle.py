@@ -89,8 +89,8 @@ def start_a(world_dir: Path, **kwargs: object) -> object:
     from rollback_helpers.runbook import path_a
     from rollback_helpers.ui.interactive import RecordingScreen
 
-    return path_a.start(env="staging", backend="sandbox", sandbox_dir=str(world_dir),
-                        operator="ana", screen=RecordingScreen(), **kwargs)  # type: ignore[arg-type]
+    return path_a.start({"env": "staging", "backend": "sandbox", "sandbox_dir": str(world_dir),
+                         "operator": "ana", **kwargs}, screen=RecordingScreen())
 
 
 def refs(world_dir: Path) -> dict[str, str]:

@@ -16,8 +16,8 @@ DISPATCH = "POST /repos/renewa/renewa-one/actions/workflows/promote-image.yml/di
 def test_the_walkthrough_waits_for_approval_by_name_then_carries_on(tmp_path: Path) -> None:
     create_world("approval-granted", tmp_path)
     screen = RecordingScreen()
-    run = path_a.start(env="production", interactive=True, screen=screen,
-                       sandbox_dir=str(tmp_path), operator="dana")
+    run = path_a.start({"env": "production", "interactive": True, "sandbox_dir": str(tmp_path),
+                        "operator": "dana"}, screen=screen)
     run.current_state()
     run.resolve_target()
     run.plan()

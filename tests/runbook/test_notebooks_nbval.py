@@ -17,14 +17,13 @@ from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from rollback_helpers import sandbox
-from rollback_helpers.run.archive import NOTEBOOKS, notebooks_dir
+from rollback_helpers.domain.paths import PATHS
+from rollback_helpers.run.archive import notebook_of, notebooks_dir
 from rollback_helpers.sandbox.scenarios import create_world
 
 pytestmark = pytest.mark.e2e
 
-CASES = {"path-a": ("default", {"env": "staging"}),
-         "path-b": ("b-default", {"env": "staging"}),
-         "verify-flip": ("b-flipped", {"env": "staging"})}
+CASES = {path: (spec.default_scenario, {"env": "staging"}) for path, spec in PATHS.items()}
 
 
 def all_notebooks() -> list[str]:
@@ -33,7 +32,7 @@ def all_notebooks() -> list[str]:
 
 def test_every_runbook_notebook_is_covered() -> None:
     """A notebook added to notebooks/ without an nbval case here fails this test."""
-    covered = {NOTEBOOKS[path] for path in CASES} | {"start_here.ipynb"}
+    covered = {PATHS[path].notebook for path in CASES} | {"start_here.ipynb"}
     assert set(all_notebooks()) <= covered
 
 
@@ -47,9 +46,9 @@ def test_notebook_runs_clean_under_nbval(path: str, tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     try:
         create_world(scenario, world_dir)
-        nb = load_notebook_node(str(notebooks_dir() / NOTEBOOKS[path]))
+        nb = load_notebook_node(str(notebook_of(path)))
         nb = parameterize_notebook(nb, {**params, "sandbox_dir": str(world_dir)})
-        copy = tmp_path / NOTEBOOKS[path]
+        copy = tmp_path / PATHS[path].notebook
         nbformat.write(nb, str(copy))
         done = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q",
                                "-p", "no:cacheprovider", str(copy)],

@@ -155,13 +155,18 @@ def test_explicit_target_overrides_drift(tmp_path: Path) -> None:
     assert drill.running() == {"v41"}
 
 
-def test_malformed_target_digest_is_bad_input(tmp_path: Path) -> None:
-    """A repo:sha256 target is rejected as bad input (exit 2) before anything is contacted."""
+def test_malformed_target_digest_is_bad_input(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A repo:sha256 target is bad input (exit 2), refused before a world or a kernel starts."""
+    sandbox, incidents = tmp_path / "s", tmp_path / "i"
     bad = f"registry.fly.io/renewa-one:{digest_for('v41')}"
-    drill = Drill(tmp_path, "default", "--target-digest", bad)
-    assert drill.exit_code == 2
-    assert "joins the digest with ':'" in drill.outcome["error"]
-    assert [c for c in drill.world.calls() if c["seam"] == "github"] == []
+    code = cli.main(["drill", "path-a", "--env", "staging", "--speed", "0", "--quiet",
+                     "--sandbox-dir", str(sandbox), "--incidents-dir", str(incidents),
+                     "--target-digest", bad])
+    assert code == 2
+    assert "joins the digest with ':'" in capsys.readouterr().err
+    assert not sandbox.exists()  # no world was built, so nothing could be contacted
+    assert list(incidents.glob("*.ipynb")) == []  # no run started: nothing to archive
 
 
 def test_unknown_environment_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]

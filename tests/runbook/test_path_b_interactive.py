@@ -23,7 +23,8 @@ def world_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_the_restore_waits_for_the_button_and_the_click_is_recorded(world_dir: Path) -> None:
     """Before approval the changing steps are skipped; the press is a recorded decision; then it restores."""
     screen = RecordingScreen()
-    run = path_b.start(env="staging", interactive=True, screen=screen, sandbox_dir=str(world_dir))
+    run = path_b.start({"env": "staging", "interactive": True, "sandbox_dir": str(world_dir)},
+                       screen=screen)
     run.resolve()
     assert run.plan() is None  # shown with its gate instead of returned
     assert any("Restore staging's pre-deploy backup" in t for t in screen.texts())

@@ -35,8 +35,8 @@ def test_ready_is_seen_on_time_although_the_lease_is_renewed_between_polls(world
     """A 30 s lease is renewed (two spaced requests, 2 s) every 20 s of the wait, and each URL
     read takes 44 s; every poll still lands on the restore's 3 s grid, and the one at 300 s sees
     the cluster ready (a delay after each poll found it only after the restore had finished)."""
-    run = path_b.start(env="staging", dry_run=False, sandbox_dir=str(world.state_dir),
-                       config={"lock_ttl": 30.0, "poll_interval": INTERVAL})
+    run = path_b.start({"env": "staging", "dry_run": False, "sandbox_dir": str(world.state_dir),
+                        "config": {"lock_ttl": 30.0, "poll_interval": INTERVAL}})
     run.resolve()
     seen = len(world.calls())
     run.restore()

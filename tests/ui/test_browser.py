@@ -202,7 +202,7 @@ def headless_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 CHECKLIST_CELL = """from rollback_helpers.runbook import path_a
 from rollback_helpers.ui.interactive import Checklist
 
-run = path_a.start(env="staging", interactive=True)
+run = path_a.start({"env": "staging", "interactive": True})
 flip = Checklist.for_run(run.ctx, "Manual flip", ["Update DATABASE_URL in Infisical",
                                                   "Redeploy the app"], step="flip checklist")
 flip.show()"""

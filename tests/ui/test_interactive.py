@@ -19,6 +19,7 @@ import pytest
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.cli.lab import copy_notebooks, kernel_environment, lab_argv
+from rollback_helpers.domain.parameters import PathAParameters
 from rollback_helpers.errors import ConfigError
 from rollback_helpers.records import notebook_io
 from rollback_helpers.run import archive
@@ -163,8 +164,8 @@ def test_environment_picker_sets_env_and_hands_its_decision_to_the_run(tmp_path:
     """Opening without env shows a picker and stops; the pick is recorded in the next run."""
     screen = RecordingScreen()
     with pytest.raises(ConfigError, match="No environment chosen"):
-        open_run("path-a", env="", dry_run=True, backend="sandbox", interactive=True,
-                 screen=screen, sandbox_dir=str(tmp_path))
+        open_run(PathAParameters(env="", interactive=True, sandbox_dir=str(tmp_path)),
+                 screen=screen)
     picker = screen.outputs[0].obj
     assert picker.description == "Environment:" and "development" in picker.options
     chosen: list[str] = []
@@ -172,8 +173,8 @@ def test_environment_picker_sets_env_and_hands_its_decision_to_the_run(tmp_path:
         "staging")
     assert chosen == ["staging"]
     create_world("default", tmp_path)
-    ctx = open_run("path-a", env="staging", dry_run=True, backend="sandbox", interactive=True,
-                   screen=screen, sandbox_dir=str(tmp_path))
+    ctx = open_run(PathAParameters(env="staging", interactive=True, sandbox_dir=str(tmp_path)),
+                   screen=screen)
     assert [d.what for d in ctx.decisions] == ["environment staging"]
     assert ctx.decisions[0].run_id == ctx.run_id and take_pending_decisions() == []
 
@@ -269,8 +270,9 @@ def start_a(tmp_path: Path, scenario: str = "default", **kwargs: Any) -> tuple[A
     world_dir = tmp_path / "world"
     if not (world_dir / "world.json").is_file():
         create_world(scenario, world_dir)
-    run = path_a.start(env=kwargs.pop("env", "staging"), backend="sandbox",
-                       sandbox_dir=str(world_dir), operator="ana", **kwargs)
+    screen = kwargs.pop("screen", None)
+    run = path_a.start({"env": "staging", "backend": "sandbox", "sandbox_dir": str(world_dir),
+                        "operator": "ana", **kwargs}, screen=screen)
     return run, World.load(world_dir)
 
 

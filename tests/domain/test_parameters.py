@@ -1,0 +1,130 @@
+"""One parameters object per path: validated once, refusing what the path does not take."""
+
+from __future__ import annotations
+
+import math
+import types
+from typing import Any
+
+import pytest
+
+from rollback_helpers.domain.parameters import (
+    PathAParameters,
+    PathBParameters,
+    VerifyFlipParameters,
+    check_parameters,
+    checked,
+    parameters_of,
+)
+from rollback_helpers.errors import BadInput, ConfigError
+
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize("path, model", [("path-a", PathAParameters), ("path-b", PathBParameters),
+                                         ("verify-flip", VerifyFlipParameters)])
+def test_the_path_picks_its_model(path: str, model: type[Any]) -> None:
+    """The union is discriminated on `path`: the mapping becomes that path's object."""
+    params = check_parameters(path, {"env": "staging"})
+    assert type(params) is model and params.path == path and params.env == "staging"
+
+
+@pytest.mark.parametrize("path, given, named, owner", [
+    ("path-b", {"target_digest": DIGEST}, "'target_digest'", "path-a takes it"),
+    ("path-b", {"watch_in_flight": True}, "'watch_in_flight'", "path-a takes it"),
+    ("path-a", {"backup_id": "backup_1"}, "'backup_id'", "path-b takes it"),
+    ("path-a", {"old_cluster": "c1"}, "'old_cluster'", "verify-flip takes it"),
+    ("verify-flip", {"dry_run": False}, "'dry_run'", "path-a and path-b take it"),
+    ("verify-flip", {"break_lock": "why"}, "'break_lock'", "path-a and path-b take it"),
+    ("verify-flip", {"confirm": "production"}, "'confirm'", "path-a and path-b take it"),
+])
+def test_another_paths_option_is_refused_naming_it_and_its_path(
+        path: str, given: dict[str, Any], named: str, owner: str) -> None:
+    """Path B refuses Path A's options and vice versa: bad input, never silently ignored."""
+    with pytest.raises(ConfigError) as caught:
+        check_parameters(path, {"env": "staging", **given})
+    message = str(caught.value)
+    assert caught.value.exit_code == 2
+    assert f"parameter {named} is not one {path} takes ({owner})" in message
+
+
+def test_an_unknown_parameter_is_refused_and_the_path_lists_what_it_takes() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_parameters("path-a", {"env": "staging", "targetdigest": DIGEST})
+    assert "parameter 'targetdigest' is not one path-a takes." in str(caught.value)
+    assert "target_digest" in caught.value.next_step and "dry_run" in caught.value.next_step
+
+
+def test_a_mapping_naming_another_path_is_refused() -> None:
+    """path_a.start cannot be handed Path B's parameters by setting `path`."""
+    with pytest.raises(ConfigError, match="'path' = 'path-b', but this is the path-a notebook"):
+        check_parameters("path-a", {"path": "path-b"})
+    assert check_parameters("path-a", {"path": "path-a"}).path == "path-a"
+
+
+@pytest.mark.parametrize("given, named", [({"dry_run": 0}, "'dry_run'"),
+                                          ({"record_number": "12"}, "'record_number'"),
+                                          ({"ready_timeout": math.inf}, "'ready_timeout'")])
+def test_a_bad_value_is_named_without_the_paths_tag(given: dict[str, Any], named: str) -> None:
+    """pydantic locates a union member's error under its tag; the message names the parameter."""
+    with pytest.raises(ConfigError) as caught:
+        check_parameters("path-b", given)
+    assert f"parameter {named} = " in str(caught.value)
+    assert "path-b." not in str(caught.value)
+
+
+def test_the_command_line_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match="--record-number = 0"):
+        check_parameters("path-b", {"record_number": 0}, source="the command line",
+                         name=lambda key: "--" + key.replace("_", "-"))
+
+
+def test_a_malformed_target_digest_is_bad_input_in_the_model() -> None:
+    """The image reference is checked with the other parameters, before anything is contacted."""
+    with pytest.raises(BadInput, match="joins the digest with ':'"):
+        check_parameters("path-a", {"target_digest": "registry.fly.io/app:" + DIGEST})
+    assert checked(PathAParameters, {"target_digest": ""}).target_digest is None
+
+
+def test_only_changing_paths_have_a_mode_verify_flip_is_always_a_dry_run() -> None:
+    flip = checked(VerifyFlipParameters, {"env": "staging"})
+    assert (flip.dry_run, flip.confirm, flip.break_lock) == (True, "", "")
+    assert checked(PathAParameters, {"dry_run": False}).dry_run is False
+
+
+def test_path_b_ready_timeout_is_a_configuration_override() -> None:
+    params = checked(PathBParameters, {"ready_timeout": 30.0, "config": {"poll_interval": 2.0}})
+    assert params.config_overrides() == {"poll_interval": 2.0, "ready_timeout": 30.0}
+    assert checked(PathAParameters, {}).config_overrides() is None
+
+
+def test_the_parameters_object_is_frozen() -> None:
+    params = checked(PathAParameters, {"env": "staging"})
+    with pytest.raises(ValueError, match="frozen"):
+        params.env = "production"  # type: ignore[misc]
+
+
+class FakeShell:
+    user_ns_hidden = {"exit": None, "quit": None, "_ih": None, "shown_by_ipython": None}
+
+
+def test_parameters_of_takes_the_notebooks_plain_values_only() -> None:
+    """globals() of a notebook: its parameters, and what papermill injected; not modules, the
+    run object of an earlier cell, private names or what IPython put there itself."""
+    namespace: dict[str, Any] = {
+        "env": "staging", "dry_run": False, "record_number": 12, "ready_timeout": 30.5,
+        "config": {"poll_interval": 1}, "sandbox_dir": None, "verify_tables": ["a"],
+        "path_b": types.ModuleType("path_b"), "run": object(), "start": print,
+        "_": "last output", "__name__": "__main__", "In": ["", "env = ''"], "Out": {},
+        "get_ipython": FakeShell, "shown_by_ipython": "hidden", "typo_parameter": "x"}
+    assert parameters_of(namespace) == {
+        "env": "staging", "dry_run": False, "record_number": 12, "ready_timeout": 30.5,
+        "config": {"poll_interval": 1}, "sandbox_dir": None, "verify_tables": ["a"],
+        "typo_parameter": "x"}
+
+
+def test_an_injected_parameter_the_notebook_does_not_take_is_refused() -> None:
+    """papermill only warns about an unknown -p; the model refuses it before any contact."""
+    namespace = {"env": "staging", "dry_run": True, "targetdigest": DIGEST}
+    with pytest.raises(ConfigError, match="'targetdigest' is not one path-a takes"):
+        check_parameters("path-a", parameters_of(namespace))
