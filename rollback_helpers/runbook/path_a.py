@@ -24,7 +24,6 @@ from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.health import HealthResult, check_health
 from rollback_helpers.clock import PollSchedule
-from rollback_helpers.domain.parameters import PathAParameters, checked
 from rollback_helpers.domain.deployments import (
     BadRecord,
     DeploymentRecord,
@@ -32,8 +31,7 @@ from rollback_helpers.domain.deployments import (
     record_from_issue,
     records_table,
 )
-from rollback_helpers.domain.images import parse_digest, parse_image_ref
-from rollback_helpers.domain.parameters import check_parameters
+from rollback_helpers.domain.parameters import PathAParameters, checked
 from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
