@@ -21,7 +21,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import Clock, utc_iso
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from rollback_helpers.domain.config import RunbookConfig
 
 HOLDER_PID = " pid "
+EditStatus = Literal["edited", "no comment", "failed"]
 
 
 def holder_name(operator: str, *, pid: int) -> str:
@@ -156,7 +157,7 @@ class Lifecycle:
     # -- the record comment --------------------------------------------------------
     def previous(self, numbers: list[int]) -> list[FoundRun]:
         """Earlier runs of this path on this environment, newest first (from their comments)."""
-        return [run for run in previous_runs(self.github, numbers, path=self.path, env=self.env)
+        return [run for run in previous_runs(self.github.comments, numbers, path=self.path, env=self.env)
                 if run.record.run_id != self.run_id]
 
     def post_record(self, number: int, record: RunRecord) -> Report:
@@ -164,7 +165,7 @@ class Lifecycle:
         if self.taken_over is not None:
             record = replace(record, lock=f"taken over from {self.taken_over.holder} (run "
                              f"{self.taken_over.run_id})")
-        self.record = RecordComment(self.github, number, record, log=self.log,
+        self.record = RecordComment(self.github.comments, number, record, log=self.log,
                                     now=lambda: utc_iso(self.clock.now())).post()
         report = Report(f"Run recorded on #{number}").fact("record comment", self.record.html_url)
         report.fact("state", self.record.record.state)
@@ -182,12 +183,12 @@ class Lifecycle:
         return {"issue": self.record.number, "comment_id": self.record.comment_id,
                 "url": self.record.html_url}
 
-    def close(self, closing: Closing) -> list[str]:
+    def close(self, closing: Closing) -> Closed:
         """The command line's end of a run, made from the kernel (a walkthrough's Finish): the
-        same final edit of the record comment and release of the lock; lines to show."""
-        lines = close_run(self.github, self._lock(), closing)
+        same final edit of the record comment and release of the lock."""
+        closed = close_run(self.github, self._lock(), closing)
         self.lease = None
-        return lines
+        return closed
 
 
 # -- the command line's side, after the notebook ----------------------------------------
@@ -231,7 +232,7 @@ def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None,
         try:
             github = backends.github(cfg)
             lock = EnvironmentLock(github, closing.env, clock=backends.clock, ttl=cfg.lock_ttl)
-            return close_run(github, lock, closing)
+            return close_run(github, lock, closing).lines
         finally:
             backends.close()
     except RollbackError as exc:
@@ -239,22 +240,46 @@ def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None,
                 f"{exc.what}"]
 
 
-def close_run(github: GitHubClient, lock: EnvironmentLock, closing: Closing) -> list[str]:
-    """Final edit of the record comment and release of the lock; lines to print."""
-    lines: list[str] = []
+@dataclass(frozen=True)
+class FinalEdit:
+    """What the final edit of the record comment did, and the line that tells it."""
+
+    status: EditStatus
+    line: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    """What :func:`close_run` did: the record comment's final edit (None when the run has no
+    record comment to look for) and the lock's release (its line, "" when not held)."""
+
+    edit: FinalEdit | None = None
+    lock: str = ""
+
+    @property
+    def edit_failed(self) -> bool:
+        """Whether the final edit did not reach GitHub (publish the record later)."""
+        return self.edit is not None and self.edit.status == "failed"
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in (self.edit.line if self.edit else "", self.lock) if line]
+
+
+def close_run(github: GitHubClient, lock: EnvironmentLock, closing: Closing) -> Closed:
+    """Final edit of the record comment and release of the lock."""
     number = _record_issue(closing)
-    if number is not None:
-        lines.append(_final_edit(github, number, closing))
+    edit = _final_edit(github, number, closing) if number is not None else None
     try:
         lease = lock.held()
-        if lease is not None and lease.run_id == closing.run_id:
-            lock.acquire(lease)  # the same run: the lease is this object's now
-            lock.release()
-            lines.append(f"Lock of {closing.env} released.")
+        if lease is None or lease.run_id != closing.run_id:
+            return Closed(edit)
+        lock.acquire(lease)  # the same run: the lease is this object's now
+        lock.release()
+        return Closed(edit, f"Lock of {closing.env} released.")
     except RollbackError as exc:
-        lines.append(f"The lock of {closing.env} could not be released: {exc.what} "
-                     "(it expires on its own).")
-    return lines
+        return Closed(edit, f"The lock of {closing.env} could not be released: {exc.what} "
+                            "(it expires on its own).")
 
 
 def _record_issue(closing: Closing) -> int | None:
@@ -302,37 +327,28 @@ def final_state(current: RunRecord, closing: Closing) -> RunRecord:
                    archive=archive, sha256=digest)
 
 
-def final_edit(github: GitHubClient, number: int, closing: Closing) -> str:
+def final_edit(github: GitHubClient, number: int, closing: Closing) -> FinalEdit:
     """Edit the run's record comment on issue ``number`` into its final state (GitHubError
-    if GitHub does not take it); the line to show."""
-    comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
+    if GitHub does not take it)."""
+    comment = github.comments.find_comment(number, marker(closing.run_id, closing.path, closing.env))
     current = parse_comment(comment.body) if comment is not None else None
     if comment is None or current is None:
-        return f"{NO_COMMENT} of run {closing.run_id} found on #{number}."
+        return FinalEdit("no comment",
+                         f"No record comment of run {closing.run_id} found on #{number}.")
     final = final_state(current, closing)
-    github.edit_comment(comment.id, render_comment(final))
-    return f"Record comment on #{number}: {final.state} ({comment.html_url})"
+    github.comments.edit_comment(comment.id, render_comment(final))
+    return FinalEdit("edited", f"Record comment on #{number}: {final.state} ({comment.html_url})")
 
 
-NO_COMMENT = "No record comment"
-
-
-def _final_edit(github: GitHubClient, number: int, closing: Closing) -> str:
+def _final_edit(github: GitHubClient, number: int, closing: Closing) -> FinalEdit:
     try:
         return final_edit(github, number, closing)
     except GitHubError as exc:
-        return f"{EDIT_FAILED} on #{number} could not be updated: {exc.what}" + (
+        return FinalEdit("failed", f"The record comment on #{number} could not be updated: "
+                         f"{exc.what}" + (
             f" The record is stored at {closing.location} (sha256 {closing.sha256}); once "
             f"GitHub answers, publish it there: `{closing.publish_command()}`."
-            if closing.sha256 else "")
-
-
-EDIT_FAILED = "The record comment"
-
-
-def edit_failed(line: str) -> bool:
-    """Whether a line of :func:`close_run` says the final edit did not reach GitHub."""
-    return line.startswith(EDIT_FAILED) and " could not be updated: " in line
+            if closing.sha256 else ""))
 
 
 def ended_before(github: GitHubClient, closing: Closing) -> bool:
@@ -342,7 +358,7 @@ def ended_before(github: GitHubClient, closing: Closing) -> bool:
     if number is None:
         return False
     try:
-        comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
+        comment = github.comments.find_comment(number, marker(closing.run_id, closing.path, closing.env))
     except GitHubError:
         return False
     current = parse_comment(comment.body) if comment is not None else None

@@ -49,7 +49,7 @@ class CachedComments:
     def list_comments(self, number: int) -> list[Comment]:
         if number not in self.seen:
             self._client = self._client or self.connect()
-            self.seen[number] = list(self._client.list_comments(number))
+            self.seen[number] = list(self._client.comments.list_comments(number))
         return self.seen[number]
 
 
@@ -133,7 +133,7 @@ def publish_record(github: GitHubClient, location: str, data: bytes) -> str:
     overwritten (:class:`RecordTampered`), so publishing cannot hide a changed record."""
     from pathlib import Path
 
-    from rollback_helpers.run.lifecycle import NO_COMMENT, Closing, final_edit
+    from rollback_helpers.run.lifecycle import Closing, final_edit
 
     issue, run_id = record_ids(data)
     block = record_metadata(data)
@@ -143,7 +143,7 @@ def publish_record(github: GitHubClient, location: str, data: bytes) -> str:
             "there is no record comment to publish it on.",
             "A dry run, or a run that failed before its record comment was posted, has none.")
     digest, where = sha256_hex(data), f"#{issue} in {github.repo}"
-    published = published_for(github, issue, run_id, location)
+    published = published_for(github.comments, issue, run_id, location)
     if published is not None and published.sha256 == digest:
         return f"Already published: issue {where} carries this record's SHA-256 ({digest})."
     if published is not None:
@@ -158,9 +158,9 @@ def publish_record(github: GitHubClient, location: str, data: bytes) -> str:
                       failed_step=str(block.get("failed_step") or ""),
                       last_step=str(block.get("last_step") or ""), location=location,
                       sha256=digest)
-    line = final_edit(github, issue, closing)
-    if line.startswith(NO_COMMENT):
-        raise RecordHashMissing(f"{line} The record {location} cannot be published there.",
+    edit = final_edit(github, issue, closing)
+    if edit.status == "no comment":
+        raise RecordHashMissing(f"{edit.line} The record {location} cannot be published there.",
                                 f"Open issue {where}: the run's comment was deleted or never "
                                 "posted.")
-    return line
+    return edit.line

@@ -17,7 +17,7 @@ import nbformat
 
 from rollback_helpers.errors import ConfigError, RollbackError
 from rollback_helpers.run.archive import Outcome, _failed_at, _finish
-from rollback_helpers.run.lifecycle import Closing, Lifecycle, edit_failed, ended_before
+from rollback_helpers.run.lifecycle import Closed, Closing, Lifecycle, ended_before
 from rollback_helpers.run.notebook_io import (
     _runbook_metadata,
     decisions_in,
@@ -135,10 +135,10 @@ def archive_walkthrough(ctx: WalkthroughRun, notebook: str | None = None) -> Rep
     # (state, exit code, last step, archive, SHA-256) and the lock's release
     life = ctx.end_lifecycle()
     closed = life.close(replace(closing, location=stored.location, sha256=digest)) \
-        if life is not None else []
+        if life is not None else Closed()
     report = _with_lines(ctx, _archived_report(report, outcome, stored.location, digest),
-                         [*told, *closed])
-    if any(edit_failed(line) for line in closed):
+                         [*told, *closed.lines])
+    if closed.edit_failed:
         report.status = "warning"
     return report
 

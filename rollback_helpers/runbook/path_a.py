@@ -91,7 +91,7 @@ class PathA(DispatchSteps):
         labels = ctx.env.record_labels
         self.records = Replay(
             record_from_issue(issue, env=ctx.env.name, rolled_back_label=ctx.cfg.rolled_back_label)
-            for issue in self.github.iter_issues(labels))
+            for issue in self.github.issues.iter_issues(labels))
         self.status: AppStatus | None = None
         self.target: RollbackTarget | None = None
         self.run: WorkflowRun | None = None
@@ -341,7 +341,7 @@ class PathA(DispatchSteps):
             return Report("Deployment record", status="warning").note(
                 "No record matches the image that was running; nothing to comment on.")
         number = target.bad_record.number
-        self.github.add_labels(number, [self.ctx.cfg.rolled_back_label])
+        self.github.issues.add_labels(number, [self.ctx.cfg.rolled_back_label])
         health = self._require(self.health, "verify")
         run = f"{self.run.html_url} ({self.run.conclusion})" if self.run else "none needed"
         self.ctx.lifecycle.update_record(

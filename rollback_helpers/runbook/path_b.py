@@ -111,7 +111,7 @@ class PathB:
         ctx, cfg = self.ctx, self.ctx.cfg
         record = newest_record(ctx, self.github, self.record_number)
         cmap = read_cluster_map(repo_path=cfg.cluster_map_path, local_file=cfg.cluster_map_file,
-                                github=self.github)
+                                github=self.github.contents)
         source_id = self.source_cluster or cmap.cluster_for(ctx.env.name)
         backup_id = self.backup_id or record.backup_id
         if not backup_id:

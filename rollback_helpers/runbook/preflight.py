@@ -135,7 +135,7 @@ class Preflight:
             return
         github = self.backends.github(self.cfg)
         try:
-            access = github.get_repository()
+            access = github.access.get_repository()
         except GitHubAuthError as exc:  # refused: say where a new one comes from, not "this cell"
             self.fail(check, ALL_ENVS, exc.what, TOKEN_NEXT.format(repo=repo))
             self.skip("GitHub permissions", ALL_ENVS, "the token was not accepted")
@@ -176,7 +176,7 @@ class Preflight:
         if self.github is None:
             self.skip(check, ALL_ENVS, "needs GitHub (see the GitHub token row)")
             return
-        found = self.attempt(check, ALL_ENVS, lambda: self._github().get_workflow(cfg.workflow))
+        found = self.attempt(check, ALL_ENVS, lambda: self._github().actions.get_workflow(cfg.workflow))
         if found is None:
             return
         if found.state != "active":

@@ -32,7 +32,7 @@ def sent(tmp_path: Path) -> tuple[GitHubContents, list[httpx.Request]]:
     client = GitHubClient(httpx.Client(transport=httpx.MockTransport(record)), "renewa/renewa-one",
                           Secret(world.state["github"]["token"]), clock=VirtualClock(0.0),
                           mutation_spacing=0)
-    return GitHubContents(client, branch="main"), requests
+    return GitHubContents(client.session, branch="main"), requests
 
 
 def test_creating_a_file_sends_a_schema_valid_body_without_a_sha(

@@ -27,7 +27,7 @@ def test_a_307_is_repeated_with_the_same_method_and_body() -> None:
             return httpx.Response(307, headers={"location": f"{API}/issues/9/labels"})
         return httpx.Response(200, json=[])
 
-    client(httpx.MockTransport(answer)).add_labels(5, ["rolled-back"])
+    client(httpx.MockTransport(answer)).issues.add_labels(5, ["rolled-back"])
     assert [(m, p) for m, p, _ in seen] == [("POST", "/repos/o/r/issues/5/labels"),
                                             ("POST", "/repos/o/r/issues/9/labels")]
     assert seen[0][2] == seen[1][2] and b"rolled-back" in seen[1][2]
@@ -41,7 +41,7 @@ def test_a_redirect_to_another_host_is_refused_and_the_token_not_sent_there() ->
         return httpx.Response(301, headers={"location": "https://evil.example/steal"})
 
     with pytest.raises(GitHubError, match="another host"):
-        client(httpx.MockTransport(answer)).get_issue(5)
+        client(httpx.MockTransport(answer)).issues.get_issue(5)
     assert hosts == ["api.github.com"]
 
 
@@ -56,6 +56,7 @@ def test_a_post_that_never_left_the_machine_is_sent_again_without_looking() -> N
                                          "created_at": "2026-06-10T09:00:00Z",
                                          "updated_at": "2026-06-10T09:00:00Z", "html_url": "u"})
 
-    comment = client(httpx.MockTransport(answer)).create_comment(5, "<!-- m -->", marker="<!-- m -->")
+    comments = client(httpx.MockTransport(answer)).comments
+    comment = comments.create_comment(5, "<!-- m -->", marker="<!-- m -->")
     assert comment.id == 1
     assert seen == ["POST /repos/o/r/issues/5/comments"] * 2  # no listing: it cannot have landed

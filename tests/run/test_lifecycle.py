@@ -187,7 +187,7 @@ def test_a_final_edit_github_refuses_names_the_command_that_publishes_later(
     answers ends it, and then reads as ended (a repeated Finish tells nobody)."""
     from rollback_helpers.domain.config import load_config
     from rollback_helpers.run.backends import open_backends
-    from rollback_helpers.run.lifecycle import close_run, edit_failed, ended_before
+    from rollback_helpers.run.lifecycle import close_run, ended_before
     from rollback_helpers.run.lock import EnvironmentLock
     from rollback_helpers.run.record_comment import RecordComment, parse_comment
     from rollback_helpers.sandbox.world import World
@@ -195,7 +195,7 @@ def test_a_final_edit_github_refuses_names_the_command_that_publishes_later(
     world_dir = world_with(tmp_path)
     backends = open_backends("sandbox", sandbox_dir=str(world_dir))
     github = backends.github(load_config())
-    RecordComment(github, 1010, RunRecord("r1", "path-a", "staging", state="succeeded"),
+    RecordComment(github.comments, 1010, RunRecord("r1", "path-a", "staging", state="succeeded"),
                   log=lambda line: None, now=lambda: "now").post()
     world = World.load(world_dir)
     done = int(world.state["github"]["request_count"])
@@ -204,8 +204,10 @@ def test_a_final_edit_github_refuses_names_the_command_that_publishes_later(
     stored = closing(tmp_path, location="s3://records/r1.ipynb", sha256="ab" * 32,
                      sandbox_dir=str(world_dir), record_issue=1010)
     lock = EnvironmentLock(github, "staging", clock=backends.clock, ttl=600)
-    (edit, _lock_line) = close_run(github, lock, stored)
-    assert edit_failed(edit) and "#1010 could not be updated" in edit
+    closed = close_run(github, lock, stored)
+    assert closed.edit_failed and closed.edit is not None
+    edit = closed.edit.line
+    assert "#1010 could not be updated" in edit
     assert f"`rollback-runbook publish-record s3://records/r1.ipynb --sandbox-dir {world_dir}`" \
         in edit
     world = World.load(world_dir)
@@ -214,8 +216,10 @@ def test_a_final_edit_github_refuses_names_the_command_that_publishes_later(
     (comment,) = World.load(world_dir).state["github"]["comments"]["1010"][-1:]
     assert parse_comment(comment["body"]).sha256 == ""  # type: ignore[union-attr]
     assert not ended_before(github, stored)
-    (edit,) = close_run(github, lock, stored)
-    assert edit.startswith("Record comment on #1010: succeeded") and not edit_failed(edit)
+    closed = close_run(github, lock, stored)
+    assert closed.edit is not None and closed.edit.status == "edited" and not closed.edit_failed
+    assert closed.lines == [closed.edit.line]
+    assert closed.edit.line.startswith("Record comment on #1010: succeeded")
     assert ended_before(github, stored)
     assert not ended_before(github, closing(tmp_path, exit_code=5, outcome="workflow-failed",
                                             record_issue=1010))
