@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import nbformat
 
-from rollback_helpers.errors import ConfigError, RollbackError
+from rollback_helpers.errors import OUTCOMES, ConfigError, RollbackError
 from rollback_helpers.run.archive import Outcome, _failed_at, _finish
 from rollback_helpers.run.lifecycle import Closed, Closing, Lifecycle, ended_before
 from rollback_helpers.run.notebook_io import (
@@ -230,7 +230,7 @@ def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRu
         "started_at": ctx.opened_at.isoformat(timespec="seconds")}
     error = first_error(nb)
     outcome = _failed_at(error[1], error[2], error[0], saved, common) if error \
-        else Outcome(exit_code=0, outcome="success", **common)
+        else Outcome(exit_code=0, outcome=OUTCOMES[0], **common)
     seconds = (datetime.now(UTC) - ctx.opened_at).total_seconds()
     outcome = replace(_finish(outcome, seconds), parameters=notebook_parameters(nb),
                       decisions=decisions_in(nb), **run_identity(nb))
