@@ -32,6 +32,7 @@ from rollback_helpers.run.record_comment import (
     FoundRun,
     RecordComment,
     RunRecord,
+    RunState,
     marker,
     parse_comment,
     previous_runs,
@@ -172,9 +173,9 @@ class Lifecycle:
         report.metadata = {METADATA_KEY: {"record_comment": self.record_block()}}
         return report
 
-    def update_record(self, **changes: str) -> None:
+    def update_record(self, *, state: RunState | None = None, **changes: str) -> None:
         if self.record is not None:
-            self.record.update(**changes)
+            self.record.update(state=state, **changes)
 
     def record_block(self) -> dict[str, Any] | None:
         """Where this run's record comment is, as the notebook's metadata names it."""
@@ -363,5 +364,5 @@ def ended_before(github: GitHubClient, closing: Closing) -> bool:
         return False
     current = parse_comment(comment.body) if comment is not None else None
     return current is not None and bool(current.sha256) and \
-        current.exit_code == str(closing.exit_code) and current.state == \
+        current.exit_status == closing.exit_code and current.state == \
         final_state(current, closing).state

@@ -18,16 +18,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from rollback_helpers.errors import GitHubError
 from rollback_helpers.secrets import redact
 
-STATES = ("started", "awaiting approval", "dispatched", "restored", "verified", "failed",
-          "interrupted", "flip pending", "flip verified", "succeeded")
+RunState = Literal["started", "awaiting approval", "dispatched", "restored", "verified", "failed",
+                   "interrupted", "flip pending", "flip verified", "succeeded"]
+STATES: tuple[RunState, ...] = get_args(RunState)
 # A run in one of these states is over: a re-run starts afresh (or reports success).
-ENDED = frozenset({"failed", "succeeded", "flip pending", "flip verified"})
-SUCCEEDED = frozenset({"succeeded", "flip pending", "flip verified"})
+ENDED: frozenset[RunState] = frozenset({"failed", "succeeded", "flip pending", "flip verified"})
+SUCCEEDED: frozenset[RunState] = frozenset({"succeeded", "flip pending", "flip verified"})
 MARKER_RE = re.compile(r"<!-- rollback-runbook run=(?P<run_id>\S+) path=(?P<path>\S+) "
                        r"env=(?P<env>\S+) -->")
 BULLET_RE = re.compile(r"^- \*\*(?P<label>[^*]+):\*\* (?P<value>.*)$")
@@ -42,7 +43,7 @@ class RunRecord:
     run_id: str
     path: str
     env: str
-    state: str = "started"
+    state: RunState = "started"
     operator: str = ""
     started_at: str = ""
     updated_at: str = ""
@@ -71,6 +72,12 @@ class RunRecord:
     @property
     def succeeded(self) -> bool:
         return self.state in SUCCEEDED
+
+    @property
+    def exit_status(self) -> int | None:
+        """The exit code the comment shows (None while the run goes on, or if it is not one)."""
+        text = self.exit_code.strip()
+        return int(text) if text.isdigit() else None
 
     @property
     def workflow_run_id(self) -> int | None:
@@ -127,6 +134,8 @@ def parse_comment(body: str) -> RunRecord | None:
             name = by_label[bullet["label"]]
             value = bullet["value"].strip()
             values[name] = value[1:-1] if name in CODE_FIELDS and value[:1] == "`" else value
+    if values.get("state", "started") not in STATES:
+        return None  # not a state the runbook writes: not a record it can carry on from
     return RunRecord(found["run_id"], found["path"], found["env"], **values)
 
 
@@ -192,9 +201,11 @@ class RecordComment:
         self._log(f"record comment on #{self.number}: state {record.state}")
         return self
 
-    def update(self, **changes: str) -> RunRecord:
-        """Change some fields and edit the comment in place; a failure is logged, not raised."""
-        self.record = replace(self.record, updated_at=self._now(), **changes)
+    def update(self, *, state: RunState | None = None, **changes: str) -> RunRecord:
+        """Change the state and some fields and edit the comment in place; a failure is logged,
+        not raised."""
+        self.record = replace(self.record, updated_at=self._now(),
+                              state=state or self.record.state, **changes)
         if self.comment_id is None:
             return self.record
         try:
@@ -205,7 +216,7 @@ class RecordComment:
                       "it is retried when the run ends")
             return self.record
         self.last_error = ""
-        if "state" in changes:
+        if state is not None:
             self._log(f"record comment on #{self.number}: state {self.record.state}")
         return self.record
 
@@ -214,8 +225,3 @@ class RecordComment:
         return {"issue": self.number, "comment_id": self.comment_id, "url": self.html_url,
                 "record": {f.name: getattr(self.record, f.name) for f in fields(self.record)}}
 
-
-def record_from(where: dict[str, Any]) -> RunRecord:
-    """The record :meth:`RecordComment.where` saved, read back from a notebook."""
-    known = {f.name for f in fields(RunRecord)}
-    return RunRecord(**{k: str(v) for k, v in dict(where.get("record", {})).items() if k in known})

@@ -44,7 +44,7 @@ from rollback_helpers.runbook.resume import (
     not_bad,
     target_in_place,
 )
-from rollback_helpers.ui.display import Report, short
+from rollback_helpers.ui.display import Report, ReportStatus, short
 from rollback_helpers.ui.interactive import Decision, Gate, Screen
 from rollback_helpers.ui.table import Table
 
@@ -218,7 +218,7 @@ class PathA(DispatchSteps):
             self._gate().show()
             return
         target = self._require(self.target, "resolve_target")
-        status = "pending" if self.ctx.interactive and self.approval is None else \
+        status: ReportStatus = "pending" if self.ctx.interactive and self.approval is None else \
             "stopped" if self.ctx.dry_run else "ok"
         report = Report("Plan", status=status, code=self.gh_command())
         report.fact("1. dispatch", f"{self.ctx.cfg.workflow} on {self.ctx.cfg.workflow_ref}")

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from rollback_helpers.clock import utc_iso
-from rollback_helpers.ui.display import METADATA_KEY, Report
+from rollback_helpers.ui.display import METADATA_KEY, Report, ReportStatus
 
 RUN_HINT = "Run → Run Selected Cell and All Below"
 
@@ -122,7 +122,8 @@ class Decision:
             "at (UTC)", self.at).fact("how", self.how)
 
 
-def decision_report(title: str, decisions: Sequence[Decision], status: str = "decision") -> Report:
+def decision_report(title: str, decisions: Sequence[Decision],
+                    status: ReportStatus = "decision") -> Report:
     """A report that carries ``decisions`` in its output metadata (read back by the archive)."""
     return Report(title, status=status,
                   metadata={METADATA_KEY: {"decisions": [d.as_dict() for d in decisions]}})
