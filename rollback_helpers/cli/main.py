@@ -34,7 +34,7 @@ from rollback_helpers.secrets import redact
 
 if TYPE_CHECKING:
     from rollback_helpers.run import archive
-    from rollback_helpers.run.lifecycle import Closing
+    from rollback_helpers.run.closing import Closing
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
 PATHS = ("path-a", "path-b", "verify-flip")  # run.archive.NOTEBOOKS
@@ -205,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _execute(args: argparse.Namespace, location: str, *, backend: str,
              sandbox_dir: str | None, drill: bool) -> int:
     from rollback_helpers.run import archive
-    from rollback_helpers.run.lifecycle import finish_run
+    from rollback_helpers.run.closing import finish_run
 
     if args.path == "verify-flip":
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
@@ -259,7 +259,7 @@ def _announce(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
 
 def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
              stored: records.ArchivedRecord | None, *, sandbox_dir: str) -> Closing:
-    from rollback_helpers.run.lifecycle import Closing
+    from rollback_helpers.run.closing import Closing
 
     return Closing(args.run_id, args.path, args.env, outcome.exit_code, outcome.outcome,
                    args.dry_run, working, error=outcome.error, failed_step=outcome.failed_step,

@@ -133,7 +133,7 @@ def publish_record(github: GitHubClient, location: str, data: bytes) -> str:
     overwritten (:class:`RecordTampered`), so publishing cannot hide a changed record."""
     from pathlib import Path
 
-    from rollback_helpers.run.lifecycle import Closing, final_edit
+    from rollback_helpers.run.closing import Closing, final_edit
 
     issue, run_id = record_ids(data)
     block = record_metadata(data)

@@ -39,8 +39,8 @@ from rollback_helpers.domain.config import RunbookConfig, load_config
 from rollback_helpers.errors import ProcessKilled, RollbackError
 from rollback_helpers.run import archive
 from rollback_helpers.run.backends import discard_drill_world, drill_world_exists
+from rollback_helpers.run.closing import Closing, finish_run
 from rollback_helpers.run.interrupt import CellLog, mark_interrupted
-from rollback_helpers.run.lifecycle import Closing, finish_run
 from rollback_helpers.run.notebook_io import heading_above, read_notebook, write_notebook
 from rollback_helpers.run.notify import RunEnd, announce_end
 from rollback_helpers.run.owner import RunOwner, process_start, read_owner

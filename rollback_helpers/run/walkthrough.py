@@ -18,7 +18,8 @@ import nbformat
 from rollback_helpers.errors import OUTCOMES, ConfigError, RollbackError
 from rollback_helpers.run.archive import Outcome, _failed_at, _finish
 from rollback_helpers.run.backends import BackendName
-from rollback_helpers.run.lifecycle import Closed, Closing, Lifecycle, ended_before
+from rollback_helpers.run.closing import Closed, Closing, ended_before
+from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.notebook_io import (
     _runbook_metadata,
     decisions_in,

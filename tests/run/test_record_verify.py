@@ -98,3 +98,17 @@ def test_without_a_run_id_the_comment_naming_the_location_is_used(github: GitHub
     github.comments.add_comment(ISSUE, comment_body("rY", sha256_hex(data)))
     assert verify_bytes(LOCATION, data, github.comments).run_id == ""
     assert record_ids(data) == (ISSUE, "")
+
+
+def test_publishing_where_the_runs_comment_is_gone_says_so_and_writes_nothing(
+        github: GitHubClient, world: World) -> None:
+    """No record comment of the run on its issue: the final edit reports "no comment" and
+    publish-record refuses (exit 10) naming the issue, rather than reading a line back."""
+    from rollback_helpers.run.record_verify import publish_record
+
+    data = record_bytes(run_id="r9", record_issue=ISSUE, exit_code=0, outcome="success")
+    before = list(World.load(world.state_dir).state["github"]["comments"].get(str(ISSUE), []))
+    with pytest.raises(RecordHashMissing, match=f"No record comment of run r9 found on #{ISSUE}"):
+        publish_record(github, LOCATION, data)
+    after = World.load(world.state_dir).state["github"]["comments"].get(str(ISSUE), [])
+    assert after == before
