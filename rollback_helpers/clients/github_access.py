@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from rollback_helpers.clients.github_session import GitHubSession, json_object
+from rollback_helpers.clients.github_answers import json_object
+from rollback_helpers.clients.github_session import GitHubSession
 
 WRITE = frozenset({"admin", "write"})  # the legacy field: maintain reads "write", triage "read"
 

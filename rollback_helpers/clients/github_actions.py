@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 import httpx
 
-from rollback_helpers.clients.github_session import GitHubSession, json_object
+from rollback_helpers.clients.github_answers import json_object
+from rollback_helpers.clients.github_session import GitHubSession
 from rollback_helpers.clock import PollSchedule, parse_iso, utc_iso
 from rollback_helpers.errors import GitHubError, WorkflowFailed
 

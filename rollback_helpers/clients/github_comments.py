@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rollback_helpers.clients.github_session import GitHubSession, json_object
+from rollback_helpers.clients.github_answers import json_object
+from rollback_helpers.clients.github_session import GitHubSession
 from rollback_helpers.clock import parse_iso
 
 PER_PAGE = 100

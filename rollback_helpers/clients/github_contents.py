@@ -15,7 +15,8 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
+from rollback_helpers.clients.github_answers import json_list, json_object
+from rollback_helpers.clients.github_session import GitHubSession
 from rollback_helpers.errors import GitHubError, GitHubNotFound
 
 

@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 import httpx
 
-from rollback_helpers.clients.github_session import GitHubSession, json_object
+from rollback_helpers.clients.github_answers import json_object
+from rollback_helpers.clients.github_session import GitHubSession
 from rollback_helpers.errors import GitHubError
 
 ALREADY_EXISTS = "reference already exists"

@@ -6,7 +6,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rollback_helpers.clients.github_session import GitHubSession, json_object
+from rollback_helpers.clients.github_answers import json_object
+from rollback_helpers.clients.github_session import GitHubSession
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from rollback_helpers import __version__
+from rollback_helpers.clients.github_answers import (
+    error_message,
+    header_number,
+    json_list,
+    json_object,
+)
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import (
     GitHubAuthError,
@@ -272,10 +278,10 @@ class GitHubSession:
         if response.status_code not in (403, 429):
             return None
         remaining = response.headers.get("x-ratelimit-remaining")
-        secondary = "secondary rate limit" in _message(response).lower()
+        secondary = "secondary rate limit" in error_message(response).lower()
         if not secondary and remaining != "0" and response.status_code == 403:
             return None  # a permission problem, not a limit
-        retry_after = _number(response.headers.get("retry-after"))
+        retry_after = header_number(response.headers.get("retry-after"))
         if retry_after is not None:
             return retry_after
         if remaining == "0":
@@ -283,19 +289,19 @@ class GitHubSession:
         return SECONDARY_MIN_WAIT * 2.0 ** earlier
 
     def _reset_at(self, response: httpx.Response) -> float:
-        reset = _number(response.headers.get("x-ratelimit-reset"))
+        reset = header_number(response.headers.get("x-ratelimit-reset"))
         return reset if reset is not None else self.clock.now() + SECONDARY_MIN_WAIT
 
     def _rate_limited(self, endpoint: str, response: httpx.Response,
                       tries: int) -> GitHubRateLimited:
         reset = self._reset_at(response)
-        retry_after = _number(response.headers.get("retry-after"))
+        retry_after = header_number(response.headers.get("retry-after"))
         if retry_after is not None:
             reset = self.clock.now() + retry_after
         minutes = max(0.0, reset - self.clock.now()) / 60
         return GitHubRateLimited(
             f"GitHub's rate limit stopped {endpoint} for {self.repo} after {tries} tries "
-            f"({_message(response) or response.status_code}); it lifts at {utc_iso(reset)} "
+            f"({error_message(response) or response.status_code}); it lifts at {utc_iso(reset)} "
             f"(in about {minutes:.0f} min).",
             "Wait until then and re-run this cell, or use a token with its own quota (another "
             "GITHUB_TOKEN/GH_TOKEN); do not run several runbooks against the repo at once.")
@@ -306,7 +312,7 @@ class GitHubSession:
         if status < 400:
             return
         endpoint = f"{self.endpoint(method, url)} ({self.repo})"
-        message = _message(response) or response.reason_phrase
+        message = error_message(response) or response.reason_phrase
         if status == 401 or status == 403:
             token = "no token was given" if not self._token else "the token was refused"
             raise GitHubAuthError(
@@ -319,52 +325,3 @@ class GitHubSession:
         raise GitHubError(f"GitHub refused {endpoint} with {status}: {message}",
                           f"Check {check}, and the values the runbook sent (GitHub's message "
                           "above says which one).")
-
-
-
-# -- response bodies -----------------------------------------------------------------
-def _message(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(data, dict):
-        return ""
-    errors = data.get("errors")
-    detail = f" {errors}" if errors else ""
-    return f"{data.get('message', '')}{detail}".strip()
-
-
-def _number(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _json(response: httpx.Response, endpoint: str) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        status = response.status_code
-        raise GitHubError(f"GitHub's answer to {endpoint} is not JSON (HTTP {status}).",
-                          "Check the GitHub API URL in the config (a proxy or login page may "
-                          "be answering instead).") from exc
-
-
-def json_object(response: httpx.Response, endpoint: str) -> dict[str, Any]:
-    data = _json(response, endpoint)
-    if not isinstance(data, dict):
-        raise GitHubError(f"GitHub's answer to {endpoint} is not a JSON object.",
-                          "Check the GitHub API URL in the config.")
-    return data
-
-
-def json_list(response: httpx.Response, endpoint: str) -> list[dict[str, Any]]:
-    data = _json(response, endpoint)
-    if not isinstance(data, list):
-        raise GitHubError(f"GitHub's answer to {endpoint} is not a JSON list.",
-                          "Check the GitHub API URL in the config.")
-    return [item for item in data if isinstance(item, dict)]
