@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.errors import GitHubError, RollbackError
+from rollback_helpers.errors import GitHubError, OutcomeName, RollbackError
 from rollback_helpers.run.lock import EnvironmentLock
 from rollback_helpers.run.notebook_io import read_notebook
 from rollback_helpers.run.record_comment import RunRecord, marker, parse_comment, render_comment
@@ -35,7 +35,7 @@ class Closing:
     path: str
     env: str
     exit_code: int
-    outcome: str
+    outcome: OutcomeName
     dry_run: bool
     archive: Path              # the notebook as papermill left it (a working copy)
     error: str = ""

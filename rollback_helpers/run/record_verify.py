@@ -18,7 +18,7 @@ from typing import Protocol
 
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.github_comments import Comment
-from rollback_helpers.errors import RecordHashMissing, RecordTampered
+from rollback_helpers.errors import RecordHashMissing, RecordTampered, outcome_of
 from rollback_helpers.run.record_archive import record_metadata, sha256_hex
 
 MARKER = re.compile(r"<!-- rollback-runbook run=(?P<run_id>\S+) path=(?P<path>\S+) "
@@ -152,8 +152,9 @@ def publish_record(github: GitHubClient, location: str, data: bytes) -> str:
             f"({published.comment_url}), not {digest}, the SHA-256 of {location}.",
             "Nothing was changed. This is not the record the run published: check it with "
             "`rollback-runbook verify-record`, and find the one the comment names.")
+    exit_code = int(str(block.get("exit_code", 1)))
     closing = Closing(run_id, str(block.get("path", "")), str(block.get("env", "")),
-                      int(str(block.get("exit_code", 1))), str(block.get("outcome", "")),
+                      exit_code, outcome_of(exit_code),
                       bool(block.get("dry_run")), Path(location), error=str(block.get("error") or ""),
                       failed_step=str(block.get("failed_step") or ""),
                       last_step=str(block.get("last_step") or ""), location=location,
