@@ -244,7 +244,7 @@ def _announce(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
     """The run's last notification, sent from here: the kernel may be dead."""
     from rollback_helpers.domain.config import load_config
     from rollback_helpers.run.notify import RunEnd, announce_end
-    from rollback_helpers.ui.interactive import default_operator
+    from rollback_helpers.ui.decisions import default_operator
 
     end = RunEnd(args.path, args.env, args.run_id, args.operator or default_operator(),
                  outcome.exit_code, outcome.outcome, working, error=outcome.error, drill=drill,

@@ -25,15 +25,13 @@ from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
 from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
 from rollback_helpers.run.record_store import RecordStore
+from rollback_helpers.ui.decisions import Decision, default_operator, make_decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
-    Decision,
     EnvironmentPicker,
     Handle,
     NotebookScreen,
     Screen,
-    default_operator,
-    make_decision,
     not_approved,
     take_pending_decisions,
 )

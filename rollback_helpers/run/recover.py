@@ -55,7 +55,7 @@ from rollback_helpers.run.record_archive import (
 )
 from rollback_helpers.run.record_store import RecordStore, open_store
 from rollback_helpers.secrets import redact
-from rollback_helpers.ui.interactive import default_operator
+from rollback_helpers.ui.decisions import default_operator
 
 CLAIM = ".recovering-"
 KILLED = "killed (SIGKILL or the machine died)"

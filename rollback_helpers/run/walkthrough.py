@@ -31,8 +31,8 @@ from rollback_helpers.run.notebook_io import (
 from rollback_helpers.run.notify import Notifier, RunEnd, tell_end
 from rollback_helpers.run.record_archive import sha256_hex
 from rollback_helpers.run.record_store import RecordStore
+from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
-from rollback_helpers.ui.interactive import Decision
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,9 @@ from rollback_helpers.runbook.resume import (
     not_bad,
     target_in_place,
 )
+from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report, ReportStatus, short
-from rollback_helpers.ui.interactive import Decision, Gate, Screen
+from rollback_helpers.ui.interactive import Gate, Screen
 from rollback_helpers.ui.table import Table
 
 Record = DeploymentRecord | BadRecord

@@ -17,8 +17,9 @@ from rollback_helpers.errors import PreconditionFailed, WorkflowFailed
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.resume import LookBack
 from rollback_helpers.runbook.second_person import NativeGate, SecondPerson
+from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report, short
-from rollback_helpers.ui.interactive import Decision, Gate
+from rollback_helpers.ui.interactive import Gate
 from rollback_helpers.ui.progress import Progress
 
 __all__ = ["DispatchSteps", "SecondPerson"]

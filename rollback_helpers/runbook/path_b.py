@@ -43,8 +43,9 @@ from rollback_helpers.runbook.path_b_facts import (
 )
 from rollback_helpers.runbook.resume import LookBack, earlier_runs, mark_carried_on
 from rollback_helpers.runbook.second_person import SecondPerson
+from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report
-from rollback_helpers.ui.interactive import Checklist, Decision, Gate, Screen
+from rollback_helpers.ui.interactive import Checklist, Gate, Screen
 from rollback_helpers.ui.progress import Progress
 
 T = TypeVar("T")

@@ -17,8 +17,8 @@ from rollback_helpers.errors import ApprovalRejected, ApprovalTimeout, GitHubErr
 from rollback_helpers.run.approval import Judge, Verdict, approvers, plan_digest, rejection, who_may_approve
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.record_comment import RecordComment, marker, parse_comment
+from rollback_helpers.ui.decisions import make_decision
 from rollback_helpers.ui.display import Report
-from rollback_helpers.ui.interactive import make_decision
 from rollback_helpers.ui.progress import Progress
 
 
