@@ -47,18 +47,28 @@ never reaches a notebook, a log or a terminal.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from rollback_helpers.secrets import find_credentials, redact
 
 # What the archive and the record say happened, by exit code: one outcome a code, except that
-# every way of being stopped (SIGINT, SIGTERM, a dead kernel) is ``interrupted``.
-OUTCOMES: dict[int, str] = {
-    1: "failed", 2: "bad-input", 3: "precondition-failed", 4: "service-error",
+# every way of being stopped (SIGINT, SIGTERM, a dead kernel) is ``interrupted``. The one table:
+# the archive, the record comment and the error classes read it, never their own spelling.
+OutcomeName = Literal["success", "failed", "bad-input", "precondition-failed", "service-error",
+                      "workflow-failed", "verification-failed", "restore-failed", "record-tampered",
+                      "record-missing", "record-hash-missing", "not-approved", "rejected",
+                      "interrupted"]
+OUTCOMES: dict[int, OutcomeName] = {
+    0: "success", 1: "failed", 2: "bad-input", 3: "precondition-failed", 4: "service-error",
     5: "workflow-failed", 6: "verification-failed", 7: "restore-failed", 8: "record-tampered",
     9: "record-missing", 10: "record-hash-missing", 11: "not-approved", 12: "rejected",
     130: "interrupted", 137: "interrupted", 143: "interrupted",
 }
+
+
+def outcome_of(exit_code: int) -> OutcomeName:
+    """The outcome of an exit code; a code the runbook does not give is an unclassified failure."""
+    return OUTCOMES.get(exit_code, OUTCOMES[1])
 
 
 class RollbackError(Exception):
@@ -70,7 +80,7 @@ class RollbackError(Exception):
     """
 
     exit_code: ClassVar[int] = 1
-    outcome: ClassVar[str] = OUTCOMES[1]
+    outcome: ClassVar[OutcomeName] = OUTCOMES[1]
 
     def __init_subclass__(cls, *, exit_code: int | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -12,7 +12,7 @@ from rollback_helpers import errors
 from rollback_helpers.errors import EXIT_CODES, RollbackError, error_class_named
 
 OUTCOMES = {
-    1: "failed", 2: "bad-input", 3: "precondition-failed", 4: "service-error",
+    0: "success", 1: "failed", 2: "bad-input", 3: "precondition-failed", 4: "service-error",
     5: "workflow-failed", 6: "verification-failed", 7: "restore-failed",
     8: "record-tampered", 9: "record-missing", 10: "record-hash-missing", 11: "not-approved",
     12: "rejected",
@@ -158,3 +158,13 @@ def test_command_failed_survives_pickling_with_returncode_and_stderr_tail() -> N
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.returncode, copy.stderr_tail, str(copy)) == (3, error.stderr_tail, str(error))
     assert "hunter2" not in copy.stderr_tail
+
+
+def test_one_outcome_table_covers_every_exit_code() -> None:
+    """``OUTCOMES`` names the outcome of every documented exit code, success included, and a
+    failure the runbook does not classify (exit 1, as an unknown error archives) is ``failed``."""
+    assert set(errors.OUTCOMES) == set(EXIT_CODES)
+    assert errors.OUTCOMES[0] == "success"
+    assert errors.outcome_of(1) == RollbackError.outcome == "failed"
+    assert errors.outcome_of(99) == "failed"
+    assert errors.outcome_of(5) == "workflow-failed"

@@ -35,7 +35,7 @@ from rollback_helpers.secrets import redact
 
 if TYPE_CHECKING:
     from rollback_helpers.run import archive
-    from rollback_helpers.run.lifecycle import Closing
+    from rollback_helpers.run.closing import Closing
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
 ADOPTION = (init_command, check_command, recover_command)  # own modules: add_parser + run
@@ -200,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _execute(args: argparse.Namespace, location: str, *, backend: str,
              sandbox_dir: str | None, drill: bool) -> int:
     from rollback_helpers.run import archive
-    from rollback_helpers.run.lifecycle import finish_run
+    from rollback_helpers.run.closing import finish_run
 
     if not PATHS[args.path].changes:
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
@@ -239,7 +239,7 @@ def _announce(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
     """The run's last notification, sent from here: the kernel may be dead."""
     from rollback_helpers.domain.config import load_config
     from rollback_helpers.run.notify import RunEnd, announce_end
-    from rollback_helpers.ui.interactive import default_operator
+    from rollback_helpers.ui.decisions import default_operator
 
     end = RunEnd(args.path, args.env, args.run_id, args.operator or default_operator(),
                  outcome.exit_code, outcome.outcome, working, error=outcome.error, drill=drill,
@@ -254,7 +254,7 @@ def _announce(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
 
 def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
              stored: records.ArchivedRecord | None, *, sandbox_dir: str) -> Closing:
-    from rollback_helpers.run.lifecycle import Closing
+    from rollback_helpers.run.closing import Closing
 
     return Closing(args.run_id, args.path, args.env, outcome.exit_code, outcome.outcome,
                    args.dry_run, working, error=outcome.error, failed_step=outcome.failed_step,

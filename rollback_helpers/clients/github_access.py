@@ -1,9 +1,9 @@
 """Who may approve: collaborator permissions, GitHub Environments' required reviewers, and
 a workflow run waiting on them (pending deployments, reviews).
 
-The runbook's own approval gate asks :meth:`AccessMixin.permission` whether an
+The runbook's own approval gate asks :meth:`GitHubAccess.permission` whether an
 approver has write access (``admin``, ``maintain`` and ``write`` answer
-``admin``/``write``), and :meth:`AccessMixin.writers` who could approve at all.
+``admin``/``write``), and :meth:`GitHubAccess.writers` who could approve at all.
 GitHub's native gate is an Environment with required reviewers: a run that
 deploys to it waits (``status: waiting``) until one of them approves or rejects.
 """
@@ -15,9 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from rollback_helpers.clients.github_answers import json_object
 from rollback_helpers.clients.github_session import GitHubSession
 
 WRITE = frozenset({"admin", "write"})  # the legacy field: maintain reads "write", triage "read"
+
+
+@dataclass(frozen=True)
+class RepoAccess:
+    """What the token may do in the repository, as GitHub tells it."""
+
+    full_name: str
+    private: bool
+    permissions: Mapping[str, bool]  # the user's role: pull, triage, push, maintain, admin
+    token_scopes: tuple[str, ...] | None  # x-oauth-scopes; None: not sent (fine-grained, app)
 
 
 @dataclass(frozen=True)
@@ -54,25 +65,43 @@ def _reviewer(item: Mapping[str, Any]) -> str:
     return str(who.get("login") or "")
 
 
-class AccessMixin(GitHubSession):
-    """Permission and environment-review endpoints of the GitHub client."""
+class GitHubAccess:
+    """Who may do what: the repository's permissions and environment reviews, over a GitHub session."""
+
+    def __init__(self, session: GitHubSession) -> None:
+        self.session = session
+
+    def get_repository(self) -> RepoAccess:
+        """The repository, the user's permissions in it and the token's scopes."""
+        url = self.session.repo_url("")
+        response = self.session.call(
+            "GET", url, check=f"that {self.session.repo} exists and the token can see it")
+        item = json_object(response, self.session.endpoint("GET", url))
+        scopes = response.headers.get("x-oauth-scopes")
+        found = item.get("permissions")
+        return RepoAccess(
+            full_name=str(item.get("full_name") or self.session.repo), private=bool(item.get("private")),
+            permissions={str(k): bool(v) for k, v in found.items()} if isinstance(found, dict)
+            else {},
+            token_scopes=None if scopes is None else tuple(
+                s.strip() for s in scopes.split(",") if s.strip()))
 
     def permission(self, user: str) -> str:
         """``admin``, ``write``, ``read`` or ``none``: ``user``'s access to the repository."""
-        found = self._find_object(self._url(f"/collaborators/{quote(user, safe='')}/permission"),
-                                  check=f"that {user} is a GitHub user")
+        url = self.session.repo_url(f"/collaborators/{quote(user, safe='')}/permission")
+        found = self.session.find_object(url, check=f"that {user} is a GitHub user")
         return str((found or {}).get("permission") or "none")
 
     def writers(self, *, limit: int = 100) -> list[str]:
         """Logins with write access or more (the first ``limit``; one page of GitHub's)."""
-        found = self._get_list(self._url("/collaborators"),
+        found = self.session.get_list(self.session.repo_url("/collaborators"),
                                params={"permission": "push", "per_page": str(limit)},
-                               check=f"that the token can list the collaborators of {self.repo}")
+                               check=f"that the token can list the collaborators of {self.session.repo}")
         return [str((item or {}).get("login") or "") for item in found]
 
     def environment_gate(self, name: str) -> EnvironmentGate | None:
         """The Environment's required-reviewers rule, or None (no such environment or rule)."""
-        found = self._find_object(self._url(f"/environments/{quote(name, safe='')}"),
+        found = self.session.find_object(self.session.repo_url(f"/environments/{quote(name, safe='')}"),
                                   check=f"the environment {name!r}")
         rules = (found or {}).get("protection_rules") or []
         for rule in rules:
@@ -82,8 +111,8 @@ class AccessMixin(GitHubSession):
         return None
 
     def pending_deployments(self, run_id: int) -> list[PendingDeployment]:
-        found = self._get_list(self._url(f"/actions/runs/{run_id}/pending_deployments"),
-                               check=f"that run {run_id} belongs to {self.repo}")
+        found = self.session.get_list(self.session.repo_url(f"/actions/runs/{run_id}/pending_deployments"),
+                               check=f"that run {run_id} belongs to {self.session.repo}")
         return [PendingDeployment(str((item.get("environment") or {}).get("name") or ""),
                                   tuple(_reviewer(r) for r in item.get("reviewers") or []),
                                   bool(item.get("current_user_can_approve")))
@@ -91,8 +120,8 @@ class AccessMixin(GitHubSession):
 
     def reviews(self, run_id: int) -> list[Review]:
         """Approvals and rejections of a run's deployments, as GitHub keeps them."""
-        found = self._get_list(self._url(f"/actions/runs/{run_id}/approvals"),
-                               check=f"that run {run_id} belongs to {self.repo}")
+        found = self.session.get_list(self.session.repo_url(f"/actions/runs/{run_id}/approvals"),
+                               check=f"that run {run_id} belongs to {self.session.repo}")
         return [Review(str((item.get("user") or {}).get("login") or ""), str(item.get("state")),
                        str(item.get("comment") or ""),
                        tuple(str(e.get("name")) for e in item.get("environments") or []))

@@ -4,8 +4,8 @@ A run's record comment carries a hidden marker (an HTML comment on its first
 line), so a re-run, or the same run after an ambiguous failure, finds it again
 instead of writing a second one. Creating a comment is not idempotent on
 GitHub: after a timeout or a 5xx once the request was sent, the comment may
-exist; :meth:`CommentsMixin.create_comment` looks for its marker before it sends
-again, :meth:`CommentsMixin.add_comment` (plain notes, no marker) for the same
+exist; :meth:`GitHubComments.create_comment` looks for its marker before it sends
+again, :meth:`GitHubComments.add_comment` (plain notes, no marker) for the same
 body written since.
 """
 
@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rollback_helpers.clients.github_session import GitHubSession, json_object
+from rollback_helpers.clients.github_answers import json_object
+from rollback_helpers.clients.github_session import GitHubSession
 from rollback_helpers.clock import parse_iso
 
 PER_PAGE = 100
@@ -40,13 +41,21 @@ def comment_from_json(item: Mapping[str, Any]) -> Comment:
                    html_url=str(item.get("html_url") or ""))
 
 
-class CommentsMixin(GitHubSession):
-    """The comment endpoints of :class:`~rollback_helpers.clients.github.GitHubClient`."""
+class GitHubComments:
+    """Comments on issues, over a GitHub session."""
+
+    def __init__(self, session: GitHubSession) -> None:
+        self.session = session
+
+    @property
+    def repo(self) -> str:
+        return self.session.repo
 
     def list_comments(self, number: int) -> list[Comment]:
         """Every comment on issue ``number``, oldest first (all pages)."""
-        pages = self._pages(self._url(f"/issues/{number}/comments"), {"per_page": str(PER_PAGE)},
-                            check=f"that issue #{number} exists in {self.repo}")
+        pages = self.session.pages(self.session.repo_url(f"/issues/{number}/comments"),
+                                   {"per_page": str(PER_PAGE)},
+                                   check=f"that issue #{number} exists in {self.session.repo}")
         return [comment_from_json(item) for page in pages for item in page]
 
     def find_comment(self, number: int, marker: str) -> Comment | None:
@@ -67,7 +76,7 @@ class CommentsMixin(GitHubSession):
         After an ambiguous failure, a comment with this exact body written since the
         first attempt counts as this one.
         """
-        since = self.clock.now() - CLOCK_SKEW
+        since = self.session.clock.now() - CLOCK_SKEW
 
         def written() -> Comment | None:
             same = [c for c in self.list_comments(number)
@@ -78,20 +87,21 @@ class CommentsMixin(GitHubSession):
 
     def edit_comment(self, comment_id: int, body: str) -> Comment:
         """Replace comment ``comment_id``'s body (``PATCH``: safe to repeat)."""
-        url = self._url(f"/issues/comments/{comment_id}")
-        response = self._call("PATCH", url, json={"body": body},
-                              check=f"that comment {comment_id} exists in {self.repo} and the "
+        url = self.session.repo_url(f"/issues/comments/{comment_id}")
+        response = self.session.call("PATCH", url, json={"body": body},
+                              check=f"that comment {comment_id} exists in {self.session.repo} and the "
                                     "token can write issues")
-        return comment_from_json(json_object(response, self._endpoint("PATCH", url)))
+        return comment_from_json(json_object(response, self.session.endpoint("PATCH", url)))
 
     def _post_comment(self, number: int, body: str,
                       effect: Callable[[], Comment | None]) -> Comment:
-        url = self._url(f"/issues/{number}/comments")
-        answer = self._create_once(url, {"body": body}, effect)
+        url = self.session.repo_url(f"/issues/{number}/comments")
+        answer = self.session.create_once(url, {"body": body}, effect)
         if isinstance(answer, Comment):
             return answer
-        self._raise_for_status(answer, "POST", url, f"that issue #{number} exists in {self.repo}")
-        return comment_from_json(json_object(answer, self._endpoint("POST", url)))
+        self.session.raise_for_status(answer, "POST", url,
+                                      f"that issue #{number} exists in {self.session.repo}")
+        return comment_from_json(json_object(answer, self.session.endpoint("POST", url)))
 
 
 def _created(comment: Comment) -> float:

@@ -15,7 +15,8 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from rollback_helpers.clients.github_session import GitHubSession, json_list, json_object
+from rollback_helpers.clients.github_answers import json_list, json_object
+from rollback_helpers.clients.github_session import GitHubSession
 from rollback_helpers.errors import GitHubError, GitHubNotFound
 
 
@@ -45,14 +46,14 @@ class GitHubContents:
         self.branch = branch
 
     def _path_url(self, path: str) -> str:
-        return self.session._url(f"/contents/{quote(path.strip('/'), safe='/')}")
+        return self.session.repo_url(f"/contents/{quote(path.strip('/'), safe='/')}")
 
     def _where(self) -> str:
         return f"{self.session.repo}" + (f" on branch {self.branch!r}" if self.branch else "")
 
     def writable(self) -> None:
         """The repository is reachable with push permission and the branch exists."""
-        repo = self.session._get_object(self.session._url(""), check=f"that {self.session.repo} "
+        repo = self.session.get_object(self.session.repo_url(""), check=f"that {self.session.repo} "
                                         "exists and the token can see it")
         if not (repo.get("permissions") or {}).get("push", False):
             raise GitHubError(f"The token cannot push to {self.session.repo}, so records cannot "
@@ -68,18 +69,18 @@ class GitHubContents:
         body: dict[str, str] = {"message": message, "content": base64.b64encode(data).decode()}
         if self.branch:
             body["branch"] = self.branch
-        response = self.session._send("PUT", url, json=body)
+        response = self.session.send("PUT", url, json=body)
         if response.status_code in (409, 422):
             return None  # "sha wasn't supplied": the path is taken
-        self.session._raise_for_status(response, "PUT", url,
+        self.session.raise_for_status(response, "PUT", url,
                                        f"that {self._where()} exists and the token can write it")
-        content = json_object(response, self.session._endpoint("PUT", url)).get("content")
+        content = json_object(response, self.session.endpoint("PUT", url)).get("content")
         return _entry(content) if isinstance(content, dict) else None
 
     def list_folder(self, folder: str) -> list[RepoFile]:
         """The files and folders directly in ``folder`` ([] when it does not exist yet)."""
         url = self._path_url(folder)
-        response = self.session._send("GET", url, params=self._ref())
+        response = self.session.send("GET", url, params=self._ref())
         if response.status_code == 404 and "No commit found" in response.text:
             raise GitHubNotFound(f"The branch {self.branch!r} does not exist in "
                                  f"{self.session.repo}.",
@@ -87,15 +88,15 @@ class GitHubContents:
                                  "existing branch in the location.")
         if response.status_code == 404:
             return []
-        self.session._raise_for_status(response, "GET", url, f"that {self._where()} exists")
-        endpoint = self.session._endpoint("GET", url)
+        self.session.raise_for_status(response, "GET", url, f"that {self._where()} exists")
+        endpoint = self.session.endpoint("GET", url)
         if response.text.lstrip().startswith("{"):  # a file, not a folder
             return [_entry(json_object(response, endpoint))]
         return [_entry(item) for item in json_list(response, endpoint)]
 
     def read_file(self, path: str) -> bytes:
         """A file's exact bytes (through the blobs API when it is too large to come inline)."""
-        item = self.session._get_object(self._path_url(path), params=self._ref(),
+        item = self.session.get_object(self._path_url(path), params=self._ref(),
                                         check=f"that {path} exists in {self._where()}")
         if item.get("type") != "file":
             raise GitHubNotFound(f"{path} in {self._where()} is not a file.", "Check the path.")
@@ -104,9 +105,26 @@ class GitHubContents:
         return self._blob(str(item.get("sha", "")), path)
 
     def _blob(self, sha: str, path: str) -> bytes:
-        item = self.session._get_object(self.session._url(f"/git/blobs/{sha}"),
+        item = self.session.get_object(self.session.repo_url(f"/git/blobs/{sha}"),
                                         check=f"that blob {sha} of {path} exists")
         return _decode(str(item.get("content", "")), path)
+
+    def get_file(self, path: str, ref: str | None = None) -> str:
+        """A text file's content at ``ref`` (default branch if None)."""
+        url = self.session.repo_url(f"/contents/{quote(path.lstrip('/'), safe='/')}")
+        where = f"at ref {ref!r}" if ref else "on the default branch"
+        item = self.session.get_object(url, params={"ref": ref} if ref else None,
+                                check=f"that {path} exists in {self.session.repo} {where}")
+        if item.get("type") != "file" or item.get("encoding") != "base64":
+            kind, encoding = item.get("type"), item.get("encoding")
+            raise GitHubError(f"{path} in {self.session.repo} is not a regular file GitHub can return "
+                              f"inline (type {kind!r}, encoding {encoding!r}).",
+                              f"Check the path, or set a local copy of {path} in the config.")
+        try:
+            return base64.b64decode(str(item.get("content", ""))).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise GitHubError(f"{path} in {self.session.repo} is not UTF-8 text.",
+                              f"Check that {path} is the file you meant.") from exc
 
     def _ref(self) -> dict[str, str] | None:
         return {"ref": self.branch} if self.branch else None

@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 import httpx
 
-from rollback_helpers.clients.github_session import GitHubSession, json_object
+from rollback_helpers.clients.github_answers import json_object
+from rollback_helpers.clients.github_session import GitHubSession
 from rollback_helpers.errors import GitHubError
 
 ALREADY_EXISTS = "reference already exists"
@@ -43,43 +44,46 @@ def commit_from_json(item: Mapping[str, Any]) -> GitCommit:
                      html_url=str(item.get("html_url") or ""))
 
 
-class GitDataMixin(GitHubSession):
-    """The Git database endpoints of :class:`~rollback_helpers.clients.github.GitHubClient`."""
+class GitHubGit:
+    """The Git database (trees, commits, references), over a GitHub session."""
+
+    def __init__(self, session: GitHubSession) -> None:
+        self.session = session
 
     def create_tree(self, files: Mapping[str, str]) -> str:
         """A tree of regular text files (path → content); returns its SHA."""
-        url = self._url("/git/trees")
+        url = self.session.repo_url("/git/trees")
         tree = [{"path": path, "mode": "100644", "type": "blob", "content": content}
                 for path, content in sorted(files.items())]
-        response = self._call("POST", url, json={"tree": tree},
-                              check=WRITE_HELP.format(repo=self.repo))
-        return str(json_object(response, self._endpoint("POST", url))["sha"])
+        response = self.session.call("POST", url, json={"tree": tree},
+                              check=WRITE_HELP.format(repo=self.session.repo))
+        return str(json_object(response, self.session.endpoint("POST", url))["sha"])
 
     def create_commit(self, message: str, tree: str, parents: Sequence[str] = ()) -> GitCommit:
         """A commit object (on no branch); the same content twice is the same SHA."""
-        url = self._url("/git/commits")
-        response = self._call("POST", url, json={"message": message, "tree": tree,
+        url = self.session.repo_url("/git/commits")
+        response = self.session.call("POST", url, json={"message": message, "tree": tree,
                                                  "parents": list(parents)},
-                              check=WRITE_HELP.format(repo=self.repo))
-        return commit_from_json(json_object(response, self._endpoint("POST", url)))
+                              check=WRITE_HELP.format(repo=self.session.repo))
+        return commit_from_json(json_object(response, self.session.endpoint("POST", url)))
 
     def get_commit(self, sha: str) -> GitCommit:
-        return commit_from_json(self._get_object(self._url(f"/git/commits/{sha}"),
-                                                 check=f"that commit {sha} exists in {self.repo}"))
+        return commit_from_json(self.session.get_object(self.session.repo_url(f"/git/commits/{sha}"),
+                                                 check=f"that commit {sha} exists in {self.session.repo}"))
 
     def get_ref(self, ref: str) -> str | None:
         """The SHA that ``ref`` (``refs/…``) points at, or None if there is no such ref."""
-        found = self._find_object(self._url(f"/git/ref/{_short(ref)}"),
-                                  check=f"that {self.repo} exists")
+        found = self.session.find_object(self.session.repo_url(f"/git/ref/{_short(ref)}"),
+                                  check=f"that {self.session.repo} exists")
         return None if found is None else _ref_sha(found)
 
     def create_ref(self, ref: str, sha: str) -> bool:
         """Create ``ref`` at ``sha``; False if the name is taken (whoever took it)."""
-        url = self._url("/git/refs")
-        response = self._send("POST", url, json={"ref": ref, "sha": sha})
+        url = self.session.repo_url("/git/refs")
+        response = self.session.send("POST", url, json={"ref": ref, "sha": sha})
         if _refused(response, ALREADY_EXISTS):
             return False
-        self._raise_for_status(response, "POST", url, WRITE_HELP.format(repo=self.repo))
+        self.session.raise_for_status(response, "POST", url, WRITE_HELP.format(repo=self.session.repo))
         return True
 
     def update_ref(self, ref: str, sha: str) -> bool:
@@ -87,20 +91,20 @@ class GitDataMixin(GitHubSession):
 
         False if ``ref`` moved elsewhere meanwhile, or no longer exists.
         """
-        url = self._url(f"/git/refs/{_short(ref)}")
-        response = self._send("PATCH", url, json={"sha": sha, "force": False})
+        url = self.session.repo_url(f"/git/refs/{_short(ref)}")
+        response = self.session.send("PATCH", url, json={"sha": sha, "force": False})
         if _refused(response, NOT_FAST_FORWARD) or _refused(response, DOES_NOT_EXIST):
             return False
-        self._raise_for_status(response, "PATCH", url, WRITE_HELP.format(repo=self.repo))
+        self.session.raise_for_status(response, "PATCH", url, WRITE_HELP.format(repo=self.session.repo))
         return True
 
     def delete_ref(self, ref: str) -> bool:
         """Delete ``ref``; False if it did not exist."""
-        url = self._url(f"/git/refs/{_short(ref)}")
-        response = self._send("DELETE", url)
+        url = self.session.repo_url(f"/git/refs/{_short(ref)}")
+        response = self.session.send("DELETE", url)
         if _refused(response, DOES_NOT_EXIST):
             return False
-        self._raise_for_status(response, "DELETE", url, WRITE_HELP.format(repo=self.repo))
+        self.session.raise_for_status(response, "DELETE", url, WRITE_HELP.format(repo=self.session.repo))
         return True
 
 

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from rollback_helpers import __version__
+from rollback_helpers.clients.github_answers import (
+    error_message,
+    header_number,
+    json_list,
+    json_object,
+)
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import (
     GitHubAuthError,
@@ -37,7 +44,6 @@ MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 # Failures before the request left this machine: safe to send again, whatever it was.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-NOT_SENT_PREFIX = "not sent: "
 REDIRECTS = frozenset({301, 302, 307, 308})
 MAX_REDIRECTS = 5
 BACKOFF_BASE = 1.0
@@ -56,6 +62,24 @@ class AmbiguousSend(Exception):
         super().__init__(f"{endpoint}: {last}")
         self.endpoint = endpoint
         self.last = last
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a request: GitHub's answer, or None when the transport failed; whether the
+    request may have reached GitHub (False only when it never left this machine); and what
+    happened, for the log and the error."""
+
+    response: httpx.Response | None
+    sent: bool
+    last: str
+
+    @property
+    def ambiguous(self) -> bool:
+        """Whether a non-idempotent request may or may not have taken effect."""
+        if self.response is None:
+            return self.sent
+        return self.response.status_code >= 500
 
 
 class GitHubSession:
@@ -78,10 +102,10 @@ class GitHubSession:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(repo={self.repo!r}, api_url={self.api_url!r})"
 
-    def _url(self, suffix: str) -> str:
+    def repo_url(self, suffix: str) -> str:
         return f"{self.api_url}/repos/{self.repo}{suffix}"
 
-    def _endpoint(self, method: str, url: str | httpx.URL) -> str:
+    def endpoint(self, method: str, url: str | httpx.URL) -> str:
         return f"{method} {urlsplit(str(url)).path}"
 
     def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -91,42 +115,42 @@ class GitHubSession:
             headers["Authorization"] = f"Bearer {self._token.reveal()}"
         return {**headers, **(extra or {})}
 
-    def _call(self, method: str, url: str, *, check: str, params: Mapping[str, str] | None = None,
+    def call(self, method: str, url: str, *, check: str, params: Mapping[str, str] | None = None,
               json: Any = None, headers: Mapping[str, str] | None = None) -> httpx.Response:
-        response = self._send(method, url, params=params, json=json, headers=headers)
-        self._raise_for_status(response, method, url, check)
+        response = self.send(method, url, params=params, json=json, headers=headers)
+        self.raise_for_status(response, method, url, check)
         return response
 
-    def _get_object(self, url: str, *, check: str,
+    def get_object(self, url: str, *, check: str,
                     params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET a JSON object; a GitHubError names the endpoint if the answer is not one."""
-        response = self._call("GET", url, check=check, params=params)
-        return json_object(response, self._endpoint("GET", url))
+        response = self.call("GET", url, check=check, params=params)
+        return json_object(response, self.endpoint("GET", url))
 
-    def _get_list(self, url: str, *, check: str,
+    def get_list(self, url: str, *, check: str,
                   params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """GET a JSON list (one page); a GitHubError names the endpoint if the answer is not one."""
-        response = self._call("GET", url, check=check, params=params)
-        return json_list(response, self._endpoint("GET", url))
+        response = self.call("GET", url, check=check, params=params)
+        return json_list(response, self.endpoint("GET", url))
 
-    def _pages(self, url: str, params: Mapping[str, str], *,
+    def pages(self, url: str, params: Mapping[str, str], *,
                check: str) -> Iterator[list[dict[str, Any]]]:
         """GET a listing a page at a time, following GitHub's ``link: <…>; rel="next"``."""
         next_url: str | None = url
         next_params: Mapping[str, str] | None = params
         while next_url is not None:
-            response = self._call("GET", next_url, params=next_params, check=check)
-            yield json_list(response, self._endpoint("GET", next_url))
+            response = self.call("GET", next_url, params=next_params, check=check)
+            yield json_list(response, self.endpoint("GET", next_url))
             next_url, next_params = response.links.get("next", {}).get("url"), None
 
-    def _find_object(self, url: str, *, check: str) -> dict[str, Any] | None:
+    def find_object(self, url: str, *, check: str) -> dict[str, Any] | None:
         """GET a JSON object, or None where GitHub answers 404 Not Found."""
         try:
-            return self._get_object(url, check=check)
+            return self.get_object(url, check=check)
         except GitHubNotFound:
             return None
 
-    def _create_once(self, url: str, body: Any,
+    def create_once(self, url: str, body: Any,
                      effect: Callable[[], T | None]) -> httpx.Response | T:
         """POST something GitHub cannot de-duplicate, at most once in effect.
 
@@ -136,11 +160,11 @@ class GitHubSession:
         POST sent again. Returns GitHub's answer (any status: the caller judges it)
         or what ``effect()`` found.
         """
-        endpoint = self._endpoint("POST", url)
+        endpoint = self.endpoint("POST", url)
         last = ""
         for attempt in range(1, self.max_retries + 2):
             try:
-                return self._send("POST", url, json=body, once=True)
+                return self.send("POST", url, json=body, once=True)
             except AmbiguousSend as exc:
                 last = exc.last
             self._backoff(attempt, endpoint, last)  # let GitHub settle before looking
@@ -153,7 +177,7 @@ class GitHubSession:
             f"attempts (last: {last}), and none of them took effect.",
             "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
 
-    def _send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
+    def send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
               json: Any = None, headers: Mapping[str, str] | None = None,
               once: bool = False) -> httpx.Response:
         """Send, retrying transient failures and waiting out rate limits.
@@ -161,14 +185,14 @@ class GitHubSession:
         ``once``: the request is not idempotent (a dispatch, a new comment), so a
         failure after it may have reached GitHub (a timeout, a dropped connection,
         a 5xx) raises :class:`AmbiguousSend` instead of sending it again: the caller
-        checks whether it took effect (:meth:`_create_once`).
+        checks whether it took effect (:meth:`create_once`).
         """
-        endpoint = self._endpoint(method, url)
+        endpoint = self.endpoint(method, url)
         rate_limited = failed = 0
         for attempt in range(self.max_retries + 1):
-            response, last = self._attempt(method, url, params, json, headers)
-            if once and (response is None and not last.startswith(NOT_SENT_PREFIX)
-                         or response is not None and response.status_code >= 500):
+            tried = self._attempt(method, url, params, json, headers)
+            response, last = tried.response, tried.last
+            if once and tried.ambiguous:
                 raise AmbiguousSend(endpoint, last)
             if response is None or response.status_code >= 500:
                 failed += 1
@@ -189,24 +213,24 @@ class GitHubSession:
             "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
 
     def _attempt(self, method: str, url: str, params: Mapping[str, str] | None, json: Any,
-                 headers: Mapping[str, str] | None) -> tuple[httpx.Response | None, str]:
+                 headers: Mapping[str, str] | None) -> Attempt:
         self._space_mutation(method)
         self.request_count += 1
         try:
             response = self._follow(method, url, params, json, headers)
         except NOT_SENT as exc:
-            return None, f"{NOT_SENT_PREFIX}{type(exc).__name__}: {exc}"
+            return Attempt(None, sent=False, last=f"not sent: {type(exc).__name__}: {exc}")
         except TRANSIENT as exc:
-            return None, f"{type(exc).__name__}: {exc}"
+            return Attempt(None, sent=True, last=f"{type(exc).__name__}: {exc}")
         except httpx.HTTPError as exc:
-            endpoint = self._endpoint(method, url)
+            endpoint = self.endpoint(method, url)
             raise GitHubUnavailable(f"Could not send {endpoint} for {self.repo}: "
                                     f"{type(exc).__name__}: {exc}",
                                     f"Check the GitHub API URL ({self.api_url}).") from exc
         finally:
             if method in MUTATING:
                 self._last_mutation = self.clock.now()
-        return response, f"HTTP {response.status_code}"
+        return Attempt(response, sent=True, last=f"HTTP {response.status_code}")
 
     def _follow(self, method: str, url: str, params: Mapping[str, str] | None, json: Any,
                 headers: Mapping[str, str] | None) -> httpx.Response:
@@ -226,11 +250,11 @@ class GitHubSession:
             target = response.url.join(location)
             if target.host != response.url.host:
                 raise GitHubError(
-                    f"GitHub redirected {self._endpoint(method, url)} ({self.repo}) to another "
+                    f"GitHub redirected {self.endpoint(method, url)} ({self.repo}) to another "
                     f"host ({target.host}); the runbook does not send its token there.",
                     f"Check the GitHub API URL in the config ({self.api_url}).")
             log.warning("GitHub moved %s to %s (a transferred issue or renamed repository)",
-                        self._endpoint(method, response.url), target.path)
+                        self.endpoint(method, response.url), target.path)
             self.moved[str(response.url.copy_with(query=None))] = str(target)
             self.request_count += 1
             response = self.http.request(method, target, json=json,
@@ -254,10 +278,10 @@ class GitHubSession:
         if response.status_code not in (403, 429):
             return None
         remaining = response.headers.get("x-ratelimit-remaining")
-        secondary = "secondary rate limit" in _message(response).lower()
+        secondary = "secondary rate limit" in error_message(response).lower()
         if not secondary and remaining != "0" and response.status_code == 403:
             return None  # a permission problem, not a limit
-        retry_after = _number(response.headers.get("retry-after"))
+        retry_after = header_number(response.headers.get("retry-after"))
         if retry_after is not None:
             return retry_after
         if remaining == "0":
@@ -265,30 +289,30 @@ class GitHubSession:
         return SECONDARY_MIN_WAIT * 2.0 ** earlier
 
     def _reset_at(self, response: httpx.Response) -> float:
-        reset = _number(response.headers.get("x-ratelimit-reset"))
+        reset = header_number(response.headers.get("x-ratelimit-reset"))
         return reset if reset is not None else self.clock.now() + SECONDARY_MIN_WAIT
 
     def _rate_limited(self, endpoint: str, response: httpx.Response,
                       tries: int) -> GitHubRateLimited:
         reset = self._reset_at(response)
-        retry_after = _number(response.headers.get("retry-after"))
+        retry_after = header_number(response.headers.get("retry-after"))
         if retry_after is not None:
             reset = self.clock.now() + retry_after
         minutes = max(0.0, reset - self.clock.now()) / 60
         return GitHubRateLimited(
             f"GitHub's rate limit stopped {endpoint} for {self.repo} after {tries} tries "
-            f"({_message(response) or response.status_code}); it lifts at {utc_iso(reset)} "
+            f"({error_message(response) or response.status_code}); it lifts at {utc_iso(reset)} "
             f"(in about {minutes:.0f} min).",
             "Wait until then and re-run this cell, or use a token with its own quota (another "
             "GITHUB_TOKEN/GH_TOKEN); do not run several runbooks against the repo at once.")
 
-    def _raise_for_status(self, response: httpx.Response, method: str, url: str,
+    def raise_for_status(self, response: httpx.Response, method: str, url: str,
                           check: str) -> None:
         status = response.status_code
         if status < 400:
             return
-        endpoint = f"{self._endpoint(method, url)} ({self.repo})"
-        message = _message(response) or response.reason_phrase
+        endpoint = f"{self.endpoint(method, url)} ({self.repo})"
+        message = error_message(response) or response.reason_phrase
         if status == 401 or status == 403:
             token = "no token was given" if not self._token else "the token was refused"
             raise GitHubAuthError(
@@ -301,52 +325,3 @@ class GitHubSession:
         raise GitHubError(f"GitHub refused {endpoint} with {status}: {message}",
                           f"Check {check}, and the values the runbook sent (GitHub's message "
                           "above says which one).")
-
-
-
-# -- response bodies -----------------------------------------------------------------
-def _message(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(data, dict):
-        return ""
-    errors = data.get("errors")
-    detail = f" {errors}" if errors else ""
-    return f"{data.get('message', '')}{detail}".strip()
-
-
-def _number(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _json(response: httpx.Response, endpoint: str) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        status = response.status_code
-        raise GitHubError(f"GitHub's answer to {endpoint} is not JSON (HTTP {status}).",
-                          "Check the GitHub API URL in the config (a proxy or login page may "
-                          "be answering instead).") from exc
-
-
-def json_object(response: httpx.Response, endpoint: str) -> dict[str, Any]:
-    data = _json(response, endpoint)
-    if not isinstance(data, dict):
-        raise GitHubError(f"GitHub's answer to {endpoint} is not a JSON object.",
-                          "Check the GitHub API URL in the config.")
-    return data
-
-
-def json_list(response: httpx.Response, endpoint: str) -> list[dict[str, Any]]:
-    data = _json(response, endpoint)
-    if not isinstance(data, list):
-        raise GitHubError(f"GitHub's answer to {endpoint} is not a JSON list.",
-                          "Check the GitHub API URL in the config.")
-    return [item for item in data if isinstance(item, dict)]

@@ -208,7 +208,7 @@ class GitHubStore(RecordStore):
     @property
     def contents(self) -> GitHubContents:
         if self._contents is None:
-            self._contents = GitHubContents(self._github(self.repo), self.branch)
+            self._contents = GitHubContents(self._github(self.repo).session, self.branch)
         return self._contents
 
     def check_writable(self) -> None:

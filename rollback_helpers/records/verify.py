@@ -49,7 +49,7 @@ class CachedComments:
     def list_comments(self, number: int) -> list[Comment]:
         if number not in self.seen:
             self._client = self._client or self.connect()
-            self.seen[number] = list(self._client.list_comments(number))
+            self.seen[number] = list(self._client.comments.list_comments(number))
         return self.seen[number]
 
 

@@ -24,7 +24,16 @@ from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
 from rollback_helpers.domain.paths import path_spec
-from rollback_helpers.errors import ConfigError, Interrupted, KernelDied, Terminated, error_class_named
+from rollback_helpers.errors import (
+    OUTCOMES,
+    ConfigError,
+    Interrupted,
+    KernelDied,
+    OutcomeName,
+    Terminated,
+    error_class_named,
+    outcome_of,
+)
 from rollback_helpers.records.notebook_io import (
     decisions_in,
     heading_above,
@@ -48,7 +57,7 @@ class Outcome:
     env: str
     archive: str
     exit_code: int
-    outcome: str               # "success", or the error class's outcome ("workflow-failed", …)
+    outcome: OutcomeName       # "success", or the error class's ("workflow-failed", …)
     error: str = ""            # ErrorClass: message (redacted)
     failed_step: str = ""      # the heading of the step whose cell failed
     failed_cell: int | None = None
@@ -160,7 +169,7 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
 
     error = KeyboardInterrupt() if stop.signum else run_interruptibly(run, stop)
     if error is None:
-        outcome = Outcome(exit_code=0, outcome="success", **common)
+        outcome = Outcome(exit_code=0, outcome=OUTCOMES[0], **common)
     elif stop.signum or isinstance(error, DeadKernelError) or (
             isinstance(error, PapermillExecutionError) and error.ename == "KeyboardInterrupt"):
         outcome = _interrupted(stop, error, cells, path, output, common)
@@ -199,7 +208,8 @@ def _failed(exc: PapermillExecutionError, output: Path, common: dict[str, Any]) 
 def _failed_at(ename: str, evalue: str, cell_index: int, notebook: Path,
                common: dict[str, Any]) -> Outcome:
     cls = error_class_named(ename)
-    exit_code, outcome = (cls.exit_code, cls.outcome) if cls else (1, "error")
+    exit_code = cls.exit_code if cls else 1
+    outcome = outcome_of(exit_code)
     return Outcome(exit_code=exit_code, outcome=outcome, error=redact(f"{ename}: {evalue}"),
                    failed_step=step_heading(notebook, cell_index), failed_cell=cell_index,
                    last_step=step_heading(notebook, max(cell_index - 1, 0)), **common)

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import httpx
 
@@ -51,7 +51,8 @@ from rollback_helpers.secrets import Secret, token_from_env
 if TYPE_CHECKING:
     from rollback_helpers.sandbox.core.world import World
 
-BACKENDS = ("sandbox", "real")
+BackendName = Literal["sandbox", "real"]
+BACKENDS: tuple[BackendName, ...] = get_args(BackendName)
 SANDBOX_FLY_TOKEN = "fm2_sandbox_metrics"  # the sandbox's Fly token: never a real one
 
 
@@ -180,7 +181,7 @@ def sandbox_scenarios() -> dict[str, str]:
 
 @dataclass
 class Backends:
-    name: str
+    name: BackendName
     http: httpx.Client
     runner: CommandRunner
     clock: Clock

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
@@ -26,19 +26,20 @@ from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
 from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
+from rollback_helpers.ui.decisions import Decision, default_operator, make_decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
-    Decision,
     EnvironmentPicker,
     Handle,
     NotebookScreen,
     Screen,
-    default_operator,
-    make_decision,
     not_approved,
     take_pending_decisions,
 )
 from rollback_helpers.ui.table import Table
+
+if TYPE_CHECKING:
+    from rollback_helpers.run.walkthrough import WalkthroughFacts
 
 PROTECTED_ENVS = ("production",)
 
@@ -261,17 +262,13 @@ class RunContext:
 
         return archive_walkthrough(self, notebook)
 
-    @property
-    def env_name(self) -> str:
-        return self.env.name
+    def walkthrough_facts(self) -> WalkthroughFacts:
+        """Who runs which path where, as a walkthrough's archive and end name it."""
+        from rollback_helpers.run.walkthrough import WalkthroughFacts
 
-    @property
-    def backend_name(self) -> str:
-        return self.backends.name
-
-    @property
-    def sandbox_dir(self) -> str:
-        return str(self.backends.sandbox_dir or "")
+        return WalkthroughFacts(self.path, self.env.name, self.run_id, self.operator,
+                                self.dry_run, self.backends.name,
+                                str(self.backends.sandbox_dir or ""), self.opened_at)
 
     @property
     def mode(self) -> str:

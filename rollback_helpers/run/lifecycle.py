@@ -6,42 +6,33 @@ an interactive one: when the plan is approved), renewed during long waits and
 released when the run ends; the record comment is posted before the first change
 and edited as the run goes on.
 
-Command-line side (:func:`close_run`): after papermill returns — whatever
-happened to the kernel — the record comment gets its final edit (state, exit
-code, last step, archive, SHA-256, how to resume) and the lock is released if
-this run still holds it.
+Command-line side (:mod:`.closing`): after papermill returns — whatever
+happened to the kernel — the record comment gets its final edit and the lock is
+released if this run still holds it; :meth:`Lifecycle.close` makes the same end
+from the kernel (a walkthrough's Finish).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shlex
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import Clock, utc_iso
-from rollback_helpers.errors import GitHubError, RollbackError
-from rollback_helpers.records.notebook_io import read_notebook
+from rollback_helpers.errors import RollbackError
+from rollback_helpers.run.closing import Closed, Closing, close_run
 from rollback_helpers.run.lock import EnvironmentLock, Lease
 from rollback_helpers.run.run_comment import (
     FoundRun,
     PostedRunComment,
     RunComment,
-    marker,
-    parse_comment,
+    RunState,
     previous_runs,
-    render_comment,
 )
-from rollback_helpers.secrets import redact
 from rollback_helpers.ui.display import METADATA_KEY, Report
-
-if TYPE_CHECKING:
-    from rollback_helpers.domain.config import RunbookConfig
 
 HOLDER_PID = " pid "
 
@@ -156,7 +147,7 @@ class Lifecycle:
     # -- the record comment --------------------------------------------------------
     def previous(self, numbers: list[int]) -> list[FoundRun]:
         """Earlier runs of this path on this environment, newest first (from their comments)."""
-        return [run for run in previous_runs(self.github, numbers, path=self.path, env=self.env)
+        return [run for run in previous_runs(self.github.comments, numbers, path=self.path, env=self.env)
                 if run.record.run_id != self.run_id]
 
     def post_record(self, number: int, record: RunComment) -> Report:
@@ -164,16 +155,16 @@ class Lifecycle:
         if self.taken_over is not None:
             record = replace(record, lock=f"taken over from {self.taken_over.holder} (run "
                              f"{self.taken_over.run_id})")
-        self.record = PostedRunComment(self.github, number, record, log=self.log,
+        self.record = PostedRunComment(self.github.comments, number, record, log=self.log,
                                     now=lambda: utc_iso(self.clock.now())).post()
         report = Report(f"Run recorded on #{number}").fact("record comment", self.record.html_url)
         report.fact("state", self.record.record.state)
         report.metadata = {METADATA_KEY: {"record_comment": self.record_block()}}
         return report
 
-    def update_record(self, **changes: str) -> None:
+    def update_record(self, *, state: RunState | None = None, **changes: str) -> None:
         if self.record is not None:
-            self.record.update(**changes)
+            self.record.update(state=state, **changes)
 
     def record_block(self) -> dict[str, Any] | None:
         """Where this run's record comment is, as the notebook's metadata names it."""
@@ -182,170 +173,9 @@ class Lifecycle:
         return {"issue": self.record.number, "comment_id": self.record.comment_id,
                 "url": self.record.html_url}
 
-    def close(self, closing: Closing) -> list[str]:
+    def close(self, closing: Closing) -> Closed:
         """The command line's end of a run, made from the kernel (a walkthrough's Finish): the
-        same final edit of the record comment and release of the lock; lines to show."""
-        lines = close_run(self.github, self._lock(), closing)
+        same final edit of the record comment and release of the lock."""
+        closed = close_run(self.github, self._lock(), closing)
         self.lease = None
-        return lines
-
-
-# -- the command line's side, after the notebook ----------------------------------------
-@dataclass(frozen=True)
-class Closing:
-    """What the command line knows when the notebook has ended."""
-
-    run_id: str
-    path: str
-    env: str
-    exit_code: int
-    outcome: str
-    dry_run: bool
-    archive: Path              # the notebook as papermill left it (a working copy)
-    error: str = ""
-    failed_step: str = ""
-    last_step: str = ""
-    resume_command: str = ""
-    location: str = ""         # where the record was stored ("": ``archive`` is the record)
-    sha256: str = ""           # the SHA-256 of exactly the bytes stored there
-    sandbox_dir: str = ""      # a drill's world (where its GitHub is), for the commands shown
-    record_issue: int | None = None  # the record comment's issue, if not read from ``archive``
-
-    def publish_command(self) -> str:
-        """The command that publishes the stored record on its comment, once GitHub answers."""
-        extra = ["--sandbox-dir", self.sandbox_dir] if self.sandbox_dir else []
-        return shlex.join(["rollback-runbook", "publish-record", self.location, *extra])
-
-
-def finish_run(closing: Closing, *, backend: str, sandbox_dir: str | None,
-               cfg: RunbookConfig | None = None) -> list[str]:
-    """The command line's end of a live run, whatever happened to its kernel (or to its
-    command, for a recovery): lines to print. ``cfg``: the run's configuration, if not this
-    process's."""
-    from rollback_helpers.domain.config import load_config
-    from rollback_helpers.run.backends import open_backends
-
-    try:
-        cfg = cfg or load_config()
-        backends = open_backends(backend, sandbox_dir=sandbox_dir, cfg=cfg)
-        try:
-            github = backends.github(cfg)
-            lock = EnvironmentLock(github, closing.env, clock=backends.clock, ttl=cfg.lock_ttl)
-            return close_run(github, lock, closing)
-        finally:
-            backends.close()
-    except RollbackError as exc:
-        return [f"The record comment and lock of run {closing.run_id} were not finished: "
-                f"{exc.what}"]
-
-
-def close_run(github: GitHubClient, lock: EnvironmentLock, closing: Closing) -> list[str]:
-    """Final edit of the record comment and release of the lock; lines to print."""
-    lines: list[str] = []
-    number = _record_issue(closing)
-    if number is not None:
-        lines.append(_final_edit(github, number, closing))
-    try:
-        lease = lock.held()
-        if lease is not None and lease.run_id == closing.run_id:
-            lock.acquire(lease)  # the same run: the lease is this object's now
-            lock.release()
-            lines.append(f"Lock of {closing.env} released.")
-    except RollbackError as exc:
-        lines.append(f"The lock of {closing.env} could not be released: {exc.what} "
-                     "(it expires on its own).")
-    return lines
-
-
-def _record_issue(closing: Closing) -> int | None:
-    if closing.record_issue is not None:
-        return closing.record_issue
-    where = _record_location(closing.archive)
-    return int(where["issue"]) if where is not None else None
-
-
-def _record_location(archive: Path) -> dict[str, Any] | None:
-    if not archive.is_file():
-        return None
-    found = None
-    for cell in read_notebook(archive).cells:
-        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            block = output.get("metadata", {}).get(METADATA_KEY)
-            if isinstance(block, dict) and isinstance(block.get("record_comment"), dict):
-                found = dict(block["record_comment"])
-    return found
-
-
-def final_state(current: RunComment, closing: Closing) -> RunComment:
-    """The record as the run ended: its state, exit code, last step, archive, SHA-256."""
-    if closing.exit_code == 0:
-        state = current.state if current.ended else "succeeded"
-        next_step = current.next_step
-    elif closing.outcome == "interrupted":
-        state = "interrupted"
-        next_step = current.next_step if current.next_step.startswith("carried on by") else (
-            f"re-run `{closing.resume_command}`: it finds this comment and carries on "
-            "(watches the dispatched run, or uses the restored cluster) instead of acting twice")
-    else:
-        state = "failed"
-        next_step = closing.error.partition("Next:")[2].strip() or \
-            "read the failing step in the archive"
-    archive, digest = closing.location, closing.sha256
-    if not archive:  # the caller did not store it: the notebook where it lies
-        archive = str(closing.archive)
-        digest = hashlib.sha256(closing.archive.read_bytes()).hexdigest() \
-            if closing.archive.is_file() else ""
-    return replace(current, state=state, exit_code=str(closing.exit_code),
-                   last_step=closing.last_step or current.last_step,
-                   error=redact(closing.error.partition("\nNext:")[0]) if closing.exit_code
-                   else "", next_step=next_step,
-                   archive=archive, sha256=digest)
-
-
-def final_edit(github: GitHubClient, number: int, closing: Closing) -> str:
-    """Edit the run's record comment on issue ``number`` into its final state (GitHubError
-    if GitHub does not take it); the line to show."""
-    comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
-    current = parse_comment(comment.body) if comment is not None else None
-    if comment is None or current is None:
-        return f"{NO_COMMENT} of run {closing.run_id} found on #{number}."
-    final = final_state(current, closing)
-    github.edit_comment(comment.id, render_comment(final))
-    return f"Record comment on #{number}: {final.state} ({comment.html_url})"
-
-
-NO_COMMENT = "No record comment"
-
-
-def _final_edit(github: GitHubClient, number: int, closing: Closing) -> str:
-    try:
-        return final_edit(github, number, closing)
-    except GitHubError as exc:
-        return f"{EDIT_FAILED} on #{number} could not be updated: {exc.what}" + (
-            f" The record is stored at {closing.location} (sha256 {closing.sha256}); once "
-            f"GitHub answers, publish it there: `{closing.publish_command()}`."
-            if closing.sha256 else "")
-
-
-EDIT_FAILED = "The record comment"
-
-
-def edit_failed(line: str) -> bool:
-    """Whether a line of :func:`close_run` says the final edit did not reach GitHub."""
-    return line.startswith(EDIT_FAILED) and " could not be updated: " in line
-
-
-def ended_before(github: GitHubClient, closing: Closing) -> bool:
-    """Whether the run's record comment already shows this end (an earlier final edit made it,
-    with an archive's SHA-256): a repeated Finish then tells nobody again."""
-    number = _record_issue(closing)
-    if number is None:
-        return False
-    try:
-        comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
-    except GitHubError:
-        return False
-    current = parse_comment(comment.body) if comment is not None else None
-    return current is not None and bool(current.sha256) and \
-        current.exit_code == str(closing.exit_code) and current.state == \
-        final_state(current, closing).state
+        return closed

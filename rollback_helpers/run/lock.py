@@ -108,10 +108,10 @@ class EnvironmentLock:
         return current[1] if current else None
 
     def _read(self) -> tuple[str, Lease] | None:
-        sha = self.github.get_ref(self.ref)
+        sha = self.github.git.get_ref(self.ref)
         if sha is None:
             return None
-        lease = lease_from_message(self.github.get_commit(sha).message)
+        lease = lease_from_message(self.github.git.get_commit(sha).message)
         if lease is None:  # not written by the runbook: treat it as held, and say so
             lease = Lease(env=self.env, holder=f"an unreadable lock commit {sha[:12]}", run_id="",
                           path="", started_at="", expires_at="")
@@ -131,7 +131,7 @@ class EnvironmentLock:
         for _ in range(ACQUIRE_TRIES):
             fresh = self._fresh(wanted, self.clock.now())
             commit = self._commit(fresh, parents=())
-            if self.github.create_ref(self.ref, commit):
+            if self.github.git.create_ref(self.ref, commit):
                 return self._took(commit, fresh, "took")
             current = self._read()
             if current is None:
@@ -164,12 +164,12 @@ class EnvironmentLock:
         """
         if self.lease is None:
             return False
-        current = self.github.get_ref(self.ref)
+        current = self.github.git.get_ref(self.ref)
         mine, self.lease = current == self._sha, None
         if not mine:
             log.warning("lock %s is no longer ours (now %s); leaving it", self.ref, current)
             return False
-        return self.github.delete_ref(self.ref)
+        return self.github.git.delete_ref(self.ref)
 
     # -- the compare-and-swap ----------------------------------------------------------
     def _replace(self, expected: str, lease: Lease, verb: str) -> Lease:
@@ -177,7 +177,7 @@ class EnvironmentLock:
         now = self.clock.now()
         fresh = self._fresh(lease, now)
         commit = self._commit(fresh, parents=(expected,))
-        if self.github.update_ref(self.ref, commit):
+        if self.github.git.update_ref(self.ref, commit):
             return self._took(commit, fresh, verb)
         current = self._read()
         if current is not None and current[0] == commit:  # our update did land
@@ -198,9 +198,9 @@ class EnvironmentLock:
         once: a renewal costs a commit and a ref update (two requests), not three."""
         text = lease_to_json(lease)
         if not self._tree:
-            self._tree = self.github.create_tree({LEASE_FILE: LEASE_FILE_TEXT})
+            self._tree = self.github.git.create_tree({LEASE_FILE: LEASE_FILE_TEXT})
         summary = f"rollback lock: {self.env} held by {lease.holder} (run {lease.run_id})"
-        return self.github.create_commit(f"{summary}\n\n{text}\n", self._tree, parents).sha
+        return self.github.git.create_commit(f"{summary}\n\n{text}\n", self._tree, parents).sha
 
     def _took(self, commit: str, lease: Lease, verb: str) -> Lease:
         self._sha, self.lease = commit, lease

@@ -3,7 +3,7 @@ not reach GitHub (``rollback-runbook publish-record``).
 
 It checks against what is already published (:mod:`rollback_helpers.records.verify`)
 and edits the run comment as the run's end would have
-(:func:`rollback_helpers.run.lifecycle.final_edit`), so it lives with the live run.
+(:func:`rollback_helpers.run.closing.final_edit`), so it lives with the live run.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.errors import RecordHashMissing, RecordTampered
+from rollback_helpers.errors import RecordHashMissing, RecordTampered, outcome_of
 from rollback_helpers.records.archive import record_metadata, sha256_hex
 from rollback_helpers.records.verify import published_for, record_ids
-from rollback_helpers.run.lifecycle import NO_COMMENT, Closing, final_edit
+from rollback_helpers.run.closing import Closing, final_edit
 
 
 def publish_record(github: GitHubClient, location: str, data: bytes) -> str:
@@ -32,7 +32,7 @@ def publish_record(github: GitHubClient, location: str, data: bytes) -> str:
             "there is no record comment to publish it on.",
             "A dry run, or a run that failed before its record comment was posted, has none.")
     digest, where = sha256_hex(data), f"#{issue} in {github.repo}"
-    published = published_for(github, issue, run_id, location)
+    published = published_for(github.comments, issue, run_id, location)
     if published is not None and published.sha256 == digest:
         return f"Already published: issue {where} carries this record's SHA-256 ({digest})."
     if published is not None:
@@ -41,15 +41,16 @@ def publish_record(github: GitHubClient, location: str, data: bytes) -> str:
             f"({published.comment_url}), not {digest}, the SHA-256 of {location}.",
             "Nothing was changed. This is not the record the run published: check it with "
             "`rollback-runbook verify-record`, and find the one the comment names.")
+    exit_code = int(str(block.get("exit_code", 1)))
     closing = Closing(run_id, str(block.get("path", "")), str(block.get("env", "")),
-                      int(str(block.get("exit_code", 1))), str(block.get("outcome", "")),
+                      exit_code, outcome_of(exit_code),
                       bool(block.get("dry_run")), Path(location), error=str(block.get("error") or ""),
                       failed_step=str(block.get("failed_step") or ""),
                       last_step=str(block.get("last_step") or ""), location=location,
                       sha256=digest)
-    line = final_edit(github, issue, closing)
-    if line.startswith(NO_COMMENT):
-        raise RecordHashMissing(f"{line} The record {location} cannot be published there.",
+    edit = final_edit(github, issue, closing)
+    if edit.status == "no comment":
+        raise RecordHashMissing(f"{edit.line} The record {location} cannot be published there.",
                                 f"Open issue {where}: the run's comment was deleted or never "
                                 "posted.")
-    return line
+    return edit.line

@@ -48,12 +48,12 @@ from rollback_helpers.records.notebook_io import heading_above, read_notebook, w
 from rollback_helpers.records.store import RecordStore, open_store
 from rollback_helpers.run import archive
 from rollback_helpers.run.backends import discard_drill_world, drill_world_exists, github_factory
+from rollback_helpers.run.closing import Closing, finish_run
 from rollback_helpers.run.interrupt import CellLog, mark_interrupted
-from rollback_helpers.run.lifecycle import Closing, finish_run
 from rollback_helpers.run.notify import RunEnd, announce_end
 from rollback_helpers.run.owner import WORKING_PREFIX, RunOwner, process_start, read_owner
 from rollback_helpers.secrets import redact
-from rollback_helpers.ui.interactive import default_operator
+from rollback_helpers.ui.decisions import default_operator
 
 CLAIM = ".recovering-"
 KILLED = "killed (SIGKILL or the machine died)"

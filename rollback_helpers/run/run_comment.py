@@ -21,15 +21,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.errors import GitHubError
 from rollback_helpers.secrets import redact
 
+RunState = Literal["started", "awaiting approval", "dispatched", "restored", "verified", "failed",
+                   "interrupted", "flip pending", "flip verified", "succeeded"]
+STATES: tuple[RunState, ...] = get_args(RunState)
 # A run in one of these states is over: a re-run starts afresh (or reports success).
-ENDED = frozenset({"failed", "succeeded", "flip pending", "flip verified"})
-SUCCEEDED = frozenset({"succeeded", "flip pending", "flip verified"})
+ENDED: frozenset[RunState] = frozenset({"failed", "succeeded", "flip pending", "flip verified"})
+SUCCEEDED: frozenset[RunState] = frozenset({"succeeded", "flip pending", "flip verified"})
 MARKER_RE = re.compile(r"<!-- rollback-runbook run=(?P<run_id>\S+) path=(?P<path>\S+) "
                        r"env=(?P<env>\S+) -->")
 BULLET_RE = re.compile(r"^- \*\*(?P<label>[^*]+):\*\* (?P<value>.*)$")
@@ -42,7 +45,7 @@ class RunComment:
     run_id: str
     path: str
     env: str
-    state: str = "started"
+    state: RunState = "started"
     operator: str = ""
     started_at: str = ""
     updated_at: str = ""
@@ -71,6 +74,12 @@ class RunComment:
     @property
     def succeeded(self) -> bool:
         return self.state in SUCCEEDED
+
+    @property
+    def exit_status(self) -> int | None:
+        """The exit code the comment shows (None while the run goes on, or if it is not one)."""
+        text = self.exit_code.strip()
+        return int(text) if text.isdigit() else None
 
     @property
     def workflow_run_id(self) -> int | None:
@@ -132,6 +141,8 @@ def parse_comment(body: str) -> RunComment | None:
             name = by_label[bullet["label"]]
             value = bullet["value"].strip()
             values[name] = value[1:-1] if name in CODE_FIELDS and value[:1] == "`" else value
+    if values.get("state", "started") not in STATES:
+        return None  # not a state the runbook writes: not a record it can carry on from
     return RunComment(found["run_id"], found["path"], found["env"], **values)
 
 
@@ -197,9 +208,11 @@ class PostedRunComment:
         self._log(f"record comment on #{self.number}: state {record.state}")
         return self
 
-    def update(self, **changes: str) -> RunComment:
-        """Change some fields and edit the comment in place; a failure is logged, not raised."""
-        self.record = replace(self.record, updated_at=self._now(), **changes)
+    def update(self, *, state: RunState | None = None, **changes: str) -> RunComment:
+        """Change the state and some fields and edit the comment in place; a failure is logged,
+        not raised."""
+        self.record = replace(self.record, updated_at=self._now(),
+                              state=state or self.record.state, **changes)
         if self.comment_id is None:
             return self.record
         try:
@@ -210,6 +223,6 @@ class PostedRunComment:
                       "it is retried when the run ends")
             return self.record
         self.last_error = ""
-        if "state" in changes:
+        if state is not None:
             self._log(f"record comment on #{self.number}: state {self.record.state}")
         return self.record

@@ -8,14 +8,14 @@ papermill's failing cell) and writes it under the same name rules.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import nbformat
 
-from rollback_helpers.errors import ConfigError, RollbackError
+from rollback_helpers.errors import OUTCOMES, ConfigError, RollbackError
 from rollback_helpers.records.archive import sha256_hex
 from rollback_helpers.records.notebook_io import (
     _runbook_metadata,
@@ -27,34 +27,37 @@ from rollback_helpers.records.notebook_io import (
 )
 from rollback_helpers.records.store import RecordStore
 from rollback_helpers.run.archive import Outcome, _failed_at, _finish
-from rollback_helpers.run.lifecycle import Closing, Lifecycle, edit_failed, ended_before
+from rollback_helpers.run.backends import BackendName
+from rollback_helpers.run.closing import Closed, Closing, ended_before
+from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.notify import Notifier, RunEnd, tell_end
+from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
-from rollback_helpers.ui.interactive import Decision
+
+
+@dataclass(frozen=True)
+class WalkthroughFacts:
+    """Who ran which path where: what an interactive run's archive and end name."""
+
+    path: str
+    env: str
+    run_id: str
+    operator: str
+    dry_run: bool
+    backend: BackendName
+    sandbox_dir: str  # a drill's world ("" on the real backend)
+    opened_at: datetime
 
 
 class WalkthroughRun(Protocol):
-    """What archiving needs of the interactive run (the run's context satisfies it)."""
+    """What archiving needs of the interactive run (the run's context satisfies it): its facts,
+    its story, where it is stored, and the lock, record comment and team its end tells."""
 
-    dry_run: bool
-    run_id: str
-    operator: str
-    told_end: set[str]  # the outcomes the team was told of (a repeated Finish tells nobody)
-    opened_at: datetime
     timeline: list[tuple[str, str]]
     decisions: list[Decision]
+    told_end: set[str]  # the outcomes the team was told of (a repeated Finish tells nobody)
 
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def env_name(self) -> str: ...
-
-    @property
-    def backend_name(self) -> str: ...
-
-    @property
-    def sandbox_dir(self) -> str: ...
+    def walkthrough_facts(self) -> WalkthroughFacts: ...
 
     def reserve_archive_path(self) -> str: ...
 
@@ -93,11 +96,12 @@ def saved_notebook(explicit: str | None = None) -> Path:
 
 def unsaved_work(nb: nbformat.NotebookNode, ctx: WalkthroughRun) -> str:
     """Why the saved file does not yet hold this run's story, or ``""``."""
+    run_id = ctx.walkthrough_facts().run_id
     runs = [block["run"] for block in _runbook_metadata(nb) if isinstance(block.get("run"), dict)]
-    if not any(run.get("id") == ctx.run_id for run in runs):
+    if not any(run.get("id") == run_id for run in runs):
         return "The saved file does not show this run yet."
     summaries = [r for r in runs if "timeline" in r]
-    mine = [r for r in summaries if r.get("id") == ctx.run_id]
+    mine = [r for r in summaries if r.get("id") == run_id]
     ended_in_error = first_error(nb) is not None  # a failed run's story ends at its error
     if summaries and not ended_in_error and (not mine or mine[-1]["timeline"] != story_length(ctx.timeline)):
         return ("The saved Summary is older than the run: run the Summary cell again, "
@@ -137,10 +141,10 @@ def archive_walkthrough(ctx: WalkthroughRun, notebook: str | None = None) -> Rep
     # (state, exit code, last step, archive, SHA-256) and the lock's release
     life = ctx.end_lifecycle()
     closed = life.close(replace(closing, location=stored.location, sha256=digest)) \
-        if life is not None else []
+        if life is not None else Closed()
     report = _with_lines(ctx, _archived_report(report, outcome, stored.location, digest),
-                         [*told, *closed])
-    if any(edit_failed(line) for line in closed):
+                         [*told, *closed.lines])
+    if closed.edit_failed:
         report.status = "warning"
     return report
 
@@ -150,11 +154,12 @@ def _stamp_and_close(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRun
     """The record's metadata block, and what the run's end needs (as the command line's)."""
     life = ctx.end_lifecycle()
     issue = _keep_record_comment(nb, life.record_block() if life is not None else None)
-    outcome = stamp_walkthrough(nb, saved, ctx, reserved)
+    run = ctx.walkthrough_facts()
+    outcome = stamp_walkthrough(nb, saved, run, reserved)
     return outcome, Closing(
-        ctx.run_id, ctx.path, ctx.env_name, outcome.exit_code, outcome.outcome, ctx.dry_run,
+        run.run_id, run.path, run.env, outcome.exit_code, outcome.outcome, run.dry_run,
         saved, error=outcome.error, failed_step=outcome.failed_step,
-        last_step=outcome.last_step, location=reserved, sandbox_dir=ctx.sandbox_dir,
+        last_step=outcome.last_step, location=reserved, sandbox_dir=run.sandbox_dir,
         record_issue=issue)
 
 
@@ -176,9 +181,10 @@ def _tell_end(ctx: WalkthroughRun, nb: nbformat.NotebookNode, closing: Closing) 
     if told in ctx.told_end or (life is not None and ended_before(life.github, closing)):
         return [f"notification: not sent again (the team was already told: {told})"]
     ctx.told_end.add(told)
+    run = ctx.walkthrough_facts()
     sent = tell_end(notifier, RunEnd(
-        ctx.path, ctx.env_name, ctx.run_id, ctx.operator, closing.exit_code, closing.outcome,
-        closing.archive, error=closing.error, drill=ctx.backend_name == "sandbox",
+        run.path, run.env, run.run_id, run.operator, closing.exit_code, closing.outcome,
+        closing.archive, error=closing.error, drill=run.backend == "sandbox",
         location=closing.location), nb)
     return [sent.line()]
 
@@ -222,18 +228,18 @@ def _final_bytes(nb: nbformat.NotebookNode, report: Report, outcome: Outcome,
     return (nbformat.writes(nb) + "\n").encode()  # type: ignore[no-untyped-call,no-any-return]
 
 
-def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRun,
+def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, run: WalkthroughFacts,
                       target: str) -> Outcome:
     """The metadata block for an interactive run, set on ``nb`` (widgets are dropped)."""
     _drop_widgets(nb)
     common: dict[str, Any] = {
-        "path": ctx.path, "env": ctx.env_name, "archive": str(target), "mode": "interactive",
-        "dry_run": ctx.dry_run, "backend": ctx.backend_name,
-        "started_at": ctx.opened_at.isoformat(timespec="seconds")}
+        "path": run.path, "env": run.env, "archive": str(target), "mode": "interactive",
+        "dry_run": run.dry_run, "backend": run.backend,
+        "started_at": run.opened_at.isoformat(timespec="seconds")}
     error = first_error(nb)
     outcome = _failed_at(error[1], error[2], error[0], saved, common) if error \
-        else Outcome(exit_code=0, outcome="success", **common)
-    seconds = (datetime.now(UTC) - ctx.opened_at).total_seconds()
+        else Outcome(exit_code=0, outcome=OUTCOMES[0], **common)
+    seconds = (datetime.now(UTC) - run.opened_at).total_seconds()
     outcome = replace(_finish(outcome, seconds), parameters=notebook_parameters(nb),
                       decisions=decisions_in(nb), **run_identity(nb))
     nb.metadata[METADATA_KEY] = asdict(outcome)

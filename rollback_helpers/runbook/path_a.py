@@ -45,8 +45,9 @@ from rollback_helpers.runbook.resume import (
     target_in_place,
 )
 from rollback_helpers.runbook.second_person import SecondPerson
-from rollback_helpers.ui.display import Report, short
-from rollback_helpers.ui.interactive import Decision, Gate, Screen
+from rollback_helpers.ui.decisions import Decision
+from rollback_helpers.ui.display import Report, ReportStatus, short
+from rollback_helpers.ui.interactive import Gate, Screen
 from rollback_helpers.ui.table import Table
 
 Record = DeploymentRecord | BadRecord
@@ -69,7 +70,7 @@ class PathA:
         labels = ctx.env.record_labels
         self.records = Replay(
             record_from_issue(issue, env=ctx.env.name, rolled_back_label=ctx.cfg.rolled_back_label)
-            for issue in self.github.iter_issues(labels))
+            for issue in self.github.issues.iter_issues(labels))
         self.status: AppStatus | None = None
         self.target: RollbackTarget | None = None
         self.promotion = Promotion(ctx, self.github, watch_in_flight=self.params.watch_in_flight)
@@ -196,7 +197,7 @@ class PathA:
             self._gate().show()
             return
         target = require(self.target, "resolve_target")
-        status = "pending" if self.ctx.interactive and self.approval is None else \
+        status: ReportStatus = "pending" if self.ctx.interactive and self.approval is None else \
             "stopped" if self.ctx.dry_run else "ok"
         report = Report("Plan", status=status, code=self.gh_command())
         report.fact("1. dispatch", f"{self.ctx.cfg.workflow} on {self.ctx.cfg.workflow_ref}")
@@ -334,7 +335,7 @@ class PathA:
             return Report("Deployment record", status="warning").note(
                 "No record matches the image that was running; nothing to comment on.")
         number = target.bad_record.number
-        self.github.add_labels(number, [self.ctx.cfg.rolled_back_label])
+        self.github.issues.add_labels(number, [self.ctx.cfg.rolled_back_label])
         health = require(self.health, "verify")
         promoted = self.promotion.run
         run = f"{promoted.html_url} ({promoted.conclusion})" if promoted else "none needed"

@@ -17,8 +17,9 @@ from rollback_helpers.errors import PreconditionFailed, WorkflowFailed
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.resume import LookBack
 from rollback_helpers.runbook.second_person import NativeGate
+from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report, short
-from rollback_helpers.ui.interactive import Decision, Gate
+from rollback_helpers.ui.interactive import Gate
 from rollback_helpers.ui.progress import Progress
 
 T = TypeVar("T")
@@ -51,12 +52,12 @@ class Promotion:
         if (carried := self._carry_on(target, status, back)) is not None:
             return carried
         cfg = self.ctx.cfg
-        in_flight = self.github.in_flight_runs(cfg.workflow, self.ctx.env.name)
+        in_flight = self.github.actions.in_flight_runs(cfg.workflow, self.ctx.env.name)
         if in_flight:
             return self._in_flight(in_flight[0])
         inputs = {cfg.workflow_env_input: self.ctx.env.name,
                   cfg.workflow_image_input: str(target.image)}
-        self.run = self.github.dispatch_workflow(cfg.workflow, cfg.workflow_ref, inputs)
+        self.run = self.github.actions.dispatch_workflow(cfg.workflow, cfg.workflow_ref, inputs)
         self.ctx.log(f"dispatched {cfg.workflow}: run {self.run.id}")
         self._dispatched(self.run)
         return self.ctx.with_facts(Report("Dispatched").fact(
@@ -75,7 +76,7 @@ class Promotion:
         earlier = back.earlier if back.carry_on else None
         run_id = earlier.record.workflow_run_id if earlier else None
         if earlier is not None and run_id is not None:
-            self.run = self.github.get_run(run_id)
+            self.run = self.github.actions.get_run(run_id)
             self._dispatched(self.run, f"carried on run {earlier.record.run_id}'s dispatch")
             return Report("Dispatch: not dispatched again", status="skipped").fact(
                 "workflow run", f"{self.run.html_url} (dispatched by run {earlier.record.run_id})"
@@ -125,14 +126,14 @@ class Promotion:
         progress = Progress(f"workflow run {run.id}", total=None, stages=WORKFLOW_STAGES,
                             interactive=self.ctx.interactive)
 
-        gate = NativeGate(self.ctx, self.github)  # a run waiting on an Environment's reviewers
+        gate = NativeGate(self.ctx, self.github.access)  # a run waiting on an Environment's reviewers
 
         def update(r: WorkflowRun, elapsed: float) -> None:
             progress.update(elapsed, r.status)
             self.ctx.lifecycle.keep_alive()
             gate.update(r, elapsed)
 
-        final = self.github.watch_run(
+        final = self.github.actions.watch_run(
             run.id, timeout=self.ctx.cfg.workflow_timeout, interval=self.ctx.cfg.poll_interval,
             on_update=update)
         gate.after(final)

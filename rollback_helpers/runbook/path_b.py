@@ -44,8 +44,9 @@ from rollback_helpers.runbook.path_b_facts import (
 )
 from rollback_helpers.runbook.resume import LookBack, earlier_runs, mark_carried_on
 from rollback_helpers.runbook.second_person import SecondPerson
+from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report
-from rollback_helpers.ui.interactive import Checklist, Decision, Gate, Screen
+from rollback_helpers.ui.interactive import Checklist, Gate, Screen
 from rollback_helpers.ui.progress import Progress
 
 T = TypeVar("T")
@@ -90,7 +91,7 @@ class PathB:
         ctx, cfg = self.ctx, self.ctx.cfg
         record = newest_record(ctx, self.github, self.params.record_number)
         cmap = read_cluster_map(repo_path=cfg.cluster_map_path, local_file=cfg.cluster_map_file,
-                                github=self.github)
+                                github=self.github.contents)
         source_id = self.params.source_cluster or cmap.cluster_for(ctx.env.name)
         backup_id = self.params.backup_id or record.backup_id
         if not backup_id:

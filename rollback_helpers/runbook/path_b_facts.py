@@ -42,7 +42,7 @@ class Resolved:
 
 def newest_record(ctx: RunContext, github: Any, number: int | None) -> DeploymentRecord:
     """The bad deploy's record: the newest for the environment (rolled back or not), or #number."""
-    for issue in github.iter_issues(ctx.env.record_labels):
+    for issue in github.issues.iter_issues(ctx.env.record_labels):
         if number is not None and issue.number != number:
             continue
         record = record_from_issue(issue, env=ctx.env.name, rolled_back_label=ctx.cfg.rolled_back_label)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from rollback_helpers.clients.fly import Fly
 from rollback_helpers.clients.github import GitHubClient, RepoAccess
@@ -29,7 +29,8 @@ from rollback_helpers.runbook.preflight_env import EnvironmentChecks
 from rollback_helpers.secrets import redact
 
 T = TypeVar("T")
-MARKS = {"ok": "✔", "failed": "✘", "skipped": "–"}
+CheckStatus = Literal["ok", "failed", "skipped"]
+MARKS: dict[CheckStatus, str] = {"ok": "✔", "failed": "✘", "skipped": "–"}
 ALL_ENVS = "—"
 TOKEN_NEXT = ("Run `gh auth login` (or export GITHUB_TOKEN / GH_TOKEN) with a token that can "
               "read issues and contents and write issues and actions in {repo}.")
@@ -42,7 +43,7 @@ SCOPES_NEXT = ("Use a classic token with the `repo` scope (`gh auth refresh -s r
 class CheckRow:
     check: str
     env: str             # an environment, or "—" for a check that concerns them all
-    status: str          # "ok", "failed" or "skipped"
+    status: CheckStatus
     detail: str
     next_step: str = ""
 
@@ -135,7 +136,7 @@ class Preflight:
             return
         github = self.backends.github(self.cfg)
         try:
-            access = github.get_repository()
+            access = github.access.get_repository()
         except GitHubAuthError as exc:  # refused: say where a new one comes from, not "this cell"
             self.fail(check, ALL_ENVS, exc.what, TOKEN_NEXT.format(repo=repo))
             self.skip("GitHub permissions", ALL_ENVS, "the token was not accepted")
@@ -176,7 +177,7 @@ class Preflight:
         if self.github is None:
             self.skip(check, ALL_ENVS, "needs GitHub (see the GitHub token row)")
             return
-        found = self.attempt(check, ALL_ENVS, lambda: self._github().get_workflow(cfg.workflow))
+        found = self.attempt(check, ALL_ENVS, lambda: self._github().actions.get_workflow(cfg.workflow))
         if found is None:
             return
         if found.state != "active":

@@ -87,7 +87,7 @@ class EnvironmentChecks:
             return
         records = Replay(record_from_issue(issue, env=self.name,
                                            rolled_back_label=cfg.rolled_back_label)
-                         for issue in github.iter_issues(labels))
+                         for issue in github.issues.iter_issues(labels))
         newest = self.c.attempt("records", self.name,
                                 lambda: list(islice(records, RECORDS_CHECKED)))
         if newest is None:
@@ -174,7 +174,7 @@ class EnvironmentChecks:
         cfg, github = self.c.cfg, self.c.github
         assert github is not None
         return read_cluster_map(repo_path=cfg.cluster_map_path,
-                                local_file=cfg.cluster_map_file, github=github)
+                                local_file=cfg.cluster_map_file, github=github.contents)
 
     def _attached_clusters(self) -> list[Cluster]:
         assert self.c.fly is not None

@@ -114,7 +114,7 @@ def target_in_place(records: Iterable[Record], env: str, earlier: FoundRun,
 
 def mark_carried_on(ctx: RunContext, earlier: FoundRun) -> None:
     """The earlier run's comment says that this run carries it on."""
-    comment = PostedRunComment(ctx.lifecycle.github, earlier.issue, earlier.record, log=ctx.log,
+    comment = PostedRunComment(ctx.lifecycle.github.comments, earlier.issue, earlier.record, log=ctx.log,
                             now=lambda: ctx.started_at)
     comment.comment_id, comment.html_url = earlier.comment_id, earlier.html_url
     comment.update(state="interrupted" if not earlier.record.ended else earlier.record.state,

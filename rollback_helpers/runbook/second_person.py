@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from rollback_helpers.clients.github import WorkflowRun
-from rollback_helpers.clients.github_access import AccessMixin, EnvironmentGate
+from rollback_helpers.clients.github_access import EnvironmentGate, GitHubAccess
 from rollback_helpers.clock import PollSchedule
 from rollback_helpers.errors import ApprovalRejected, ApprovalTimeout, GitHubError, PreconditionFailed
 from rollback_helpers.run.approval import Judge, Verdict, approvers, plan_digest, rejection, who_may_approve
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.run_comment import PostedRunComment, marker, parse_comment
+from rollback_helpers.ui.decisions import make_decision
 from rollback_helpers.ui.display import Report
-from rollback_helpers.ui.interactive import make_decision
 from rollback_helpers.ui.progress import Progress
 
 
@@ -50,7 +50,7 @@ class SecondPerson:
         if not self.workflow:
             return None
         try:
-            return self.ctx.lifecycle.github.environment_gate(self.ctx.env.deployment_environment)
+            return self.ctx.lifecycle.github.access.environment_gate(self.ctx.env.deployment_environment)
         except GitHubError as exc:
             self.ctx.log(f"GitHub environment protection not readable ({exc.what}): the "
                          "runbook's own gate applies")
@@ -81,9 +81,9 @@ class SecondPerson:
 
     def _wait(self, record: PostedRunComment, missing: int, plan: str) -> None:
         ctx, github = self.ctx, self.ctx.lifecycle.github
-        posted = github.find_comment(record.number, marker(ctx.run_id, ctx.path, ctx.env.name))
+        posted = github.comments.find_comment(record.number, marker(ctx.run_id, ctx.path, ctx.env.name))
         self.author = posted.user if posted is not None else ""
-        who = self._who(github.writers)
+        who = self._who(github.access.writers)
         how = f"comment /approve {ctx.run_id} on #{record.number}"
         ctx.lifecycle.update_record(state="awaiting approval", plan=plan,
                                     approvals=f"needs {missing} more: {how} ({who})")
@@ -95,7 +95,7 @@ class SecondPerson:
         schedule = PollSchedule(clock, cfg.approval_poll_interval)  # renewals do not delay looks
         started = schedule.start
         while True:
-            verdicts = judge.verdicts(github.list_comments(record.number))
+            verdicts = judge.verdicts(github.comments.list_comments(record.number))
             self._show(verdicts)
             elapsed = clock.now() - started
             if (rejected := rejection(verdicts)) is not None:
@@ -118,7 +118,7 @@ class SecondPerson:
 
     def _judge(self, record: PostedRunComment, plan: str) -> Judge:
         ctx, github = self.ctx, self.ctx.lifecycle.github
-        posted = github.find_comment(record.number, marker(ctx.run_id, ctx.path, ctx.env.name))
+        posted = github.comments.find_comment(record.number, marker(ctx.run_id, ctx.path, ctx.env.name))
         parsed = parse_comment(posted.body) if posted is not None else None
         if posted is None or parsed is None or parsed.plan != plan:
             raise GitHubError(f"The plan of run {ctx.run_id} could not be posted on "
@@ -126,7 +126,7 @@ class SecondPerson:
                               "Check GitHub's status and the token's issue permission, then re-run.")
         self.author = posted.user
         return Judge(ctx.run_id, plan, posted.updated_at, self._operators(posted.user),
-                     github.permission)
+                     github.access.permission)
 
     def _who(self, writers: Callable[[], list[str]]) -> str:
         operators = self._operators(self.author)
@@ -199,7 +199,7 @@ class NativeGate:
     Environment's required reviewers. Shows who must approve (pending deployments), waits
     with the run's progress, and ends a timeout or a rejection as a clear outcome."""
 
-    def __init__(self, ctx: RunContext, github: AccessMixin) -> None:
+    def __init__(self, ctx: RunContext, github: GitHubAccess) -> None:
         self.ctx = ctx
         self.github = github
         self.since: float | None = None

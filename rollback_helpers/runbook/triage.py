@@ -24,16 +24,9 @@ from typing import Any
 
 from rollback_helpers.domain.parameters import check_answers
 from rollback_helpers.domain.paths import PATHS
+from rollback_helpers.ui.decisions import Decision, decision_report, default_operator, make_decision
 from rollback_helpers.ui.display import Report
-from rollback_helpers.ui.interactive import (
-    Decision,
-    Handle,
-    NotebookScreen,
-    Screen,
-    decision_report,
-    default_operator,
-    make_decision,
-)
+from rollback_helpers.ui.interactive import Handle, NotebookScreen, Screen
 
 QUESTIONS = {  # parameter name → the question as the runbook asks it
     "database_intact": "Is the database intact?",

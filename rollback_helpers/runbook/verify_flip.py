@@ -47,7 +47,7 @@ class VerifyFlip:
     def preflight(self) -> Report:
         cfg = self.ctx.cfg
         self.cluster_map = read_cluster_map(repo_path=cfg.cluster_map_path,
-                                            local_file=cfg.cluster_map_file, github=self.github)
+                                            local_file=cfg.cluster_map_file, github=self.github.contents)
         mapped = self.cluster_map.cluster_for(self.ctx.env.name)
         self.new_cluster = self.new_cluster or mapped
         if self.old_cluster is None:
@@ -134,12 +134,12 @@ class VerifyFlip:
         """Path B's record comment said "flip pending": now it says "flip verified"."""
         try:
             number = newest_record(self.ctx, self.github, None).number
-            runs = previous_runs(self.github, [number], path="path-b", env=self.ctx.env.name)
+            runs = previous_runs(self.github.comments, [number], path="path-b", env=self.ctx.env.name)
         except RollbackError as exc:
             return f"not updated: {exc.what}"
         for run in runs:
             if run.record.state == "flip pending" and run.record.new_cluster == self.new_cluster:
-                comment = PostedRunComment(self.github, number, run.record, log=self.ctx.log,
+                comment = PostedRunComment(self.github.comments, number, run.record, log=self.ctx.log,
                                         now=lambda: utc_iso(self.ctx.backends.clock.now()))
                 comment.comment_id = run.comment_id
                 comment.update(state="flip verified", next_step=(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rollback_helpers.errors import RollbackError
 from rollback_helpers.secrets import redact
@@ -22,14 +22,16 @@ if TYPE_CHECKING:
     from rollback_helpers.ui.table import Table
 
 METADATA_KEY = "rollback_runbook"  # notebook and output metadata written by the runbook
-ICONS = {"ok": "✅", "skipped": "⏭️", "stopped": "🛑", "warning": "⚠️", "failed": "❌", "info": "ℹ️",
-         "decision": "✍️", "pending": "⏳"}
+ReportStatus = Literal["ok", "skipped", "stopped", "warning", "failed", "info", "decision",
+                       "pending"]
+ICONS: dict[ReportStatus, str] = {"ok": "✅", "skipped": "⏭️", "stopped": "🛑", "warning": "⚠️",
+                                  "failed": "❌", "info": "ℹ️", "decision": "✍️", "pending": "⏳"}
 
 
 @dataclass
 class Report:
     title: str
-    status: str = "ok"
+    status: ReportStatus = "ok"
     facts: list[tuple[str, Any]] = field(default_factory=list)
     table: Table | pd.DataFrame | None = None  # shown with to_string / to_html
     notes: list[str] = field(default_factory=list)

@@ -7,31 +7,25 @@ that changes anything happens without a click — and every decision is written
 into the notebook as an ordinary output (who, when, what it confirmed, how), so
 the saved notebook reads like a headless one:
 
-    Decision          one confirmation: what, who, at (UTC), how, step
     Screen            where outputs go: IPython's display, or RecordingScreen in tests
     Gate              the action button: disabled until the plan is resolved and, for a
                       protected environment, until its name is typed
     Checklist         checkboxes whose ticks (and unticks) are recorded as decisions
     EnvironmentPicker a dropdown for a notebook opened without ``env``
 
-A decision output carries ``{"rollback_runbook": {"decisions": [...]}}`` as output
-metadata, which :func:`rollback_helpers.records.notebook_io.decisions_in` reads back from
-headless and interactive records alike.
+The decisions themselves (what, who, at (UTC), how, step) and the outputs that carry
+them into the record are :mod:`.decisions`.
 """
 
 from __future__ import annotations
 
-import getpass
 import html
-import os
-import secrets
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rollback_helpers.clock import utc_iso
-from rollback_helpers.ui.display import METADATA_KEY, Report
+from rollback_helpers.ui.decisions import Decide, Decision, decision_report, make_decision
+from rollback_helpers.ui.display import Report
 
 RUN_HINT = "Run → Run Selected Cell and All Below"
 
@@ -93,52 +87,6 @@ class RecordingScreen:
 
     def texts(self) -> list[str]:
         return [o.text for o in self.outputs]
-
-
-# -- decisions -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Decision:
-    """One human (or parameter) decision: what it confirmed, who, when (UTC), how."""
-
-    what: str
-    who: str
-    at: str
-    how: str            # 'button "Roll back …"', 'parameter dry_run=False', 'checkbox', …
-    step: str           # the step it belongs to: "plan", "environment", "flip checklist", …
-    run_id: str = ""
-    id: str = field(default_factory=lambda: secrets.token_hex(4))
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
-
-    def line(self) -> str:
-        return f"{self.what} — {self.how}, by {self.who} at {self.at}"
-
-    def report(self) -> Report:
-        return decision_report(f"Decision: {self.what}", [self]).fact("by", self.who).fact(
-            "at (UTC)", self.at).fact("how", self.how)
-
-
-def decision_report(title: str, decisions: Sequence[Decision], status: str = "decision") -> Report:
-    """A report that carries ``decisions`` in its output metadata (read back by the archive)."""
-    return Report(title, status=status,
-                  metadata={METADATA_KEY: {"decisions": [d.as_dict() for d in decisions]}})
-
-
-def make_decision(what: str, *, how: str, step: str, who: str, at: float | None = None,
-                  run_id: str = "") -> Decision:
-    return Decision(what, who, utc_iso(time.time() if at is None else at), how, step, run_id)
-
-
-def default_operator() -> str:
-    """Who decides, when nobody said: ``$ROLLBACK_OPERATOR``, else the login name."""
-    try:
-        return os.environ.get("ROLLBACK_OPERATOR") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-Decide = Callable[[str, str], Decision]  # (what, how) -> the recorded decision
 
 
 def not_approved(step: str, gate_step: str) -> Report:

@@ -80,7 +80,7 @@ def staging_image(name: str) -> str:
 
 # -- requests ------------------------------------------------------------------------
 def test_every_request_carries_githubs_headers_and_the_bearer_token(gh: Harness) -> None:
-    gh.client.get_issue(1001)
+    gh.client.issues.get_issue(1001)
     headers = gh.sent[0][1].headers
     assert headers["accept"] == "application/vnd.github+json"
     assert headers["x-github-api-version"] == "2022-11-28"
@@ -94,7 +94,7 @@ def test_the_token_does_not_appear_in_the_clients_repr(gh: Harness) -> None:
 
 # -- listing issues ----------------------------------------------------------------------
 def test_iter_issues_yields_newest_first_with_all_labels(gh: Harness) -> None:
-    issues = list(gh.client.iter_issues(RECORD_LABELS))
+    issues = list(gh.client.issues.iter_issues(RECORD_LABELS))
     assert [i.title for i in issues] == [f"Deploy v{n} to staging" for n in (42, 41, 40, 39)]
     assert all(set(RECORD_LABELS) <= set(i.labels) for i in issues)
     assert issues[0].author == "deploy-bot"
@@ -106,7 +106,7 @@ def test_iter_issues_yields_newest_first_with_all_labels(gh: Harness) -> None:
 
 def test_iter_issues_skips_pull_requests(world: World) -> None:
     add_issue(world, 5000, labels=RECORD_LABELS, created=world.now - 10, pull_request=True)
-    issues = list(Harness(world).client.iter_issues(RECORD_LABELS))
+    issues = list(Harness(world).client.issues.iter_issues(RECORD_LABELS))
     assert 5000 not in [i.number for i in issues]
     assert len(issues) == 4
 
@@ -116,16 +116,16 @@ def test_iter_issues_fetches_the_next_page_only_when_iterated_past_the_current_o
     for n in range(10_000):
         add_issue(world, 100_000 + n, labels=RECORD_LABELS, created=world.now - 30 * DAY + n)
     gh = Harness(world)
-    issues = gh.client.iter_issues(RECORD_LABELS)
-    assert gh.client.request_count == 0
+    issues = gh.client.issues.iter_issues(RECORD_LABELS)
+    assert gh.client.session.request_count == 0
     newest = next(issue for issue in issues if "v42" in issue.title)
     assert newest.title == "Deploy v42 to staging"
-    assert gh.client.request_count == 1
+    assert gh.client.session.request_count == 1
     for _ in range(99):
         next(issues)
-    assert gh.client.request_count == 1
+    assert gh.client.session.request_count == 1
     next(issues)
-    assert gh.client.request_count == 2
+    assert gh.client.session.request_count == 2
     assert gh.sent[1][1].url.params["page"] == "2"
 
 
@@ -133,47 +133,47 @@ def test_iter_issues_follows_pages_to_the_end(world: World) -> None:
     for n in range(7):
         add_issue(world, 9000 + n, labels=["paged"], created=world.now - 100 + n)
     gh = Harness(world)
-    numbers = [i.number for i in gh.client.iter_issues(["paged"], per_page=3)]
+    numbers = [i.number for i in gh.client.issues.iter_issues(["paged"], per_page=3)]
     assert numbers == list(range(9006, 8999, -1))
-    assert gh.client.request_count == 3
+    assert gh.client.session.request_count == 3
 
 
 
 # -- reading, commenting, labelling ---------------------------------------------------------
 def test_add_comment_returns_the_comment_url_and_stores_it(gh: Harness) -> None:
-    url = gh.client.add_comment(1001, "Rolled back by the runbook.")
+    url = gh.client.comments.add_comment(1001, "Rolled back by the runbook.")
     comments = gh.world.state["github"]["comments"]["1001"]
     assert comments[-1]["body"] == "Rolled back by the runbook."
     assert url == f"https://github.com/renewa/renewa-one/issues/1001#issuecomment-{comments[-1]['id']}"
 
 
 def test_add_labels_keeps_the_issues_other_labels(gh: Harness) -> None:
-    before = gh.client.get_issue(1001).labels
-    gh.client.add_labels(1001, ["rolled-back"])
-    assert gh.client.get_issue(1001).labels == (*before, "rolled-back")
+    before = gh.client.issues.get_issue(1001).labels
+    gh.client.issues.add_labels(1001, ["rolled-back"])
+    assert gh.client.issues.get_issue(1001).labels == (*before, "rolled-back")
 
 
 def test_mutating_requests_are_spaced_at_least_a_second_apart(gh: Harness) -> None:
-    gh.client.add_comment(1001, "one")
-    gh.client.add_labels(1001, ["rolled-back"])
-    gh.client.add_comment(1002, "two")
+    gh.client.comments.add_comment(1001, "one")
+    gh.client.issues.add_labels(1001, ["rolled-back"])
+    gh.client.comments.add_comment(1002, "two")
     posts = [t for t, request in gh.sent if request.method == "POST"]
     assert len(posts) == 3
     assert all(later - earlier >= 1.0 for earlier, later in zip(posts, posts[1:], strict=False))
 
 
 def test_reads_are_not_spaced(gh: Harness) -> None:
-    gh.client.get_issue(1001)
-    gh.client.get_issue(1002)
+    gh.client.issues.get_issue(1001)
+    gh.client.issues.get_issue(1002)
     assert gh.clock.sleeps == []
 
 
 def test_a_transferred_issue_is_followed_to_its_new_number(world: World) -> None:
     world.state["github"]["issues"][0]["transferred_to"] = 1002
     gh = Harness(world)
-    assert gh.client.get_issue(1001).number == 1002
+    assert gh.client.issues.get_issue(1001).number == 1002
     assert gh.statuses("/issues/100") == [301, 200]
-    assert gh.client.request_count == 2
+    assert gh.client.session.request_count == 2
 
 
 CLUSTER_MAP = ("# env -> Fly Managed Postgres cluster id\ndeclare -A MPG_CLUSTERS=(\n"
@@ -183,7 +183,7 @@ CLUSTER_MAP = ("# env -> Fly Managed Postgres cluster id\ndeclare -A MPG_CLUSTER
 def test_get_file_decodes_the_cluster_map(world: World) -> None:
     world.state["github"]["files"]["scripts/lib/mpg-clusters.sh"] = CLUSTER_MAP
     gh = Harness(world)
-    text = gh.client.get_file("scripts/lib/mpg-clusters.sh", ref="main")
+    text = gh.client.contents.get_file("scripts/lib/mpg-clusters.sh", ref="main")
     assert text == CLUSTER_MAP
     assert gh.sent[0][1].url.params["ref"] == "main"
 
@@ -192,7 +192,7 @@ def test_get_file_names_a_missing_path(world: World) -> None:
     world.state["github"]["files"]["scripts/lib/mpg-clusters.sh"] = CLUSTER_MAP
     gh = Harness(world)
     with pytest.raises(GitHubNotFound) as raised:
-        gh.client.get_file("scripts/lib/nope.sh")
+        gh.client.contents.get_file("scripts/lib/nope.sh")
     assert "scripts/lib/nope.sh" in str(raised.value)
     assert "renewa/renewa-one" in str(raised.value)
 
@@ -201,8 +201,8 @@ def test_get_file_names_a_missing_path(world: World) -> None:
 def test_5xx_is_retried_with_exponential_backoff_then_succeeds(world: World) -> None:
     world.state["github"]["faults"]["server_error_on"] = [1, 2, 3]
     gh = Harness(world)
-    assert gh.client.get_issue(1001).number == 1001
-    assert gh.client.request_count == 4
+    assert gh.client.issues.get_issue(1001).number == 1001
+    assert gh.client.session.request_count == 4
     assert gh.clock.sleeps == [1.0, 2.0, 4.0]
     assert gh.statuses() == [502, 502, 502, 200]
 
@@ -219,8 +219,8 @@ def test_connection_errors_are_retried(world: World) -> None:
         return handle
 
     gh = Harness(world, wrap=flaky)
-    assert gh.client.get_issue(1001).number == 1001
-    assert gh.client.request_count == 3
+    assert gh.client.issues.get_issue(1001).number == 1001
+    assert gh.client.session.request_count == 3
 
 
 @pytest.mark.parametrize(("fault", "retries", "raised", "says"), [
@@ -233,9 +233,9 @@ def test_a_fault_that_outlasts_the_retries_gives_up_naming_the_repository(
     world.state["github"]["faults"][fault] = list(range(1, 50))
     gh = Harness(world, max_retries=retries)
     with pytest.raises(raised) as caught:
-        gh.client.get_issue(1001)
+        gh.client.issues.get_issue(1001)
     message = str(caught.value)
-    assert gh.client.request_count == retries + 1
+    assert gh.client.session.request_count == retries + 1
     assert "renewa/renewa-one" in message
     assert all(phrase in message for phrase in says), message
 
@@ -245,7 +245,7 @@ def test_primary_rate_limit_waits_until_the_reset(world: World) -> None:
     world.state["github"]["faults"]["rate_limit_on"] = [1]
     gh = Harness(world)
     start = gh.clock.now()
-    issue = gh.client.get_issue(1001)
+    issue = gh.client.issues.get_issue(1001)
     assert issue.number == 1001
     reset = start + 60
     assert gh.clock.now() >= reset
@@ -255,9 +255,9 @@ def test_primary_rate_limit_waits_until_the_reset(world: World) -> None:
 def test_secondary_rate_limit_honours_retry_after(world: World) -> None:
     world.state["github"]["faults"]["secondary_limit_on"] = [2]
     gh = Harness(world)
-    gh.client.add_comment(1001, "first")
+    gh.client.comments.add_comment(1001, "first")
     before = gh.clock.now()
-    gh.client.add_comment(1001, "second")
+    gh.client.comments.add_comment(1001, "second")
     waited = gh.clock.now() - before
     assert 30 <= waited < 60  # retry-after (30 s), not the one-minute default
     assert gh.statuses("POST") == [201, 403, 201]
@@ -275,7 +275,7 @@ def test_secondary_limit_without_retry_after_waits_a_minute_then_longer(world: W
         return handle
 
     gh = Harness(world, wrap=limited)
-    gh.client.get_issue(1001)
+    gh.client.issues.get_issue(1001)
     assert gh.clock.sleeps == [60.0, 120.0]
 
 
@@ -287,27 +287,27 @@ def test_a_403_that_is_not_a_rate_limit_is_an_auth_error_not_retried(world: Worl
 
     gh = Harness(world, wrap=forbidden)
     with pytest.raises(GitHubAuthError, match="Resource not accessible"):
-        gh.client.add_comment(1001, "x")
-    assert gh.client.request_count == 1
+        gh.client.comments.add_comment(1001, "x")
+    assert gh.client.session.request_count == 1
 
 
 # -- errors that are not retried ---------------------------------------------------------------
 def test_bad_token_is_an_auth_error_that_never_shows_the_token(world: World) -> None:
     gh = Harness(world, token="ghp_" + "x" * 36)
     with pytest.raises(GitHubAuthError) as raised:
-        gh.client.get_issue(1001)
+        gh.client.issues.get_issue(1001)
     message = str(raised.value)
     assert "ghp_" not in message
     assert "GITHUB_TOKEN" in message and "GH_TOKEN" in message
     assert "renewa/renewa-one" in message and "401" in message
-    assert gh.client.request_count == 1
+    assert gh.client.session.request_count == 1
 
 
 def test_expired_token_is_an_auth_error(world: World) -> None:
     world.state["github"]["faults"]["token"] = "expired"
     gh = Harness(world)
     with pytest.raises(GitHubAuthError, match="expired") as raised:
-        list(gh.client.iter_issues(RECORD_LABELS))
+        list(gh.client.issues.iter_issues(RECORD_LABELS))
     assert gh.token is not None and gh.token not in str(raised.value)
     assert gh.statuses() == [401]
 
@@ -315,27 +315,27 @@ def test_expired_token_is_an_auth_error(world: World) -> None:
 def test_missing_token_says_so(world: World) -> None:
     gh = Harness(world, token=None)
     with pytest.raises(GitHubAuthError, match="no token was given"):
-        gh.client.get_issue(1001)
+        gh.client.issues.get_issue(1001)
     assert "authorization" not in gh.sent[0][1].headers
 
 
 def test_missing_issue_is_not_found_naming_the_issue(gh: Harness) -> None:
     with pytest.raises(GitHubNotFound) as raised:
-        gh.client.get_issue(99999)
+        gh.client.issues.get_issue(99999)
     assert "#99999" in str(raised.value) and "renewa/renewa-one" in str(raised.value)
-    assert gh.client.request_count == 1
+    assert gh.client.session.request_count == 1
 
 
 def test_unknown_workflow_is_not_found_naming_the_file(gh: Harness) -> None:
     with pytest.raises(GitHubNotFound) as raised:
-        gh.client.dispatch_workflow("promote.yml", "main", {"env": "staging", "image": "x"})
+        gh.client.actions.dispatch_workflow("promote.yml", "main", {"env": "staging", "image": "x"})
     assert "promote.yml" in str(raised.value)
     assert "/actions/workflows/promote.yml/dispatches" in str(raised.value)
 
 
 def test_422_carries_githubs_message(gh: Harness) -> None:
     with pytest.raises(GitHubError) as raised:
-        gh.client.dispatch_workflow("promote-image.yml", "main", {"env": "staging"})
+        gh.client.actions.dispatch_workflow("promote-image.yml", "main", {"env": "staging"})
     assert "Required input 'image' not provided" in str(raised.value)
     assert not isinstance(raised.value, (GitHubNotFound, GitHubAuthError))
 
@@ -345,7 +345,7 @@ INPUTS = {"env": "staging", "image": staging_image("v41")}
 
 
 def test_dispatch_with_run_details_returns_the_run_in_two_requests(gh: Harness) -> None:
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
     assert run.status == "queued" and run.event == "workflow_dispatch"
     assert run.id == gh.world.state["github"]["runs"][-1]["id"]
     assert gh.statuses() == [200, 200]
@@ -355,7 +355,7 @@ def test_dispatch_with_run_details_returns_the_run_in_two_requests(gh: Harness) 
 def test_dispatch_answered_204_finds_the_run_by_listing(world: World) -> None:
     world.state["github"]["workflow"]["dispatch"] = "no-content"
     gh = Harness(world)
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
     assert run.id == world.state["github"]["runs"][-1]["id"]
     listing = gh.sent[1][1].url
     assert listing.path.endswith("/actions/workflows/promote-image.yml/runs")
@@ -367,7 +367,7 @@ def test_dispatch_answered_204_finds_the_run_by_listing(world: World) -> None:
 def test_dispatch_on_legacy_ghes_resends_without_run_details(world: World) -> None:
     world.state["github"]["workflow"]["dispatch"] = "legacy"
     gh = Harness(world)
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
     assert run.id == world.state["github"]["runs"][-1]["id"]
     assert len(world.state["github"]["runs"]) == 1
     assert gh.statuses("POST") == [400, 204]
@@ -377,7 +377,7 @@ def test_dispatch_on_legacy_ghes_resends_without_run_details(world: World) -> No
 def test_dispatch_polls_the_listing_until_the_run_appears(world: World) -> None:
     world.state["github"]["workflow"].update(dispatch="no-content", list_delay=3)
     gh = Harness(world)
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
     assert run.id == world.state["github"]["runs"][-1]["id"]
     assert gh.statuses("/runs") == [200, 200, 200]  # empty, empty, found
     assert gh.clock.sleeps == [2.0, 2.0]
@@ -387,32 +387,32 @@ def test_dispatch_gives_up_when_no_run_is_ever_listed(world: World) -> None:
     world.state["github"]["workflow"].update(dispatch="no-content", list_delay=3600)
     gh = Harness(world)
     with pytest.raises(GitHubError) as raised:
-        gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
+        gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
     assert "do not dispatch again" in str(raised.value)
     assert "promote-image.yml" in str(raised.value)
 
 
 # -- polling runs ------------------------------------------------------------------------------
 def test_get_run_sends_if_none_match_and_uses_the_cached_run_on_304(gh: Harness) -> None:
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
-    again = gh.client.get_run(run.id)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    again = gh.client.actions.get_run(run.id)
     assert again == run
     assert gh.statuses("/actions/runs/") == [200, 304]
     assert gh.sent[-1][1].headers["if-none-match"].startswith('W/"')
 
 
 def test_get_run_sees_a_change_after_a_304(gh: Harness) -> None:
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
-    gh.client.get_run(run.id)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    gh.client.actions.get_run(run.id)
     gh.clock.sleep(10)
-    assert gh.client.get_run(run.id).status == "in_progress"
+    assert gh.client.actions.get_run(run.id).status == "in_progress"
     assert gh.statuses("/actions/runs/") == [200, 304, 200]
 
 
 def test_watch_run_reports_queued_in_progress_completed_and_promotes(gh: Harness) -> None:
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
     seen: list[tuple[str, float]] = []
-    final = gh.client.watch_run(run.id, timeout=600,
+    final = gh.client.actions.watch_run(run.id, timeout=600,
                                 on_update=lambda r, t: seen.append((r.status, t)))
     statuses = [status for status, _ in seen]
     assert statuses[0] == "queued" and "in_progress" in statuses and statuses[-1] == "completed"
@@ -427,14 +427,14 @@ def test_watch_run_reports_queued_in_progress_completed_and_promotes(gh: Harness
 def test_watch_run_polls_at_a_fixed_rate_whatever_on_update_does(gh: Harness) -> None:
     """A 2 s write in ``on_update`` (a lease renewal) does not push the later polls back: they
     stay at 3 s steps from the first, where a delay after each poll would make them 5 s apart."""
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
     polled: list[float] = []
 
     def slow_update(r: WorkflowRun, elapsed: float) -> None:
         polled.append(gh.clock.now())
         gh.clock.advance(2.0)
 
-    final = gh.client.watch_run(run.id, timeout=600, on_update=slow_update)
+    final = gh.client.actions.watch_run(run.id, timeout=600, on_update=slow_update)
     assert final.finished and len(polled) >= 4
     assert [t - polled[0] for t in polled] == [3.0 * k for k in range(len(polled))]
 
@@ -442,8 +442,8 @@ def test_watch_run_polls_at_a_fixed_rate_whatever_on_update_does(gh: Harness) ->
 def test_watch_run_returns_a_failed_run_without_judging_it(world: World) -> None:
     world.state["github"]["workflow"]["conclusion"] = "failure"
     gh = Harness(world)
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
-    final = gh.client.watch_run(run.id, timeout=600)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    final = gh.client.actions.watch_run(run.id, timeout=600)
     assert final.finished and not final.succeeded
     assert final.conclusion == "failure"
     machines = world.state["fly"]["apps"]["renewa-one-staging"]["machines"]
@@ -451,9 +451,9 @@ def test_watch_run_returns_a_failed_run_without_judging_it(world: World) -> None
 
 
 def test_watch_run_times_out_with_the_run_url_and_what_to_do(gh: Harness) -> None:
-    run = gh.client.dispatch_workflow("promote-image.yml", "main", INPUTS)
+    run = gh.client.actions.dispatch_workflow("promote-image.yml", "main", INPUTS)
     with pytest.raises(WorkflowFailed) as raised:
-        gh.client.watch_run(run.id, timeout=20, interval=3)
+        gh.client.actions.watch_run(run.id, timeout=20, interval=3)
     message = str(raised.value)
     assert run.html_url in message
     assert "gh run watch" in message and "Do not dispatch again" in message

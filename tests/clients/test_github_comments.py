@@ -60,7 +60,7 @@ def test_list_comments_reads_every_page_oldest_first(world: World) -> None:
         world.state["github"]["comments"].setdefault("1001", []).append({
             "id": 9000 + i, "body": f"note {i}", "user": "someone",
             "created_at": world.iso_now(), "updated_at": world.iso_now()})
-    comments = gh.list_comments(1001)
+    comments = gh.comments.list_comments(1001)
     assert [c.body for c in comments] == [f"note {i}" for i in range(105)]
     assert len([c for c in world.calls() if "/issues/1001/comments" in c["call"]]) == 2
     assert comments[0] == Comment(id=9000, body="note 0", user="someone",
@@ -71,18 +71,18 @@ def test_list_comments_reads_every_page_oldest_first(world: World) -> None:
 
 def test_find_comment_returns_the_newest_with_the_marker(world: World) -> None:
     gh = client(world)
-    gh.create_comment(1001, f"{MARKER}\nfirst", marker=MARKER)
-    gh.add_comment(1001, "an unrelated note")
+    gh.comments.create_comment(1001, f"{MARKER}\nfirst", marker=MARKER)
+    gh.comments.add_comment(1001, "an unrelated note")
     gh.clock.sleep(60)
-    second = gh.create_comment(1001, f"{MARKER}\nsecond", marker=MARKER)
-    found = gh.find_comment(1001, MARKER)
+    second = gh.comments.create_comment(1001, f"{MARKER}\nsecond", marker=MARKER)
+    found = gh.comments.find_comment(1001, MARKER)
     assert found is not None and found.id == second.id and found.body.endswith("second")
-    assert gh.find_comment(1001, "<!-- rollback-runbook run=other -->") is None
+    assert gh.comments.find_comment(1001, "<!-- rollback-runbook run=other -->") is None
 
 
 def test_create_comment_refuses_a_body_without_its_marker(world: World) -> None:
     with pytest.raises(ValueError, match="marker"):
-        client(world).create_comment(1001, "no marker here", marker=MARKER)
+        client(world).comments.create_comment(1001, "no marker here", marker=MARKER)
     assert comments_on(world, 1001) == []
 
 
@@ -90,7 +90,7 @@ def test_create_comment_refuses_a_body_without_its_marker(world: World) -> None:
 def test_create_comment_after_an_ambiguous_failure_writes_exactly_one(
         world: World, failure: str) -> None:
     gh = client(world, accepted_then(failure))
-    comment = gh.create_comment(1001, f"{MARKER}\nstarted", marker=MARKER)
+    comment = gh.comments.create_comment(1001, f"{MARKER}\nstarted", marker=MARKER)
     assert comments_on(world, 1001) == [f"{MARKER}\nstarted"]
     assert posts(world, 1001) == [201]  # looked, found it, did not send again
     assert comment.id == world.state["github"]["comments"]["1001"][0]["id"]
@@ -99,7 +99,7 @@ def test_create_comment_after_an_ambiguous_failure_writes_exactly_one(
 @pytest.mark.parametrize("failure", ["drop", "502"])
 def test_add_comment_after_an_ambiguous_failure_writes_exactly_one(
         world: World, failure: str) -> None:
-    url = client(world, accepted_then(failure)).add_comment(1001, "Rolled back to v41.")
+    url = client(world, accepted_then(failure)).comments.add_comment(1001, "Rolled back to v41.")
     assert comments_on(world, 1001) == ["Rolled back to v41."]
     assert url.endswith(f"#issuecomment-{world.state['github']['comments']['1001'][0]['id']}")
 
@@ -116,7 +116,7 @@ def test_a_comment_that_did_not_take_effect_is_sent_again(world: World) -> None:
         return answer
 
     gh = client(world, refuse_first)
-    gh.create_comment(1001, f"{MARKER}\nstarted", marker=MARKER)
+    gh.comments.create_comment(1001, f"{MARKER}\nstarted", marker=MARKER)
     assert comments_on(world, 1001) == [f"{MARKER}\nstarted"]
 
 
@@ -129,15 +129,15 @@ def test_create_comment_gives_up_when_nothing_ever_takes_effect(world: World) ->
         return answer
 
     with pytest.raises(GitHubUnavailable, match="none of them took effect"):
-        client(world, always_502).create_comment(1001, f"{MARKER}\nx", marker=MARKER)
+        client(world, always_502).comments.create_comment(1001, f"{MARKER}\nx", marker=MARKER)
     assert comments_on(world, 1001) == []
 
 
 def test_edit_comment_replaces_the_body_in_place(world: World) -> None:
     gh = client(world)
-    first = gh.create_comment(1001, f"{MARKER}\n- **state:** started", marker=MARKER)
+    first = gh.comments.create_comment(1001, f"{MARKER}\n- **state:** started", marker=MARKER)
     gh.clock.sleep(30)
-    edited = gh.edit_comment(first.id, f"{MARKER}\n- **state:** dispatched")
+    edited = gh.comments.edit_comment(first.id, f"{MARKER}\n- **state:** dispatched")
     assert edited.id == first.id and edited.body.endswith("dispatched")
     assert edited.updated_at > first.updated_at and edited.created_at == first.created_at
     assert comments_on(world, 1001) == [f"{MARKER}\n- **state:** dispatched"]
@@ -145,7 +145,7 @@ def test_edit_comment_replaces_the_body_in_place(world: World) -> None:
 
 def test_editing_a_missing_comment_names_it(world: World) -> None:
     with pytest.raises(GitHubNotFound, match="comment 12345"):
-        client(world).edit_comment(12345, "x")
+        client(world).comments.edit_comment(12345, "x")
 
 
 def test_a_comment_on_a_transferred_issue_is_written_on_its_new_number(world: World) -> None:
@@ -154,9 +154,9 @@ def test_a_comment_on_a_transferred_issue_is_written_on_its_new_number(world: Wo
     issues.append(moved)
     issues[0]["transferred_to"] = 2001
     gh = client(world)
-    gh.create_comment(issues[0]["number"], f"{MARKER}\nstarted", marker=MARKER)
-    gh.add_labels(issues[0]["number"], ["rolled-back"])
+    gh.comments.create_comment(issues[0]["number"], f"{MARKER}\nstarted", marker=MARKER)
+    gh.issues.add_labels(issues[0]["number"], ["rolled-back"])
     assert comments_on(world, 2001) == [f"{MARKER}\nstarted"]
     assert "rolled-back" in moved["labels"]
-    assert gh.find_comment(issues[0]["number"], MARKER) is not None
-    assert any(url.endswith("/issues/2001/comments") for url in gh.moved.values())
+    assert gh.comments.find_comment(issues[0]["number"], MARKER) is not None
+    assert any(url.endswith("/issues/2001/comments") for url in gh.session.moved.values())

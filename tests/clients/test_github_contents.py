@@ -26,7 +26,7 @@ def sent(tmp_path: Path) -> tuple[GitHubContents, list[httpx.Request]]:
         return record
 
     sandbox = sandbox_backends("default", tmp_path / "world", wrap=recording)
-    return GitHubContents(sandbox.github(), branch="main"), requests
+    return GitHubContents(sandbox.github().session, branch="main"), requests
 
 
 def test_creating_a_file_sends_a_schema_valid_body_without_a_sha(

@@ -27,7 +27,7 @@ def test_a_307_is_repeated_with_the_same_method_and_body() -> None:
             return httpx.Response(307, headers={"location": f"{API}/issues/9/labels"})
         return httpx.Response(200, json=[])
 
-    client(httpx.MockTransport(answer)).add_labels(5, ["rolled-back"])
+    client(httpx.MockTransport(answer)).issues.add_labels(5, ["rolled-back"])
     assert [(m, p) for m, p, _ in seen] == [("POST", "/repos/o/r/issues/5/labels"),
                                             ("POST", "/repos/o/r/issues/9/labels")]
     assert seen[0][2] == seen[1][2] and b"rolled-back" in seen[1][2]
@@ -41,7 +41,7 @@ def test_a_redirect_to_another_host_is_refused_and_the_token_not_sent_there() ->
         return httpx.Response(301, headers={"location": "https://evil.example/steal"})
 
     with pytest.raises(GitHubError, match="another host"):
-        client(httpx.MockTransport(answer)).get_issue(5)
+        client(httpx.MockTransport(answer)).issues.get_issue(5)
     assert hosts == ["api.github.com"]
 
 
@@ -56,6 +56,36 @@ def test_a_post_that_never_left_the_machine_is_sent_again_without_looking() -> N
                                          "created_at": "2026-06-10T09:00:00Z",
                                          "updated_at": "2026-06-10T09:00:00Z", "html_url": "u"})
 
-    comment = client(httpx.MockTransport(answer)).create_comment(5, "<!-- m -->", marker="<!-- m -->")
+    comments = client(httpx.MockTransport(answer)).comments
+    comment = comments.create_comment(5, "<!-- m -->", marker="<!-- m -->")
     assert comment.id == 1
     assert seen == ["POST /repos/o/r/issues/5/comments"] * 2  # no listing: it cannot have landed
+
+
+def test_a_post_that_may_have_landed_is_looked_for_before_it_is_sent_again() -> None:
+    """A read timeout: the request left the machine, so the attempt is ambiguous; the comment is
+    looked for (and here found), and the POST is not sent a second time."""
+    seen: list[str] = []
+    body = {"id": 7, "body": "<!-- m -->", "user": {"login": "a"}, "html_url": "u",
+            "created_at": "2026-06-10T09:00:00Z", "updated_at": "2026-06-10T09:00:00Z"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.method == "POST":
+            raise httpx.ReadTimeout("no answer", request=request)
+        return httpx.Response(200, json=[body])
+
+    comment = client(httpx.MockTransport(answer)).comments.create_comment(
+        5, "<!-- m -->", marker="<!-- m -->")
+    assert comment.id == 7
+    assert seen == ["POST /repos/o/r/issues/5/comments", "GET /repos/o/r/issues/5/comments"]
+
+
+@pytest.mark.parametrize(("response", "sent", "ambiguous"), [
+    (None, False, False), (None, True, True), (httpx.Response(502), True, True),
+    (httpx.Response(201), True, False), (httpx.Response(422), True, False)])
+def test_an_attempt_is_ambiguous_only_when_it_was_sent_and_not_answered(
+        response: httpx.Response | None, sent: bool, ambiguous: bool) -> None:
+    from rollback_helpers.clients.github_session import Attempt
+
+    assert Attempt(response, sent=sent, last="x").ambiguous is ambiguous

@@ -49,9 +49,9 @@ def github(world: World) -> GitHubClient:
 def test_a_record_matching_its_published_hash_verifies(github: GitHubClient) -> None:
     """The hash in the run's comment (found by the run id in the record) equals the bytes'."""
     data = record_bytes(run_id="r1", record_issue=ISSUE)
-    github.add_comment(ISSUE, comment_body("r0", "0" * 64))  # another run's: not ours
-    github.add_comment(ISSUE, comment_body("r1", sha256_hex(data)))
-    verified = verify_bytes(LOCATION, data, github)
+    github.comments.add_comment(ISSUE, comment_body("r0", "0" * 64))  # another run's: not ours
+    github.comments.add_comment(ISSUE, comment_body("r1", sha256_hex(data)))
+    verified = verify_bytes(LOCATION, data, github.comments)
     assert (verified.issue, verified.run_id, verified.sha256) == (ISSUE, "r1", sha256_hex(data))
     assert f"issues/{ISSUE}#issuecomment-" in verified.comment_url
 
@@ -60,11 +60,11 @@ def test_one_changed_byte_is_tampering_named_with_the_record_and_issue(
         github: GitHubClient) -> None:
     """Change a single byte and the comparison fails with exit 8, naming both hashes."""
     data = record_bytes(run_id="r1", record_issue=ISSUE)
-    github.add_comment(ISSUE, comment_body("r1", sha256_hex(data)))
+    github.comments.add_comment(ISSUE, comment_body("r1", sha256_hex(data)))
     changed = data.replace(b'"exit_code": 0', b'"exit_code": 1')
     assert len(changed) == len(data) and sum(a != b for a, b in zip(data, changed, strict=True)) == 1
     with pytest.raises(RecordTampered) as raised:
-        verify_bytes(LOCATION, changed, github)
+        verify_bytes(LOCATION, changed, github.comments)
     assert raised.value.exit_code == 8
     assert LOCATION in raised.value.what and f"#{ISSUE}" in raised.value.what
     assert sha256_hex(data) in raised.value.what and sha256_hex(changed) in raised.value.what
@@ -73,9 +73,9 @@ def test_one_changed_byte_is_tampering_named_with_the_record_and_issue(
 def test_no_published_hash_is_its_own_failure(github: GitHubClient) -> None:
     """A comment without a sha256 bullet, or none at all: exit 10, naming record and issue."""
     data = record_bytes(run_id="r1", record_issue=ISSUE)
-    github.add_comment(ISSUE, comment_body("r1", "x").replace("- **sha256:** `x`\n", ""))
+    github.comments.add_comment(ISSUE, comment_body("r1", "x").replace("- **sha256:** `x`\n", ""))
     with pytest.raises(RecordHashMissing) as raised:
-        verify_bytes(LOCATION, data, github)
+        verify_bytes(LOCATION, data, github.comments)
     assert raised.value.exit_code == 10
     assert LOCATION in raised.value.what and f"#{ISSUE}" in raised.value.what
 
@@ -83,13 +83,27 @@ def test_no_published_hash_is_its_own_failure(github: GitHubClient) -> None:
 def test_a_record_that_names_no_issue_cannot_be_verified(github: GitHubClient) -> None:
     """A dry run's record has no record comment: exit 10, saying why."""
     with pytest.raises(RecordHashMissing, match="names no deployment-record issue"):
-        verify_bytes(LOCATION, record_bytes(run_id="r1"), github)
+        verify_bytes(LOCATION, record_bytes(run_id="r1"), github.comments)
 
 
 def test_without_a_run_id_the_comment_naming_the_location_is_used(github: GitHubClient) -> None:
     """An older record without a run id: the comment whose archive bullet names it."""
     data = record_bytes(record_issue=ISSUE)
-    github.add_comment(ISSUE, comment_body("rX", "1" * 64, archive="elsewhere.ipynb"))
-    github.add_comment(ISSUE, comment_body("rY", sha256_hex(data)))
-    assert verify_bytes(LOCATION, data, github).run_id == ""
+    github.comments.add_comment(ISSUE, comment_body("rX", "1" * 64, archive="elsewhere.ipynb"))
+    github.comments.add_comment(ISSUE, comment_body("rY", sha256_hex(data)))
+    assert verify_bytes(LOCATION, data, github.comments).run_id == ""
     assert record_ids(data) == (ISSUE, "")
+
+
+def test_publishing_where_the_runs_comment_is_gone_says_so_and_writes_nothing(
+        github: GitHubClient, world: World) -> None:
+    """No record comment of the run on its issue: the final edit reports "no comment" and
+    publish-record refuses (exit 10) naming the issue, rather than reading a line back."""
+    from rollback_helpers.records.verify import publish_record
+
+    data = record_bytes(run_id="r9", record_issue=ISSUE, exit_code=0, outcome="success")
+    before = list(World.load(world.state_dir).state["github"]["comments"].get(str(ISSUE), []))
+    with pytest.raises(RecordHashMissing, match=f"No record comment of run r9 found on #{ISSUE}"):
+        publish_record(github, LOCATION, data)
+    after = World.load(world.state_dir).state["github"]["comments"].get(str(ISSUE), [])
+    assert after == before

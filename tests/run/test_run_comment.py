@@ -147,3 +147,18 @@ def test_which_states_end_a_run(state: str, ended: bool, succeeded: bool) -> Non
 def test_marker_names_run_path_and_env() -> None:
     assert marker("r1", "path-b", "production") == \
         "<!-- rollback-runbook run=r1 path=path-b env=production -->"
+
+
+def test_a_state_the_runbook_does_not_write_is_not_read_as_a_record() -> None:
+    """The state is one of the run states: a comment edited to say another is not carried on
+    from (a re-run does not take it for an ended or a running run)."""
+    body = render_comment(a_record())
+    assert parse_comment(body) is not None
+    assert parse_comment(body.replace("dispatched", "all good, trust me")) is None
+
+
+@pytest.mark.parametrize(("shown", "status"), [("", None), ("0", 0), ("5", 5), (" 130 ", 130),
+                                               ("failed", None), ("-1", None)])
+def test_the_exit_code_a_comment_shows_is_read_as_a_number(shown: str, status: int | None
+                                                          ) -> None:
+    assert a_record(exit_code=shown).exit_status == status

@@ -27,15 +27,14 @@ from rollback_helpers.run.context import open_run
 from rollback_helpers.runbook import path_a, triage
 from rollback_helpers.sandbox.core.world import World, digest_for
 from rollback_helpers.sandbox.scenarios import create_world
+from rollback_helpers.ui.decisions import Decision, make_decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
     Checklist,
-    Decision,
     EnvironmentPicker,
     Gate,
     RecordingScreen,
     gate_blocker,
-    make_decision,
     take_pending_decisions,
 )
 from rollback_helpers.ui.progress import Progress

@@ -54,7 +54,7 @@ def staging_record(world: World, name: str = "v42") -> dict[str, object]:
 @pytest.mark.parametrize("lost", ["drop", "timeout", "502"])
 def test_a_dispatch_whose_answer_is_lost_makes_exactly_one_run(tmp_path: Path, lost: str) -> None:
     world = world_with(tmp_path, dispatch_after_accept=lost)
-    run = client(world).dispatch_workflow(WORKFLOW, "main", INPUTS)
+    run = client(world).actions.dispatch_workflow(WORKFLOW, "main", INPUTS)
     runs = world.state["github"]["runs"]
     assert [r["id"] for r in runs] == [run.id]
     assert [c.get("fault") for c in dispatch_posts(world)] == [f"accepted, then {lost}"]
@@ -62,7 +62,7 @@ def test_a_dispatch_whose_answer_is_lost_makes_exactly_one_run(tmp_path: Path, l
 
 def test_a_dispatch_refused_before_it_was_accepted_is_sent_again(tmp_path: Path) -> None:
     world = world_with(tmp_path, server_error_on=[1])  # the first request: a 502 from the edge
-    run = client(world).dispatch_workflow(WORKFLOW, "main", INPUTS)
+    run = client(world).actions.dispatch_workflow(WORKFLOW, "main", INPUTS)
     assert [r["id"] for r in world.state["github"]["runs"]] == [run.id]
     assert [c["status"] for c in dispatch_posts(world)] == [502, 200]
 
@@ -72,7 +72,7 @@ def test_after_a_lost_answer_someone_elses_run_is_not_taken_for_ours(tmp_path: P
     other = f"registry.fly.io/renewa-one@{digest_for('v40')}"
     with world.transaction():
         start_run(world, "main", {"env": "production", "image": other}, actor="dana")
-    run = client(world).dispatch_workflow(WORKFLOW, "main", INPUTS)
+    run = client(world).actions.dispatch_workflow(WORKFLOW, "main", INPUTS)
     assert IMAGE_V41 in run.display_title and "staging" in run.display_title
     assert len(world.state["github"]["runs"]) == 2  # dana's and ours, not a third
 
@@ -81,7 +81,7 @@ def test_after_a_lost_answer_someone_elses_run_is_not_taken_for_ours(tmp_path: P
 def test_a_comment_whose_answer_is_lost_is_written_exactly_once(tmp_path: Path, lost: str) -> None:
     world = world_with(tmp_path, comment_after_accept=lost)
     number = int(staging_record(world)["number"])  # type: ignore[call-overload]
-    comment = client(world).create_comment(number, f"{MARKER}\n- **state:** started", marker=MARKER)
+    comment = client(world).comments.create_comment(number, f"{MARKER}\n- **state:** started", marker=MARKER)
     stored = world.state["github"]["comments"][str(number)]
     assert [c["id"] for c in stored] == [comment.id]
 
@@ -98,8 +98,8 @@ def test_a_record_transferred_mid_run_gets_its_label_and_comment_on_the_new_numb
     gh = client(world)
     old = int(staging_record(world)["number"])  # type: ignore[call-overload]
     gh.clock.sleep(60)  # the rollback runs; meanwhile the issue is moved
-    gh.add_labels(old, ["rolled-back"])
-    url = gh.add_comment(old, "Rolled back to v41.")
+    gh.issues.add_labels(old, ["rolled-back"])
+    url = gh.comments.add_comment(old, "Rolled back to v41.")
     moved = next(i for i in world.state["github"]["issues"] if i.get("number") != old
                  and i["title"] == "Deploy v42 to staging")
     assert "rolled-back" in moved["labels"] and f"/issues/{moved['number']}#" in url
@@ -108,7 +108,7 @@ def test_a_record_transferred_mid_run_gets_its_label_and_comment_on_the_new_numb
                 if "/issues/" in c["call"] and c["mutating"]]
     assert statuses == [(f"{old}/labels", 301), (f"{moved['number']}/labels", 200),
                         (f"{old}/comments", 301), (f"{moved['number']}/comments", 201)]
-    listed = [i.number for i in gh.iter_issues(["deployment-record", "env:staging"])]
+    listed = [i.number for i in gh.issues.iter_issues(["deployment-record", "env:staging"])]
     assert moved["number"] in listed and old not in listed
 
 
@@ -116,12 +116,12 @@ def test_a_record_transferred_mid_run_gets_its_label_and_comment_on_the_new_numb
 def test_a_run_in_flight_started_by_someone_else_is_found_for_its_env_only(tmp_path: Path) -> None:
     world = create_world("run-in-flight", tmp_path)
     gh = client(world)
-    [run] = gh.in_flight_runs(WORKFLOW, "staging")
+    [run] = gh.actions.in_flight_runs(WORKFLOW, "staging")
     assert run.status == "in_progress" and IMAGE_V41 in run.display_title
     assert world.state["github"]["runs"][0]["actor"] == "dana"
-    assert gh.in_flight_runs(WORKFLOW, "production") == []
-    gh.watch_run(run.id, timeout=600)
-    assert gh.in_flight_runs(WORKFLOW, "staging") == []
+    assert gh.actions.in_flight_runs(WORKFLOW, "production") == []
+    gh.actions.watch_run(run.id, timeout=600)
+    assert gh.actions.in_flight_runs(WORKFLOW, "staging") == []
 
 
 def test_a_run_whose_title_does_not_name_its_env_counts_as_in_flight_for_any(
@@ -130,7 +130,7 @@ def test_a_run_whose_title_does_not_name_its_env_counts_as_in_flight_for_any(
     with world.transaction():
         run = start_run(world, "main", INPUTS, actor="dana")
         run["display_title"] = "Promote image"  # no run-name: GitHub shows the workflow's name
-    assert [r.id for r in client(world).in_flight_runs(WORKFLOW, "production")] == [run["id"]]
+    assert [r.id for r in client(world).actions.in_flight_runs(WORKFLOW, "production")] == [run["id"]]
 
 
 # -- a stale lock -----------------------------------------------------------------------------
