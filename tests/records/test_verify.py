@@ -99,7 +99,7 @@ def test_publishing_where_the_runs_comment_is_gone_says_so_and_writes_nothing(
         github: GitHubClient, world: World) -> None:
     """No record comment of the run on its issue: the final edit reports "no comment" and
     publish-record refuses (exit 10) naming the issue, rather than reading a line back."""
-    from rollback_helpers.records.verify import publish_record
+    from rollback_helpers.run.publish import publish_record
 
     data = record_bytes(run_id="r9", record_issue=ISSUE, exit_code=0, outcome="success")
     before = list(World.load(world.state_dir).state["github"]["comments"].get(str(ISSUE), []))
