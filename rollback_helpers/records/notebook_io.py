@@ -62,7 +62,7 @@ def heading_above(nb: nbformat.NotebookNode, cell_index: int) -> str:
     return f"cell {cell_index}"
 
 
-def _runbook_metadata(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
+def runbook_metadata(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
     """The ``rollback_runbook`` blocks of every output, in notebook order."""
     return [dict(output.get("metadata", {}).get(METADATA_KEY))
             for cell in nb.cells if cell.cell_type == "code"
@@ -73,7 +73,7 @@ def _runbook_metadata(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
 def decisions_in(nb: nbformat.NotebookNode) -> list[dict[str, str]]:
     """Every decision the notebook's outputs record, once each, in notebook order."""
     seen: dict[str, dict[str, str]] = {}
-    for block in _runbook_metadata(nb):
+    for block in runbook_metadata(nb):
         for decision in block.get("decisions", []):
             seen.setdefault(str(decision.get("id")), dict(decision))
     return list(seen.values())
@@ -86,7 +86,7 @@ def _dict(value: Any) -> dict[str, Any]:
 def run_identity(nb: nbformat.NotebookNode) -> dict[str, Any]:
     """The run's id, its record issue and what it changed, as the outputs' metadata name them."""
     found: dict[str, Any] = {}
-    for block in _runbook_metadata(nb):
+    for block in runbook_metadata(nb):
         run = _dict(block.get("run"))
         comment = _dict(block.get("record_comment"))
         if run.get("id"):

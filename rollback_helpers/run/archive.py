@@ -177,7 +177,7 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
         outcome = _failed(error, output, common)
     else:
         raise error
-    outcome = _finish(outcome, time.monotonic() - began)
+    outcome = finished(outcome, time.monotonic() - began)
     return stamp_metadata(output, outcome)
 
 
@@ -202,11 +202,13 @@ def _interrupted(stop: StopSignals, error: BaseException, cells: CellLog, path: 
 
 
 def _failed(exc: PapermillExecutionError, output: Path, common: dict[str, Any]) -> Outcome:
-    return _failed_at(exc.ename, exc.evalue, exc.cell_index, output, common)
+    return failed_at(exc.ename, exc.evalue, exc.cell_index, output, common)
 
 
-def _failed_at(ename: str, evalue: str, cell_index: int, notebook: Path,
-               common: dict[str, Any]) -> Outcome:
+def failed_at(ename: str, evalue: str, cell_index: int, notebook: Path,
+              common: dict[str, Any]) -> Outcome:
+    """The outcome of a run whose cell ``cell_index`` raised ``ename`` (headless: papermill's
+    failing cell; a walkthrough: its first error output)."""
     cls = error_class_named(ename)
     exit_code = cls.exit_code if cls else 1
     outcome = outcome_of(exit_code)
@@ -215,7 +217,8 @@ def _failed_at(ename: str, evalue: str, cell_index: int, notebook: Path,
                    last_step=step_heading(notebook, max(cell_index - 1, 0)), **common)
 
 
-def _finish(outcome: Outcome, seconds: float) -> Outcome:
+def finished(outcome: Outcome, seconds: float) -> Outcome:
+    """``outcome`` stamped with when the run ended and how long it took."""
     data = asdict(outcome) | {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                               "seconds": round(seconds, 2)}
     return Outcome(**data)

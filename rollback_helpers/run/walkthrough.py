@@ -18,15 +18,15 @@ import nbformat
 from rollback_helpers.errors import OUTCOMES, ConfigError, RollbackError
 from rollback_helpers.records.archive import sha256_hex
 from rollback_helpers.records.notebook_io import (
-    _runbook_metadata,
     decisions_in,
     first_error,
     notebook_parameters,
     read_notebook,
     run_identity,
+    runbook_metadata,
 )
 from rollback_helpers.records.store import RecordStore
-from rollback_helpers.run.archive import Outcome, _failed_at, _finish
+from rollback_helpers.run.archive import Outcome, failed_at, finished
 from rollback_helpers.run.backends import BackendName
 from rollback_helpers.run.closing import Closed, Closing, ended_before
 from rollback_helpers.run.lifecycle import Lifecycle
@@ -97,7 +97,7 @@ def saved_notebook(explicit: str | None = None) -> Path:
 def unsaved_work(nb: nbformat.NotebookNode, ctx: WalkthroughRun) -> str:
     """Why the saved file does not yet hold this run's story, or ``""``."""
     run_id = ctx.walkthrough_facts().run_id
-    runs = [block["run"] for block in _runbook_metadata(nb) if isinstance(block.get("run"), dict)]
+    runs = [block["run"] for block in runbook_metadata(nb) if isinstance(block.get("run"), dict)]
     if not any(run.get("id") == run_id for run in runs):
         return "The saved file does not show this run yet."
     summaries = [r for r in runs if "timeline" in r]
@@ -237,10 +237,10 @@ def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, run: WalkthroughFa
         "dry_run": run.dry_run, "backend": run.backend,
         "started_at": run.opened_at.isoformat(timespec="seconds")}
     error = first_error(nb)
-    outcome = _failed_at(error[1], error[2], error[0], saved, common) if error \
+    outcome = failed_at(error[1], error[2], error[0], saved, common) if error \
         else Outcome(exit_code=0, outcome=OUTCOMES[0], **common)
     seconds = (datetime.now(UTC) - run.opened_at).total_seconds()
-    outcome = replace(_finish(outcome, seconds), parameters=notebook_parameters(nb),
+    outcome = replace(finished(outcome, seconds), parameters=notebook_parameters(nb),
                       decisions=decisions_in(nb), **run_identity(nb))
     nb.metadata[METADATA_KEY] = asdict(outcome)
     return outcome

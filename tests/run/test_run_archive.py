@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rollback_helpers.errors import OUTCOMES
-from rollback_helpers.run.archive import _failed_at
+from rollback_helpers.run.archive import failed_at
 
 COMMON = {"path": "path-a", "env": "staging", "archive": "a.ipynb"}
 
@@ -17,7 +17,7 @@ COMMON = {"path": "path-a", "env": "staging", "archive": "a.ipynb"}
 def test_a_failed_cell_archives_its_codes_one_outcome(tmp_path: Path, ename: str,
                                                       exit_code: int) -> None:
     """An error that is not ours (a bug) archives exit 1 as OUTCOMES[1], as ours do."""
-    outcome = _failed_at(ename, "boom", 0, tmp_path / "missing.ipynb", dict(COMMON))
+    outcome = failed_at(ename, "boom", 0, tmp_path / "missing.ipynb", dict(COMMON))
     assert outcome.exit_code == exit_code
     assert outcome.outcome == OUTCOMES[exit_code]
     assert outcome.error == f"{ename}: boom"
