@@ -32,7 +32,7 @@ to it, for a test that drives a client, a lock or a store against the sandbox th
 drill does (the world is the real thing: its GitHub, its flyctl, its servers)::
 
     sandbox = sandbox_backends("default", tmp_path / "world")
-    sandbox.github().add_comment(1001, "note")   # a GitHubClient: the world's repo and token
+    sandbox.github().comments.add_comment(1001, "note")   # a GitHubClient: the world's repo and token
     assert sandbox.world.calls()[-1]["call"] == "POST /repos/renewa/renewa-one/issues/1001/comments"
     sandbox.fly().status("renewa-one-staging")    # flyctl, answered by the world
 """

@@ -19,7 +19,7 @@ def sandbox(tmp_path: Path) -> SandboxBackends:
 
 def test_the_github_client_writes_into_the_world_with_its_own_token(sandbox: SandboxBackends) -> None:
     """A comment sent through the helper's client lands on the world's issue and in its call log."""
-    sandbox.github().add_comment(1001, "note from a test")
+    sandbox.github().comments.add_comment(1001, "note from a test")
     assert sandbox.world.state["github"]["comments"]["1001"][-1]["body"] == "note from a test"
     last = sandbox.world.calls()[-1]
     assert (last["call"], last["status"]) == ("POST /repos/renewa/renewa-one/issues/1001/comments", 201)
@@ -55,7 +55,7 @@ def test_a_wrapped_handler_sees_every_request(tmp_path: Path) -> None:
         return record
 
     sandbox = sandbox_backends("default", tmp_path / "world", wrap=recording)
-    sandbox.github().add_comment(1001, "recorded")
+    sandbox.github().comments.add_comment(1001, "recorded")
     assert seen[-1] == "POST /repos/renewa/renewa-one/issues/1001/comments"
 
 
@@ -64,6 +64,6 @@ def test_the_clients_clock_moves_the_world_forward(tmp_path: Path) -> None:
     sandbox = sandbox_backends("default", tmp_path / "world", clock=VirtualClock(0.0))
     start = sandbox.world.now
     sandbox.clock.sleep(start + 3600 - sandbox.clock.now())
-    sandbox.github().add_comment(1001, "an hour later")
+    sandbox.github().comments.add_comment(1001, "an hour later")
     assert sandbox.world.now == start + 3600
 
