@@ -32,8 +32,9 @@ _AWS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|AN
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _PRIVATE_KEY = re.compile(r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
 _PRIVATE_KEY_END = re.compile(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
-# A ~/.pgpass line: host:port:database:user:password (\: and \\ escaped in the password).
-_PGPASS = re.compile(r"(?<!\S)(?P<host>[\w.-]+|\*):(?P<port>\d{1,5}|\*):(?P<db>[^\s:]+):"
+# A ~/.pgpass line: host:port:database:user:password (\: and \\ escaped in the password),
+# also as the tail of a path or a quoted value.
+_PGPASS = re.compile(r"(?<![^\s/'\"=(\[])(?P<host>[\w.-]+|\*):(?P<port>\d{1,5}|\*):(?P<db>[^\s:]+):"
                      r"(?P<user>[^\s:]+):(?P<v>(?:\\.|[^\s:\\])+)(?=\s|$)")
 _HEX_FIELD = re.compile(r"[0-9A-Fa-f]{1,4}|\*")
 # curl -u user:password, --user user:password
