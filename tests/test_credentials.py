@@ -111,6 +111,7 @@ HARMLESS = [
     "postgres://app-user@db.internal:5432/fly-db refused connections",
     f"image ghcr.io/renewa/app@{DIGEST} crashes on boot",
     f"digest {DIGEST}",
+    f"registry.fly.io/app_pw:{DIGEST} (a colon where the @ goes)",
     "commit 3f786850e387550fdab836ed7e6dc881de23001b broke checkout",
     "mail ops@example.com",
     "ping @alice and @renewa/security",

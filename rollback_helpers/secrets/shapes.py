@@ -119,6 +119,9 @@ def assignments(text: str) -> list[Span]:
     for key in _KEY_SEP.finditer(text):
         if key.start() < pos or not is_secret_key(key["key"]) or _in_url(text, key.start()):
             continue
+        if key["sep"] == ":" and (not _KEYWORD.search(key["key"])
+                                  or text.startswith("sha256:", key.end())):
+            continue  # app_pw:sha256:…, pwd:/srv: an image's name and digest or a path, not YAML
         span = _value_span(text, key.end(), to_line_end=key["sep"] != "=")
         if span is not None:
             spans.append(span)
