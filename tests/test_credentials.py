@@ -201,12 +201,22 @@ def test_a_disguised_keyword_masks_its_original_characters_and_keeps_the_rest() 
     assert redact(f"ｐａｓｓｗｏｒｄ＝{PW}") == f"ｐａｓｓｗｏｒｄ＝{MASK}"
 
 
+def test_every_kind_the_guard_names_reads_as_written() -> None:
+    """The refusal lists kinds of credential; none of those words may be masked themselves."""
+    from rollback_helpers.secrets.detector import KNOWN, RULES
+
+    listed = "; ".join([KNOWN, *(kind for kind, _ in RULES)])
+    assert redact(listed) == listed
+
+
 def test_percent_encoded_url_keeps_its_encoding_around_the_mask() -> None:
     assert redact(f"postgresql%3A%2F%2Fu%3A{PW}%40db.internal") == \
         f"postgresql%3A%2F%2Fu%3A{MASK}%40db.internal"
 
 
 @pytest.mark.parametrize("text", ["x" * 200_000 + "\u200b", "pass\n" * 40_000,
-                                  "%3A%2F%2F" * 20_000, "a\u200bb" * 50_000])
+                                  "%3A%2F%2F" * 20_000, "a\u200bb" * 50_000,
+                                  "x:5432:a:b:" * 20_000, "the token is " * 20_000,
+                                  "eyJaaaaaaaaaa." * 20_000, "@a-" * 60_000])
 def test_the_view_stays_linear_on_long_disguised_text(text: str) -> None:
     assert len(redact(text)) <= len(text) + len(MASK)
