@@ -4,6 +4,8 @@ sentences an on-call engineer writes are left alone."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rollback_helpers.cli import main as cli
@@ -220,3 +222,38 @@ def test_percent_encoded_url_keeps_its_encoding_around_the_mask() -> None:
                                   "eyJaaaaaaaaaa." * 20_000, "@a-" * 60_000])
 def test_the_view_stays_linear_on_long_disguised_text(text: str) -> None:
     assert len(redact(text)) <= len(text) + len(MASK)
+
+
+LONG_URL = f"{'x' * 28} postgresql://app-user:{PW}@pgbouncer.w3k8p1x9m2q7v4zr.flympg.net/fly-db"
+
+
+@pytest.mark.parametrize("variable", ["ROLLBACK_POLL_INTERVAL", "ROLLBACK_GITHUB_REPO"])
+def test_a_bad_variable_is_masked_before_it_is_cut(
+        variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rollback_helpers.domain.config import load_config
+    from rollback_helpers.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)  # no runbook.toml here
+    with pytest.raises(ConfigError, match=variable) as refused:
+        load_config(environ={variable: LONG_URL})
+    assert PW[:6] not in str(refused.value) and "S3cr" not in str(refused.value)
+
+
+def test_a_bad_value_in_runbook_toml_is_masked_before_it_is_cut(tmp_path: Path) -> None:
+    from rollback_helpers.domain.config import load_config
+    from rollback_helpers.errors import ConfigError
+
+    toml = tmp_path / "runbook.toml"
+    toml.write_text(f'poll_interval = "{LONG_URL}"\n')
+    with pytest.raises(ConfigError, match="poll_interval") as refused:
+        load_config(environ={}, config_file=toml)
+    assert "S3cr" not in str(refused.value)
+
+
+def test_a_bad_value_in_a_scenario_file_is_masked_before_it_is_cut(tmp_path: Path) -> None:
+    from rollback_helpers.errors import ConfigError
+    from rollback_helpers.sandbox.scenario_schema import check_scenario
+
+    with pytest.raises(ConfigError, match="scenario file") as refused:
+        check_scenario({"start": LONG_URL}, tmp_path / "s.toml")
+    assert "S3cr" not in str(refused.value)
