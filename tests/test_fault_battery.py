@@ -327,7 +327,7 @@ TYPED_SECRETS = [
     ("--incident", "ghp_" + "Ab1" * 12, "ghp_" + "Ab1" * 12, "incident"),
     ("--incident", "github_pat_" + "Q9z" * 10, "github_pat_" + "Q9z" * 10, "incident"),
     ("--operator", "FlyV1 fm2_" + "lJPE" * 12, "fm2_" + "lJPE" * 12, "operator"),
-    ("--new-cluster-name", "password: sw0rdfish-77", "sw0rdfish-77", "new_cluster_name"),
+    ("--new-cluster-name", "password: sw0rdfish-77", "sw0rdfish-77", "--new-cluster-name"),
 ]
 
 

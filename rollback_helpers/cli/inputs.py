@@ -1,6 +1,8 @@
 """The command line's inputs, checked before a sandbox is built or a kernel starts.
 
-Numbers are checked by argparse (``--speed nan`` is a usage error, exit 2); the
+Every flag's value and every free-text variable (``ROLLBACK_OPERATOR``) is first
+refused if it holds a credential (:func:`guard_free_text_inputs`). Numbers are
+checked by argparse (``--speed nan`` is a usage error, exit 2); the
 rest goes through the same models the notebooks use — configuration
 (:func:`~rollback_helpers.domain.config.load_config`) and parameters
 (:func:`~rollback_helpers.domain.parameters.check_parameters`) — with each
@@ -11,17 +13,40 @@ no archive: there was no run.
 from __future__ import annotations
 
 import argparse
+import ast
 import math
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollback_helpers.errors import ConfirmationRequired
+from rollback_helpers.errors import ConfirmationRequired, guard_free_text
+from rollback_helpers.secrets import redact
 
 if TYPE_CHECKING:
     from rollback_helpers.domain.config import RunbookConfig
 
 PROTECTED_ENVS = ("production",)
 _FLAG_FOR = {"dry_run": "--dry-run/--live", "env": "--env", "path": "PATH"}
+
+
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+
+
+def masked_message(message: str) -> str:
+    """An argparse error with every credential in it masked. argparse quotes a refused value
+    with ``repr``, which escapes newlines and zero-width characters and doubles backslashes:
+    each quoted value is read back and masked as written, then the whole message."""
+    def unquoted(found: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval(found[0])
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return found[0]
+        if not isinstance(value, str) or redact(value) == value:
+            return found[0]
+        return repr(redact(value))
+
+    return redact(_QUOTED.sub(unquoted, message))
 
 
 def _number(text: str, *, positive: bool) -> float:
@@ -65,6 +90,22 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 for any free one, up to 65535)")
     return value
+
+
+# Free text the environment gives a run: it goes into lease commits, comments and the archive.
+FREE_TEXT_VARIABLES = ("ROLLBACK_OPERATOR",)
+
+
+def guard_free_text_inputs(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Refuse (exit 2) a credential typed into any flag or a free-text variable, before anything
+    starts: every flag's value may reach the archive's parameters, a record comment, a lease
+    commit or a log."""
+    for key, value in sorted(vars(args).items()):
+        if isinstance(value, str) and value:
+            guard_free_text(flag_for(key), value)
+    for name in FREE_TEXT_VARIABLES:
+        if value := environ.get(name, ""):
+            guard_free_text(name, value)
 
 
 def flag_for(key: str) -> str:

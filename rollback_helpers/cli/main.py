@@ -47,10 +47,15 @@ OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight", "backu
 
 
 class Parser(argparse.ArgumentParser):
-    """A bad flag is a bad input: exit 2, one line naming it and where the flags are listed."""
+    """A bad flag is a bad input: exit 2, one line naming it and where the flags are listed.
+
+    argparse quotes the value it refused (``--speed``, an unknown ``--password=…``, a
+    path holding a URL): the message is redacted, so a credential typed there is not
+    echoed to the terminal or a CI log.
+    """
 
     def error(self, message: str) -> Any:
-        self.exit(2, f"{self.prog}: error: {message}\nNext: fix that flag; "
+        self.exit(2, f"{self.prog}: error: {inputs.masked_message(message)}\nNext: fix that flag; "
                      f"`{self.prog} --help` lists them all.\n")
 
 
@@ -321,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        inputs.guard_free_text_inputs(args, os.environ)
         args.argv = argv
         args.run_id = secrets.token_hex(6)  # this run's lock, record comment and archive
         args.stop = StopSignals()  # drill and run: SIGINT/SIGTERM stop the run, cleanly

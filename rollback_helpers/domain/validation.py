@@ -19,6 +19,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from rollback_helpers.errors import ConfigError
+from rollback_helpers.secrets import redact
 
 # Seconds may come as an int or a float, never as a bool or a string; NaN and infinity are refused.
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
@@ -48,9 +49,24 @@ def dotted(loc: tuple[int | str, ...]) -> str:
 
 
 def shown(value: Any) -> str:
-    """The bad value as the message shows it: short, and never a whole document."""
-    text = repr(value)
+    """The bad value as the message shows it: credentials masked, then short (never a whole
+    document). Masked first: a URL cut before its ``@host`` no longer shows where its
+    password ends, so cutting first would leave the password's head in the message."""
+    text = redact(repr(_masked(value)))
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every string in it redacted as written (before repr escapes it)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_masked(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return value
 
 
 def _problem(error: ErrorDetails) -> str:

@@ -115,6 +115,22 @@ def _title(path: str) -> str:
     return spec.title if spec is not None else path
 
 
+
+# GitHub turns @name and @org/team into mentions that notify people, and fetches images
+# (Markdown's ![…](…), HTML's <img>) for every reader. In what the operator typed, a zero-width
+# space after the @ keeps the text as written without the mention (a backslash does not escape
+# it: github/cmark-gfm#181), "\!" turns an image into a link, and "&lt;" shows a tag as text.
+_MENTION = re.compile(r"(?<![\w`])@(?=[A-Za-z0-9])")
+_IMAGE = re.compile(r"(?<!\\)!\[")
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def neutralised(text: str) -> str:
+    """``text`` as GitHub shows it, without pinging anyone or loading a remote image."""
+    text = _MENTION.sub("@\u200b", text)
+    return _TAG.sub("&lt;", _IMAGE.sub("\\\\![", text))
+
+
 def render_comment(record: RunComment) -> str:
     """The comment's body: the marker, a heading, then one bullet per non-empty field."""
     lines = [marker(record.run_id, record.path, record.env),
@@ -123,7 +139,8 @@ def render_comment(record: RunComment) -> str:
     for name, label in LABELS.items():
         value = _one_line(str(getattr(record, name)))
         if value:
-            lines.append(f"- **{label}:** " + (f"`{value}`" if name in CODE_FIELDS else value))
+            lines.append(f"- **{label}:** "
+                         + (f"`{value}`" if name in CODE_FIELDS else neutralised(value)))
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from rollback_helpers.clock import utc_iso
+from rollback_helpers.errors import guard_free_text
+from rollback_helpers.secrets import redact
 from rollback_helpers.ui.display import METADATA_KEY, Report, ReportStatus
 
 
@@ -51,13 +53,22 @@ def decision_report(title: str, decisions: Sequence[Decision],
 
 def make_decision(what: str, *, how: str, step: str, who: str, at: float | None = None,
                   run_id: str = "") -> Decision:
-    return Decision(what, who, utc_iso(time.time() if at is None else at), how, step, run_id)
+    """A decision as recorded: its text redacted, since a review's or a comment's words (not
+    the operator's, so not refused) may carry a credential into the archive."""
+    return Decision(redact(what), redact(who), utc_iso(time.time() if at is None else at),
+                    redact(how), step, run_id)
 
 
 def default_operator() -> str:
-    """Who decides, when nobody said: ``$ROLLBACK_OPERATOR``, else the login name."""
+    """Who decides, when nobody said: ``$ROLLBACK_OPERATOR``, else the login name.
+
+    The name goes into lease commits, comments and the archive: a credential in
+    ``ROLLBACK_OPERATOR`` is refused (exit 2), as in any other free text.
+    """
+    if named := os.environ.get("ROLLBACK_OPERATOR"):
+        return guard_free_text("ROLLBACK_OPERATOR", named)
     try:
-        return os.environ.get("ROLLBACK_OPERATOR") or getpass.getuser()
+        return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
 

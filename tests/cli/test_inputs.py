@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,59 @@ def test_a_paths_own_options_become_its_parameters() -> None:
     parsed.run_id = "r2"
     params = cli.parameters(parsed, backend="real", archive_to="-", sandbox_dir=None)
     assert params["new_cluster"] == "c1" and "dry_run" not in params and "confirm" not in params
+
+
+LEAK = "S3cr3tPw1234"
+
+
+def run_cli(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The command line in a process of its own, its working folder, home and temp in tmp_path."""
+    home, temp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir(exist_ok=True)
+    temp.mkdir(exist_ok=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ROLLBACK_")}
+    return subprocess.run([sys.executable, "-m", "rollback_helpers", *argv], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={**clean, "HOME": str(home), "TMPDIR": str(temp), **env})
+
+
+def written(tmp_path: Path) -> list[Path]:
+    return [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("argv, env", [
+    (["drill", "path-a", "--env", "staging", "--reason",
+      f"login failed for postgresql://app-user:{LEAK}@pgbouncer.x.flympg.net."], {}),
+    (["run", "path-a", "--env", "staging", "--live", "--reason", f"password {LEAK}"], {}),
+    (["drill", "path-a", "--env", "staging", "--break-lock", f"pw: {LEAK}"], {}),
+    (["drill", "path-b", "--env", "staging", "--incidents-dir", f"/srv/x/pwd={LEAK}"], {}),
+    (["drill", "path-a", "--env", "staging"], {"ROLLBACK_OPERATOR": f"password={LEAK}"}),
+], ids=["reason-url", "reason-prose", "break-lock", "incidents-dir", "ROLLBACK_OPERATOR"])
+def test_a_credential_in_free_text_is_refused_before_anything_starts(
+        tmp_path: Path, argv: list[str], env: dict[str, str]) -> None:
+    """Exit 2, one message naming the source, no traceback, the value never echoed, no file
+    written (no archive, no sandbox world, no kernel folder)."""
+    done = run_cli(tmp_path, *argv, **env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "looks like a credential" in done.stderr
+    assert LEAK not in done.stdout + done.stderr
+    assert written(tmp_path) == []
+
+
+def test_an_unknown_password_flag_is_a_usage_error_that_does_not_echo_it(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, "drill", "path-a", "--env", "staging", f"--password={LEAK}")
+    assert done.returncode == 2 and "unrecognized arguments: --password=****" in done.stderr
+    assert LEAK not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_operators_name_from_the_environment_is_guarded_where_the_kernel_reads_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rollback_helpers.errors import BadInput
+    from rollback_helpers.ui.decisions import default_operator
+
+    monkeypatch.setenv("ROLLBACK_OPERATOR", "alice")
+    assert default_operator() == "alice"
+    monkeypatch.setenv("ROLLBACK_OPERATOR", f"alice password={LEAK}")
+    with pytest.raises(BadInput, match="ROLLBACK_OPERATOR") as refused:
+        default_operator()
+    assert LEAK not in str(refused.value)

@@ -12,6 +12,7 @@ from rollback_helpers.run.run_comment import (
     PostedRunComment,
     RunComment,
     marker,
+    neutralised,
     parse_comment,
     previous_runs,
     render_comment,
@@ -88,6 +89,25 @@ def test_a_secret_in_free_text_is_masked() -> None:
     """The comment is an artifact: a pasted database URL's password never reaches it."""
     body = render_comment(a_record(reason="db postgres://app-user:hunter2secret@db.flympg.net/x"))
     assert "hunter2secret" not in body
+
+
+@pytest.mark.parametrize("typed, written", [
+    ("page @alice and @renewa/security", "page @\u200balice and @\u200brenewa/security"),
+    ("see ![x](https://tracker.example/p.png)", "see \\![x](https://tracker.example/p.png)"),
+    ("see <img src=https://tracker.example/p.png>", "see &lt;img src=https://tracker.example/p.png>"),
+    ("mail ops@example.com about v42", "mail ops@example.com about v42"),
+])
+def test_mentions_and_remote_images_in_free_text_are_neutralised(typed: str, written: str) -> None:
+    """GitHub would page @alice and load a tracking image: the comment shows the text without."""
+    body = render_comment(a_record(reason=typed))
+    assert f"- **why:** {written}" in body.splitlines()
+    assert neutralised(neutralised(typed)) == neutralised(typed)  # an edit re-renders it as is
+
+
+def test_code_fields_are_not_neutralised() -> None:
+    """A target's image reference keeps its @: it is in a code span, which GitHub never links."""
+    body = render_comment(a_record())
+    assert f"`registry.fly.io/app@{DIGEST}`" in body
 
 
 def test_other_comments_are_not_records() -> None:

@@ -519,3 +519,13 @@ def test_a_live_walkthrough_tells_the_team_once_when_it_is_archived(
     assert rec.events() == ["start", "success"]
     assert rec.bodies[1]["outcome"] == "exit 0: success" and rec.bodies[1]["archive"].endswith(
         "-staging-path-a.ipynb")
+
+
+def test_a_decision_is_recorded_with_its_credentials_masked() -> None:
+    """A review's comment (someone else's words, not refused) cannot carry a password into the
+    archive through a decision."""
+    from rollback_helpers.ui.interactive import make_decision
+
+    decision = make_decision("approved the deployment", step="approval", who="bob",
+                             how="GitHub environment review: use password S3cr3tPw1234 now")
+    assert "S3cr3tPw1234" not in decision.how and decision.what == "approved the deployment"
