@@ -294,6 +294,7 @@ def _build_database(world: World, env: str, spec: dict[str, Any],
         ids[name] = databases.backup_id_for(at, world.state["scenario"], env, name)
         cluster["backups"].append(databases.metadata_backup(ids[name], start=at))
     at, bad = times[-1]
+    _give_migrations(world, [name for _, name in times], spec)
     ids[bad] = databases.backup_id_for(at, world.state["scenario"], env, bad)
     databases.take_backup(world, cluster, ids[bad], start=at,
                           status=spec.get("backup_status", "completed"))
@@ -305,6 +306,21 @@ def _build_database(world: World, env: str, spec: dict[str, Any],
     secrets.update({k: v for k, v in databases.app_database_urls(cluster).items()
                     if k not in spec.get("secrets", {})})
     return ids
+
+
+def _give_migrations(world: World, deploys: list[str], spec: dict[str, Any]) -> None:
+    """Each deployed image's migrations: the pre-deploy schema, and the bad (last) deploy's
+    destructive migration on top (its release command applies it wherever it runs)."""
+    from rollback_helpers.sandbox.postgres.backups import (
+        DESTRUCTIVE_MIGRATION,
+        PRE_DEPLOY_MIGRATIONS,
+    )
+
+    images = world.state["fly"]["images"]
+    for name in deploys:
+        images[name].setdefault("migrations", list(PRE_DEPLOY_MIGRATIONS))
+    if spec.get("destructive_migration", True):
+        images[deploys[-1]]["migrations"] = [*PRE_DEPLOY_MIGRATIONS, DESTRUCTIVE_MIGRATION]
 
 
 def _build_metadata_cluster(world: World, spec: dict[str, Any],

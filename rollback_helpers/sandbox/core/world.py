@@ -203,14 +203,17 @@ class World:
 
     def advance(self) -> None:
         """Apply every scheduled event that has come due, in time order."""
-        events = sorted(self.state.get("events", []), key=lambda e: e["at"])
-        due = [e for e in events if e["at"] <= self.now]
-        self.state["events"] = [e for e in events if e["at"] > self.now]
-        for event in due:
-            handler = _EVENT_HANDLERS.get(event["kind"])
-            if handler is None:
-                raise RuntimeError(f"sandbox: no handler for scheduled event {event['kind']!r}")
-            handler(self, event)
+        while True:  # an event may schedule another that is due at once
+            events = sorted(self.state.get("events", []), key=lambda e: e["at"])
+            due = [e for e in events if e["at"] <= self.now]
+            if not due:
+                return
+            self.state["events"] = [e for e in events if e["at"] > self.now]
+            for event in due:
+                handler = _EVENT_HANDLERS.get(event["kind"])
+                if handler is None:
+                    raise RuntimeError(f"sandbox: no handler for scheduled event {event['kind']!r}")
+                handler(self, event)
 
     # -- ids and the call log -------------------------------------------------
     def next_id(self, counter: str, start: int = 1) -> int:

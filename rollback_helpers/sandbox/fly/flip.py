@@ -17,6 +17,7 @@ from typing import Any
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.sandbox.core.world import World
+from rollback_helpers.sandbox.fly.release import run_release_command
 
 MAP_PATH = "scripts/lib/mpg-clusters.sh"
 URL_VARS = ("DATABASE_URL", "DATABASE_URL_MIGRATION")
@@ -32,7 +33,9 @@ def simulate_human_flip(world: World, env: str, new_cluster_id: str, *,
 
     The new URLs keep their users and passwords (a physical restore keeps the
     password hashes) and change only the cluster id in the host. Changing
-    secrets redeploys the app (a new release), as the Infisical sync does.
+    secrets redeploys the app (a new release), as the Infisical sync does, and the
+    redeploy runs the running image's release command (its migrations) against the
+    cluster the new ``DATABASE_URL_MIGRATION`` names (:mod:`.release`).
     """
     with world.transaction():
         app_name, app = app_for_env(world, env)
@@ -45,6 +48,7 @@ def simulate_human_flip(world: World, env: str, new_cluster_id: str, *,
             app["secrets"][var] = repoint_url(app["secrets"][var], new_cluster_id)
         if names:
             _redeploy(world, app)
+            run_release_command(world, app_name)  # the redeploy's release command
         if cluster_map:
             files = world.state["github"]["files"]
             files[map_path] = remap(files.get(map_path, ""), env, new_cluster_id)

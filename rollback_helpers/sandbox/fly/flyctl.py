@@ -51,6 +51,7 @@ from rollback_helpers.sandbox.fly.common import (
     ulid_like,
 )
 from rollback_helpers.sandbox.fly.mpg import MpgCommands, ProxyPlan
+from rollback_helpers.sandbox.fly.release import run_release_command as _registers_release  # noqa: F401
 
 NO_APP_NAME = ("the config for your app is missing an app name, add an app field to the "
                "fly.toml file or specify with the -a flag")

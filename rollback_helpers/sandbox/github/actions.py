@@ -205,23 +205,27 @@ def _run_completed(world: World, event: dict[str, Any]) -> None:
     if run is None or run["status"] == "completed":
         return
     conclusion = world.state["github"]["workflow"].get("conclusion", "success")
-    if conclusion == "success" and not _promote(world, run["inputs"]):
+    if conclusion == "success" and not promote_image(world, run["inputs"]):
         conclusion = "failure"  # the registry has no such manifest, or no app for the env
     run.update(status="completed", conclusion=conclusion, updated_at=world.iso_now())
 
 
-def _promote(world: World, inputs: dict[str, str]) -> bool:
-    """What promote-image.yml does: point every machine of the env's app at the image."""
+def promote_image(world: World, inputs: dict[str, str]) -> bool:
+    """What promote-image.yml does: point every machine of the env's app at the image; Fly
+    then runs the image's release command (an event the sandbox's Fly handles)."""
     fly = world.state.get("fly", {})
     digest = inputs.get("image", "").partition("@")[2]
     name = next((n for n, img in fly.get("images", {}).items() if img["digest"] == digest), None)
     apps = [app for app in fly.get("apps", {}).values() if app.get("env") == inputs.get("env")]
     if name is None or not digest or not apps:
         return False
-    for app in apps:
+    for app_name, app in fly.get("apps", {}).items():
+        if app not in apps:
+            continue
         for machine in app["machines"]:
             machine.update(image=name, updated_at=world.iso_now())
         app["release"] = int(app["release"]) + 1
+        world.schedule(0, "release_command", app=app_name)  # Fly's release runs the migrations
     return True
 
 

@@ -251,6 +251,24 @@ def apply_destructive_migration(info: ServerInfo) -> None:
         conn.execute("UPDATE customers SET email = NULL")
 
 
+def applied_migrations(info: ServerInfo) -> set[str]:
+    """The versions the cluster's ``schema_migrations`` records."""
+    with psycopg.connect(superuser_dsn(info)) as conn:
+        return {str(row[0]) for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def apply_migration(info: ServerInfo, migration: str) -> None:
+    """One image migration: the destructive one does its damage; any other only records
+    itself (the sandbox's additive migrations change no data)."""
+    if migration == DESTRUCTIVE_MIGRATION:
+        apply_destructive_migration(info)
+        return
+    with psycopg.connect(superuser_dsn(info)) as conn:
+        conn.execute('SET ROLE "migration-user"')
+        conn.execute("INSERT INTO schema_migrations VALUES (%s, now()) ON CONFLICT DO NOTHING",
+                     [migration])
+
+
 def take_backup(info: ServerInfo, state_dir: Path, backup_id: str) -> Path:
     """A physical copy of the running server into ``state_dir/backups/<backup_id>``."""
     if not ID_PATTERN.match(backup_id):
