@@ -55,6 +55,7 @@ class RunComment:
     target: str = ""            # Path A: the image; Path B: backup → new cluster name
     workflow_run: str = ""      # Path A: the promote run's web address
     new_cluster: str = ""       # Path B: the restored cluster's id
+    schema: str = ""            # Path B: the restored schema (runbook.path_b_image.Schema)
     lock: str = ""              # how the environment lock was taken (a takeover is named)
     plan: str = ""              # the plan's digest, when it awaits approval (run.approval)
     approvals: str = ""         # who approved, or who may approve and how
@@ -91,13 +92,14 @@ LABELS: dict[str, str] = {
     "state": "state", "operator": "by", "started_at": "started", "updated_at": "updated",
     "reason": "why", "incident": "incident", "running": "runs now",
     "target": "target", "workflow_run": "workflow run", "new_cluster": "new cluster",
+    "schema": "restored schema",
     "lock": "lock", "plan": "plan", "approvals": "approvals", "resumes": "resumes run",
     "tried": "tried", "last_step": "last step",
     "exit_code": "exit code", "error": "error", "next_step": "next", "archive": "archive",
     "sha256": "sha256",
 }
 CODE_FIELDS = frozenset({"running", "target", "new_cluster", "resumes", "archive", "sha256",
-                         "plan"})
+                         "plan", "schema"})
 
 
 def marker(run_id: str, path: str, env: str) -> str:

@@ -27,6 +27,7 @@ from rollback_helpers.errors import (
 )
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
+from rollback_helpers.runbook.path_b_checklist import Flip, checklist_report
 from rollback_helpers.runbook.path_b_facts import (
     TERMINAL,
     Resolved,
@@ -34,13 +35,20 @@ from rollback_helpers.runbook.path_b_facts import (
     check_source,
     checks_table,
     differences,
-    flip_steps,
     keeps_checklist,
     newest_record,
     not_ready,
     source_check,
     unrecorded_restore,
     urls_report,
+)
+from rollback_helpers.runbook.path_b_image import (
+    Images,
+    Schema,
+    image_step,
+    plan_note,
+    read_images,
+    schema_of,
 )
 from rollback_helpers.runbook.resume import LookBack, earlier_runs, mark_carried_on
 from rollback_helpers.runbook.second_person import SecondPerson
@@ -70,6 +78,8 @@ class PathB:
         self.restore_started: float | None = None  # this run's restore request (clock time)
         self.urls: dict[str, DbUrl] = {}
         self.checks: list[ConnectionCheck] = []
+        self.images: Images | None = None  # which image the app runs, and each schema's image
+        self.schema: Schema | None = None  # the restored schema, once verified
         self.outcome = "in progress"
         self.approval: Decision | None = None
         self.ready = False  # the new cluster reached `ready`: from then on the checklist shows
@@ -104,6 +114,7 @@ class PathB:
         backup = check_backup(self.fly, source_id, backup_id, record)
         name = self.params.new_cluster_name or f"{source.name}-restore"
         self.resolved = Resolved(record, backup, source, cmap, name)
+        self.images = read_images(self.fly, ctx.env.app, record)
         ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
         self._look_back(record.number)
         report = self.back.note(Report("Restore point"))
@@ -112,6 +123,10 @@ class PathB:
                                       f"{backup.start} → {backup.stop})"),
                            ("source cluster", f"{source.id} ({source.name}, {source.status})"),
                            ("attached to", ", ".join(source.attached_apps) or "—"),
+                           ("app runs", self.images.running_text()),
+                           ("restored schema's image",
+                            f"{record.previous_image.short} (previous_image of #{record.number})"
+                            if record.previous_image else "— (the record names no previous_image)"),
                            ("cluster map says", cmap.clusters.get(ctx.env.name, "—"))]:
             report.fact(key, value)
         return report
@@ -142,6 +157,8 @@ class PathB:
         report.fact("4. hand over", "print the manual flip checklist, then stop")
         report.note(f"Not touched: cluster {r.source.id}, the app's secrets, Infisical, "
                     f"{self.ctx.cfg.cluster_map_path}.")
+        if self.images is not None:
+            report.note(plan_note(self.images))
         self.back.note(report)
         if self.back.done:
             report.status = "ok"
@@ -293,6 +310,8 @@ class PathB:
                         table=checks_table(self.checks, source))
         for note in differences(self.checks, source):
             report.note(note)
+        if self.checks and self.checks[0].connected:
+            self.schema = schema_of(self.checks[0], source)
         failed = [c for c in self.checks if not c.ok]
         if failed:
             report.status = "failed"
@@ -315,6 +334,7 @@ class PathB:
         new_id = self._require(self.new_cluster, "restore")
         self.ctx.lifecycle.update_record(
             state="flip pending", new_cluster=new_id,
+            schema=self.schema.render() if self.schema else "",
             tried=f"restored {r.backup.id} of {r.source.id} into {new_id} ({r.new_name}); "
                   f"verified as {', '.join(c.user for c in self.checks)}",
             next_step="a human follows the flip checklist (the old cluster is untouched), then "
@@ -344,16 +364,11 @@ class PathB:
     def checklist_report(self) -> Report:
         r = self._require(self.resolved, "resolve")
         new_id = self.new_cluster or "<new cluster id>"
-        steps = flip_steps(self.ctx, r.source.id, new_id, self.urls, r.cluster_map)
-        report = Report("Manual flip checklist — a human does these, in order",
-                        status="stopped", code=r.cluster_map.flip_diff(self.ctx.env.name, new_id))
-        for number, text in enumerate(steps, 1):
-            report.fact(f"[ ] {number}", text)
-        if self.ctx.env.name == "production":
-            report.note("🚨 NEVER `flyctl mpg destroy` on production before the replacement is "
-                        "verified serving — there is zero recovery.")
-        report.note("The diff above is step 3's edit. The runbook stops here.")
-        return report
+        first = image_step(self.images, self.schema, env=self.ctx.env.name,
+                           protected=self.ctx.env.name in PROTECTED_ENVS,
+                           run_id=self.ctx.run_id) if self.images else None
+        return checklist_report(self.ctx, Flip(r.source.id, new_id, self.urls, r.cluster_map,
+                                               first))
 
     def summary(self) -> Report:
         if self.ctx.interactive and self.approval is None and self.resolved:

@@ -59,23 +59,6 @@ def newest_record(ctx: RunContext, github: Any, number: int | None) -> Deploymen
                       "source_cluster= explicitly.")
 
 
-def flip_steps(ctx: RunContext, old_id: str, new_id: str, urls: dict[str, DbUrl],
-               cmap: ClusterMap) -> list[str]:
-    cfg, env = ctx.cfg, ctx.env
-    hosts = "; ".join(f"{u.var}: host {u.host} → {u.host.replace(old_id, new_id)}"
-                      for u in urls.values()) or \
-        f"{cfg.database_url_var} and {cfg.migration_url_var}: replace {old_id} with {new_id} in the host"
-    return [
-        f"In Infisical (project {cfg.infisical_project}, environment {env.infisical_env}), update "
-        f"{cfg.database_url_var} and {cfg.migration_url_var} — {hosts}. Passwords stay the same. "
-        "Never `flyctl secrets set`: the Infisical sync would overwrite it.",
-        f"Redeploy {env.app} (or wait for Auto Redeploy), then run path_b_verify_flip.",
-        f"Apply the diff below to {cmap.path} (the single source of truth) and merge it.",
-        f"Only after the new cluster is verified serving: `flyctl mpg detach {old_id} -a {env.app}` and "
-        f"`flyctl mpg destroy {old_id}` (human only).",
-    ]
-
-
 def checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> Table:
     rows = [{"where": "new cluster", "user": c.user, "connected": c.connected,
              "current_user": c.current_user, "version": c.server_version.split(" ")[0],

@@ -17,7 +17,9 @@ import pytest
 from rollback_helpers.cli import main as cli
 from rollback_helpers.run import archive
 from rollback_helpers.sandbox import discard, shutdown
-from rollback_helpers.sandbox.core.world import World
+from rollback_helpers.sandbox.core.world import World, digest_for
+from rollback_helpers.sandbox.fly.flip import simulate_human_flip
+from rollback_helpers.sandbox.github.actions import promote_image
 from rollback_helpers.sandbox.postgres import backups as pg_backups
 from rollback_helpers.sandbox.postgres import servers as pg
 
@@ -32,11 +34,13 @@ class Drill:
     def __init__(self, tmp_path: Path, path: str, scenario: str, *extra: str) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         tmp_path.chmod(0o755)  # the postgres OS user must reach the servers' data
-        self.sandbox = tmp_path / "sandbox"
+        self.sandbox = Path(extra[extra.index("--sandbox-dir") + 1]) if "--sandbox-dir" in extra \
+            else tmp_path / "sandbox"
         incidents = tmp_path / "incidents"
         self.exit_code = cli.main([
             "drill", path, "--env", "staging", "--scenario", scenario, "--speed", "0", "--quiet",
-            "--sandbox-dir", str(self.sandbox), "--incidents-dir", str(incidents), *extra])
+            *([] if "--sandbox-dir" in extra else ["--sandbox-dir", str(self.sandbox)]),
+            "--incidents-dir", str(incidents), *extra])
         (self.archive,) = incidents.glob("*.ipynb")
         self.outcome = archive.read_outcome(self.archive)
         self.world = World.load(self.sandbox)
@@ -95,6 +99,12 @@ def leftover_processes(sandbox: Path) -> list[str]:
     return found
 
 
+def follow_up(d: Drill, path: str, *extra: str) -> Drill:
+    """Another drill in the same sandbox world (the next step of the same incident)."""
+    return Drill(d.sandbox.parent / f"then-{path}", path, "b-default", "--sandbox-dir",
+                 str(d.sandbox), *extra)
+
+
 @pytest.fixture
 def drill(tmp_path: Path) -> Any:
     made: list[Drill] = []
@@ -125,7 +135,33 @@ def test_default_drill_restores_verifies_and_hands_over(drill: Any) -> None:
     assert all(c.startswith(("mpg restore", "POST /repos/renewa/renewa-one/issues/",
                              "PATCH /repos/renewa/renewa-one/issues/comments/")) for c in changes)
     d.check_invariants()
+    # the app still runs v42: the checklist re-promotes v41 through Path A first
+    assert re.search(r"\[ \] 1\s+FIRST, before any secret changes: re-promote the pre-deploy image "
+                     r"sha256:[0-9a-f]{12}", d.text)
+    assert f"--target-digest {digest_for('v41')}" in d.text
+    assert re.search(r"\[ \] 2\s+In Infisical", d.text)
+    assert "run verify-flip --env staging" in d.text
+    # following the checklist in order, verify-flip passes at the step that names it
+    with d.world.transaction():
+        assert promote_image(d.world, {"env": "staging",
+                                       "image": f"registry.fly.io/renewa-one@{digest_for('v41')}"})
+        d.world.advance()  # what Path A's dispatch does in the sandbox: the promote, its release
+    simulate_human_flip(d.world, "staging", restored[0]["id"])  # Infisical, redeploy, the map
+    verify = follow_up(d, "verify-flip")
+    assert verify.exit_code == 0, verify.outcome
+    assert "may now be detached and destroyed by a human" in verify.text
     assert d.source_fingerprint() == (pg_backups.DESTRUCTIVE_MIGRATION, False, 0)
+
+
+def test_the_old_order_is_caught_by_verify_flip(drill: Any) -> None:
+    """The flip done while the app ran v42: the redeploy re-applied the destructive migration to
+    the restored cluster; verify-flip fails (exit 6) naming the image and the migration."""
+    d = drill("verify-flip", "b-flipped-bad-image")
+    assert d.exit_code == 6, d.outcome
+    error = d.outcome["error"]
+    assert "image ahead of schema" in error and pg_backups.DESTRUCTIVE_MIGRATION in error
+    assert f"Do not touch the old cluster {SOURCE}" in error
+    d.check_invariants()
 
 
 def test_dry_run_restores_nothing(drill: Any) -> None:

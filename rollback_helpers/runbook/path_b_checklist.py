@@ -1,0 +1,71 @@
+"""Path B's hand-over: the manual flip checklist, in an order verify-flip verifies.
+
+    [image step, when the app still runs the bad deploy's image] → Infisical → redeploy
+    → cluster map → verify-flip → (only then) detach + destroy the old cluster, by hand
+
+The image step comes first because the redeploy after the secrets flip runs the
+running image's migrations against the restored cluster (:mod:`.path_b_image`).
+verify-flip is named after the map edit, the last step it checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rollback_helpers.clients.database import DbUrl
+from rollback_helpers.domain.cluster_map import ClusterMap
+from rollback_helpers.run.context import PROTECTED_ENVS, RunContext
+from rollback_helpers.ui.display import Report
+
+
+@dataclass(frozen=True)
+class Flip:
+    """What the checklist is about: the clusters, the app's URLs, the map, the image step."""
+
+    old_id: str
+    new_id: str
+    urls: dict[str, DbUrl]
+    cluster_map: ClusterMap
+    image_first: str | None = None  # runbook.path_b_image.image_step's text
+
+
+def verify_command(ctx: RunContext) -> str:
+    return f"rollback-runbook run verify-flip --env {ctx.env.name}"
+
+
+def flip_steps(ctx: RunContext, flip: Flip) -> list[str]:
+    cfg, env, old_id, new_id = ctx.cfg, ctx.env, flip.old_id, flip.new_id
+    hosts = "; ".join(f"{u.var}: host {u.host} → {u.host.replace(old_id, new_id)}"
+                      for u in flip.urls.values()) or \
+        f"{cfg.database_url_var} and {cfg.migration_url_var}: replace {old_id} with {new_id} in the host"
+    image = [flip.image_first] if flip.image_first else []
+    redeploy = (f"Redeploy {env.app} (or wait for Auto Redeploy) once it runs the pre-deploy image "
+                "(step 1): the redeploy's release command then meets the restored schema."
+                if flip.image_first else
+                f"Redeploy {env.app} (or wait for Auto Redeploy): its image's migrations are the "
+                "ones the restored cluster has.")
+    return [*image,
+            f"In Infisical (project {cfg.infisical_project}, environment {env.infisical_env}), update "
+            f"{cfg.database_url_var} and {cfg.migration_url_var} — {hosts}. Passwords stay the same. "
+            "Never `flyctl secrets set`: the Infisical sync would overwrite it.",
+            redeploy,
+            f"Apply the diff below to {flip.cluster_map.path} (the single source of truth) and "
+            "merge it.",
+            f"Run `{verify_command(ctx)}`: it checks the URLs, both logins, the image against the "
+            "restored schema, health and the map, and marks the flip verified.",
+            f"Only after verify-flip passes: `flyctl mpg detach {old_id} -a {env.app}` and "
+            f"`flyctl mpg destroy {old_id}` (human only)."]
+
+
+def checklist_report(ctx: RunContext, flip: Flip) -> Report:
+    steps = flip_steps(ctx, flip)
+    report = Report("Manual flip checklist — a human does these, in order", status="stopped",
+                    code=flip.cluster_map.flip_diff(ctx.env.name, flip.new_id))
+    for number, text in enumerate(steps, 1):
+        report.fact(f"[ ] {number}", text)
+    if ctx.env.name in PROTECTED_ENVS:
+        report.note("🚨 NEVER `flyctl mpg destroy` on production before the replacement is "
+                    "verified serving — there is zero recovery.")
+    map_step = len(steps) - 2
+    report.note(f"The diff above is step {map_step}'s edit. The runbook stops here.")
+    return report
