@@ -27,7 +27,7 @@ from rollback_helpers.errors import (
 )
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
-from rollback_helpers.runbook.path_b_checklist import Flip, checklist_report
+from rollback_helpers.runbook.path_b_checklist import Flip, checklist_report, rerun_command
 from rollback_helpers.runbook.path_b_facts import (
     TERMINAL,
     Resolved,
@@ -39,6 +39,7 @@ from rollback_helpers.runbook.path_b_facts import (
     newest_record,
     not_ready,
     source_check,
+    still_usable,
     unrecorded_restore,
     urls_report,
 )
@@ -135,6 +136,12 @@ class PathB:
         """An earlier run on this record: done (flip pending), or to carry on with its cluster."""
         found = earlier_runs(self.ctx, [number])
         earlier = found[0] if found else None
+        if earlier is not None and earlier.record.ended and not earlier.record.succeeded:
+            # a failed run (a readiness timeout) whose cluster still restores: carry on with it
+            if earlier.record.new_cluster and still_usable(self.fly, earlier.record.new_cluster):
+                self.back = LookBack(earlier, carry_on=True)
+                self.new_cluster = earlier.record.new_cluster
+                return
         if earlier is None or (earlier.record.ended and not earlier.record.succeeded):
             self.back = LookBack(earlier)
             return
@@ -264,7 +271,8 @@ class PathB:
                 break
             if status in TERMINAL or elapsed >= timeout:
                 self.outcome = "restore failed" if status in TERMINAL else "restore timed out"
-                raise not_ready(self.ctx.env.name, new_id, status, elapsed, timeout)
+                raise not_ready(self.ctx.env.name, new_id, status, elapsed, timeout,
+                                carry_on=rerun_command(self.ctx, ready_timeout=2 * timeout))
             next(reads, None)  # one slow read per gap between polls
             schedule.wait(until=began + timeout)
         done = (f"ready {clock.now() - schedule.start:.0f}s after the restore request"

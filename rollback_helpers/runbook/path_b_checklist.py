@@ -10,6 +10,7 @@ verify-flip is named after the map edit, the last step it checks.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from rollback_helpers.clients.database import DbUrl
@@ -27,6 +28,21 @@ class Flip:
     urls: dict[str, DbUrl]
     cluster_map: ClusterMap
     image_first: str | None = None  # runbook.path_b_image.image_step's text
+
+
+def rerun_command(ctx: RunContext, *, ready_timeout: float | None = None) -> str:
+    """The same Path B command again (a re-run carries on with the cluster already restoring)."""
+    env = ctx.env.name
+    if ctx.backends.name == "sandbox":
+        where = f" --sandbox-dir {ctx.backends.sandbox_dir}" if ctx.backends.sandbox_dir else ""
+        head = f"rollback-runbook drill path-b --env {env}{where}"
+    else:
+        confirm = f" --confirm {env}" if env in PROTECTED_ENVS else ""
+        head = f"rollback-runbook run path-b --env {env} --live{confirm}"
+    timeout = f" --ready-timeout {ready_timeout:.0f}" if ready_timeout else ""
+    said = "".join(f" --{flag} {shlex.quote(value)}" for flag, value in
+                   (("reason", ctx.reason), ("incident", ctx.incident)) if value)
+    return head + timeout + said
 
 
 def verify_command(ctx: RunContext) -> str:

@@ -175,6 +175,14 @@ def check_backup(fly: Fly, source_id: str, backup_id: str, record: DeploymentRec
     return found
 
 
+def still_usable(fly: Fly, cluster_id: str) -> bool:
+    """An earlier run's restored cluster that a re-run can carry on with (restoring or ready)."""
+    try:
+        return fly.mpg_status(cluster_id).cluster.status not in TERMINAL
+    except RollbackError:
+        return False
+
+
 def unrecorded_restore(ctx: RunContext, fly: Fly, name: str, *, carry_on: bool) -> str | None:
     """A cluster named ``name`` that exists already: the restore of the run this one carries
     on (which stopped before recording it) is used; any other is a clash that stops the run."""
@@ -215,7 +223,8 @@ def urls_report(new_id: str, urls: dict[str, DbUrl]) -> Report:
     return report
 
 
-def not_ready(env: str, new_id: str, status: str, elapsed: float, timeout: float) -> RollbackError:
+def not_ready(env: str, new_id: str, status: str, elapsed: float, timeout: float, *,
+              carry_on: str) -> RollbackError:
     """Why the wait for the restored cluster ends without it: it failed, or time ran out."""
     if status in TERMINAL:
         return RestoreFailed(
@@ -225,5 +234,5 @@ def not_ready(env: str, new_id: str, status: str, elapsed: float, timeout: float
     return RestoreTimeout(
         f"The restored cluster {new_id} for {env} is still {status!r} "
         f"after {elapsed:.0f}s (ready_timeout {timeout:.0f}s).",
-        f"Keep watching `flyctl mpg status {new_id}`; once ready, re-run from the verify "
-        f"step with a larger ready_timeout. Nothing was flipped.")
+        f"Nothing was flipped. Carry on with the same cluster (it is not restored again): "
+        f"`{carry_on}`. Meanwhile `flyctl mpg status {new_id}` shows its progress.")

@@ -99,9 +99,9 @@ def leftover_processes(sandbox: Path) -> list[str]:
     return found
 
 
-def follow_up(d: Drill, path: str, *extra: str) -> Drill:
+def follow_up(d: Drill, path: str, *extra: str, scenario: str = "b-default") -> Drill:
     """Another drill in the same sandbox world (the next step of the same incident)."""
-    return Drill(d.sandbox.parent / f"then-{path}", path, "b-default", "--sandbox-dir",
+    return Drill(d.sandbox.parent / f"then-{path}", path, scenario, "--sandbox-dir",
                  str(d.sandbox), *extra)
 
 
@@ -184,7 +184,6 @@ def test_the_wait_overlaps_the_url_reads(drill: Any) -> None:
 
 
 @pytest.mark.parametrize(("scenario", "extra", "exit_code", "step", "message"), [
-    ("b-slow-restore", (), 7, "Wait for readiness", "still 'initializing'"),
     ("b-restore-error", (), 7, "Wait for readiness", "ended 'error'"),
     ("b-unknown-backup", (), 3, "Resolve", "is not among the"),
     ("b-incomplete-backup", (), 3, "Resolve", "'in_progress', not completed"),
@@ -203,11 +202,23 @@ def test_failures_are_archived_explained_and_safe(drill: Any, scenario: str, ext
     d.check_invariants()
 
 
-def test_slow_restore_succeeds_with_a_longer_timeout(drill: Any) -> None:
-    """The slow restore is only slow: with ready_timeout above its 1800 s it verifies."""
-    d = drill("path-b", "b-slow-restore", "--ready-timeout", "2400")
-    assert d.exit_code == 0, d.outcome
+def test_a_restore_timeout_carries_on_with_the_same_cluster(drill: Any) -> None:
+    """The slow restore is only slow: it times out (exit 7) with the exact command that carries
+    on; that command adopts the cluster still restoring and waits again: one `mpg restore`."""
+    d = drill("path-b", "b-slow-restore")
+    assert d.exit_code == 7 == d.outcome["exit_code"], d.outcome
+    assert "Wait for readiness" in d.outcome["failed_step"]
+    assert "still 'initializing'" in d.outcome["error"]
+    command = f"rollback-runbook drill path-b --env staging --sandbox-dir {d.sandbox} " \
+              "--ready-timeout 1800"
+    assert command in d.outcome["error"]
     d.check_invariants()
+    again = follow_up(d, "path-b", "--ready-timeout", "1800", scenario="b-slow-restore")
+    assert again.exit_code == 0, again.outcome
+    restores = [c for c in again.flyctl_calls() if c["call"].startswith("mpg restore")]
+    assert len(restores) == 1
+    assert "restored by an earlier run of this rollback" in again.text
+    again.check_invariants()
 
 
 def test_several_machines_read_quietly_from_one(drill: Any) -> None:
