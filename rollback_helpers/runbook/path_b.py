@@ -39,7 +39,6 @@ from rollback_helpers.runbook.path_b_facts import (
     newest_record,
     not_ready,
     source_check,
-    still_usable,
     unrecorded_restore,
     urls_report,
 )
@@ -51,7 +50,8 @@ from rollback_helpers.runbook.path_b_image import (
     read_images,
     schema_of,
 )
-from rollback_helpers.runbook.resume import LookBack, earlier_runs, mark_carried_on
+from rollback_helpers.runbook.path_b_restore import look_back_b
+from rollback_helpers.runbook.resume import LookBack, mark_carried_on
 from rollback_helpers.runbook.second_person import SecondPerson
 from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report
@@ -134,22 +134,9 @@ class PathB:
 
     def _look_back(self, number: int) -> None:
         """An earlier run on this record: done (flip pending), or to carry on with its cluster."""
-        found = earlier_runs(self.ctx, [number])
-        earlier = found[0] if found else None
-        if earlier is not None and earlier.record.ended and not earlier.record.succeeded:
-            # a failed run (a readiness timeout) whose cluster still restores: carry on with it
-            if earlier.record.new_cluster and still_usable(self.fly, earlier.record.new_cluster):
-                self.back = LookBack(earlier, carry_on=True)
-                self.new_cluster = earlier.record.new_cluster
-                return
-        if earlier is None or (earlier.record.ended and not earlier.record.succeeded):
-            self.back = LookBack(earlier)
-            return
-        self.back = LookBack(earlier, done=earlier.record.succeeded,
-                             carry_on=not earlier.record.ended)
-        self.new_cluster = earlier.record.new_cluster or None
-        if self.back.done:
-            self.outcome = f"already prepared by run {earlier.record.run_id}: flip pending"
+        self.back, self.new_cluster = look_back_b(self.ctx, self.fly, number)
+        if self.back.done and self.back.earlier is not None:
+            self.outcome = f"already prepared by run {self.back.earlier.record.run_id}: flip pending"
 
     def plan(self) -> Report | None:
         r = self._require(self.resolved, "resolve")
