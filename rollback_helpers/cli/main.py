@@ -43,7 +43,7 @@ DEFAULT_DRILL_SPEED = 20.0
 # Flags that set one path's parameters: passed when given, so another path's model refuses them.
 OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight", "backup_id",
            "source_cluster", "new_cluster_name", "ready_timeout", "record_number", "new_cluster",
-           "old_cluster")
+           "old_cluster", "path_a_tried")
 
 
 class Parser(argparse.ArgumentParser):
@@ -103,6 +103,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backup-id", help="path-b: restore this backup (default: from the record)")
     p.add_argument("--source-cluster", help="path-b: source cluster (default: the cluster map)")
     p.add_argument("--new-cluster-name", help="path-b: name for the restored cluster")
+    p.add_argument("--path-a-tried", metavar="WHY",
+                   help="path-b: why Path A is not enough (required for a live run; recorded)")
     p.add_argument("--ready-timeout", type=inputs.positive_seconds,
                    help="path-b: seconds to wait for readiness")
     p.add_argument("--record-number", type=inputs.positive_int,

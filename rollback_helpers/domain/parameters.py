@@ -21,7 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rollback_helpers.domain.images import parse_digest, parse_image_ref
 from rollback_helpers.domain.validation import (
@@ -36,7 +44,7 @@ from rollback_helpers.errors import ConfigError, guard_free_text
 
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
              "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest",
-             "break_lock", "run_id")
+             "break_lock", "run_id", "path_a_tried")
 ACCEPTED = {
     "env": "an environment name, e.g. staging",
     "backend": "sandbox or real",
@@ -119,6 +127,19 @@ class PathBParameters(ChangingParameters):
     record_number: PositiveInt | None = None
     new_cluster_name: Text | None = None
     ready_timeout: PositiveSeconds | None = None
+    path_a_tried: Text = ""  # why Path A (an image rollback) is not enough: the runbook's first rule
+
+    @model_validator(mode="after")
+    def _path_a_first(self) -> PathBParameters:
+        """A headless live run on the real world says why Path A is not enough (exit 2)."""
+        if self.backend == "real" and not self.dry_run and not self.interactive \
+                and not self.path_a_tried:
+            raise ConfigError(
+                "A live Path B run needs path_a_tried: why Path A (re-promoting the previous "
+                "image) is not enough. Always try Path A first.",
+                "Re-run with --path-a-tried \"<why>\" (notebook parameter path_a_tried), e.g. "
+                "\"the migration dropped a table: an image cannot bring it back\".")
+        return self
 
     def config_overrides(self) -> dict[str, Any] | None:
         overrides = dict(self.config or {})

@@ -149,6 +149,8 @@ class PathB:
         report.fact("3. verify", f"log in as {self.ctx.cfg.app_user} and {self.ctx.cfg.migration_user} "
                     "through a `flyctl mpg proxy` tunnel")
         report.fact("4. hand over", "print the manual flip checklist, then stop")
+        report.fact("Path A first", self.params.path_a_tried or "why Path A is not enough: not "
+                    "given (needed for a live run on the real world: --path-a-tried)")
         report.note(f"Not touched: cluster {r.source.id}, the app's secrets, Infisical, "
                     f"{self.ctx.cfg.cluster_map_path}.")
         if self.images is not None:
@@ -169,9 +171,15 @@ class PathB:
         else:
             how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
                                                if self.ctx.env.name in PROTECTED_ENVS else "")
+            self._path_a_not_enough()
             self.approval = self.ctx.decide(self._what(), how, "plan")
             self._record_start()
         return report
+
+    def _path_a_not_enough(self) -> None:
+        if self.params.path_a_tried:
+            self.ctx.decide(f"Path A is not enough: {self.params.path_a_tried}",
+                            "parameter path_a_tried", "plan")
 
     def _record_start(self) -> None:
         """Before anything changes: this run's record comment on the bad deploy's record."""
@@ -200,6 +208,7 @@ class PathB:
     def approve(self, how: str) -> Decision:
         """The engineer's approval of the plan shown: the run goes live."""
         self.ctx.go_live()  # takes the environment lock first: a held lock is no approval
+        self._path_a_not_enough()
         self.approval = self.ctx.decide(self._what(), how, "plan")
         self.ctx.archive_path = ""
         self.ctx.reserve_archive_path()

@@ -128,3 +128,16 @@ def test_an_injected_parameter_the_notebook_does_not_take_is_refused() -> None:
     namespace = {"env": "staging", "dry_run": True, "targetdigest": DIGEST}
     with pytest.raises(ConfigError, match="'targetdigest' is not one path-a takes"):
         check_parameters("path-a", parameters_of(namespace))
+
+
+def test_a_live_path_b_run_on_the_real_world_says_why_path_a_is_not_enough() -> None:
+    """Path A first: a headless live run without path_a_tried is bad input (exit 2) naming the
+    flag; a dry run, a drill or a walkthrough need not say it; given, it is kept."""
+    live = {"path": "path-b", "env": "staging", "backend": "real", "dry_run": False}
+    with pytest.raises(ConfigError) as refused:
+        checked(PathBParameters, live)
+    assert refused.value.exit_code == 2 and "--path-a-tried" in refused.value.next_step
+    for fine in ({"dry_run": True}, {"backend": "sandbox"}, {"interactive": True}):
+        assert checked(PathBParameters, {**live, **fine}).path_a_tried == ""
+    why = "the migration dropped meter_readings"
+    assert checked(PathBParameters, {**live, "path_a_tried": why}).path_a_tried == why
