@@ -222,6 +222,7 @@ def _execute(args: argparse.Namespace, location: str, *, backend: str,
             args, backend=backend, archive_to=target, sandbox_dir=sandbox_dir),
             log_output=not args.quiet, stop=args.stop, location=target)
         print()
+        handover = _handover(args, outcome, working)
         with args.stop.held():
             # bad input stops before anything is contacted: nothing to finish, nobody to tell
             quiet = args.dry_run or outcome.exit_code == 2
@@ -234,11 +235,20 @@ def _execute(args: argparse.Namespace, location: str, *, backend: str,
             lines = [] if quiet else [*told, *finish_run(closing, backend=backend,
                                                          sandbox_dir=sandbox_dir)]
     _report(args, outcome, closing)
-    for line in lines:
+    for line in [*lines, *handover]:  # Path B's result last: the new cluster and what next
         print(line)
     exit_code = records.report_archive(stored, problem, outcome.exit_code)
     print(f"Exit code {exit_code}: {EXIT_CODES.get(exit_code, '')}")
     return exit_code
+
+
+def _handover(args: argparse.Namespace, outcome: archive.Outcome, working: Path) -> list[str]:
+    """A prepared Path B run's result, for its last lines (printed with --quiet too)."""
+    if args.path != "path-b" or args.dry_run or not outcome.ok:
+        return []
+    from rollback_helpers.run.notify import handover_of
+
+    return [f"Path B {line}" for line in handover_of(working)]
 
 
 def _announce(args: argparse.Namespace, outcome: archive.Outcome, working: Path,

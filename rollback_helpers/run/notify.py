@@ -219,6 +219,25 @@ def record_url_in(cells: list[Any]) -> str:
     return found
 
 
+def handover_in(cells: list[Any]) -> list[str]:
+    """Path B's result as its checklist wrote it (new cluster, lost writes, next): lines."""
+    found: dict[str, str] = {}
+    for cell in cells:
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            block = output.get("metadata", {}).get(METADATA_KEY)
+            if isinstance(block, dict) and isinstance(block.get("handover"), dict):
+                found = {str(k): str(v) for k, v in block["handover"].items()}
+    return [f"{key}: {value}" for key, value in found.items()]
+
+
+def handover_of(notebook: Path) -> list[str]:
+    """:func:`handover_in` of a notebook file (none if it cannot be read)."""
+    try:
+        return handover_in(read_notebook(notebook).cells)
+    except (OSError, ValueError):
+        return []
+
+
 @dataclass(frozen=True)
 class RunEnd:
     """What the command line knows when the notebook has ended (the kernel may be dead)."""
@@ -257,7 +276,8 @@ def tell_end(notifier: Notifier, end: RunEnd, nb: Any | None) -> Sent:
         event, end.env, end.path, end.operator, f"exit {end.exit_code}: {what}",
         run_id=end.run_id, record=record_url_in(nb.cells) if nb is not None else "",
         archive=end.location or str(end.archive), mode="drill" if end.drill else "live",
-        detail=end.error.partition("Next:")[2].strip()))
+        detail="; ".join(handover_in(nb.cells)) if event == "flip pending" and nb is not None
+        else end.error.partition("Next:")[2].strip()))
     if nb is not None:
         block = nb.metadata.setdefault(METADATA_KEY, {})
         block["notifications"] = [*block.get("notifications", []), sent.as_dict()]

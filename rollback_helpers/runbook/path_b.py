@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
+from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection
 from rollback_helpers.clock import PollSchedule
 from rollback_helpers.domain.cluster_map import read_cluster_map
 from rollback_helpers.domain.parameters import PathBParameters, checked
@@ -27,7 +27,13 @@ from rollback_helpers.errors import (
 )
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
-from rollback_helpers.runbook.path_b_checklist import Flip, checklist_report, rerun_command
+from rollback_helpers.runbook.path_b_checklist import (
+    Flip,
+    checklist_report,
+    hand_over,
+    next_step,
+    rerun_command,
+)
 from rollback_helpers.runbook.path_b_facts import (
     TERMINAL,
     Resolved,
@@ -50,7 +56,7 @@ from rollback_helpers.runbook.path_b_image import (
     read_images,
     schema_of,
 )
-from rollback_helpers.runbook.path_b_restore import look_back_b
+from rollback_helpers.runbook.path_b_restore import LostWrites, look_back_b, url_reads
 from rollback_helpers.runbook.resume import LookBack, mark_carried_on
 from rollback_helpers.runbook.second_person import SecondPerson
 from rollback_helpers.ui.decisions import Decision
@@ -254,7 +260,7 @@ class PathB:
             return stop
         new_id = self._require(self.new_cluster, "restore")
         clock, timeout = self.ctx.backends.clock, self.ctx.cfg.ready_timeout
-        began, reads = clock.now(), self._url_reads()
+        began, reads = clock.now(), url_reads(self.ctx, self.fly, self.urls)
         schedule = PollSchedule(clock, self.ctx.cfg.poll_interval, start=self.restore_started)
         progress = Progress(f"cluster {new_id}", total=timeout, interactive=self.ctx.interactive)
         while True:
@@ -278,18 +284,6 @@ class PathB:
         progress.close(done)
         self.ctx.log(f"cluster {new_id} {done}")
         return urls_report(new_id, self.urls)
-
-    def _url_reads(self) -> Any:
-        """A generator doing one slow read per step: machine list, then each URL over ssh."""
-        app = self.ctx.env.app
-        started = self.fly.status(app).started()
-        yield True
-        if not started:
-            raise PreconditionFailed(f"{app} has no started machine to read its URLs from.",
-                                     f"Start one (`flyctl machine start -a {app}`) and re-run.")
-        for var in (self.ctx.cfg.database_url_var, self.ctx.cfg.migration_url_var):
-            self.urls[var] = parse_db_url(self.fly.read_secret_env(app, started[0].id, var), var)
-            yield True
 
     @keeps_checklist
     def verify_new_cluster(self) -> Report:
@@ -371,8 +365,12 @@ class PathB:
         first = image_step(self.images, self.schema, env=self.ctx.env.name,
                            protected=self.ctx.env.name in PROTECTED_ENVS,
                            run_id=self.ctx.run_id) if self.images else None
-        return checklist_report(self.ctx, Flip(r.source.id, new_id, self.urls, r.cluster_map,
-                                               first))
+        report = checklist_report(self.ctx, Flip(r.source.id, new_id, self.urls, r.cluster_map,
+                                                 first))
+        lost = LostWrites(r.backup.stop or r.backup.start, r.record.deployed_at,
+                          self.ctx.backends.clock.now()).text()
+        return hand_over(report, new_id=new_id, lost_writes=lost,
+                         next_step=next_step(self.ctx, self.images, first=first is not None))
 
     def summary(self) -> Report:
         if self.ctx.interactive and self.approval is None and self.resolved:

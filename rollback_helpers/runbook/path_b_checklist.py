@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from rollback_helpers.clients.database import DbUrl
 from rollback_helpers.domain.cluster_map import ClusterMap
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext
-from rollback_helpers.ui.display import Report
+from rollback_helpers.runbook.path_b_image import Images, path_a_command
+from rollback_helpers.ui.display import METADATA_KEY, Report
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,23 @@ def checklist_report(ctx: RunContext, flip: Flip) -> Report:
     map_step = len(steps) - 2
     report.note(f"The diff above is step {map_step}'s edit. The runbook stops here.")
     return report
+
+
+def hand_over(report: Report, *, new_id: str, lost_writes: str, next_step: str) -> Report:
+    """The run's result in the checklist's output metadata: the command line prints it as the
+    run's last lines (``--quiet`` too), and the flip-pending notification carries it."""
+    report.metadata = {METADATA_KEY: {"handover": {
+        "new cluster": new_id, "lost writes": lost_writes, "next": next_step}}}
+    report.fact("new cluster", new_id).fact("lost writes", lost_writes).fact("next", next_step)
+    return report
+
+
+def next_step(ctx: RunContext, images: Images | None, *, first: bool) -> str:
+    """The one command to run next: Path A's re-promotion when the image step comes first."""
+    if first and images is not None and images.previous is not None:
+        command = path_a_command(ctx.env.name, images.previous,
+                                 protected=ctx.env.name in PROTECTED_ENVS, run_id=ctx.run_id)
+        return f"`{command}` (checklist step 1), then the rest of the checklist"
+    if first:
+        return "the checklist from step 1 (the image), then the rest"
+    return f"the checklist, then `{verify_command(ctx)}`"

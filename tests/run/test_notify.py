@@ -152,3 +152,19 @@ def test_slack_gets_only_text(tmp_path: Path) -> None:
     assert notifier.notify(NOTICE).ok
     assert list(json.loads(seen[0])) == ["text"]
     assert redact("https://hooks.slack.com/services/T0/B0/XYZ") == "****"
+
+
+def test_path_b_hands_over_its_result_from_the_checklist_output() -> None:
+    """The checklist's output metadata holds the new cluster, the lost writes and the next
+    step; the command line prints them and the flip-pending notification carries them."""
+    from rollback_helpers.run.notify import handover_in
+    from rollback_helpers.ui.display import METADATA_KEY
+
+    handover = {"new cluster": "r9d4g7k2s5m8c1xt", "lost writes": "writes after … (4m 10s)",
+                "next": "the checklist"}
+    cells = [{"cell_type": "markdown", "source": "x"},
+             {"cell_type": "code", "outputs": [{"metadata": {}}]},
+             {"cell_type": "code", "outputs": [{"metadata": {METADATA_KEY: {"handover": handover}}}]}]
+    assert handover_in(cells) == ["new cluster: r9d4g7k2s5m8c1xt",
+                                  "lost writes: writes after … (4m 10s)", "next: the checklist"]
+    assert handover_in(cells[:2]) == []

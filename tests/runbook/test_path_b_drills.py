@@ -118,12 +118,20 @@ def drill(tmp_path: Path) -> Any:
         discard(d.sandbox)
 
 
-def test_default_drill_restores_verifies_and_hands_over(drill: Any) -> None:
-    """The textbook drill: a NEW cluster with the pre-deploy data, both users verified, a checklist."""
+def test_default_drill_restores_verifies_and_hands_over(drill: Any,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The textbook drill: a NEW cluster with the pre-deploy data, both users verified, a checklist;
+    its last lines (with --quiet) name the new cluster, the lost writes and the next command."""
     d = drill("path-b", "b-default")
     assert d.exit_code == 0, d.outcome
+    last = capsys.readouterr().out.splitlines()[-8:]  # then the exit code, the sandbox
     restored = [c for c in d.clusters().values() if c.get("restored_from")]
     assert len(restored) == 1 and restored[0]["id"] != SOURCE
+    assert f"Path B new cluster: {restored[0]['id']}" in last, last
+    assert any(line.startswith("Path B lost writes: writes after 20") and "since it (deploy → now)"
+               in line for line in last), last
+    assert any(line.startswith("Path B next: `rollback-runbook run path-a --env staging --live "
+                               f"--target-digest {digest_for('v41')}") for line in last), last
     assert "meter_readings: 600 rows on the new cluster, missing on the current one" in d.text
     assert "Manual flip checklist" in d.text and f"-  [staging]={SOURCE}" in d.text
     assert f"+  [staging]={restored[0]['id']}" in d.text
