@@ -111,6 +111,8 @@ class EnvironmentSpec(_Table):
     older_backups: Count = 2
     backup_status: Text = "completed"
     destructive_migration: Switch = True
+    cluster_version: Literal[1, 2] = 1  # 2: point-in-time restore, over a real WAL archive
+    writes_after_backup: Count = 0  # meter readings written between the backup and the deploy
     rotate_migration_password: Switch = False
     restored: Switch = False
     restored_cluster_id: ClusterId | None = None

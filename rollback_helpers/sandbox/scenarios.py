@@ -30,6 +30,7 @@ FLY_KEYS = ("restore_seconds", "restore_outcome", "proxy_fault", "ssh_latency", 
             "email")
 GITHUB_KEYS = ("permissions", "token_scopes")  # what GET /repos/{repo} tells a preflight
 MAP_PATH = "scripts/lib/mpg-clusters.sh"
+PITR_LEAD = 900.0  # a v2 cluster's pre-deploy backup ends this long before the deploy
 
 
 def list_scenarios() -> dict[str, str]:
@@ -296,12 +297,20 @@ def _build_database(world: World, env: str, spec: dict[str, Any],
     at, bad = times[-1]
     _give_migrations(world, [name for _, name in times], spec)
     ids[bad] = databases.backup_id_for(at, world.state["scenario"], env, bad)
-    databases.take_backup(world, cluster, ids[bad], start=at,
+    pitr = int(spec.get("cluster_version", 1)) == 2  # v2: point-in-time restore, a WAL archive
+    if pitr:
+        cluster["version"] = 2
+        databases.enable_wal_archive(world, cluster)
+    databases.take_backup(world, cluster, ids[bad], start=at - (PITR_LEAD if pitr else 0),
                           status=spec.get("backup_status", "completed"))
+    if spec.get("writes_after_backup"):
+        databases.add_writes(world, cluster, int(spec["writes_after_backup"]), at=at - 1)
     if spec.get("rotate_migration_password"):
         databases.rotate_password(world, cluster, databases.MIGRATION_USER)
     if spec.get("destructive_migration", True):
         databases.apply_destructive_migration(world, cluster)
+    if pitr:
+        databases.mark_wal(world, cluster, at=at + 1)  # after the bad migration: replays it
     secrets = world.state["fly"]["apps"][app]["secrets"]
     secrets.update({k: v for k, v in databases.app_database_urls(cluster).items()
                     if k not in spec.get("secrets", {})})

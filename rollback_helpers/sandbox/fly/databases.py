@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from rollback_helpers.clock import utc_iso
+from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.fly.common import (
     RestoreRefused,
@@ -122,6 +122,24 @@ def apply_destructive_migration(world: World, cluster: dict[str, Any]) -> None:
     pg_backups.apply_destructive_migration(info)
 
 
+# -- point in time: a WAL archive and the moments a restore can replay to ----------------------
+def enable_wal_archive(world: World, cluster: dict[str, Any]) -> None:
+    cluster["port"] = pg_backups.enable_wal_archive(world.state_dir, cluster["id"]).port
+
+
+def mark_wal(world: World, cluster: dict[str, Any], *, at: float) -> None:
+    """The WAL position now is the moment ``at`` (virtual time); archived at once."""
+    info = postgres.start_server(world.state_dir, cluster["id"])
+    cluster.setdefault("wal_marks", []).append({"at": at, "lsn": pg_backups.wal_mark(info)})
+    pg_backups.archive_now(info)
+
+
+def add_writes(world: World, cluster: dict[str, Any], rows: int, *, at: float) -> None:
+    """Good writes after the backup, up to the moment ``at`` (just before the bad deploy)."""
+    pg_backups.add_writes(postgres.start_server(world.state_dir, cluster["id"]), rows)
+    mark_wal(world, cluster, at=at)
+
+
 # -- backups -------------------------------------------------------------------------------
 def take_backup(world: World, cluster: dict[str, Any], backup_id: str, *, start: float,
                 seconds: float = 33.0, status: str = "completed") -> dict[str, Any]:
@@ -142,8 +160,19 @@ def metadata_backup(backup_id: str, *, start: float, seconds: float = 221.0,
             "sandbox_copy": False}
 
 
+def pitr_lsn(source: dict[str, Any], backup: dict[str, Any], at: float) -> str:
+    """The WAL position a restore to ``at`` replays to ('' = the backup's own end), or
+    RestoreRefused when ``at`` is outside the window the archive covers."""
+    stop = parse_iso(backup["stop"]) if backup.get("stop") else parse_iso(backup["start"])
+    if at < stop:
+        raise RestoreRefused(f"the point in time {utc_iso(at)} is before the cluster's PITR "
+                             f"recovery window (from {utc_iso(stop)})")
+    marks = [m for m in source.get("wal_marks", []) if float(m["at"]) <= at]
+    return str(max(marks, key=lambda m: float(m["at"]))["lsn"]) if marks else ""
+
+
 def restore(world: World, source: dict[str, Any], backup: dict[str, Any],
-            new_id: str) -> dict[str, Any]:
+            new_id: str, *, pitr_time: float | None = None) -> dict[str, Any]:
     """Start a NEW real server from ``backup``; the sandbox fields of the new cluster entry.
 
     The source keeps running untouched. Only a real copy can be restored: the
@@ -155,8 +184,12 @@ def restore(world: World, source: dict[str, Any], backup: dict[str, Any],
         raise RestoreRefused(
             f"backup {backup['id']} has no data in the sandbox (only the pre-deploy backup "
             f"{', '.join(real) or '(none)'} is a real copy; restore that one)")
+    lsn = pitr_lsn(source, backup, pitr_time) if pitr_time is not None else ""
+    if pitr_time is not None and pitr_time > world.now:
+        raise RestoreRefused(f"the point in time {utc_iso(pitr_time)} is in the future")
     try:
-        info = pg_backups.restore_cluster(world.state_dir, backup["id"], new_id)
+        info = pg_backups.restore_cluster(world.state_dir, backup["id"], new_id,
+                                          source_id=source["id"], target_lsn=lsn)
     except postgres.SandboxPostgresError as exc:
         raise RestoreRefused(f"sandbox server for backup {backup['id']} did not start: "
                              f"{exc}") from exc

@@ -20,6 +20,7 @@ when ``fly.proxy_fault == "bind"``.
 
 from __future__ import annotations
 
+import re
 import secrets as _random
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from rollback_helpers.sandbox.fly.common import (
 
 DEFAULT_RESTORE_SECONDS = 240.0
 DAY = 86400.0
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 BIND_FAULT = "listen tcp {bind}:{port}: bind: address already in use"
 
 
@@ -130,7 +132,7 @@ class MpgCommands:
             return found
         source = found
         if pitr:
-            return not_emulated(inv.argv, "mpg restore --pitr-time")
+            return self._mpg_restore_pitr(inv, source, pitr)
         started = f"Restoring cluster {source['id']} from backup {backup_id}...\n"
         backup = next((b for b in source.get("backups", []) if b.get("id") == backup_id), None)
         if backup is None or backup.get("status") != "completed":
@@ -139,6 +141,30 @@ class MpgCommands:
                          stdout=started)
         try:
             new = self._new_cluster(source, backup, inv.flag("--name", "-n"))
+        except RestoreRefused as exc:
+            return error(inv.argv, f"failed to restore cluster: {exc}", stdout=started)
+        return ok(inv.argv, started + "Restore initiated successfully!\n"
+                                      f"  Cluster ID: {new['id']}\n  Cluster Name: {new['name']}\n")
+
+    def _mpg_restore_pitr(self, inv: Invocation, source: dict[str, Any],
+                          pitr: str) -> CommandResult:
+        """``--pitr-time``: v2 clusters only; the newest real copy before the moment, replayed
+        to it through the source's WAL archive (flyctl's checks and output, superfly/flyctl
+        internal/command/mpg/restore.go)."""
+        if not _RFC3339.match(pitr):
+            return error(inv.argv, "--pitr-time must be an RFC3339 timestamp with an explicit "
+                                   f"offset (e.g. 2026-06-01T12:00:00Z): parsing time {pitr!r}")
+        if int(source.get("version", 1)) != 2:
+            return error(inv.argv, "point-in-time restore is not supported for this cluster")
+        at = datetime.fromisoformat(pitr.replace("Z", "+00:00")).timestamp()
+        started = f"Restoring cluster {source['id']} to point in time {pitr}...\n"
+        copies = [b for b in source.get("backups", []) if b.get("sandbox_copy")
+                  and b.get("status") == "completed" and _epoch(b["start"]) <= at]
+        if not copies:
+            return error(inv.argv, "failed to restore cluster: the point in time is outside the "
+                                   "cluster's PITR recovery window", stdout=started)
+        try:
+            new = self._new_cluster(source, copies[-1], inv.flag("--name", "-n"), pitr_time=at)
         except RestoreRefused as exc:
             return error(inv.argv, f"failed to restore cluster: {exc}", stdout=started)
         return ok(inv.argv, started + "Restore initiated successfully!\n"
@@ -176,8 +202,8 @@ class MpgCommands:
 
     # -- building ----------------------------------------------------------------------------
     def _new_cluster(self, source: dict[str, Any], backup: dict[str, Any],
-                     name: str) -> dict[str, Any]:
-        cluster = fork_cluster(self.world, source, backup, name)
+                     name: str, *, pitr_time: float | None = None) -> dict[str, Any]:
+        cluster = fork_cluster(self.world, source, backup, name, pitr_time=pitr_time)
         delay = float(self.world.state["fly"].get("restore_seconds", DEFAULT_RESTORE_SECONDS))
         self.world.schedule(delay, "cluster_ready", cluster_id=cluster["id"])
         return cluster
@@ -234,6 +260,10 @@ def _credentials_json(cluster: dict[str, Any]) -> dict[str, str]:
             "dbname": dbname, "pgbouncer_uri": uri if ready else ""}
 
 
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def _within_a_day(start: str, now: float) -> bool:
     try:
         when = datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(UTC).timestamp()
@@ -243,7 +273,7 @@ def _within_a_day(start: str, now: float) -> bool:
 
 
 def fork_cluster(world: World, source: dict[str, Any], backup: dict[str, Any], name: str,
-                 new_id: str = "") -> dict[str, Any]:
+                 new_id: str = "", *, pitr_time: float | None = None) -> dict[str, Any]:
     """The restore target: a NEW cluster, initializing; a real server if the source has one.
 
     Nothing is scheduled here: ``mpg restore`` schedules ``cluster_ready``; a scenario
@@ -264,7 +294,9 @@ def fork_cluster(world: World, source: dict[str, Any], backup: dict[str, Any], n
     if source.get("server"):
         from rollback_helpers.sandbox.fly import databases
 
-        cluster.update(databases.restore(world, source, backup, new_id))
+        cluster.update(databases.restore(world, source, backup, new_id, pitr_time=pitr_time))
+    if pitr_time is not None:
+        cluster["restored_from"]["pitr_time"] = pitr_time
     world.state["fly"].setdefault("clusters", {})[new_id] = cluster
     return cluster
 

@@ -39,6 +39,7 @@ from rollback_helpers.sandbox.postgres.servers import (
     run_binary,
     server_account,
     start_server,
+    stop_server,
     superuser_dsn,
 )
 from rollback_helpers.secrets import Secret
@@ -66,6 +67,7 @@ password_encryption = 'scram-sha-256'
 dynamic_shared_memory_type = mmap
 logging_collector = off
 include_if_exists = 'sandbox.conf'
+include_if_exists = 'archive.conf'
 """
 _HBA = """# rollback-runbook sandbox: the superuser over the socket only (peer), everyone else
 # over 127.0.0.1 with a SCRAM password. Nothing is trusted.
@@ -291,8 +293,54 @@ def take_backup(info: ServerInfo, state_dir: Path, backup_id: str) -> Path:
     return target
 
 
-def restore_cluster(state_dir: Path, backup_id: str, new_cluster_id: str) -> ServerInfo:
-    """A NEW running cluster from a copy of the backup; the backup stays reusable."""
+# -- point-in-time restore: a WAL archive, moments marked by LSN, a real replay --------------
+def enable_wal_archive(state_dir: Path, cluster_id: str) -> ServerInfo:
+    """Archive the cluster's WAL into ``<home>/wal`` from now on (restarts the server)."""
+    record = json.loads((cluster_home(Path(state_dir), cluster_id) / "cluster.json").read_text())
+    archive = cluster_home(Path(state_dir), cluster_id) / "wal"
+    archive.mkdir(mode=0o700, exist_ok=True)
+    give_to_server(archive)
+    conf = Path(record["data_dir"]) / "archive.conf"
+    conf.write_text(f"archive_mode = on\narchive_command = 'cp %p {archive}/%f'\n")
+    give_to_server(conf)
+    stop_server(Path(state_dir), cluster_id)
+    return start_server(Path(state_dir), cluster_id)
+
+
+def wal_mark(info: ServerInfo) -> str:
+    """The server's WAL position now (a moment a point-in-time restore can replay to)."""
+    with psycopg.connect(superuser_dsn(info), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    return str(row[0]) if row else ""
+
+
+def archive_now(info: ServerInfo) -> None:
+    """Close the current WAL segment and wait until the archiver has copied it."""
+    with psycopg.connect(superuser_dsn(info), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
+        segment = str(row[0]) if row else ""
+        for _ in range(200):
+            done = conn.execute("SELECT coalesce(last_archived_wal, '') FROM "
+                                "pg_stat_archiver").fetchone()
+            if done and str(done[0]) >= segment:
+                return
+            time.sleep(0.05)
+    raise SandboxPostgresError(f"Sandbox cluster {info.cluster_id} did not archive {segment}.")
+
+
+def add_writes(info: ServerInfo, rows: int) -> None:
+    """Meter readings written after the backup (the good writes a backup restore loses)."""
+    with psycopg.connect(superuser_dsn(info)) as conn:
+        conn.execute('SET ROLE "migration-user"')
+        conn.execute("INSERT INTO meter_readings (customer_id, read_at, kwh) SELECT 1 + g %% 200, "
+                     "timestamptz '2026-06-09' + g * interval '1 minute', 1.5 "
+                     "FROM generate_series(1, %s) g", [rows])
+
+
+def restore_cluster(state_dir: Path, backup_id: str, new_cluster_id: str, *,
+                    source_id: str = "", target_lsn: str = "") -> ServerInfo:
+    """A NEW running cluster from a copy of the backup; the backup stays reusable. With
+    ``target_lsn``, the copy replays the source's archived WAL up to that moment, then opens."""
     backups = Path(state_dir) / "backups"
     meta_file = backups / f"{backup_id}.json"
     if not meta_file.is_file():
@@ -304,8 +352,29 @@ def restore_cluster(state_dir: Path, backup_id: str, new_cluster_id: str) -> Ser
         shutil.copytree(backups / backup_id, data, dirs_exist_ok=True, symlinks=True,
                         ignore=shutil.ignore_patterns("backup_manifest", "postmaster.*"))
         data.chmod(0o700)
+        (data / "archive.conf").unlink(missing_ok=True)  # the source's archive is not ours
+        if target_lsn:
+            archive = cluster_home(Path(state_dir), source_id) / "wal"
+            (data / "archive.conf").write_text(
+                f"restore_command = 'cp {archive}/%f %p'\nrecovery_target_lsn = '{target_lsn}'\n"
+                "recovery_target_action = 'promote'\n")
+            (data / "recovery.signal").write_text("")
         give_to_server(data)
-        return start_server(Path(state_dir), new_cluster_id)
+        info = start_server(Path(state_dir), new_cluster_id)
+        if target_lsn:
+            _wait_promoted(info)
+        return info
     except BaseException:
         discard(Path(state_dir), new_cluster_id)
         raise
+
+
+def _wait_promoted(info: ServerInfo) -> None:
+    with psycopg.connect(superuser_dsn(info, "postgres"), autocommit=True) as conn:
+        for _ in range(200):
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if row and not row[0]:
+                return
+            time.sleep(0.05)
+    raise SandboxPostgresError(f"Sandbox cluster {info.cluster_id} did not finish replaying "
+                               "its WAL to the point in time.")
