@@ -43,7 +43,7 @@ DEFAULT_DRILL_SPEED = 20.0
 # Flags that set one path's parameters: passed when given, so another path's model refuses them.
 OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight", "backup_id",
            "source_cluster", "new_cluster_name", "ready_timeout", "record_number", "new_cluster",
-           "old_cluster", "path_a_tried")
+           "old_cluster", "path_a_tried", "pitr_time")
 
 
 class Parser(argparse.ArgumentParser):
@@ -103,6 +103,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backup-id", help="path-b: restore this backup (default: from the record)")
     p.add_argument("--source-cluster", help="path-b: source cluster (default: the cluster map)")
     p.add_argument("--new-cluster-name", help="path-b: name for the restored cluster")
+    p.add_argument("--pitr-time", nargs="?", const="default", metavar="RFC3339",
+                   help="path-b: restore to a moment (v2 clusters; alone: just before the bad "
+                        "deploy) instead of the backup")
     p.add_argument("--path-a-tried", metavar="WHY",
                    help="path-b: why Path A is not enough (required for a live run; recorded)")
     p.add_argument("--ready-timeout", type=inputs.positive_seconds,

@@ -246,10 +246,13 @@ class Fly:
         except MissingKey as exc:
             raise self._unreadable(result, str(exc)) from None
 
-    def mpg_restore(self, source_id: str, backup_id: str, name: str | None = None) -> RestoreResult:
-        """``flyctl mpg restore SRC --backup-id ID [-n NAME]``: always a NEW cluster."""
-        args = ["mpg", "restore", _arg(source_id, "cluster id"), "--backup-id",
-                _arg(backup_id, "backup id")]
+    def mpg_restore(self, source_id: str, backup_id: str, name: str | None = None, *,
+                    pitr_time: str = "") -> RestoreResult:
+        """``flyctl mpg restore SRC --backup-id ID [-n NAME]`` (or ``--pitr-time RFC3339``
+        instead of the backup, on a v2 cluster): always a NEW cluster."""
+        args = ["mpg", "restore", _arg(source_id, "cluster id"),
+                *(["--pitr-time", _arg(pitr_time, "point in time")] if pitr_time else
+                  ["--backup-id", _arg(backup_id, "backup id")])]
         if name is not None:
             args += ["-n", _arg(name, "cluster name")]
         result = self._run(args, None)

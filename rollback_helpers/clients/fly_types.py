@@ -62,6 +62,7 @@ class Cluster:
     plan: str
     attached_apps: tuple[str, ...]
     direct_ip: str
+    version: int = 1  # Fly Managed Postgres 1 or 2 (only 2 restores to a point in time)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,9 @@ def parse_cluster(item: Any) -> Cluster:
     return Cluster(id=require(doc, "id", str), name=_text(doc, "name"),
                    status=require(doc, "status", str), region=_text(doc, "region"),
                    plan=_text(doc, "plan"), attached_apps=names,
-                   direct_ip=_text(_obj(doc, "ip_assignments"), "direct"))
+                   direct_ip=_text(_obj(doc, "ip_assignments"), "direct"),
+                   version=2 if doc.get("version") == 2 or (
+                       "version" not in doc and "engine" in doc) else 1)
 
 
 def parse_backup(item: Any) -> Backup:

@@ -18,6 +18,7 @@ goes to the archive and to GitHub, so each such field passes through
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -42,6 +43,7 @@ from rollback_helpers.domain.validation import (
 )
 from rollback_helpers.errors import ConfigError, guard_free_text
 
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
              "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest",
              "break_lock", "run_id", "path_a_tried")
@@ -128,10 +130,26 @@ class PathBParameters(ChangingParameters):
     new_cluster_name: Text | None = None
     ready_timeout: PositiveSeconds | None = None
     path_a_tried: Text = ""  # why Path A (an image rollback) is not enough: the runbook's first rule
+    pitr_time: Text | None = None  # restore to a moment: "default" (just before the bad deploy)
+    #                                or RFC3339 with an offset; None restores the backup
+
+    @field_validator("pitr_time")
+    @classmethod
+    def _moment(cls, value: str | None) -> str | None:
+        if value is None or value == "default" or RFC3339.match(value):
+            return value
+        raise ConfigError(f"pitr_time {value!r} is not a moment flyctl accepts.",
+                          "Give an RFC3339 time with an explicit offset, e.g. "
+                          "2026-06-09T07:29:59Z, or --pitr-time alone for just before the bad "
+                          "deploy.")
 
     @model_validator(mode="after")
     def _path_a_first(self) -> PathBParameters:
         """A headless live run on the real world says why Path A is not enough (exit 2)."""
+        if self.pitr_time is not None and self.backup_id:
+            raise ConfigError("backup_id and pitr_time are both given: a restore takes one.",
+                              "Drop --backup-id to restore to the point in time, or "
+                              "--pitr-time to restore the backup.")
         if self.backend == "real" and not self.dry_run and not self.interactive \
                 and not self.path_a_tried:
             raise ConfigError(

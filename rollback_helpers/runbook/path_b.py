@@ -56,7 +56,14 @@ from rollback_helpers.runbook.path_b_image import (
     read_images,
     schema_of,
 )
-from rollback_helpers.runbook.path_b_restore import LostWrites, look_back_b, url_reads
+from rollback_helpers.runbook.path_b_restore import (
+    LostWrites,
+    RestorePoint,
+    choose_point,
+    look_back_b,
+    plan_report,
+    url_reads,
+)
 from rollback_helpers.runbook.resume import LookBack, mark_carried_on
 from rollback_helpers.runbook.second_person import SecondPerson
 from rollback_helpers.ui.decisions import Decision
@@ -87,6 +94,7 @@ class PathB:
         self.checks: list[ConnectionCheck] = []
         self.images: Images | None = None  # which image the app runs, and each schema's image
         self.schema: Schema | None = None  # the restored schema, once verified
+        self.point: RestorePoint  # the backup or a point in time (resolve)
         self.outcome = "in progress"
         self.approval: Decision | None = None
         self.ready = False  # the new cluster reached `ready`: from then on the checklist shows
@@ -122,13 +130,16 @@ class PathB:
         name = self.params.new_cluster_name or f"{source.name}-restore"
         self.resolved = Resolved(record, backup, source, cmap, name)
         self.images = read_images(self.fly, ctx.env.app, record)
+        self.point = choose_point(self.params.pitr_time, source, backup, record)
         ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
         self._look_back(record.number)
         report = self.back.note(Report("Restore point"))
         for key, value in [("bad deploy record", f"#{record.number} ({record.deployed_at})"),
                            ("backup", f"{backup.id} ({backup.type}, {backup.status}, "
                                       f"{backup.start} → {backup.stop})"),
-                           ("source cluster", f"{source.id} ({source.name}, {source.status})"),
+                           ("source cluster", f"{source.id} ({source.name}, {source.status}, "
+                                              f"v{source.version})"),
+                           ("restore to", self.point.what()),
                            ("attached to", ", ".join(source.attached_apps) or "—"),
                            ("app runs", self.images.running_text()),
                            ("restored schema's image",
@@ -146,19 +157,7 @@ class PathB:
 
     def plan(self) -> Report | None:
         r = self._require(self.resolved, "resolve")
-        report = Report("Plan", status="stopped" if self.ctx.dry_run else "ok",
-                        code=f"flyctl mpg restore {r.source.id} --backup-id {r.backup.id} -n {r.new_name}")
-        report.fact("1. restore", f"backup {r.backup.id} into a NEW cluster named {r.new_name}")
-        report.fact("2. wait", f"until it is ready (at most {self.ctx.cfg.ready_timeout:.0f}s); "
-                    f"meanwhile read {self.ctx.cfg.database_url_var} and "
-                    f"{self.ctx.cfg.migration_url_var} from {self.ctx.env.app}")
-        report.fact("3. verify", f"log in as {self.ctx.cfg.app_user} and {self.ctx.cfg.migration_user} "
-                    "through a `flyctl mpg proxy` tunnel")
-        report.fact("4. hand over", "print the manual flip checklist, then stop")
-        report.fact("Path A first", self.params.path_a_tried or "why Path A is not enough: not "
-                    "given (needed for a live run on the real world: --path-a-tried)")
-        report.note(f"Not touched: cluster {r.source.id}, the app's secrets, Infisical, "
-                    f"{self.ctx.cfg.cluster_map_path}.")
+        report = plan_report(self.ctx, r, self.point, self.params.path_a_tried)
         if self.images is not None:
             report.note(plan_note(self.images))
         self.back.note(report)
@@ -177,12 +176,14 @@ class PathB:
         else:
             how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
                                                if self.ctx.env.name in PROTECTED_ENVS else "")
-            self._path_a_not_enough()
+            self._record_choices()
             self.approval = self.ctx.decide(self._what(), how, "plan")
             self._record_start()
         return report
 
-    def _path_a_not_enough(self) -> None:
+    def _record_choices(self) -> None:
+        self.ctx.decide(f"restore to {self.point.what()}", "parameter pitr_time" if
+                        self.point.pitr_time else "the default: the pre-deploy backup", "plan")
         if self.params.path_a_tried:
             self.ctx.decide(f"Path A is not enough: {self.params.path_a_tried}",
                             "parameter path_a_tried", "plan")
@@ -195,7 +196,7 @@ class PathB:
             self.ctx.run_id, "path-b", self.ctx.env.name, operator=self.ctx.operator,
             started_at=self.ctx.started_at, reason=self.ctx.reason, incident=self.ctx.incident,
             archive=self.ctx.archive_path,
-            running=r.source.id, target=f"backup {r.backup.id} of {r.source.id} → {r.new_name}",
+            running=r.source.id, target=f"{self.point.what()} of {r.source.id} → {r.new_name}",
             new_cluster=self.new_cluster or "", resumes=earlier.record.run_id if earlier else "")
         self.ctx.show(self.ctx.lifecycle.post_record(r.record.number, record))
         if earlier is not None:
@@ -203,7 +204,7 @@ class PathB:
 
     def _what(self) -> str:
         r = self._require(self.resolved, "resolve")
-        return f"restore {r.backup.id} of {r.source.id} into a new cluster {r.new_name}"
+        return f"restore {self.point.what()} of {r.source.id} into a new cluster {r.new_name}"
 
     def _gate(self) -> Gate:
         return Gate(f"Restore {self.ctx.env.name}'s pre-deploy backup into a NEW cluster",
@@ -214,7 +215,7 @@ class PathB:
     def approve(self, how: str) -> Decision:
         """The engineer's approval of the plan shown: the run goes live."""
         self.ctx.go_live()  # takes the environment lock first: a held lock is no approval
-        self._path_a_not_enough()
+        self._record_choices()
         self.approval = self.ctx.decide(self._what(), how, "plan")
         self.ctx.archive_path = ""
         self.ctx.reserve_archive_path()
@@ -243,11 +244,12 @@ class PathB:
         if self.new_cluster is not None:  # the earlier run restored it, then stopped
             return self.restore()
         self.restore_started = self.ctx.backends.clock.now()  # the readiness polls' grid
-        result = self.fly.mpg_restore(r.source.id, r.backup.id, r.new_name)
+        result = self.fly.mpg_restore(r.source.id, r.backup.id, r.new_name,
+                                      pitr_time=self.point.pitr_time)
         self.new_cluster = result.new_id
         self.ctx.lifecycle.update_record(state="restored", new_cluster=result.new_id)
         self.ctx.lifecycle.note_on_lock(workflow_run_url=f"new cluster {result.new_id}")
-        self.ctx.log(f"restore requested: {r.backup.id} → new cluster {result.new_id}")
+        self.ctx.log(f"restore requested: {self.point.what()} → new cluster {result.new_id}")
         return self.ctx.with_facts(Report("Restore initiated").fact(
             "new cluster", f"{result.new_id} ({result.new_name})").fact(
             "source (untouched)", r.source.id), new_cluster=result.new_id)
@@ -333,7 +335,7 @@ class PathB:
         self.ctx.lifecycle.update_record(
             state="flip pending", new_cluster=new_id,
             schema=self.schema.render() if self.schema else "",
-            tried=f"restored {r.backup.id} of {r.source.id} into {new_id} ({r.new_name}); "
+            tried=f"restored {self.point.what()} of {r.source.id} into {new_id} ({r.new_name}); "
                   f"verified as {', '.join(c.user for c in self.checks)}",
             next_step="a human follows the flip checklist (the old cluster is untouched), then "
                       f"`rollback-runbook run verify-flip --env {self.ctx.env.name}`")
@@ -367,7 +369,7 @@ class PathB:
                            run_id=self.ctx.run_id) if self.images else None
         report = checklist_report(self.ctx, Flip(r.source.id, new_id, self.urls, r.cluster_map,
                                                  first))
-        lost = LostWrites(r.backup.stop or r.backup.start, r.record.deployed_at,
+        lost = LostWrites(self.point.moment, r.record.deployed_at,
                           self.ctx.backends.clock.now()).text()
         return hand_over(report, new_id=new_id, lost_writes=lost,
                          next_step=next_step(self.ctx, self.images, first=first is not None))

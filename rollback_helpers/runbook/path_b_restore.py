@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rollback_helpers.clients.database import DbUrl, parse_db_url
-from rollback_helpers.clients.fly import Fly
-from rollback_helpers.clock import parse_iso
+from rollback_helpers.clients.fly import Backup, Cluster, Fly
+from rollback_helpers.clock import parse_iso, utc_iso
+from rollback_helpers.domain.deployments import DeploymentRecord
 from rollback_helpers.errors import PreconditionFailed
 from rollback_helpers.run.context import RunContext
-from rollback_helpers.runbook.path_b_facts import still_usable
+from rollback_helpers.runbook.path_b_facts import Resolved, still_usable
 from rollback_helpers.runbook.resume import LookBack, earlier_runs
+from rollback_helpers.ui.display import Report
 
 
 def look_back_b(ctx: RunContext, fly: Fly, number: int) -> tuple[LookBack, str | None]:
@@ -82,3 +84,78 @@ def url_reads(ctx: RunContext, fly: Fly, urls: dict[str, DbUrl]) -> Iterator[boo
     for var in (ctx.cfg.database_url_var, ctx.cfg.migration_url_var):
         urls[var] = parse_db_url(fly.read_secret_env(app, started[0].id, var), var)
         yield True
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """What the new cluster is restored to: the pre-deploy backup, or a point in time."""
+
+    backup: Backup
+    pitr_time: str = ""  # RFC3339; "" restores the backup
+
+    @property
+    def moment(self) -> str:
+        return self.pitr_time or self.backup.stop or self.backup.start
+
+    def flag(self) -> str:
+        return f"--pitr-time {self.pitr_time}" if self.pitr_time else f"--backup-id {self.backup.id}"
+
+    def what(self) -> str:
+        return (f"the point in time {self.pitr_time}" if self.pitr_time
+                else f"backup {self.backup.id}")
+
+
+def choose_point(pitr: str | None, source: Cluster, backup: Backup,
+                 record: DeploymentRecord) -> RestorePoint:
+    """The backup, or (``pitr``) a moment: ``default`` is one second before the bad deploy.
+    Only a v2 cluster restores to a point in time: a v1 one is refused by name."""
+    if pitr is None:
+        return RestorePoint(backup)
+    if source.version != 2:
+        raise PreconditionFailed(
+            f"Cluster {source.id} is a v{source.version} Managed Postgres cluster: point-in-time "
+            "restore (--pitr-time) needs a v2 cluster.",
+            "Restore the pre-deploy backup instead: re-run without --pitr-time (the plan shows "
+            "the writes it loses).")
+    if pitr != "default":
+        return RestorePoint(backup, pitr)
+    if _epoch(record.deployed_at) is None:
+        raise PreconditionFailed(
+            f"Record #{record.number} has no deployed_at: no default point in time.",
+            "Re-run with --pitr-time <RFC3339 moment just before the bad deploy>.")
+    return RestorePoint(backup, utc_iso(parse_iso(record.deployed_at) - 1))
+
+
+def lost_writes_facts(point: RestorePoint, source: Cluster, record: DeploymentRecord,
+                      now: float) -> list[tuple[str, str]]:
+    """What each choice loses: the backup, and the point in time (chosen or default)."""
+    backup = LostWrites(point.backup.stop or point.backup.start, record.deployed_at, now).text()
+    moment = point.pitr_time or (utc_iso(parse_iso(record.deployed_at) - 1)
+                                 if _epoch(record.deployed_at) is not None else "")
+    if source.version != 2:
+        pitr = f"not available: {source.id} is a v{source.version} cluster (PITR needs v2)"
+    else:
+        pitr = LostWrites(moment, record.deployed_at, now).text() if moment else "—"
+    chosen = "point in time" if point.pitr_time else "backup"
+    return [(f"lost writes, backup{' ✔' if chosen == 'backup' else ''}", backup),
+            (f"lost writes, point in time {moment}{' ✔' if point.pitr_time else ''}", pitr)]
+
+
+def plan_report(ctx: RunContext, r: Resolved, point: RestorePoint, path_a_tried: str) -> Report:
+    """The plan's steps, what each restore choice loses, and why Path A is not enough."""
+    cfg = ctx.cfg
+    report = Report("Plan", status="stopped" if ctx.dry_run else "ok",
+                    code=f"flyctl mpg restore {r.source.id} {point.flag()} -n {r.new_name}")
+    report.fact("1. restore", f"{point.what()} into a NEW cluster named {r.new_name}")
+    report.fact("2. wait", f"until it is ready (at most {cfg.ready_timeout:.0f}s); meanwhile read "
+                f"{cfg.database_url_var} and {cfg.migration_url_var} from {ctx.env.app}")
+    report.fact("3. verify", f"log in as {cfg.app_user} and {cfg.migration_user} through a "
+                "`flyctl mpg proxy` tunnel")
+    report.fact("4. hand over", "print the manual flip checklist, then stop")
+    for key, value in lost_writes_facts(point, r.source, r.record, ctx.backends.clock.now()):
+        report.fact(key, value)
+    report.fact("Path A first", path_a_tried or "why Path A is not enough: not given (needed "
+                "for a live run on the real world: --path-a-tried)")
+    report.note(f"Not touched: cluster {r.source.id}, the app's secrets, Infisical, "
+                f"{cfg.cluster_map_path}.")
+    return report

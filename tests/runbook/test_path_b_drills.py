@@ -172,6 +172,20 @@ def test_the_old_order_is_caught_by_verify_flip(drill: Any) -> None:
     d.check_invariants()
 
 
+def test_pitr_keeps_the_writes_made_between_the_backup_and_the_bad_deploy(drill: Any) -> None:
+    """--pitr-time alone restores to one second before the bad deploy on a v2 cluster: the 24
+    meter readings written after the backup are on the new cluster (a backup restore loses
+    them), the destructive migration is not; the plan showed what each choice loses."""
+    d = drill("path-b", "b-pitr", "--pitr-time")
+    assert d.exit_code == 0, d.outcome
+    restore = next(c["call"] for c in d.flyctl_calls() if c["call"].startswith("mpg restore"))
+    assert "--pitr-time 2026-06-09T07:29:59Z" in restore and "--backup-id" not in restore
+    assert "meter_readings: 624 rows on the new cluster, missing on the current one" in d.text
+    assert "lost writes, backup" in d.text and "lost writes, point in time" in d.text
+    assert "restore to the point in time 2026-06-09T07:29:59Z" in d.text  # the decision
+    d.check_invariants()
+
+
 def test_dry_run_restores_nothing(drill: Any) -> None:
     """A Path B dry run resolves and plans, exits 0, and makes no mutating call at all."""
     d = drill("path-b", "b-default", "--dry-run")

@@ -297,7 +297,7 @@ def take_backup(info: ServerInfo, state_dir: Path, backup_id: str) -> Path:
 def enable_wal_archive(state_dir: Path, cluster_id: str) -> ServerInfo:
     """Archive the cluster's WAL into ``<home>/wal`` from now on (restarts the server)."""
     record = json.loads((cluster_home(Path(state_dir), cluster_id) / "cluster.json").read_text())
-    archive = cluster_home(Path(state_dir), cluster_id) / "wal"
+    archive = wal_archive(state_dir, cluster_id)
     archive.mkdir(mode=0o700, exist_ok=True)
     give_to_server(archive)
     conf = Path(record["data_dir"]) / "archive.conf"
@@ -305,6 +305,12 @@ def enable_wal_archive(state_dir: Path, cluster_id: str) -> ServerInfo:
     give_to_server(conf)
     stop_server(Path(state_dir), cluster_id)
     return start_server(Path(state_dir), cluster_id)
+
+
+def wal_archive(state_dir: Path, cluster_id: str) -> Path:
+    """Beside the server's real data directory (which the server's OS account can reach)."""
+    record = json.loads((cluster_home(Path(state_dir), cluster_id) / "cluster.json").read_text())
+    return Path(record["data_dir"]).parent / "wal"
 
 
 def wal_mark(info: ServerInfo) -> str:
@@ -319,7 +325,7 @@ def archive_now(info: ServerInfo) -> None:
     with psycopg.connect(superuser_dsn(info), autocommit=True) as conn:
         row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
         segment = str(row[0]) if row else ""
-        for _ in range(200):
+        for _ in range(400):
             done = conn.execute("SELECT coalesce(last_archived_wal, '') FROM "
                                 "pg_stat_archiver").fetchone()
             if done and str(done[0]) >= segment:
@@ -354,7 +360,7 @@ def restore_cluster(state_dir: Path, backup_id: str, new_cluster_id: str, *,
         data.chmod(0o700)
         (data / "archive.conf").unlink(missing_ok=True)  # the source's archive is not ours
         if target_lsn:
-            archive = cluster_home(Path(state_dir), source_id) / "wal"
+            archive = wal_archive(state_dir, source_id)
             (data / "archive.conf").write_text(
                 f"restore_command = 'cp {archive}/%f %p'\nrecovery_target_lsn = '{target_lsn}'\n"
                 "recovery_target_action = 'promote'\n")
