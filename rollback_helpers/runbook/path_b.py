@@ -62,6 +62,8 @@ from rollback_helpers.runbook.path_b_restore import (
     choose_point,
     look_back_b,
     plan_report,
+    request_restore,
+    sandbox_limitation,
     url_reads,
 )
 from rollback_helpers.runbook.resume import LookBack, mark_carried_on
@@ -244,8 +246,7 @@ class PathB:
         if self.new_cluster is not None:  # the earlier run restored it, then stopped
             return self.restore()
         self.restore_started = self.ctx.backends.clock.now()  # the readiness polls' grid
-        result = self.fly.mpg_restore(r.source.id, r.backup.id, r.new_name,
-                                      pitr_time=self.point.pitr_time)
+        result = request_restore(self.ctx, self.fly, r, self.point)
         self.new_cluster = result.new_id
         self.ctx.lifecycle.update_record(state="restored", new_cluster=result.new_id)
         self.ctx.lifecycle.note_on_lock(workflow_run_url=f"new cluster {result.new_id}")
@@ -300,7 +301,7 @@ class PathB:
                                for u in self.urls.values()]
         except (CommandFailed, CommandTimeout) as exc:
             self.outcome = "tunnel failed"
-            raise ConnectivityError(
+            raise sandbox_limitation(self.ctx, exc) or ConnectivityError(
                 f"No tunnel to the new cluster {new_id}: {exc.what}",
                 f"Nothing was flipped. Retry `flyctl mpg proxy {new_id}` by hand (another "
                 "process may hold the port), then re-run this step.") from exc

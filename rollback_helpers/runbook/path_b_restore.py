@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rollback_helpers.clients.database import DbUrl, parse_db_url
-from rollback_helpers.clients.fly import Backup, Cluster, Fly
+from rollback_helpers.clients.fly import Backup, Cluster, Fly, RestoreResult
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.domain.deployments import DeploymentRecord
-from rollback_helpers.errors import PreconditionFailed
+from rollback_helpers.errors import CommandFailed, PreconditionFailed, RollbackError
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.path_b_facts import Resolved, still_usable
 from rollback_helpers.runbook.resume import LookBack, earlier_runs
@@ -159,3 +159,26 @@ def plan_report(ctx: RunContext, r: Resolved, point: RestorePoint, path_a_tried:
     report.note(f"Not touched: cluster {r.source.id}, the app's secrets, Infisical, "
                 f"{cfg.cluster_map_path}.")
     return report
+
+
+def sandbox_limitation(ctx: RunContext, exc: RollbackError) -> RollbackError | None:
+    """A drill that hit what the sandbox cannot do (a metadata-only cluster, a backup without
+    data): said as the sandbox's limitation, not as a fault to chase; None otherwise."""
+    if ctx.backends.name != "sandbox" or "sandbox" not in exc.what:
+        return None
+    return PreconditionFailed(
+        f"Sandbox limitation, not a fault: {exc.what}",
+        f"The scenario gives {ctx.env.name} no real database server (only environments with "
+        "`database = true` have one). Nothing was flipped. Drill Path B on staging "
+        "(`rollback-runbook drill path-b --env staging --scenario b-default`), or give this "
+        "environment `database = true` in a scenario of your own (docs/scenarios.md).")
+
+
+def request_restore(ctx: RunContext, fly: Fly, r: Resolved, point: RestorePoint) -> RestoreResult:
+    """``flyctl mpg restore`` of the backup or to the point in time, into a NEW cluster."""
+    try:
+        return fly.mpg_restore(r.source.id, r.backup.id, r.new_name, pitr_time=point.pitr_time)
+    except CommandFailed as exc:
+        if (limit := sandbox_limitation(ctx, exc)) is None:
+            raise
+        raise limit from exc

@@ -48,7 +48,8 @@ def world(pg_state_dir: Path) -> Iterator[World]:
     discard(pg_state_dir)
 
 
-def test_a_v1_cluster_is_refused_a_point_in_time_by_its_version(world: World) -> None:
+def test_a_v1_cluster_is_refused_a_point_in_time_and_a_metadata_only_one_is_a_sandbox_limitation(
+        world: World) -> None:
     run = path_b.start({"env": "staging", "sandbox_dir": str(world.state_dir),
                         "pitr_time": "default"}, screen=RecordingScreen())
     with pytest.raises(PreconditionFailed) as refused:
@@ -56,3 +57,17 @@ def test_a_v1_cluster_is_refused_a_point_in_time_by_its_version(world: World) ->
     assert "w3k8p1x9m2q7v4zr is a v1 Managed Postgres cluster" in refused.value.what
     assert "without --pitr-time" in refused.value.next_step
     assert not [c for c in world.calls() if c["mutating"]]
+
+    # development's cluster has no server in this scenario: said as the sandbox's limitation
+    dev = path_b.start({"env": "development", "sandbox_dir": str(world.state_dir),
+                        "dry_run": False}, screen=RecordingScreen())
+    dev.resolve()
+    dev.plan()
+    dev.restore()
+    dev.wait_until_ready()
+    with pytest.raises(PreconditionFailed) as limited:
+        dev.verify_new_cluster()
+    assert limited.value.what.startswith("Sandbox limitation, not a fault:")
+    assert "database = true" in limited.value.next_step
+    assert "another process" not in limited.value.next_step
+    dev.summary()
