@@ -206,7 +206,8 @@ class PathB:
 
     def _what(self) -> str:
         r = self._require(self.resolved, "resolve")
-        return f"restore {self.point.what()} of {r.source.id} into a new cluster {r.new_name}"
+        what = self.point.what() if self.point.pitr_time else r.backup.id
+        return f"restore {what} of {r.source.id} into a new cluster {r.new_name}"
 
     def _gate(self) -> Gate:
         return Gate(f"Restore {self.ctx.env.name}'s pre-deploy backup into a NEW cluster",

@@ -325,7 +325,7 @@ def archive_now(info: ServerInfo) -> None:
     with psycopg.connect(superuser_dsn(info), autocommit=True) as conn:
         row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
         segment = str(row[0]) if row else ""
-        for _ in range(400):
+        for _ in range(1200):
             done = conn.execute("SELECT coalesce(last_archived_wal, '') FROM "
                                 "pg_stat_archiver").fetchone()
             if done and str(done[0]) >= segment:
@@ -377,7 +377,7 @@ def restore_cluster(state_dir: Path, backup_id: str, new_cluster_id: str, *,
 
 def _wait_promoted(info: ServerInfo) -> None:
     with psycopg.connect(superuser_dsn(info, "postgres"), autocommit=True) as conn:
-        for _ in range(200):
+        for _ in range(1200):  # a minute at most, on a busy machine
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
             if row and not row[0]:
                 return
