@@ -30,6 +30,7 @@ from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.path_b_checklist import (
     Flip,
     checklist_report,
+    drill_world,
     hand_over,
     next_step,
     rerun_command,
@@ -367,8 +368,8 @@ class PathB:
         r = self._require(self.resolved, "resolve")
         new_id = self.new_cluster or "<new cluster id>"
         first = image_step(self.images, self.schema, env=self.ctx.env.name,
-                           protected=self.ctx.env.name in PROTECTED_ENVS,
-                           run_id=self.ctx.run_id) if self.images else None
+                           protected=self.ctx.env.name in PROTECTED_ENVS, run_id=self.ctx.run_id,
+                           sandbox=drill_world(self.ctx)) if self.images else None
         report = checklist_report(self.ctx, Flip(r.source.id, new_id, self.urls, r.cluster_map,
                                                  first))
         lost = LostWrites(self.point.moment, r.record.deployed_at,

@@ -46,8 +46,19 @@ def rerun_command(ctx: RunContext, *, ready_timeout: float | None = None) -> str
     return head + timeout + said
 
 
+def drill_world(ctx: RunContext) -> str | None:
+    """A drill's world directory ("" when it has none to share); None on the real world."""
+    if ctx.backends.name != "sandbox":
+        return None
+    return str(ctx.backends.sandbox_dir or "")
+
+
 def verify_command(ctx: RunContext) -> str:
-    return f"rollback-runbook run verify-flip --env {ctx.env.name}"
+    world = drill_world(ctx)
+    if world is None:
+        return f"rollback-runbook run verify-flip --env {ctx.env.name}"
+    return f"rollback-runbook drill verify-flip --env {ctx.env.name}" + (
+        f" --sandbox-dir {world}" if world else "")
 
 
 def flip_steps(ctx: RunContext, flip: Flip) -> list[str]:
@@ -101,7 +112,8 @@ def next_step(ctx: RunContext, images: Images | None, *, first: bool) -> str:
     """The one command to run next: Path A's re-promotion when the image step comes first."""
     if first and images is not None and images.previous is not None:
         command = path_a_command(ctx.env.name, images.previous,
-                                 protected=ctx.env.name in PROTECTED_ENVS, run_id=ctx.run_id)
+                                 protected=ctx.env.name in PROTECTED_ENVS, run_id=ctx.run_id,
+                                 sandbox=drill_world(ctx))
         return f"`{command}` (checklist step 1), then the rest of the checklist"
     if first:
         return "the checklist from step 1 (the image), then the rest"

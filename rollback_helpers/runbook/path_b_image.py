@@ -89,16 +89,21 @@ def schema_of(new: ConnectionCheck, source: ConnectionCheck | None) -> Schema:
     return Schema(migration_name(new.newest_migration), bad, tables)
 
 
-def path_a_command(env: str, image: ImageRef, *, protected: bool, run_id: str) -> str:
-    """Path A's live run that re-promotes ``image``, carrying this run's id in its reason."""
+def path_a_command(env: str, image: ImageRef, *, protected: bool, run_id: str,
+                   sandbox: str | None = None) -> str:
+    """Path A's live run that re-promotes ``image``, carrying this run's id in its reason; in
+    a drill (``sandbox``: its world's directory, or ""), Path A's drill in the same world."""
     confirm = f" --confirm {env}" if protected else ""
-    return (f"rollback-runbook run path-a --env {env} --live{confirm} --target-digest "
+    where = f" --sandbox-dir {sandbox}" if sandbox else ""
+    head = (f"rollback-runbook drill path-a --env {env}{where}{confirm}" if sandbox is not None
+            else f"rollback-runbook run path-a --env {env} --live{confirm}")
+    return (f"{head} --target-digest "
             f"{image.digest} --reason \"Path B run {run_id}: the restored schema is "
             f"{short(image.digest)}'s\"")
 
 
 def image_step(images: Images, schema: Schema | None, *, env: str, protected: bool,
-               run_id: str) -> str | None:
+               run_id: str, sandbox: str | None = None) -> str | None:
     """The checklist's first step when the app still runs the bad deploy's image."""
     if not images.runs_bad:
         return None
@@ -111,7 +116,8 @@ def image_step(images: Images, schema: Schema | None, *, env: str, protected: bo
                 f"{images.app} with Path A (record #{images.record} names no previous_image: "
                 f"`rollback-runbook run path-a --env {env} --live --target-digest <digest>`). "
                 + why)
-    command = path_a_command(env, images.previous, protected=protected, run_id=run_id)
+    command = path_a_command(env, images.previous, protected=protected, run_id=run_id,
+                             sandbox=sandbox)
     return (f"FIRST, before any secret changes: re-promote the pre-deploy image "
             f"{short(images.previous.digest)} (the restored schema's) through Path A's dispatch: "
             f"`{command}`. Its release command runs against the current cluster, which already "

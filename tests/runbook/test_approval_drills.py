@@ -176,7 +176,7 @@ def test_path_b_tells_the_team_the_flip_is_pending_without_a_password(
                 if c.get("restored_from")]
     flip = json.dumps(rec.bodies[-1], ensure_ascii=False)  # the new cluster and what next
     assert f"new cluster: {restored[0]}" in flip and "lost writes: " in flip
-    assert "next: `rollback-runbook run path-a --env staging" in flip
+    assert "next: `rollback-runbook drill path-a --env staging" in flip
     clusters = drill.world.state["fly"]["clusters"].values()
     passwords = [pw for c in clusters for pw in (c.get("role_passwords") or {}).values()]
     assert passwords and not [pw for pw in passwords if pw in raw]

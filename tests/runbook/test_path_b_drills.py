@@ -130,8 +130,9 @@ def test_default_drill_restores_verifies_and_hands_over(drill: Any,
     assert f"Path B new cluster: {restored[0]['id']}" in last, last
     assert any(line.startswith("Path B lost writes: writes after 20") and "since it (deploy → now)"
                in line for line in last), last
-    assert any(line.startswith("Path B next: `rollback-runbook run path-a --env staging --live "
-                               f"--target-digest {digest_for('v41')}") for line in last), last
+    assert any(line.startswith(f"Path B next: `rollback-runbook drill path-a --env staging "
+                               f"--sandbox-dir {d.sandbox} --target-digest {digest_for('v41')}")
+               for line in last), last
     assert "meter_readings: 600 rows on the new cluster, missing on the current one" in d.text
     assert "Manual flip checklist" in d.text and f"-  [staging]={SOURCE}" in d.text
     assert f"+  [staging]={restored[0]['id']}" in d.text
@@ -148,7 +149,7 @@ def test_default_drill_restores_verifies_and_hands_over(drill: Any,
                      r"sha256:[0-9a-f]{12}", d.text)
     assert f"--target-digest {digest_for('v41')}" in d.text
     assert re.search(r"\[ \] 2\s+In Infisical", d.text)
-    assert "run verify-flip --env staging" in d.text
+    assert f"drill verify-flip --env staging --sandbox-dir {d.sandbox}" in d.text
     # following the checklist in order, verify-flip passes at the step that names it
     with d.world.transaction():
         assert promote_image(d.world, {"env": "staging",
