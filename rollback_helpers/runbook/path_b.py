@@ -371,7 +371,7 @@ class PathB:
                            protected=self.ctx.env.name in PROTECTED_ENVS, run_id=self.ctx.run_id,
                            sandbox=drill_world(self.ctx)) if self.images else None
         report = checklist_report(self.ctx, Flip(r.source.id, new_id, self.urls, r.cluster_map,
-                                                 first))
+                                                 first, bool(self.images and self.images.runs_previous)))
         lost = LostWrites(self.point.moment, r.record.deployed_at,
                           self.ctx.backends.clock.now()).text()
         return hand_over(report, new_id=new_id, lost_writes=lost,

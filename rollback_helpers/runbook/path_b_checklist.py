@@ -29,6 +29,7 @@ class Flip:
     urls: dict[str, DbUrl]
     cluster_map: ClusterMap
     image_first: str | None = None  # runbook.path_b_image.image_step's text
+    runs_previous: bool = False  # the app already runs the restored schema's image
 
 
 def rerun_command(ctx: RunContext, *, ready_timeout: float | None = None) -> str:
@@ -70,8 +71,10 @@ def flip_steps(ctx: RunContext, flip: Flip) -> list[str]:
     redeploy = (f"Redeploy {env.app} (or wait for Auto Redeploy) once it runs the pre-deploy image "
                 "(step 1): the redeploy's release command then meets the restored schema."
                 if flip.image_first else
-                f"Redeploy {env.app} (or wait for Auto Redeploy): its image's migrations are the "
-                "ones the restored cluster has.")
+                f"Redeploy {env.app} (or wait for Auto Redeploy): it runs the pre-deploy image, "
+                "whose migrations the restored cluster has." if flip.runs_previous else
+                f"Before you redeploy {env.app}: check that the image it runs has no migration "
+                "the restored cluster lacks (the plan names the image); then redeploy.")
     return [*image,
             f"In Infisical (project {cfg.infisical_project}, environment {env.infisical_env}), update "
             f"{cfg.database_url_var} and {cfg.migration_url_var} — {hosts}. Passwords stay the same. "
