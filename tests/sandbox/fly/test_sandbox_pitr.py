@@ -47,7 +47,15 @@ def deployed_at(world: World) -> float:
 
 def test_pitr_replays_the_writes_after_the_backup_and_stops_before_the_bad_migration(
         world: World) -> None:
+    """flyctl's checks first (an RFC3339 moment, one of --backup-id and --pitr-time, the
+    window); then a real replay to the moment; and a v1 cluster refused as flyctl does."""
     flyctl = FlyctlSandbox(world)
+    argv = ["flyctl", "mpg", "restore", SOURCE, "--pitr-time"]
+    assert "RFC3339" in flyctl.run([*argv, "2026-06-09 07:00"], timeout=60).stderr
+    both = flyctl.run([*argv, "2026-06-09T07:00:00Z", "--backup-id", "x"], timeout=60)
+    assert "mutually exclusive" in both.stderr
+    early = flyctl.run([*argv, "2026-06-01T00:00:00Z"], timeout=60)
+    assert early.returncode == 1 and "PITR recovery window" in early.stderr
     moment = utc_iso(deployed_at(world) - 1)
     done = flyctl.run(["flyctl", "mpg", "restore", SOURCE, "--pitr-time", moment, "-n",
                        "renewa-one-staging-db-restore"], timeout=60)
@@ -58,17 +66,6 @@ def test_pitr_replays_the_writes_after_the_backup_and_stops_before_the_bad_migra
         == expected
     assert readings(world, new_id) == 600 + 24  # the backup's rows and the 24 written after it
     assert readings(world, SOURCE) == -1  # the source keeps its damage
-
-
-def test_pitr_refuses_a_v1_cluster_a_bad_time_and_a_moment_before_the_window(
-        world: World) -> None:
-    flyctl = FlyctlSandbox(world)
-    argv = ["flyctl", "mpg", "restore", SOURCE, "--pitr-time"]
-    assert "RFC3339" in flyctl.run([*argv, "2026-06-09 07:00"], timeout=60).stderr
-    both = flyctl.run([*argv, "2026-06-09T07:00:00Z", "--backup-id", "x"], timeout=60)
-    assert "mutually exclusive" in both.stderr
-    early = flyctl.run([*argv, "2026-06-01T00:00:00Z"], timeout=60)
-    assert early.returncode == 1 and "PITR recovery window" in early.stderr
     with world.transaction():
         world.state["fly"]["clusters"][SOURCE]["version"] = 1
     refused = flyctl.run([*argv, "2026-06-09T07:00:00Z"], timeout=60)

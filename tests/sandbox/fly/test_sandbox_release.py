@@ -53,33 +53,31 @@ def schema(world: World, cluster_id: str) -> tuple[str, bool]:
     return str(row[0]), bool(row[1])
 
 
-def test_the_old_order_flip_then_redeploy_destroys_the_restored_data_again(world: World) -> None:
-    new_id = restored(world)
-    assert schema(world, new_id) == (pg_backups.PRE_DEPLOY_MIGRATIONS[-1], True)
-
-    simulate_human_flip(world, "staging", new_id)  # the app still runs v42
-
-    assert schema(world, new_id) == (pg_backups.DESTRUCTIVE_MIGRATION, False)
-    ran = World.load(world.state_dir).state["fly"]["release_commands"][-1]
-    assert (ran["image"], ran["cluster"], ran["applied"]) == (
-        "v42", new_id, [pg_backups.DESTRUCTIVE_MIGRATION])
-
-
-def test_the_image_step_first_keeps_the_restored_data(world: World) -> None:
+def test_the_old_order_destroys_the_restored_data_and_the_image_step_first_keeps_it(
+        world: World) -> None:
+    """Two restores of the same backup: the flip while v42 runs re-applies its destructive
+    migration to the first; re-promoting v41 first, then flipping, keeps the second whole."""
     images = world.state["fly"]["images"]
     assert images["v41"]["migrations"] == list(pg_backups.PRE_DEPLOY_MIGRATIONS)
     assert images["v42"]["migrations"][-1] == pg_backups.DESTRUCTIVE_MIGRATION
     assert migration_cluster(world.state["fly"]["apps"][APP]) == SOURCE
     with world.transaction():
         assert run_release_command(world, "renewa-one") == []  # production: metadata only
-    new_id = restored(world)
+
+    old_order = restored(world)
+    assert schema(world, old_order) == (pg_backups.PRE_DEPLOY_MIGRATIONS[-1], True)
+    simulate_human_flip(world, "staging", old_order)  # the app still runs v42
+    assert schema(world, old_order) == (pg_backups.DESTRUCTIVE_MIGRATION, False)
+    ran = World.load(world.state_dir).state["fly"]["release_commands"][-1]
+    assert (ran["image"], ran["cluster"], ran["applied"]) == (
+        "v42", old_order, [pg_backups.DESTRUCTIVE_MIGRATION])
+
+    new_order = restored(world)
     with world.transaction():
         assert promote_image(world, {"env": "staging", "image": f"{REPO}@{digest_for('v41')}"})
-        world.advance()  # Fly's release of the promoted image, against the old cluster
+        world.advance()  # Fly's release of the promoted image, against the current cluster
     ran = world.state["fly"]["release_commands"][-1]
-    assert (ran["image"], ran["cluster"], ran["applied"]) == ("v41", SOURCE, [])
-
-    simulate_human_flip(world, "staging", new_id)
-
-    assert schema(world, new_id) == (pg_backups.PRE_DEPLOY_MIGRATIONS[-1], True)
+    assert (ran["image"], ran["cluster"], ran["applied"]) == ("v41", old_order, [])
+    simulate_human_flip(world, "staging", new_order)
+    assert schema(world, new_order) == (pg_backups.PRE_DEPLOY_MIGRATIONS[-1], True)
     assert World.load(world.state_dir).state["fly"]["release_commands"][-1]["applied"] == []
