@@ -155,6 +155,9 @@ def _created(run: WorkflowRun) -> float:
 class GitHubClient(GitDataMixin, CommentsMixin, AccessMixin):
     """GitHub's REST API for one repository (``owner/name``)."""
 
+    def _own_login(self) -> str:
+        return self._login  # known once login() was read; never a request of its own
+
     def __init__(self, http: httpx.Client, repo: str, token: Secret | None, *, clock: Clock,
                  api_url: str = "https://api.github.com", max_retries: int = 5,
                  mutation_spacing: float = 1.0) -> None:

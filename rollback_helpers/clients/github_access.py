@@ -57,6 +57,17 @@ def _reviewer(item: Mapping[str, Any]) -> str:
 class AccessMixin(GitHubSession):
     """Permission and environment-review endpoints of the GitHub client."""
 
+    _login: str = ""
+
+    def login(self) -> str:
+        """The account the token acts as (``GET /user``), read once: the runbook's own voice."""
+        known = self._login
+        if not known:
+            found = self._get_object(f"{self.api_url}/user", check="that the token is valid")
+            known = str(found.get("login") or "")
+            self._login = known
+        return known
+
     def permission(self, user: str) -> str:
         """``admin``, ``write``, ``read`` or ``none``: ``user``'s access to the repository."""
         found = self._find_object(self._url(f"/collaborators/{quote(user, safe='')}/permission"),

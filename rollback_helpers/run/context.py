@@ -39,8 +39,6 @@ from rollback_helpers.ui.interactive import (
 )
 from rollback_helpers.ui.table import Table
 
-PROTECTED_ENVS = ("production",)
-
 
 @dataclass
 class RunContext:
@@ -320,7 +318,7 @@ def open_run(path: str, *, env: str | None, dry_run: bool, backend: str, scenari
     env_cfg = cfg.env(env)
     if interactive:
         dry_run = True
-    elif env_cfg.name in PROTECTED_ENVS and not dry_run and confirm != env_cfg.name:
+    elif env_cfg.is_protected and not dry_run and confirm != env_cfg.name:
         raise ConfirmationRequired(
             f"A live {path} run against {env_cfg.name} needs an explicit confirmation.",
             f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clients.github_comments import Comment
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import GitHubError, RollbackError
 from rollback_helpers.run.lock import EnvironmentLock, Lease
@@ -33,6 +34,7 @@ from rollback_helpers.run.record_comment import (
     RecordComment,
     RunRecord,
     marker,
+    own_runs,
     parse_comment,
     previous_runs,
     render_comment,
@@ -43,22 +45,34 @@ from rollback_helpers.ui.display import METADATA_KEY, Report
 if TYPE_CHECKING:
     from rollback_helpers.domain.config import RunbookConfig
 
-HOLDER_PID = " pid "
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id",
+                    "/proc/sys/kernel/random/boot_id")
 
 
-def holder_name(operator: str, *, pid: int) -> str:
-    """Who holds the lock: the operator, the machine and the run's process (for crash checks)."""
-    return f"{operator}@{socket.gethostname()}{HOLDER_PID}{pid}"
+def machine_id(files: tuple[str, ...] = MACHINE_ID_FILES) -> str:
+    """This machine's id (systemd's machine-id, else the boot id); "" when none is readable.
+    Hostnames repeat (containers, default names): the id tells two machines apart."""
+    for name in files:
+        try:
+            found = Path(name).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if found:
+            return found
+    return ""
 
 
-def holder_gone(holder: str) -> bool:
-    """True when the holder ran on this machine and its process no longer exists."""
-    who, _, pid = holder.rpartition(HOLDER_PID)
-    if not who.endswith("@" + socket.gethostname()) or not pid.isdigit():
+def holder_gone(lease: Lease, *, host: str | None = None, machine: str | None = None) -> bool:
+    """True when the holder ran on this very machine (same hostname AND machine id) and its
+    process no longer exists. A lease from another machine, or one that does not say which
+    machine, is never judged gone: it waits for its expiry and ``--break-lock``."""
+    here = socket.gethostname() if host is None else host
+    this = machine_id() if machine is None else machine
+    if not this or lease.machine_id != this or lease.host != here or lease.pid <= 0:
         return False
     import psutil  # only when another run on this machine holds the lock
 
-    return not psutil.pid_exists(int(pid))
+    return not psutil.pid_exists(lease.pid)
 
 
 @dataclass
@@ -79,6 +93,11 @@ class Lifecycle:
     taken_over: Lease | None = None
     record: RecordComment | None = None
     last_renewal: float = 0.0
+    ignored: list[FoundRun] = field(default_factory=list)  # markers written by anyone else
+
+    def account(self) -> str:
+        """The account the runbook runs as (the token's login): only its comments count."""
+        return self.github.login()
 
     def _lock(self) -> EnvironmentLock:
         if self.lock is None:
@@ -98,19 +117,22 @@ class Lifecycle:
         (``broken_from``), the timeline and the record comment; any other holder's
         lease waits for its expiry and ``break_lock``."""
         now = utc_iso(self.clock.now())
-        mine = Lease(env=self.env, holder=holder_name(self.operator, pid=self.holder_pid),
-                     run_id=self.run_id, path=self.path, started_at=now, expires_at="")
+        host = socket.gethostname()
+        mine = Lease(env=self.env, holder=f"{self.operator}@{host}", run_id=self.run_id,
+                     path=self.path, started_at=now, expires_at="", host=host,
+                     machine_id=machine_id(), pid=self.holder_pid, account=self.account())
         lock = self._lock()
         current = lock.held()
         crashed = current is not None and current.run_id != self.run_id \
-            and holder_gone(current.holder)
+            and holder_gone(current)
         why = break_lock or (f"the holder's process is gone ({current.holder}): a crashed run "
                              "on this machine" if current is not None and crashed else "")
         if current is not None and crashed and current.live(self.clock.now()):
             lock.acquire(replace(mine, run_id=current.run_id))  # that run's lease, renewed
             self.lease = lock.update(
                 run_id=self.run_id, holder=mine.holder, path=self.path, started_at=now,
-                workflow_run_url="", broken_from=f"run {current.run_id} of {current.holder} "
+                workflow_run_url="", pid=mine.pid, account=mine.account,
+                broken_from=f"run {current.run_id} of {current.holder} "
                 f"(since {current.started_at}); reason: {why}")
         else:
             self.lease = lock.acquire(mine, break_lock=why)
@@ -155,9 +177,18 @@ class Lifecycle:
 
     # -- the record comment --------------------------------------------------------
     def previous(self, numbers: list[int]) -> list[FoundRun]:
-        """Earlier runs of this path on this environment, newest first (from their comments)."""
-        return [run for run in previous_runs(self.github, numbers, path=self.path, env=self.env)
-                if run.record.run_id != self.run_id]
+        """Earlier runs of this path on this environment, newest first (from their comments).
+
+        Only comments the runbook's own account wrote count; one by anyone else that carries
+        a marker is kept in ``ignored`` (and the timeline), for the step to show."""
+        found = [run for run in previous_runs(self.github, numbers, path=self.path, env=self.env)
+                 if run.record.run_id != self.run_id or not run.by(self.account())]
+        own, foreign = own_runs(found, self.account())
+        for run in foreign:
+            if run not in self.ignored:
+                self.ignored.append(run)
+                self.log(run.ignored())
+        return [run for run in own if run.record.run_id != self.run_id]
 
     def post_record(self, number: int, record: RunRecord) -> Report:
         """Post this run's record comment on issue ``number`` (before anything changes)."""
@@ -180,7 +211,7 @@ class Lifecycle:
         if self.record is None:
             return None
         return {"issue": self.record.number, "comment_id": self.record.comment_id,
-                "url": self.record.html_url}
+                "url": self.record.html_url, "account": self.account()}
 
     def close(self, closing: Closing) -> list[str]:
         """The command line's end of a run, made from the kernel (a walkthrough's Finish): the
@@ -210,6 +241,7 @@ class Closing:
     sha256: str = ""           # the SHA-256 of exactly the bytes stored there
     sandbox_dir: str = ""      # a drill's world (where its GitHub is), for the commands shown
     record_issue: int | None = None  # the record comment's issue, if not read from ``archive``
+    comment_id: int | None = None    # the record comment itself, if not read from ``archive``
 
     def publish_command(self) -> str:
         """The command that publishes the stored record on its comment, once GitHub answers."""
@@ -302,13 +334,32 @@ def final_state(current: RunRecord, closing: Closing) -> RunRecord:
                    archive=archive, sha256=digest)
 
 
+def own_comment(github: GitHubClient, number: int, closing: Closing) -> Comment | None:
+    """The run's record comment: by the id the run saved, or else by its marker, and only if
+    the runbook's own account wrote it (a copied marker never receives the run's edits)."""
+    account = github.login()
+    comment_id = closing.comment_id
+    if comment_id is None and closing.record_issue is None:  # the archive names it
+        where = _record_location(closing.archive)
+        saved = where.get("comment_id") if where is not None else None
+        comment_id = saved if isinstance(saved, int) and not isinstance(saved, bool) else None
+    wanted = marker(closing.run_id, closing.path, closing.env)
+    if comment_id is not None:
+        found = github.get_comment(comment_id)
+        if found is not None and found.user.lower() == account.lower() and \
+                found.body.lstrip().startswith(wanted):
+            return found
+    return github.find_comment(number, wanted, author=account)
+
+
 def final_edit(github: GitHubClient, number: int, closing: Closing) -> str:
     """Edit the run's record comment on issue ``number`` into its final state (GitHubError
     if GitHub does not take it); the line to show."""
-    comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
+    comment = own_comment(github, number, closing)
     current = parse_comment(comment.body) if comment is not None else None
     if comment is None or current is None:
-        return f"{NO_COMMENT} of run {closing.run_id} found on #{number}."
+        return (f"{NO_COMMENT} of run {closing.run_id} by {github.login()} found on "
+                f"#{number}.")
     final = final_state(current, closing)
     github.edit_comment(comment.id, render_comment(final))
     return f"Record comment on #{number}: {final.state} ({comment.html_url})"
@@ -342,7 +393,7 @@ def ended_before(github: GitHubClient, closing: Closing) -> bool:
     if number is None:
         return False
     try:
-        comment = github.find_comment(number, marker(closing.run_id, closing.path, closing.env))
+        comment = own_comment(github, number, closing)
     except GitHubError:
         return False
     current = parse_comment(comment.body) if comment is not None else None

@@ -40,13 +40,17 @@ ACQUIRE_TRIES = 3  # a lease released between our create and our read: try again
 @dataclass(frozen=True)
 class Lease:
     env: str
-    holder: str
+    holder: str                 # for people: operator@host
     run_id: str
     path: str
     started_at: str
     expires_at: str
     workflow_run_url: str = ""
     broken_from: str = ""
+    host: str = ""              # the holder's machine: its hostname,
+    machine_id: str = ""        # its machine (or boot) id, since hostnames repeat,
+    pid: int = 0                # and the run's process there (a crash check)
+    account: str = ""           # the GitHub account the runbook ran as
 
     def live(self, now: float) -> bool:
         """Whether the lease still holds at ``now`` (it has not expired)."""
@@ -77,6 +81,8 @@ def lease_from_message(message: str) -> Lease | None:
         return None
     known = {f.name for f in fields(Lease)}
     values: dict[str, Any] = {k: str(v) for k, v in data.items() if k in known}
+    pid = data.get("pid", 0)
+    values["pid"] = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else 0
     try:
         return Lease(**values)
     except TypeError:
@@ -151,7 +157,7 @@ class EnvironmentLock:
         """Push our lease's expiry to now + ``ttl``; raise :class:`LockHeld` if it was lost."""
         return self.update()
 
-    def update(self, **changes: str) -> Lease:
+    def update(self, **changes: Any) -> Lease:
         """Change fields of our lease (e.g. ``workflow_run_url``) and renew it."""
         if self.lease is None:
             raise RuntimeError("update(): the lock is not held; acquire() it first")

@@ -34,7 +34,7 @@ from rollback_helpers.domain.records import (
 )
 from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed
-from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.record_comment import RunRecord
 from rollback_helpers.runbook.path_a_dispatch import DispatchSteps, SecondPerson
 from rollback_helpers.runbook.resume import (
@@ -268,7 +268,7 @@ class PathA(DispatchSteps):
 
     def _gate(self) -> Gate:
         return Gate(self.gate_label(), env=self.ctx.env.name,
-                    protected=self.ctx.env.name in PROTECTED_ENVS,
+                    protected=self.ctx.env.is_protected,
                     resolved=self.target is not None, approve=self.approve,
                     screen=self.ctx.screen, approved=self.approval)
 
@@ -290,7 +290,7 @@ class PathA(DispatchSteps):
             return self.ctx.decide("dry run: show the plan, change nothing",
                                    "parameter dry_run=True", "plan")
         how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
-                                           if self.ctx.env.name in PROTECTED_ENVS else "")
+                                           if self.ctx.env.is_protected else "")
         decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
         self.approval, self.approved_image = decision, str(target.image)
         return decision

@@ -34,6 +34,7 @@ class DispatchSteps:
     status: AppStatus | None
     target: RollbackTarget | None
     back: LookBack
+    second: SecondPerson
     watch_in_flight: bool
     outcome: str
 
@@ -128,7 +129,8 @@ class DispatchSteps:
         progress = Progress(f"workflow run {run.id}", total=None, stages=WORKFLOW_STAGES,
                             interactive=self.ctx.interactive)
 
-        gate = NativeGate(self.ctx, self.github)  # a run waiting on an Environment's reviewers
+        gate = NativeGate(self.ctx, self.github,  # a run waiting on an Environment's reviewers
+                          needed=self.second.gate_counted)
 
         def update(r: WorkflowRun, elapsed: float) -> None:
             progress.update(elapsed, r.status)

@@ -24,7 +24,7 @@ from rollback_helpers.errors import (
     ConnectivityError,
     PreconditionFailed,
 )
-from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.record_comment import RunRecord
 from rollback_helpers.runbook.path_b_facts import (
     TERMINAL,
@@ -37,6 +37,7 @@ from rollback_helpers.runbook.path_b_facts import (
     keeps_checklist,
     newest_record,
     not_ready,
+    restore_unconfirmed,
     source_check,
     unrecorded_restore,
     urls_report,
@@ -140,11 +141,17 @@ class PathB:
         """An earlier run on this record: done (flip pending), or to carry on with its cluster."""
         found = earlier_runs(self.ctx, [number])
         earlier = found[0] if found else None
+        ignored = tuple(self.ctx.lifecycle.ignored)
         if earlier is None or (earlier.record.ended and not earlier.record.succeeded):
-            self.back = LookBack(earlier)
+            self.back = LookBack(earlier, ignored=ignored)
+            return
+        r = self._require(self.resolved, "resolve")
+        why = restore_unconfirmed(self.ctx, self.fly, earlier.record, r.source)
+        if why:
+            self.back = LookBack(earlier, ignored=ignored, unconfirmed=why)
             return
         self.back = LookBack(earlier, done=earlier.record.succeeded,
-                             carry_on=not earlier.record.ended)
+                             carry_on=not earlier.record.ended, ignored=ignored)
         self.new_cluster = earlier.record.new_cluster or None
         if self.back.done:
             self.outcome = f"already prepared by run {earlier.record.run_id}: flip pending"
@@ -177,7 +184,7 @@ class PathB:
             self.ctx.decide("dry run: show the plan, change nothing", "parameter dry_run=True", "plan")
         else:
             how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
-                                               if self.ctx.env.name in PROTECTED_ENVS else "")
+                                               if self.ctx.env.is_protected else "")
             self.approval = self.ctx.decide(self._what(), how, "plan")
             self._record_start()
         return report
@@ -202,7 +209,7 @@ class PathB:
 
     def _gate(self) -> Gate:
         return Gate(f"Restore {self.ctx.env.name}'s pre-deploy backup into a NEW cluster",
-                    env=self.ctx.env.name, protected=self.ctx.env.name in PROTECTED_ENVS,
+                    env=self.ctx.env.name, protected=self.ctx.env.is_protected,
                     resolved=self.resolved is not None, approve=self.approve,
                     screen=self.ctx.screen, approved=self.approval)
 
@@ -369,7 +376,7 @@ class PathB:
                         status="stopped", code=r.cluster_map.flip_diff(self.ctx.env.name, new_id))
         for number, text in enumerate(steps, 1):
             report.fact(f"[ ] {number}", text)
-        if self.ctx.env.name == "production":
+        if self.ctx.env.is_protected:
             report.note("🚨 NEVER `flyctl mpg destroy` on production before the replacement is "
                         "verified serving — there is zero recovery.")
         report.note("The diff above is step 3's edit. The runbook stops here.")

@@ -34,7 +34,7 @@ from rollback_helpers.sandbox import (
     github_repo,
     github_team,
 )
-from rollback_helpers.sandbox.github_common import Call, Route, error
+from rollback_helpers.sandbox.github_common import Call, Route, error, json_response, user_json
 from rollback_helpers.sandbox.world import World
 
 RATE_LIMIT = 5000
@@ -155,6 +155,10 @@ class GitHubSandbox:
         if version not in API_VERSIONS:
             return error(400, f"API version {version} is not supported.", "about-the-rest-api")
         path = _api_path(request.url.path)
+        if path == "/user" and request.method == "GET":  # the token's account
+            api = f"{request.url.scheme}://{request.url.netloc.decode()}"
+            return json_response(200, {**user_json(self.world.state["github"].get(
+                "viewer", "runbook-operator"), api), "type": "User"})
         for method, pattern, handler in ROUTES:
             match = pattern.fullmatch(path)
             if match and method == request.method:
