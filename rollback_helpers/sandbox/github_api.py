@@ -28,6 +28,7 @@ from rollback_helpers.clock import Clock
 from rollback_helpers.sandbox import (
     github_actions,
     github_contents,
+    github_forgers,
     github_git,
     github_issues,
     github_records,
@@ -38,6 +39,7 @@ from rollback_helpers.sandbox.github_common import Call, Route, error, json_resp
 from rollback_helpers.sandbox.world import World
 
 RATE_LIMIT = 5000
+EVENT_MODULES = (github_forgers,)  # no routes: its events (forgers acting) register on import
 _COMMENTS = re.compile(r"/issues/\d+/comments$")
 API_VERSIONS = ("2022-11-28", "2026-03-10")
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})

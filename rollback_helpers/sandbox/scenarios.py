@@ -19,6 +19,7 @@ from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.domain.config import read_toml
 from rollback_helpers.errors import ConfigError
 from rollback_helpers.sandbox.github_faults import build_github_faults
+from rollback_helpers.sandbox.github_forgers import build_forgeries
 from rollback_helpers.sandbox.github_team import build_team
 from rollback_helpers.sandbox.scenario_schema import check_scenario
 from rollback_helpers.sandbox.world import STATE_FILE, World, digest_for, world_lock
@@ -91,6 +92,7 @@ def _build_world(scenario: dict[str, Any], state_dir: Path, speed: float) -> Wor
         _build_github(world, scenario)
         build_team(world, scenario)
         _build_fly(world, scenario)
+        build_forgeries(world, scenario)
         build_github_faults(world, scenario)
         world.advance()  # a run already in flight may have started
         world.save()
