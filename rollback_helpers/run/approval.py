@@ -39,16 +39,24 @@ from rollback_helpers.clock import parse_iso
 COMMAND_RE = re.compile(r"^[ \t]*/(?P<verb>approve|reject)[ \t]+(?P<run>[0-9A-Za-z_-]+)"
                         r"(?:[ \t]+(?P<rest>[^\n]*))?$", re.MULTILINE)
 PLAN_RE = re.compile(r"^[0-9a-f]{6,64}$")
-HIDDEN_RE = re.compile(r"<!--[\s\S]*?(?:-->|$)|<details\b[\s\S]*?(?:</details>|$)"
+HIDDEN_RE = re.compile(r"<!--[\s\S]*?(?:-->|\Z)|<details\b[\s\S]*?(?:</details>|\Z)"
                        r"|^[ \t]*(?P<fence>```+|~~~+)[\s\S]*?(?:^[ \t]*(?P=fence)[ \t]*$|\Z)",
                        re.MULTILINE | re.IGNORECASE)
 QUOTE_RE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
+ANYWHERE_RE = re.compile(r"/(?P<verb>approve|reject)[ \t]+(?P<run>[0-9A-Za-z_-]+)")
 
 
 def visible_text(body: str) -> str:
     """What GitHub shows as plain text: without HTML comments, ``<details>`` blocks, fenced
     code and quotes (a command there is not one a reader sees as said)."""
     return QUOTE_RE.sub("", HIDDEN_RE.sub("", body.replace("\r\n", "\n")))
+
+
+def hidden_text(body: str) -> str:
+    """The parts :func:`visible_text` leaves out (to show a command there as refused)."""
+    body = body.replace("\r\n", "\n")
+    parts = [m.group(0) for m in HIDDEN_RE.finditer(body)]
+    return "\n".join(parts + [m.group(0) for m in QUOTE_RE.finditer(HIDDEN_RE.sub("", body))])
 
 
 def plan_digest(*parts: str) -> str:
@@ -101,7 +109,8 @@ class Judge:
         return [Verdict(m["verb"], comment.user, comment.created_at, comment.html_url, False,
                         "it is inside an HTML comment, <details>, a code block or a quote, "
                         "not a command on its own line")
-                for m in COMMAND_RE.finditer(comment.body) if m["run"] == self.run_id]
+                for m in ANYWHERE_RE.finditer(hidden_text(comment.body))
+                if m["run"] == self.run_id]
 
     def _judge(self, comment: Comment, match: re.Match[str]) -> Verdict | None:
         verb, run, rest = match["verb"], match["run"], (match["rest"] or "").strip()

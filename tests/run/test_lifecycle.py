@@ -6,6 +6,7 @@ import hashlib
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -60,10 +61,9 @@ def test_a_holder_is_gone_only_on_this_machine_with_its_process_dead() -> None:
         dead += 1
     host = socket.gethostname()
 
-    def lease(**fields: object) -> Lease:
-        base = dict(host=host, machine_id="machine-1", pid=dead)
-        return Lease("staging", "alice@" + host, "r0", "path-a", "", "",
-                     **{**base, **fields})  # type: ignore[arg-type]
+    def lease(**fields: Any) -> Lease:
+        base: dict[str, Any] = dict(host=host, machine_id="machine-1", pid=dead)
+        return Lease("staging", "alice@" + host, "r0", "path-a", "", "", **{**base, **fields})
 
     assert holder_gone(lease(), machine="machine-1")
     assert not holder_gone(lease(pid=os.getpid()), machine="machine-1")

@@ -102,8 +102,11 @@ def test_a_forged_path_b_comment_never_skips_the_restore(tmp_path: Path, scenari
     assert drill.exit_code == 0, drill.outcome
     restores = [c for c in drill.world.calls() if "mpg restore" in str(c.get("call", ""))]
     assert len(restores) == 1
-    facts = drill.outcome.get("facts", {})
-    assert IGNORED in drill.text and "w3k8p1x9m2q7v4zr" != facts.get("new cluster", "")
+    [ours] = [parse_comment(c["body"]) for c in drill.comments()
+              if c["user"] == "runbook-operator" and parse_comment(c["body"]) is not None]
+    assert ours is not None and ours.state == "flip pending" and ours.run_id != FORGED_RUN
+    assert ours.new_cluster not in ("", "w3k8p1x9m2q7v4zr", "zzzzzzzzzzzzzzzz")
+    assert IGNORED in drill.text
     assert "already prepared by run" not in drill.text
 
 
