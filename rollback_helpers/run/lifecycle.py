@@ -27,7 +27,7 @@ from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.github_comments import Comment
 from rollback_helpers.clock import Clock, utc_iso
 from rollback_helpers.errors import GitHubError, RollbackError
-from rollback_helpers.run.lock import EnvironmentLock, Lease
+from rollback_helpers.run.lock import EnvironmentLock, Lease, holder_gone, machine_id
 from rollback_helpers.run.notebook_io import read_notebook
 from rollback_helpers.run.record_comment import (
     FoundRun,
@@ -44,36 +44,6 @@ from rollback_helpers.ui.display import METADATA_KEY, Report
 
 if TYPE_CHECKING:
     from rollback_helpers.domain.config import RunbookConfig
-
-MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id",
-                    "/proc/sys/kernel/random/boot_id")
-
-
-def machine_id(files: tuple[str, ...] = MACHINE_ID_FILES) -> str:
-    """This machine's id (systemd's machine-id, else the boot id); "" when none is readable.
-    Hostnames repeat (containers, default names): the id tells two machines apart."""
-    for name in files:
-        try:
-            found = Path(name).read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if found:
-            return found
-    return ""
-
-
-def holder_gone(lease: Lease, *, host: str | None = None, machine: str | None = None) -> bool:
-    """True when the holder ran on this very machine (same hostname AND machine id) and its
-    process no longer exists. A lease from another machine, or one that does not say which
-    machine, is never judged gone: it waits for its expiry and ``--break-lock``."""
-    here = socket.gethostname() if host is None else host
-    this = machine_id() if machine is None else machine
-    if not this or lease.machine_id != this or lease.host != here or lease.pid <= 0:
-        return False
-    import psutil  # only when another run on this machine holds the lock
-
-    return not psutil.pid_exists(lease.pid)
-
 
 @dataclass
 class Lifecycle:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from rollback_helpers.clients.github import GitHubClient
@@ -87,6 +89,36 @@ def lease_from_message(message: str) -> Lease | None:
         return Lease(**values)
     except TypeError:
         return None
+
+
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id",
+                    "/proc/sys/kernel/random/boot_id")
+
+
+def machine_id(files: tuple[str, ...] = MACHINE_ID_FILES) -> str:
+    """This machine's id (systemd's machine-id, else the boot id); "" when none is readable.
+    Hostnames repeat (containers, default names): the id tells two machines apart."""
+    for name in files:
+        try:
+            found = Path(name).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if found:
+            return found
+    return ""
+
+
+def holder_gone(lease: Lease, *, host: str | None = None, machine: str | None = None) -> bool:
+    """True when the holder ran on this very machine (same hostname AND machine id) and its
+    process no longer exists. A lease from another machine, or one that does not say which
+    machine, is never judged gone: it waits for its expiry and ``--break-lock``."""
+    here = socket.gethostname() if host is None else host
+    this = machine_id() if machine is None else machine
+    if not this or lease.machine_id != this or lease.host != here or lease.pid <= 0:
+        return False
+    import psutil  # only when another run on this machine holds the lock
+
+    return not psutil.pid_exists(lease.pid)
 
 
 class EnvironmentLock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
+from rollback_helpers.clients.fly import Cluster
 from rollback_helpers.clock import PollSchedule
 from rollback_helpers.domain.cluster_map import read_cluster_map
 from rollback_helpers.domain.parameters import check_parameters
@@ -126,7 +127,7 @@ class PathB:
         name = self.new_cluster_name or f"{source.name}-restore"
         self.resolved = Resolved(record, backup, source, cmap, name)
         ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
-        self._look_back(record.number)
+        self._look_back(record.number, source)
         report = self.back.note(Report("Restore point"))
         for key, value in [("bad deploy record", f"#{record.number} ({record.deployed_at})"),
                            ("backup", f"{backup.id} ({backup.type}, {backup.status}, "
@@ -137,17 +138,14 @@ class PathB:
             report.fact(key, value)
         return report
 
-    def _look_back(self, number: int) -> None:
+    def _look_back(self, number: int, source: Cluster) -> None:
         """An earlier run on this record: done (flip pending), or to carry on with its cluster."""
         found = earlier_runs(self.ctx, [number])
-        earlier = found[0] if found else None
-        ignored = tuple(self.ctx.lifecycle.ignored)
-        if earlier is None or (earlier.record.ended and not earlier.record.succeeded):
-            self.back = LookBack(earlier, ignored=ignored)
-            return
-        r = self._require(self.resolved, "resolve")
-        why = restore_unconfirmed(self.ctx, self.fly, earlier.record, r.source)
-        if why:
+        earlier, ignored = (found[0] if found else None), tuple(self.ctx.lifecycle.ignored)
+        over = earlier is None or (earlier.record.ended and not earlier.record.succeeded)
+        why = "" if earlier is None or over else \
+            restore_unconfirmed(self.ctx, self.fly, earlier.record, source)  # believe the world
+        if earlier is None or over or why:
             self.back = LookBack(earlier, ignored=ignored, unconfirmed=why)
             return
         self.back = LookBack(earlier, done=earlier.record.succeeded,

@@ -10,8 +10,8 @@ from typing import Any
 
 import psutil
 
-from rollback_helpers.run.lifecycle import Closing, final_state, holder_gone, machine_id
-from rollback_helpers.run.lock import Lease, lease_from_message, lease_to_json
+from rollback_helpers.run.lifecycle import Closing, final_state
+from rollback_helpers.run.lock import Lease, holder_gone, lease_from_message, lease_to_json, machine_id
 from rollback_helpers.run.record_comment import RunRecord
 
 
