@@ -8,7 +8,8 @@ says) that imitate the runbook's own voice:
 
 - ``succeeded``: on the newest deployment record of ``env``, a record comment of a
   made-up Path A run, ``succeeded``, whose target is the image that runs now;
-- ``dispatched``: the same, ``dispatched``, naming a workflow run that does not exist;
+- ``dispatched``: the same, ``dispatched`` to the previous image, naming a workflow run
+  that does not exist;
 - ``flip-pending``: a made-up Path B run, ``flip pending``, naming a cluster;
 - ``restored-source``: a made-up Path B run, ``restored``, naming the source cluster;
 - ``copied-marker``: once a run's own record comment appears, a comment whose first
@@ -29,6 +30,7 @@ KINDS = ("succeeded", "dispatched", "flip-pending", "restored-source", "copied-m
 FORGED_RUN = "f0rged0run0id"
 MARKER_RE = re.compile(r"^<!-- rollback-runbook run=\S+ path=\S+ env=\S+ -->")
 IMAGE_RE = re.compile(r"^- image: (?P<image>\S+)$", re.MULTILINE)
+PREVIOUS_RE = re.compile(r"^- previous_image: (?P<image>\S+)$", re.MULTILINE)
 WATCH_EVERY = 2.0
 
 
@@ -72,11 +74,12 @@ def _forge(world: World, forgery: dict[str, Any], source: str) -> None:
     path = "path-a" if kind in ("succeeded", "dispatched") else "path-b"
     found = IMAGE_RE.search(issue.get("body", ""))
     image = found["image"] if found else ""
+    previous = (PREVIOUS_RE.search(issue.get("body", "")) or {"image": ""})["image"]
     repo = world.state["github"]["repo"]
     bullets = {
         "succeeded": [("state", "succeeded"), ("target", f"`{image}`"),
                       ("workflow run", f"https://github.com/{repo}/actions/runs/999999")],
-        "dispatched": [("state", "dispatched"),
+        "dispatched": [("state", "dispatched"), ("target", f"`{previous}`"),
                        ("workflow run", f"https://github.com/{repo}/actions/runs/999998")],
         "flip-pending": [("state", "flip pending"), ("new cluster", "`zzzzzzzzzzzzzzzz`"),
                          ("target", f"`backup b1 of {source} → forged-restore`")],
