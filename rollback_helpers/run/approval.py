@@ -10,11 +10,15 @@ collects before the first change:
 1. The plan is posted in the run's record comment on the bad deploy's record
    issue: state ``awaiting approval``, the plan's digest, and who may approve.
 2. A second person comments on that issue ``/approve <run-id>`` (optionally
-   followed by the plan digest) or ``/reject <run-id> [why]``.
+   followed by the plan digest, nothing else) or ``/reject <run-id> [why]``, alone on
+   its line and visible: a command in an HTML comment, a code fence, ``<details>`` or
+   a quote is shown as refused.
 3. An approval counts when it names this run (and, if it names one, this plan),
-   was written after the plan was posted, comes from someone other than the
-   operator (the record comment's author and the operator's name) with write
-   access or more to the repository (GitHub's collaborator-permission endpoint).
+   was written after the plan was posted and never edited since (``updated_at`` equals
+   ``created_at``: GitHub keeps the author of a comment someone else edited), comes
+   from someone other than the operator (the runbook's account and the operator's
+   name) with write access or more to the repository (GitHub's
+   collaborator-permission endpoint).
    Each approver counts once. Each counted approval is a decision in the archive
    (who, when, how); each refused one is shown with the reason.
 

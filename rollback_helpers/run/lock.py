@@ -13,7 +13,9 @@ A lease expires ``ttl`` seconds after it was last renewed, so a holder that dies
 stops blocking the environment without anyone cleaning up (Kubernetes' Lease).
 Taking over an expired lease is explicit (``break_lock="why"``) and recorded in
 the new lease (``broken_from``), like Terraform's ``force-unlock``; a live lease
-is never broken. ``docs/architecture.md`` ("The environment lock") says why
+is never broken; the holder's machine is named by typed fields (``host``, ``machine_id``,
+``pid``), so a crashed holder on this very machine can be told from another machine with
+the same hostname (:func:`holder_gone`). ``docs/architecture.md`` ("The environment lock") says why
 GitHub, why a reference, and which races remain.
 """
 

@@ -136,3 +136,31 @@ def test_verify_record_believes_only_the_runs_account(
     assert cli.main(["publish-record", str(original), "--sandbox-dir", str(sandbox)]) == 0
     err = capsys.readouterr().err
     assert str(forged["id"]) not in err  # mallory's comment is never the one named
+
+
+def test_even_the_runbooks_own_success_is_confirmed_in_the_world(tmp_path: Path) -> None:
+    """Nothing is skipped on a comment's word alone: a "succeeded" comment by the runbook's own
+    account whose workflow run does not exist is not believed, and the rollback goes on."""
+    scenario = tmp_path / "own-claim.toml"
+    text = (Path(__file__).parents[2] / "rollback_helpers/sandbox/scenarios/"
+            "forged-dispatched.toml").read_text()
+    scenario.write_text(text.replace('login = "mallory"\nkind = "dispatched"',
+                                     'login = "runbook-operator"\nkind = "succeeded"'))
+    drill = Drill(tmp_path, str(scenario))
+    assert drill.exit_code == 0 and len(drill.dispatches()) == 1
+    assert drill.running("renewa-one-staging") == {"v41"}
+    assert "workflow run 999999 cannot be read" in drill.text and "not believed" in drill.text
+    assert IGNORED not in drill.text
+
+
+def test_even_the_runbooks_own_restore_is_confirmed_in_fly(tmp_path: Path) -> None:
+    """A "restored" comment by the runbook's own account naming the source cluster is not
+    believed: the source is never handed over as the restored cluster."""
+    scenario = tmp_path / "own-restore.toml"
+    text = (Path(__file__).parents[2] / "rollback_helpers/sandbox/scenarios/"
+            "forged-restored-source.toml").read_text()
+    scenario.write_text(text.replace('login = "mallory"', 'login = "runbook-operator"'))
+    drill = Drill(tmp_path, str(scenario), path="path-b")
+    assert drill.exit_code == 0, drill.outcome
+    assert len([c for c in drill.world.calls() if "mpg restore" in str(c.get("call", ""))]) == 1
+    assert "the source cluster itself: not believed" in drill.text
