@@ -108,8 +108,15 @@ def collect(args: argparse.Namespace, ask: Ask | None) -> InitAnswers:
               for key, (flag, question, default) in QUESTIONS.items()}
     labels = tuple(part.strip() for part in values.pop("record_labels").split(",") if part.strip())
     org = args.fly_org or (ask("Fly organization", repo.split("/")[0].lower()) if ask else "")
+    default = ", ".join(e for e in apps if e == "production")
+    chosen = ask("Protected environments (a live run needs --confirm and two people)",
+                 default) if ask else default
+    protected = tuple(e.strip() for e in chosen.split(",") if e.strip())
+    if unknown := [e for e in protected if e not in apps]:
+        raise ConfigError(f"Protected environment(s) {', '.join(unknown)} are not among "
+                          f"{', '.join(apps)}.", "Name environments given above, comma-separated.")
     return InitAnswers(github_repo=repo.strip(), apps=apps, record_labels=labels, fly_org=org,
-                       github_api_url=args.github_api_url, **values)
+                       github_api_url=args.github_api_url, protected=protected, **values)
 
 
 def _apps(args: argparse.Namespace, repo: str, ask: Ask | None) -> dict[str, str]:

@@ -26,7 +26,6 @@ from rollback_helpers.secrets import redact
 if TYPE_CHECKING:
     from rollback_helpers.domain.config import RunbookConfig
 
-PROTECTED_ENVS = ("production",)
 _FLAG_FOR = {"dry_run": "--dry-run/--live", "env": "--env", "path": "PATH"}
 
 
@@ -123,7 +122,7 @@ def check_command(args: argparse.Namespace, params: dict[str, Any]) -> RunbookCo
     cfg = load_config()
     env = cfg.env(args.env)
     changes = path_spec(args.path).changes and not args.dry_run  # verify-flip only reads
-    if env.name in PROTECTED_ENVS and changes and args.confirm != env.name:
+    if env.is_protected and changes and args.confirm != env.name:
         raise ConfirmationRequired(
             f"A live {args.path} {args.command} against {env.name} needs an explicit confirmation.",
             f"Re-run with --confirm {env.name} (or --dry-run to only see the plan).")

@@ -63,10 +63,17 @@ class EnvConfig:
     #                           0: the default, 2 for production and 1 elsewhere
     github_environment: Text = ""  # the GitHub Environment the promote workflow deploys to
     metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [environments.<name>.metrics]
+    protected: Annotated[bool | None, Field(strict=True)] = None  # None: only production
+
+    @property
+    def is_protected(self) -> bool:
+        """A live run needs ``--confirm <name>`` and, by default, two people. A setting
+        (``protected = true``), never read from the name: ``prod`` is protected only if set."""
+        return self.protected if self.protected is not None else self.name == "production"
 
     @property
     def required_approvals(self) -> int:
-        return self.approvals or (2 if self.name == "production" else 1)
+        return self.approvals or (2 if self.is_protected else 1)
 
     @property
     def deployment_environment(self) -> str:
@@ -174,7 +181,9 @@ ACCEPTED = {
     "health_grace": "a finite number of seconds ≥ 0",
     "health_interval": "a finite number of seconds > 0",
     "health_consecutive": "a whole number from 1 to 1000",
-    "approvals": "a whole number of people from 0 (the default: 2 for production, 1 elsewhere) to 10",
+    "approvals": "a whole number of people from 0 (the default: 2 for a protected environment, "
+                 "1 elsewhere) to 10",
+    "protected": "true or false (the default: true for production only)",
     "builtin_environments": "true or false",
     "verify_tables": 'a list of table names, e.g. ["customers", "invoices"]',
     "record_labels": 'a list of labels, e.g. ["deployment-record", "env:qa"]',
@@ -345,7 +354,7 @@ def _from_string(key: str, value: str) -> Any:
     """A variable's text as the key's type; what does not convert is left for validation to name."""
     if key in LIST_KEYS:
         return tuple(item.strip() for item in value.split(",") if item.strip())
-    if key == "builtin_environments":
+    if key in ("builtin_environments", "protected"):
         return BOOL_WORDS.get(value.strip().lower(), value)
     try:
         if key in FLOAT_KEYS:

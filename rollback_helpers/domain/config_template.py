@@ -36,6 +36,7 @@ class InitAnswers:
     cluster_map_path: str = "scripts/lib/mpg-clusters.sh"
     incidents_dir: str = "incidents"
     github_api_url: str = "https://api.github.com"
+    protected: tuple[str, ...] = ("production",)  # confirmation and two people: a setting
 
     def labels_for(self, env: str) -> list[str]:
         return [label.replace("{env}", env) for label in self.record_labels]
@@ -124,17 +125,19 @@ def render(answers: InitAnswers) -> str:
         "builtin_environments = false",
     ]
     for env, app in a.apps.items():
-        lines += _environment(env, app, a.labels_for(env))
+        lines += _environment(env, app, a.labels_for(env), protected=env in a.protected)
     return "\n".join(lines) + "\n"
 
 
-def _environment(env: str, app: str, labels: list[str]) -> list[str]:
+def _environment(env: str, app: str, labels: list[str], *, protected: bool) -> list[str]:
     return [
         "",
         f"# {env}: the Fly app, and the labels every one of its deployment records carries.",
         f"[environments.{env}]",
         f"app = {_q(app)}",
         "record_labels = [" + ", ".join(_q(label) for label in labels) + "]",
+        "# protected: a live run needs --confirm <name> and, by default, two people",
+        f"protected = {'true' if protected else 'false'}",
         f"# health_url = {_q(f'https://{app}.fly.dev/api/health/ready')}  # the default",
         "# infisical_env = \"…\"  # the Infisical environment Path B's flip checklist names",
     ]

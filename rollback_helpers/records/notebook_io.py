@@ -93,6 +93,8 @@ def run_identity(nb: nbformat.NotebookNode) -> dict[str, Any]:
             found["run_id"] = str(run["id"])
         if isinstance(run.get("facts"), dict):
             found.setdefault("facts", {}).update({str(k): str(v) for k, v in run["facts"].items()})
+        if comment.get("account"):
+            found["account"] = str(comment["account"])
         issue = comment.get("issue", run.get("record_issue"))
         if isinstance(issue, int) and not isinstance(issue, bool):
             found["record_issue"] = issue

@@ -72,6 +72,7 @@ class Outcome:
     decisions: list[dict[str, str]] = field(default_factory=list)  # what, who, at, how, step
     run_id: str = ""                # the run's id (its record comment's marker names it)
     record_issue: int | None = None  # the deployment-record issue the run's comment is on
+    account: str = ""               # the GitHub account the run wrote its comment as
     facts: dict[str, str] = field(default_factory=dict)  # from/to image, workflow run, new cluster
 
     @property

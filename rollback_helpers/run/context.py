@@ -41,8 +41,6 @@ from rollback_helpers.ui.table import Table
 if TYPE_CHECKING:
     from rollback_helpers.run.walkthrough import WalkthroughFacts
 
-PROTECTED_ENVS = ("production",)
-
 
 @dataclass
 class RunContext:
@@ -337,7 +335,7 @@ def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunConte
     env_cfg = cfg.env(params.env)
     spec = PATHS[params.path]
     live = spec.changes and not params.dry_run and not params.interactive
-    if live and env_cfg.name in PROTECTED_ENVS and params.confirm != env_cfg.name:
+    if live and env_cfg.is_protected and params.confirm != env_cfg.name:
         raise ConfirmationRequired(
             f"A live {spec.name} run against {env_cfg.name} needs an explicit confirmation.",
             f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")

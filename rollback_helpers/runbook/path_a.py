@@ -34,7 +34,7 @@ from rollback_helpers.domain.deployments import (
 from rollback_helpers.domain.parameters import PathAParameters, checked
 from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
-from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.path_a_dispatch import Promotion, require
 from rollback_helpers.runbook.resume import (
@@ -247,7 +247,7 @@ class PathA:
 
     def _gate(self) -> Gate:
         return Gate(self.gate_label(), env=self.ctx.env.name,
-                    protected=self.ctx.env.name in PROTECTED_ENVS,
+                    protected=self.ctx.env.is_protected,
                     resolved=self.target is not None, approve=self.approve,
                     screen=self.ctx.screen, approved=self.approval)
 
@@ -269,7 +269,7 @@ class PathA:
             return self.ctx.decide("dry run: show the plan, change nothing",
                                    "parameter dry_run=True", "plan")
         how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
-                                           if self.ctx.env.name in PROTECTED_ENVS else "")
+                                           if self.ctx.env.is_protected else "")
         decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
         self.approval, self.approved_image = decision, str(target.image)
         return decision
@@ -293,7 +293,8 @@ class PathA:
         if (stop := self._not_cleared("Watch the workflow run")) is not None:
             return stop
         try:
-            return self.promotion.watch(self.target, self.status)
+            return self.promotion.watch(self.target, self.status,
+                                        gate_counted=self.second.gate_counted)
         except WorkflowFailed:
             self.outcome = "workflow failed"
             raise

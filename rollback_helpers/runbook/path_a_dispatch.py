@@ -117,8 +117,10 @@ class Promotion:
         self._dispatched(run, f"watched the in-flight run {run.id}")
         return decision
 
-    def watch(self, target: RollbackTarget | None, status: AppStatus | None) -> Report:
-        """Watch the run to its end (WorkflowFailed unless it succeeded)."""
+    def watch(self, target: RollbackTarget | None, status: AppStatus | None, *,
+              gate_counted: bool = False) -> Report:
+        """Watch the run to its end (WorkflowFailed unless it succeeded). ``gate_counted``:
+        GitHub's Environment gate stands for the second person, so a bypass fails the run."""
         if self.run is None and status is not None and target is not None \
                 and status.running_digests() == {target.image.digest}:
             return Report("Watch: nothing dispatched (the target already runs)", status="skipped")
@@ -126,7 +128,8 @@ class Promotion:
         progress = Progress(f"workflow run {run.id}", total=None, stages=WORKFLOW_STAGES,
                             interactive=self.ctx.interactive)
 
-        gate = NativeGate(self.ctx, self.github.access)  # a run waiting on an Environment's reviewers
+        gate = NativeGate(self.ctx, self.github.access,  # a run waiting on an Environment's
+                          needed=gate_counted)           # reviewers, maybe the second person
 
         def update(r: WorkflowRun, elapsed: float) -> None:
             progress.update(elapsed, r.status)

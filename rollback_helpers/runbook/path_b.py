@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection, parse_db_url
+from rollback_helpers.clients.fly import Cluster
 from rollback_helpers.clock import PollSchedule
 from rollback_helpers.domain.cluster_map import read_cluster_map
 from rollback_helpers.domain.parameters import PathBParameters, checked
@@ -25,7 +26,7 @@ from rollback_helpers.errors import (
     ConnectivityError,
     PreconditionFailed,
 )
-from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.path_b_facts import (
     TERMINAL,
@@ -38,6 +39,7 @@ from rollback_helpers.runbook.path_b_facts import (
     keeps_checklist,
     newest_record,
     not_ready,
+    restore_unconfirmed,
     source_check,
     unrecorded_restore,
     urls_report,
@@ -105,7 +107,7 @@ class PathB:
         name = self.params.new_cluster_name or f"{source.name}-restore"
         self.resolved = Resolved(record, backup, source, cmap, name)
         ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
-        self._look_back(record.number)
+        self._look_back(record.number, source)
         report = self.back.note(Report("Restore point"))
         for key, value in [("bad deploy record", f"#{record.number} ({record.deployed_at})"),
                            ("backup", f"{backup.id} ({backup.type}, {backup.status}, "
@@ -116,15 +118,18 @@ class PathB:
             report.fact(key, value)
         return report
 
-    def _look_back(self, number: int) -> None:
+    def _look_back(self, number: int, source: Cluster) -> None:
         """An earlier run on this record: done (flip pending), or to carry on with its cluster."""
         found = earlier_runs(self.ctx, [number])
-        earlier = found[0] if found else None
-        if earlier is None or (earlier.record.ended and not earlier.record.succeeded):
-            self.back = LookBack(earlier)
+        earlier, ignored = (found[0] if found else None), tuple(self.ctx.lifecycle.ignored)
+        over = earlier is None or (earlier.record.ended and not earlier.record.succeeded)
+        why = "" if earlier is None or over else \
+            restore_unconfirmed(self.ctx, self.fly, earlier.record, source)  # believe the world
+        if earlier is None or over or why:
+            self.back = LookBack(earlier, ignored=ignored, unconfirmed=why)
             return
         self.back = LookBack(earlier, done=earlier.record.succeeded,
-                             carry_on=not earlier.record.ended)
+                             carry_on=not earlier.record.ended, ignored=ignored)
         self.new_cluster = earlier.record.new_cluster or None
         if self.back.done:
             self.outcome = f"already prepared by run {earlier.record.run_id}: flip pending"
@@ -157,7 +162,7 @@ class PathB:
             self.ctx.decide("dry run: show the plan, change nothing", "parameter dry_run=True", "plan")
         else:
             how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
-                                               if self.ctx.env.name in PROTECTED_ENVS else "")
+                                               if self.ctx.env.is_protected else "")
             self.approval = self.ctx.decide(self._what(), how, "plan")
             self._record_start()
         return report
@@ -182,7 +187,7 @@ class PathB:
 
     def _gate(self) -> Gate:
         return Gate(f"Restore {self.ctx.env.name}'s pre-deploy backup into a NEW cluster",
-                    env=self.ctx.env.name, protected=self.ctx.env.name in PROTECTED_ENVS,
+                    env=self.ctx.env.name, protected=self.ctx.env.is_protected,
                     resolved=self.resolved is not None, approve=self.approve,
                     screen=self.ctx.screen, approved=self.approval)
 
@@ -349,7 +354,7 @@ class PathB:
                         status="stopped", code=r.cluster_map.flip_diff(self.ctx.env.name, new_id))
         for number, text in enumerate(steps, 1):
             report.fact(f"[ ] {number}", text)
-        if self.ctx.env.name == "production":
+        if self.ctx.env.is_protected:
             report.note("🚨 NEVER `flyctl mpg destroy` on production before the replacement is "
                         "verified serving — there is zero recovery.")
         report.note("The diff above is step 3's edit. The runbook stops here.")

@@ -24,6 +24,7 @@ from rollback_helpers.errors import (
     RollbackError,
 )
 from rollback_helpers.run.context import RunContext
+from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.table import Table
 
@@ -190,6 +191,28 @@ def check_backup(fly: Fly, source_id: str, backup_id: str, record: DeploymentRec
                           "Wait for it to complete, or choose an earlier completed backup "
                           "with backup_id=.")
     return found
+
+
+def restore_unconfirmed(ctx: RunContext, fly: Fly, record: RunComment, source: Cluster) -> str:
+    """Why an earlier run's restored cluster is not believed ("" when the world confirms it):
+    it must exist, be neither the source nor attached to any app, and bear the name the run
+    restored into (its comment says ``backup … of <source> → <name>``)."""
+    claim = f"Run {record.run_id}'s comment names cluster {record.new_cluster or '—'}"
+    if not record.new_cluster:
+        return "" if not record.succeeded else f"{claim}: not believed, the restore goes on."
+    if record.new_cluster == source.id:
+        return f"{claim}, the source cluster itself: not believed, the restore goes on."
+    found = next((c for c in fly.mpg_list(ctx.cfg.fly_org) if c.id == record.new_cluster), None)
+    if found is None:
+        return f"{claim}, which does not exist: not believed, the restore goes on."
+    if found.attached_apps:
+        return (f"{claim}, which is attached to {', '.join(found.attached_apps)}: not a fresh "
+                "restore, not believed; the restore goes on.")
+    planned = record.target.rpartition("→")[2].strip()
+    if f" of {source.id} " not in f" {record.target} " or planned != found.name:
+        return (f"{claim} ({found.name}), not a restore of {source.id}'s backup by its record: "
+                "not believed, the restore goes on.")
+    return ""
 
 
 def unrecorded_restore(ctx: RunContext, fly: Fly, name: str, *, carry_on: bool) -> str | None:

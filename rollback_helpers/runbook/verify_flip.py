@@ -17,7 +17,7 @@ from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.domain.parameters import VerifyFlipParameters, checked
 from rollback_helpers.errors import PreconditionFailed, RollbackError, VerificationFailed
 from rollback_helpers.run.context import RunContext, open_run
-from rollback_helpers.run.run_comment import PostedRunComment, previous_runs
+from rollback_helpers.run.run_comment import PostedRunComment, own_runs, previous_runs
 from rollback_helpers.runbook.path_b_facts import newest_record
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import Screen
@@ -125,7 +125,7 @@ class VerifyFlip:
                         code=f"flyctl mpg detach {old} -a {self.ctx.env.app}\nflyctl mpg destroy {old}")
         report.note("The runbook never runs these. Run them by hand, after a last look.")
         report.fact("record comment", self._mark_flip_verified())
-        if self.ctx.env.name == "production":
+        if self.ctx.env.is_protected:
             report.note("🚨 Production: there is zero recovery after destroy. Take a final backup "
                         "of the new cluster first.")
         return report
@@ -134,7 +134,8 @@ class VerifyFlip:
         """Path B's record comment said "flip pending": now it says "flip verified"."""
         try:
             number = newest_record(self.ctx, self.github, None).number
-            runs = previous_runs(self.github.comments, [number], path="path-b", env=self.ctx.env.name)
+            runs, _ = own_runs(previous_runs(self.github.comments, [number], path="path-b",
+                                             env=self.ctx.env.name), self.github.access.login())
         except RollbackError as exc:
             return f"not updated: {exc.what}"
         for run in runs:

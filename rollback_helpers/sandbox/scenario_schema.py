@@ -129,16 +129,24 @@ class GitHubEnvironmentSpec(_Table):
 
 class ApproverSpec(_Table):
     login: Text
-    action: Literal["approve", "reject", "approve-other-run", "approve-older-plan"] = "approve"
+    action: Literal["approve", "reject", "approve-other-run", "approve-older-plan",
+                    "approve-hidden", "approve-fenced", "approve-details", "approve-quoted",
+                    "approve-conditional", "edited-into-approval"] = "approve"
     after: Seconds = 60
     comment: Text = "not now"
 
 
 class ReviewSpec(_Table):
     login: Text
-    state: Literal["approved", "rejected"] = "approved"
+    state: Literal["approved", "rejected", "bypassed"] = "approved"
     after: Seconds = 60
     comment: Text = ""
+
+
+class ForgerySpec(_Table):
+    login: Text
+    kind: Literal["succeeded", "dispatched", "flip-pending", "restored-source", "copied-marker"]
+    env: Text = "staging"
 
 
 class Scenario(_Table):
@@ -156,6 +164,7 @@ class Scenario(_Table):
     github_environments: dict[str, GitHubEnvironmentSpec] = {}
     approvers: list[ApproverSpec] = []
     reviews: list[ReviewSpec] = []
+    forgeries: list[ForgerySpec] = []
 
     @field_validator("start")
     @classmethod

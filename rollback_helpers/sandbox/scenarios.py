@@ -21,6 +21,7 @@ from rollback_helpers.domain.config import read_toml
 from rollback_helpers.errors import ConfigError
 from rollback_helpers.sandbox.core.world import STATE_FILE, World, digest_for, world_lock
 from rollback_helpers.sandbox.github.faults import build_github_faults
+from rollback_helpers.sandbox.github.forgers import build_forgeries
 from rollback_helpers.sandbox.github.team import build_team
 from rollback_helpers.sandbox.scenario_schema import check_scenario
 
@@ -92,6 +93,7 @@ def _build_world(scenario: dict[str, Any], state_dir: Path, speed: float) -> Wor
         _build_github(world, scenario)
         build_team(world, scenario)
         _build_fly(world, scenario)
+        build_forgeries(world, scenario)
         build_github_faults(world, scenario)
         world.advance()  # a run already in flight may have started
         world.save()

@@ -93,7 +93,8 @@ def test_questions_are_asked_for_what_no_flag_answered(tmp_path: Path,
     asked: list[tuple[str, str]] = []
     answers = {"GitHub repository (owner/name)": "acme/shop",
                "Environments (comma-separated)": "staging, qa",
-               "Fly app for qa": "shop-qa-1", "Its input that takes the image": "ref"}
+               "Fly app for qa": "shop-qa-1", "Its input that takes the image": "ref",
+               "Protected environments (a live run needs --confirm and two people)": "qa"}
 
     def ask(question: str, default: str) -> str:
         asked.append((question, default))
@@ -108,6 +109,8 @@ def test_questions_are_asked_for_what_no_flag_answered(tmp_path: Path,
     cfg = load_config(config_file=target, environ={})
     assert cfg.env("staging").app == "shop-staging" and cfg.env("qa").app == "shop-qa-1"
     assert cfg.workflow == "ship.yml" and cfg.workflow_image_input == "ref"
+    assert cfg.env("qa").is_protected and not cfg.env("staging").is_protected  # asked, no name
+    assert questions["Protected environments (a live run needs --confirm and two people)"] == ""
     assert tomllib.loads(target.read_text())["environments"]["qa"]["record_labels"] == [
         "deployment-record", "env:qa"]
 

@@ -160,3 +160,22 @@ def test_the_operators_name_from_the_environment_is_guarded_where_the_kernel_rea
     with pytest.raises(BadInput, match="ROLLBACK_OPERATOR") as refused:
         default_operator()
     assert LEAK not in str(refused.value)
+
+
+def test_protection_is_a_setting_not_the_name_production(tmp_path: Path) -> None:
+    """Attack 9: an environment named ``prod`` on the production app. Protected by the setting,
+    it needs --confirm prod (and two people); unprotected ``production`` needs neither. On main
+    ``protected`` was an unknown key and ``prod`` got no confirmation."""
+    from rollback_helpers.domain.config import load_config
+
+    Path("runbook.toml").write_text(
+        '[environments.prod]\napp = "renewa-one"\nprotected = true\n\n'
+        '[environments.production]\napp = "renewa-one"\nprotected = false\n')
+    with pytest.raises(ConfirmationRequired, match="--confirm prod"):
+        inputs.check_command(args(env="prod"), {"env": "prod", "dry_run": False})
+    inputs.check_command(args(env="prod", confirm="prod"), {"env": "prod", "dry_run": False})
+    inputs.check_command(args(), {"env": "production", "dry_run": False})
+    cfg = load_config()
+    assert cfg.env("prod").is_protected and cfg.env("prod").required_approvals == 2
+    assert not cfg.env("production").is_protected and cfg.env("production").required_approvals == 1
+    assert cfg.env("staging").required_approvals == 1

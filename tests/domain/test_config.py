@@ -426,3 +426,13 @@ def test_notification_urls_are_never_config_keys(tmp_path: Path) -> None:
     ('approvals = 2\n', "'approvals' must be a table")], ids=["name-key", "approvals-not-a-table"])
 def test_a_table_of_the_wrong_shape_names_the_file(tmp_path: Path, text: str, problem: str) -> None:
     assert problem in refusal(tmp_path, text)
+
+
+def test_protected_defaults_to_production_only_and_is_strict(tmp_path: Path) -> None:
+    from rollback_helpers.domain.config import load_config
+
+    cfg = load_config()
+    assert cfg.env("production").is_protected and not cfg.env("staging").is_protected
+    path = write_toml(tmp_path, '[environments.staging]\napp = "a"\nprotected = "yes"\n')
+    with pytest.raises(ConfigError, match="protected"):
+        load_config(config_file=path)

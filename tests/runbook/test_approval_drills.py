@@ -221,3 +221,34 @@ def test_an_interrupted_run_is_announced_by_the_command_line(tmp_path: Path) -> 
     assert interrupted["outcome"].startswith("exit 130: Interrupted") and interrupted["record"]
     outcome = archive.read_outcome(next((tmp_path / "incidents").glob("*.ipynb")))
     assert [n["event"] for n in outcome["notifications"]] == ["interrupted"]
+
+
+# -- approvals nobody can fake (issue 16) --------------------------------------------------------
+def test_a_comment_edited_into_an_approval_does_not_count(tmp_path: Path) -> None:
+    """Attack 5: the operator's token edits alice's "looking at the dashboards now" into
+    /approve; GitHub keeps alice as the author. On main the run counted "/approve by alice"."""
+    drill = Drill(tmp_path, "approval-edited")
+    assert drill.exit_code == 11 and drill.outcome["outcome"] == "not-approved"
+    assert drill.dispatches() == [] and drill.running() == {"v42"}
+    assert "edited after it was posted" in drill.text
+    assert not any(d.get("step") == "approval" for d in drill.outcome["decisions"])
+
+
+def test_hidden_and_conditional_approvals_do_not_count(tmp_path: Path) -> None:
+    """Attack 6: /approve in an HTML comment, a code fence, <details>, a quote, or followed by
+    "NOT until the DB team agrees". On main the first of them cleared the run."""
+    drill = Drill(tmp_path, "approval-hidden")
+    assert drill.exit_code == 11 and drill.dispatches() == [] and drill.running() == {"v42"}
+    for who in ("alice", "bob", "carol", "dave"):
+        assert f"/approve by {who} at" in drill.text and "not a command on its own line" in drill.text
+    assert "/approve by erin at" in drill.text and "says more than the command" in drill.text
+
+
+def test_an_admin_bypass_of_the_environment_gate_is_no_second_person(tmp_path: Path) -> None:
+    """Attack 7: an admin starts the waiting job; no `approved` review exists. On main the run
+    ended a normal success with no approval recorded."""
+    drill = Drill(tmp_path, "approval-environment-bypassed")
+    assert drill.exit_code == 11 and drill.outcome["outcome"] == "not-approved"
+    assert "no second person" in drill.record().approvals
+    assert any("no second person" in d["what"] for d in drill.outcome["decisions"])
+    assert "bypassed the Environment gate" in drill.text
