@@ -160,7 +160,9 @@ def _stamp_and_close(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRun
         run.run_id, run.path, run.env, outcome.exit_code, outcome.outcome, run.dry_run,
         saved, error=outcome.error, failed_step=outcome.failed_step,
         last_step=outcome.last_step, location=reserved, sandbox_dir=run.sandbox_dir,
-        record_issue=issue)
+        record_issue=issue,
+        comment_id=life.record.comment_id if life is not None and life.record is not None
+        else None)
 
 
 def _with_lines(ctx: WalkthroughRun, report: Report, lines: list[str]) -> Report:
