@@ -26,6 +26,7 @@ from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
 from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
+from rollback_helpers.secrets import redact
 from rollback_helpers.ui.decisions import Decision, default_operator, make_decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
@@ -240,8 +241,9 @@ class RunContext:
                         table=Table(self.timeline, columns=["time (UTC)", "event"]))
         from rollback_helpers.run.walkthrough import story_length
 
-        report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "outcome": outcome,
-                                                  "timeline": story_length(self.timeline)}}}
+        report.metadata = {METADATA_KEY: {"run": {
+            "id": self.run_id, "outcome": outcome, "timeline": story_length(self.timeline),
+            "events": [{"at": at, "event": redact(event)} for at, event in self.timeline]}}}
         report.fact("decisions", len(self.decisions) or "none")
         for decision in self.decisions:
             report.fact(f"  {decision.step or 'decision'}", decision.line())
