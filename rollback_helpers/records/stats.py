@@ -237,8 +237,8 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 
 # -- the figures ----------------------------------------------------------------------------------
 def _spread(values: Sequence[float]) -> dict[str, float | int | None]:
-    return {"count": len(values), "p50": percentile(values, 50), "p90": percentile(values, 90),
-            "max": max(values) if values else None}
+    return {"count": len(values), "sum": sum(values), "p50": percentile(values, 50),
+            "p90": percentile(values, 90), "max": max(values) if values else None}
 
 
 def _period_of(incident: Incident) -> datetime | None:

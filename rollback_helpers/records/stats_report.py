@@ -125,11 +125,9 @@ def as_openmetrics(stats: dict[str, Any]) -> str:
     _family(lines, "change_failure_rate_ratio", "gauge", "failed deploys over deploys",
             [("", {"env": e["env"]}, e["change_failure_rate"]) for e in envs
              if e["change_failure_rate"] is not None])
-    _family(lines, "recovery_time_seconds", "gauge",
+    _family(lines, "recovery_time_seconds", "summary",
             "recovery time per incident, bad deploy to recovered (nearest-rank quantiles)",
-            [("", {"env": e["env"], "quantile": q}, e["recovery_seconds"][k]) for e in envs
-             for q, k in (("0.5", "p50"), ("0.9", "p90"), ("1", "max"))
-             if e["recovery_seconds"][k] is not None])
+            [sample for e in envs for sample in _summary(e["env"], e["recovery_seconds"])])
     _family(lines, "waiting_seconds", "gauge", "time the incidents waited, by what they waited on",
             [("", {"env": e["env"], "wait": w}, s) for e in envs
              for w, s in e["waiting_seconds"].items()])
@@ -137,6 +135,14 @@ def as_openmetrics(stats: dict[str, Any]) -> str:
             [("", {"outcome": o}, stats["drills"][o]) for o in ("succeeded", "failed")])
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
+
+
+def _summary(env: str, spread: dict[str, Any]) -> list[tuple[str, dict[str, str], float]]:
+    samples = [("", {"env": env, "quantile": q}, spread[k])
+               for q, k in (("0.5", "p50"), ("0.9", "p90"), ("1.0", "max"))
+               if spread[k] is not None]
+    return samples + [("_sum", {"env": env}, spread["sum"]),
+                      ("_count", {"env": env}, spread["count"])]
 
 
 # -- HTML -------------------------------------------------------------------------------------------
