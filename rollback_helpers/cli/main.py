@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
+from rollback_helpers.cli import postmortem as postmortem_command
 from rollback_helpers.cli import inputs, records
 from rollback_helpers.cli import recover as recover_command
 from rollback_helpers.cli import stats as stats_command
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
     from rollback_helpers.run.closing import Closing
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
-ADOPTION = (init_command, check_command, recover_command, stats_command)  # add_parser + run
+ADOPTION = (init_command, check_command, recover_command, stats_command, postmortem_command)
+# (each: its own module, with add_parser and run)
 DEFAULT_DRILL_SPEED = 20.0
 # Flags that set one path's parameters: passed when given, so another path's model refuses them.
 OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight", "backup_id",
