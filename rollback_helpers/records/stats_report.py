@@ -192,6 +192,7 @@ def _incident_row(incident: dict[str, Any]) -> str:
 
 STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
          "table.stats{border-collapse:collapse;margin:1em 0}table.stats td,table.stats th"
-         "{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right;font-size:13px}"
+         "{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right;font-size:13px;"
+         "white-space:nowrap}"
          "table.stats td:first-child,table.stats th:first-child{text-align:left}"
          "img{max-width:100%;border:1px solid #eee}.period{color:#555}")
