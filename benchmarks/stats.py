@@ -92,7 +92,8 @@ def timed_stats(*args: str) -> dict[str, Any]:
     seconds = time.monotonic() - began
     assert code == 0, f"stats exited {code}"
     figures = json.loads(out.getvalue())
-    return {"seconds": round(seconds, 2), "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": round(seconds, 2), "peak_rss_mib": round(rss, 1),
             "drills_counted": figures["drills"]["drills"],
             "incidents_counted": sum(e["rollbacks"] for e in figures["environments"]),
             "unattributed": len(figures["unattributed_runs"])}

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
-from rollback_helpers.cli import postmortem as postmortem_command
 from rollback_helpers.cli import inputs, records
+from rollback_helpers.cli import postmortem as postmortem_command
 from rollback_helpers.cli import recover as recover_command
 from rollback_helpers.cli import stats as stats_command
 from rollback_helpers.domain.paths import PATHS

@@ -57,8 +57,8 @@ def draft(location: str, data: bytes, verification: Verification) -> str:
     """The Markdown draft for the record ``data`` read from ``location``."""
     block: dict[str, Any] = json.loads(data.decode("utf-8")).get("metadata", {}).get(
         "rollback_runbook", {})
-    params = block.get("parameters") if isinstance(block.get("parameters"), dict) else {}
-    facts = block.get("facts") if isinstance(block.get("facts"), dict) else {}
+    params = _mapping(block.get("parameters"))
+    facts = _mapping(block.get("facts"))
     timeline = [e for e in block.get("timeline", []) if isinstance(e, dict)]
     run = run_facts(location, block, drill=block.get("backend") == "sandbox")
     bad_deploy = _bad_deploy(timeline)
@@ -79,6 +79,10 @@ def draft(location: str, data: bytes, verification: Verification) -> str:
     lines += ["## Causes", "", "_To be written by the team._", "",
               "## Actions", "", "_To be written by the team._", ""]
     return redact("\n".join(lines))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def _bad_deploy(timeline: list[dict[str, Any]]) -> tuple[str, datetime] | None:

@@ -43,7 +43,7 @@ def _rate(rate: float | None) -> str:
 
 def summary_rows(stats: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per environment: the figures a reader asks for first."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for env in stats["environments"]:
         spread, waits = env["recovery_seconds"], env["waiting_seconds"]
         rows.append((env["env"], str(env["deploys"]), str(env["failed_deploys"]),

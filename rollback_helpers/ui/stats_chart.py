@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 COLOURS = ("#1d4ed8", "#b91c1c", "#047857", "#6b21a8", "#92400e")
 
@@ -31,7 +32,8 @@ def recovery_chart(series: Series, *, title: str = "", width: float = 9.0, heigh
         if not points:
             continue
         ordered = sorted(points)
-        axes.plot([when for when, _ in ordered], [minutes for _, minutes in ordered],
+        when: list[Any] = [at for at, _ in ordered]  # matplotlib's date axis takes datetimes
+        axes.plot(when, [minutes for _, minutes in ordered],
                   marker="o", linewidth=1.2, markersize=5, label=env,
                   color=COLOURS[index % len(COLOURS)])
         plotted = True

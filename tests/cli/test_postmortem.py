@@ -47,7 +47,7 @@ def test_every_time_and_name_in_the_draft_is_in_the_record(
     people = set(re.findall(r"\| plan \| (\S+) \|", draft)) | set(
         re.findall(r"people decided:\*\* (.+)", draft)[0].split(", "))
     assert people == {"mara"} and all(f'"{p}"' in data for p in people)
-    assert f"**Record verified:** SHA-256 `" in draft and "#1010" in draft
+    assert "**Record verified:** SHA-256 `" in draft and "#1010" in draft
     for heading in ("## Summary", "## Impact window", "## Timeline (UTC", "## Durations",
                     "## Links", "## Causes", "## Actions"):
         assert heading in draft
