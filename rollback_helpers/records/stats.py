@@ -301,8 +301,16 @@ def compute(deploys: Sequence[Deploy], runs: Iterable[RunFacts], *, envs: Sequen
             period: Period) -> dict[str, Any]:
     """The whole answer: per environment, the drills apart, and what could not be placed."""
     by_key = {(d.env, d.number): d for d in deploys}
-    incidents, drills, unattributed = incidents_of(runs, by_key)
+    read: list[int] = [0]
+
+    def counted() -> Iterator[RunFacts]:
+        for run in runs:
+            read[0] += 1
+            yield run
+
+    incidents, drills, unattributed = incidents_of(counted(), by_key)
     return {
+        "records_read": read[0],
         "since": period.since.isoformat() if period.since else None,
         "until": period.until.isoformat() if period.until else None,
         "environments": [environment_stats(env, deploys, incidents, period) for env in envs],

@@ -74,12 +74,14 @@ def as_table(stats: dict[str, Any], width: int = 100) -> str:
                  f"(Path A {drills['path_a']}, Path B {drills['path_b']}, verify-flip "
                  f"{drills['verify_flip']}; {drills['succeeded']} succeeded), p50 to verified "
                  f"{duration(drills['seconds_to_verified']['p50'])}")
+    if not stats["records_read"]:
+        lines.append("no records in the store: check --incidents-dir (or incidents_dir)")
     if stats["unattributed_runs"]:
         lines.append(f"live runs naming no deployment record (not counted): "
                      f"{len(stats['unattributed_runs'])}")
     return "\n".join(wrapped for line in lines
                      for wrapped in (textwrap.wrap(line, width, subsequent_indent="  ")
-                                     if line.startswith(("drills", "live")) else [line]))
+                                     if line.startswith(("drills", "live", "no records")) else [line]))
 
 
 def _width(headers: Sequence[str], rows: list[tuple[str, ...]]) -> int:

@@ -161,7 +161,7 @@ def test_stats_equal_the_hand_calculation(capsys: pytest.CaptureFixture[str],
     drills = figures["drills"]
     assert (drills["drills"], drills["path_a"], drills["path_b"], drills["verify_flip"],
             drills["succeeded"], drills["failed"]) == (8, 5, 2, 1, 7, 1)
-    assert len(figures["unattributed_runs"]) == 1
+    assert len(figures["unattributed_runs"]) == 1 and figures["records_read"] == 22
 
 
 def test_an_incident_names_its_moments_and_its_records(capsys: pytest.CaptureFixture[str],
