@@ -11,6 +11,7 @@ for the team. The text passes through :func:`~rollback_helpers.secrets.redact`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from rollback_helpers.secrets import redact
 
 PATH_TITLES = {"path-a": "Path A — image rollback", "path-b": "Path B — database break-glass",
                "verify-flip": "Path B — verify the flip"}
+DECISION_EVENT = re.compile(r"^decision: .*, by (?P<who>[^(),]+?)(?: at \S+)?\)$")
 KNOWN_FACTS = ("from_image", "to_image", "workflow_run", "new_cluster")
 
 
@@ -69,7 +71,7 @@ def draft(location: str, data: bytes, verification: Verification) -> str:
     lines += _summary(block, params, facts, run.record_issue)
     lines += _impact(bad_deploy, run.moments.get("recovered"), run.started, run.path)
     lines += _timeline(timeline, bad_deploy)
-    lines += _decisions(block.get("decisions", []))
+    lines += _decisions(block.get("decisions", []), timeline)
     lines += _steps(block.get("steps", []), block.get("backend") == "sandbox")
     lines += _did(block, run.path)
     lines += _durations(bad_deploy[1] if bad_deploy else None, run.started, run.moments,
@@ -145,10 +147,25 @@ def _timeline(timeline: list[dict[str, Any]], bad: tuple[str, datetime] | None) 
     return lines + [""]
 
 
-def _decisions(decisions: Any) -> list[str]:
+def _decided_in(timeline: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(time, who) of each ``decision: … (how, by who)`` line of the timeline."""
+    found = []
+    for event in timeline:
+        match = DECISION_EVENT.match(str(event.get("event", "")))
+        if match:
+            found.append((_second(event.get("at")), match["who"]))
+    return found
+
+
+def _decisions(decisions: Any, timeline: list[dict[str, Any]]) -> list[str]:
     rows = [d for d in decisions if isinstance(d, dict)] if isinstance(decisions, list) else []
     lines = ["## Decisions and approvals", ""]
     if not rows:
+        logged = _decided_in(timeline)
+        if logged:
+            return lines + ["The record's decision list is empty; its timeline logs "
+                            + ", ".join(f"{who} at {at}" for at, who in logged)
+                            + " (above).", ""]
         return lines + ["None recorded.", ""]
     lines += ["| time | step | who | what | how |", "| --- | --- | --- | --- | --- |"]
     for d in rows:
@@ -179,8 +196,10 @@ def _did(block: dict[str, Any], path: str) -> list[str]:
     outcome = block.get("outcome")
     ran = [s.get("step") for s in block.get("steps", []) if isinstance(s, dict)]
     lines.append(f"- **the runbook ran:** {', '.join(map(str, ran)) or 'not in the record'}")
+    timeline = [e for e in block.get("timeline", []) if isinstance(e, dict)]
     people = sorted({str(d.get("who")) for d in block.get("decisions", [])
-                     if isinstance(d, dict) and d.get("who")})
+                     if isinstance(d, dict) and d.get("who")} | {
+        who for _, who in _decided_in(timeline)})
     lines.append(f"- **people decided:** {', '.join(people) or 'nobody (recorded)'}")
     if path == "path-b":
         lines.append("- **left to people:** the flip (secrets, cluster map, redeploy), by the "
