@@ -8,6 +8,8 @@
     rollback-runbook scenarios | exit-codes                reference
     rollback-runbook history | verify-record | render      the archived incident records
     rollback-runbook recover [--dry-run]                   archive the records of killed runs
+    rollback-runbook stats [--format json|html|openmetrics]  change-failure rate, recovery time
+    rollback-runbook postmortem RECORD                     a postmortem draft from a verified record
 """
 
 from __future__ import annotations
