@@ -18,7 +18,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import drill_vs_papermill, github_requests, history, kernel_import, path_b_overlap
+from benchmarks import (
+    drill_vs_papermill,
+    github_requests,
+    history,
+    kernel_import,
+    path_b_overlap,
+    stats,
+)
 from benchmarks.common import RESULTS, ROOT, write_result
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -36,6 +43,7 @@ def benchmarks(rounds: int, baseline: str = "") -> dict[str, Callable[[], dict[s
         "github_watch": github_requests.measure_watch,
         "path_b_overlap": path_b,
         "history": history.measure,
+        "stats": stats.measure,
     }
 
 
@@ -113,6 +121,10 @@ def _summary_rows(r: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
         ("`history` over 50 records", "≤ 2 s",
          get("history", lambda f: f"**{f['median_seconds']} s** (local folder; S3 on loopback "
                                    f"{f['s3_loopback_no_verify_seconds']} s)"), "—"),
+        ("`stats` over 10,000 records (local folder) and 1,000 (`github://`)", "completes",
+         get("stats", lambda f: f"**{f['local']['seconds']} s** local ({f['local_records']}); "
+                                f"**{f['github']['seconds']} s** github:// "
+                                f"({f['github_records']})"), "—"),
     ]
 
 
@@ -136,7 +148,8 @@ def render(r: dict[str, dict[str, Any]]) -> str:
     parts = [HEADER, "| figure | target | measured | before |\n| --- | --- | --- | --- |\n" + rows,
              _load_note(r), _drill_section(r.get("drill_vs_papermill")),
              _import_section(r.get("kernel_import")), _github_section(r), PATH_B_INTRO,
-             _path_b_table(r.get("path_b_overlap")), HISTORY_SECTION]
+             _path_b_table(r.get("path_b_overlap")), HISTORY_SECTION,
+             _stats_section(r.get("stats"))]
     return "\n\n".join(p for p in parts if p).rstrip() + "\n"
 
 
@@ -326,6 +339,32 @@ HISTORY_SECTION = """\
 copies one real drill's record into a local folder and a loopback S3 store and
 lists them as `rollback-runbook history --drills` does; the summary row above is
 its median on the local folder, with the S3 figure beside it."""
+
+
+
+def _stats_section(f: dict[str, Any] | None) -> str:
+    text = """\
+## `stats` over 10,000 records
+
+`benchmarks/stats.py` (also alone: `python -m benchmarks.stats`) copies one real
+drill's record 10,000 times into a local folder (half of them drills) and 1,000 times
+into a `github://` folder of the sandbox's GitHub (each its metadata block whole, its
+cells' display data dropped: the sandbox keeps its repository in one JSON file that
+each request re-reads), then runs `rollback-runbook stats --format json` in-process.
+The store is read 200 records at a time, each reduced to a few facts at once."""
+    if not f:
+        return text
+    rows = [(name, f[f"{key}_records"], f[f"{key}_record_bytes"], f[key]["seconds"],
+             f[key]["peak_rss_mib"]) for name, key in (("local folder", "local"),
+                                                       ("github://", "github"))]
+    table = "| store | records | bytes each | seconds | peak RSS (MiB) |\n| --- | --- | --- | --- | --- |\n"
+    table += "\n".join(f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows)
+    return (f"{text}\n\n{table}\n\nThe github:// run made {f['github_store_requests']} requests "
+            "to the repository folder (one listing per folder, one read per record). Nearly all "
+            "of its time is the sandbox's: it re-reads and rewrites its whole state file (here "
+            f"about {f['github_records'] * f['github_record_bytes'] // 2**20} MiB) on every "
+            "request. Against GitHub it is those requests at GitHub's latency, within the "
+            "5,000 requests an hour a token may make.")
 
 
 if __name__ == "__main__":

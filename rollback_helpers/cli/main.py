@@ -8,6 +8,8 @@
     rollback-runbook scenarios | exit-codes                reference
     rollback-runbook history | verify-record | render      the archived incident records
     rollback-runbook recover [--dry-run]                   archive the records of killed runs
+    rollback-runbook stats [--format json|html|openmetrics]  change-failure rate, recovery time
+    rollback-runbook postmortem RECORD                     a postmortem draft from a verified record
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
 from rollback_helpers.cli import inputs, records
+from rollback_helpers.cli import postmortem as postmortem_command
 from rollback_helpers.cli import recover as recover_command
+from rollback_helpers.cli import stats as stats_command
 from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.run.interrupt import StopSignals
@@ -38,7 +42,8 @@ if TYPE_CHECKING:
     from rollback_helpers.run.closing import Closing
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
-ADOPTION = (init_command, check_command, recover_command)  # own modules: add_parser + run
+ADOPTION = (init_command, check_command, recover_command, stats_command, postmortem_command)
+# (each: its own module, with add_parser and run)
 DEFAULT_DRILL_SPEED = 20.0
 # Flags that set one path's parameters: passed when given, so another path's model refuses them.
 OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight", "backup_id",

@@ -74,6 +74,8 @@ class Outcome:
     record_issue: int | None = None  # the deployment-record issue the run's comment is on
     account: str = ""               # the GitHub account the run wrote its comment as
     facts: dict[str, str] = field(default_factory=dict)  # from/to image, workflow run, new cluster
+    timeline: list[dict[str, str]] = field(default_factory=list)  # at, event: the run's own clock
+    steps: list[dict[str, str]] = field(default_factory=list)  # step, started_at, ended_at (UTC)
 
     @property
     def ok(self) -> bool:

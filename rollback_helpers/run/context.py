@@ -26,6 +26,7 @@ from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
 from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
+from rollback_helpers.secrets import redact
 from rollback_helpers.ui.decisions import Decision, default_operator, make_decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
@@ -238,8 +239,9 @@ class RunContext:
                         table=Table(self.timeline, columns=["time (UTC)", "event"]))
         from rollback_helpers.run.walkthrough import story_length
 
-        report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "outcome": outcome,
-                                                  "timeline": story_length(self.timeline)}}}
+        report.metadata = {METADATA_KEY: {"run": {
+            "id": self.run_id, "outcome": outcome, "timeline": story_length(self.timeline),
+            "events": self.events()}}}
         report.fact("decisions", len(self.decisions) or "none")
         for decision in self.decisions:
             report.fact(f"  {decision.step or 'decision'}", decision.line())
@@ -250,12 +252,18 @@ class RunContext:
             report.note(f"This notebook is archived at {self.archive_path}")
         return report
 
+    def events(self) -> list[dict[str, str]]:
+        """The timeline as the record keeps it (masked, as every output is)."""
+        return [{"at": at, "event": redact(event)} for at, event in self.timeline]
+
     def finish(self, notebook: str | None = None) -> Report:
         """Interactive: archive the saved notebook as the incident record. Headless: a no-op."""
         if not self.interactive:
-            return Report("Finish: archived by rollback-runbook", status="ok").fact(
+            report = Report("Finish: archived by rollback-runbook", status="ok").fact(
                 "archive", self.archive_path or "—").note(
                 "A headless run is archived by the command that ran it, when the run ends.")
+            report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "events": self.events()}}}
+            return report
         from rollback_helpers.run.walkthrough import archive_walkthrough
 
         return archive_walkthrough(self, notebook)

@@ -155,6 +155,9 @@ class PathA:
             report.note(f"skipped #{number}: {why}")
         self.ctx.log(f"target: {short(t.image.digest)}"
                      + (f" from record #{t.target.number}" if t.target else ""))
+        if t.bad_record is not None:  # the impact window's start, for stats and the postmortem
+            self.ctx.log(f"bad deploy: record #{t.bad_record.number}, deployed "
+                         f"{t.bad_record.deployed_at}")
         return report
 
     def _resolve(self, running: str, repository: str | None) -> RollbackTarget | None:

@@ -107,6 +107,7 @@ class PathB:
         name = self.params.new_cluster_name or f"{source.name}-restore"
         self.resolved = Resolved(record, backup, source, cmap, name)
         ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
+        ctx.log(f"bad deploy: record #{record.number}, deployed {record.deployed_at}")
         self._look_back(record.number, source)
         report = self.back.note(Report("Restore point"))
         for key, value in [("bad deploy record", f"#{record.number} ({record.deployed_at})"),
