@@ -117,6 +117,9 @@ class FsspecStore(RecordStore):
                 self.fs, self.root = fsspec.core.url_to_fs(location, skip_instance_cache=True)
             except (ImportError, ValueError) as exc:
                 raise _handler_error(location, exc) from exc
+            except Exception as exc:  # noqa: BLE001  (a handler that connects: ftp://, sftp://)
+                raise ConfigError(f"Records cannot be written to {location}: {_reason(exc)}.",
+                                  _store_help(location)) from None
         self.local = "file" in _protocols(self.fs)
 
     def check_writable(self) -> None:
