@@ -118,7 +118,10 @@ def _tree_json(call: Call, sha: str) -> dict[str, Any]:
 def _get_tree(call: Call) -> httpx.Response:
     sha = call.args["sha"]
     if _git(call)["objects"].get(sha, {}).get("type") != "tree":
-        return error(404, "Not Found", f"{DOC}/trees#get-a-tree")
+        from rollback_helpers.sandbox.github.records import folder_tree
+
+        folder = folder_tree(call, sha)  # a folder of the repository's files (a records store)
+        return folder or error(404, "Not Found", f"{DOC}/trees#get-a-tree")
     return json_response(200, _tree_json(call, sha))
 
 

@@ -60,7 +60,19 @@ def _get_workflow(call: Call) -> httpx.Response:
     return json_response(200, payload)
 
 
+def _get_branch_rules(call: Call) -> httpx.Response:
+    """``GET /repos/{o}/{r}/rules/branches/{branch}``: every rule that applies to the branch (an
+    empty list for a branch without rules, even one that does not exist, as GitHub answers)."""
+    from rollback_helpers.sandbox.github.records import branch_rules
+
+    rules = [{"ruleset_source_type": "Repository", "ruleset_source": call.gh["repo"],
+              "ruleset_id": 4100 + n, **rule}
+             for n, rule in enumerate(branch_rules(call.gh, call.args["branch"]))]
+    return json_response(200, rules)
+
+
 ROUTES = [
     route("GET", "", _get_repository),
+    route("GET", r"/rules/branches/(?P<branch>.+)", _get_branch_rules),
     route("GET", r"/actions/workflows/(?P<workflow>[^/]+)", _get_workflow),
 ]
