@@ -458,3 +458,39 @@ def test_watch_run_times_out_with_the_run_url_and_what_to_do(gh: Harness) -> Non
     assert run.html_url in message
     assert "gh run watch" in message and "Do not dispatch again" in message
     assert gh.clock.now() - parse_iso(run.created_at) <= 21
+
+
+def lease_commit(gh: Harness) -> str:
+    return gh.client.git.create_commit("lease", gh.client.git.create_tree({"lease.json": "{}"})).sha
+
+
+def test_a_transient_reference_update_failure_is_retried(world: World) -> None:
+    """422 "Reference update failed" is GitHub's transient refusal: tried again after a pause
+    (on the clock), not raised, and not read as "the lock is taken"."""
+    world.state["github"].setdefault("faults", {})["ref_update_failures"] = 2
+    gh = Harness(world)
+    sha = lease_commit(gh)
+    assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is True
+    assert gh.statuses("POST /repos/renewa/renewa-one/git/refs") == [422, 422, 201]
+    assert 2.0 in gh.clock.sleeps  # the pause after the second refusal
+    assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is False  # now taken
+
+
+def test_a_reference_update_failure_that_took_effect_is_this_calls_own(world: World) -> None:
+    """The failed answer hid a success: the retry finds the ref already at this SHA (ours)."""
+    answered: list[int] = []
+
+    def first_lost(handle: Transport) -> Transport:
+        def send(request: httpx.Request) -> httpx.Response:
+            response = handle(request)
+            if request.method == "POST" and request.url.path.endswith("/git/refs") \
+                    and not answered:
+                answered.append(response.status_code)
+                return httpx.Response(422, json={"message": "Reference update failed"})
+            return response
+        return send
+
+    gh = Harness(world, wrap=first_lost)
+    sha = lease_commit(gh)
+    assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is True
+    assert answered == [201]
