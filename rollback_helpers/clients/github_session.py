@@ -313,6 +313,12 @@ class GitHubSession:
             return
         endpoint = f"{self.endpoint(method, url)} ({self.repo})"
         message = error_message(response) or response.reason_phrase
+        if status == 403 and message.lower().startswith("must have"):
+            raise GitHubError(  # the token is good; its user lacks a permission (e.g. push)
+                f"GitHub answered 403 to {endpoint}: {message} The token was accepted, but its "
+                f"user lacks that access to {self.repo}.",
+                f"Grant the token's user that access to {self.repo} (or use a token of someone "
+                f"who has it); then check {check}.")
         if status == 401 or status == 403:
             token = "no token was given" if not self._token else "the token was refused"
             raise GitHubAuthError(

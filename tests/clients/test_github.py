@@ -494,3 +494,16 @@ def test_a_reference_update_failure_that_took_effect_is_this_calls_own(world: Wo
     sha = lease_commit(gh)
     assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is True
     assert answered == [201]
+
+
+def test_a_403_for_want_of_push_access_is_not_an_authentication_error(world: World) -> None:
+    """'Must have push access to view collaborator permission': the token works; its user lacks
+    a permission. Said as such (a GitHubError naming the access), not "token expired"."""
+    from rollback_helpers.errors import GitHubAuthError
+
+    world.state["github"]["permissions"] = {"push": False}
+    gh = Harness(world)
+    with pytest.raises(GitHubError, match="Must have push access") as raised:
+        gh.client.access.permission("alice")
+    assert not isinstance(raised.value, GitHubAuthError)
+    assert "lacks that access" in raised.value.what and "expired" not in str(raised.value)

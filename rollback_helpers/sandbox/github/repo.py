@@ -31,6 +31,13 @@ DEFAULT_PERMISSIONS = {"admin": False, "maintain": False, "push": True, "triage"
 DEFAULT_SCOPES = ["gist", "read:org", "repo", "workflow"]  # what `gh auth login` asks for
 
 
+def token_can_push(call: Call) -> bool:
+    """Whether the token's user may push (``state["github"]["permissions"]``, and the
+    ``contents_read_only`` fault)."""
+    permissions = {**DEFAULT_PERMISSIONS, **call.gh.get("permissions", {})}
+    return bool(permissions["push"]) and not call.gh.get("faults", {}).get("contents_read_only")
+
+
 def _get_repository(call: Call) -> httpx.Response:
     permissions = {**DEFAULT_PERMISSIONS, **call.gh.get("permissions", {})}  # the token's
     if call.gh.get("faults", {}).get("contents_read_only"):

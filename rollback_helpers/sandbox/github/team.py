@@ -204,6 +204,11 @@ def _collaborator(call: Call, login: str, role: str) -> dict[str, Any]:
 
 
 def _permission(call: Call) -> httpx.Response:
+    from rollback_helpers.sandbox.github.repo import token_can_push
+
+    if not token_can_push(call):  # as GitHub: not an authentication failure
+        return error(403, "Must have push access to view collaborator permission.",
+                     "collaborators/collaborators#get-repository-permissions-for-a-user")
     login = call.args["user"]
     role = call.gh.get("collaborators", {}).get(login)
     if role is None:
