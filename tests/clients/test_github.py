@@ -507,3 +507,14 @@ def test_a_403_for_want_of_push_access_is_not_an_authentication_error(world: Wor
         gh.client.access.permission("alice")
     assert not isinstance(raised.value, GitHubAuthError)
     assert "lacks that access" in raised.value.what and "expired" not in str(raised.value)
+
+
+def test_after_a_301_the_client_goes_to_the_new_address_directly(world: World) -> None:
+    """A permanent move is remembered: the second read of a transferred issue costs one request,
+    not a redirect each time."""
+    world.state["github"]["issues"][0]["transferred_to"] = 1002
+    gh = Harness(world)
+    assert gh.client.issues.get_issue(1001).number == 1002
+    assert gh.client.issues.get_issue(1001).number == 1002
+    assert gh.statuses("/issues/100") == [301, 200, 200]
+    assert gh.client.session.request_count == 3
