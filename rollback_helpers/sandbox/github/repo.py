@@ -18,6 +18,7 @@ import httpx
 
 from rollback_helpers.sandbox.github.actions import _known_workflow
 from rollback_helpers.sandbox.github.common import (
+    DEFAULT_PERMISSIONS,
     Call,
     error,
     json_response,
@@ -26,8 +27,6 @@ from rollback_helpers.sandbox.github.common import (
     route,
 )
 
-DEFAULT_PERMISSIONS = {"admin": False, "maintain": False, "push": True, "triage": True,
-                       "pull": True}
 DEFAULT_SCOPES = ["gist", "read:org", "repo", "workflow"]  # what `gh auth login` asks for
 
 
@@ -45,13 +44,6 @@ def _full_repository(call: Call) -> dict[str, Any]:
             "network_count": 0, "open_issues": issues, "open_issues_count": issues,
             "has_projects": False, "has_wiki": False, "has_pages": False,
             "has_discussions": False}
-
-
-def token_can_push(call: Call) -> bool:
-    """Whether the token's user may push (``state["github"]["permissions"]``, and the
-    ``contents_read_only`` fault)."""
-    permissions = {**DEFAULT_PERMISSIONS, **call.gh.get("permissions", {})}
-    return bool(permissions["push"]) and not call.gh.get("faults", {}).get("contents_read_only")
 
 
 def _get_repository(call: Call) -> httpx.Response:
