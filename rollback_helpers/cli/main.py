@@ -101,7 +101,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", default="", help="why (goes into the deployment-record comment)")
     p.add_argument("--incident", default="", help="incident id or link")
     p.add_argument("--operator", default="", help="who runs it (default: login name)")
-    p.add_argument("--incidents-dir", default="", help="archive directory (default: incidents/)")
+    p.add_argument("--incidents-dir", help="archive directory (default: incidents/)")
     p.add_argument("--target-digest", help="path-a: roll back to this digest instead of resolving")
     p.add_argument("--allow-unrecorded-target", action="store_true",
                    help="path-a: accept a --target-digest that no record names")
@@ -169,6 +169,7 @@ def _drill(args: argparse.Namespace) -> int:
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     reason = args.reason
     args.reason = reason or f"drill: scenario {args.scenario}"
+    inputs.check_sandbox(args)  # the scenario read and the world's folder usable: nothing built
     directory = checked_incidents_dir(args, backend="sandbox", drill=True)
     recover_command.recover_before_run(args.run_id)  # needs a killed drill's world: first
     for line in sweep_abandoned_worlds(spare=recover_command.worlds_of_working_copies()):
@@ -332,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         inputs.guard_free_text_inputs(args, os.environ)
+        inputs.refuse_empty_options(args)
         args.argv = argv
         args.run_id = secrets.token_hex(6)  # this run's lock, record comment and archive
         args.stop = StopSignals()  # drill and run: SIGINT/SIGTERM stop the run, cleanly

@@ -45,6 +45,7 @@ TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolErr
 # Failures before the request left this machine: safe to send again, whatever it was.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 REDIRECTS = frozenset({301, 302, 307, 308})
+PERMANENT = frozenset({301, 308})
 MAX_REDIRECTS = 5
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
@@ -241,7 +242,7 @@ class GitHubSession:
         silently never be written; GitHub asks clients to repeat the request as it
         was. Only redirects within the API's own host are followed (the token goes along).
         """
-        response = self.http.request(method, url, params=params, json=json,
+        response = self.http.request(method, self.remembered(url), params=params, json=json,
                                      headers=self._headers(headers))
         for _ in range(MAX_REDIRECTS):
             location = response.headers.get("location")
@@ -255,11 +256,21 @@ class GitHubSession:
                     f"Check the GitHub API URL in the config ({self.api_url}).")
             log.warning("GitHub moved %s to %s (a transferred issue or renamed repository)",
                         self.endpoint(method, response.url), target.path)
-            self.moved[str(response.url.copy_with(query=None))] = str(target)
+            if response.status_code in PERMANENT:  # remembered: the next request goes there
+                self.moved[str(response.url.copy_with(query=None))] = str(target.copy_with(
+                    query=None))
             self.request_count += 1
             response = self.http.request(method, target, json=json,
                                          headers=self._headers(headers))
         return response
+
+    def remembered(self, url: str) -> str:
+        """``url`` at the address GitHub said it moved to for good (301, 308): the issue's new
+        number, the renamed repository (its sub-paths too), so a move costs one redirect only."""
+        for old in sorted(self.moved, key=len, reverse=True):
+            if url == old or url.startswith(old + "/") or url.startswith(old + "?"):
+                return self.moved[old] + url[len(old):]
+        return url
 
     def _space_mutation(self, method: str) -> None:
         """GitHub asks for mutating requests one at a time, at least a second apart."""
@@ -313,6 +324,12 @@ class GitHubSession:
             return
         endpoint = f"{self.endpoint(method, url)} ({self.repo})"
         message = error_message(response) or response.reason_phrase
+        if status == 403 and message.lower().startswith("must have"):
+            raise GitHubError(  # the token is good; its user lacks a permission (e.g. push)
+                f"GitHub answered 403 to {endpoint}: {message} The token was accepted, but its "
+                f"user lacks that access to {self.repo}.",
+                f"Grant the token's user that access to {self.repo} (or use a token of someone "
+                f"who has it); then check {check}.")
         if status == 401 or status == 403:
             token = "no token was given" if not self._token else "the token was refused"
             raise GitHubAuthError(

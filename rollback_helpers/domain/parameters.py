@@ -25,9 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from rollback_helpers.domain.images import parse_digest, parse_image_ref
 from rollback_helpers.domain.validation import (
+    ACCEPTED_NAME,
     ACCEPTED_SWITCH,
+    MAX_TEXT,
+    FreeText,
     PositiveInt,
     PositiveSeconds,
+    SafeName,
     Switch,
     Text,
     bad_input,
@@ -47,6 +51,10 @@ ACCEPTED = {
     "allow_unrecorded_target": ACCEPTED_SWITCH,
     "watch_in_flight": ACCEPTED_SWITCH,
     "config": "a dict of configuration keys (docs/configuration.md)",
+    **dict.fromkeys(("reason", "incident", "operator", "confirm", "break_lock"),
+                    f"text of at most {MAX_TEXT} characters"),
+    **dict.fromkeys(("backup_id", "source_cluster", "new_cluster_name", "new_cluster",
+                     "old_cluster"), ACCEPTED_NAME + "; leave it out for the default"),
 }
 PLAIN = (str, int, float, bool, list, dict, type(None))  # what papermill can inject
 
@@ -61,9 +69,9 @@ class CommonParameters(BaseModel):
     backend: Literal["sandbox", "real"] = "sandbox"
     scenario: Text = ""  # "": the path's default scenario (domain.paths)
     sandbox_dir: Text | None = None
-    reason: Text = ""
-    incident: Text = ""
-    operator: Text = ""
+    reason: FreeText = ""
+    incident: FreeText = ""
+    operator: FreeText = ""
     archive_path: Text = ""
     config: dict[str, Any] | None = None
     run_id: Text = ""  # the command line's run id (its lock and record comment); "" in JupyterLab
@@ -82,8 +90,8 @@ class ChangingParameters(CommonParameters):
     """A path that changes things: a dry run unless told otherwise, and the lock's takeover."""
 
     dry_run: Switch = True
-    confirm: Text = ""  # a live run against a protected environment names it here
-    break_lock: Text = ""  # why an expired lease is taken over (recorded)
+    confirm: FreeText = ""  # a live run against a protected environment names it here
+    break_lock: FreeText = ""  # why an expired lease is taken over (recorded)
 
 
 class ReadingParameters(CommonParameters):
@@ -103,9 +111,12 @@ class PathAParameters(ChangingParameters):
     @field_validator("target_digest")
     @classmethod
     def _pinned(cls, value: str | None) -> str | None:
-        """Bad input fails before anything is contacted (an ImageRefError, exit 2)."""
-        if not value:
+        """Bad input fails before anything is contacted (an ImageRefError, exit 2). Empty is
+        missing, never "resolve it": leave it out (None) for the default."""
+        if value is None:
             return None
+        if not value:
+            raise ValueError("is empty: leave it out to resolve the target from the records")
         if value.startswith("sha256:"):
             return parse_digest(value, what="target_digest")
         parse_image_ref(value, what="target_digest")
@@ -114,10 +125,10 @@ class PathAParameters(ChangingParameters):
 
 class PathBParameters(ChangingParameters):
     path: Literal["path-b"] = "path-b"
-    backup_id: Text | None = None
-    source_cluster: Text | None = None
+    backup_id: SafeName | None = None  # in flyctl's argv: never a flag, a space or a ';'
+    source_cluster: SafeName | None = None
     record_number: PositiveInt | None = None
-    new_cluster_name: Text | None = None
+    new_cluster_name: SafeName | None = None
     ready_timeout: PositiveSeconds | None = None
 
     def config_overrides(self) -> dict[str, Any] | None:
@@ -129,8 +140,8 @@ class PathBParameters(ChangingParameters):
 
 class VerifyFlipParameters(ReadingParameters):
     path: Literal["verify-flip"] = "verify-flip"
-    new_cluster: Text | None = None
-    old_cluster: Text | None = None
+    new_cluster: SafeName | None = None
+    old_cluster: SafeName | None = None
 
 
 AnyParameters = PathAParameters | PathBParameters | VerifyFlipParameters

@@ -152,7 +152,15 @@ def _as_digest(value: str, *, what: str) -> str:
 def _target_image(target_digest: str, record: DeploymentRecord | None,
                   repository: str | None) -> ImageRef:
     if not target_digest.startswith("sha256:"):
-        return parse_image_ref(target_digest, what="target_digest")
+        given = parse_image_ref(target_digest, what="target_digest")
+        expected = record.image.repository if record is not None else repository
+        if expected and given.repository != expected:  # evil.io/x@<a recorded digest>
+            raise ImageRefError(
+                f"target_digest names the repository {given.repository}, but the app's images "
+                f"come from {expected}: the digest alone does not make another registry's image "
+                "the same image.",
+                f"Give the digest alone (sha256:<64 hex>) or as {expected}@sha256:<64 hex>.")
+        return given
     if record is not None:
         return record.image  # a bare digest takes the repository its record names
     if not repository:

@@ -81,6 +81,13 @@ class DrillWorld:
     scenario: str = ""    # the scenario the world was built from (a reused one's own)
 
 
+def check_scenario(scenario: str) -> None:
+    """The scenario (a name or a ``.toml`` path) read and checked: ConfigError (exit 2) if bad."""
+    from rollback_helpers.sandbox.scenarios import load_scenario
+
+    load_scenario(scenario)
+
+
 def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
                        reuse: bool = False) -> DrillWorld:
     """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``.

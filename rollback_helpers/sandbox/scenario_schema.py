@@ -90,7 +90,7 @@ class ClusterSpec(_Table):
 class EnvironmentSpec(_Table):
     app: Text
     repository: Text = "registry.fly.io/renewa-one"
-    deploys: Names = []
+    deploys: Annotated[Names, Field(min_length=1)]  # the records and the running image come from them
     running: Text | None = None
     unhealthy: Names = []
     extra_images: Names = []

@@ -458,3 +458,63 @@ def test_watch_run_times_out_with_the_run_url_and_what_to_do(gh: Harness) -> Non
     assert run.html_url in message
     assert "gh run watch" in message and "Do not dispatch again" in message
     assert gh.clock.now() - parse_iso(run.created_at) <= 21
+
+
+def lease_commit(gh: Harness) -> str:
+    return gh.client.git.create_commit("lease", gh.client.git.create_tree({"lease.json": "{}"})).sha
+
+
+def test_a_transient_reference_update_failure_is_retried(world: World) -> None:
+    """422 "Reference update failed" is GitHub's transient refusal: tried again after a pause
+    (on the clock), not raised, and not read as "the lock is taken"."""
+    world.state["github"].setdefault("faults", {})["ref_update_failures"] = 2
+    gh = Harness(world)
+    sha = lease_commit(gh)
+    assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is True
+    assert gh.statuses("POST /repos/renewa/renewa-one/git/refs") == [422, 422, 201]
+    assert 2.0 in gh.clock.sleeps  # the pause after the second refusal
+    assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is False  # now taken
+
+
+def test_a_reference_update_failure_that_took_effect_is_this_calls_own(world: World) -> None:
+    """The failed answer hid a success: the retry finds the ref already at this SHA (ours)."""
+    answered: list[int] = []
+
+    def first_lost(handle: Transport) -> Transport:
+        def send(request: httpx.Request) -> httpx.Response:
+            response = handle(request)
+            if request.method == "POST" and request.url.path.endswith("/git/refs") \
+                    and not answered:
+                answered.append(response.status_code)
+                return httpx.Response(422, json={"message": "Reference update failed"})
+            return response
+        return send
+
+    gh = Harness(world, wrap=first_lost)
+    sha = lease_commit(gh)
+    assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is True
+    assert answered == [201]
+
+
+def test_a_403_for_want_of_push_access_is_not_an_authentication_error(world: World) -> None:
+    """'Must have push access to view collaborator permission': the token works; its user lacks
+    a permission. Said as such (a GitHubError naming the access), not "token expired"."""
+    from rollback_helpers.errors import GitHubAuthError
+
+    world.state["github"]["permissions"] = {"push": False}
+    gh = Harness(world)
+    with pytest.raises(GitHubError, match="Must have push access") as raised:
+        gh.client.access.permission("alice")
+    assert not isinstance(raised.value, GitHubAuthError)
+    assert "lacks that access" in raised.value.what and "expired" not in str(raised.value)
+
+
+def test_after_a_301_the_client_goes_to_the_new_address_directly(world: World) -> None:
+    """A permanent move is remembered: the second read of a transferred issue costs one request,
+    not a redirect each time."""
+    world.state["github"]["issues"][0]["transferred_to"] = 1002
+    gh = Harness(world)
+    assert gh.client.issues.get_issue(1001).number == 1002
+    assert gh.client.issues.get_issue(1001).number == 1002
+    assert gh.statuses("/issues/100") == [301, 200, 200]
+    assert gh.client.session.request_count == 3

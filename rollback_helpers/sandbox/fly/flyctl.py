@@ -99,13 +99,14 @@ COMMANDS: dict[tuple[str, ...], Command] = {
                                 "--region", "-u", "--user", "-o", "--org", "-A", "--address",
                                 "--container", "--process-group"},
                                 frozenset({"-q", "--quiet", "-s", "--select", "--pty"})),
-    ("mpg", "status"): Command("_mpg_status", frozenset({"-o", "--org"}), _JSON),
+    # -o/--org belongs to `mpg list` (and the `mpg` parent, not inherited): as flyctl
+    ("mpg", "status"): Command("_mpg_status", frozenset(), _JSON),
     ("mpg", "list"): Command("_mpg_list", frozenset({"-o", "--org"}), _JSON | {"--deleted"}),
     ("mpg", "backup", "list"): Command("_mpg_backup_list", frozenset(), _JSON | {"--all"}),
     ("mpg", "restore"): Command("_mpg_restore", frozenset({"--backup-id", "--pitr-time", "-n",
-                                "--name", "-o", "--org"}), frozenset(), mutating=True),
-    ("mpg", "proxy"): Command("_mpg_proxy", frozenset({"-p", "--local-port", "-b", "--bind-addr",
-                              "-o", "--org"}), frozenset()),
+                                "--name"}), frozenset(), mutating=True),
+    ("mpg", "proxy"): Command("_mpg_proxy", frozenset({"-p", "--local-port", "-b",
+                              "--bind-addr"}), frozenset()),
 }
 ALL_VALUE_FLAGS = frozenset().union(*(c.value_flags for c in COMMANDS.values()))
 

@@ -101,6 +101,17 @@ def user_json(login: str, api: str) -> dict[str, Any]:
             "user_view_type": "public", "site_admin": False}
 
 
+DEFAULT_PERMISSIONS = {"admin": False, "maintain": False, "push": True, "triage": True,
+                       "pull": True}  # the token's user's, unless state["github"]["permissions"]
+
+
+def token_can_push(call: Call) -> bool:
+    """Whether the token's user may push (``state["github"]["permissions"]``, and the
+    ``contents_read_only`` fault)."""
+    permissions = {**DEFAULT_PERMISSIONS, **call.gh.get("permissions", {})}
+    return bool(permissions["push"]) and not call.gh.get("faults", {}).get("contents_read_only")
+
+
 def repository_json(call: Call) -> dict[str, Any]:
     repo, base = call.gh["repo"], call.repo_api
     owner, name = repo.split("/", 1)

@@ -39,6 +39,7 @@ from rollback_helpers.sandbox.github.common import (
     node_id,
     route,
     stable_id,
+    token_can_push,
     user_json,
 )
 
@@ -228,6 +229,9 @@ def _collaborator(call: Call, login: str, role: str) -> dict[str, Any]:
 
 
 def _permission(call: Call) -> httpx.Response:
+    if not token_can_push(call):  # as GitHub: not an authentication failure
+        return error(403, "Must have push access to view collaborator permission.",
+                     "collaborators/collaborators#get-repository-permissions-for-a-user")
     login = call.args["user"]
     role = call.gh.get("collaborators", {}).get(login)
     if role is None:

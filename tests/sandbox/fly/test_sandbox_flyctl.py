@@ -350,3 +350,12 @@ def test_app_commands_are_emulated_with_json_only(sandbox: FlyctlSandbox, comman
 def test_go_json_escapes_html_and_keeps_utf8() -> None:
     assert go_json({"b": "x&y<z>", "a": "ü"}) == (
         '{\n    "b": "x\\u0026y\\u003cz\\u003e",\n    "a": "ü"\n}\n')
+
+
+@pytest.mark.parametrize("command", ["mpg status x --org renewa --json",
+                                     "mpg proxy x -p 0 -o renewa"])
+def test_org_is_an_unknown_flag_outside_mpg_list(sandbox: FlyctlSandbox, command: str) -> None:
+    """As flyctl: -o/--org belongs to `mpg list`; elsewhere under `mpg` it is an unknown flag."""
+    result = run(sandbox, command)
+    assert result.returncode == 1 and "unknown" in result.stderr and "-o" in result.stderr
+    assert run(sandbox, "mpg list --org renewa --json").returncode == 0

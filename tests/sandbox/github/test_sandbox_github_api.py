@@ -380,3 +380,13 @@ def test_a_comment_without_a_body_answers_422_when_created_or_edited(
         assert response.json()["documentation_url"].endswith(f"#{doc}")
     comments = api.get(f"{REPO}/issues/1001/comments").json()
     assert [c["body"] for c in comments if c["id"] == created["id"]] == ["started"]
+
+
+def test_the_repository_is_githubs_full_repository(api: httpx.Client) -> None:
+    """GET /repos/{o}/{r} carries every field GitHub's full-repository schema requires (a client
+    built on the schema, as githubkit is, accepts it)."""
+    from githubkit_schemas.latest import models
+
+    repo = validate(models.FullRepository, api.get(REPO).json())
+    assert repo.full_name == "renewa/renewa-one" and repo.permissions is not None
+    assert repo.clone_url.endswith("renewa-one.git") and repo.open_issues_count >= 0
