@@ -31,7 +31,7 @@ def add_parser(sub: Any) -> None:
     stats.add_argument("--until", default="", help="to this date or ISO time, UTC (exclusive)")
     stats.add_argument("--format", choices=FORMATS, default="table")
     stats.add_argument("-o", "--output", default="", help="write to this file instead of stdout")
-    stats.add_argument("--incidents-dir", default="",
+    stats.add_argument("--incidents-dir", default=None,
                        help="the records store (default: the configured incidents_dir)")
     stats.add_argument("--sandbox-dir", default=None,
                        help="a kept drill world: its GitHub holds the deployment records")
