@@ -5,14 +5,23 @@ tests use :class:`VirtualClock`, whose ``sleep`` moves time forward at once; dri
 use a virtual clock with a speed factor, so a five-minute restore is watchable in
 a few seconds. Polling loops wait through a :class:`PollSchedule`, whose polls keep
 a fixed rate whatever work is done between them.
+
+Independent reads overlap: :func:`started` runs one in a thread and :meth:`Started.result`
+waits for it. On a virtual clock each thread of such work keeps its own *lane*, a
+virtual "now" of its own (:func:`lane_now`), so two requests in flight at once cost
+the longer of the two, not their sum, whatever order the threads really ran in.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -102,3 +111,101 @@ def utc_iso(epoch: float) -> str:
 
 def parse_iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# -- overlapping work ---------------------------------------------------------------------------
+# A lane is a thread's own virtual "now" while work started beside it is in flight. Only a
+# virtual clock (the sandbox's) reads lanes; on a real clock the threads simply overlap.
+_LANES: dict[int, float] = {}
+_OUTSTANDING: dict[int, int] = {}  # thread -> work it started and has not waited for yet
+_LANES_LOCK = threading.Lock()
+
+
+def lane_now() -> float | None:
+    """The calling thread's virtual "now" while it overlaps with other work, else None (the
+    clock's own time holds)."""
+    return _LANES.get(threading.get_ident())
+
+
+def set_lane(moment: float) -> None:
+    """Move the calling thread's lane to ``moment`` (a request answered, a wait done); a
+    thread without a lane keeps none."""
+    ident = threading.get_ident()
+    with _LANES_LOCK:
+        if ident in _LANES:
+            _LANES[ident] = moment
+
+
+class Started(Generic[T]):
+    """Work running in a thread of its own since :func:`started`; :meth:`result` waits for it
+    and returns its value or raises its error, in the thread that asks."""
+
+    def __init__(self, clock: Clock, work: Callable[[], T]) -> None:
+        self._work = work
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._ended_at = 0.0
+        self._waited = False
+        self._parent = threading.get_ident()
+        with _LANES_LOCK:
+            begun = _LANES.setdefault(self._parent, clock.now())
+            _OUTSTANDING[self._parent] = _OUTSTANDING.get(self._parent, 0) + 1
+        self._begun = begun
+        self._thread = threading.Thread(target=self._run, name="rollback-overlap", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        ident = threading.get_ident()
+        with _LANES_LOCK:
+            _LANES[ident] = self._begun
+        try:
+            self._value = self._work()
+        except BaseException as exc:  # handed to the thread that waits for it
+            self._error = exc
+        finally:
+            with _LANES_LOCK:
+                self._ended_at = _LANES.pop(ident, self._begun)
+
+    def result(self) -> T:
+        """Wait for the work; its value, or its error raised here."""
+        self._thread.join()
+        if not self._waited:
+            self._waited = True
+            with _LANES_LOCK:
+                parent = self._parent
+                left = _OUTSTANDING.get(parent, 1) - 1
+                if parent in _LANES:
+                    _LANES[parent] = max(_LANES[parent], self._ended_at)
+                if left <= 0:
+                    _OUTSTANDING.pop(parent, None)
+                    _LANES.pop(parent, None)  # nothing beside it: the clock's time holds again
+                else:
+                    _OUTSTANDING[parent] = left
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+def started(clock: Clock, work: Callable[[], T]) -> Started[T]:
+    """Start ``work`` (a read that depends on nothing the caller does next) in a thread."""
+    return Started(clock, work)
+
+
+def together(clock: Clock, first: Callable[[], T], *others: Callable[[], object]
+             ) -> tuple[T, list[object]]:
+    """Run ``first`` here and ``others`` beside it; every value once all are done (the first
+    error raised, after every one has ended)."""
+    running = [started(clock, work) for work in others]
+    try:
+        value = first()
+    finally:
+        outcomes: list[object] = []
+        errors: list[BaseException] = []
+        for job in running:
+            try:
+                outcomes.append(job.result())
+            except BaseException as exc:
+                errors.append(exc)
+    if errors:
+        raise errors[0]
+    return value, outcomes
