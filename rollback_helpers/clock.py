@@ -114,26 +114,27 @@ def parse_iso(text: str) -> float:
 
 
 # -- overlapping work ---------------------------------------------------------------------------
-# A lane is a thread's own virtual "now" while work started beside it is in flight. Only a
-# virtual clock (the sandbox's) reads lanes; on a real clock the threads simply overlap.
-_LANES: dict[int, float] = {}
-_OUTSTANDING: dict[int, int] = {}  # thread -> work it started and has not waited for yet
+# A lane is a thread's own virtual "now" in one virtual world while work started beside it is in
+# flight. Only a clock with a ``lane_key`` (the sandbox world's) keeps lanes, one set per world;
+# on any other clock the threads simply overlap.
+_LANES: dict[tuple[str, int], float] = {}
+_OUTSTANDING: dict[tuple[str, int], int] = {}  # work a thread started and has not waited for
 _LANES_LOCK = threading.Lock()
 
 
-def lane_now() -> float | None:
-    """The calling thread's virtual "now" while it overlaps with other work, else None (the
-    clock's own time holds)."""
-    return _LANES.get(threading.get_ident())
+def lane_now(key: str) -> float | None:
+    """The calling thread's virtual "now" in the world ``key`` while it overlaps with other
+    work, else None (the world's own time holds)."""
+    return _LANES.get((key, threading.get_ident()))
 
 
-def set_lane(moment: float) -> None:
-    """Move the calling thread's lane to ``moment`` (a request answered, a wait done); a
-    thread without a lane keeps none."""
-    ident = threading.get_ident()
+def set_lane(key: str, moment: float) -> None:
+    """Move the calling thread's lane in the world ``key`` to ``moment`` (a call answered, a
+    wait done); a thread without a lane there keeps none."""
+    lane = (key, threading.get_ident())
     with _LANES_LOCK:
-        if ident in _LANES:
-            _LANES[ident] = moment
+        if lane in _LANES:
+            _LANES[lane] = moment
 
 
 class Started(Generic[T]):
@@ -144,46 +145,55 @@ class Started(Generic[T]):
         self._work = work
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._ended_at = 0.0
         self._waited = False
-        self._parent = threading.get_ident()
-        with _LANES_LOCK:
-            begun = _LANES.setdefault(self._parent, clock.now())
-            _OUTSTANDING[self._parent] = _OUTSTANDING.get(self._parent, 0) + 1
-        self._begun = begun
+        self._key = str(getattr(clock, "lane_key", "") or "")
+        self._parent = (self._key, threading.get_ident())
+        self._begun = self._ended = 0.0
+        if self._key:
+            with _LANES_LOCK:
+                self._begun = _LANES.setdefault(self._parent, clock.now())
+                _OUTSTANDING[self._parent] = _OUTSTANDING.get(self._parent, 0) + 1
         self._thread = threading.Thread(target=self._run, name="rollback-overlap", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        ident = threading.get_ident()
-        with _LANES_LOCK:
-            _LANES[ident] = self._begun
+        lane = (self._key, threading.get_ident())
+        if self._key:
+            with _LANES_LOCK:
+                _LANES[lane] = self._begun
         try:
             self._value = self._work()
         except BaseException as exc:  # handed to the thread that waits for it
             self._error = exc
         finally:
-            with _LANES_LOCK:
-                self._ended_at = _LANES.pop(ident, self._begun)
+            if self._key:
+                with _LANES_LOCK:
+                    self._ended = _LANES.pop(lane, self._begun)
 
     def result(self) -> T:
         """Wait for the work; its value, or its error raised here."""
         self._thread.join()
-        if not self._waited:
+        if self._key and not self._waited:
             self._waited = True
             with _LANES_LOCK:
-                parent = self._parent
-                left = _OUTSTANDING.get(parent, 1) - 1
-                if parent in _LANES:
-                    _LANES[parent] = max(_LANES[parent], self._ended_at)
-                if left <= 0:
-                    _OUTSTANDING.pop(parent, None)
-                    _LANES.pop(parent, None)  # nothing beside it: the clock's time holds again
+                left = _OUTSTANDING.get(self._parent, 1) - 1
+                if self._parent in _LANES:
+                    _LANES[self._parent] = max(_LANES[self._parent], self._ended)
+                if left <= 0:  # nothing beside it any more: the world's time holds again
+                    _OUTSTANDING.pop(self._parent, None)
+                    _LANES.pop(self._parent, None)
                 else:
-                    _OUTSTANDING[parent] = left
+                    _OUTSTANDING[self._parent] = left
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
+
+    def settle(self) -> None:
+        """Wait for the work, whatever it gave (a run ending before it used the value)."""
+        try:
+            self.result()
+        except Exception:  # noqa: BLE001 - the value was not needed, nor is its error
+            pass
 
 
 def started(clock: Clock, work: Callable[[], T]) -> Started[T]:

@@ -76,7 +76,10 @@ def latency(text: str) -> dict[str, float]:
         if not sep or seam not in LATENCY_SEAMS:
             raise argparse.ArgumentTypeError(
                 f"{part!r} is not SEAM=SECONDS with SEAM one of {', '.join(LATENCY_SEAMS)}")
-        seams[seam] = _number(value, positive=False)
+        try:
+            seams[seam] = _number(value, positive=False)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{part!r}: {exc}") from None
     return seams
 
 

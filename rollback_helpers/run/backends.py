@@ -58,22 +58,23 @@ SANDBOX_FLY_TOKEN = "fm2_sandbox_metrics"  # the sandbox's Fly token: never a re
 
 class WorldClock:
     """The sandbox world's own clock: sleeping moves the world forward. A thread whose work
-    overlaps with another's reads and moves its own lane (``rollback_helpers.clock.lane_now``)."""
+    overlaps with another's reads and moves its own lane in the world (``rollback_helpers.clock``)."""
 
     def __init__(self, world: World) -> None:
         self._world = world
+        self.lane_key = str(world.state_dir.resolve())
 
     def now(self) -> float:
-        lane = lane_now()
+        lane = lane_now(self.lane_key)
         return self._world.now if lane is None else lane
 
     def sleep(self, seconds: float) -> None:
-        lane = lane_now()
+        lane = lane_now(self.lane_key)
         if lane is None or seconds <= 0:
             self._world.sleep(seconds)
             return
         self._world.sleep(lane + seconds - self._world.now)  # the world reaches this lane's end
-        set_lane(lane + seconds)
+        set_lane(self.lane_key, lane + seconds)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,8 @@ def spent(world: World, seam: str) -> Iterator[None]:
     if seconds <= 0:
         yield
         return
-    lane = lane_now()
+    key = str(world.state_dir.resolve())
+    lane = lane_now(key)
     with world.transaction():
         start = world.now if lane is None else lane
         speed = float(world.state.get("speed", 0))
@@ -80,6 +81,6 @@ def spent(world: World, seam: str) -> Iterator[None]:
     with world.transaction():
         world.state["now"] = max(world.now, end)
         world.advance()
-    set_lane(end)
+    set_lane(key, end)
     with call_span(start, end):
         yield
