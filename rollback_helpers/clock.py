@@ -14,6 +14,7 @@ the longer of the two, not their sum, whatever order the threads really ran in.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -190,10 +191,8 @@ class Started(Generic[T]):
 
     def settle(self) -> None:
         """Wait for the work, whatever it gave (a run ending before it used the value)."""
-        try:
+        with contextlib.suppress(Exception):  # the value was not needed, nor is its error
             self.result()
-        except Exception:  # noqa: BLE001 - the value was not needed, nor is its error
-            pass
 
 
 def started(clock: Clock, work: Callable[[], T]) -> Started[T]:
