@@ -18,7 +18,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import drill_vs_papermill, github_requests, history, kernel_import, path_b_overlap
+from benchmarks import (
+    critical_path,
+    drill_vs_papermill,
+    github_requests,
+    history,
+    kernel_import,
+    path_b_overlap,
+)
 from benchmarks.common import RESULTS, ROOT, write_result
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -36,6 +43,7 @@ def benchmarks(rounds: int, baseline: str = "") -> dict[str, Callable[[], dict[s
         "github_watch": github_requests.measure_watch,
         "path_b_overlap": path_b,
         "history": history.measure,
+        "critical_path": lambda: critical_path.measure(baseline),
     }
 
 
@@ -87,6 +95,12 @@ def _before_import(f: dict[str, Any]) -> str:
     return f"{f['baseline_median_milliseconds']:.0f} ms ({pandas}; {f['baseline']}, same rounds)"
 
 
+def _before_critical(f: dict[str, Any] | None, key: str, unit: str) -> str:
+    if not f or "baseline_path_a" not in f:
+        return "not measured"
+    return f"{f['baseline_path_a'][key]}{unit} ({f['baseline']})"
+
+
 def _summary_rows(r: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
     def get(name: str, render: Callable[[dict[str, Any]], str]) -> str:
         return render(r[name]) if name in r else "not measured"
@@ -110,6 +124,14 @@ def _summary_rows(r: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
         ("Path B restore + wait above the restore time alone", "≤ 1 s",
          get("path_b_overlap", lambda f: f"**{f['overhead_over_restore_alone_seconds']} s**"),
          COUNTED_BEFORE["path_b_overlap"]),
+        ("Serial GitHub requests before the dispatch (live Path A, sandbox)", "≤ 5",
+         get("critical_path", lambda f: f"**{f['path_a']['serial_github_requests_before_dispatch']}"
+                                        f"** (of {f['path_a']['github_requests_before_dispatch']})"),
+         _before_critical(r.get("critical_path"), "serial_github_requests_before_dispatch", "")),
+        ("Enter → dispatch at 250 ms/GitHub request, 1.5 s/flyctl (virtual, no kernel start)",
+         "≤ 2.5 s",
+         get("critical_path", lambda f: f"**{f['path_a']['enter_to_dispatch_seconds']} s**"),
+         _before_critical(r.get("critical_path"), "enter_to_dispatch_seconds", " s")),
         ("`history` over 50 records", "≤ 2 s",
          get("history", lambda f: f"**{f['median_seconds']} s** (local folder; S3 on loopback "
                                    f"{f['s3_loopback_no_verify_seconds']} s)"), "—"),
@@ -136,7 +158,8 @@ def render(r: dict[str, dict[str, Any]]) -> str:
     parts = [HEADER, "| figure | target | measured | before |\n| --- | --- | --- | --- |\n" + rows,
              _load_note(r), _drill_section(r.get("drill_vs_papermill")),
              _import_section(r.get("kernel_import")), _github_section(r), PATH_B_INTRO,
-             _path_b_table(r.get("path_b_overlap")), HISTORY_SECTION]
+             _path_b_table(r.get("path_b_overlap")), critical_path.section(r.get("critical_path")),
+             HISTORY_SECTION]
     return "\n\n".join(p for p in parts if p).rstrip() + "\n"
 
 
