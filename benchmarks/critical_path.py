@@ -186,7 +186,7 @@ INTRO = """\
 ## The operator's critical path: seconds from Enter to dispatch
 
 ```bash
-.venv/bin/python -m benchmarks.critical_path --baseline 6199cc4
+.venv/bin/python -m benchmarks.critical_path --baseline 6199cc4 --live-rounds 3 --live-baseline e264ba7
 ```
 
 A live Path A run (`default` scenario, staging) and a live Path B run (`b-default`), in
@@ -269,9 +269,11 @@ def section(f: dict[str, Any] | None) -> str:
                              f["path_a"]["timeline"])]
     if "baseline_path_a" in f:
         parts.append(_timeline_table(f"And at {f['baseline']}:", f["baseline_path_a"]["timeline"]))
-    parts.append(_timeline_table("Path B now, up to the restore request (Path B's steps are "
-                                 "unchanged; the lock and the pacing of writes are shared):",
-                                 f["path_b"]["timeline"]))
+    parts.append(_timeline_table(
+        "Path B now, up to the restore request. Only the lock and the pacing of writes changed "
+        "for it; its own reads (`mpg status`, the backup list, the records, the cluster map, "
+        "`mpg list`) still wait for each other and could overlap the same way:",
+        f["path_b"]["timeline"]))
     return "\n\n".join(parts)
 
 
