@@ -19,6 +19,7 @@ from typing import Any
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.domain.config import read_toml
 from rollback_helpers.errors import ConfigError
+from rollback_helpers.sandbox.core.latency import checked_latency
 from rollback_helpers.sandbox.core.world import STATE_FILE, World, digest_for, world_lock
 from rollback_helpers.sandbox.github.faults import build_github_faults
 from rollback_helpers.sandbox.github.team import build_team
@@ -65,7 +66,8 @@ def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0
     scenario = load_scenario(name_or_path)
     state_dir = Path(state_dir)
     if latency:
-        scenario = {**scenario, "latency": {**scenario.get("latency", {}), **latency}}
+        scenario = {**scenario, "latency": {**scenario.get("latency", {}),
+                                            **checked_latency(latency)}}
     with world_lock(state_dir):
         return _build_world(scenario, state_dir, speed)
 

@@ -28,16 +28,12 @@ SEAMS = ("github", "flyctl", "health", "metrics")
 MAX_LATENCY = 600.0
 
 
-def parse_latency(text: str) -> dict[str, float]:
-    """``github=0.25,flyctl=1.5`` as seconds per seam; ValueError naming what is wrong."""
-    latency: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        seam, sep, value = part.partition("=")
-        seam = seam.strip()
-        if not sep or seam not in SEAMS:
-            raise ValueError(f"{part!r} is not SEAM=SECONDS with SEAM one of {', '.join(SEAMS)}")
-        latency[seam] = checked_seconds(seam, value.strip())
-    return latency
+def checked_latency(latency: Mapping[str, object]) -> dict[str, float]:
+    """Seconds per seam, each checked; ValueError naming an unknown seam or a bad number."""
+    unknown = sorted(set(latency) - set(SEAMS))
+    if unknown:
+        raise ValueError(f"unknown seam(s) {', '.join(unknown)}: the seams are {', '.join(SEAMS)}")
+    return {seam: checked_seconds(seam, value) for seam, value in latency.items()}
 
 
 def checked_seconds(seam: str, value: object) -> float:

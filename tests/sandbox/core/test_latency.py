@@ -13,8 +13,9 @@ from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import lane_now, started, together
 from rollback_helpers.errors import ConfigError
 from rollback_helpers.run.backends import Backends, open_backends
-from rollback_helpers.sandbox.core.latency import parse_latency, set_latency
+from rollback_helpers.sandbox.core.latency import SEAMS, set_latency
 from rollback_helpers.sandbox.core.world import World, read_calls
+from rollback_helpers.sandbox.scenario_schema import LatencySpec
 from rollback_helpers.sandbox.scenarios import create_world
 
 GITHUB, FLYCTL = 0.25, 1.5
@@ -102,6 +103,7 @@ def test_a_scenario_gives_latency_and_set_latency_changes_one_seam(tmp_path: Pat
     set_latency(world, {"flyctl": 1.5})
     assert World.load(world.state_dir).state["latency"] == {"github": 0.5, "health": 2.0,
                                                             "flyctl": 1.5}
+    assert tuple(LatencySpec.model_fields) == SEAMS  # a scenario names the same seams
 
 
 def test_a_bad_latency_in_a_scenario_names_the_key(tmp_path: Path) -> None:
@@ -112,8 +114,11 @@ def test_a_bad_latency_in_a_scenario_names_the_key(tmp_path: Path) -> None:
     assert "latency" in str(caught.value)
 
 
-def test_parse_latency_reads_seams_and_refuses_what_is_not_one() -> None:
-    assert parse_latency("github=0.25, flyctl=1.5") == {"github": 0.25, "flyctl": 1.5}
-    for bad in ("gitlab=1", "github", "github=fast", "flyctl=-1", "health=nan"):
-        with pytest.raises(ValueError):
-            parse_latency(bad)
+@pytest.mark.parametrize("latency, named", [({"gitlab": 1.0}, "gitlab"),
+                                            ({"github": "fast"}, "github"),
+                                            ({"flyctl": -1.0}, "flyctl"),
+                                            ({"health": float("nan")}, "health")])
+def test_a_worlds_latency_is_checked_seam_by_seam(tmp_path: Path, latency: dict[str, object],
+                                                  named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        create_world("default", tmp_path, latency=latency)  # type: ignore[arg-type]
