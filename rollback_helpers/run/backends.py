@@ -97,7 +97,8 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
     ``reuse``: if ``directory`` already holds a world (a drill re-run after a crash,
     or a second operator's drill started at the same time), act in that one. ``latency``:
     seconds per call of some seams (``github``, ``flyctl``, ``health``, ``metrics``), over the
-    scenario's, for a world built here (a reused world keeps its own). This process is registered in the world first: end with :func:`leave_drill_world`.
+    scenario's, for a world built here (a reused world keeps its own). This process is
+    registered in the world first: end with :func:`leave_drill_world`.
     """
     from rollback_helpers.sandbox.occupants import join
     from rollback_helpers.sandbox.scenarios import create_world, open_world
