@@ -65,6 +65,24 @@ def seconds(text: str) -> float:
     return _number(text, positive=False)
 
 
+LATENCY_SEAMS = ("github", "flyctl", "health", "metrics")  # the sandbox's seams
+
+
+def latency(text: str) -> dict[str, float]:
+    """An argparse type: ``github=0.25,flyctl=1.5``, seconds per call of the sandbox's seams."""
+    seams: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        seam, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or seam not in LATENCY_SEAMS:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not SEAM=SECONDS with SEAM one of {', '.join(LATENCY_SEAMS)}")
+        try:
+            seams[seam] = _number(value, positive=False)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{part!r}: {exc}") from None
+    return seams
+
+
 def positive_seconds(text: str) -> float:
     """An argparse type: a finite number > 0 (``--ready-timeout``)."""
     return _number(text, positive=True)

@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="for a drill that is not a dry run on production: the word 'production'")
     drill.add_argument("--speed", type=inputs.seconds, default=DEFAULT_DRILL_SPEED,
                        help="virtual seconds per real second on waits (0 = instant)")
+    drill.add_argument("--latency", type=inputs.latency, default={}, metavar="SEAM=S,…",
+                       help="seconds per call of the sandbox's seams, e.g. github=0.25,flyctl=1.5 "
+                            "(seams: github, flyctl, health, metrics; virtual time)")
     drill.add_argument("--sandbox-dir", help="keep the sandbox world here (default: a temp dir)")
     drill.add_argument("--keep-sandbox", action="store_true", help="do not delete the sandbox world")
     run = sub.add_parser("run", help="run a runbook path against the real Fly.io and GitHub")
@@ -178,7 +181,7 @@ def _drill(args: argparse.Namespace) -> int:
     saved_token = os.environ.get("GITHUB_TOKEN")
     try:
         world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed,
-                                   reuse=bool(args.sandbox_dir))
+                                   reuse=bool(args.sandbox_dir), latency=args.latency)
         args.reason = reason or f"drill: scenario {world.scenario}"  # a reused world's own
         print(f"Drill: {args.path} on {args.env}, scenario {world.scenario!r} — {world.description}")
         if world.reused:

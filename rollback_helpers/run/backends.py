@@ -42,7 +42,7 @@ from rollback_helpers.clients.metrics import (
     is_fly_endpoint,
     metrics_base_url,
 )
-from rollback_helpers.clock import Clock, RealClock
+from rollback_helpers.clock import Clock, RealClock, lane_now, set_lane
 from rollback_helpers.domain.config import RunbookConfig
 from rollback_helpers.errors import ConfigError, GitHubAuthError
 from rollback_helpers.records.store import GitHubFactory
@@ -57,16 +57,24 @@ SANDBOX_FLY_TOKEN = "fm2_sandbox_metrics"  # the sandbox's Fly token: never a re
 
 
 class WorldClock:
-    """The sandbox world's own clock: sleeping moves the world forward."""
+    """The sandbox world's own clock: sleeping moves the world forward. A thread whose work
+    overlaps with another's reads and moves its own lane in the world (``rollback_helpers.clock``)."""
 
     def __init__(self, world: World) -> None:
         self._world = world
+        self.lane_key = str(world.state_dir.resolve())
 
     def now(self) -> float:
-        return self._world.now
+        lane = lane_now(self.lane_key)
+        return self._world.now if lane is None else lane
 
     def sleep(self, seconds: float) -> None:
-        self._world.sleep(seconds)
+        lane = lane_now(self.lane_key)
+        if lane is None or seconds <= 0:
+            self._world.sleep(seconds)
+            return
+        self._world.sleep(lane + seconds - self._world.now)  # the world reaches this lane's end
+        set_lane(self.lane_key, lane + seconds)
 
 
 @dataclass(frozen=True)
@@ -89,21 +97,25 @@ def check_scenario(scenario: str) -> None:
 
 
 def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
-                       reuse: bool = False) -> DrillWorld:
+                       reuse: bool = False, latency: Mapping[str, float] | None = None
+                       ) -> DrillWorld:
     """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``.
 
     ``reuse``: if ``directory`` already holds a world (a drill re-run after a crash,
-    or a second operator's drill started at the same time), act in that one. This
-    process is registered in the world first: end with :func:`leave_drill_world`.
+    or a second operator's drill started at the same time), act in that one. ``latency``:
+    seconds per call of some seams (``github``, ``flyctl``, ``health``, ``metrics``), over the
+    scenario's, for a world built here (a reused world keeps its own). This process is
+    registered in the world first: end with :func:`leave_drill_world`.
     """
     from rollback_helpers.sandbox.occupants import join
     from rollback_helpers.sandbox.scenarios import create_world, open_world
 
     join(directory)
     if reuse:
-        world, created = open_world(scenario, Path(directory), speed=speed)
+        world, created = open_world(scenario, Path(directory), speed=speed, latency=latency)
     else:
-        world, created = create_world(scenario, Path(directory), speed=speed), True
+        world, created = create_world(scenario, Path(directory), speed=speed,
+                                      latency=latency), True
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
     return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]),
                       str(world.state["github"]["repo"]), reused=not created,

@@ -326,11 +326,14 @@ class RunContext:
         report.note("Another live run holds this environment: a live run now would stop here.")
 
 
-def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunContext:
+def open_run(params: AnyParameters, *, screen: Screen | None = None,
+             beside: Callable[[RunContext], Callable[[], None]] | None = None) -> RunContext:
     """Open the seams for a run whose parameters were validated (nothing is contacted before).
 
     Interactive runs always start as a dry run: the plan's button, not a
     parameter, makes them live. Without ``env`` they show an environment picker.
+    ``beside``: starts reads that may overlap with taking a live run's lock (their results
+    are used only once it is held) and returns how to wait for them if it is refused.
     """
     cfg = load_config(params.config_overrides())
     operator = params.operator or default_operator()
@@ -364,8 +367,14 @@ def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunConte
                      operator=operator, archive_path=params.archive_path, screen=screen)
     ctx.run_id = params.run_id or ctx.run_id
     ctx.log(f"{spec.name} started on {env_cfg.name} ({ctx.mode}, backend {backends.name})")
-    if live:
-        ctx.take_lock()  # before anything is read for the change, let alone changed
+    settle = beside(ctx) if beside is not None else None
+    if live:  # before anything is changed; reads that started beside it are used once it is held
+        try:
+            ctx.take_lock()
+        except BaseException:
+            if settle is not None:
+                settle()
+            raise
     for earlier in take_pending_decisions():  # the picker's choice, made before the run opened
         ctx.decisions.append(replace(earlier, run_id=ctx.run_id))
         ctx.log(f"decision: {earlier.what} ({earlier.how}, by {earlier.who} at {earlier.at})")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.clock import Clock, utc_iso
+from rollback_helpers.clock import Clock, together, utc_iso
 from rollback_helpers.errors import RollbackError
 from rollback_helpers.run.closing import Closed, Closing, close_run
 from rollback_helpers.run.lock import EnvironmentLock, Lease, holder_gone, machine_id
@@ -83,7 +83,7 @@ class Lifecycle:
                      path=self.path, started_at=now, expires_at="", host=host,
                      machine_id=machine_id(), pid=self.holder_pid, account=self.account())
         lock = self._lock()
-        current = lock.held()
+        current, _ = together(self.clock, lock.held, lock.prepare)  # the read beside the tree
         crashed = current is not None and current.run_id != self.run_id \
             and holder_gone(current)
         why = break_lock or (f"the holder's process is gone ({current.holder}): a crashed run "

@@ -233,12 +233,17 @@ class EnvironmentLock:
     def _fresh(self, lease: Lease, now: float) -> Lease:
         return replace(lease, expires_at=utc_iso(now + self.ttl))
 
+    def prepare(self) -> None:
+        """Make the lease commits' tree now, e.g. while the current lease is read, so that
+        taking the lock costs only a commit and a ref after that read (it depends on nothing)."""
+        if not self._tree:
+            self._tree = self.github.git.create_tree({LEASE_FILE: LEASE_FILE_TEXT})
+
     def _commit(self, lease: Lease, parents: tuple[str, ...]) -> str:
         """A lease commit. The lease is its message, so every commit can share one tree, made
         once: a renewal costs a commit and a ref update (two requests), not three."""
         text = lease_to_json(lease)
-        if not self._tree:
-            self._tree = self.github.git.create_tree({LEASE_FILE: LEASE_FILE_TEXT})
+        self.prepare()
         summary = f"rollback lock: {self.env} held by {lease.holder} (run {lease.run_id})"
         return self.github.git.create_commit(f"{summary}\n\n{text}\n", self._tree, parents).sha
 

@@ -17,7 +17,7 @@ and only pressing it makes the run live; until then the changing steps report
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rollback_helpers.clients.fly import AppStatus
@@ -36,6 +36,7 @@ from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_roll
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
 from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
+from rollback_helpers.runbook.first_reads import FirstReads
 from rollback_helpers.runbook.path_a_dispatch import Promotion, require
 from rollback_helpers.runbook.resume import (
     LookBack,
@@ -56,8 +57,15 @@ PLAN_STEP = "4"  # the notebook's step that holds the gate
 
 def start(parameters: Mapping[str, Any], *, screen: Screen | None = None) -> PathA:
     """Check the notebook's parameters (one mapping, as papermill gives them) and open the
-    seams; a live run takes the environment's lock."""
-    return PathA(open_run(checked(PathAParameters, parameters), screen=screen))
+    seams; a live run takes the environment's lock while the first reads are under way."""
+    made: list[PathA] = []
+
+    def first_reads(ctx: RunContext) -> Callable[[], None]:
+        made.append(PathA(ctx))
+        return made[0].reads.settle
+
+    open_run(checked(PathAParameters, parameters), screen=screen, beside=first_reads)
+    return made[0]
 
 
 class PathA:
@@ -80,6 +88,8 @@ class PathA:
         self.approval: Decision | None = None
         self.second = SecondPerson(ctx, plan=self.gh_command, what=self.gate_label, workflow=True)
         self.approved_image = ""  # the image the approval was for
+        self.reads = FirstReads(ctx.backends.clock, lambda: self.fly.status(ctx.env.app),
+                                self.records, ahead=not ctx.interactive)
 
     # -- read-only steps -----------------------------------------------------
     def preflight(self) -> Report:
@@ -95,7 +105,7 @@ class PathA:
 
     def current_state(self) -> Report:
         """What Fly runs now: the truth the records are checked against."""
-        self.status = self.fly.status(self.ctx.env.app)
+        self.status = self.reads.status()
         digests = self.status.running_digests()
         rows = [{"machine": m.id, "state": m.state, "region": m.region,
                  "release": m.release_version, "image digest": short(m.image_digest)}
@@ -118,6 +128,7 @@ class PathA:
 
     def recent_records(self, limit: int = 10) -> Report:
         """The newest deployment records for this environment (read newest first, lazily)."""
+        self.reads.records()
         shown = [r for _, r in zip(range(limit), self.records, strict=False)]
         table = Table(records_table(shown))
         report = Report(f"Recent deployment records for {self.ctx.env.name}", table=table)
@@ -132,6 +143,7 @@ class PathA:
         return report
 
     def resolve_target(self) -> Report:
+        self.reads.records()
         running = require(self.status, "current_state").running_digests()
         repository = None
         if self.status and self.status.started():
@@ -223,6 +235,7 @@ class PathA:
         self.ctx.show(report)
         self.ctx.show(self._decide_by_parameters().report())
         if not self.ctx.dry_run:
+            self.promotion.look_ahead()  # the in-flight guard's listing, beside the record comment
             self._record_start()
 
     def _record_start(self) -> None:
@@ -358,6 +371,8 @@ class PathA:
     def summary(self) -> Report:
         if self.ctx.interactive and self.approval is None:
             self.outcome = "dry run: plan resolved, not approved" if self.target else self.outcome
+        self.reads.settle()
+        self.promotion.settle()
         self.ctx.end()
         return self.ctx.summary_report(self.outcome)
 

@@ -68,6 +68,14 @@ class FaultSpec(_Table):
     stale_lock: Text = ""
 
 
+class LatencySpec(_Table):
+    """Seconds per call of each seam, spent on the virtual clock (``sandbox/core/latency.py``)."""
+    github: Seconds = 0
+    flyctl: Seconds = 0
+    health: Seconds = 0
+    metrics: Seconds = 0
+
+
 class FlySpec(_Table):
     org: Text = "renewa"
     restore_seconds: Seconds = 240
@@ -157,6 +165,7 @@ class Scenario(_Table):
     workflow: WorkflowSpec = WorkflowSpec()
     faults: FaultSpec = FaultSpec()
     fly: FlySpec = FlySpec()
+    latency: LatencySpec = LatencySpec()
     cluster_map: dict[str, ClusterId] = {}
     clusters: dict[str, ClusterSpec] = {}
     environments: dict[str, EnvironmentSpec] = {}

@@ -179,3 +179,29 @@ def test_protection_is_a_setting_not_the_name_production(tmp_path: Path) -> None
     assert cfg.env("prod").is_protected and cfg.env("prod").required_approvals == 2
     assert not cfg.env("production").is_protected and cfg.env("production").required_approvals == 1
     assert cfg.env("staging").required_approvals == 1
+
+
+def test_a_drills_latency_names_seams_and_seconds() -> None:
+    assert inputs.latency("github=0.25,flyctl=1.5") == {"github": 0.25, "flyctl": 1.5}
+    assert latency_seams() == inputs.LATENCY_SEAMS  # the sandbox's own list
+    for bad in ("gitlab=1", "github", "github=-1", "flyctl=nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="SEAM=SECONDS|seconds"):
+            inputs.latency(bad)
+
+
+def latency_seams() -> tuple[str, ...]:
+    from rollback_helpers.sandbox.core.latency import SEAMS
+
+    return SEAMS
+
+
+def test_a_bad_latency_flag_is_a_usage_error_before_anything_starts(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from rollback_helpers.cli import main as cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["drill", "path-a", "--env", "staging", "--latency", "github=slow",
+                  "--incidents-dir", str(tmp_path / "incidents")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "--latency" in err and "github=slow" in err
+    assert "Traceback" not in err and not (tmp_path / "incidents").exists()

@@ -29,6 +29,7 @@ from typing import Any
 
 from rollback_helpers.clients.commands import BackgroundProcess, CommandResult, PopenProcess
 from rollback_helpers.clock import parse_iso, utc_iso
+from rollback_helpers.sandbox.core.latency import spent
 from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.fly.auth import AuthCommands
 from rollback_helpers.sandbox.fly.common import (
@@ -135,7 +136,8 @@ class FlyctlSandbox(MpgCommands, AuthCommands):
     # -- the CommandRunner protocol ------------------------------------------------------
     def run(self, argv: Sequence[str], *, timeout: float,
             env: Mapping[str, str] | None = None) -> CommandResult:
-        answer = self._answer(tuple(argv))
+        with spent(self.world, "flyctl"):
+            answer = self._answer(tuple(argv))
         if isinstance(answer, ProxyPlan):
             raise NotImplementedError(
                 "`flyctl mpg proxy` blocks until stopped: use start(), not run()")
@@ -143,7 +145,8 @@ class FlyctlSandbox(MpgCommands, AuthCommands):
 
     def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None
               ) -> BackgroundProcess:
-        answer = self._answer(tuple(argv))
+        with spent(self.world, "flyctl"):
+            answer = self._answer(tuple(argv))
         if isinstance(answer, ProxyPlan):
             return self._start_proxy(tuple(argv), answer, env)
         return FinishedProcess.of(answer)
