@@ -79,11 +79,12 @@ class Lifecycle:
         lease waits for its expiry and ``break_lock``."""
         now = utc_iso(self.clock.now())
         host = socket.gethostname()
+        lock = self._lock()
+        # the lease read, the tree and the token's login, side by side: one round trip
+        current, _ = together(self.clock, lock.held, lock.prepare, self.account)
         mine = Lease(env=self.env, holder=f"{self.operator}@{host}", run_id=self.run_id,
                      path=self.path, started_at=now, expires_at="", host=host,
                      machine_id=machine_id(), pid=self.holder_pid, account=self.account())
-        lock = self._lock()
-        current, _ = together(self.clock, lock.held, lock.prepare)  # the read beside the tree
         crashed = current is not None and current.run_id != self.run_id \
             and holder_gone(current)
         why = break_lock or (f"the holder's process is gone ({current.holder}): a crashed run "

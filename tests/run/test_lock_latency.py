@@ -33,7 +33,7 @@ def test_taking_a_free_lock_is_three_round_trips(tmp_path: Path) -> None:
     git = "/repos/renewa/renewa-one/git/"
     calls = sorted((c["span"][0] - began, c["call"].replace(git, ""))
                    for c in read_calls(world.state_dir))
-    assert calls == [(0.0, "GET ref/rollback-locks/staging"), (0.0, "POST trees"),
+    assert calls == [(0.0, "GET /user"), (0.0, "GET ref/rollback-locks/staging"), (0.0, "POST trees"),
                      (GITHUB, "POST commits"), (2 * GITHUB, "POST refs")]
 
 
