@@ -52,7 +52,7 @@ SECONDARY_MIN_WAIT = 60.0
 MAX_RATE_LIMIT_WAIT = 900.0  # longer than this, tell the operator rather than hang silently
 TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read and write issues, contents "
               "(the environment lock is a git ref) and actions in {repo} (e.g. `export "
-              "GH_TOKEN=$(gh auth token)`), then re-run this cell.")
+              "GH_TOKEN=$(gh auth token)`), then start the run again.")
 
 
 class AmbiguousSend(Exception):

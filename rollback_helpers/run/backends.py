@@ -204,8 +204,8 @@ class Backends:
         a command for any other app is refused before it starts."""
         if self.name == "real" and shutil.which(cfg.flyctl) is None:
             raise ConfigError(f"`{cfg.flyctl}` is not on PATH; the real backend needs it.",
-                              "Install flyctl and run `flyctl auth login`, or use "
-                              "backend='sandbox' for a drill.")
+                              "Install flyctl and run `flyctl auth login`, or practise on the "
+                              "sandbox: `rollback-runbook drill`.")
         return Fly(self.runner, flyctl=cfg.flyctl, timeout=cfg.command_timeout, app=app)
 
     def metrics(self, cfg: RunbookConfig, env: str,

@@ -21,6 +21,7 @@ from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
 from rollback_helpers.domain.parameters import AnyParameters, P
 from rollback_helpers.domain.paths import PATHS, PathSpec
 from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackError
+from rollback_helpers.hints import Option, given_as, hint
 from rollback_helpers.records.store import RecordStore
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
@@ -111,7 +112,7 @@ class RunContext:
         lease = self.lifecycle.acquire(break_lock=self.break_lock)
         old = self.lifecycle.taken_over
         if old is not None:
-            how = f"parameter break_lock={self.break_lock!r}" if self.break_lock else \
+            how = given_as("break_lock", self.break_lock) if self.break_lock else \
                 "automatic: the holder's process is gone on this machine"
             self.decide(f"take over the lock of {self.env.name} from {old.holder} (run "
                         f"{old.run_id}, since {old.started_at})", how, "lock")
@@ -340,7 +341,8 @@ def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunConte
     if live and env_cfg.name in PROTECTED_ENVS and params.confirm != env_cfg.name:
         raise ConfirmationRequired(
             f"A live {spec.name} run against {env_cfg.name} needs an explicit confirmation.",
-            f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")
+            hint("Re-run with ", Option("confirm", env_cfg.name), " (or ", Option("dry_run", True),
+                 " to only see the plan)."))
     if params.interactive and ":" not in cfg.incidents_dir.split("/", 1)[0]:
         # archived from JupyterLab at the end: prove a local folder is writable now (a bucket
         # or a GitHub store is checked when the walkthrough's store is opened)
