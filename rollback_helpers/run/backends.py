@@ -179,6 +179,25 @@ def sandbox_scenarios() -> dict[str, str]:
     return list_scenarios()
 
 
+def check_scenario(name_or_path: str) -> None:
+    """A drill's scenario read and checked (ConfigError, exit 2), before any world is built."""
+    from rollback_helpers.sandbox.scenarios import load_scenario
+
+    load_scenario(name_or_path)
+
+
+def check_real_prerequisites(cfg: RunbookConfig,
+                             environ: Mapping[str, str] | None = None) -> None:
+    """Before a real run starts a kernel or writes a record: a GitHub token is found and
+    flyctl is on PATH. The same errors the run's own preflight would raise, archived nowhere."""
+    backends = open_backends("real", environ=environ, cfg=cfg)
+    try:
+        backends.github(cfg)  # builds the client only: nothing is sent
+        backends.fly(cfg)
+    finally:
+        backends.close()
+
+
 @dataclass
 class Backends:
     name: BackendName
