@@ -76,7 +76,8 @@ class Option:
             return f"`{flag(self.name)}`"
         if self.value is False:
             return f"no `{flag(self.name)}`"
-        return f"`{flag(self.name)} {self.value}`"
+        value = f'"{self.value}"' if set(self.value) & set(" <>|&;'$") else self.value
+        return f"`{flag(self.name)} {value}`"  # a placeholder quoted: a shell reads <> itself
 
     def python(self) -> str:
         return repr(self.value) if isinstance(self.value, bool) else f'"{self.value}"'

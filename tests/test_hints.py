@@ -21,8 +21,8 @@ NEXT = hint("List the backups, then re-run with ", Option("backup_id", "<id>"), 
 
 
 @pytest.mark.parametrize(("interface", "expected"), [
-    ("run", "List the backups, then re-run with `--backup-id <id>`."),
-    ("drill", "List the backups, then re-run with `--backup-id <id>`."),
+    ("run", 'List the backups, then re-run with `--backup-id "<id>"`.'),
+    ("drill", 'List the backups, then re-run with `--backup-id "<id>"`.'),
     ("notebook", 'List the backups, then re-run with `backup_id="<id>"` (papermill: -p backup_id <id>).'),
     ("walkthrough", 'List the backups, then re-run with `backup_id="<id>"` set in the parameters '
                     "cell at the top, then Run → Run All Cells."),
@@ -66,6 +66,6 @@ def test_an_error_renders_its_hint_for_the_interface_announced_and_keeps_the_dat
     assert current_interface() == "notebook"
     use_interface("run")
     error = BackupError("Backup b1 is not listed.", NEXT)
-    assert str(error).endswith("Next: List the backups, then re-run with `--backup-id <id>`.")
+    assert str(error).endswith('Next: List the backups, then re-run with `--backup-id "<id>"`.')
     assert error.hint == NEXT and "backup_id=" in error.hint.render("notebook")
     assert BackupError("plain", "Plain text.").hint is None

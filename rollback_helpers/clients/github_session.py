@@ -33,6 +33,7 @@ from rollback_helpers.errors import (
     GitHubRateLimited,
     GitHubUnavailable,
 )
+from rollback_helpers.hints import Rerun, hint
 from rollback_helpers.secrets import Secret
 
 log = logging.getLogger("rollback_helpers.clients.github")
@@ -175,7 +176,7 @@ class GitHubSession:
         raise GitHubUnavailable(
             f"GitHub did not answer {endpoint} for {self.repo} after {self.max_retries + 1} "
             f"attempts (last: {last}), and none of them took effect.",
-            "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
+            hint("Check https://www.githubstatus.com and your network or VPN, then ", Rerun(), "."))
 
     def send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
               json: Any = None, headers: Mapping[str, str] | None = None,
@@ -189,6 +190,7 @@ class GitHubSession:
         """
         endpoint = self.endpoint(method, url)
         rate_limited = failed = 0
+        began = self.clock.now()
         for attempt in range(self.max_retries + 1):
             tried = self._attempt(method, url, params, json, headers)
             response, last = tried.response, tried.last
@@ -209,8 +211,9 @@ class GitHubSession:
             rate_limited += 1
         raise GitHubUnavailable(
             f"GitHub did not answer {endpoint} for {self.repo} after {self.max_retries + 1} "
-            f"attempts (last: {last}).",
-            "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
+            f"attempts over {self.clock.now() - began:.0f} s (at most {self.retry_budget():.0f} s "
+            f"of retries; last: {last}).",
+            hint("Check https://www.githubstatus.com and your network or VPN, then ", Rerun(), "."))
 
     def _attempt(self, method: str, url: str, params: Mapping[str, str] | None, json: Any,
                  headers: Mapping[str, str] | None) -> Attempt:
@@ -267,6 +270,10 @@ class GitHubSession:
             wait = self.mutation_spacing - (self.clock.now() - self._last_mutation)
             if wait > 0:
                 self.clock.sleep(wait)
+
+    def retry_budget(self) -> float:
+        """The longest the retries of one request wait (rate limits aside): their bound."""
+        return sum(min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** k) for k in range(self.max_retries))
 
     def _backoff(self, attempt: int, endpoint: str, last: str) -> None:
         delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))

@@ -179,6 +179,7 @@ class RunContext:
     def go_live(self) -> None:
         """The engineer approved: from now on the changing steps run."""
         if self.dry_run:
+            require_reason(self.params)  # in the walkthrough: before the lock is taken
             self.take_lock()
             self.dry_run = False
             self.log(f"{self.path} is LIVE on {self.env.name} (approved)")
@@ -290,6 +291,10 @@ class RunContext:
                            ("operator", self.operator), ("incident", self.incident or "—"),
                            ("reason", self.reason or "—")]:
             report.fact(key, value)
+        if self.backends.github_token is None:  # ❌, not a fact to read past: nothing works
+            report.status = "failed"
+            self.show(report)
+            self.backends.github(self.cfg)  # raises: no token, and how to get one
         self._lock_fact(report)
         if self.env.required_approvals > 1 and self.spec.changes:
             report.fact("approvals", f"{self.env.required_approvals} people, the operator included: "
@@ -310,15 +315,28 @@ class RunContext:
             return
         try:
             other = self.lifecycle.held_by_other()
-        except RollbackError as exc:  # a dry run shows the lock; it does not need it
+        except RollbackError as exc:  # GitHub unreadable: every later step needs it too
+            report.status = "failed"
             report.fact("lock", f"not readable: {exc.what}")
-            return
+            self.show(report)
+            raise
         if other is None:
             report.fact("lock", f"free: nobody is running a live rollback on {self.env.name}")
             return
         report.status = "warning"
         report.fact("lock", f"HELD by {other.describe()}")
         report.note("Another live run holds this environment: a live run now would stop here.")
+
+
+def require_reason(params: AnyParameters) -> None:
+    """A live run on the real world says why (the record comment and the runbook's verification
+    ask "what was rolled back and why"); a dry run, or a drill on the sandbox, may omit it."""
+    if params.backend == "real" and not params.reason.strip():
+        raise ConfigError(
+            f"A live {params.path} run on {params.env or 'an environment'} needs a reason: it goes "
+            "into the deployment-record comment and the archived record.",
+            hint("Re-run with ", Option("reason", "<what is rolled back and why>"),
+                 ". Nothing was contacted or changed."))
 
 
 def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunContext:
@@ -338,6 +356,8 @@ def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunConte
     env_cfg = cfg.env(params.env)
     spec = PATHS[params.path]
     live = spec.changes and not params.dry_run and not params.interactive
+    if live:
+        require_reason(params)
     if live and env_cfg.name in PROTECTED_ENVS and params.confirm != env_cfg.name:
         raise ConfirmationRequired(
             f"A live {spec.name} run against {env_cfg.name} needs an explicit confirmation.",
