@@ -82,7 +82,7 @@ class DrillWorld:
 
 
 def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
-                       reuse: bool = False) -> DrillWorld:
+                       reuse: bool = False, teammate: bool = False) -> DrillWorld:
     """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``.
 
     ``reuse``: if ``directory`` already holds a world (a drill re-run after a crash,
@@ -97,6 +97,10 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
         world, created = open_world(scenario, Path(directory), speed=speed)
     else:
         world, created = create_world(scenario, Path(directory), speed=speed), True
+    if teammate:  # a production drill's second person: a sandbox teammate approves
+        from rollback_helpers.sandbox.github.team import add_teammate
+
+        add_teammate(world)
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
     return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]),
                       str(world.state["github"]["repo"]), reused=not created,

@@ -145,7 +145,8 @@ class RunContext:
             return None
         if self._notifier is None:
             self._notifier = notifier_from_env(self.env.name, os.environ,
-                                               timeout=self.cfg.notify_timeout)
+                                               timeout=self.cfg.notify_timeout,
+                                               drill=self.backends.name == "sandbox")
         return self._notifier if self._notifier.targets else None
 
     def end_lifecycle(self) -> Lifecycle | None:

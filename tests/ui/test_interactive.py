@@ -513,7 +513,7 @@ def test_a_live_walkthrough_tells_the_team_once_when_it_is_archived(
     from webhook_receiver import receiver
 
     with receiver("ok") as rec:
-        monkeypatch.setenv("ROLLBACK_NOTIFY", rec.url())
+        monkeypatch.setenv("ROLLBACK_NOTIFY_DRILLS", rec.url())
         lab, saved = walkthrough(tmp_path, frontend, "default", monkeypatch)
         lab.save(saved)
         finish = lab.index("run.finish()")
