@@ -81,6 +81,17 @@ def test_a_production_drill_with_the_sandbox_teammate_runs_end_to_end_and_says_w
     assert "https://github.sandbox.invalid/renewa/renewa-one/issues/" in drill.text
 
 
+def test_a_production_path_b_drill_with_the_sandbox_teammate_restores(tmp_path: Path) -> None:
+    """Path B on production, practised end to end: the teammate approves, the backup is
+    restored into a new cluster and verified; the record names b-production and production."""
+    drill = Drill(tmp_path, "b-production", "--teammate-approves", path="path-b")
+    assert drill.exit_code == 0 and drill.outcome["outcome"] == "success"
+    assert (drill.outcome["env"], drill.outcome["parameters"]["scenario"]) == (
+        "production", "b-production")
+    assert drill.outcome["facts"].get("new_cluster")
+    assert any(d["who"] == "sandbox-teammate" for d in drill.outcome["decisions"])
+
+
 def test_production_without_a_second_approver_dispatches_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Exit 11, nothing dispatched, and the run says it waits for approval by alice or bob."""
