@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rollback_helpers import __version__
-
+__version__ = "0.1.0"  # the package's (pyproject.toml's); rollback_helpers.__version__ is this
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
