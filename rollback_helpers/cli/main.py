@@ -31,7 +31,7 @@ from rollback_helpers.cli import inputs, records
 from rollback_helpers.cli import recover as recover_command
 from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.errors import EXIT_CODES, RollbackError
-from rollback_helpers.hints import COMMAND_LINE, use_interface
+from rollback_helpers.hints import use_interface
 from rollback_helpers.run.interrupt import StopSignals
 from rollback_helpers.secrets import redact
 
@@ -344,8 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         inputs.guard_free_text_inputs(args, os.environ)
         args.argv = argv
-        if args.command in COMMAND_LINE:  # advice names flags, not notebook parameters
-            use_interface(args.command)
+        # advice names flags, not notebook parameters (a drill's: the sandbox's command)
+        use_interface("drill" if args.command == "drill" else "run")
         args.run_id = secrets.token_hex(6)  # this run's lock, record comment and archive
         args.stop = StopSignals()  # drill and run: SIGINT/SIGTERM stop the run, cleanly
         return COMMANDS[args.command](args)
