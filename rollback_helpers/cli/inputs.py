@@ -145,6 +145,12 @@ def check_command(args: argparse.Namespace, params: dict[str, Any]) -> RunbookCo
         raise ConfirmationRequired(
             f"A live {args.path} {args.command} against {env.name} needs an explicit confirmation.",
             f"Re-run with --confirm {env.name} (or --dry-run to only see the plan).")
+    if changes and not getattr(args, "reason", "").strip():  # a drill's defaults to its scenario
+        raise ConfigError(
+            f"A live {args.path} {args.command} on {env.name} needs a reason: it goes into the "
+            "deployment-record comment and the archived record.",
+            'Re-run with --reason "<what is rolled back and why>" (a dry run may omit it). '
+            "Nothing was contacted or changed.")
     return cfg
 
 

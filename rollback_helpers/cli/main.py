@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rollback_helpers import version
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
 from rollback_helpers.cli import inputs, records
@@ -34,6 +35,7 @@ from rollback_helpers.cli import recover as recover_command
 from rollback_helpers.cli import stats as stats_command
 from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.errors import EXIT_CODES, RollbackError
+from rollback_helpers.hints import use_interface
 from rollback_helpers.run.interrupt import StopSignals
 from rollback_helpers.secrets import redact
 
@@ -67,6 +69,8 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rollback-runbook", description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"rollback-runbook {version.describe()}")
     sub = parser.add_subparsers(dest="command", required=True)
     drill = sub.add_parser("drill", help="run a runbook path on the embedded sandbox")
     _common(drill)
@@ -82,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(seams: github, flyctl, health, metrics; virtual time)")
     drill.add_argument("--sandbox-dir", help="keep the sandbox world here (default: a temp dir)")
     drill.add_argument("--keep-sandbox", action="store_true", help="do not delete the sandbox world")
+    drill.add_argument("--teammate-approves", action="store_true",
+                       help="a sandbox teammate approves the plan (the second person production "
+                            "needs), so a production drill runs end to end")
     run = sub.add_parser("run", help="run a runbook path against the real Fly.io and GitHub")
     _common(run)
     mode = run.add_mutually_exclusive_group()
@@ -140,6 +147,8 @@ def parameters(args: argparse.Namespace, *, backend: str, archive_to: str | Path
         params.update({k: v for k in ("confirm", "break_lock") if (v := getattr(args, k, ""))})
     if sandbox_dir:
         params["sandbox_dir"] = sandbox_dir
+    if getattr(args, "scenario", None):  # a drill: the record names the scenario drilled
+        params["scenario"] = args.scenario
     params.update({k: v for k in OPTIONS if (v := getattr(args, k, None)) not in (None, False)})
     return params
 
@@ -150,8 +159,14 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
     A bucket or a GitHub store is checked when it is opened, still before the run."""
     if not PATHS[args.path].changes:
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
+    from rollback_helpers.run.backends import check_real_prerequisites, check_scenario
+
     params = parameters(args, backend=backend, archive_to=Path("-"), sandbox_dir=None)
     cfg = inputs.check_command(args, params)
+    if drill:
+        check_scenario(args.scenario)
+    if backend == "real":  # a missing token or flyctl stops the run before its record exists
+        check_real_prerequisites(cfg)
     return inputs.incidents_dir(args, cfg, drill=drill)
 
 
@@ -181,8 +196,10 @@ def _drill(args: argparse.Namespace) -> int:
     saved_token = os.environ.get("GITHUB_TOKEN")
     try:
         world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed,
-                                   reuse=bool(args.sandbox_dir), latency=args.latency)
-        args.reason = reason or f"drill: scenario {world.scenario}"  # a reused world's own
+                                   reuse=bool(args.sandbox_dir), latency=args.latency,
+                                   teammate=args.teammate_approves)
+        args.scenario = world.scenario  # a reused world's own: the record names what was drilled
+        args.reason = reason or f"drill: scenario {world.scenario}"
         print(f"Drill: {args.path} on {args.env}, scenario {world.scenario!r} — {world.description}")
         if world.reused:
             print(f"Acting in the existing sandbox world in {sandbox_dir} (not rebuilt).")
@@ -338,12 +355,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs.guard_free_text_inputs(args, os.environ)
         inputs.refuse_empty_options(args)
         args.argv = argv
+        # advice names flags, not notebook parameters (a drill's: the sandbox's command)
+        use_interface("drill" if args.command == "drill" else "run")
         args.run_id = secrets.token_hex(6)  # this run's lock, record comment and archive
         args.stop = StopSignals()  # drill and run: SIGINT/SIGTERM stop the run, cleanly
         return COMMANDS[args.command](args)
     except RollbackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `history | head`: the reader had enough; no traceback, no noise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at the final flush
+        return 0
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C): the run stopped where it was; the sandbox, if any, is "
               "cleaned up. Re-run the same command to start again.", file=sys.stderr)

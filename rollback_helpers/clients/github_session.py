@@ -34,6 +34,7 @@ from rollback_helpers.errors import (
     GitHubRateLimited,
     GitHubUnavailable,
 )
+from rollback_helpers.hints import Rerun, hint
 from rollback_helpers.secrets import Secret
 
 log = logging.getLogger("rollback_helpers.clients.github")
@@ -55,7 +56,7 @@ MUTATION_BURST = 8  # writes that go at once before the pacing starts (see _spac
 MAX_RATE_LIMIT_WAIT = 900.0  # longer than this, tell the operator rather than hang silently
 TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read and write issues, contents "
               "(the environment lock is a git ref) and actions in {repo} (e.g. `export "
-              "GH_TOKEN=$(gh auth token)`), then re-run this cell.")
+              "GH_TOKEN=$(gh auth token)`), then start the run again.")
 
 
 class AmbiguousSend(Exception):
@@ -180,7 +181,7 @@ class GitHubSession:
         raise GitHubUnavailable(
             f"GitHub did not answer {endpoint} for {self.repo} after {self.max_retries + 1} "
             f"attempts (last: {last}), and none of them took effect.",
-            "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
+            hint("Check https://www.githubstatus.com and your network or VPN, then ", Rerun(), "."))
 
     def send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
               json: Any = None, headers: Mapping[str, str] | None = None,
@@ -194,6 +195,7 @@ class GitHubSession:
         """
         endpoint = self.endpoint(method, url)
         rate_limited = failed = 0
+        began = self.clock.now()
         for attempt in range(self.max_retries + 1):
             tried = self._attempt(method, url, params, json, headers)
             response, last = tried.response, tried.last
@@ -214,8 +216,9 @@ class GitHubSession:
             rate_limited += 1
         raise GitHubUnavailable(
             f"GitHub did not answer {endpoint} for {self.repo} after {self.max_retries + 1} "
-            f"attempts (last: {last}).",
-            "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
+            f"attempts over {self.clock.now() - began:.0f} s (at most {self.retry_budget():.0f} s "
+            f"of retries; last: {last}).",
+            hint("Check https://www.githubstatus.com and your network or VPN, then ", Rerun(), "."))
 
     def _attempt(self, method: str, url: str, params: Mapping[str, str] | None, json: Any,
                  headers: Mapping[str, str] | None) -> Attempt:
@@ -290,6 +293,10 @@ class GitHubSession:
             self._allowance -= 1.0  # below zero: the writes already waiting for their turn
         if wait > 0:
             self.clock.sleep(wait)
+
+    def retry_budget(self) -> float:
+        """The longest the retries of one request wait (rate limits aside): their bound."""
+        return sum(min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** k) for k in range(self.max_retries))
 
     def _backoff(self, attempt: int, endpoint: str, last: str) -> None:
         delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))

@@ -37,6 +37,7 @@ from rollback_helpers.domain.validation import (
     bad_input,
 )
 from rollback_helpers.errors import ConfigError, guard_free_text
+from rollback_helpers.hints import Option, hint, interface_of, use_interface
 
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
              "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest",
@@ -191,7 +192,11 @@ def _refuse_unknown(path: str, given: Mapping[str, Any], named: Callable[[str], 
 
 
 def checked(model: type[P], given: Mapping[str, Any]) -> P:
-    """``given`` validated as ``model``'s path's parameters (the path's ``start`` calls this)."""
+    """``given`` validated as ``model``'s path's parameters (the path's ``start`` calls this).
+    From here on, next steps are rendered for the interface the parameters say drives the run."""
+    use_interface(interface_of(interactive=given.get("interactive") is True,
+                               run_id=str(given.get("run_id") or ""),
+                               backend=str(given.get("backend") or "sandbox")))
     params = check_parameters(model.model_fields["path"].default, given)
     if not isinstance(params, model):  # pragma: no cover - the tag selects the model
         raise TypeError(f"{type(params).__name__} is not {model.__name__}")
@@ -242,3 +247,14 @@ def check_answers(given: Mapping[str, Any]) -> None:
                         accepted=dict.fromkeys(given, ACCEPTED_SWITCH + " or None"),
                         next_step="Answer with True or False (or None: not answered yet).") \
             from None
+
+
+def require_reason(params: AnyParameters) -> None:
+    """A live run on the real world says why (the record comment and the runbook's verification
+    ask "what was rolled back and why"); a dry run, or a drill on the sandbox, may omit it."""
+    if params.backend == "real" and not params.reason.strip():
+        raise ConfigError(
+            f"A live {params.path} run on {params.env or 'an environment'} needs a reason: it goes "
+            "into the deployment-record comment and the archived record.",
+            hint("Re-run with ", Option("reason", "<what is rolled back and why>"),
+                 ". Nothing was contacted or changed."))

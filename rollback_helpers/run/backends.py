@@ -97,8 +97,8 @@ def check_scenario(scenario: str) -> None:
 
 
 def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
-                       reuse: bool = False, latency: Mapping[str, float] | None = None
-                       ) -> DrillWorld:
+                       reuse: bool = False, latency: Mapping[str, float] | None = None,
+                       teammate: bool = False) -> DrillWorld:
     """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``.
 
     ``reuse``: if ``directory`` already holds a world (a drill re-run after a crash,
@@ -116,6 +116,10 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
     else:
         world, created = create_world(scenario, Path(directory), speed=speed,
                                       latency=latency), True
+    if teammate:  # a production drill's second person: a sandbox teammate approves
+        from rollback_helpers.sandbox.github.team import add_teammate
+
+        add_teammate(world)
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
     return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]),
                       str(world.state["github"]["repo"]), reused=not created,
@@ -198,6 +202,18 @@ def sandbox_scenarios() -> dict[str, str]:
     return list_scenarios()
 
 
+def check_real_prerequisites(cfg: RunbookConfig,
+                             environ: Mapping[str, str] | None = None) -> None:
+    """Before a real run starts a kernel or writes a record: a GitHub token is found and
+    flyctl is on PATH. The same errors the run's own preflight would raise, archived nowhere."""
+    backends = open_backends("real", environ=environ, cfg=cfg)
+    try:
+        backends.github(cfg)  # builds the client only: nothing is sent
+        backends.fly(cfg)
+    finally:
+        backends.close()
+
+
 @dataclass
 class Backends:
     name: BackendName
@@ -223,8 +239,8 @@ class Backends:
         a command for any other app is refused before it starts."""
         if self.name == "real" and shutil.which(cfg.flyctl) is None:
             raise ConfigError(f"`{cfg.flyctl}` is not on PATH; the real backend needs it.",
-                              "Install flyctl and run `flyctl auth login`, or use "
-                              "backend='sandbox' for a drill.")
+                              "Install flyctl and run `flyctl auth login`, or practise on the "
+                              "sandbox: `rollback-runbook drill`.")
         return Fly(self.runner, flyctl=cfg.flyctl, timeout=cfg.command_timeout, app=app)
 
     def metrics(self, cfg: RunbookConfig, env: str,

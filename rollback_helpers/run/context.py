@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
-from rollback_helpers.domain.parameters import AnyParameters, P
+from rollback_helpers.domain.parameters import AnyParameters, P, require_reason
 from rollback_helpers.domain.paths import PATHS, PathSpec
 from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackError
+from rollback_helpers.hints import Option, given_as, hint
 from rollback_helpers.records.store import RecordStore
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
@@ -110,7 +111,7 @@ class RunContext:
         lease = self.lifecycle.acquire(break_lock=self.break_lock)
         old = self.lifecycle.taken_over
         if old is not None:
-            how = f"parameter break_lock={self.break_lock!r}" if self.break_lock else \
+            how = given_as("break_lock", self.break_lock) if self.break_lock else \
                 "automatic: the holder's process is gone on this machine"
             self.decide(f"take over the lock of {self.env.name} from {old.holder} (run "
                         f"{old.run_id}, since {old.started_at})", how, "lock")
@@ -143,7 +144,8 @@ class RunContext:
             return None
         if self._notifier is None:
             self._notifier = notifier_from_env(self.env.name, os.environ,
-                                               timeout=self.cfg.notify_timeout)
+                                               timeout=self.cfg.notify_timeout,
+                                               drill=self.backends.name == "sandbox")
         return self._notifier if self._notifier.targets else None
 
     def end_lifecycle(self) -> Lifecycle | None:
@@ -177,6 +179,7 @@ class RunContext:
     def go_live(self) -> None:
         """The engineer approved: from now on the changing steps run."""
         if self.dry_run:
+            require_reason(self.params)  # in the walkthrough: before the lock is taken
             self.take_lock()
             self.dry_run = False
             self.log(f"{self.path} is LIVE on {self.env.name} (approved)")
@@ -295,6 +298,10 @@ class RunContext:
                            ("operator", self.operator), ("incident", self.incident or "—"),
                            ("reason", self.reason or "—")]:
             report.fact(key, value)
+        if self.backends.github_token is None:  # ❌, not a fact to read past: nothing works
+            report.status = "failed"
+            self.show(report)
+            self.backends.github(self.cfg)  # raises: no token, and how to get one
         self._lock_fact(report)
         if self.env.required_approvals > 1 and self.spec.changes:
             report.fact("approvals", f"{self.env.required_approvals} people, the operator included: "
@@ -315,9 +322,11 @@ class RunContext:
             return
         try:
             other = self.lifecycle.held_by_other()
-        except RollbackError as exc:  # a dry run shows the lock; it does not need it
+        except RollbackError as exc:  # GitHub unreadable: every later step needs it too
+            report.status = "failed"
             report.fact("lock", f"not readable: {exc.what}")
-            return
+            self.show(report)
+            raise
         if other is None:
             report.fact("lock", f"free: nobody is running a live rollback on {self.env.name}")
             return
@@ -346,10 +355,13 @@ def open_run(params: AnyParameters, *, screen: Screen | None = None,
     env_cfg = cfg.env(params.env)
     spec = PATHS[params.path]
     live = spec.changes and not params.dry_run and not params.interactive
+    if live:
+        require_reason(params)
     if live and env_cfg.is_protected and params.confirm != env_cfg.name:
         raise ConfirmationRequired(
             f"A live {spec.name} run against {env_cfg.name} needs an explicit confirmation.",
-            f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")
+            hint("Re-run with ", Option("confirm", env_cfg.name), " (or ", Option("dry_run", True),
+                 " to only see the plan)."))
     if params.interactive and ":" not in cfg.incidents_dir.split("/", 1)[0]:
         # archived from JupyterLab at the end: prove a local folder is writable now (a bucket
         # or a GitHub store is checked when the walkthrough's store is opened)

@@ -31,6 +31,7 @@ from typing import Any
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import Clock, parse_iso, utc_iso
 from rollback_helpers.errors import LockHeld
+from rollback_helpers.hints import Option, hint
 
 log = logging.getLogger(__name__)
 
@@ -256,21 +257,21 @@ class EnvironmentLock:
     def _held(self, theirs: Lease, *, breaking: bool = False, lost: bool = False) -> LockHeld:
         what = (f"The lock on {self.env} was taken over by {theirs.describe()}." if lost else
                 f"{self.env} is locked by another rollback: {theirs.describe()}.")
-        refusal = " A live lease is never broken (--break-lock is only for an expired one)." \
+        refusal = " A live lease is never broken (breaking a lock is only for an expired one)." \
             if breaking else ""
         watch = f" Watch its workflow run: {theirs.workflow_run_url}." \
             if theirs.workflow_run_url else ""
         return LockHeld(what + refusal,
-                        f"Talk to {theirs.holder or 'its holder'} first.{watch} If that run died, "
-                        f"its lease expires at {theirs.expires_at}; then re-run with "
-                        "--break-lock \"<why>\". A dry run never takes the lock.")
+                        hint(f"Talk to {theirs.holder or 'its holder'} first.{watch} If that run "
+                             f"died, its lease expires at {theirs.expires_at}; then re-run with ",
+                             Option("break_lock", "<why>"), ". A dry run never takes the lock."))
 
     def _expired(self, theirs: Lease) -> LockHeld:
         return LockHeld(
             f"{self.env} is locked by a rollback whose lease expired: {theirs.describe()}.",
-            f"Check that run ({theirs.run_id or '?'}) is really dead and that nothing it started "
-            "is still running, then re-run with --break-lock \"<why>\" to take the lock over "
-            "(the reason is recorded in the new lease).")
+            hint(f"Check that run ({theirs.run_id or '?'}) is really dead and that nothing it "
+                 "started is still running, then re-run with ", Option("break_lock", "<why>"),
+                 " to take the lock over (the reason is recorded in the new lease)."))
 
     def _contended(self) -> LockHeld:
         return LockHeld(f"The lock on {self.env} ({self.ref}) kept changing hands while this run "

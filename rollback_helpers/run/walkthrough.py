@@ -33,6 +33,7 @@ from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.notify import Notifier, RunEnd, tell_end
 from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
+from rollback_helpers.version import runbook_commit, runbook_version
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,8 @@ def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, run: WalkthroughFa
     common: dict[str, Any] = {
         "path": run.path, "env": run.env, "archive": str(target), "mode": "interactive",
         "dry_run": run.dry_run, "backend": run.backend,
-        "started_at": run.opened_at.isoformat(timespec="seconds")}
+        "started_at": run.opened_at.isoformat(timespec="seconds"), "operator": run.operator,
+        "runbook_version": runbook_version(), "runbook_commit": runbook_commit()}
     error = first_error(nb)
     outcome = failed_at(error[1], error[2], error[0], saved, common) if error \
         else Outcome(exit_code=0, outcome=OUTCOMES[0], **common)

@@ -34,6 +34,7 @@ from rollback_helpers.domain.deployments import (
 from rollback_helpers.domain.parameters import PathAParameters, checked
 from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
+from rollback_helpers.hints import Option, given_as, hint
 from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.first_reads import FirstReads
@@ -120,8 +121,8 @@ class PathA:
             raise PreconditionFailed(
                 f"{self.ctx.env.app} runs {len(digests)} different images "
                 f"({', '.join(short(d) for d in sorted(digests))}): a deploy may be half-way.",
-                "Wait for the deploy to finish, or name the image to go back to with "
-                "target_digest=…")
+                hint("Wait for the deploy to finish, or name the image to go back to with ",
+                     Option("target_digest", "sha256:…"), "."))
         report.fact("running digest", ", ".join(sorted(digests)))
         self.ctx.log(f"running: {', '.join(short(d) for d in sorted(digests))}")
         return report
@@ -230,7 +231,8 @@ class PathA:
             self._gate().show()
             return
         if self.ctx.dry_run:
-            report.note("DRY RUN: nothing was changed. Re-run with dry_run=False to roll back.")
+            report.note(hint("DRY RUN: nothing was changed. Re-run with ", Option("dry_run", False),
+                             " to roll back.").render())
             self.outcome = "dry run: plan resolved"
         self.ctx.show(report)
         self.ctx.show(self._decide_by_parameters().report())
@@ -283,9 +285,9 @@ class PathA:
         target = require(self.target, "resolve_target")
         if self.ctx.dry_run:
             return self.ctx.decide("dry run: show the plan, change nothing",
-                                   "parameter dry_run=True", "plan")
-        how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
-                                           if self.ctx.env.is_protected else "")
+                                   given_as("dry_run", True), "plan")
+        how = given_as("dry_run", False) + (f", {given_as('confirm', self.ctx.env.name)}"
+                                            if self.ctx.env.is_protected else "")
         decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
         self.approval, self.approved_image = decision, str(target.image)
         return decision

@@ -17,6 +17,7 @@ from rollback_helpers.clients.github import GitHubClient, WorkflowRun
 from rollback_helpers.clock import Started, started
 from rollback_helpers.domain.rollback_target import RollbackTarget
 from rollback_helpers.errors import PreconditionFailed, RollbackError, WorkflowFailed
+from rollback_helpers.hints import Option, Rerun, given_as, hint
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.resume import LookBack
 from rollback_helpers.runbook.second_person import NativeGate
@@ -122,7 +123,7 @@ class Promotion:
         what = f"{wf} run {run.id} for {env} is {run.status} ({run.html_url}, created {run.created_at})"
         if self.watch_in_flight:
             self.ctx.decide(f"watch the in-flight run {run.id} instead of dispatching",
-                            "parameter watch_in_flight=True", "dispatch")
+                            given_as("watch_in_flight", True), "dispatch")
             self.run = run
             self._dispatched(run, f"watched the in-flight run {run.id}")
             return Report("Dispatch: a run is already in flight: watching it", status="warning"
@@ -136,8 +137,8 @@ class Promotion:
                 "Press the button to watch that run, then run the cells below.")
         raise PreconditionFailed(
             f"Not dispatched: a {what}. A second promote would race it.",
-            "Watch it instead: re-run with --watch-in-flight (notebook: watch_in_flight=True), "
-            "or wait for it to finish and re-run.")
+            hint("Watch it instead: re-run with ", Option("watch_in_flight", True),
+                 ", or wait for it to finish and re-run."))
 
     def _watch_instead(self, run: WorkflowRun, how: str) -> Decision:
         decision = self.ctx.decide(f"watch the in-flight run {run.id} instead of dispatching",
@@ -176,8 +177,8 @@ class Promotion:
             raise WorkflowFailed(
                 f"The {self.ctx.cfg.workflow} run {final.id} for {self.ctx.env.name} ended "
                 f"{final.conclusion!r}: {final.html_url}",
-                "Open the run's logs; nothing was rolled back. Fix the cause and re-run this "
-                "notebook, or escalate.")
+                hint("Open the run's logs; nothing was rolled back. Fix the cause and ", Rerun(),
+                     ", or escalate."))
         return Report("Workflow run completed").fact("conclusion", final.conclusion).fact(
             "run", final.html_url)
 

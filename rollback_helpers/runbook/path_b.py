@@ -26,6 +26,7 @@ from rollback_helpers.errors import (
     ConnectivityError,
     PreconditionFailed,
 )
+from rollback_helpers.hints import Option, Rerun, given_as, hint
 from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.path_b_facts import (
@@ -100,8 +101,8 @@ class PathB:
             raise BackupError(
                 f"Deployment record #{record.number} for {ctx.env.name} has no backup_id "
                 "(a non-mutating deploy, or the snapshot step did not run).",
-                f"List the backups with `flyctl mpg backup list {source_id} --all` and re-run "
-                "with backup_id=<the last one before the bad deploy>.")
+                hint(f"List the backups with `flyctl mpg backup list {source_id} --all` and re-run "
+                     "with ", Option("backup_id", "<the last one before the bad deploy>"), "."))
         source = check_source(ctx, self.fly, source_id, record)
         backup = check_backup(self.fly, source_id, backup_id, record)
         name = self.params.new_cluster_name or f"{source.name}-restore"
@@ -158,12 +159,14 @@ class PathB:
             self._gate().show()
             return None
         if self.ctx.dry_run:
-            report.note("DRY RUN: nothing was changed. Re-run with dry_run=False to restore.")
+            report.note(hint("DRY RUN: nothing was changed. Re-run with ", Option("dry_run", False),
+                             " to restore.").render())
             self.outcome = "dry run: plan resolved"
-            self.ctx.decide("dry run: show the plan, change nothing", "parameter dry_run=True", "plan")
+            self.ctx.decide("dry run: show the plan, change nothing", given_as("dry_run", True),
+                            "plan")
         else:
-            how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
-                                               if self.ctx.env.is_protected else "")
+            how = given_as("dry_run", False) + (f", {given_as('confirm', self.ctx.env.name)}"
+                                                if self.ctx.env.is_protected else "")
             self.approval = self.ctx.decide(self._what(), how, "plan")
             self._record_start()
         return report
@@ -271,7 +274,8 @@ class PathB:
         yield True
         if not started:
             raise PreconditionFailed(f"{app} has no started machine to read its URLs from.",
-                                     f"Start one (`flyctl machine start -a {app}`) and re-run.")
+                                     hint(f"Start one (`flyctl machine start -a {app}`), then ",
+                                          Rerun(), "."))
         for var in (self.ctx.cfg.database_url_var, self.ctx.cfg.migration_url_var):
             self.urls[var] = parse_db_url(self.fly.read_secret_env(app, started[0].id, var), var)
             yield True
@@ -291,8 +295,8 @@ class PathB:
             self.outcome = "tunnel failed"
             raise ConnectivityError(
                 f"No tunnel to the new cluster {new_id}: {exc.what}",
-                f"Nothing was flipped. Retry `flyctl mpg proxy {new_id}` by hand (another "
-                "process may hold the port), then re-run this step.") from exc
+                hint(f"Nothing was flipped. Retry `flyctl mpg proxy {new_id}` by hand (another "
+                     "process may hold the port), then ", Rerun("verify the new cluster"), ".")) from exc
         compared = tables or tuple(self.checks[0].table_counts) if self.checks else tables
         source = source_check(self.ctx, self.fly, self.urls, r.source.id, compared)
         report = Report(f"Verified through the tunnel to {new_id}",

@@ -23,6 +23,7 @@ from rollback_helpers.errors import (
     RestoreTimeout,
     RollbackError,
 )
+from rollback_helpers.hints import Option, RunPath, hint
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.ui.display import Report
@@ -50,14 +51,16 @@ def newest_record(ctx: RunContext, github: Any, number: int | None) -> Deploymen
         if isinstance(record, BadRecord):
             raise RecordError(f"Deployment record #{record.number} for {ctx.env.name} is malformed: "
                               f"{record.reason}",
-                              f"Fix the issue ({record.url}), or pass backup_id= and "
-                              "source_cluster= explicitly.")
+                              hint(f"Fix the issue ({record.url}), or re-run with ",
+                                   Option("backup_id", "<backup id>"), " and ",
+                                   Option("source_cluster", "<cluster id>"), "."))
         return record
     wanted = f"#{number}" if number is not None else "any deployment record"
     raise RecordError(f"Found {wanted} for {ctx.env.name} in {ctx.cfg.github_repo} "
                       f"(labels {', '.join(ctx.env.record_labels)}): none.",
-                      "Check the record labels in the configuration, or pass backup_id= and "
-                      "source_cluster= explicitly.")
+                      hint("Check the record labels in the configuration, or re-run with ",
+                           Option("backup_id", "<backup id>"), " and ",
+                           Option("source_cluster", "<cluster id>"), "."))
 
 
 def flip_steps(ctx: RunContext, old_id: str, new_id: str, urls: dict[str, DbUrl],
@@ -70,7 +73,8 @@ def flip_steps(ctx: RunContext, old_id: str, new_id: str, urls: dict[str, DbUrl]
         f"In Infisical (project {cfg.infisical_project}, environment {env.infisical_env}), update "
         f"{cfg.database_url_var} and {cfg.migration_url_var} — {hosts}. Passwords stay the same. "
         "Never `flyctl secrets set`: the Infisical sync would overwrite it.",
-        f"Redeploy {env.app} (or wait for Auto Redeploy), then run path_b_verify_flip.",
+        hint(f"Redeploy {env.app} (or wait for Auto Redeploy), then run ",
+             RunPath("verify-flip", env.name), ".").render(),
         f"Apply the diff below to {cmap.path} (the single source of truth) and merge it.",
         f"Only after the new cluster is verified serving: `flyctl mpg detach {old_id} -a {env.app}` and "
         f"`flyctl mpg destroy {old_id}` (human only).",
@@ -164,14 +168,16 @@ def check_source(ctx: RunContext, fly: Fly, source_id: str, record: DeploymentRe
             f"The cluster map names {source_id} for {ctx.env.name}, but {source_id} is "
             f"attached to {list(source.attached_apps) or 'no app'}, not {app}; "
             f"{app} is attached to {attached or 'no cluster'}.",
-            f"Find out which is right before restoring anything: fix "
-            f"{ctx.cfg.cluster_map_path}, or pass source_cluster= explicitly.")
+            hint("Find out which is right before restoring anything: fix "
+                 f"{ctx.cfg.cluster_map_path}, or re-run with ",
+                 Option("source_cluster", "<cluster id>"), "."))
     if record.cluster_id and record.cluster_id != source_id:
         raise ClusterMismatch(
             f"Record #{record.number} was taken of cluster {record.cluster_id}, but the "
             f"source cluster is {source_id}.",
-            "Its backup belongs to the recorded cluster: confirm which cluster served "
-            f"{ctx.env.name} then, and pass source_cluster= explicitly.")
+            hint("Its backup belongs to the recorded cluster: confirm which cluster served "
+                 f"{ctx.env.name} then, and re-run with ", Option("source_cluster", "<cluster id>"),
+                 "."))
     return source
 
 
@@ -184,12 +190,13 @@ def check_backup(fly: Fly, source_id: str, backup_id: str, record: DeploymentRec
         raise BackupError(
             f"Backup {backup_id} (from record #{record.number}) is not among the "
             f"{len(backups)} backups of cluster {source_id}.",
-            f"Check the id; the newest backups are {newest or 'none'} "
-            f"(`flyctl mpg backup list {source_id} --all`). Re-run with backup_id=.")
+            hint(f"Check the id; the newest backups are {newest or 'none'} "
+                 f"(`flyctl mpg backup list {source_id} --all`). Re-run with ",
+                 Option("backup_id", "<backup id>"), "."))
     if found.status != "completed":
         raise BackupError(f"Backup {backup_id} of {source_id} is {found.status!r}, not completed.",
-                          "Wait for it to complete, or choose an earlier completed backup "
-                          "with backup_id=.")
+                          hint("Wait for it to complete, or re-run with an earlier completed "
+                               "backup: ", Option("backup_id", "<backup id>"), "."))
     return found
 
 
@@ -227,8 +234,8 @@ def unrecorded_restore(ctx: RunContext, fly: Fly, name: str, *, carry_on: bool) 
     raise PreconditionFailed(
         f"A cluster named {name} already exists ({same[0].id}, {same[0].status}); a second "
         "restore would fork another one with the same name.",
-        f"Check `flyctl mpg status {same[0].id}`. To restore afresh anyway, re-run with "
-        "new_cluster_name=<another name>.")
+        hint(f"Check `flyctl mpg status {same[0].id}`. To restore afresh anyway, re-run with ",
+             Option("new_cluster_name", "<another name>"), "."))
 
 
 def source_check(ctx: RunContext, fly: Fly, urls: dict[str, DbUrl], source_id: str,
@@ -265,5 +272,6 @@ def not_ready(env: str, new_id: str, status: str, elapsed: float, timeout: float
     return RestoreTimeout(
         f"The restored cluster {new_id} for {env} is still {status!r} "
         f"after {elapsed:.0f}s (ready_timeout {timeout:.0f}s).",
-        f"Keep watching `flyctl mpg status {new_id}`; once ready, re-run from the verify "
-        f"step with a larger ready_timeout. Nothing was flipped.")
+        hint(f"Keep watching `flyctl mpg status {new_id}`; once ready, re-run with a larger "
+             "timeout (", Option("ready_timeout", "<seconds>"), "): it carries on from the "
+             "restore. Nothing was flipped."))

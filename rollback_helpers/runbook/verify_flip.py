@@ -16,6 +16,7 @@ from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.domain.parameters import VerifyFlipParameters, checked
 from rollback_helpers.errors import PreconditionFailed, RollbackError, VerificationFailed
+from rollback_helpers.hints import Option, Rerun, RunPath, hint
 from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import PostedRunComment, own_runs, previous_runs
 from rollback_helpers.runbook.path_b_facts import newest_record
@@ -55,13 +56,14 @@ class VerifyFlip:
         if not self.old_cluster:
             raise PreconditionFailed(
                 f"Which cluster is the old one for {self.ctx.env.name}? The newest deployment "
-                "record names none.", "Re-run with old_cluster=<the cluster that was replaced>.")
+                "record names none.",
+                hint("Re-run with ", Option("old_cluster", "<the cluster that was replaced>"), "."))
         if self.old_cluster == self.new_cluster:
             raise PreconditionFailed(
                 f"The new and the old cluster are both {self.new_cluster}: {cfg.cluster_map_path} "
-                "still names the old cluster, or new_cluster= was not given.",
-                "Apply the cluster-map diff from Path B's checklist (step 3), or pass "
-                "new_cluster=<restored cluster id>.")
+                "still names the old cluster, or the new cluster was not given.",
+                hint("Apply the cluster-map diff from Path B's checklist (step 3), or re-run with ",
+                     Option("new_cluster", "<restored cluster id>"), "."))
         report = self.ctx.preflight_report("Preflight: verify the flip (Path B, after the human steps)")
         report.fact("old cluster", self.old_cluster).fact("new cluster", self.new_cluster)
         return report
@@ -72,7 +74,7 @@ class VerifyFlip:
         started = self.fly.status(app).started()
         if not started:
             raise PreconditionFailed(f"{app} has no started machine.",
-                                     "Wait for the redeploy to finish, then re-run.")
+                                     hint("Wait for the redeploy to finish, then ", Rerun(), "."))
         for var in (self.ctx.cfg.database_url_var, self.ctx.cfg.migration_url_var):
             url = parse_db_url(self.fly.read_secret_env(app, started[0].id, var), var)
             self.urls[var] = url
@@ -118,8 +120,8 @@ class VerifyFlip:
         if self.missing:
             raise VerificationFailed(
                 f"The flip to {self.new_cluster} is not complete: " + "; ".join(self.missing) + ".",
-                f"Do not touch the old cluster {old}. Finish the missing steps, then re-run "
-                "path_b_verify_flip.")
+                hint(f"Do not touch the old cluster {old}. Finish the missing steps, then run "
+                     "again: ", RunPath("verify-flip", self.ctx.env.name), "."))
         self.ctx.log(f"flip verified: {self.new_cluster} serves {self.ctx.env.name}")
         report = Report(f"Verdict: the old cluster {old} may now be detached and destroyed by a human",
                         code=f"flyctl mpg detach {old} -a {self.ctx.env.app}\nflyctl mpg destroy {old}")

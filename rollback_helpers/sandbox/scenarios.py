@@ -21,6 +21,7 @@ from rollback_helpers.domain.config import read_toml
 from rollback_helpers.errors import ConfigError
 from rollback_helpers.sandbox.core.latency import checked_latency
 from rollback_helpers.sandbox.core.world import STATE_FILE, World, digest_for, world_lock
+from rollback_helpers.sandbox.github.common import WEB
 from rollback_helpers.sandbox.github.faults import build_github_faults
 from rollback_helpers.sandbox.github.forgers import build_forgeries
 from rollback_helpers.sandbox.github.team import build_team
@@ -221,7 +222,7 @@ def _build_records(world: World, envs: dict[str, Any], deploy_plan: list[tuple[f
         body = _fill(override, image, previous.get(env, ""), env, spec["app"]) \
             if override is not None else record_body(
             env, spec["app"], image, previous.get(env, ""), sha=digest_for("git" + name)[7:14],
-            at=at, workflow_run=f"https://github.com/{repo}/actions/runs/"
+            at=at, workflow_run=f"{WEB}/{repo}/actions/runs/"
                                 f"{world.next_id('run', 7000000)}",
             optional={"cluster_id": spec.get("cluster_id", ""), "backup_id": backup_id})
         labels = ["deployment-record", f"env:{env}",

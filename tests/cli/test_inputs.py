@@ -22,7 +22,7 @@ def _empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def args(**given: object) -> argparse.Namespace:
     base = {"command": "run", "path": "path-a", "env": "production", "dry_run": False,
-            "confirm": "", "incidents_dir": ""}
+            "confirm": "", "incidents_dir": "", "reason": "v42 crashes on start"}
     return argparse.Namespace(**{**base, **given})
 
 
@@ -48,6 +48,14 @@ def test_live_production_needs_confirm_for_run_and_drill() -> None:
         with pytest.raises(ConfirmationRequired, match="--confirm production"):
             inputs.check_command(args(command=command), {"env": "production", "dry_run": False})
     inputs.check_command(args(confirm="production"), {"env": "production", "dry_run": False})
+
+
+def test_a_live_run_needs_a_reason_and_a_dry_run_does_not() -> None:
+    with pytest.raises(ConfigError, match="needs a reason") as refused:
+        inputs.check_command(args(env="staging", reason="  "), {"env": "staging", "dry_run": False})
+    assert '--reason "<what is rolled back and why>"' in refused.value.next_step
+    inputs.check_command(args(env="staging", reason="", dry_run=True), {"env": "staging"})
+    inputs.check_command(args(env="staging", reason="", path="verify-flip"), {"env": "staging"})
 
 
 def test_verify_flip_only_reads_so_needs_no_confirmation() -> None:

@@ -146,7 +146,7 @@ def test_add_comment_returns_the_comment_url_and_stores_it(gh: Harness) -> None:
     url = gh.client.comments.add_comment(1001, "Rolled back by the runbook.")
     comments = gh.world.state["github"]["comments"]["1001"]
     assert comments[-1]["body"] == "Rolled back by the runbook."
-    assert url == f"https://github.com/renewa/renewa-one/issues/1001#issuecomment-{comments[-1]['id']}"
+    assert url == f"https://github.sandbox.invalid/renewa/renewa-one/issues/1001#issuecomment-{comments[-1]['id']}"
 
 
 def test_add_labels_keeps_the_issues_other_labels(gh: Harness) -> None:

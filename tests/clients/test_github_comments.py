@@ -65,7 +65,7 @@ def test_list_comments_reads_every_page_oldest_first(world: World) -> None:
     assert len([c for c in world.calls() if "/issues/1001/comments" in c["call"]]) == 2
     assert comments[0] == Comment(id=9000, body="note 0", user="someone",
                                   created_at=world.iso_now(), updated_at=world.iso_now(),
-                                  html_url="https://github.com/renewa/renewa-one/issues/1001"
+                                  html_url="https://github.sandbox.invalid/renewa/renewa-one/issues/1001"
                                            "#issuecomment-9000")
 
 

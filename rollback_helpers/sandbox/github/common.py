@@ -22,7 +22,7 @@ import httpx
 
 from rollback_helpers.sandbox.core.world import World
 
-WEB = "https://github.com"
+WEB = "https://github.sandbox.invalid"  # a drill's links: never the real repository's
 DOCS = "https://docs.github.com/rest"
 REPO = r"/repos/(?P<repo>[^/]+/[^/]+)"
 Handler = Callable[["Call"], httpx.Response]

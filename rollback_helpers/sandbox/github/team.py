@@ -79,6 +79,23 @@ def build_team(world: World, scenario: dict[str, Any]) -> None:
         world.schedule(1.0, "approvers_watch")
 
 
+TEAMMATE = "sandbox-teammate"
+
+
+def add_teammate(world: World, *, after: float = 60.0) -> str:
+    """A sandbox teammate with write access who approves a run's plan ``after`` virtual seconds
+    after it is posted: the second person a production drill needs (``--teammate-approves``)."""
+    with world.transaction():
+        gh = world.state["github"]
+        gh.setdefault("collaborators", {})[TEAMMATE] = "write"
+        approvers = gh.setdefault("approvers", [])
+        if not any(a["login"] == TEAMMATE for a in approvers):
+            if not approvers:  # the scenario's own approvers are watched already
+                world.schedule(1.0, "approvers_watch")
+            approvers.append(_approver({"login": TEAMMATE, "action": "approve", "after": after}))
+    return TEAMMATE
+
+
 def _approver(spec: dict[str, Any]) -> dict[str, Any]:
     action = str(spec.get("action", "approve"))
     if action not in ACTIONS:

@@ -38,7 +38,7 @@ def test_issue_listing_items_are_valid_issues_and_prs_carry_pull_request(
     items = api.get(f"{REPO}/issues", params={"state": "all"}).json()
     issues = validate(list[models.Issue], items)
     pr = next(i for i in issues if i.number == 4242)
-    assert pr.pull_request.html_url == "https://github.com/renewa/renewa-one/pull/4242"
+    assert pr.pull_request.html_url == "https://github.sandbox.invalid/renewa/renewa-one/pull/4242"
     assert all("pull_request" not in item for item in items if item["number"] != 4242)
     assert issues[0].user.login in {"deploy-bot", "some-dev"}
     assert items[0]["labels"][0].keys() >= {"id", "node_id", "url", "name", "color", "default",
@@ -73,7 +73,7 @@ def test_comments_are_listed_in_pages_with_a_link_header(world: World, api: http
 def test_single_issue_is_a_valid_issue(api: httpx.Client) -> None:
     issue = validate(models.Issue, api.get(f"{REPO}/issues/1001").json())
     assert issue.number == 1001 and issue.state == "open"
-    assert issue.html_url == "https://github.com/renewa/renewa-one/issues/1001"
+    assert issue.html_url == "https://github.sandbox.invalid/renewa/renewa-one/issues/1001"
 
 
 def test_created_comment_is_a_valid_issue_comment(world: World, api: httpx.Client) -> None:
