@@ -98,8 +98,9 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("machine", "list"): Command("_machine_list", _APP, _JSON | {"-q", "--quiet"}),
     ("ssh", "console"): Command("_ssh_console", _APP | {"-C", "--command", "--machine", "-r",
                                 "--region", "-u", "--user", "-o", "--org", "-A", "--address",
-                                "--container", "--process-group"},
-                                frozenset({"-q", "--quiet", "-s", "--select", "--pty"})),
+                                "--container", "-g", "--process-group", "--group"},
+                                frozenset({"-q", "--quiet", "-s", "--select", "--pty",
+                                           "--no-container"})),  # as flyctl's ssh/console.go
     # -o/--org belongs to `mpg list` (and the `mpg` parent, not inherited): as flyctl
     ("mpg", "status"): Command("_mpg_status", frozenset(), _JSON),
     ("mpg", "list"): Command("_mpg_list", frozenset({"-o", "--org"}), _JSON | {"--deleted"}),

@@ -173,6 +173,18 @@ def test_ssh_console_quiet_alone_still_prints_the_noise_line(sandbox: FlyctlSand
     assert result.stdout.startswith("No machine specified, using ") and result.stderr == ""
 
 
+def test_ssh_console_takes_flyctls_own_flags(sandbox: FlyctlSandbox, world: World) -> None:
+    """As flyctl's ssh/console.go: ``--no-container`` is a boolean, ``-g``/``--process-group``
+    (also ``--group``) take a value; a flag flyctl lacks is refused as it would be."""
+    second = world.state["fly"]["apps"][APP]["machines"][1]["id"]
+    for flags in ("--no-container", "-g app", "--process-group app", "--group app"):
+        result = run(sandbox, f"ssh console -a {APP} --machine {second} {flags} -q "
+                              "-C 'printenv DATABASE_URL'")
+        assert result.returncode == 0 and result.stdout == fixture("ssh-console-quiet.stdout")
+    refused = run(sandbox, f"ssh console -a {APP} --no-such-flag -C 'printenv X'")
+    assert refused.returncode == 1 and "unknown flag: --no-such-flag" in refused.stderr
+
+
 def test_ssh_console_unset_variable(sandbox: FlyctlSandbox, world: World) -> None:
     machine = world.state["fly"]["apps"][APP]["machines"][0]["id"]
     result = run(sandbox, f"ssh console -a {APP} --machine {machine} -q -C 'printenv NOPE'")
