@@ -48,8 +48,10 @@ def _older_records(world: World, count: int) -> None:
         image = f"registry.fly.io/renewa-one@{digest_for(f'old{n}')}"
         gh["issues"].append({
             "number": 100_000 + n, "title": f"Deploy old{n} to staging", "state": "open",
-            "body": record_body("staging", "renewa-one-staging", image, "", run_id=8_000_000 + n,
-                                sha=digest_for(f"git-old{n}")[7:14], at=created, repo=gh["repo"]),
+            "body": record_body("staging", "renewa-one-staging", image, "",
+                                sha=digest_for(f"git-old{n}")[7:14], at=created,
+                                workflow_run=f"https://github.com/{gh['repo']}/actions/runs/"
+                                             f"{8_000_000 + n}"),
             "labels": ["deployment-record", "env:staging"], "user": "deploy-bot",
             "created_at": utc_iso(created), "updated_at": utc_iso(created)})
 

@@ -1,7 +1,9 @@
 """Every way a rollback can fail, in one tree.
 
 Each error says what failed (the environment, issue number, cluster id or
-command) and what the operator should do next. Messages pass through
+command) and what the operator should do next: plain text, or a
+:class:`~rollback_helpers.hints.Hint` rendered for the interface in use (flags on
+the command line, parameters in a notebook, the cell or button in JupyterLab). Messages pass through
 :func:`rollback_helpers.secrets.redact`, so a password that slipped into one
 never reaches a notebook, a log or a terminal.
 
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from rollback_helpers.hints import Hint
 from rollback_helpers.secrets import find_credentials, redact
 
 # What the archive and the record say happened, by exit code: one outcome a code, except that
@@ -87,9 +90,11 @@ class RollbackError(Exception):
         if exit_code is not None:
             cls.exit_code, cls.outcome = exit_code, OUTCOMES[exit_code]
 
-    def __init__(self, what: str, next_step: str = "") -> None:
+    def __init__(self, what: str, next_step: str | Hint = "") -> None:
+        # the next step as data (a Hint) is rendered for the interface the run is driven from
+        self.hint = next_step if isinstance(next_step, Hint) else None
         self.what = redact(what)
-        self.next_step = redact(next_step)
+        self.next_step = redact(next_step.render() if isinstance(next_step, Hint) else next_step)
         message = self.what if not self.next_step else f"{self.what}\nNext: {self.next_step}"
         super().__init__(message)
 
@@ -207,7 +212,7 @@ class CommandRefused(ExternalServiceError):
 
 
 class CommandFailed(ExternalServiceError):
-    def __init__(self, what: str, next_step: str = "", *, returncode: int | None = None,
+    def __init__(self, what: str, next_step: str | Hint = "", *, returncode: int | None = None,
                  stderr_tail: str = "") -> None:
         self.returncode = returncode
         self.stderr_tail = redact(stderr_tail)

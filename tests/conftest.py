@@ -236,3 +236,15 @@ def s3_bucket(s3_env: str) -> str:
     name = f"records-{secrets.token_hex(4)}"
     fsspec.filesystem("s3", skip_instance_cache=True).mkdir(name)
     return name
+
+
+# -- next steps' interface (test_hints.py, tests/runbook/test_hints_per_interface.py) ---------
+@pytest.fixture(autouse=True)
+def _notebook_interface() -> Iterator[None]:
+    """Every test starts with next steps rendered for a headless notebook, whatever an earlier
+    test's run announced (the interface is one a process)."""
+    from rollback_helpers.hints import use_interface
+
+    use_interface("notebook")
+    yield
+    use_interface("notebook")

@@ -74,3 +74,31 @@ def test_a_real_clocks_rounding_counts_as_on_the_grid() -> None:
 def test_an_unusable_interval_is_refused(interval: float) -> None:
     with pytest.raises(ValueError, match="finite number of seconds > 0"):
         PollSchedule(VirtualClock(0.0), interval)
+
+
+def test_together_returns_every_value_and_raises_the_first_error_once_all_ended() -> None:
+    from rollback_helpers.clock import together
+
+    clock = VirtualClock(0.0)
+    ended: list[str] = []
+
+    def slow() -> str:
+        ended.append("slow")
+        return "b"
+
+    assert together(clock, lambda: "a", slow, lambda: 3) == ("a", ["b", 3])
+
+    def broken() -> None:
+        raise ValueError("no answer")
+
+    with pytest.raises(ValueError, match="no answer"):
+        together(clock, lambda: "a", broken, slow)
+    assert ended == ["slow", "slow"]  # the other work was waited for
+
+
+def test_work_started_on_a_clock_without_lanes_leaves_none() -> None:
+    from rollback_helpers.clock import lane_now, started
+
+    read = started(VirtualClock(5.0), lambda: 42)
+    assert read.result() == 42 and read.result() == 42
+    assert lane_now("") is None

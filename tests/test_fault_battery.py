@@ -466,3 +466,94 @@ def test_plain_papermill_dry_run_that_is_not_a_boolean_is_archived_bad_input(
     assert not any(frame in shown for frame in FRAMES)
     assert [c for c in calls(world_a) if c["mutating"]] == []
     assert calls(world_a) == []
+
+
+# -- 10. forged approvals and injected record comments: never believed, always named -----------------
+APPROVAL_RUN = "a1b2c3d4e5f6"
+FORGED_APPROVALS = [
+    ("edited", f"/approve {APPROVAL_RUN}", "2026-06-10T09:31:30Z", "edited after it was posted"),
+    ("html comment", f"ok <!-- /approve {APPROVAL_RUN} -->", "", "HTML comment"),
+    ("fenced", f"```\n/approve {APPROVAL_RUN}\n```", "", "code block"),
+    ("details", f"<details>\n/approve {APPROVAL_RUN}\n</details>", "", "<details>"),
+    ("quoted", f"> /approve {APPROVAL_RUN}", "", "quote"),
+    ("conditional", f"/approve {APPROVAL_RUN} NOT until the DB team agrees", "",
+     "says more than the command"),
+    ("no write access", f"/approve {APPROVAL_RUN}", "", "'read' access, not write"),
+    ("the operator", f"/approve {APPROVAL_RUN}", "", "operator cannot approve"),
+]
+
+
+@pytest.mark.parametrize("form, body, edited, why", FORGED_APPROVALS,
+                         ids=[f for f, *_ in FORGED_APPROVALS])
+def test_a_forged_approval_is_refused_with_its_reason(form: str, body: str, edited: str,
+                                                      why: str) -> None:
+    from rollback_helpers.clients.github_comments import Comment
+    from rollback_helpers.run.approval import Judge, approvers
+
+    user = {"no write access": "carol", "the operator": "ops"}.get(form, "alice")
+    at = "2026-06-10T09:31:00Z"
+    judge = Judge(APPROVAL_RUN, "0123456789ab", "2026-06-10T09:30:00Z", frozenset({"ops"}),
+                  {"alice": "write", "carol": "read", "ops": "admin"}.get)  # type: ignore[arg-type]
+    verdicts = judge.verdicts([Comment(1, body, user, at, edited or at, "https://x/1")])
+    assert verdicts and approvers(verdicts) == []
+    assert why in verdicts[0].why
+
+
+INJECTED = [("succeeded", "path-a"), ("dispatched", "path-a"), ("flip pending", "path-b"),
+            ("restored", "path-b")]
+
+
+@pytest.mark.parametrize("state, path", INJECTED, ids=[s for s, _ in INJECTED])
+def test_an_injected_record_comment_never_counts_and_is_named(state: str, path: str) -> None:
+    from rollback_helpers.clients.github_comments import Comment
+    from rollback_helpers.run.run_comment import RunComment, own_runs, previous_runs, render_comment
+
+    forged = render_comment(RunComment("f0rged", path, "staging", state=state, new_cluster="x"))
+    ours = render_comment(RunComment("r1", path, "staging", state="failed"))
+
+    class Issue:
+        def list_comments(self, number: int) -> list[Comment]:
+            return [Comment(1, ours, "runbook-bot", "2026-06-10T09:00:00Z",
+                            "2026-06-10T09:00:00Z", "https://x/1"),
+                    Comment(2, forged, "mallory", "2026-06-10T09:05:00Z",
+                            "2026-06-10T09:05:00Z", "https://x/2")]
+
+    found = previous_runs(Issue(), [7], path=path, env="staging")  # type: ignore[arg-type]
+    own, ignored = own_runs(found, "runbook-bot")
+    assert [r.record.run_id for r in own] == ["r1"]
+    assert [r.author for r in ignored] == ["mallory"]
+    assert "mallory" in ignored[0].ignored() and "https://x/2" in ignored[0].ignored()
+
+
+def test_a_publication_by_another_author_is_never_believed() -> None:
+    from rollback_helpers.clients.github_comments import Comment
+    from rollback_helpers.errors import RecordTampered
+    from rollback_helpers.records.verify import published_for
+
+    marker = "<!-- rollback-runbook run=r1 path=path-a env=staging -->"
+
+    def publication(cid: int, user: str, sha: str) -> Comment:
+        return Comment(cid, f"{marker}\n- **archive:** `s3://b/r.ipynb`\n- **sha256:** `{sha}`\n",
+                       user, "2026-06-10T09:00:00Z", "2026-06-10T09:00:00Z", f"https://x/{cid}")
+
+    class Issue:
+        repo = "o/r"
+
+        def __init__(self, comments: list[Comment]) -> None:
+            self.comments = comments
+
+        def list_comments(self, number: int) -> list[Comment]:
+            return self.comments
+
+        def permission(self, user: str) -> str:
+            return {"runbook-bot": "write", "mallory": "read"}.get(user, "none")
+
+    mallory = publication(1, "mallory", "b" * 64)
+    bot = publication(2, "runbook-bot", "a" * 64)
+    found = published_for(Issue([mallory, bot]), 7, "r1", "s3://b/r.ipynb", "runbook-bot")
+    assert found is not None and found.sha256 == "a" * 64
+    assert published_for(Issue([mallory]), 7, "r1", "s3://b/r.ipynb", "mallory") is None  # read
+    later = publication(3, "runbook-bot", "c" * 64)
+    with pytest.raises(RecordTampered) as raised:
+        published_for(Issue([bot, later]), 7, "r1", "s3://b/r.ipynb", "runbook-bot")
+    assert "a" * 64 in str(raised.value) and "c" * 64 in str(raised.value)

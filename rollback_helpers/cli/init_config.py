@@ -61,6 +61,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--fly-org", help="Fly organization slug (default: the repository's owner)")
     p.add_argument("--cluster-map", help="env → cluster-id map in the repository")
     p.add_argument("--incidents-dir", help="where executed notebooks are archived (incidents)")
+    p.add_argument("--infisical-project",
+                   help="the Infisical project Path B's checklist names (default: the repo's name)")
+    p.add_argument("--production-approvals", type=int,
+                   help="people who must approve a live production run, the operator included (2)")
     p.add_argument("--github-api-url", default="https://api.github.com",
                    help="GitHub REST base URL (GitHub Enterprise: https://<host>/api/v3)")
     p.add_argument("--output", default="runbook.toml", help="the file to write (runbook.toml)")
@@ -99,17 +103,42 @@ def terminal_ask(question: str, default: str) -> str:
 
 
 def collect(args: argparse.Namespace, ask: Ask | None) -> InitAnswers:
-    repo = args.repo or (ask("GitHub repository (owner/name)", guess_repo()) if ask else "")
+    guessed = guess_repo()
+    repo = args.repo or (ask("GitHub repository (owner/name)", guessed) if ask else guessed)
     if not repo:
-        raise ConfigError("No GitHub repository given.", "Pass --repo owner/name (or run "
+        raise ConfigError("No GitHub repository given, and this folder is not a checkout with a "
+                          "GitHub `origin` remote.", "Pass --repo owner/name (or run "
                           "`rollback-runbook init` in a terminal to be asked).")
     apps = _apps(args, repo, ask)
     values = {key: getattr(args, flag) or (ask(question, default) if ask else default)
               for key, (flag, question, default) in QUESTIONS.items()}
     labels = tuple(part.strip() for part in values.pop("record_labels").split(",") if part.strip())
     org = args.fly_org or (ask("Fly organization", repo.split("/")[0].lower()) if ask else "")
+    default = ", ".join(e for e in apps if e == "production")
+    chosen = ask("Protected environments (a live run needs --confirm and two people)",
+                 default) if ask else default
+    protected = tuple(e.strip() for e in chosen.split(",") if e.strip())
+    if unknown := [e for e in protected if e not in apps]:
+        raise ConfigError(f"Protected environment(s) {', '.join(unknown)} are not among "
+                          f"{', '.join(apps)}.", "Name environments given above, comma-separated.")
+    name = repo.strip().rsplit("/", 1)[-1]
+    project = args.infisical_project or (
+        ask("Infisical project (Path B's flip checklist names it)", name) if ask else name)
+    approvals = args.production_approvals
+    if approvals is None:
+        approvals = _number(ask("People who must approve a live run on a protected environment "
+                                "(you included)", "2")) if ask and protected else 2
     return InitAnswers(github_repo=repo.strip(), apps=apps, record_labels=labels, fly_org=org,
-                       github_api_url=args.github_api_url, **values)
+                       github_api_url=args.github_api_url, protected=protected,
+                       infisical_project=project, production_approvals=approvals, **values)
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a number of people.", "Answer with a whole number, "
+                          "e.g. 2; nothing was written.") from None
 
 
 def _apps(args: argparse.Namespace, repo: str, ask: Ask | None) -> dict[str, str]:
@@ -131,16 +160,29 @@ def _apps(args: argparse.Namespace, repo: str, ask: Ask | None) -> dict[str, str
     return apps
 
 
-def guess_repo() -> str:
-    """``owner/name`` of this checkout's ``origin`` on GitHub, through the command seam."""
-    from rollback_helpers.errors import RollbackError
-    from rollback_helpers.run.backends import local_runner
+def guess_repo(start: Path | None = None) -> str:
+    """``owner/name`` of the ``origin`` remote of the checkout around ``start`` (the current
+    folder), read from its ``.git/config`` itself: the command runner starts no git."""
+    for folder in [(start or Path.cwd()).resolve(), *(start or Path.cwd()).resolve().parents]:
+        dot_git = folder / ".git"
+        if dot_git.exists():
+            return _origin(dot_git)
+    return ""
 
+
+def _origin(dot_git: Path) -> str:
+    git = dot_git
+    if dot_git.is_file():  # a worktree: its config is the main repository's
+        git = (dot_git.parent / dot_git.read_text().strip().removeprefix("gitdir: ")).resolve()
+        if (git / "commondir").is_file():
+            git = (git / (git / "commondir").read_text().strip()).resolve()
     try:
-        result = local_runner().run(["git", "remote", "get-url", "origin"], timeout=10)
-    except RollbackError:
+        text = (git / "config").read_text()
+    except OSError:
         return ""
-    found = _REMOTE.search(result.stdout.strip()) if result.ok else None
+    section = re.search(r'^\[remote "origin"\]\s*$(?P<body>[\s\S]*?)(?=^\[|\Z)', text, re.M)
+    url = re.search(r"^\s*url\s*=\s*(\S+)", section["body"], re.M) if section else None
+    found = _REMOTE.search(url[1]) if url else None
     return found["repo"] if found else ""
 
 

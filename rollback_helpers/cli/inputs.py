@@ -15,18 +15,18 @@ from __future__ import annotations
 import argparse
 import ast
 import math
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollback_helpers.errors import ConfirmationRequired, guard_free_text
+from rollback_helpers.errors import ConfigError, ConfirmationRequired, guard_free_text
 from rollback_helpers.secrets import redact
 
 if TYPE_CHECKING:
     from rollback_helpers.domain.config import RunbookConfig
 
-PROTECTED_ENVS = ("production",)
 _FLAG_FOR = {"dry_run": "--dry-run/--live", "env": "--env", "path": "PATH"}
 
 
@@ -63,6 +63,24 @@ def _number(text: str, *, positive: bool) -> float:
 def seconds(text: str) -> float:
     """An argparse type: a finite number ≥ 0 (``--speed``)."""
     return _number(text, positive=False)
+
+
+LATENCY_SEAMS = ("github", "flyctl", "health", "metrics")  # the sandbox's seams
+
+
+def latency(text: str) -> dict[str, float]:
+    """An argparse type: ``github=0.25,flyctl=1.5``, seconds per call of the sandbox's seams."""
+    seams: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        seam, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or seam not in LATENCY_SEAMS:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not SEAM=SECONDS with SEAM one of {', '.join(LATENCY_SEAMS)}")
+        try:
+            seams[seam] = _number(value, positive=False)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{part!r}: {exc}") from None
+    return seams
 
 
 def positive_seconds(text: str) -> float:
@@ -123,10 +141,16 @@ def check_command(args: argparse.Namespace, params: dict[str, Any]) -> RunbookCo
     cfg = load_config()
     env = cfg.env(args.env)
     changes = path_spec(args.path).changes and not args.dry_run  # verify-flip only reads
-    if env.name in PROTECTED_ENVS and changes and args.confirm != env.name:
+    if env.is_protected and changes and args.confirm != env.name:
         raise ConfirmationRequired(
             f"A live {args.path} {args.command} against {env.name} needs an explicit confirmation.",
             f"Re-run with --confirm {env.name} (or --dry-run to only see the plan).")
+    if changes and not getattr(args, "reason", "").strip():  # a drill's defaults to its scenario
+        raise ConfigError(
+            f"A live {args.path} {args.command} on {env.name} needs a reason: it goes into the "
+            "deployment-record comment and the archived record.",
+            'Re-run with --reason "<what is rolled back and why>" (a dry run may omit it). '
+            "Nothing was contacted or changed.")
     return cfg
 
 
@@ -136,10 +160,72 @@ def incidents_dir(args: argparse.Namespace, cfg: RunbookConfig, *, drill: bool) 
     from rollback_helpers.records.archive import incidents_location
     from rollback_helpers.run.archive import ensure_writable_dir
 
-    location = incidents_location(cfg.incidents_dir, explicit=args.incidents_dir, drill=drill)
-    if ":" in location.split("/", 1)[0]:  # scheme://… or github:…: not a local folder
+    location = incidents_location(cfg.incidents_dir, explicit=args.incidents_dir or "",
+                                  drill=drill)
+    if location.startswith("github:"):  # checked when the run opens it (it needs the world)
+        return location
+    if ":" in location.split("/", 1)[0]:  # scheme://…: a bucket, reachable and readable now
+        from rollback_helpers.records.archive import writable_store
+
+        writable_store(location, None)
         return location
     source = "--incidents-dir" if args.incidents_dir else "incidents_dir (runbook.toml or " \
         "ROLLBACK_INCIDENTS_DIR)"
     return str(ensure_writable_dir(Path(location), source=source))
 
+
+
+# Options whose empty value would otherwise read as "not given" and fall back to a default (a
+# live run on the resolved target, the configured store, the default scenario): empty is missing.
+NOT_EMPTY = ("target_digest", "scenario", "backup_id", "incidents_dir", "source_cluster",
+             "new_cluster_name", "new_cluster", "old_cluster", "sandbox_dir", "workspace")
+
+
+def refuse_empty_options(args: argparse.Namespace) -> None:
+    """An option given with an empty value (``--target-digest ""``) is bad input, never its
+    default: a script whose variable came out empty must not start a run on the default."""
+    for key in NOT_EMPTY:
+        value = getattr(args, key, None)
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{flag_for(key)} is given but empty.",
+                              f"Give {flag_for(key)} a value, or leave the flag out for its "
+                              "default (nothing was started).")
+
+
+def check_sandbox(args: argparse.Namespace) -> None:
+    """A drill's scenario read and checked, and its ``--sandbox-dir`` usable as a folder, before
+    any world is built: a bad one is exit 2 naming it, not a traceback half-way through."""
+    from rollback_helpers.run.backends import check_scenario
+
+    check_scenario(args.scenario)
+    if not args.sandbox_dir:
+        return
+    folder = Path(args.sandbox_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--sandbox-dir {shown_path(folder)} is a file, not a folder.",
+                          "Name a folder for the sandbox world (it is created if missing), or "
+                          "leave the flag out for a temporary one.")
+    if not folder.exists():
+        _probe_folder(folder)
+    elif not os.access(folder, os.W_OK):
+        raise ConfigError(f"--sandbox-dir {shown_path(folder)} is not writable.",
+                          "Name a folder this user can write, or leave the flag out.")
+
+
+def shown_path(path: Path) -> str:
+    text = redact(str(path))
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _probe_folder(folder: Path) -> None:
+    """``folder`` can be created (tried, then removed again: a bad input leaves nothing)."""
+    made = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise ConfigError(f"--sandbox-dir {shown_path(folder)} cannot be created: "
+                          f"{exc.strerror or type(exc).__name__}.",
+                          "Name a folder this user can create and write, or leave the flag out "
+                          "for a temporary one.") from None
+    for created in made:  # deepest first
+        created.rmdir()

@@ -8,6 +8,8 @@
     rollback-runbook scenarios | exit-codes                reference
     rollback-runbook history | verify-record | render      the archived incident records
     rollback-runbook recover [--dry-run]                   archive the records of killed runs
+    rollback-runbook stats [--format json|html|openmetrics]  change-failure rate, recovery time
+    rollback-runbook postmortem RECORD                     a postmortem draft from a verified record
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rollback_helpers import version
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
 from rollback_helpers.cli import inputs, records
+from rollback_helpers.cli import postmortem as postmortem_command
 from rollback_helpers.cli import recover as recover_command
+from rollback_helpers.cli import stats as stats_command
 from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.errors import EXIT_CODES, RollbackError
+from rollback_helpers.hints import use_interface
 from rollback_helpers.run.interrupt import StopSignals
 from rollback_helpers.secrets import redact
 
@@ -38,7 +44,8 @@ if TYPE_CHECKING:
     from rollback_helpers.run.closing import Closing
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
-ADOPTION = (init_command, check_command, recover_command)  # own modules: add_parser + run
+ADOPTION = (init_command, check_command, recover_command, stats_command, postmortem_command)
+# (each: its own module, with add_parser and run)
 DEFAULT_DRILL_SPEED = 20.0
 # Flags that set one path's parameters: passed when given, so another path's model refuses them.
 OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight", "backup_id",
@@ -62,6 +69,8 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rollback-runbook", description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"rollback-runbook {version.describe()}")
     sub = parser.add_subparsers(dest="command", required=True)
     drill = sub.add_parser("drill", help="run a runbook path on the embedded sandbox")
     _common(drill)
@@ -72,8 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="for a drill that is not a dry run on production: the word 'production'")
     drill.add_argument("--speed", type=inputs.seconds, default=DEFAULT_DRILL_SPEED,
                        help="virtual seconds per real second on waits (0 = instant)")
+    drill.add_argument("--latency", type=inputs.latency, default={}, metavar="SEAM=S,…",
+                       help="seconds per call of the sandbox's seams, e.g. github=0.25,flyctl=1.5 "
+                            "(seams: github, flyctl, health, metrics; virtual time)")
     drill.add_argument("--sandbox-dir", help="keep the sandbox world here (default: a temp dir)")
     drill.add_argument("--keep-sandbox", action="store_true", help="do not delete the sandbox world")
+    drill.add_argument("--teammate-approves", action="store_true",
+                       help="a sandbox teammate approves the plan (the second person production "
+                            "needs), so a production drill runs end to end")
     run = sub.add_parser("run", help="run a runbook path against the real Fly.io and GitHub")
     _common(run)
     mode = run.add_mutually_exclusive_group()
@@ -96,7 +111,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", default="", help="why (goes into the deployment-record comment)")
     p.add_argument("--incident", default="", help="incident id or link")
     p.add_argument("--operator", default="", help="who runs it (default: login name)")
-    p.add_argument("--incidents-dir", default="", help="archive directory (default: incidents/)")
+    p.add_argument("--incidents-dir", help="archive directory (default: incidents/)")
     p.add_argument("--target-digest", help="path-a: roll back to this digest instead of resolving")
     p.add_argument("--allow-unrecorded-target", action="store_true",
                    help="path-a: accept a --target-digest that no record names")
@@ -137,6 +152,8 @@ def parameters(args: argparse.Namespace, *, backend: str, archive_to: str | Path
         params.update({k: v for k in ("confirm", "break_lock") if (v := getattr(args, k, ""))})
     if sandbox_dir:
         params["sandbox_dir"] = sandbox_dir
+    if getattr(args, "scenario", None):  # a drill: the record names the scenario drilled
+        params["scenario"] = args.scenario
     params.update({k: v for k in OPTIONS if (v := getattr(args, k, None)) not in (None, False)})
     return params
 
@@ -147,8 +164,14 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
     A bucket or a GitHub store is checked when it is opened, still before the run."""
     if not PATHS[args.path].changes:
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
+    from rollback_helpers.run.backends import check_real_prerequisites, check_scenario
+
     params = parameters(args, backend=backend, archive_to=Path("-"), sandbox_dir=None)
     cfg = inputs.check_command(args, params)
+    if drill:
+        check_scenario(args.scenario)
+    if backend == "real":  # a missing token or flyctl stops the run before its record exists
+        check_real_prerequisites(cfg)
     return inputs.incidents_dir(args, cfg, drill=drill)
 
 
@@ -169,6 +192,7 @@ def _drill(args: argparse.Namespace) -> int:
     args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     reason = args.reason
     args.reason = reason or f"drill: scenario {args.scenario}"
+    inputs.check_sandbox(args)  # the scenario read and the world's folder usable: nothing built
     directory = checked_incidents_dir(args, backend="sandbox", drill=True)
     recover_command.recover_before_run(args.run_id)  # needs a killed drill's world: first
     for line in sweep_abandoned_worlds(spare=recover_command.worlds_of_working_copies()):
@@ -177,8 +201,10 @@ def _drill(args: argparse.Namespace) -> int:
     saved_token = os.environ.get("GITHUB_TOKEN")
     try:
         world = create_drill_world(args.scenario, sandbox_dir, speed=args.speed,
-                                   reuse=bool(args.sandbox_dir))
-        args.reason = reason or f"drill: scenario {world.scenario}"  # a reused world's own
+                                   reuse=bool(args.sandbox_dir), latency=args.latency,
+                                   teammate=args.teammate_approves)
+        args.scenario = world.scenario  # a reused world's own: the record names what was drilled
+        args.reason = reason or f"drill: scenario {world.scenario}"
         print(f"Drill: {args.path} on {args.env}, scenario {world.scenario!r} — {world.description}")
         if world.reused:
             print(f"Acting in the existing sandbox world in {sandbox_dir} (not rebuilt).")
@@ -342,13 +368,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         inputs.guard_free_text_inputs(args, os.environ)
+        inputs.refuse_empty_options(args)
         args.argv = argv
+        # advice names flags, not notebook parameters (a drill's: the sandbox's command)
+        use_interface("drill" if args.command == "drill" else "run")
         args.run_id = secrets.token_hex(6)  # this run's lock, record comment and archive
         args.stop = StopSignals()  # drill and run: SIGINT/SIGTERM stop the run, cleanly
         return COMMANDS[args.command](args)
     except RollbackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `history | head`: the reader had enough; no traceback, no noise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at the final flush
+        return 0
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C): the run stopped where it was; the sandbox, if any, is "
               "cleaned up. Re-run the same command to start again.", file=sys.stderr)

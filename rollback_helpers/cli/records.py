@@ -87,7 +87,7 @@ def add_parsers(sub: Any) -> None:
     render.add_argument("-o", "--output", default="", help="the HTML file, or a folder "
                         "for <record name>.html (default: the current folder)")
     for parser in (history, verify, publish, render):
-        parser.add_argument("--incidents-dir", default="",
+        parser.add_argument("--incidents-dir", default=None,
                             help="the records store (default: the configured incidents_dir)")
         parser.add_argument("--sandbox-dir", default=None,
                             help="a kept drill world: its GitHub holds the drill's issue "
@@ -163,6 +163,8 @@ def _store(args: argparse.Namespace) -> RecordStore:
 def cmd_history(args: argparse.Namespace) -> int:
     from rollback_helpers.records import history as h
 
+    if args.env:
+        _config().env(args.env)  # an environment the runbook does not know: exit 2, naming it
     filters = h.Filters(env=args.env, since=_since(args.since), drills=args.drills)
     store = _store(args)
     verify = None if args.no_verify else h.verify_cell(_checker(args.sandbox_dir))

@@ -93,13 +93,14 @@ ALLOWED: tuple[AllowedCommand, ...] = (
     AllowedCommand(("ssh", "console"), 0, frozenset({"-a", "--app", "-c", "--config", "--machine",
                                                     "-q", "--quiet", "-C", "--command", "-r",
                                                     "--region", "-o", "--org"}), True),
-    AllowedCommand(("mpg", "status"), 1, frozenset({"-o", "--org"}) | _JSON),
+    # -o/--org: a flag of `mpg list` (and of the `mpg` parent, which no subcommand inherits):
+    # `mpg status|restore|proxy … --org` is "unknown flag" in flyctl (its `fly mpg *` docs).
+    AllowedCommand(("mpg", "status"), 1, _JSON),
     AllowedCommand(("mpg", "list"), 0, frozenset({"-o", "--org"}) | _JSON),
     AllowedCommand(("mpg", "backup", "list"), 1, frozenset({"--all"}) | _JSON),
-    AllowedCommand(("mpg", "restore"), 1, frozenset({"--backup-id", "--pitr-time", "-n", "--name",
-                                                    "-o", "--org"})),
-    AllowedCommand(("mpg", "proxy"), 1, frozenset({"-p", "--local-port", "-b", "--bind-addr",
-                                                  "-o", "--org"})),
+    AllowedCommand(("mpg", "restore"), 1, frozenset({"--backup-id", "--pitr-time", "-n",
+                                                    "--name"})),
+    AllowedCommand(("mpg", "proxy"), 1, frozenset({"-p", "--local-port", "-b", "--bind-addr"})),
 )
 
 # Known destructive command paths (canonical), with why the runbook leaves them to a human.

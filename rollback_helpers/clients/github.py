@@ -37,10 +37,10 @@ class GitHubClient:
         self.session = GitHubSession(http, repo, token, clock=clock, api_url=api_url,
                                      max_retries=max_retries, mutation_spacing=mutation_spacing)
         self.issues = GitHubIssues(self.session)
-        self.comments = GitHubComments(self.session)
+        self.access = GitHubAccess(self.session)
+        self.comments = GitHubComments(self.session, own_login=lambda: self.access.known_login)
         self.actions = GitHubActions(self.session)
         self.git = GitHubGit(self.session)
-        self.access = GitHubAccess(self.session)
         self.contents = GitHubContents(self.session)
 
     def __repr__(self) -> str:

@@ -70,6 +70,7 @@ class GitHubAccess:
 
     def __init__(self, session: GitHubSession) -> None:
         self.session = session
+        self.known_login = ""  # the token's account once login() was read ("" before)
 
     def get_repository(self) -> RepoAccess:
         """The repository, the user's permissions in it and the token's scopes."""
@@ -85,6 +86,14 @@ class GitHubAccess:
             else {},
             token_scopes=None if scopes is None else tuple(
                 s.strip() for s in scopes.split(",") if s.strip()))
+
+    def login(self) -> str:
+        """The account the token acts as (``GET /user``), read once: the runbook's own voice."""
+        if not self.known_login:
+            found = self.session.get_object(f"{self.session.api_url}/user",
+                                            check="that the token is valid")
+            self.known_login = str(found.get("login") or "")
+        return self.known_login
 
     def permission(self, user: str) -> str:
         """``admin``, ``write``, ``read`` or ``none``: ``user``'s access to the repository."""

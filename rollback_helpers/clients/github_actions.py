@@ -22,6 +22,8 @@ log = logging.getLogger("rollback_helpers.clients.github")
 RUN_LISTING_TRIES = 5
 RUN_LISTING_INTERVAL = 2.0
 CLOCK_SKEW = 60.0  # how far this machine's clock may be ahead of GitHub's
+IN_FLIGHT_WINDOW = 30 * 86400.0  # the longest a run stays in flight (reviewers' 30 days)
+LISTING_CAP = 1000  # GitHub lists at most 1,000 runs for a filtered listing
 IN_FLIGHT = ("queued", "in_progress", "waiting", "requested", "pending")
 
 
@@ -173,16 +175,38 @@ class GitHubActions:
     def in_flight_runs(self, workflow: str, env: str) -> list[WorkflowRun]:
         """Runs of ``workflow`` for ``env`` not yet completed, whoever started them, oldest first.
 
+        One listing of the runs created in the last :data:`IN_FLIGHT_WINDOW` (a run cannot
+        stay in flight longer: GitHub fails a job waiting for an Environment's reviewers after
+        30 days), a page of 100 at a time; only if GitHub would not list them all (over 1,000
+        for a filtered listing) one listing per in-flight status, as GitHub's API offers.
         A run's inputs are not in the API; its title is (``run-name``). A run whose
         title names ``env`` counts, and so does one whose title is just the
         workflow's name (it could be for any environment).
         """
-        found: dict[int, WorkflowRun] = {}
-        for status in IN_FLIGHT:
-            for run in self._list_runs(workflow, {"status": status, "per_page": "100"}):
-                if not run.finished and _may_be_for(run, env):
-                    found[run.id] = run
+        since = utc_iso(self.session.clock.now() - IN_FLIGHT_WINDOW - CLOCK_SKEW)
+        runs = self._every_run(workflow, {"created": f">={since}", "per_page": "100"})
+        if runs is None:
+            runs = [run for status in IN_FLIGHT
+                    for run in self._list_runs(workflow, {"status": status, "per_page": "100"})]
+        found = {run.id: run for run in runs if not run.finished and _may_be_for(run, env)}
         return sorted(found.values(), key=lambda r: (r.created_at, r.id))
+
+    def _every_run(self, workflow: str, params: Mapping[str, str]) -> list[WorkflowRun] | None:
+        """Every run the listing holds, page by page; None if GitHub would not list them all."""
+        url: str | None = self.session.repo_url(
+            f"/actions/workflows/{quote(workflow, safe='')}/runs")
+        query: Mapping[str, str] | None = params
+        runs: list[WorkflowRun] = []
+        while url is not None:
+            response = self.session.call("GET", url, params=query, check=(
+                f"that the workflow {workflow} exists in {self.session.repo}"))
+            listing = json_object(response, self.session.endpoint("GET", url))
+            if int(listing.get("total_count") or 0) > LISTING_CAP:
+                return None
+            items = listing.get("workflow_runs") or []
+            runs += [run_from_json(item) for item in items if isinstance(item, dict)]
+            url, query = response.links.get("next", {}).get("url"), None
+        return runs
 
     def get_run(self, run_id: int) -> WorkflowRun:
         """One run; polled cheaply with ``If-None-Match`` (a 304 costs no rate limit)."""

@@ -44,8 +44,10 @@ def comment_from_json(item: Mapping[str, Any]) -> Comment:
 class GitHubComments:
     """Comments on issues, over a GitHub session."""
 
-    def __init__(self, session: GitHubSession) -> None:
+    def __init__(self, session: GitHubSession, *,
+                 own_login: Callable[[], str] = lambda: "") -> None:
         self.session = session
+        self.own_login = own_login  # the token's account once known ("" reads any author)
 
     @property
     def repo(self) -> str:
@@ -58,17 +60,27 @@ class GitHubComments:
                                    check=f"that issue #{number} exists in {self.session.repo}")
         return [comment_from_json(item) for page in pages for item in page]
 
-    def find_comment(self, number: int, marker: str) -> Comment | None:
-        """The newest comment on issue ``number`` whose body contains ``marker``."""
-        found = [c for c in self.list_comments(number) if marker in c.body]
-        return max(found, key=_age, default=None)
+    def find_comment(self, number: int, marker: str, *, author: str = "") -> Comment | None:
+        """The oldest comment on issue ``number`` whose body starts with ``marker`` and, if
+        ``author`` is given, that ``author`` wrote (a marker anyone else copied is not ours)."""
+        found = [c for c in self.list_comments(number) if c.body.lstrip().startswith(marker)
+                 and (not author or c.user.lower() == author.lower())]
+        return min(found, key=_age, default=None)
+
+    def get_comment(self, comment_id: int) -> Comment | None:
+        """Comment ``comment_id`` of this repository's issues, or None if it does not exist."""
+        found = self.session.find_object(
+            self.session.repo_url(f"/issues/comments/{comment_id}"),
+            check=f"that comment {comment_id} exists in {self.session.repo}")
+        return comment_from_json(found) if found is not None else None
 
     def create_comment(self, number: int, body: str, *, marker: str) -> Comment:
         """Comment on issue ``number`` once: after an ambiguous failure, ``marker`` is
         looked for before the comment is sent again. ``body`` must contain ``marker``."""
         if not marker or marker not in body:
             raise ValueError("create_comment: the body must contain its marker")
-        return self._post_comment(number, body, lambda: self.find_comment(number, marker))
+        return self._post_comment(number, body, lambda: self.find_comment(
+            number, marker, author=self.own_login()))
 
     def add_comment(self, number: int, body: str) -> str:
         """A plain note on issue ``number``; returns the comment's web address.

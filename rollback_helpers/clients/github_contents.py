@@ -15,7 +15,7 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from rollback_helpers.clients.github_answers import json_list, json_object
+from rollback_helpers.clients.github_answers import error_message, json_list, json_object
 from rollback_helpers.clients.github_session import GitHubSession
 from rollback_helpers.errors import GitHubError, GitHubNotFound
 
@@ -30,6 +30,13 @@ class RepoFile:
     size: int
     html_url: str
     type: str = "file"
+
+
+LISTING_LIMIT = 1000  # the contents API lists at most 1,000 entries of a folder
+# Rules that stop a commit straight to the branch: a write there answers 409 (GitHub's REST docs,
+# "Get rules for a branch"; rulesets and branch protection alike).
+BLOCKING_RULES = frozenset({"pull_request", "update", "required_status_checks",
+                            "required_deployments", "merge_queue"})
 
 
 def _entry(item: dict[str, object]) -> RepoFile:
@@ -62,6 +69,24 @@ class GitHubContents:
                               "incidents_dir.")
         if self.branch:
             self.list_folder("")  # a missing branch answers 404 "No commit found for the ref"
+        branch = self.branch or str(repo.get("default_branch") or "main")
+        self.check_rules(branch)
+
+    def check_rules(self, branch: str) -> None:
+        """The branch's rules (``GET /repos/{o}/{r}/rules/branches/{branch}``): one that stops a
+        commit straight to it (a pull request required, updates restricted, …) makes it no place
+        for records, said now rather than after the run."""
+        url = self.session.repo_url(f"/rules/branches/{quote(branch, safe='')}")
+        rules = self.session.get_list(url, check=f"the rules of branch {branch!r} in "
+                                      f"{self.session.repo}")
+        blocking = sorted({str(r.get("type")) for r in rules} & BLOCKING_RULES)
+        if blocking:
+            raise GitHubError(f"The branch {branch!r} of {self.session.repo} has rules that refuse "
+                              f"a commit straight to it ({', '.join(blocking)}), so records cannot "
+                              "be written there.",
+                              "Name a branch without such rules in the location (e.g. "
+                              "github://OWNER/REPO@incident-records/incidents), or let the "
+                              "runbook's token bypass the ruleset.")
 
     def create_file(self, path: str, data: bytes, message: str) -> RepoFile | None:
         """Create ``path``; None when it already exists (GitHub never overwrites it here)."""
@@ -70,8 +95,15 @@ class GitHubContents:
         if self.branch:
             body["branch"] = self.branch
         response = self.session.send("PUT", url, json=body)
-        if response.status_code in (409, 422):
-            return None  # "sha wasn't supplied": the path is taken
+        if response.status_code == 422 and "sha" in error_message(response) \
+                and "supplied" in error_message(response):
+            return None  # '"sha" wasn't supplied': the path is taken
+        if response.status_code == 409:  # a ruleset, branch protection or push protection
+            raise GitHubError(f"GitHub refused to write {path} to {self._where()} (409): "
+                              f"{error_message(response).strip()}",
+                              "The branch's rules refuse a commit straight to it: name a branch "
+                              "without such rules in the location, or let the token bypass them; "
+                              "`rollback-runbook check` reads the branch's rules.")
         self.session.raise_for_status(response, "PUT", url,
                                        f"that {self._where()} exists and the token can write it")
         content = json_object(response, self.session.endpoint("PUT", url)).get("content")
@@ -92,7 +124,33 @@ class GitHubContents:
         endpoint = self.session.endpoint("GET", url)
         if response.text.lstrip().startswith("{"):  # a file, not a folder
             return [_entry(json_object(response, endpoint))]
-        return [_entry(item) for item in json_list(response, endpoint)]
+        listed = [_entry(item) for item in json_list(response, endpoint)]
+        if len(listed) < LISTING_LIMIT:
+            return listed
+        return self._tree_listing(folder)  # the contents API stopped at 1,000: every entry
+
+    def _tree_listing(self, folder: str) -> list[RepoFile]:
+        """Every entry of ``folder`` through the git trees API (no 1,000-entry cap): the
+        folder's tree, found by its entry in the parent's listing (or the branch's root)."""
+        folder = folder.strip("/")
+        parent, _, name = folder.rpartition("/")
+        if name:
+            found = [e for e in self.list_folder(parent) if e.name == name and e.type == "dir"]
+            if not found:
+                return []
+            tree = found[0].sha
+        else:
+            tree = self.branch or "HEAD"
+        answer = self.session.get_object(self.session.repo_url(f"/git/trees/{quote(tree)}"),
+                                         check=f"the folder {folder or '/'} of {self._where()}")
+        if answer.get("truncated"):
+            raise GitHubError(f"GitHub truncated the listing of {folder or '/'} in "
+                              f"{self._where()}.", "Split the records into sub-folders.")
+        prefix = f"{folder}/" if folder else ""
+        return [RepoFile(path=prefix + str(e.get("path", "")), name=str(e.get("path", "")),
+                         sha=str(e.get("sha", "")), size=int(str(e.get("size") or 0)),
+                         html_url="", type="file" if e.get("type") == "blob" else "dir")
+                for e in answer.get("tree", []) if isinstance(e, dict)]
 
     def read_file(self, path: str) -> bytes:
         """A file's exact bytes (through the blobs API when it is too large to come inline)."""

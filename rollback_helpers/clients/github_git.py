@@ -78,11 +78,22 @@ class GitHubGit:
         return None if found is None else _ref_sha(found)
 
     def create_ref(self, ref: str, sha: str) -> bool:
-        """Create ``ref`` at ``sha``; False if the name is taken (whoever took it)."""
+        """Create ``ref`` at ``sha``; False if the name is taken (whoever took it).
+
+        GitHub answers a transient 422 "Reference update failed" now and then
+        (github/rest-api-description#4887): tried again after a pause, a few times. A retry
+        that finds the ref already at ``sha`` is this call's own earlier success."""
         url = self.session.repo_url("/git/refs")
-        response = self.session.send("POST", url, json={"ref": ref, "sha": sha})
-        if _refused(response, ALREADY_EXISTS):
-            return False
+        failed_before = False
+        for attempt in range(1, REF_UPDATE_TRIES + 1):
+            response = self.session.send("POST", url, json={"ref": ref, "sha": sha})
+            if _refused(response, ALREADY_EXISTS):
+                return failed_before and self.get_ref(ref) == sha
+            if _refused(response, UPDATE_FAILED) and attempt < REF_UPDATE_TRIES:
+                failed_before = True
+                self.session.clock.sleep(float(attempt))
+                continue
+            break
         self.session.raise_for_status(response, "POST", url, WRITE_HELP.format(repo=self.session.repo))
         return True
 
@@ -106,6 +117,10 @@ class GitHubGit:
             return False
         self.session.raise_for_status(response, "DELETE", url, WRITE_HELP.format(repo=self.session.repo))
         return True
+
+
+REF_UPDATE_TRIES = 4
+UPDATE_FAILED = "reference update failed"
 
 
 def _short(ref: str) -> str:

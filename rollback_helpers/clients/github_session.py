@@ -1,7 +1,7 @@
 """The request policy for GitHub's REST API, once, over an injected ``httpx.Client``.
 
 GitHub's headers, retries with exponential backoff on 5xx and connection errors,
-waiting out primary and secondary rate limits, spacing mutating requests, and
+waiting out primary and secondary rate limits, pacing mutating requests, and
 turning every failure into an error from :mod:`rollback_helpers.errors` that
 names the repo, the endpoint and the next step. All waiting goes through the
 injected clock. The endpoints the runbook uses are :class:`~rollback_helpers.
@@ -11,6 +11,7 @@ clients.github.GitHubClient`.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from rollback_helpers.errors import (
     GitHubRateLimited,
     GitHubUnavailable,
 )
+from rollback_helpers.hints import Rerun, hint
 from rollback_helpers.secrets import Secret
 
 log = logging.getLogger("rollback_helpers.clients.github")
@@ -45,14 +47,16 @@ TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolErr
 # Failures before the request left this machine: safe to send again, whatever it was.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 REDIRECTS = frozenset({301, 302, 307, 308})
+PERMANENT = frozenset({301, 308})
 MAX_REDIRECTS = 5
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 SECONDARY_MIN_WAIT = 60.0
+MUTATION_BURST = 8  # writes that go at once before the pacing starts (see _space_mutation)
 MAX_RATE_LIMIT_WAIT = 900.0  # longer than this, tell the operator rather than hang silently
 TOKEN_HELP = ("Set GITHUB_TOKEN or GH_TOKEN to a token that can read and write issues, contents "
               "(the environment lock is a git ref) and actions in {repo} (e.g. `export "
-              "GH_TOKEN=$(gh auth token)`), then re-run this cell.")
+              "GH_TOKEN=$(gh auth token)`), then start the run again.")
 
 
 class AmbiguousSend(Exception):
@@ -97,7 +101,9 @@ class GitHubSession:
         self.mutation_spacing = mutation_spacing
         self.request_count = 0
         self.moved: dict[str, str] = {}  # address GitHub redirected -> where it pointed
-        self._last_mutation: float | None = None
+        self._allowance = float(MUTATION_BURST)  # writes that may go now without waiting
+        self._allowance_at: float | None = None
+        self._pacing = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(repo={self.repo!r}, api_url={self.api_url!r})"
@@ -175,7 +181,7 @@ class GitHubSession:
         raise GitHubUnavailable(
             f"GitHub did not answer {endpoint} for {self.repo} after {self.max_retries + 1} "
             f"attempts (last: {last}), and none of them took effect.",
-            "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
+            hint("Check https://www.githubstatus.com and your network or VPN, then ", Rerun(), "."))
 
     def send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
               json: Any = None, headers: Mapping[str, str] | None = None,
@@ -189,6 +195,7 @@ class GitHubSession:
         """
         endpoint = self.endpoint(method, url)
         rate_limited = failed = 0
+        began = self.clock.now()
         for attempt in range(self.max_retries + 1):
             tried = self._attempt(method, url, params, json, headers)
             response, last = tried.response, tried.last
@@ -209,8 +216,9 @@ class GitHubSession:
             rate_limited += 1
         raise GitHubUnavailable(
             f"GitHub did not answer {endpoint} for {self.repo} after {self.max_retries + 1} "
-            f"attempts (last: {last}).",
-            "Check https://www.githubstatus.com and your network or VPN, then re-run this cell.")
+            f"attempts over {self.clock.now() - began:.0f} s (at most {self.retry_budget():.0f} s "
+            f"of retries; last: {last}).",
+            hint("Check https://www.githubstatus.com and your network or VPN, then ", Rerun(), "."))
 
     def _attempt(self, method: str, url: str, params: Mapping[str, str] | None, json: Any,
                  headers: Mapping[str, str] | None) -> Attempt:
@@ -227,9 +235,6 @@ class GitHubSession:
             raise GitHubUnavailable(f"Could not send {endpoint} for {self.repo}: "
                                     f"{type(exc).__name__}: {exc}",
                                     f"Check the GitHub API URL ({self.api_url}).") from exc
-        finally:
-            if method in MUTATING:
-                self._last_mutation = self.clock.now()
         return Attempt(response, sent=True, last=f"HTTP {response.status_code}")
 
     def _follow(self, method: str, url: str, params: Mapping[str, str] | None, json: Any,
@@ -241,7 +246,7 @@ class GitHubSession:
         silently never be written; GitHub asks clients to repeat the request as it
         was. Only redirects within the API's own host are followed (the token goes along).
         """
-        response = self.http.request(method, url, params=params, json=json,
+        response = self.http.request(method, self.remembered(url), params=params, json=json,
                                      headers=self._headers(headers))
         for _ in range(MAX_REDIRECTS):
             location = response.headers.get("location")
@@ -255,18 +260,43 @@ class GitHubSession:
                     f"Check the GitHub API URL in the config ({self.api_url}).")
             log.warning("GitHub moved %s to %s (a transferred issue or renamed repository)",
                         self.endpoint(method, response.url), target.path)
-            self.moved[str(response.url.copy_with(query=None))] = str(target)
+            if response.status_code in PERMANENT:  # remembered: the next request goes there
+                self.moved[str(response.url.copy_with(query=None))] = str(target.copy_with(
+                    query=None))
             self.request_count += 1
             response = self.http.request(method, target, json=json,
                                          headers=self._headers(headers))
         return response
 
+    def remembered(self, url: str) -> str:
+        """``url`` at the address GitHub said it moved to for good (301, 308): the issue's new
+        number, the renamed repository (its sub-paths too), so a move costs one redirect only."""
+        for old in sorted(self.moved, key=len, reverse=True):
+            if url == old or url.startswith(old + "/") or url.startswith(old + "?"):
+                return self.moved[old] + url[len(old):]
+        return url
+
     def _space_mutation(self, method: str) -> None:
-        """GitHub asks for mutating requests one at a time, at least a second apart."""
-        if method in MUTATING and self._last_mutation is not None:
-            wait = self.mutation_spacing - (self.clock.now() - self._last_mutation)
-            if wait > 0:
-                self.clock.sleep(wait)
+        """GitHub asks for many mutating requests to go at least a second apart: a run's first
+        :data:`MUTATION_BURST` writes go at once, and from then on one per ``mutation_spacing``
+        (a token bucket). So no minute holds more than 8 + 60 writes, under GitHub's 80
+        content-creating requests a minute, and the writes before a dispatch wait for nothing."""
+        if method not in MUTATING or self.mutation_spacing <= 0:
+            return
+        with self._pacing:
+            now = self.clock.now()
+            if self._allowance_at is not None:
+                earned = (now - self._allowance_at) / self.mutation_spacing
+                self._allowance = min(float(MUTATION_BURST), self._allowance + earned)
+            self._allowance_at = now
+            wait = max(0.0, 1.0 - self._allowance) * self.mutation_spacing
+            self._allowance -= 1.0  # below zero: the writes already waiting for their turn
+        if wait > 0:
+            self.clock.sleep(wait)
+
+    def retry_budget(self) -> float:
+        """The longest the retries of one request wait (rate limits aside): their bound."""
+        return sum(min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** k) for k in range(self.max_retries))
 
     def _backoff(self, attempt: int, endpoint: str, last: str) -> None:
         delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))
@@ -313,6 +343,12 @@ class GitHubSession:
             return
         endpoint = f"{self.endpoint(method, url)} ({self.repo})"
         message = error_message(response) or response.reason_phrase
+        if status == 403 and message.lower().startswith("must have"):
+            raise GitHubError(  # the token is good; its user lacks a permission (e.g. push)
+                f"GitHub answered 403 to {endpoint}: {message} The token was accepted, but its "
+                f"user lacks that access to {self.repo}.",
+                f"Grant the token's user that access to {self.repo} (or use a token of someone "
+                f"who has it); then check {check}.")
         if status == 401 or status == 403:
             token = "no token was given" if not self._token else "the token was refused"
             raise GitHubAuthError(

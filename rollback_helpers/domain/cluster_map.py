@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rollback_helpers.errors import ClusterMismatch, ConfigError
+from rollback_helpers.hints import Option, hint
 
 # [staging]=p0o9i8u7y6t5r4e3   ["staging"]="p0o9…"   (inside declare -A MPG_CLUSTERS=( … ))
 _ENTRY = re.compile(r"""^\s*\[\s*["']?(?P<env>[A-Za-z0-9_-]+)["']?\s*\]\s*=\s*["']?(?P<id>[a-z0-9]+)["']?""")
@@ -32,7 +33,8 @@ class ClusterMap:
             raise ClusterMismatch(
                 f"{self.path} has no cluster for {env!r} (it names: "
                 f"{', '.join(sorted(self.clusters)) or 'none'}).",
-                f"Add [{env}]=<cluster id> to {self.path}, or pass source_cluster= explicitly.")
+                hint(f"Add [{env}]=<cluster id> to {self.path}, or re-run with ",
+                     Option("source_cluster", "<cluster id>"), "."))
         return self.clusters[env]
 
     def flip_diff(self, env: str, new_cluster: str) -> str:

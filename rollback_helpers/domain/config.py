@@ -26,7 +26,19 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_vali
 from pydantic.dataclasses import dataclass
 
 from rollback_helpers.domain.evidence import MetricsSettings
-from rollback_helpers.domain.validation import PositiveSeconds, Seconds, Text, bad_input
+from rollback_helpers.domain.validation import (
+    ACCEPTED_NAME,
+    GraceSeconds,
+    HttpUrl,
+    LeaseSeconds,
+    PathName,
+    PollSeconds,
+    Repository,
+    ShortSeconds,
+    Text,
+    WaitSeconds,
+    bad_input,
+)
 from rollback_helpers.errors import ConfigError
 
 ENVIRONMENTS = ("development", "staging", "production")
@@ -42,9 +54,8 @@ OTHER_VARIABLES = frozenset({
 # ROLLBACK_NOTIFY_<ENV>: one environment's notification URLs (secrets), read by run.notify only.
 OTHER_PREFIXES = ("ROLLBACK_NOTIFY_",)
 _STRICT = ConfigDict(extra="forbid")  # each field's type is strict itself (validation.py)
-Labels = Annotated[tuple[Text, ...], Field(strict=False)]  # a TOML list; never a bare string
 Name = Annotated[Text, Field(min_length=1)]
-Repo = Annotated[Text, Field(pattern=r"^[^/\s]+/[^/\s]+$")]
+Labels = Annotated[tuple[Name, ...], Field(strict=False)]  # a TOML list; never a bare string
 Count = Annotated[int, Field(ge=1, le=1000, strict=True)]
 Approvals = Annotated[int, Field(ge=0, le=10, strict=True)]
 MAX_HEALTH_PROBES = 10_000  # as clients.health: grace / interval above this is a typo
@@ -54,8 +65,8 @@ MAX_HEALTH_PROBES = 10_000  # as clients.health: grace / interval above this is 
 class EnvConfig:
     """What the runbook needs to know about one environment."""
 
-    name: Name
-    app: Name
+    name: PathName  # in lock refs, variable names and paths: a strict pattern
+    app: PathName  # in flyctl's argv and URLs
     health_url: Text = ""  # default: https://<app>.fly.dev/api/health/ready
     infisical_env: Text = ""
     record_labels: Labels = ()  # default: deployment-record, env:<name>
@@ -63,10 +74,17 @@ class EnvConfig:
     #                           0: the default, 2 for production and 1 elsewhere
     github_environment: Text = ""  # the GitHub Environment the promote workflow deploys to
     metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [environments.<name>.metrics]
+    protected: Annotated[bool | None, Field(strict=True)] = None  # None: only production
+
+    @property
+    def is_protected(self) -> bool:
+        """A live run needs ``--confirm <name>`` and, by default, two people. A setting
+        (``protected = true``), never read from the name: ``prod`` is protected only if set."""
+        return self.protected if self.protected is not None else self.name == "production"
 
     @property
     def required_approvals(self) -> int:
-        return self.approvals or (2 if self.name == "production" else 1)
+        return self.approvals or (2 if self.is_protected else 1)
 
     @property
     def deployment_environment(self) -> str:
@@ -87,9 +105,9 @@ def _default_environments() -> dict[str, EnvConfig]:
 
 @dataclass(frozen=True, config=_STRICT)
 class RunbookConfig:
-    github_repo: Repo = "renewa/renewa-one"
-    github_api_url: Text = "https://api.github.com"
-    workflow: Name = "promote-image.yml"
+    github_repo: Repository = "renewa/renewa-one"
+    github_api_url: HttpUrl = "https://api.github.com"
+    workflow: PathName = "promote-image.yml"
     workflow_ref: Name = "main"
     workflow_env_input: Name = "env"
     workflow_image_input: Name = "image"
@@ -104,18 +122,18 @@ class RunbookConfig:
     database_url_var: Name = "DATABASE_URL"
     migration_url_var: Name = "DATABASE_URL_MIGRATION"
     incidents_dir: Name = "incidents"
-    poll_interval: PositiveSeconds = 3.0
-    workflow_timeout: PositiveSeconds = 1800.0
-    rollout_timeout: Seconds = 300.0
-    health_grace: Seconds = 60.0
-    health_interval: PositiveSeconds = 5.0  # seconds between health probes
+    poll_interval: PollSeconds = 3.0
+    workflow_timeout: WaitSeconds = 1800.0
+    rollout_timeout: GraceSeconds = 300.0
+    health_grace: GraceSeconds = 60.0
+    health_interval: PollSeconds = 5.0  # seconds between health probes
     health_consecutive: Count = 3  # 200s in a row that make "healthy"
-    ready_timeout: PositiveSeconds = 900.0
-    command_timeout: PositiveSeconds = 120.0
-    lock_ttl: PositiveSeconds = 600.0  # the environment lock's lease: renewed while a live run waits
-    notify_timeout: PositiveSeconds = 5.0  # the longest a run waits for its notifications, all together
-    approval_timeout: PositiveSeconds = 1800.0  # how long a live run waits for its approvals
-    approval_poll_interval: PositiveSeconds = 10.0  # seconds between looks for approvals on GitHub
+    ready_timeout: WaitSeconds = 900.0
+    command_timeout: WaitSeconds = 120.0
+    lock_ttl: LeaseSeconds = 600.0  # the environment lock's lease: renewed while a live run waits
+    notify_timeout: ShortSeconds = 5.0  # the longest a run waits for its notifications, all together
+    approval_timeout: WaitSeconds = 1800.0  # how long a live run waits for its approvals
+    approval_poll_interval: PollSeconds = 10.0  # seconds between looks for approvals on GitHub
     verify_tables: Labels = ()  # row counts compared in Path B; empty: the public tables
     # false: the built-in environments exist only where a layer gives them an app
     builtin_environments: Annotated[bool, Field(strict=True)] = True
@@ -166,15 +184,25 @@ INT_KEYS = ("health_consecutive", "approvals")
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 ACCEPTED = {
     "github_repo": '"owner/name"',
-    "poll_interval": "a finite number of seconds > 0",
-    "workflow_timeout": "a finite number of seconds > 0",
-    "ready_timeout": "a finite number of seconds > 0",
-    "command_timeout": "a finite number of seconds > 0",
-    "rollout_timeout": "a finite number of seconds ≥ 0",
-    "health_grace": "a finite number of seconds ≥ 0",
-    "health_interval": "a finite number of seconds > 0",
+    "github_api_url": "an http(s):// URL, e.g. https://api.github.com",
+    "workflow": "the workflow's file name, e.g. promote-image.yml",
+    "name": ACCEPTED_NAME,
+    "app": "the Fly app's name: " + ACCEPTED_NAME,
+    "poll_interval": "a finite number of seconds from 0.01 to 3600",
+    "approval_poll_interval": "a finite number of seconds from 0.01 to 3600",
+    "workflow_timeout": "a finite number of seconds from 1 to 604800 (a week)",
+    "ready_timeout": "a finite number of seconds from 1 to 604800 (a week)",
+    "command_timeout": "a finite number of seconds from 1 to 604800 (a week)",
+    "approval_timeout": "a finite number of seconds from 1 to 604800 (a week)",
+    "lock_ttl": "a finite number of seconds from 10 to 86400 (a day)",
+    "notify_timeout": "a finite number of seconds > 0 and up to 600",
+    "rollout_timeout": "a finite number of seconds from 0 to 86400 (a day)",
+    "health_grace": "a finite number of seconds from 0 to 86400 (a day)",
+    "health_interval": "a finite number of seconds from 0.01 to 3600",
     "health_consecutive": "a whole number from 1 to 1000",
-    "approvals": "a whole number of people from 0 (the default: 2 for production, 1 elsewhere) to 10",
+    "approvals": "a whole number of people from 0 (the default: 2 for a protected environment, "
+                 "1 elsewhere) to 10",
+    "protected": "true or false (the default: true for production only)",
     "builtin_environments": "true or false",
     "verify_tables": 'a list of table names, e.g. ["customers", "invoices"]',
     "record_labels": 'a list of labels, e.g. ["deployment-record", "env:qa"]',
@@ -236,6 +264,9 @@ def read_toml(path: Path, *, what: str) -> dict[str, Any]:
     """A TOML file's tables, or a ConfigError naming the file, the line and the problem."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ConfigError(f"The {what} {path} nests arrays or tables too deeply to read.",
+                          f"Flatten the nesting in {path}: no runbook key is nested.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"The {what} {path} is not valid TOML: {exc}.",
                           f"Fix the syntax at that line of {path} (https://toml.io).") from None
@@ -311,7 +342,7 @@ def _environ_layer(cfg: RunbookConfig, environ: Mapping[str, str]
     origin: dict[str, str] = {}
     for var, value in sorted(environ.items()):
         if not var.startswith("ROLLBACK_") or var in OTHER_VARIABLES \
-                or var.startswith(OTHER_PREFIXES):
+                or (var.startswith(OTHER_PREFIXES) and not _is_key(var)):
             continue
         key, env_name = _variable_key(var, cfg)
         if env_name:
@@ -322,6 +353,12 @@ def _environ_layer(cfg: RunbookConfig, environ: Mapping[str, str]
             layer[key] = _from_string(key, value)
             origin[key] = var
     return layer, origin
+
+
+def _is_key(var: str) -> bool:
+    """``ROLLBACK_NOTIFY_TIMEOUT`` is the key ``notify_timeout``, not the destinations of an
+    environment named ``timeout``: a configuration key wins over the ``ROLLBACK_NOTIFY_`` prefix."""
+    return var.removeprefix("ROLLBACK_").lower() in TOP_KEYS
 
 
 def _variable_key(var: str, cfg: RunbookConfig) -> tuple[str, str]:
@@ -345,7 +382,7 @@ def _from_string(key: str, value: str) -> Any:
     """A variable's text as the key's type; what does not convert is left for validation to name."""
     if key in LIST_KEYS:
         return tuple(item.strip() for item in value.split(",") if item.strip())
-    if key == "builtin_environments":
+    if key in ("builtin_environments", "protected"):
         return BOOL_WORDS.get(value.strip().lower(), value)
     try:
         if key in FLOAT_KEYS:

@@ -20,6 +20,7 @@ ENV = re.compile(r"[a-z][a-z0-9_-]{0,30}")
 WORKFLOW = re.compile(r"(?:[A-Za-z0-9._-]+\.ya?ml|[0-9]+)")
 INPUT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}")
 ORG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 DEFAULT_LABELS = ("deployment-record", "env:{env}")
 
 
@@ -36,6 +37,13 @@ class InitAnswers:
     cluster_map_path: str = "scripts/lib/mpg-clusters.sh"
     incidents_dir: str = "incidents"
     github_api_url: str = "https://api.github.com"
+    protected: tuple[str, ...] = ("production",)  # confirmation and two people: a setting
+    infisical_project: str = ""                # default: the repository's name
+    production_approvals: int = 2              # people a live production run needs, operator too
+
+    @property
+    def project(self) -> str:
+        return self.infisical_project or self.github_repo.rsplit("/", 1)[-1]
 
     def labels_for(self, env: str) -> list[str]:
         return [label.replace("{env}", env) for label in self.record_labels]
@@ -73,6 +81,10 @@ def _checks(a: InitAnswers) -> list[tuple[bool, str]]:
          f"--cluster-map {a.cluster_map_path!r} must be a path inside the repository"),
         (bool(a.incidents_dir.strip()), "--incidents-dir is empty"),
         (a.github_api_url.startswith("https://"), "--github-api-url must be an https:// URL"),
+        (bool(PROJECT.fullmatch(a.project)), f"--infisical-project {a.project!r} is not a "
+         "project slug (letters, digits, '-', '_')"),
+        (1 <= a.production_approvals <= 10, f"--production-approvals {a.production_approvals} "
+         "is not a number of people from 1 to 10"),
     ]
 
 
@@ -111,6 +123,9 @@ def render(answers: InitAnswers) -> str:
         f"workflow_env_input = {_q(a.workflow_env_input)}",
         f"workflow_image_input = {_q(a.workflow_image_input)}",
         "",
+        "# The Infisical project whose secrets Path B's flip checklist tells you to update.",
+        f"infisical_project = {_q(a.project)}",
+        "",
         "# The Fly organization whose Managed Postgres clusters Path B lists.",
         f"fly_org = {_q(a.org)}",
         "# The env → cluster-id map in the repository: read, never written (Path B prints the diff).",
@@ -124,17 +139,22 @@ def render(answers: InitAnswers) -> str:
         "builtin_environments = false",
     ]
     for env, app in a.apps.items():
-        lines += _environment(env, app, a.labels_for(env))
+        lines += _environment(env, app, a.labels_for(env), protected=env in a.protected)
+        if env in a.protected:
+            lines += ["# People who must approve a live run here, the operator included.",
+                      f"approvals = {a.production_approvals}"]
     return "\n".join(lines) + "\n"
 
 
-def _environment(env: str, app: str, labels: list[str]) -> list[str]:
+def _environment(env: str, app: str, labels: list[str], *, protected: bool) -> list[str]:
     return [
         "",
         f"# {env}: the Fly app, and the labels every one of its deployment records carries.",
         f"[environments.{env}]",
         f"app = {_q(app)}",
         "record_labels = [" + ", ".join(_q(label) for label in labels) + "]",
+        "# protected: a live run needs --confirm <name> and, by default, two people",
+        f"protected = {'true' if protected else 'false'}",
         f"# health_url = {_q(f'https://{app}.fly.dev/api/health/ready')}  # the default",
         "# infisical_env = \"…\"  # the Infisical environment Path B's flip checklist names",
     ]

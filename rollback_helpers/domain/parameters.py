@@ -34,14 +34,19 @@ from pydantic import (
 
 from rollback_helpers.domain.images import parse_digest, parse_image_ref
 from rollback_helpers.domain.validation import (
+    ACCEPTED_NAME,
     ACCEPTED_SWITCH,
+    MAX_TEXT,
+    FreeText,
     PositiveInt,
     PositiveSeconds,
+    SafeName,
     Switch,
     Text,
     bad_input,
 )
 from rollback_helpers.errors import ConfigError, guard_free_text
+from rollback_helpers.hints import Option, hint, interface_of, use_interface
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
@@ -57,6 +62,10 @@ ACCEPTED = {
     "allow_unrecorded_target": ACCEPTED_SWITCH,
     "watch_in_flight": ACCEPTED_SWITCH,
     "config": "a dict of configuration keys (docs/configuration.md)",
+    **dict.fromkeys(("reason", "incident", "operator", "confirm", "break_lock"),
+                    f"text of at most {MAX_TEXT} characters"),
+    **dict.fromkeys(("backup_id", "source_cluster", "new_cluster_name", "new_cluster",
+                     "old_cluster"), ACCEPTED_NAME + "; leave it out for the default"),
 }
 PLAIN = (str, int, float, bool, list, dict, type(None))  # what papermill can inject
 
@@ -71,9 +80,9 @@ class CommonParameters(BaseModel):
     backend: Literal["sandbox", "real"] = "sandbox"
     scenario: Text = ""  # "": the path's default scenario (domain.paths)
     sandbox_dir: Text | None = None
-    reason: Text = ""
-    incident: Text = ""
-    operator: Text = ""
+    reason: FreeText = ""
+    incident: FreeText = ""
+    operator: FreeText = ""
     archive_path: Text = ""
     config: dict[str, Any] | None = None
     run_id: Text = ""  # the command line's run id (its lock and record comment); "" in JupyterLab
@@ -92,8 +101,8 @@ class ChangingParameters(CommonParameters):
     """A path that changes things: a dry run unless told otherwise, and the lock's takeover."""
 
     dry_run: Switch = True
-    confirm: Text = ""  # a live run against a protected environment names it here
-    break_lock: Text = ""  # why an expired lease is taken over (recorded)
+    confirm: FreeText = ""  # a live run against a protected environment names it here
+    break_lock: FreeText = ""  # why an expired lease is taken over (recorded)
 
 
 class ReadingParameters(CommonParameters):
@@ -113,9 +122,12 @@ class PathAParameters(ChangingParameters):
     @field_validator("target_digest")
     @classmethod
     def _pinned(cls, value: str | None) -> str | None:
-        """Bad input fails before anything is contacted (an ImageRefError, exit 2)."""
-        if not value:
+        """Bad input fails before anything is contacted (an ImageRefError, exit 2). Empty is
+        missing, never "resolve it": leave it out (None) for the default."""
+        if value is None:
             return None
+        if not value:
+            raise ValueError("is empty: leave it out to resolve the target from the records")
         if value.startswith("sha256:"):
             return parse_digest(value, what="target_digest")
         parse_image_ref(value, what="target_digest")
@@ -124,10 +136,10 @@ class PathAParameters(ChangingParameters):
 
 class PathBParameters(ChangingParameters):
     path: Literal["path-b"] = "path-b"
-    backup_id: Text | None = None
-    source_cluster: Text | None = None
+    backup_id: SafeName | None = None  # in flyctl's argv: never a flag, a space or a ';'
+    source_cluster: SafeName | None = None
     record_number: PositiveInt | None = None
-    new_cluster_name: Text | None = None
+    new_cluster_name: SafeName | None = None
     ready_timeout: PositiveSeconds | None = None
     path_a_tried: Text = ""  # why Path A (an image rollback) is not enough: the runbook's first rule
     pitr_time: Text | None = None  # restore to a moment: "default" (just before the bad deploy)
@@ -168,8 +180,8 @@ class PathBParameters(ChangingParameters):
 
 class VerifyFlipParameters(ReadingParameters):
     path: Literal["verify-flip"] = "verify-flip"
-    new_cluster: Text | None = None
-    old_cluster: Text | None = None
+    new_cluster: SafeName | None = None
+    old_cluster: SafeName | None = None
 
 
 AnyParameters = PathAParameters | PathBParameters | VerifyFlipParameters
@@ -219,7 +231,11 @@ def _refuse_unknown(path: str, given: Mapping[str, Any], named: Callable[[str], 
 
 
 def checked(model: type[P], given: Mapping[str, Any]) -> P:
-    """``given`` validated as ``model``'s path's parameters (the path's ``start`` calls this)."""
+    """``given`` validated as ``model``'s path's parameters (the path's ``start`` calls this).
+    From here on, next steps are rendered for the interface the parameters say drives the run."""
+    use_interface(interface_of(interactive=given.get("interactive") is True,
+                               run_id=str(given.get("run_id") or ""),
+                               backend=str(given.get("backend") or "sandbox")))
     params = check_parameters(model.model_fields["path"].default, given)
     if not isinstance(params, model):  # pragma: no cover - the tag selects the model
         raise TypeError(f"{type(params).__name__} is not {model.__name__}")
@@ -270,3 +286,14 @@ def check_answers(given: Mapping[str, Any]) -> None:
                         accepted=dict.fromkeys(given, ACCEPTED_SWITCH + " or None"),
                         next_step="Answer with True or False (or None: not answered yet).") \
             from None
+
+
+def require_reason(params: AnyParameters) -> None:
+    """A live run on the real world says why (the record comment and the runbook's verification
+    ask "what was rolled back and why"); a dry run, or a drill on the sandbox, may omit it."""
+    if params.backend == "real" and not params.reason.strip():
+        raise ConfigError(
+            f"A live {params.path} run on {params.env or 'an environment'} needs a reason: it goes "
+            "into the deployment-record comment and the archived record.",
+            hint("Re-run with ", Option("reason", "<what is rolled back and why>"),
+                 ". Nothing was contacted or changed."))

@@ -20,6 +20,7 @@ from rollback_helpers.errors import (
     PreconditionFailed,
     RecordError,
 )
+from rollback_helpers.hints import Option, hint
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ class _Reader:
                     raise RecordError(
                         f"Deployment record #{record.number} for {self.env} is malformed: "
                         f"{record.reason}",
-                        f"Fix the issue body ({record.url}) so its image is a pinned "
-                        "repo@sha256:<64 hex>, then re-run; or, once you know the right image, "
-                        "name it with target_digest=.")
+                        hint(f"Fix the issue body ({record.url}) so its image is a pinned "
+                             "repo@sha256:<64 hex>, then re-run; or, once you know the right "
+                             f"image, re-run with ", Option("target_digest", "sha256:<64 hex>"), "."))
                 self.skipped.append((record.number, f"bad record: {record.reason}"))
             elif record.env != self.env:
                 self.skipped.append((record.number, f"a record for {record.env}, not {self.env}"))
@@ -104,8 +105,9 @@ def resolve_rollback_target(records: Iterable[Record], *, env: str, running_dige
     raise NoRollbackTarget(
         f"No rollback target for {env}: no record older than #{bad.number} (running "
         f"{bad.image.short}) has a different image and is not labelled rolled-back.",
-        _skipped_hint(reader) + "Name a known-good image with target_digest=sha256:<64 hex> "
-        "(confirm it with the team), or use Path B if the database is the problem.")
+        hint(_skipped_hint(reader), "Name a known-good image with ",
+             Option("target_digest", "sha256:<64 hex>"),
+             " (confirm it with the team), or use Path B if the database is the problem."))
 
 
 def _newest_current(reader: _Reader) -> DeploymentRecord | None:
@@ -137,8 +139,8 @@ def _resolve_explicit(reader: _Reader, running: str, target_digest: str, *,
         raise RecordError(
             f"No deployment record for {reader.env} has the image {digest} "
             f"({len(reader.examined)} records read).",
-            "Check the digest. If you have confirmed it is the image to run (e.g. in the "
-            "registry), re-run with allow_unrecorded_target=True.")
+            hint("Check the digest. If you have confirmed it is the image to run (e.g. in the "
+                 "registry), re-run with ", Option("allow_unrecorded_target", True), "."))
     return reader.result(running, bad, None, _target_image(target_digest, None, repository),
                          explicit=True)
 
@@ -152,7 +154,15 @@ def _as_digest(value: str, *, what: str) -> str:
 def _target_image(target_digest: str, record: DeploymentRecord | None,
                   repository: str | None) -> ImageRef:
     if not target_digest.startswith("sha256:"):
-        return parse_image_ref(target_digest, what="target_digest")
+        given = parse_image_ref(target_digest, what="target_digest")
+        expected = record.image.repository if record is not None else repository
+        if expected and given.repository != expected:  # evil.io/x@<a recorded digest>
+            raise ImageRefError(
+                f"target_digest names the repository {given.repository}, but the app's images "
+                f"come from {expected}: the digest alone does not make another registry's image "
+                "the same image.",
+                f"Give the digest alone (sha256:<64 hex>) or as {expected}@sha256:<64 hex>.")
+        return given
     if record is not None:
         return record.image  # a bare digest takes the repository its record names
     if not repository:
@@ -167,9 +177,9 @@ def _drift(env: str, newest: DeploymentRecord, running: str) -> DriftDetected:
         f"Drift on {env}: Fly runs {running[:19]}, but the newest deployment record "
         f"#{newest.number} says {newest.image.short}.\n"
         f"  running:     {running}\n  record #{newest.number}: {newest.image.digest}",
-        "Someone deployed outside the pipeline or a deploy failed half-way: confirm what runs "
-        "(`flyctl status`), then re-run with target_digest=sha256:<64 hex> to name the target "
-        "explicitly.")
+        hint("Someone deployed outside the pipeline or a deploy failed half-way: confirm what "
+             "runs (`flyctl status`), then re-run with ", Option("target_digest", "sha256:<64 hex>"),
+             " to name the target explicitly."))
 
 
 def _nothing_usable(reader: _Reader, labels: Sequence[str] | None) -> NoRollbackTarget:
@@ -178,11 +188,13 @@ def _nothing_usable(reader: _Reader, labels: Sequence[str] | None) -> NoRollback
         wanted = " and ".join(labels or ("deployment-record", f"env:{env}"))
         return NoRollbackTarget(
             f"There are no deployment records labelled {wanted} for env {env}.",
-            "Check the repository and record_labels in the configuration; without records, "
-            "name the image with target_digest= and allow_unrecorded_target=True.")
+            hint("Check the repository and record_labels in the configuration; without "
+                 "records, re-run with ", Option("target_digest", "sha256:<64 hex>"), " and ",
+                 Option("allow_unrecorded_target", True), "."))
     return NoRollbackTarget(
         f"None of the {len(reader.examined)} deployment records for {env} is usable.",
-        _skipped_hint(reader) + "Fix the records, or name the image with target_digest=.")
+        hint(_skipped_hint(reader), "Fix the records, or re-run with ",
+             Option("target_digest", "sha256:<64 hex>"), "."))
 
 
 def _skipped_hint(reader: _Reader) -> str:

@@ -12,10 +12,12 @@ gives the accepted form::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from rollback_helpers.errors import ConfigError
@@ -27,6 +29,49 @@ PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)
 Text = StrictStr
 Switch = StrictBool
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
+# GitHub refuses a comment body over 65,536 characters: free text stays well under it.
+MAX_TEXT = 4000
+FreeText = Annotated[StrictStr, Field(max_length=MAX_TEXT)]
+# A name that goes into a path, a ref, an argv or an API URL: ASCII letters, digits, - and _ (and
+# dots inside), never a flag, a space, a slash or "..". Empty is missing, never a default.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+SafeName = Annotated[StrictStr, Field(pattern=NAME_PATTERN)]
+ACCEPTED_NAME = "letters, digits, '-', '_' or '.' (up to 63, starting with a letter or digit)"
+
+
+def _no_dots(value: str) -> str:
+    if ".." in value:
+        raise ValueError("must not hold '..'")
+    return value
+
+
+def _repository(value: str) -> str:
+    owner, _, name = value.partition("/")
+    if not all(re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", part) and part not in (".", "..")
+               for part in (owner, name)):
+        raise ValueError('must be "owner/name" (letters, digits, -, _ and .)')
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError("must be an http(s):// URL")
+    return value.rstrip("/")
+
+
+PathName = Annotated[SafeName, AfterValidator(_no_dots)]
+Repository = Annotated[StrictStr, AfterValidator(_repository)]
+HttpUrl = Annotated[StrictStr, AfterValidator(_http_url)]
+
+# Sane bounds (seconds): a poll faster than 10 ms or slower than an hour, a wait under a second or
+# over a week, is a typo (1e-300 spins a drill at 100 % CPU; 1e308 never polls again).
+DAY = 86_400.0
+PollSeconds = Annotated[float, Field(ge=0.01, le=3600, allow_inf_nan=False, strict=True)]
+WaitSeconds = Annotated[float, Field(ge=1, le=7 * DAY, allow_inf_nan=False, strict=True)]
+LeaseSeconds = Annotated[float, Field(ge=10, le=DAY, allow_inf_nan=False, strict=True)]
+ShortSeconds = Annotated[float, Field(gt=0, le=600, allow_inf_nan=False, strict=True)]
+GraceSeconds = Annotated[float, Field(ge=0, le=DAY, allow_inf_nan=False, strict=True)]
 
 ACCEPTED_SWITCH = "True or False (a real boolean; papermill: -p NAME True, or -y 'NAME: false')"
 ACCEPTED_BY_KIND = {

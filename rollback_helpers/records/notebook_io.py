@@ -91,12 +91,49 @@ def run_identity(nb: nbformat.NotebookNode) -> dict[str, Any]:
         comment = _dict(block.get("record_comment"))
         if run.get("id"):
             found["run_id"] = str(run["id"])
+        if isinstance(run.get("events"), list):
+            found["timeline"] = [{"at": str(e.get("at", "")), "event": str(e.get("event", ""))}
+                                 for e in run["events"] if isinstance(e, dict)]
         if isinstance(run.get("facts"), dict):
             found.setdefault("facts", {}).update({str(k): str(v) for k, v in run["facts"].items()})
+        if comment.get("account"):
+            found["account"] = str(comment["account"])
         issue = comment.get("issue", run.get("record_issue"))
         if isinstance(issue, int) and not isinstance(issue, bool):
             found["record_issue"] = issue
+    steps = step_times(nb)
+    if steps:
+        found["steps"] = steps
     return found
+
+
+def step_times(nb: nbformat.NotebookNode) -> list[dict[str, str]]:
+    """Each step's first start and last end (UTC, ISO 8601), in notebook order.
+
+    A headless run's times are papermill's (``metadata.papermill.start_time`` /
+    ``end_time`` of each cell); a walkthrough's are JupyterLab's when it records
+    timing (``metadata.execution``). A step is the heading above its cells; a cell
+    that never ran has no times and adds nothing.
+    """
+    steps: dict[str, dict[str, str]] = {}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        start, end = _cell_times(cell.get("metadata", {}))
+        if not start or not end:
+            continue
+        step = steps.setdefault(heading_above(nb, index), {"started_at": start, "ended_at": end})
+        step["ended_at"] = max(step["ended_at"], end)
+    return [{"step": name, **times} for name, times in steps.items()]
+
+
+def _cell_times(metadata: Any) -> tuple[str, str]:
+    timing = _dict(_dict(metadata).get("papermill"))
+    start, end = timing.get("start_time"), timing.get("end_time")
+    if not start:
+        execution = _dict(_dict(metadata).get("execution"))
+        start, end = execution.get("iopub.execute_input"), execution.get("shell.execute_reply")
+    return (str(start), str(end)) if start and end else ("", "")
 
 
 def notebook_parameters(nb: nbformat.NotebookNode) -> dict[str, Any]:

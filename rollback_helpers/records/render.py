@@ -5,6 +5,12 @@ facts, its parameters and its decisions; the executed notebook follows, with the
 cells' code hidden behind a "show code" toggle (pure CSS, no script). Nothing is
 fetched from the network when it is opened, and every text passes through
 :func:`~rollback_helpers.secrets.redact` before and after conversion.
+
+A record is a file anyone with write access to the store could have edited, so the
+page runs no script at all: nbconvert sanitises the cells' HTML (``sanitize_html``:
+no ``<script>``, no ``on…`` handlers, no JavaScript outputs), and a
+Content-Security-Policy as the head's first element forbids every script, frame and
+fetch that might remain.
 """
 
 from __future__ import annotations
@@ -21,6 +27,11 @@ from rollback_helpers.ui.display import METADATA_KEY
 REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", re.IGNORECASE)
 REMOTE_LINK = re.compile(r"<link[^>]*\bhref=[\"']https?://[^>]*>", re.IGNORECASE)
 BODY_OPEN = re.compile(r"<body[^>]*>")
+HEAD_OPEN = re.compile(r"<head[^>]*>")
+# The page needs no script: inline styles and embedded (data:) images and fonts only.
+CSP = ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+       "script-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+       "object-src 'none'; frame-src 'none'; form-action 'none'; base-uri 'none'\">")
 STYLE = """
 .rb-banner{padding:14px 18px;border-radius:6px;font:600 18px system-ui,sans-serif;margin:16px}
 .rb-ok{background:#e6f4ea;color:#0d652d;border:1px solid #0d652d}
@@ -102,11 +113,16 @@ def render_html(data: bytes, *, title: str = "") -> str:
     block = dict(nb.metadata.get(METADATA_KEY, {}))
     _redact_notebook(nb)
     nb.metadata.pop("widgets", None)
-    exporter = HTMLExporter(template_name="lab", embed_images=True)  # type: ignore[no-untyped-call]
+    exporter = HTMLExporter(template_name="lab", embed_images=True,  # type: ignore[no-untyped-call]
+                            sanitize_html=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {
         "name": title or str(block.get("archive", "incident record"))}})
     body = REMOTE_LINK.sub("", REMOTE_SCRIPT.sub("", body))
     body = body.replace("</head>", f"<style>{STYLE}</style></head>", 1)
+    head = HEAD_OPEN.search(body)
+    if head is None:
+        raise ValueError("nbconvert produced no <head>")
+    body = body[:head.end()] + CSP + body[head.end():]  # before anything that could run
     opening = BODY_OPEN.search(body)
     if opening is None:
         raise ValueError("nbconvert produced no <body>")

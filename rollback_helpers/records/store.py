@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,6 +118,9 @@ class FsspecStore(RecordStore):
                 self.fs, self.root = fsspec.core.url_to_fs(location, skip_instance_cache=True)
             except (ImportError, ValueError) as exc:
                 raise _handler_error(location, exc) from exc
+            except Exception as exc:  # noqa: BLE001  (a handler that connects: ftp://, sftp://)
+                raise ConfigError(f"Records cannot be written to {location}: {_reason(exc)}.",
+                                  _store_help(location)) from None
         self.local = "file" in _protocols(self.fs)
 
     def check_writable(self) -> None:
@@ -139,9 +143,15 @@ class FsspecStore(RecordStore):
     def _create(self, name: str, data: bytes) -> bool:
         try:
             if self.local:
-                self.fs.makedirs(self.root, exist_ok=True)
-            with self.fs.open(self._path(name), "xb") as out:
-                out.write(data)
+                return _create_local(Path(self._path(name)), data)
+            try:
+                with self.fs.open(self._path(name), "xb") as out:
+                    out.write(data)
+            except FileExistsError:
+                raise
+            except Exception:
+                _forget(self.fs, self._path(name))  # no partial object under the record's name
+                raise
         except FileExistsError:
             return False
         except Exception as exc:  # noqa: BLE001
@@ -188,6 +198,36 @@ class FsspecStore(RecordStore):
 
     def child(self, folder: str) -> FsspecStore:
         return FsspecStore(self.location_of(folder), parent=self)
+
+
+def _create_local(target: Path, data: bytes) -> bool:
+    """Write ``data`` under a temporary name in the same folder, then link it to ``target`` (which
+    fails if ``target`` exists: never an overwrite), then drop the temporary name. A full disk
+    or a crash leaves at most a hidden ``.partial`` file, never a truncated record."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # the folder was replaced by a file: not "the name is taken"
+        raise NotADirectoryError(f"{target.parent} is a file, not a folder") from None
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    try:
+        with open(partial, "xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(partial, target)
+    except FileExistsError:
+        return False
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
+
+
+def _forget(fs: Any, path: str) -> None:
+    try:
+        if fs.exists(path):
+            fs.rm(path)
+    except Exception:  # noqa: BLE001,S110  (the write's own error is the one to report)
+        pass
 
 
 def _protocols(fs: Any) -> set[str]:

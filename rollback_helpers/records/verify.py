@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clients.github_access import WRITE
 from rollback_helpers.clients.github_comments import Comment
 from rollback_helpers.errors import RecordHashMissing, RecordTampered
 from rollback_helpers.records.archive import record_metadata, sha256_hex
@@ -35,6 +36,8 @@ class CommentSource(Protocol):
 
     def list_comments(self, number: int) -> Sequence[Comment]: ...
 
+    def permission(self, user: str) -> str: ...
+
 
 @dataclass
 class CachedComments:
@@ -44,13 +47,25 @@ class CachedComments:
     connect: Callable[[], GitHubClient]
     repo: str
     seen: dict[int, list[Comment]] = field(default_factory=dict)
+    access: dict[str, str] = field(default_factory=dict)
     _client: GitHubClient | None = None
+
+    @classmethod
+    def of(cls, github: GitHubClient) -> CachedComments:
+        """The comments and permissions of ``github``'s repository, read once each."""
+        return cls(lambda: github, github.repo)
 
     def list_comments(self, number: int) -> list[Comment]:
         if number not in self.seen:
             self._client = self._client or self.connect()
             self.seen[number] = list(self._client.comments.list_comments(number))
         return self.seen[number]
+
+    def permission(self, user: str) -> str:
+        if user not in self.access:
+            self._client = self._client or self.connect()
+            self.access[user] = self._client.access.permission(user)
+        return self.access[user]
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,11 @@ class Verified:
     comment_url: str
 
 
+def record_account(data: bytes) -> str:
+    """The GitHub account the run wrote its record comment as (its metadata)."""
+    return str(record_metadata(data).get("account") or "")
+
+
 def record_ids(data: bytes) -> tuple[int | None, str]:
     """(record issue, run id) from a record's metadata block."""
     block = record_metadata(data)
@@ -79,22 +99,41 @@ def record_ids(data: bytes) -> tuple[int | None, str]:
             str(run_id) if run_id else "")
 
 
-def published_for(github: CommentSource, number: int, run_id: str,
-                  location: str) -> Published | None:
-    """The newest publication for this run (by its marker) or, without a run id, for this
-    location; None when the issue has none."""
-    found: Published | None = None
+def published_for(github: CommentSource, number: int, run_id: str, location: str,
+                  account: str = "") -> Published | None:
+    """The run's first publication for this run (by its marker) or, without a run id, for
+    this location; None when the issue has none.
+
+    Only a comment whose first line is the marker, written by the run's ``account`` (its
+    metadata; any author with write access when it names none) with write access to the
+    repository counts: anyone can comment, and a comment by anyone else is never believed.
+    A later publication by the same account that disagrees is :class:`RecordTampered`,
+    naming both."""
+    found: list[Published] = []
     for comment in github.list_comments(number):
         body, url = comment.body, comment.html_url
-        marker = MARKER.search(body)
+        marker = MARKER.match(body.lstrip())
         sha, archive = SHA_BULLET.search(body), ARCHIVE_BULLET.search(body)
         if marker is None or sha is None:
             continue
         mine = marker["run_id"] == run_id if run_id else (
             archive is not None and archive["location"] == location)
-        if mine:
-            found = Published(sha["sha"], archive["location"] if archive else "", url)
-    return found
+        if not mine or (account and comment.user.lower() != account.lower()):
+            continue
+        if github.permission(comment.user) not in WRITE:
+            continue
+        found.append(Published(sha["sha"], archive["location"] if archive else "", url))
+    if not found:
+        return None
+    first = found[0]
+    other = next((p for p in found[1:] if p.sha256 != first.sha256), None)
+    if other is not None:
+        raise RecordTampered(
+            f"Issue #{number} publishes two SHA-256 for run {run_id or location}: {first.sha256} "
+            f"({first.comment_url}) and later {other.sha256} ({other.comment_url}).",
+            "The first publication is the run's; find out who changed the second, and treat "
+            "any copy matching only it as untrusted.")
+    return first
 
 
 def verify_bytes(location: str, data: bytes, github: CommentSource) -> Verified:
@@ -107,7 +146,7 @@ def verify_bytes(location: str, data: bytes, github: CommentSource) -> Verified:
             "A dry run, or a run that failed before its record comment was posted, has none; "
             "such a record cannot be verified.")
     where = f"#{issue} in {github.repo}"
-    published = published_for(github, issue, run_id, location)
+    published = published_for(github, issue, run_id, location, record_account(data))
     if published is None:
         raise RecordHashMissing(
             f"No SHA-256 is published for the record {location} (run {run_id or '?'}) on "

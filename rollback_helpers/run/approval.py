@@ -10,11 +10,15 @@ collects before the first change:
 1. The plan is posted in the run's record comment on the bad deploy's record
    issue: state ``awaiting approval``, the plan's digest, and who may approve.
 2. A second person comments on that issue ``/approve <run-id>`` (optionally
-   followed by the plan digest) or ``/reject <run-id> [why]``.
+   followed by the plan digest, nothing else) or ``/reject <run-id> [why]``, alone on
+   its line and visible: a command in an HTML comment, a code fence, ``<details>`` or
+   a quote is shown as refused.
 3. An approval counts when it names this run (and, if it names one, this plan),
-   was written after the plan was posted, comes from someone other than the
-   operator (the record comment's author and the operator's name) with write
-   access or more to the repository (GitHub's collaborator-permission endpoint).
+   was written after the plan was posted and never edited since (``updated_at`` equals
+   ``created_at``: GitHub keeps the author of a comment someone else edited), comes
+   from someone other than the operator (the runbook's account and the operator's
+   name) with write access or more to the repository (GitHub's
+   collaborator-permission endpoint).
    Each approver counts once. Each counted approval is a decision in the archive
    (who, when, how); each refused one is shown with the reason.
 
@@ -36,9 +40,27 @@ from rollback_helpers.clients.github_access import WRITE
 from rollback_helpers.clients.github_comments import Comment
 from rollback_helpers.clock import parse_iso
 
-COMMAND_RE = re.compile(r"^\s*/(?P<verb>approve|reject)\s+(?P<run>[0-9A-Za-z_-]+)"
+COMMAND_RE = re.compile(r"^[ \t]*/(?P<verb>approve|reject)[ \t]+(?P<run>[0-9A-Za-z_-]+)"
                         r"(?:[ \t]+(?P<rest>[^\n]*))?$", re.MULTILINE)
 PLAN_RE = re.compile(r"^[0-9a-f]{6,64}$")
+HIDDEN_RE = re.compile(r"<!--[\s\S]*?(?:-->|\Z)|<details\b[\s\S]*?(?:</details>|\Z)"
+                       r"|^[ \t]*(?P<fence>```+|~~~+)[\s\S]*?(?:^[ \t]*(?P=fence)[ \t]*$|\Z)",
+                       re.MULTILINE | re.IGNORECASE)
+QUOTE_RE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
+ANYWHERE_RE = re.compile(r"/(?P<verb>approve|reject)[ \t]+(?P<run>[0-9A-Za-z_-]+)")
+
+
+def visible_text(body: str) -> str:
+    """What GitHub shows as plain text: without HTML comments, ``<details>`` blocks, fenced
+    code and quotes (a command there is not one a reader sees as said)."""
+    return QUOTE_RE.sub("", HIDDEN_RE.sub("", body.replace("\r\n", "\n")))
+
+
+def hidden_text(body: str) -> str:
+    """The parts :func:`visible_text` leaves out (to show a command there as refused)."""
+    body = body.replace("\r\n", "\n")
+    parts = [m.group(0) for m in HIDDEN_RE.finditer(body)]
+    return "\n".join(parts + [m.group(0) for m in QUOTE_RE.finditer(HIDDEN_RE.sub("", body))])
 
 
 def plan_digest(*parts: str) -> str:
@@ -77,11 +99,22 @@ class Judge:
     def verdicts(self, comments: Iterable[Comment]) -> list[Verdict]:
         found: list[Verdict] = []
         for comment in comments:
-            for match in COMMAND_RE.finditer(comment.body):
+            shown = visible_text(comment.body)
+            for match in COMMAND_RE.finditer(shown):
                 verdict = self._judge(comment, match)
                 if verdict is not None:
                     found.append(verdict)
+            if not COMMAND_RE.search(shown):
+                found.extend(self._hidden(comment))
         return found
+
+    def _hidden(self, comment: Comment) -> list[Verdict]:
+        """Commands for this run that a reader of the issue does not see: refused, shown."""
+        return [Verdict(m["verb"], comment.user, comment.created_at, comment.html_url, False,
+                        "it is inside an HTML comment, <details>, a code block or a quote, "
+                        "not a command on its own line")
+                for m in ANYWHERE_RE.finditer(hidden_text(comment.body))
+                if m["run"] == self.run_id]
 
     def _judge(self, comment: Comment, match: re.Match[str]) -> Verdict | None:
         verb, run, rest = match["verb"], match["run"], (match["rest"] or "").strip()
@@ -90,6 +123,9 @@ class Judge:
             return None  # another run's business, from before this plan
         base = Verdict(verb, comment.user, comment.created_at, comment.html_url, False, rest=rest)
         why = self._refusal(verb, run, rest, comment.user, after)
+        if not why and verb == "approve" and comment.updated_at != comment.created_at:
+            why = (f"it was edited after it was posted (at {comment.updated_at}); anyone with "
+                   "write access can edit a comment, so only an unedited one counts")
         return replace_verdict(base, counted=not why, why=why)
 
     def _refusal(self, verb: str, run: str, rest: str, user: str, after: bool) -> str:
@@ -98,6 +134,9 @@ class Judge:
         if not after:
             return f"it was written before this plan was posted ({self.plan_at})"
         named = rest.split()[0] if verb == "approve" and rest.split() else ""
+        if verb == "approve" and rest and not (len(rest.split()) == 1 and PLAN_RE.fullmatch(named)):
+            return (f"it says more than the command ({rest!r}); an approval is `/approve "
+                    f"{self.run_id}` alone on its line, optionally with the plan digest")
         if named and PLAN_RE.fullmatch(named) and not self.plan.startswith(named):
             return f"it approves plan {named}, not this plan ({self.plan})"
         if verb == "approve" and user.lower() in self.operators:

@@ -46,7 +46,9 @@ from rollback_helpers.records.notebook_io import (
 from rollback_helpers.run.headless import papermill_options
 from rollback_helpers.run.interrupt import CellLog, StopSignals, mark_interrupted, run_interruptibly
 from rollback_helpers.secrets import redact
+from rollback_helpers.ui.decisions import default_operator
 from rollback_helpers.ui.display import METADATA_KEY
+from rollback_helpers.version import runbook_commit, runbook_version
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"  # shipped in the package
 
@@ -72,7 +74,13 @@ class Outcome:
     decisions: list[dict[str, str]] = field(default_factory=list)  # what, who, at, how, step
     run_id: str = ""                # the run's id (its record comment's marker names it)
     record_issue: int | None = None  # the deployment-record issue the run's comment is on
+    account: str = ""               # the GitHub account the run wrote its comment as
     facts: dict[str, str] = field(default_factory=dict)  # from/to image, workflow run, new cluster
+    timeline: list[dict[str, str]] = field(default_factory=list)  # at, event: the run's own clock
+    steps: list[dict[str, str]] = field(default_factory=list)  # step, started_at, ended_at (UTC)
+    operator: str = ""              # who ran it (the parameter, else the login name)
+    runbook_version: str = ""       # which runbook ran it: the package's version
+    runbook_commit: str = ""        # and, from a checkout, its commit ("" from a wheel)
 
     @property
     def ok(self) -> bool:
@@ -155,7 +163,9 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
         "path": path, "env": str(parameters.get("env")), "archive": location or str(output),
         "dry_run": bool(parameters.get("dry_run", True)),
         "backend": str(parameters.get("backend", "sandbox")),
-        "started_at": started.isoformat(timespec="seconds")}
+        "started_at": started.isoformat(timespec="seconds"),
+        "operator": str(parameters.get("operator") or default_operator()),
+        "runbook_version": runbook_version(), "runbook_commit": runbook_commit()}
     cells, stop = CellLog(), stop or StopSignals()
 
     def run() -> None:

@@ -42,7 +42,7 @@ from rollback_helpers.clients.metrics import (
     is_fly_endpoint,
     metrics_base_url,
 )
-from rollback_helpers.clock import Clock, RealClock
+from rollback_helpers.clock import Clock, RealClock, lane_now, set_lane
 from rollback_helpers.domain.config import RunbookConfig
 from rollback_helpers.errors import ConfigError, GitHubAuthError
 from rollback_helpers.records.store import GitHubFactory
@@ -57,16 +57,24 @@ SANDBOX_FLY_TOKEN = "fm2_sandbox_metrics"  # the sandbox's Fly token: never a re
 
 
 class WorldClock:
-    """The sandbox world's own clock: sleeping moves the world forward."""
+    """The sandbox world's own clock: sleeping moves the world forward. A thread whose work
+    overlaps with another's reads and moves its own lane in the world (``rollback_helpers.clock``)."""
 
     def __init__(self, world: World) -> None:
         self._world = world
+        self.lane_key = str(world.state_dir.resolve())
 
     def now(self) -> float:
-        return self._world.now
+        lane = lane_now(self.lane_key)
+        return self._world.now if lane is None else lane
 
     def sleep(self, seconds: float) -> None:
-        self._world.sleep(seconds)
+        lane = lane_now(self.lane_key)
+        if lane is None or seconds <= 0:
+            self._world.sleep(seconds)
+            return
+        self._world.sleep(lane + seconds - self._world.now)  # the world reaches this lane's end
+        set_lane(self.lane_key, lane + seconds)
 
 
 @dataclass(frozen=True)
@@ -81,22 +89,37 @@ class DrillWorld:
     scenario: str = ""    # the scenario the world was built from (a reused one's own)
 
 
+def check_scenario(scenario: str) -> None:
+    """The scenario (a name or a ``.toml`` path) read and checked: ConfigError (exit 2) if bad."""
+    from rollback_helpers.sandbox.scenarios import load_scenario
+
+    load_scenario(scenario)
+
+
 def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
-                       reuse: bool = False) -> DrillWorld:
+                       reuse: bool = False, latency: Mapping[str, float] | None = None,
+                       teammate: bool = False) -> DrillWorld:
     """Build a fresh sandbox world from a scenario (a name or a ``.toml`` path) in ``directory``.
 
     ``reuse``: if ``directory`` already holds a world (a drill re-run after a crash,
-    or a second operator's drill started at the same time), act in that one. This
-    process is registered in the world first: end with :func:`leave_drill_world`.
+    or a second operator's drill started at the same time), act in that one. ``latency``:
+    seconds per call of some seams (``github``, ``flyctl``, ``health``, ``metrics``), over the
+    scenario's, for a world built here (a reused world keeps its own). This process is
+    registered in the world first: end with :func:`leave_drill_world`.
     """
     from rollback_helpers.sandbox.occupants import join
     from rollback_helpers.sandbox.scenarios import create_world, open_world
 
     join(directory)
     if reuse:
-        world, created = open_world(scenario, Path(directory), speed=speed)
+        world, created = open_world(scenario, Path(directory), speed=speed, latency=latency)
     else:
-        world, created = create_world(scenario, Path(directory), speed=speed), True
+        world, created = create_world(scenario, Path(directory), speed=speed,
+                                      latency=latency), True
+    if teammate:  # a production drill's second person: a sandbox teammate approves
+        from rollback_helpers.sandbox.github.team import add_teammate
+
+        add_teammate(world)
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
     return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]),
                       str(world.state["github"]["repo"]), reused=not created,
@@ -179,6 +202,18 @@ def sandbox_scenarios() -> dict[str, str]:
     return list_scenarios()
 
 
+def check_real_prerequisites(cfg: RunbookConfig,
+                             environ: Mapping[str, str] | None = None) -> None:
+    """Before a real run starts a kernel or writes a record: a GitHub token is found and
+    flyctl is on PATH. The same errors the run's own preflight would raise, archived nowhere."""
+    backends = open_backends("real", environ=environ, cfg=cfg)
+    try:
+        backends.github(cfg)  # builds the client only: nothing is sent
+        backends.fly(cfg)
+    finally:
+        backends.close()
+
+
 @dataclass
 class Backends:
     name: BackendName
@@ -204,8 +239,8 @@ class Backends:
         a command for any other app is refused before it starts."""
         if self.name == "real" and shutil.which(cfg.flyctl) is None:
             raise ConfigError(f"`{cfg.flyctl}` is not on PATH; the real backend needs it.",
-                              "Install flyctl and run `flyctl auth login`, or use "
-                              "backend='sandbox' for a drill.")
+                              "Install flyctl and run `flyctl auth login`, or practise on the "
+                              "sandbox: `rollback-runbook drill`.")
         return Fly(self.runner, flyctl=cfg.flyctl, timeout=cfg.command_timeout, app=app)
 
     def metrics(self, cfg: RunbookConfig, env: str,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from rollback_helpers.clients.github import GitHubClient
+from rollback_helpers.clients.github import Comment, GitHubClient
 from rollback_helpers.errors import GitHubError, OutcomeName, RollbackError
 from rollback_helpers.records.notebook_io import read_notebook
 from rollback_helpers.run.lock import EnvironmentLock
@@ -46,6 +46,7 @@ class Closing:
     sha256: str = ""           # the SHA-256 of exactly the bytes stored there
     sandbox_dir: str = ""      # a drill's world (where its GitHub is), for the commands shown
     record_issue: int | None = None  # the record comment's issue, if not read from ``archive``
+    comment_id: int | None = None    # the record comment itself, if not read from ``archive``
 
     def publish_command(self) -> str:
         """The command that publishes the stored record on its comment, once GitHub answers."""
@@ -162,14 +163,32 @@ def final_state(current: RunComment, closing: Closing) -> RunComment:
                    archive=archive, sha256=digest)
 
 
+def own_comment(github: GitHubClient, number: int, closing: Closing) -> Comment | None:
+    """The run's record comment: by the id the run saved, or else by its marker, and only if
+    the runbook's own account wrote it (a copied marker never receives the run's edits)."""
+    account = github.access.login()
+    comment_id = closing.comment_id
+    if comment_id is None and closing.record_issue is None:  # the archive names it
+        where = _record_location(closing.archive)
+        saved = where.get("comment_id") if where is not None else None
+        comment_id = saved if isinstance(saved, int) and not isinstance(saved, bool) else None
+    wanted = marker(closing.run_id, closing.path, closing.env)
+    if comment_id is not None:
+        found = github.comments.get_comment(comment_id)
+        if found is not None and found.user.lower() == account.lower() and \
+                found.body.lstrip().startswith(wanted):
+            return found
+    return github.comments.find_comment(number, wanted, author=account)
+
+
 def final_edit(github: GitHubClient, number: int, closing: Closing) -> FinalEdit:
     """Edit the run's record comment on issue ``number`` into its final state (GitHubError
     if GitHub does not take it)."""
-    comment = github.comments.find_comment(number, marker(closing.run_id, closing.path, closing.env))
+    comment = own_comment(github, number, closing)
     current = parse_comment(comment.body) if comment is not None else None
     if comment is None or current is None:
-        return FinalEdit("no comment",
-                         f"No record comment of run {closing.run_id} found on #{number}.")
+        return FinalEdit("no comment", f"No record comment of run {closing.run_id} by "
+                         f"{github.access.login()} found on #{number}.")
     final = final_state(current, closing)
     github.comments.edit_comment(comment.id, render_comment(final))
     return FinalEdit("edited", f"Record comment on #{number}: {final.state} ({comment.html_url})")
@@ -193,7 +212,7 @@ def ended_before(github: GitHubClient, closing: Closing) -> bool:
     if number is None:
         return False
     try:
-        comment = github.comments.find_comment(number, marker(closing.run_id, closing.path, closing.env))
+        comment = own_comment(github, number, closing)
     except GitHubError:
         return False
     current = parse_comment(comment.body) if comment is not None else None

@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig, load_config
-from rollback_helpers.domain.parameters import AnyParameters, P
+from rollback_helpers.domain.parameters import AnyParameters, P, require_reason
 from rollback_helpers.domain.paths import PATHS, PathSpec
 from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackError
+from rollback_helpers.hints import Option, given_as, hint
 from rollback_helpers.records.store import RecordStore
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
 from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
+from rollback_helpers.secrets import redact
 from rollback_helpers.ui.decisions import Decision, default_operator, make_decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
@@ -40,8 +42,6 @@ from rollback_helpers.ui.table import Table
 
 if TYPE_CHECKING:
     from rollback_helpers.run.walkthrough import WalkthroughFacts
-
-PROTECTED_ENVS = ("production",)
 
 
 @dataclass
@@ -111,7 +111,7 @@ class RunContext:
         lease = self.lifecycle.acquire(break_lock=self.break_lock)
         old = self.lifecycle.taken_over
         if old is not None:
-            how = f"parameter break_lock={self.break_lock!r}" if self.break_lock else \
+            how = given_as("break_lock", self.break_lock) if self.break_lock else \
                 "automatic: the holder's process is gone on this machine"
             self.decide(f"take over the lock of {self.env.name} from {old.holder} (run "
                         f"{old.run_id}, since {old.started_at})", how, "lock")
@@ -144,7 +144,8 @@ class RunContext:
             return None
         if self._notifier is None:
             self._notifier = notifier_from_env(self.env.name, os.environ,
-                                               timeout=self.cfg.notify_timeout)
+                                               timeout=self.cfg.notify_timeout,
+                                               drill=self.backends.name == "sandbox")
         return self._notifier if self._notifier.targets else None
 
     def end_lifecycle(self) -> Lifecycle | None:
@@ -178,6 +179,7 @@ class RunContext:
     def go_live(self) -> None:
         """The engineer approved: from now on the changing steps run."""
         if self.dry_run:
+            require_reason(self.params)  # in the walkthrough: before the lock is taken
             self.take_lock()
             self.dry_run = False
             self.log(f"{self.path} is LIVE on {self.env.name} (approved)")
@@ -240,8 +242,9 @@ class RunContext:
                         table=Table(self.timeline, columns=["time (UTC)", "event"]))
         from rollback_helpers.run.walkthrough import story_length
 
-        report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "outcome": outcome,
-                                                  "timeline": story_length(self.timeline)}}}
+        report.metadata = {METADATA_KEY: {"run": {
+            "id": self.run_id, "outcome": outcome, "timeline": story_length(self.timeline),
+            "events": self.events()}}}
         report.fact("decisions", len(self.decisions) or "none")
         for decision in self.decisions:
             report.fact(f"  {decision.step or 'decision'}", decision.line())
@@ -252,12 +255,18 @@ class RunContext:
             report.note(f"This notebook is archived at {self.archive_path}")
         return report
 
+    def events(self) -> list[dict[str, str]]:
+        """The timeline as the record keeps it (masked, as every output is)."""
+        return [{"at": at, "event": redact(event)} for at, event in self.timeline]
+
     def finish(self, notebook: str | None = None) -> Report:
         """Interactive: archive the saved notebook as the incident record. Headless: a no-op."""
         if not self.interactive:
-            return Report("Finish: archived by rollback-runbook", status="ok").fact(
+            report = Report("Finish: archived by rollback-runbook", status="ok").fact(
                 "archive", self.archive_path or "—").note(
                 "A headless run is archived by the command that ran it, when the run ends.")
+            report.metadata = {METADATA_KEY: {"run": {"id": self.run_id, "events": self.events()}}}
+            return report
         from rollback_helpers.run.walkthrough import archive_walkthrough
 
         return archive_walkthrough(self, notebook)
@@ -289,6 +298,10 @@ class RunContext:
                            ("operator", self.operator), ("incident", self.incident or "—"),
                            ("reason", self.reason or "—")]:
             report.fact(key, value)
+        if self.backends.github_token is None:  # ❌, not a fact to read past: nothing works
+            report.status = "failed"
+            self.show(report)
+            self.backends.github(self.cfg)  # raises: no token, and how to get one
         self._lock_fact(report)
         if self.env.required_approvals > 1 and self.spec.changes:
             report.fact("approvals", f"{self.env.required_approvals} people, the operator included: "
@@ -309,9 +322,11 @@ class RunContext:
             return
         try:
             other = self.lifecycle.held_by_other()
-        except RollbackError as exc:  # a dry run shows the lock; it does not need it
+        except RollbackError as exc:  # GitHub unreadable: every later step needs it too
+            report.status = "failed"
             report.fact("lock", f"not readable: {exc.what}")
-            return
+            self.show(report)
+            raise
         if other is None:
             report.fact("lock", f"free: nobody is running a live rollback on {self.env.name}")
             return
@@ -320,11 +335,14 @@ class RunContext:
         report.note("Another live run holds this environment: a live run now would stop here.")
 
 
-def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunContext:
+def open_run(params: AnyParameters, *, screen: Screen | None = None,
+             beside: Callable[[RunContext], Callable[[], None]] | None = None) -> RunContext:
     """Open the seams for a run whose parameters were validated (nothing is contacted before).
 
     Interactive runs always start as a dry run: the plan's button, not a
     parameter, makes them live. Without ``env`` they show an environment picker.
+    ``beside``: starts reads that may overlap with taking a live run's lock (their results
+    are used only once it is held) and returns how to wait for them if it is refused.
     """
     cfg = load_config(params.config_overrides())
     operator = params.operator or default_operator()
@@ -337,10 +355,13 @@ def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunConte
     env_cfg = cfg.env(params.env)
     spec = PATHS[params.path]
     live = spec.changes and not params.dry_run and not params.interactive
-    if live and env_cfg.name in PROTECTED_ENVS and params.confirm != env_cfg.name:
+    if live:
+        require_reason(params)
+    if live and env_cfg.is_protected and params.confirm != env_cfg.name:
         raise ConfirmationRequired(
             f"A live {spec.name} run against {env_cfg.name} needs an explicit confirmation.",
-            f"Re-run with confirm={env_cfg.name!r} (or dry_run=True to only see the plan).")
+            hint("Re-run with ", Option("confirm", env_cfg.name), " (or ", Option("dry_run", True),
+                 " to only see the plan)."))
     if params.interactive and ":" not in cfg.incidents_dir.split("/", 1)[0]:
         # archived from JupyterLab at the end: prove a local folder is writable now (a bucket
         # or a GitHub store is checked when the walkthrough's store is opened)
@@ -358,8 +379,14 @@ def open_run(params: AnyParameters, *, screen: Screen | None = None) -> RunConte
                      operator=operator, archive_path=params.archive_path, screen=screen)
     ctx.run_id = params.run_id or ctx.run_id
     ctx.log(f"{spec.name} started on {env_cfg.name} ({ctx.mode}, backend {backends.name})")
-    if live:
-        ctx.take_lock()  # before anything is read for the change, let alone changed
+    settle = beside(ctx) if beside is not None else None
+    if live:  # before anything is changed; reads that started beside it are used once it is held
+        try:
+            ctx.take_lock()
+        except BaseException:
+            if settle is not None:
+                settle()
+            raise
     for earlier in take_pending_decisions():  # the picker's choice, made before the run opened
         ctx.decisions.append(replace(earlier, run_id=ctx.run_id))
         ctx.log(f"decision: {earlier.what} ({earlier.how}, by {earlier.who} at {earlier.at})")

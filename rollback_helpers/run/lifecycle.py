@@ -21,35 +21,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.clock import Clock, utc_iso
+from rollback_helpers.clock import Clock, together, utc_iso
 from rollback_helpers.errors import RollbackError
 from rollback_helpers.run.closing import Closed, Closing, close_run
-from rollback_helpers.run.lock import EnvironmentLock, Lease
+from rollback_helpers.run.lock import EnvironmentLock, Lease, holder_gone, machine_id
 from rollback_helpers.run.run_comment import (
     FoundRun,
     PostedRunComment,
     RunComment,
     RunState,
+    own_runs,
     previous_runs,
 )
 from rollback_helpers.ui.display import METADATA_KEY, Report
-
-HOLDER_PID = " pid "
-
-
-def holder_name(operator: str, *, pid: int) -> str:
-    """Who holds the lock: the operator, the machine and the run's process (for crash checks)."""
-    return f"{operator}@{socket.gethostname()}{HOLDER_PID}{pid}"
-
-
-def holder_gone(holder: str) -> bool:
-    """True when the holder ran on this machine and its process no longer exists."""
-    who, _, pid = holder.rpartition(HOLDER_PID)
-    if not who.endswith("@" + socket.gethostname()) or not pid.isdigit():
-        return False
-    import psutil  # only when another run on this machine holds the lock
-
-    return not psutil.pid_exists(int(pid))
 
 
 @dataclass
@@ -70,6 +54,11 @@ class Lifecycle:
     taken_over: Lease | None = None
     record: PostedRunComment | None = None
     last_renewal: float = 0.0
+    ignored: list[FoundRun] = field(default_factory=list)  # markers written by anyone else
+
+    def account(self) -> str:
+        """The account the runbook runs as (the token's login): only its comments count."""
+        return self.github.access.login()
 
     def _lock(self) -> EnvironmentLock:
         if self.lock is None:
@@ -89,19 +78,23 @@ class Lifecycle:
         (``broken_from``), the timeline and the record comment; any other holder's
         lease waits for its expiry and ``break_lock``."""
         now = utc_iso(self.clock.now())
-        mine = Lease(env=self.env, holder=holder_name(self.operator, pid=self.holder_pid),
-                     run_id=self.run_id, path=self.path, started_at=now, expires_at="")
+        host = socket.gethostname()
         lock = self._lock()
-        current = lock.held()
+        # the lease read, the tree and the token's login, side by side: one round trip
+        current, _ = together(self.clock, lock.held, lock.prepare, self.account)
+        mine = Lease(env=self.env, holder=f"{self.operator}@{host}", run_id=self.run_id,
+                     path=self.path, started_at=now, expires_at="", host=host,
+                     machine_id=machine_id(), pid=self.holder_pid, account=self.account())
         crashed = current is not None and current.run_id != self.run_id \
-            and holder_gone(current.holder)
+            and holder_gone(current)
         why = break_lock or (f"the holder's process is gone ({current.holder}): a crashed run "
                              "on this machine" if current is not None and crashed else "")
         if current is not None and crashed and current.live(self.clock.now()):
             lock.acquire(replace(mine, run_id=current.run_id))  # that run's lease, renewed
             self.lease = lock.update(
                 run_id=self.run_id, holder=mine.holder, path=self.path, started_at=now,
-                workflow_run_url="", broken_from=f"run {current.run_id} of {current.holder} "
+                workflow_run_url="", pid=mine.pid, account=mine.account,
+                broken_from=f"run {current.run_id} of {current.holder} "
                 f"(since {current.started_at}); reason: {why}")
         else:
             self.lease = lock.acquire(mine, break_lock=why)
@@ -146,9 +139,18 @@ class Lifecycle:
 
     # -- the record comment --------------------------------------------------------
     def previous(self, numbers: list[int]) -> list[FoundRun]:
-        """Earlier runs of this path on this environment, newest first (from their comments)."""
-        return [run for run in previous_runs(self.github.comments, numbers, path=self.path, env=self.env)
-                if run.record.run_id != self.run_id]
+        """Earlier runs of this path on this environment, newest first (from their comments).
+
+        Only comments the runbook's own account wrote count; one by anyone else that carries
+        a marker is kept in ``ignored`` (and the timeline), for the step to show."""
+        found = [run for run in previous_runs(self.github.comments, numbers, path=self.path, env=self.env)
+                 if run.record.run_id != self.run_id or not run.by(self.account())]
+        own, foreign = own_runs(found, self.account())
+        for run in foreign:
+            if run not in self.ignored:
+                self.ignored.append(run)
+                self.log(run.ignored())
+        return [run for run in own if run.record.run_id != self.run_id]
 
     def post_record(self, number: int, record: RunComment) -> Report:
         """Post this run's record comment on issue ``number`` (before anything changes)."""
@@ -171,7 +173,7 @@ class Lifecycle:
         if self.record is None:
             return None
         return {"issue": self.record.number, "comment_id": self.record.comment_id,
-                "url": self.record.html_url}
+                "url": self.record.html_url, "account": self.account()}
 
     def close(self, closing: Closing) -> Closed:
         """The command line's end of a run, made from the kernel (a walkthrough's Finish): the

@@ -13,7 +13,9 @@ A lease expires ``ttl`` seconds after it was last renewed, so a holder that dies
 stops blocking the environment without anyone cleaning up (Kubernetes' Lease).
 Taking over an expired lease is explicit (``break_lock="why"``) and recorded in
 the new lease (``broken_from``), like Terraform's ``force-unlock``; a live lease
-is never broken. ``docs/architecture.md`` ("The environment lock") says why
+is never broken; the holder's machine is named by typed fields (``host``, ``machine_id``,
+``pid``), so a crashed holder on this very machine can be told from another machine with
+the same hostname (:func:`holder_gone`). ``docs/architecture.md`` ("The environment lock") says why
 GitHub, why a reference, and which races remain.
 """
 
@@ -21,12 +23,15 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clock import Clock, parse_iso, utc_iso
 from rollback_helpers.errors import LockHeld
+from rollback_helpers.hints import Option, hint
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +45,17 @@ ACQUIRE_TRIES = 3  # a lease released between our create and our read: try again
 @dataclass(frozen=True)
 class Lease:
     env: str
-    holder: str
+    holder: str                 # for people: operator@host
     run_id: str
     path: str
     started_at: str
     expires_at: str
     workflow_run_url: str = ""
     broken_from: str = ""
+    host: str = ""              # the holder's machine: its hostname,
+    machine_id: str = ""        # its machine (or boot) id, since hostnames repeat,
+    pid: int = 0                # and the run's process there (a crash check)
+    account: str = ""           # the GitHub account the runbook ran as
 
     def live(self, now: float) -> bool:
         """Whether the lease still holds at ``now`` (it has not expired)."""
@@ -77,10 +86,42 @@ def lease_from_message(message: str) -> Lease | None:
         return None
     known = {f.name for f in fields(Lease)}
     values: dict[str, Any] = {k: str(v) for k, v in data.items() if k in known}
+    pid = data.get("pid", 0)
+    values["pid"] = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else 0
     try:
         return Lease(**values)
     except TypeError:
         return None
+
+
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id",
+                    "/proc/sys/kernel/random/boot_id")
+
+
+def machine_id(files: tuple[str, ...] = MACHINE_ID_FILES) -> str:
+    """This machine's id (systemd's machine-id, else the boot id); "" when none is readable.
+    Hostnames repeat (containers, default names): the id tells two machines apart."""
+    for name in files:
+        try:
+            found = Path(name).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if found:
+            return found
+    return ""
+
+
+def holder_gone(lease: Lease, *, host: str | None = None, machine: str | None = None) -> bool:
+    """True when the holder ran on this very machine (same hostname AND machine id) and its
+    process no longer exists. A lease from another machine, or one that does not say which
+    machine, is never judged gone: it waits for its expiry and ``--break-lock``."""
+    here = socket.gethostname() if host is None else host
+    this = machine_id() if machine is None else machine
+    if not this or lease.machine_id != this or lease.host != here or lease.pid <= 0:
+        return False
+    import psutil  # only when another run on this machine holds the lock
+
+    return not psutil.pid_exists(lease.pid)
 
 
 class EnvironmentLock:
@@ -151,7 +192,7 @@ class EnvironmentLock:
         """Push our lease's expiry to now + ``ttl``; raise :class:`LockHeld` if it was lost."""
         return self.update()
 
-    def update(self, **changes: str) -> Lease:
+    def update(self, **changes: Any) -> Lease:
         """Change fields of our lease (e.g. ``workflow_run_url``) and renew it."""
         if self.lease is None:
             raise RuntimeError("update(): the lock is not held; acquire() it first")
@@ -193,12 +234,17 @@ class EnvironmentLock:
     def _fresh(self, lease: Lease, now: float) -> Lease:
         return replace(lease, expires_at=utc_iso(now + self.ttl))
 
+    def prepare(self) -> None:
+        """Make the lease commits' tree now, e.g. while the current lease is read, so that
+        taking the lock costs only a commit and a ref after that read (it depends on nothing)."""
+        if not self._tree:
+            self._tree = self.github.git.create_tree({LEASE_FILE: LEASE_FILE_TEXT})
+
     def _commit(self, lease: Lease, parents: tuple[str, ...]) -> str:
         """A lease commit. The lease is its message, so every commit can share one tree, made
         once: a renewal costs a commit and a ref update (two requests), not three."""
         text = lease_to_json(lease)
-        if not self._tree:
-            self._tree = self.github.git.create_tree({LEASE_FILE: LEASE_FILE_TEXT})
+        self.prepare()
         summary = f"rollback lock: {self.env} held by {lease.holder} (run {lease.run_id})"
         return self.github.git.create_commit(f"{summary}\n\n{text}\n", self._tree, parents).sha
 
@@ -211,21 +257,21 @@ class EnvironmentLock:
     def _held(self, theirs: Lease, *, breaking: bool = False, lost: bool = False) -> LockHeld:
         what = (f"The lock on {self.env} was taken over by {theirs.describe()}." if lost else
                 f"{self.env} is locked by another rollback: {theirs.describe()}.")
-        refusal = " A live lease is never broken (--break-lock is only for an expired one)." \
+        refusal = " A live lease is never broken (breaking a lock is only for an expired one)." \
             if breaking else ""
         watch = f" Watch its workflow run: {theirs.workflow_run_url}." \
             if theirs.workflow_run_url else ""
         return LockHeld(what + refusal,
-                        f"Talk to {theirs.holder or 'its holder'} first.{watch} If that run died, "
-                        f"its lease expires at {theirs.expires_at}; then re-run with "
-                        "--break-lock \"<why>\". A dry run never takes the lock.")
+                        hint(f"Talk to {theirs.holder or 'its holder'} first.{watch} If that run "
+                             f"died, its lease expires at {theirs.expires_at}; then re-run with ",
+                             Option("break_lock", "<why>"), ". A dry run never takes the lock."))
 
     def _expired(self, theirs: Lease) -> LockHeld:
         return LockHeld(
             f"{self.env} is locked by a rollback whose lease expired: {theirs.describe()}.",
-            f"Check that run ({theirs.run_id or '?'}) is really dead and that nothing it started "
-            "is still running, then re-run with --break-lock \"<why>\" to take the lock over "
-            "(the reason is recorded in the new lease).")
+            hint(f"Check that run ({theirs.run_id or '?'}) is really dead and that nothing it "
+                 "started is still running, then re-run with ", Option("break_lock", "<why>"),
+                 " to take the lock over (the reason is recorded in the new lease)."))
 
     def _contended(self) -> LockHeld:
         return LockHeld(f"The lock on {self.env} ({self.ref}) kept changing hands while this run "

@@ -5,7 +5,9 @@ Where to: the URLs are secrets, so they come from the environment only, never a
 parameter, the config file, an archive or a log:
 
 - ``ROLLBACK_NOTIFY``: destinations for every environment;
-- ``ROLLBACK_NOTIFY_<ENV>`` (``ROLLBACK_NOTIFY_PRODUCTION``): destinations for one.
+- ``ROLLBACK_NOTIFY_<ENV>`` (``ROLLBACK_NOTIFY_PRODUCTION``): destinations for one;
+- ``ROLLBACK_NOTIFY_DRILLS``: the only destinations a drill (the sandbox) tells, so a
+  game day never pages the real incident channel.
 
 Several URLs are separated by whitespace or commas. ``json://host/path`` and
 ``jsons://host/path`` are generic JSON webhooks (HTTP and HTTPS, as apprise
@@ -44,6 +46,7 @@ from rollback_helpers.secrets import Secret, redact
 from rollback_helpers.ui.display import METADATA_KEY
 
 NOTIFY_VAR = "ROLLBACK_NOTIFY"
+DRILL_NOTIFY_VAR = "ROLLBACK_NOTIFY_DRILLS"
 DEFAULT_TIMEOUT = 5.0
 _SPLIT = re.compile(r"[\s,]+")
 _TEXT_ONLY_HOSTS = ("hooks.slack.com", ".webhook.office.com", ".logic.azure.com")
@@ -124,9 +127,12 @@ class Sent:
                 "deliveries": [asdict(d) for d in self.deliveries]}
 
 
-def destinations(env: str, environ: Mapping[str, str]) -> list[Destination]:
-    """The destinations for ``env``: ``ROLLBACK_NOTIFY`` then ``ROLLBACK_NOTIFY_<ENV>``."""
-    names = (NOTIFY_VAR, f"{NOTIFY_VAR}_{re.sub(r'[^A-Z0-9]', '_', env.upper())}")
+def destinations(env: str, environ: Mapping[str, str], *, drill: bool = False
+                 ) -> list[Destination]:
+    """The destinations for ``env``: ``ROLLBACK_NOTIFY`` then ``ROLLBACK_NOTIFY_<ENV>``; for a
+    drill, ``ROLLBACK_NOTIFY_DRILLS`` alone."""
+    names = (DRILL_NOTIFY_VAR,) if drill else (
+        NOTIFY_VAR, f"{NOTIFY_VAR}_{re.sub(r'[^A-Z0-9]', '_', env.upper())}")
     urls = [u for name in names for u in _SPLIT.split(environ.get(name, "")) if u]
     return [Destination(n, Secret(url), _kind(url)) for n, url in
             enumerate(dict.fromkeys(urls), start=1)]
@@ -190,10 +196,10 @@ class Notifier:
 
 
 def notifier_from_env(env: str, environ: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT,
-                      http: httpx.Client | None = None) -> Notifier:
-    """A notifier for ``env``; a real-network client from :mod:`rollback_helpers.run.backends`,
-    because webhooks are never the sandbox's hosts."""
-    targets = destinations(env, environ)
+                      http: httpx.Client | None = None, drill: bool = False) -> Notifier:
+    """A notifier for ``env`` (a drill's: the drills' channels only); a real-network client from
+    :mod:`rollback_helpers.run.backends`, because webhooks are never the sandbox's hosts."""
+    targets = destinations(env, environ, drill=drill)
     client = http or http_client(timeout=timeout, follow_redirects=False)
     return Notifier(client, targets, timeout=timeout)
 
@@ -257,7 +263,7 @@ class RunEnd:
 def announce_end(end: RunEnd, environ: Mapping[str, str], *,
                  timeout: float = DEFAULT_TIMEOUT, http: httpx.Client | None = None) -> Sent | None:
     """Send the run's last event and keep its deliveries in the archive's metadata block."""
-    notifier = notifier_from_env(end.env, environ, timeout=timeout, http=http)
+    notifier = notifier_from_env(end.env, environ, timeout=timeout, http=http, drill=end.drill)
     if not notifier.targets:
         return None
     nb = read_notebook(end.archive) if end.archive.is_file() else None

@@ -13,7 +13,12 @@ from pathlib import Path
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.errors import RecordHashMissing, RecordTampered, outcome_of
 from rollback_helpers.records.archive import record_metadata, sha256_hex
-from rollback_helpers.records.verify import published_for, record_ids
+from rollback_helpers.records.verify import (
+    CachedComments,
+    published_for,
+    record_account,
+    record_ids,
+)
 from rollback_helpers.run.closing import Closing, final_edit
 
 
@@ -32,7 +37,8 @@ def publish_record(github: GitHubClient, location: str, data: bytes) -> str:
             "there is no record comment to publish it on.",
             "A dry run, or a run that failed before its record comment was posted, has none.")
     digest, where = sha256_hex(data), f"#{issue} in {github.repo}"
-    published = published_for(github.comments, issue, run_id, location)
+    published = published_for(CachedComments.of(github), issue, run_id, location,
+                              record_account(data))
     if published is not None and published.sha256 == digest:
         return f"Already published: issue {where} carries this record's SHA-256 ({digest})."
     if published is not None:

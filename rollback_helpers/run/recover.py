@@ -54,6 +54,7 @@ from rollback_helpers.run.notify import RunEnd, announce_end
 from rollback_helpers.run.owner import WORKING_PREFIX, RunOwner, process_start, read_owner
 from rollback_helpers.secrets import redact
 from rollback_helpers.ui.decisions import default_operator
+from rollback_helpers.version import runbook_commit, runbook_version
 
 CLAIM = ".recovering-"
 KILLED = "killed (SIGKILL or the machine died)"
@@ -205,7 +206,8 @@ def _killed_outcome(owner: RunOwner, step: str, last: str, cell: int | None,
         error=f"ProcessKilled: the run's process (pid {owner.pid}) was {KILLED} during "
               f"{step!r}; the last completed step was {last!r}. Archived afterwards by {by}.",
         failed_step=step, failed_cell=cell, last_step=last, dry_run=owner.dry_run,
-        backend=owner.backend, started_at=owner.started_at,
+        backend=owner.backend, started_at=owner.started_at, runbook_version=runbook_version(),
+        runbook_commit=runbook_commit(),
         finished_at=last_write.isoformat(timespec="seconds"), seconds=round(max(seconds, 0), 2))
 
 

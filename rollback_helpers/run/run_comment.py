@@ -183,19 +183,38 @@ class FoundRun:
     comment_id: int
     html_url: str
     record: RunComment
+    author: str = ""            # who wrote the comment (GitHub's ``user``)
+
+    def by(self, account: str) -> bool:
+        """Whether the runbook's own account wrote it (only then does it count)."""
+        return bool(account) and self.author.lower() == account.lower()
+
+    def ignored(self) -> str:
+        """One line for a step's output: a marker from someone else, not believed."""
+        return (f"Ignored a record comment by {self.author or 'an unknown author'} that carries "
+                f"the marker of run {self.record.run_id} ({self.record.state}): {self.html_url}. "
+                "Only the runbook's own account writes run records.")
 
 
 def previous_runs(github: CommentApi, numbers: Iterable[int], *, path: str,
                   env: str) -> list[FoundRun]:
-    """The record comments of earlier runs of ``path`` on ``env``, newest first."""
+    """The record comments of earlier runs of ``path`` on ``env``, newest first, whoever wrote
+    them (:func:`own_runs` keeps those of the runbook's account)."""
     found: list[tuple[str, FoundRun]] = []
     for number in numbers:
         for comment in github.list_comments(number):
             record = parse_comment(comment.body)
             if record is not None and record.path == path and record.env == env:
-                found.append((comment.created_at,
-                              FoundRun(number, comment.id, comment.html_url, record)))
+                found.append((comment.created_at, FoundRun(
+                    number, comment.id, comment.html_url, record, str(comment.user))))
     return [run for _, run in sorted(found, key=lambda pair: pair[0], reverse=True)]
+
+
+def own_runs(found: Iterable[FoundRun], account: str) -> tuple[list[FoundRun], list[FoundRun]]:
+    """(the runs the runbook's ``account`` recorded, the comments anyone else wrote with a
+    marker): only the first count; the second are reported, never acted on."""
+    listed = list(found)
+    return [r for r in listed if r.by(account)], [r for r in listed if not r.by(account)]
 
 
 class PostedRunComment:

@@ -33,6 +33,7 @@ from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.notify import Notifier, RunEnd, tell_end
 from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
+from rollback_helpers.version import runbook_commit, runbook_version
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,9 @@ def _stamp_and_close(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRun
         run.run_id, run.path, run.env, outcome.exit_code, outcome.outcome, run.dry_run,
         saved, error=outcome.error, failed_step=outcome.failed_step,
         last_step=outcome.last_step, location=reserved, sandbox_dir=run.sandbox_dir,
-        record_issue=issue)
+        record_issue=issue,
+        comment_id=life.record.comment_id if life is not None and life.record is not None
+        else None)
 
 
 def _with_lines(ctx: WalkthroughRun, report: Report, lines: list[str]) -> Report:
@@ -235,7 +238,8 @@ def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, run: WalkthroughFa
     common: dict[str, Any] = {
         "path": run.path, "env": run.env, "archive": str(target), "mode": "interactive",
         "dry_run": run.dry_run, "backend": run.backend,
-        "started_at": run.opened_at.isoformat(timespec="seconds")}
+        "started_at": run.opened_at.isoformat(timespec="seconds"), "operator": run.operator,
+        "runbook_version": runbook_version(), "runbook_commit": runbook_commit()}
     error = first_error(nb)
     outcome = failed_at(error[1], error[2], error[0], saved, common) if error \
         else Outcome(exit_code=0, outcome=OUTCOMES[0], **common)

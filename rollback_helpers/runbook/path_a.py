@@ -17,7 +17,7 @@ and only pressing it makes the run live; until then the changing steps report
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rollback_helpers.clients.fly import AppStatus
@@ -34,8 +34,10 @@ from rollback_helpers.domain.deployments import (
 from rollback_helpers.domain.parameters import PathAParameters, checked
 from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
-from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.hints import Option, given_as, hint
+from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
+from rollback_helpers.runbook.first_reads import FirstReads
 from rollback_helpers.runbook.path_a_dispatch import Promotion, require
 from rollback_helpers.runbook.resume import (
     LookBack,
@@ -56,8 +58,15 @@ PLAN_STEP = "4"  # the notebook's step that holds the gate
 
 def start(parameters: Mapping[str, Any], *, screen: Screen | None = None) -> PathA:
     """Check the notebook's parameters (one mapping, as papermill gives them) and open the
-    seams; a live run takes the environment's lock."""
-    return PathA(open_run(checked(PathAParameters, parameters), screen=screen))
+    seams; a live run takes the environment's lock while the first reads are under way."""
+    made: list[PathA] = []
+
+    def first_reads(ctx: RunContext) -> Callable[[], None]:
+        made.append(PathA(ctx))
+        return made[0].reads.settle
+
+    open_run(checked(PathAParameters, parameters), screen=screen, beside=first_reads)
+    return made[0]
 
 
 class PathA:
@@ -80,6 +89,8 @@ class PathA:
         self.approval: Decision | None = None
         self.second = SecondPerson(ctx, plan=self.gh_command, what=self.gate_label, workflow=True)
         self.approved_image = ""  # the image the approval was for
+        self.reads = FirstReads(ctx.backends.clock, lambda: self.fly.status(ctx.env.app),
+                                self.records, ahead=not ctx.interactive)
 
     # -- read-only steps -----------------------------------------------------
     def preflight(self) -> Report:
@@ -95,7 +106,7 @@ class PathA:
 
     def current_state(self) -> Report:
         """What Fly runs now: the truth the records are checked against."""
-        self.status = self.fly.status(self.ctx.env.app)
+        self.status = self.reads.status()
         digests = self.status.running_digests()
         rows = [{"machine": m.id, "state": m.state, "region": m.region,
                  "release": m.release_version, "image digest": short(m.image_digest)}
@@ -110,14 +121,15 @@ class PathA:
             raise PreconditionFailed(
                 f"{self.ctx.env.app} runs {len(digests)} different images "
                 f"({', '.join(short(d) for d in sorted(digests))}): a deploy may be half-way.",
-                "Wait for the deploy to finish, or name the image to go back to with "
-                "target_digest=…")
+                hint("Wait for the deploy to finish, or name the image to go back to with ",
+                     Option("target_digest", "sha256:…"), "."))
         report.fact("running digest", ", ".join(sorted(digests)))
         self.ctx.log(f"running: {', '.join(short(d) for d in sorted(digests))}")
         return report
 
     def recent_records(self, limit: int = 10) -> Report:
         """The newest deployment records for this environment (read newest first, lazily)."""
+        self.reads.records()
         shown = [r for _, r in zip(range(limit), self.records, strict=False)]
         table = Table(records_table(shown))
         report = Report(f"Recent deployment records for {self.ctx.env.name}", table=table)
@@ -132,6 +144,7 @@ class PathA:
         return report
 
     def resolve_target(self) -> Report:
+        self.reads.records()
         running = require(self.status, "current_state").running_digests()
         repository = None
         if self.status and self.status.started():
@@ -155,6 +168,9 @@ class PathA:
             report.note(f"skipped #{number}: {why}")
         self.ctx.log(f"target: {short(t.image.digest)}"
                      + (f" from record #{t.target.number}" if t.target else ""))
+        if t.bad_record is not None:  # the impact window's start, for stats and the postmortem
+            self.ctx.log(f"bad deploy: record #{t.bad_record.number}, deployed "
+                         f"{t.bad_record.deployed_at}")
         return report
 
     def _resolve(self, running: str, repository: str | None) -> RollbackTarget | None:
@@ -215,11 +231,13 @@ class PathA:
             self._gate().show()
             return
         if self.ctx.dry_run:
-            report.note("DRY RUN: nothing was changed. Re-run with dry_run=False to roll back.")
+            report.note(hint("DRY RUN: nothing was changed. Re-run with ", Option("dry_run", False),
+                             " to roll back.").render())
             self.outcome = "dry run: plan resolved"
         self.ctx.show(report)
         self.ctx.show(self._decide_by_parameters().report())
         if not self.ctx.dry_run:
+            self.promotion.look_ahead()  # the in-flight guard's listing, beside the record comment
             self._record_start()
 
     def _record_start(self) -> None:
@@ -247,7 +265,7 @@ class PathA:
 
     def _gate(self) -> Gate:
         return Gate(self.gate_label(), env=self.ctx.env.name,
-                    protected=self.ctx.env.name in PROTECTED_ENVS,
+                    protected=self.ctx.env.is_protected,
                     resolved=self.target is not None, approve=self.approve,
                     screen=self.ctx.screen, approved=self.approval)
 
@@ -267,9 +285,9 @@ class PathA:
         target = require(self.target, "resolve_target")
         if self.ctx.dry_run:
             return self.ctx.decide("dry run: show the plan, change nothing",
-                                   "parameter dry_run=True", "plan")
-        how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
-                                           if self.ctx.env.name in PROTECTED_ENVS else "")
+                                   given_as("dry_run", True), "plan")
+        how = given_as("dry_run", False) + (f", {given_as('confirm', self.ctx.env.name)}"
+                                            if self.ctx.env.is_protected else "")
         decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
         self.approval, self.approved_image = decision, str(target.image)
         return decision
@@ -293,7 +311,8 @@ class PathA:
         if (stop := self._not_cleared("Watch the workflow run")) is not None:
             return stop
         try:
-            return self.promotion.watch(self.target, self.status)
+            return self.promotion.watch(self.target, self.status,
+                                        gate_counted=self.second.gate_counted)
         except WorkflowFailed:
             self.outcome = "workflow failed"
             raise
@@ -354,6 +373,8 @@ class PathA:
     def summary(self) -> Report:
         if self.ctx.interactive and self.approval is None:
             self.outcome = "dry run: plan resolved, not approved" if self.target else self.outcome
+        self.reads.settle()
+        self.promotion.settle()
         self.ctx.end()
         return self.ctx.summary_report(self.outcome)
 

@@ -3,7 +3,9 @@
 Never two promotes: a run an earlier run of this rollback dispatched is watched
 again, an image already running is not promoted, and a ``promote-image.yml`` run
 in flight for the environment — whoever started it — is shown and, if asked,
-watched instead of dispatching over it.
+watched instead of dispatching over it. A headless run lists the runs in flight
+while it writes its record comment (:meth:`Promotion.look_ahead`); a listing more
+than ``IN_FLIGHT_FRESH`` seconds old at the dispatch (a wait for approvals) is made again.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import TypeVar
 
 from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
+from rollback_helpers.clock import Started, started
 from rollback_helpers.domain.rollback_target import RollbackTarget
-from rollback_helpers.errors import PreconditionFailed, WorkflowFailed
+from rollback_helpers.errors import PreconditionFailed, RollbackError, WorkflowFailed
+from rollback_helpers.hints import Option, Rerun, given_as, hint
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.resume import LookBack
 from rollback_helpers.runbook.second_person import NativeGate
@@ -24,6 +28,7 @@ from rollback_helpers.ui.progress import Progress
 
 T = TypeVar("T")
 WORKFLOW_STAGES = ("queued", "in_progress", "completed")
+IN_FLIGHT_FRESH = 10.0  # seconds a listing of the runs in flight stands for "now" at a dispatch
 
 
 def require(value: T | None, step: str) -> T:
@@ -44,15 +49,40 @@ class Promotion:
         self.github = github
         self.watch_in_flight = watch_in_flight
         self.run: WorkflowRun | None = None
+        self._ahead: tuple[float, Started[list[WorkflowRun]]] | None = None
+
+    def look_ahead(self) -> None:
+        """Start the in-flight guard's listing now, beside the writes before the dispatch (the
+        run's record comment); the dispatch uses it if it is at most IN_FLIGHT_FRESH s old."""
+        clock, wf, env = self.ctx.backends.clock, self.ctx.cfg.workflow, self.ctx.env.name
+        self._ahead = (clock.now(), started(clock, lambda: self.github.actions.in_flight_runs(wf, env)))
+
+    def _listed_ahead(self) -> list[WorkflowRun] | None:
+        """The listing started ahead, if it is fresh and came back (waited for in any case)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        began, read = ahead
+        try:
+            runs = read.result()
+        except RollbackError:
+            return None  # listed again now, which names the failure if it persists
+        return runs if self.ctx.backends.clock.now() - began <= IN_FLIGHT_FRESH else None
+
+    def settle(self) -> None:
+        """Wait for a listing started ahead that the dispatch did not use (a run that ended)."""
+        self._listed_ahead()
 
     def dispatch(self, target: RollbackTarget, status: AppStatus | None, back: LookBack) -> Report:
+        ahead = self._listed_ahead()
         if self.run is not None:  # a second click on this cell must not promote twice
             return Report("Dispatch: already dispatched", status="skipped").fact(
                 "workflow run", self.run.html_url).note("Not dispatched again.")
         if (carried := self._carry_on(target, status, back)) is not None:
             return carried
         cfg = self.ctx.cfg
-        in_flight = self.github.actions.in_flight_runs(cfg.workflow, self.ctx.env.name)
+        in_flight = ahead if ahead is not None else \
+            self.github.actions.in_flight_runs(cfg.workflow, self.ctx.env.name)
         if in_flight:
             return self._in_flight(in_flight[0])
         inputs = {cfg.workflow_env_input: self.ctx.env.name,
@@ -93,7 +123,7 @@ class Promotion:
         what = f"{wf} run {run.id} for {env} is {run.status} ({run.html_url}, created {run.created_at})"
         if self.watch_in_flight:
             self.ctx.decide(f"watch the in-flight run {run.id} instead of dispatching",
-                            "parameter watch_in_flight=True", "dispatch")
+                            given_as("watch_in_flight", True), "dispatch")
             self.run = run
             self._dispatched(run, f"watched the in-flight run {run.id}")
             return Report("Dispatch: a run is already in flight: watching it", status="warning"
@@ -107,8 +137,8 @@ class Promotion:
                 "Press the button to watch that run, then run the cells below.")
         raise PreconditionFailed(
             f"Not dispatched: a {what}. A second promote would race it.",
-            "Watch it instead: re-run with --watch-in-flight (notebook: watch_in_flight=True), "
-            "or wait for it to finish and re-run.")
+            hint("Watch it instead: re-run with ", Option("watch_in_flight", True),
+                 ", or wait for it to finish and re-run."))
 
     def _watch_instead(self, run: WorkflowRun, how: str) -> Decision:
         decision = self.ctx.decide(f"watch the in-flight run {run.id} instead of dispatching",
@@ -117,8 +147,10 @@ class Promotion:
         self._dispatched(run, f"watched the in-flight run {run.id}")
         return decision
 
-    def watch(self, target: RollbackTarget | None, status: AppStatus | None) -> Report:
-        """Watch the run to its end (WorkflowFailed unless it succeeded)."""
+    def watch(self, target: RollbackTarget | None, status: AppStatus | None, *,
+              gate_counted: bool = False) -> Report:
+        """Watch the run to its end (WorkflowFailed unless it succeeded). ``gate_counted``:
+        GitHub's Environment gate stands for the second person, so a bypass fails the run."""
         if self.run is None and status is not None and target is not None \
                 and status.running_digests() == {target.image.digest}:
             return Report("Watch: nothing dispatched (the target already runs)", status="skipped")
@@ -126,7 +158,8 @@ class Promotion:
         progress = Progress(f"workflow run {run.id}", total=None, stages=WORKFLOW_STAGES,
                             interactive=self.ctx.interactive)
 
-        gate = NativeGate(self.ctx, self.github.access)  # a run waiting on an Environment's reviewers
+        gate = NativeGate(self.ctx, self.github.access,  # a run waiting on an Environment's
+                          needed=gate_counted)           # reviewers, maybe the second person
 
         def update(r: WorkflowRun, elapsed: float) -> None:
             progress.update(elapsed, r.status)
@@ -144,8 +177,8 @@ class Promotion:
             raise WorkflowFailed(
                 f"The {self.ctx.cfg.workflow} run {final.id} for {self.ctx.env.name} ended "
                 f"{final.conclusion!r}: {final.html_url}",
-                "Open the run's logs; nothing was rolled back. Fix the cause and re-run this "
-                "notebook, or escalate.")
+                hint("Open the run's logs; nothing was rolled back. Fix the cause and ", Rerun(),
+                     ", or escalate."))
         return Report("Workflow run completed").fact("conclusion", final.conclusion).fact(
             "run", final.html_url)
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection
+from rollback_helpers.clients.fly import Cluster
 from rollback_helpers.clock import PollSchedule
 from rollback_helpers.domain.cluster_map import read_cluster_map
 from rollback_helpers.domain.parameters import PathBParameters, checked
@@ -25,7 +26,8 @@ from rollback_helpers.errors import (
     ConnectivityError,
     PreconditionFailed,
 )
-from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
+from rollback_helpers.hints import Option, Rerun, given_as, hint
+from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.path_b_checklist import (
     Flip,
@@ -126,8 +128,8 @@ class PathB:
             raise BackupError(
                 f"Deployment record #{record.number} for {ctx.env.name} has no backup_id "
                 "(a non-mutating deploy, or the snapshot step did not run).",
-                f"List the backups with `flyctl mpg backup list {source_id} --all` and re-run "
-                "with backup_id=<the last one before the bad deploy>.")
+                hint(f"List the backups with `flyctl mpg backup list {source_id} --all` and re-run "
+                     "with ", Option("backup_id", "<the last one before the bad deploy>"), "."))
         source = check_source(ctx, self.fly, source_id, record)
         backup = check_backup(self.fly, source_id, backup_id, record)
         name = self.params.new_cluster_name or f"{source.name}-restore"
@@ -135,7 +137,8 @@ class PathB:
         self.images = read_images(self.fly, ctx.env.app, record)
         self.point = choose_point(self.params.pitr_time, source, backup, record)
         ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
-        self._look_back(record.number)
+        ctx.log(f"bad deploy: record #{record.number}, deployed {record.deployed_at}")
+        self._look_back(record.number, source)
         report = self.back.note(Report("Restore point"))
         for key, value in [("bad deploy record", f"#{record.number} ({record.deployed_at})"),
                            ("backup", f"{backup.id} ({backup.type}, {backup.status}, "
@@ -152,9 +155,9 @@ class PathB:
             report.fact(key, value)
         return report
 
-    def _look_back(self, number: int) -> None:
+    def _look_back(self, number: int, source: Cluster) -> None:
         """An earlier run on this record: done (flip pending), or to carry on with its cluster."""
-        self.back, self.new_cluster = look_back_b(self.ctx, self.fly, number)
+        self.back, self.new_cluster = look_back_b(self.ctx, self.fly, number, source)
         if self.back.done and self.back.earlier is not None:
             self.outcome = f"already prepared by run {self.back.earlier.record.run_id}: flip pending"
 
@@ -173,12 +176,14 @@ class PathB:
             self._gate().show()
             return None
         if self.ctx.dry_run:
-            report.note("DRY RUN: nothing was changed. Re-run with dry_run=False to restore.")
+            report.note(hint("DRY RUN: nothing was changed. Re-run with ", Option("dry_run", False),
+                             " to restore.").render())
             self.outcome = "dry run: plan resolved"
-            self.ctx.decide("dry run: show the plan, change nothing", "parameter dry_run=True", "plan")
+            self.ctx.decide("dry run: show the plan, change nothing", given_as("dry_run", True),
+                            "plan")
         else:
-            how = "parameter dry_run=False" + (f", confirm={self.ctx.env.name!r}"
-                                               if self.ctx.env.name in PROTECTED_ENVS else "")
+            how = given_as("dry_run", False) + (f", {given_as('confirm', self.ctx.env.name)}"
+                                                if self.ctx.env.is_protected else "")
             self._record_choices()
             self.approval = self.ctx.decide(self._what(), how, "plan")
             self._record_start()
@@ -212,7 +217,7 @@ class PathB:
 
     def _gate(self) -> Gate:
         return Gate(f"Restore {self.ctx.env.name}'s pre-deploy backup into a NEW cluster",
-                    env=self.ctx.env.name, protected=self.ctx.env.name in PROTECTED_ENVS,
+                    env=self.ctx.env.name, protected=self.ctx.env.is_protected,
                     resolved=self.resolved is not None, approve=self.approve,
                     screen=self.ctx.screen, approved=self.approval)
 
@@ -305,8 +310,8 @@ class PathB:
             self.outcome = "tunnel failed"
             raise sandbox_limitation(self.ctx, exc) or ConnectivityError(
                 f"No tunnel to the new cluster {new_id}: {exc.what}",
-                f"Nothing was flipped. Retry `flyctl mpg proxy {new_id}` by hand (another "
-                "process may hold the port), then re-run this step.") from exc
+                hint(f"Nothing was flipped. Retry `flyctl mpg proxy {new_id}` by hand (another "
+                     "process may hold the port), then ", Rerun("verify the new cluster"), ".")) from exc
         compared = tables or tuple(self.checks[0].table_counts) if self.checks else tables
         source = source_check(self.ctx, self.fly, self.urls, r.source.id, compared)
         report = Report(f"Verified through the tunnel to {new_id}",
@@ -368,7 +373,7 @@ class PathB:
         r = self._require(self.resolved, "resolve")
         new_id = self.new_cluster or "<new cluster id>"
         first = image_step(self.images, self.schema, env=self.ctx.env.name,
-                           protected=self.ctx.env.name in PROTECTED_ENVS, run_id=self.ctx.run_id,
+                           protected=self.ctx.env.is_protected, run_id=self.ctx.run_id,
                            sandbox=drill_world(self.ctx)) if self.images else None
         report = checklist_report(self.ctx, Flip(r.source.id, new_id, self.urls, r.cluster_map,
                                                  first, bool(self.images and self.images.runs_previous)))

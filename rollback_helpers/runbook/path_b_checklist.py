@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rollback_helpers.clients.database import DbUrl
 from rollback_helpers.domain.cluster_map import ClusterMap
-from rollback_helpers.run.context import PROTECTED_ENVS, RunContext
+from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.path_b_image import Images, path_a_command
 from rollback_helpers.ui.display import METADATA_KEY, Report
 
@@ -39,7 +39,7 @@ def rerun_command(ctx: RunContext, *, ready_timeout: float | None = None) -> str
         where = f" --sandbox-dir {ctx.backends.sandbox_dir}" if ctx.backends.sandbox_dir else ""
         head = f"rollback-runbook drill path-b --env {env}{where}"
     else:
-        confirm = f" --confirm {env}" if env in PROTECTED_ENVS else ""
+        confirm = f" --confirm {env}" if ctx.env.is_protected else ""
         head = f"rollback-runbook run path-b --env {env} --live{confirm}"
     timeout = f" --ready-timeout {ready_timeout:.0f}" if ready_timeout else ""
     said = "".join(f" --{flag} {shlex.quote(value)}" for flag, value in
@@ -94,7 +94,7 @@ def checklist_report(ctx: RunContext, flip: Flip) -> Report:
                     code=flip.cluster_map.flip_diff(ctx.env.name, flip.new_id))
     for number, text in enumerate(steps, 1):
         report.fact(f"[ ] {number}", text)
-    if ctx.env.name in PROTECTED_ENVS:
+    if ctx.env.is_protected:
         report.note("🚨 NEVER `flyctl mpg destroy` on production before the replacement is "
                     "verified serving — there is zero recovery.")
     map_step = len(steps) - 2
@@ -115,7 +115,7 @@ def next_step(ctx: RunContext, images: Images | None, *, first: bool) -> str:
     """The one command to run next: Path A's re-promotion when the image step comes first."""
     if first and images is not None and images.previous is not None:
         command = path_a_command(ctx.env.name, images.previous,
-                                 protected=ctx.env.name in PROTECTED_ENVS, run_id=ctx.run_id,
+                                 protected=ctx.env.is_protected, run_id=ctx.run_id,
                                  sandbox=drill_world(ctx))
         return f"`{command}` (checklist step 1), then the rest of the checklist"
     if first:

@@ -23,7 +23,9 @@ from rollback_helpers.errors import (
     RestoreTimeout,
     RollbackError,
 )
+from rollback_helpers.hints import Option, hint
 from rollback_helpers.run.context import RunContext
+from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.table import Table
 
@@ -49,14 +51,16 @@ def newest_record(ctx: RunContext, github: Any, number: int | None) -> Deploymen
         if isinstance(record, BadRecord):
             raise RecordError(f"Deployment record #{record.number} for {ctx.env.name} is malformed: "
                               f"{record.reason}",
-                              f"Fix the issue ({record.url}), or pass backup_id= and "
-                              "source_cluster= explicitly.")
+                              hint(f"Fix the issue ({record.url}), or re-run with ",
+                                   Option("backup_id", "<backup id>"), " and ",
+                                   Option("source_cluster", "<cluster id>"), "."))
         return record
     wanted = f"#{number}" if number is not None else "any deployment record"
     raise RecordError(f"Found {wanted} for {ctx.env.name} in {ctx.cfg.github_repo} "
                       f"(labels {', '.join(ctx.env.record_labels)}): none.",
-                      "Check the record labels in the configuration, or pass backup_id= and "
-                      "source_cluster= explicitly.")
+                      hint("Check the record labels in the configuration, or re-run with ",
+                           Option("backup_id", "<backup id>"), " and ",
+                           Option("source_cluster", "<cluster id>"), "."))
 
 
 def checks_table(checks: list[ConnectionCheck], source: ConnectionCheck | None) -> Table:
@@ -146,14 +150,16 @@ def check_source(ctx: RunContext, fly: Fly, source_id: str, record: DeploymentRe
             f"The cluster map names {source_id} for {ctx.env.name}, but {source_id} is "
             f"attached to {list(source.attached_apps) or 'no app'}, not {app}; "
             f"{app} is attached to {attached or 'no cluster'}.",
-            f"Find out which is right before restoring anything: fix "
-            f"{ctx.cfg.cluster_map_path}, or pass source_cluster= explicitly.")
+            hint("Find out which is right before restoring anything: fix "
+                 f"{ctx.cfg.cluster_map_path}, or re-run with ",
+                 Option("source_cluster", "<cluster id>"), "."))
     if record.cluster_id and record.cluster_id != source_id:
         raise ClusterMismatch(
             f"Record #{record.number} was taken of cluster {record.cluster_id}, but the "
             f"source cluster is {source_id}.",
-            "Its backup belongs to the recorded cluster: confirm which cluster served "
-            f"{ctx.env.name} then, and pass source_cluster= explicitly.")
+            hint("Its backup belongs to the recorded cluster: confirm which cluster served "
+                 f"{ctx.env.name} then, and re-run with ", Option("source_cluster", "<cluster id>"),
+                 "."))
     return source
 
 
@@ -166,12 +172,13 @@ def check_backup(fly: Fly, source_id: str, backup_id: str, record: DeploymentRec
         raise BackupError(
             f"Backup {backup_id} (from record #{record.number}) is not among the "
             f"{len(backups)} backups of cluster {source_id}.",
-            f"Check the id; the newest backups are {newest or 'none'} "
-            f"(`flyctl mpg backup list {source_id} --all`). Re-run with backup_id=.")
+            hint(f"Check the id; the newest backups are {newest or 'none'} "
+                 f"(`flyctl mpg backup list {source_id} --all`). Re-run with ",
+                 Option("backup_id", "<backup id>"), "."))
     if found.status != "completed":
         raise BackupError(f"Backup {backup_id} of {source_id} is {found.status!r}, not completed.",
-                          "Wait for it to complete, or choose an earlier completed backup "
-                          "with backup_id=.")
+                          hint("Wait for it to complete, or re-run with an earlier completed "
+                               "backup: ", Option("backup_id", "<backup id>"), "."))
     return found
 
 
@@ -181,6 +188,28 @@ def still_usable(fly: Fly, cluster_id: str) -> bool:
         return fly.mpg_status(cluster_id).cluster.status not in TERMINAL
     except RollbackError:
         return False
+
+
+def restore_unconfirmed(ctx: RunContext, fly: Fly, record: RunComment, source: Cluster) -> str:
+    """Why an earlier run's restored cluster is not believed ("" when the world confirms it):
+    it must exist, be neither the source nor attached to any app, and bear the name the run
+    restored into (its comment says ``backup … of <source> → <name>``)."""
+    claim = f"Run {record.run_id}'s comment names cluster {record.new_cluster or '—'}"
+    if not record.new_cluster:
+        return "" if not record.succeeded else f"{claim}: not believed, the restore goes on."
+    if record.new_cluster == source.id:
+        return f"{claim}, the source cluster itself: not believed, the restore goes on."
+    found = next((c for c in fly.mpg_list(ctx.cfg.fly_org) if c.id == record.new_cluster), None)
+    if found is None:
+        return f"{claim}, which does not exist: not believed, the restore goes on."
+    if found.attached_apps:
+        return (f"{claim}, which is attached to {', '.join(found.attached_apps)}: not a fresh "
+                "restore, not believed; the restore goes on.")
+    planned = record.target.rpartition("→")[2].strip()
+    if f" of {source.id} " not in f" {record.target} " or planned != found.name:
+        return (f"{claim} ({found.name}), not a restore of {source.id}'s backup by its record: "
+                "not believed, the restore goes on.")
+    return ""
 
 
 def unrecorded_restore(ctx: RunContext, fly: Fly, name: str, *, carry_on: bool) -> str | None:
@@ -195,8 +224,8 @@ def unrecorded_restore(ctx: RunContext, fly: Fly, name: str, *, carry_on: bool) 
     raise PreconditionFailed(
         f"A cluster named {name} already exists ({same[0].id}, {same[0].status}); a second "
         "restore would fork another one with the same name.",
-        f"Check `flyctl mpg status {same[0].id}`. To restore afresh anyway, re-run with "
-        "new_cluster_name=<another name>.")
+        hint(f"Check `flyctl mpg status {same[0].id}`. To restore afresh anyway, re-run with ",
+             Option("new_cluster_name", "<another name>"), "."))
 
 
 def source_check(ctx: RunContext, fly: Fly, urls: dict[str, DbUrl], source_id: str,

@@ -15,24 +15,33 @@ from rollback_helpers.clients.fly import Backup, Cluster, Fly, RestoreResult
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.domain.deployments import DeploymentRecord
 from rollback_helpers.errors import CommandFailed, PreconditionFailed, RollbackError
+from rollback_helpers.hints import Rerun, hint
 from rollback_helpers.run.context import RunContext
-from rollback_helpers.runbook.path_b_facts import Resolved, still_usable
+from rollback_helpers.runbook.path_b_facts import Resolved, restore_unconfirmed, still_usable
 from rollback_helpers.runbook.resume import LookBack, earlier_runs
 from rollback_helpers.ui.display import Report
 
 
-def look_back_b(ctx: RunContext, fly: Fly, number: int) -> tuple[LookBack, str | None]:
-    """How the newest earlier run on record #number relates to this one, and its cluster."""
+def look_back_b(ctx: RunContext, fly: Fly, number: int,
+                source: Cluster) -> tuple[LookBack, str | None]:
+    """How the newest earlier run on record #number relates to this one, and its cluster.
+
+    Only the runbook's own comments count (others are ``ignored``), and a cluster one names is
+    believed only when the world confirms it (:func:`restore_unconfirmed`): never the source,
+    never an attached cluster."""
     found = earlier_runs(ctx, [number])
-    earlier = found[0] if found else None
+    earlier, ignored = (found[0] if found else None), tuple(ctx.lifecycle.ignored)
     if earlier is None:
-        return LookBack(), None
+        return LookBack(ignored=ignored), None
     record = earlier.record
+    why = restore_unconfirmed(ctx, fly, record, source)
     if record.ended and not record.succeeded:
-        if record.new_cluster and still_usable(fly, record.new_cluster):
-            return LookBack(earlier, carry_on=True), record.new_cluster
-        return LookBack(earlier), None
-    return (LookBack(earlier, done=record.succeeded, carry_on=not record.ended),
+        if record.new_cluster and not why and still_usable(fly, record.new_cluster):
+            return LookBack(earlier, carry_on=True, ignored=ignored), record.new_cluster
+        return LookBack(earlier, ignored=ignored, unconfirmed=why), None
+    if why:
+        return LookBack(earlier, ignored=ignored, unconfirmed=why), None
+    return (LookBack(earlier, done=record.succeeded, carry_on=not record.ended, ignored=ignored),
             record.new_cluster or None)
 
 
@@ -80,7 +89,8 @@ def url_reads(ctx: RunContext, fly: Fly, urls: dict[str, DbUrl]) -> Iterator[boo
     yield True
     if not started:
         raise PreconditionFailed(f"{app} has no started machine to read its URLs from.",
-                                 f"Start one (`flyctl machine start -a {app}`) and re-run.")
+                                 hint(f"Start one (`flyctl machine start -a {app}`), then ",
+                                      Rerun(), "."))
     for var in (ctx.cfg.database_url_var, ctx.cfg.migration_url_var):
         urls[var] = parse_db_url(fly.read_secret_env(app, started[0].id, var), var)
         yield True

@@ -208,7 +208,7 @@ class EnvironmentChecks:
             state = "is not listed" if found is None else f"is {found.status!r}, not completed"
             self.c.fail("backup", self.name, f"{record.backup_id} (record #{record.number}) "
                         f"{state} in `flyctl mpg backup list {cluster}`.", "Check the backup job; "
-                        "Path B would need backup_id= set to an earlier completed backup.")
+                        "Path B would need an earlier completed backup named (its backup id option).")
             return
         self.c.ok("backup", self.name, f"{found.id} of {cluster} is completed ({found.start}), "
                   f"named by record #{record.number}")

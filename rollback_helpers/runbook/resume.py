@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from rollback_helpers.domain.deployments import BadRecord, DeploymentRecord
 from rollback_helpers.domain.images import parse_image_ref
 from rollback_helpers.domain.rollback_target import RollbackTarget
-from rollback_helpers.errors import ImageRefError
+from rollback_helpers.errors import ImageRefError, RollbackError
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.run_comment import FoundRun, PostedRunComment
 from rollback_helpers.ui.display import Report, short
@@ -35,8 +35,14 @@ class LookBack:
     done: bool = False                # it succeeded and its result still stands
     carry_on: bool = False            # it did not end: this run continues it
     put_there: bool = False           # it failed, but the running image is its doing
+    ignored: tuple[FoundRun, ...] = ()  # markers written by anyone but the runbook's account
+    unconfirmed: str = ""             # why a success its comment claims is not believed
 
     def note(self, report: Report) -> Report:
+        for forged in self.ignored:
+            report.note(forged.ignored())
+        if self.unconfirmed:
+            report.note(self.unconfirmed)
         run = self.earlier
         if run is None:
             return report
@@ -69,15 +75,34 @@ def look_back_a(ctx: RunContext, records: Iterable[Record], running: str) -> Loo
     """Path A: how the newest earlier run relates to what runs now."""
     numbers = [r.number for r in _until_running(records, running)]
     found = earlier_runs(ctx, numbers)
+    ignored = tuple(ctx.lifecycle.ignored)
     if not found:
-        return LookBack()
+        return LookBack(ignored=ignored)
     earlier = found[0]
     put_there = digest_of(earlier.record.target) == running
     if earlier.record.succeeded:
-        return LookBack(earlier, done=put_there)
+        why = "" if not put_there else workflow_unconfirmed(ctx, earlier)
+        return LookBack(earlier, done=put_there and not why, ignored=ignored, unconfirmed=why)
     if not earlier.record.ended:
-        return LookBack(earlier, carry_on=True, put_there=put_there)
-    return LookBack(earlier, put_there=put_there)
+        return LookBack(earlier, carry_on=True, put_there=put_there, ignored=ignored)
+    return LookBack(earlier, put_there=put_there, ignored=ignored)
+
+
+def workflow_unconfirmed(ctx: RunContext, earlier: FoundRun) -> str:
+    """Why an earlier run's "succeeded" is not believed ("" when GitHub confirms it): its
+    workflow run must exist, be for this environment's workflow and have succeeded."""
+    run_id = earlier.record.workflow_run_id
+    claim = f"Run {earlier.record.run_id}'s comment says {earlier.record.state}"
+    if run_id is None:
+        return f"{claim}, but names no workflow run: not believed, the rollback goes on."
+    try:
+        run = ctx.lifecycle.github.actions.get_run(run_id)
+    except RollbackError as exc:
+        return f"{claim}, but its workflow run {run_id} cannot be read ({exc.what}): not believed."
+    if not run.succeeded:
+        return (f"{claim}, but its workflow run {run_id} is {run.status}/{run.conclusion}: "
+                "not believed, the rollback goes on.")
+    return ""
 
 
 def _until_running(records: Iterable[Record], running: str) -> list[Record]:

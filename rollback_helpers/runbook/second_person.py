@@ -11,9 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from rollback_helpers.clients.github import WorkflowRun
-from rollback_helpers.clients.github_access import EnvironmentGate, GitHubAccess
+from rollback_helpers.clients.github_access import EnvironmentGate, GitHubAccess, Review
 from rollback_helpers.clock import PollSchedule
-from rollback_helpers.errors import ApprovalRejected, ApprovalTimeout, GitHubError, PreconditionFailed
+from rollback_helpers.errors import (
+    ApprovalRejected,
+    ApprovalTimeout,
+    GitHubError,
+    NotApproved,
+    PreconditionFailed,
+)
 from rollback_helpers.run.approval import Judge, Verdict, approvers, plan_digest, rejection, who_may_approve
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.run_comment import PostedRunComment, marker, parse_comment
@@ -34,6 +40,7 @@ class SecondPerson:
         self.cleared = ""       # the plan digest that was approved
         self.shown: set[str] = set()
         self.author = ""        # who posted the record comment: the operator on GitHub
+        self.gate_counted = False  # GitHub's Environment gate was counted as one person
 
     def missing(self) -> tuple[int, str]:
         """How many more people must approve here, and why no more (GitHub's gate)."""
@@ -42,6 +49,7 @@ class SecondPerson:
             return 0, ""
         gate = self._native_gate()
         if gate is not None and gate.prevent_self_review:
+            self.gate_counted = True
             return required - 2, (f"GitHub environment {gate.name!r} requires a reviewer other "
                                   f"than the operator ({', '.join(gate.reviewers)})")
         return required - 1, ""
@@ -81,8 +89,7 @@ class SecondPerson:
 
     def _wait(self, record: PostedRunComment, missing: int, plan: str) -> None:
         ctx, github = self.ctx, self.ctx.lifecycle.github
-        posted = github.comments.find_comment(record.number, marker(ctx.run_id, ctx.path, ctx.env.name))
-        self.author = posted.user if posted is not None else ""
+        self.author = github.access.login()  # the runbook's account: it posts the plan
         who = self._who(github.access.writers)
         how = f"comment /approve {ctx.run_id} on #{record.number}"
         ctx.lifecycle.update_record(state="awaiting approval", plan=plan,
@@ -118,7 +125,9 @@ class SecondPerson:
 
     def _judge(self, record: PostedRunComment, plan: str) -> Judge:
         ctx, github = self.ctx, self.ctx.lifecycle.github
-        posted = github.comments.find_comment(record.number, marker(ctx.run_id, ctx.path, ctx.env.name))
+        posted = github.comments.find_comment(
+            record.number, marker(ctx.run_id, ctx.path, ctx.env.name),
+            author=github.access.login())
         parsed = parse_comment(posted.body) if posted is not None else None
         if posted is None or parsed is None or parsed.plan != plan:
             raise GitHubError(f"The plan of run {ctx.run_id} could not be posted on "
@@ -199,9 +208,10 @@ class NativeGate:
     Environment's required reviewers. Shows who must approve (pending deployments), waits
     with the run's progress, and ends a timeout or a rejection as a clear outcome."""
 
-    def __init__(self, ctx: RunContext, github: GitHubAccess) -> None:
+    def __init__(self, ctx: RunContext, github: GitHubAccess, *, needed: bool = False) -> None:
         self.ctx = ctx
         self.github = github
+        self.needed = needed  # the gate is counted as the second person: a bypass fails the run
         self.since: float | None = None
         self.reviewers = ""
 
@@ -241,7 +251,7 @@ class NativeGate:
 
     def after(self, final: WorkflowRun) -> None:
         """Once the run is over: each review is a decision; a rejection is the outcome."""
-        if self.since is None:
+        if self.since is None and not self.needed:
             return
         reviews = self.github.reviews(final.id)
         for review in reviews:
@@ -253,6 +263,7 @@ class NativeGate:
                 run_id=self.ctx.run_id)
             self.ctx.decisions.append(decision)
             self.ctx.show(decision.report())
+        self._second_person(final, reviews)
         rejected = next((r for r in reviews if r.state == "rejected"), None)
         if rejected is not None and not final.succeeded:
             raise ApprovalRejected(
@@ -260,3 +271,28 @@ class NativeGate:
                 f"{', '.join(rejected.environments)} ({rejected.comment or 'no comment'}). "
                 "Nothing was deployed.",
                 "Talk to them; if a changed plan is agreed, re-run (a new run, a new review).")
+
+    def _second_person(self, final: WorkflowRun, reviews: Sequence[Review]) -> None:
+        """A run that counted GitHub's gate as its second person needs an ``approved`` review
+        by someone other than the operator; a run that went on without one was let through by
+        an admin's bypass: "no second person", and the run fails (exit 11)."""
+        if not self.needed or not final.succeeded:
+            return
+        operators = {n.lower() for n in (self.ctx.operator, self.github.login()) if n}
+        if any(r.state == "approved" and r.user.lower() not in operators for r in reviews):
+            return
+        decision = make_decision(
+            "no second person: the deployment went on without an approved review",
+            how=f"GitHub environment gate on {final.html_url} (bypassed by an admin, or "
+                "approved only by the operator)", step="approval", who="nobody",
+            at=self.ctx.backends.clock.now(), run_id=self.ctx.run_id)
+        self.ctx.decisions.append(decision)
+        self.ctx.show(decision.report())
+        self.ctx.lifecycle.update_record(approvals="no second person (the gate was bypassed)")
+        raise NotApproved(
+            f"The {self.ctx.cfg.workflow} run {final.html_url} deployed to {self.ctx.env.name} "
+            "without an approved review by anyone but the operator (an admin bypassed the "
+            f"Environment gate): {self.ctx.env.name} needs {self.ctx.env.required_approvals} "
+            "people. The change is in place, approved by nobody else.",
+            "Tell the team now and have a second person review what runs; set the Environment "
+            "to forbid admins bypassing its protection rules.")

@@ -20,8 +20,9 @@ from rollback_helpers.clock import utc_iso
 from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.domain.parameters import VerifyFlipParameters, checked
 from rollback_helpers.errors import PreconditionFailed, RollbackError, VerificationFailed
+from rollback_helpers.hints import Option, Rerun, RunPath, hint
 from rollback_helpers.run.context import RunContext, open_run
-from rollback_helpers.run.run_comment import FoundRun, PostedRunComment, previous_runs
+from rollback_helpers.run.run_comment import FoundRun, PostedRunComment, own_runs, previous_runs
 from rollback_helpers.runbook.path_b_facts import newest_record, source_check
 from rollback_helpers.runbook.path_b_image import Schema, read_images, schema_problems
 from rollback_helpers.ui.display import Report
@@ -55,8 +56,9 @@ class VerifyFlip:
         """The newest Path B run on the bad deploy's record that left a flip (pending or done)."""
         try:
             number = newest_record(self.ctx, self.github, None).number
-            runs = previous_runs(self.github.comments, [number], path="path-b",
-                                 env=self.ctx.env.name)
+            runs, _ = own_runs(previous_runs(self.github.comments, [number], path="path-b",
+                                             env=self.ctx.env.name),
+                               self.github.access.login())  # only the runbook's own word
         except RollbackError as exc:
             self.ctx.log(f"no Path B run comment read: {exc.what}")
             return None
@@ -77,14 +79,15 @@ class VerifyFlip:
         if not self.old_cluster:
             raise PreconditionFailed(
                 f"Which cluster is the old one for {self.ctx.env.name}? The newest deployment "
-                "record names none.", "Re-run with old_cluster=<the cluster that was replaced>.")
+                "record names none.",
+                hint("Re-run with ", Option("old_cluster", "<the cluster that was replaced>"), "."))
         if self.old_cluster == self.new_cluster:
             raise PreconditionFailed(
                 f"Map not edited, and no new cluster known: {cfg.cluster_map_path} names the old "
                 f"cluster {self.new_cluster} for {self.ctx.env.name}, and no Path B run comment "
                 "names a restored cluster.",
-                "Pass new_cluster=<restored cluster id> (`--new-cluster`), or apply the "
-                "cluster-map diff from Path B's checklist.")
+                hint("Apply the cluster-map diff from Path B's checklist, or re-run with ",
+                     Option("new_cluster", "<restored cluster id>"), "."))
         self.map_edit_pending = mapped != self.new_cluster
         report = self.ctx.preflight_report("Preflight: verify the flip (Path B, after the human steps)")
         report.fact("old cluster", self.old_cluster).fact("new cluster", self.new_cluster)
@@ -101,7 +104,7 @@ class VerifyFlip:
         started = self.fly.status(app).started()
         if not started:
             raise PreconditionFailed(f"{app} has no started machine.",
-                                     "Wait for the redeploy to finish, then re-run.")
+                                     hint("Wait for the redeploy to finish, then ", Rerun(), "."))
         for var in (self.ctx.cfg.database_url_var, self.ctx.cfg.migration_url_var):
             url = parse_db_url(self.fly.read_secret_env(app, started[0].id, var), var)
             self.urls[var] = url
@@ -169,8 +172,8 @@ class VerifyFlip:
             kinds = list(dict.fromkeys(kind for kind, _ in self.missing))
             what = (f"The flip to {self.new_cluster} is not complete ({', '.join(kinds)}): "
                     + "; ".join(f"{kind}: {text}" for kind, text in self.missing) + ".")
-            next_step = (f"Do not touch the old cluster {old}. Finish the missing steps, then "
-                         f"re-run `rollback-runbook run verify-flip --env {self.ctx.env.name}`.")
+            next_step = hint(f"Do not touch the old cluster {old}. Finish the missing steps, then "
+                             "run again: ", RunPath("verify-flip", self.ctx.env.name), ".")
             if kinds == ["map not edited"]:  # everything else verified: one edit to do
                 raise PreconditionFailed(what, next_step)
             raise VerificationFailed(what, next_step)
@@ -179,7 +182,7 @@ class VerifyFlip:
                         code=f"flyctl mpg detach {old} -a {self.ctx.env.app}\nflyctl mpg destroy {old}")
         report.note("The runbook never runs these. Run them by hand, after a last look.")
         report.fact("record comment", self._mark_flip_verified())
-        if self.ctx.env.name == "production":
+        if self.ctx.env.is_protected:
             report.note("🚨 Production: there is zero recovery after destroy. Take a final backup "
                         "of the new cluster first.")
         return report
@@ -188,7 +191,8 @@ class VerifyFlip:
         """Path B's record comment said "flip pending": now it says "flip verified"."""
         try:
             number = newest_record(self.ctx, self.github, None).number
-            runs = previous_runs(self.github.comments, [number], path="path-b", env=self.ctx.env.name)
+            runs, _ = own_runs(previous_runs(self.github.comments, [number], path="path-b",
+                                             env=self.ctx.env.name), self.github.access.login())
         except RollbackError as exc:
             return f"not updated: {exc.what}"
         for run in runs:

@@ -4,6 +4,8 @@
 ``api.github.com`` to the simulated GitHub (:mod:`.github.api`) and ``<app>.fly.dev``
 to a health endpoint that answers from the image the app's machines run
 (:mod:`.fly.health`). Any other host is unreachable, as it would be from a laptop.
+Each request first spends its seam's latency (:mod:`.core.latency`): ``github``,
+or ``health`` (``metrics`` is for the Prometheus API's route).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import httpx
 
 from rollback_helpers.clock import Clock
+from rollback_helpers.sandbox.core.latency import spent
 from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.fly.health import health_response
 from rollback_helpers.sandbox.github.api import GitHubSandbox
@@ -25,9 +28,11 @@ def sandbox_transport(world: World, github_host: str = "api.github.com", *,
     def route(request: httpx.Request) -> httpx.Response:
         host = request.url.host
         if host == github_host:
-            return github.handle(request)
+            with spent(world, "github"):
+                return github.handle(request)
         if host.endswith(".fly.dev"):
-            return health_response(world, host.removesuffix(".fly.dev"), request.url.path)
+            with spent(world, "health"):
+                return health_response(world, host.removesuffix(".fly.dev"), request.url.path)
         raise httpx.ConnectError(f"sandbox: no route to host {host}", request=request)
 
     return httpx.MockTransport(route)

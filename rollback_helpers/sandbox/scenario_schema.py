@@ -68,6 +68,14 @@ class FaultSpec(_Table):
     stale_lock: Text = ""
 
 
+class LatencySpec(_Table):
+    """Seconds per call of each seam, spent on the virtual clock (``sandbox/core/latency.py``)."""
+    github: Seconds = 0
+    flyctl: Seconds = 0
+    health: Seconds = 0
+    metrics: Seconds = 0
+
+
 class FlySpec(_Table):
     org: Text = "renewa"
     restore_seconds: Seconds = 240
@@ -90,7 +98,7 @@ class ClusterSpec(_Table):
 class EnvironmentSpec(_Table):
     app: Text
     repository: Text = "registry.fly.io/renewa-one"
-    deploys: Names = []
+    deploys: Annotated[Names, Field(min_length=1)]  # the records and the running image come from them
     running: Text | None = None
     unhealthy: Names = []
     extra_images: Names = []
@@ -131,16 +139,24 @@ class GitHubEnvironmentSpec(_Table):
 
 class ApproverSpec(_Table):
     login: Text
-    action: Literal["approve", "reject", "approve-other-run", "approve-older-plan"] = "approve"
+    action: Literal["approve", "reject", "approve-other-run", "approve-older-plan",
+                    "approve-hidden", "approve-fenced", "approve-details", "approve-quoted",
+                    "approve-conditional", "edited-into-approval"] = "approve"
     after: Seconds = 60
     comment: Text = "not now"
 
 
 class ReviewSpec(_Table):
     login: Text
-    state: Literal["approved", "rejected"] = "approved"
+    state: Literal["approved", "rejected", "bypassed"] = "approved"
     after: Seconds = 60
     comment: Text = ""
+
+
+class ForgerySpec(_Table):
+    login: Text
+    kind: Literal["succeeded", "dispatched", "flip-pending", "restored-source", "copied-marker"]
+    env: Text = "staging"
 
 
 class Scenario(_Table):
@@ -151,6 +167,7 @@ class Scenario(_Table):
     workflow: WorkflowSpec = WorkflowSpec()
     faults: FaultSpec = FaultSpec()
     fly: FlySpec = FlySpec()
+    latency: LatencySpec = LatencySpec()
     cluster_map: dict[str, ClusterId] = {}
     clusters: dict[str, ClusterSpec] = {}
     environments: dict[str, EnvironmentSpec] = {}
@@ -158,6 +175,7 @@ class Scenario(_Table):
     github_environments: dict[str, GitHubEnvironmentSpec] = {}
     approvers: list[ApproverSpec] = []
     reviews: list[ReviewSpec] = []
+    forgeries: list[ForgerySpec] = []
 
     @field_validator("start")
     @classmethod

@@ -19,8 +19,11 @@ from typing import Any
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.domain.config import read_toml
 from rollback_helpers.errors import ConfigError
+from rollback_helpers.sandbox.core.latency import checked_latency
 from rollback_helpers.sandbox.core.world import STATE_FILE, World, digest_for, world_lock
+from rollback_helpers.sandbox.github.common import WEB
 from rollback_helpers.sandbox.github.faults import build_github_faults
+from rollback_helpers.sandbox.github.forgers import build_forgeries
 from rollback_helpers.sandbox.github.team import build_team
 from rollback_helpers.sandbox.scenario_schema import check_scenario
 
@@ -53,8 +56,11 @@ def load_scenario(name_or_path: str) -> dict[str, Any]:
     return data
 
 
-def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0) -> World:
+def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0,
+                 latency: Mapping[str, float] | None = None) -> World:
     """Build a fresh world from a scenario into ``state_dir`` (emptied first).
+
+    ``latency``: seconds per call of some seams, over the scenario's ``[latency]``.
 
     Servers of an earlier world in the same directory are stopped and deleted
     first; if building fails half-way, every server it started is stopped. The
@@ -62,12 +68,15 @@ def create_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0
     """
     scenario = load_scenario(name_or_path)
     state_dir = Path(state_dir)
+    if latency:
+        scenario = {**scenario, "latency": {**scenario.get("latency", {}),
+                                            **checked_latency(latency)}}
     with world_lock(state_dir):
         return _build_world(scenario, state_dir, speed)
 
 
-def open_world(name_or_path: str, state_dir: str | Path, *,
-               speed: float = 0.0) -> tuple[World, bool]:
+def open_world(name_or_path: str, state_dir: str | Path, *, speed: float = 0.0,
+               latency: Mapping[str, float] | None = None) -> tuple[World, bool]:
     """The world in ``state_dir`` if there is one, else a new one from the scenario.
 
     Returns the world and whether it was created. Several processes that start
@@ -77,7 +86,7 @@ def open_world(name_or_path: str, state_dir: str | Path, *,
     with world_lock(state_dir):
         if (state_dir / STATE_FILE).is_file():
             return World.load(state_dir), False
-        return create_world(name_or_path, state_dir, speed=speed), True
+        return create_world(name_or_path, state_dir, speed=speed, latency=latency), True
 
 
 def _build_world(scenario: dict[str, Any], state_dir: Path, speed: float) -> World:
@@ -87,12 +96,15 @@ def _build_world(scenario: dict[str, Any], state_dir: Path, speed: float) -> Wor
         (state_dir / stale).unlink(missing_ok=True)
     start = parse_iso(scenario.get("start", "2026-06-10T09:00:00Z"))
     world = World({"now": start, "speed": speed, "scenario": scenario["name"],
-                   "description": scenario.get("description", ""), "events": [], "counters": {}},
+                   "description": scenario.get("description", ""), "events": [], "counters": {},
+                   "latency": {seam: float(seconds) for seam, seconds
+                               in scenario.get("latency", {}).items() if seconds}},
                   state_dir)
     try:
         _build_github(world, scenario)
         build_team(world, scenario)
         _build_fly(world, scenario)
+        build_forgeries(world, scenario)
         build_github_faults(world, scenario)
         world.advance()  # a run already in flight may have started
         world.save()
@@ -211,7 +223,7 @@ def _build_records(world: World, envs: dict[str, Any], deploy_plan: list[tuple[f
         body = _fill(override, image, previous.get(env, ""), env, spec["app"]) \
             if override is not None else record_body(
             env, spec["app"], image, previous.get(env, ""), sha=digest_for("git" + name)[7:14],
-            at=at, workflow_run=f"https://github.com/{repo}/actions/runs/"
+            at=at, workflow_run=f"{WEB}/{repo}/actions/runs/"
                                 f"{world.next_id('run', 7000000)}",
             optional={"cluster_id": spec.get("cluster_id", ""), "backup_id": backup_id})
         labels = ["deployment-record", f"env:{env}",

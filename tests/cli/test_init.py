@@ -93,7 +93,8 @@ def test_questions_are_asked_for_what_no_flag_answered(tmp_path: Path,
     asked: list[tuple[str, str]] = []
     answers = {"GitHub repository (owner/name)": "acme/shop",
                "Environments (comma-separated)": "staging, qa",
-               "Fly app for qa": "shop-qa-1", "Its input that takes the image": "ref"}
+               "Fly app for qa": "shop-qa-1", "Its input that takes the image": "ref",
+               "Protected environments (a live run needs --confirm and two people)": "qa"}
 
     def ask(question: str, default: str) -> str:
         asked.append((question, default))
@@ -108,6 +109,8 @@ def test_questions_are_asked_for_what_no_flag_answered(tmp_path: Path,
     cfg = load_config(config_file=target, environ={})
     assert cfg.env("staging").app == "shop-staging" and cfg.env("qa").app == "shop-qa-1"
     assert cfg.workflow == "ship.yml" and cfg.workflow_image_input == "ref"
+    assert cfg.env("qa").is_protected and not cfg.env("staging").is_protected  # asked, no name
+    assert questions["Protected environments (a live run needs --confirm and two people)"] == ""
     assert tomllib.loads(target.read_text())["environments"]["qa"]["record_labels"] == [
         "deployment-record", "env:qa"]
 
@@ -188,3 +191,38 @@ def test_a_file_from_init_holds_only_its_environments_and_check_sees_only_them(
     assert cli.main(["check", "--sandbox-dir", str(tmp_path / "world")]) == 0
     out = capsys.readouterr().out
     assert "staging" in out and "production" not in out and "development" not in out
+
+
+def test_init_for_acme_writes_only_acmes_settings(tmp_path: Path) -> None:
+    """No value of the runbook's own sandbox team: the Infisical project and approvals are
+    the team's own (asked, or flags, or derived from their repository)."""
+    target = tmp_path / "runbook.toml"
+    assert cli.main(["init", "--repo", "acme/shop", "--app", "staging=shop-staging",
+                     "--app", "production=shop", "--no-input", "--output", str(target)]) == 0
+    assert "renewa" not in target.read_text().lower()
+    cfg = load_config(config_file=target, environ={})
+    assert cfg.infisical_project == "shop" and cfg.fly_org == "acme"
+    assert cfg.env("production").required_approvals == 2
+    assert cli.main(["init", "--repo", "acme/shop", "--app", "production=shop",
+                     "--infisical-project", "acme-secrets", "--production-approvals", "3",
+                     "--output", str(target), "--force"]) == 0
+    cfg = load_config(config_file=target, environ={})
+    assert cfg.infisical_project == "acme-secrets"
+    assert cfg.env("production").required_approvals == 3
+
+
+def test_the_repository_comes_from_the_checkouts_origin_without_running_git(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkout = tmp_path / "shop"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / ".git" / "config").write_text(
+        '[core]\n\tbare = false\n[remote "upstream"]\n\turl = git@github.com:other/fork.git\n'
+        '[remote "origin"]\n\turl = git@github.com:acme/shop.git\n\tfetch = +refs/heads/*\n')
+    (checkout / "ops").mkdir()
+    monkeypatch.chdir(checkout / "ops")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # no git to run, on purpose
+    assert init_config.guess_repo() == "acme/shop"
+    target = tmp_path / "runbook.toml"
+    assert cli.main(["init", "--app", "staging=shop-staging", "--no-input",
+                     "--output", str(target)]) == 0
+    assert load_config(config_file=target, environ={}).github_repo == "acme/shop"

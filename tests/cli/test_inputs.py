@@ -22,7 +22,7 @@ def _empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def args(**given: object) -> argparse.Namespace:
     base = {"command": "run", "path": "path-a", "env": "production", "dry_run": False,
-            "confirm": "", "incidents_dir": ""}
+            "confirm": "", "incidents_dir": "", "reason": "v42 crashes on start"}
     return argparse.Namespace(**{**base, **given})
 
 
@@ -48,6 +48,14 @@ def test_live_production_needs_confirm_for_run_and_drill() -> None:
         with pytest.raises(ConfirmationRequired, match="--confirm production"):
             inputs.check_command(args(command=command), {"env": "production", "dry_run": False})
     inputs.check_command(args(confirm="production"), {"env": "production", "dry_run": False})
+
+
+def test_a_live_run_needs_a_reason_and_a_dry_run_does_not() -> None:
+    with pytest.raises(ConfigError, match="needs a reason") as refused:
+        inputs.check_command(args(env="staging", reason="  "), {"env": "staging", "dry_run": False})
+    assert '--reason "<what is rolled back and why>"' in refused.value.next_step
+    inputs.check_command(args(env="staging", reason="", dry_run=True), {"env": "staging"})
+    inputs.check_command(args(env="staging", reason="", path="verify-flip"), {"env": "staging"})
 
 
 def test_verify_flip_only_reads_so_needs_no_confirmation() -> None:
@@ -160,3 +168,48 @@ def test_the_operators_name_from_the_environment_is_guarded_where_the_kernel_rea
     with pytest.raises(BadInput, match="ROLLBACK_OPERATOR") as refused:
         default_operator()
     assert LEAK not in str(refused.value)
+
+
+def test_protection_is_a_setting_not_the_name_production(tmp_path: Path) -> None:
+    """Attack 9: an environment named ``prod`` on the production app. Protected by the setting,
+    it needs --confirm prod (and two people); unprotected ``production`` needs neither. On main
+    ``protected`` was an unknown key and ``prod`` got no confirmation."""
+    from rollback_helpers.domain.config import load_config
+
+    Path("runbook.toml").write_text(
+        '[environments.prod]\napp = "renewa-one"\nprotected = true\n\n'
+        '[environments.production]\napp = "renewa-one"\nprotected = false\n')
+    with pytest.raises(ConfirmationRequired, match="--confirm prod"):
+        inputs.check_command(args(env="prod"), {"env": "prod", "dry_run": False})
+    inputs.check_command(args(env="prod", confirm="prod"), {"env": "prod", "dry_run": False})
+    inputs.check_command(args(), {"env": "production", "dry_run": False})
+    cfg = load_config()
+    assert cfg.env("prod").is_protected and cfg.env("prod").required_approvals == 2
+    assert not cfg.env("production").is_protected and cfg.env("production").required_approvals == 1
+    assert cfg.env("staging").required_approvals == 1
+
+
+def test_a_drills_latency_names_seams_and_seconds() -> None:
+    assert inputs.latency("github=0.25,flyctl=1.5") == {"github": 0.25, "flyctl": 1.5}
+    assert latency_seams() == inputs.LATENCY_SEAMS  # the sandbox's own list
+    for bad in ("gitlab=1", "github", "github=-1", "flyctl=nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="SEAM=SECONDS|seconds"):
+            inputs.latency(bad)
+
+
+def latency_seams() -> tuple[str, ...]:
+    from rollback_helpers.sandbox.core.latency import SEAMS
+
+    return SEAMS
+
+
+def test_a_bad_latency_flag_is_a_usage_error_before_anything_starts(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from rollback_helpers.cli import main as cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["drill", "path-a", "--env", "staging", "--latency", "github=slow",
+                  "--incidents-dir", str(tmp_path / "incidents")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "--latency" in err and "github=slow" in err
+    assert "Traceback" not in err and not (tmp_path / "incidents").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,8 @@ def test_an_unwritable_store_stops_the_run_before_it_starts(
     """Exit 2 with the location named; no notebook ran, nothing was written locally."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ROLLBACK_INCIDENTS_DIR", where)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_" + "t" * 36)  # the real run's prerequisites are
+    monkeypatch.setenv("ROLLBACK_FLYCTL", sys.executable)  # there: the store is what fails
     assert cli.main(["run", "path-a", "--env", "staging", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert said in err and where.split("/")[0] in err and "Traceback" not in err

@@ -519,3 +519,15 @@ def test_scripted_runner_answers_lists_in_order_predicates_and_exceptions() -> N
     with pytest.raises(CommandTimeout):
         runner.run(["c"], timeout=1)
     assert runner.unused() == []
+
+
+@pytest.mark.parametrize("command", ["mpg status x --org renewa --json", "mpg status x -o renewa",
+                                     "mpg restore x --backup-id b --org renewa",
+                                     "mpg proxy x -p 0 -o renewa"])
+def test_org_is_a_flag_of_mpg_list_only(command: str) -> None:
+    """flyctl's `mpg status|restore|proxy` have no -o/--org (the `mpg` parent's flag is not
+    inherited; `mpg list` has its own): refused before any process, as flyctl would refuse it."""
+    fly, runner = fly_with({})
+    with pytest.raises(CommandRefused, match="--org|-o"):
+        fly.run(*split(command))
+    assert runner.calls == []

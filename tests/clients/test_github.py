@@ -10,7 +10,9 @@ import httpx
 import pytest
 from clocks import RecordingClock
 
+from rollback_helpers.clients import github_actions
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
+from rollback_helpers.clients.github_session import MUTATION_BURST
 from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.errors import (
     GitHubAuthError,
@@ -144,7 +146,7 @@ def test_add_comment_returns_the_comment_url_and_stores_it(gh: Harness) -> None:
     url = gh.client.comments.add_comment(1001, "Rolled back by the runbook.")
     comments = gh.world.state["github"]["comments"]["1001"]
     assert comments[-1]["body"] == "Rolled back by the runbook."
-    assert url == f"https://github.com/renewa/renewa-one/issues/1001#issuecomment-{comments[-1]['id']}"
+    assert url == f"https://github.sandbox.invalid/renewa/renewa-one/issues/1001#issuecomment-{comments[-1]['id']}"
 
 
 def test_add_labels_keeps_the_issues_other_labels(gh: Harness) -> None:
@@ -153,13 +155,29 @@ def test_add_labels_keeps_the_issues_other_labels(gh: Harness) -> None:
     assert gh.client.issues.get_issue(1001).labels == (*before, "rolled-back")
 
 
-def test_mutating_requests_are_spaced_at_least_a_second_apart(gh: Harness) -> None:
-    gh.client.comments.add_comment(1001, "one")
-    gh.client.issues.add_labels(1001, ["rolled-back"])
-    gh.client.comments.add_comment(1002, "two")
+def test_a_runs_first_writes_go_at_once(gh: Harness) -> None:
+    for n in range(MUTATION_BURST):
+        gh.client.comments.add_comment(1001, f"write {n}")
+    assert gh.clock.sleeps == []
+
+
+def test_writes_beyond_the_burst_are_paced_a_second_apart(gh: Harness) -> None:
+    for n in range(MUTATION_BURST + 3):
+        gh.client.comments.add_comment(1001, f"write {n}")
     posts = [t for t, request in gh.sent if request.method == "POST"]
-    assert len(posts) == 3
-    assert all(later - earlier >= 1.0 for earlier, later in zip(posts, posts[1:], strict=False))
+    assert len(posts) == MUTATION_BURST + 3
+    paced = posts[MUTATION_BURST - 1:]
+    assert all(later - earlier >= 1.0 for earlier, later in zip(paced, paced[1:], strict=False))
+
+
+def test_the_pace_comes_back_after_a_quiet_while(gh: Harness) -> None:
+    for n in range(MUTATION_BURST + 1):
+        gh.client.comments.add_comment(1001, f"write {n}")
+    waited = len(gh.clock.sleeps)
+    gh.clock.sleep(float(MUTATION_BURST))  # eight quiet seconds earn the burst back
+    for n in range(MUTATION_BURST):
+        gh.client.comments.add_comment(1002, f"later {n}")
+    assert waited == 1 and len(gh.clock.sleeps) == waited + 1  # only the quiet wait itself
 
 
 def test_reads_are_not_spaced(gh: Harness) -> None:
@@ -458,3 +476,106 @@ def test_watch_run_times_out_with_the_run_url_and_what_to_do(gh: Harness) -> Non
     assert run.html_url in message
     assert "gh run watch" in message and "Do not dispatch again" in message
     assert gh.clock.now() - parse_iso(run.created_at) <= 21
+
+
+def lease_commit(gh: Harness) -> str:
+    return gh.client.git.create_commit("lease", gh.client.git.create_tree({"lease.json": "{}"})).sha
+
+
+def test_a_transient_reference_update_failure_is_retried(world: World) -> None:
+    """422 "Reference update failed" is GitHub's transient refusal: tried again after a pause
+    (on the clock), not raised, and not read as "the lock is taken"."""
+    world.state["github"].setdefault("faults", {})["ref_update_failures"] = 2
+    gh = Harness(world)
+    sha = lease_commit(gh)
+    assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is True
+    assert gh.statuses("POST /repos/renewa/renewa-one/git/refs") == [422, 422, 201]
+    assert 2.0 in gh.clock.sleeps  # the pause after the second refusal
+    assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is False  # now taken
+
+
+def test_a_reference_update_failure_that_took_effect_is_this_calls_own(world: World) -> None:
+    """The failed answer hid a success: the retry finds the ref already at this SHA (ours)."""
+    answered: list[int] = []
+
+    def first_lost(handle: Transport) -> Transport:
+        def send(request: httpx.Request) -> httpx.Response:
+            response = handle(request)
+            if request.method == "POST" and request.url.path.endswith("/git/refs") \
+                    and not answered:
+                answered.append(response.status_code)
+                return httpx.Response(422, json={"message": "Reference update failed"})
+            return response
+        return send
+
+    gh = Harness(world, wrap=first_lost)
+    sha = lease_commit(gh)
+    assert gh.client.git.create_ref("refs/rollback-locks/staging", sha) is True
+    assert answered == [201]
+
+
+def test_a_403_for_want_of_push_access_is_not_an_authentication_error(world: World) -> None:
+    """'Must have push access to view collaborator permission': the token works; its user lacks
+    a permission. Said as such (a GitHubError naming the access), not "token expired"."""
+    from rollback_helpers.errors import GitHubAuthError
+
+    world.state["github"]["permissions"] = {"push": False}
+    gh = Harness(world)
+    with pytest.raises(GitHubError, match="Must have push access") as raised:
+        gh.client.access.permission("alice")
+    assert not isinstance(raised.value, GitHubAuthError)
+    assert "lacks that access" in raised.value.what and "expired" not in str(raised.value)
+
+
+def test_after_a_301_the_client_goes_to_the_new_address_directly(world: World) -> None:
+    """A permanent move is remembered: the second read of a transferred issue costs one request,
+    not a redirect each time."""
+    world.state["github"]["issues"][0]["transferred_to"] = 1002
+    gh = Harness(world)
+    assert gh.client.issues.get_issue(1001).number == 1002
+    assert gh.client.issues.get_issue(1001).number == 1002
+    assert gh.statuses("/issues/100") == [301, 200, 200]
+    assert gh.client.session.request_count == 3
+
+
+def _runs_in_flight(world: World, *, count: int, ages: list[float]) -> list[int]:
+    """``count`` completed promote runs for staging, then one run still queued per age."""
+    from rollback_helpers.sandbox.github.actions import start_run
+
+    completed = [start_run(world, "main", {"env": "staging", "image": f"i{n}"}, actor="ci",
+                           created=world.now - 3600 - n) for n in range(count)]
+    for run in completed:
+        run.update(status="completed", conclusion="success")
+    queued = [start_run(world, "main", {"env": "staging", "image": "q"}, actor="dana",
+                        created=world.now - age)["id"] for age in ages]
+    world.state["events"] = []  # they stay as they are
+    world.save()
+    return queued
+
+
+def test_the_runs_in_flight_are_one_listing_of_the_last_30_days(world: World) -> None:
+    queued = _runs_in_flight(world, count=3, ages=[600.0, 20 * DAY, 40 * DAY])
+    gh = Harness(world)
+    found = gh.client.actions.in_flight_runs("promote-image.yml", "staging")
+    assert [run.id for run in found] == [queued[1], queued[0]]  # oldest first; 40 days: gone
+    listings = [r for _, r in gh.sent if r.url.path.endswith("/runs")]
+    assert len(listings) == 1 and listings[0].url.params["created"].startswith(">=")
+
+
+def test_the_runs_in_flight_follow_the_listings_pages(world: World) -> None:
+    queued = _runs_in_flight(world, count=150, ages=[600.0])
+    gh = Harness(world)
+    found = gh.client.actions.in_flight_runs("promote-image.yml", "staging")
+    assert [run.id for run in found] == queued
+    assert len([r for _, r in gh.sent if r.url.path.endswith("/runs")]) == 2
+
+
+def test_more_runs_than_github_lists_fall_back_to_one_listing_per_status(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(github_actions, "LISTING_CAP", 10)  # GitHub's 1,000, made small
+    queued = _runs_in_flight(world, count=11, ages=[600.0])
+    gh = Harness(world)
+    found = gh.client.actions.in_flight_runs("promote-image.yml", "staging")
+    assert [run.id for run in found] == queued
+    statuses = [r.url.params.get("status") for _, r in gh.sent if r.url.path.endswith("/runs")]
+    assert statuses == [None, "queued", "in_progress", "waiting", "requested", "pending"]

@@ -65,19 +65,29 @@ def test_list_comments_reads_every_page_oldest_first(world: World) -> None:
     assert len([c for c in world.calls() if "/issues/1001/comments" in c["call"]]) == 2
     assert comments[0] == Comment(id=9000, body="note 0", user="someone",
                                   created_at=world.iso_now(), updated_at=world.iso_now(),
-                                  html_url="https://github.com/renewa/renewa-one/issues/1001"
+                                  html_url="https://github.sandbox.invalid/renewa/renewa-one/issues/1001"
                                            "#issuecomment-9000")
 
 
-def test_find_comment_returns_the_newest_with_the_marker(world: World) -> None:
+def test_find_comment_returns_the_first_by_its_author_with_the_marker_first(
+        world: World) -> None:
+    """A run's comment is the first one its account wrote with the marker on its first line:
+    a later copy, a copy by someone else, or a marker further down is never it (attack 4)."""
     gh = client(world)
-    gh.comments.create_comment(1001, f"{MARKER}\nfirst", marker=MARKER)
+    first = gh.comments.create_comment(1001, f"{MARKER}\nfirst", marker=MARKER)
     gh.comments.add_comment(1001, "an unrelated note")
     gh.clock.sleep(60)
-    second = gh.comments.create_comment(1001, f"{MARKER}\nsecond", marker=MARKER)
-    found = gh.comments.find_comment(1001, MARKER)
-    assert found is not None and found.id == second.id and found.body.endswith("second")
+    gh.comments.create_comment(1001, f"{MARKER}\nsecond", marker=MARKER)
+    world.state["github"]["comments"]["1001"].append({
+        "id": 1, "body": f"{MARKER}\n- **state:** succeeded", "user": "mallory",
+        "created_at": "2000-01-01T00:00:00Z", "updated_at": "2000-01-01T00:00:00Z"})
+    found = gh.comments.find_comment(1001, MARKER, author=gh.access.login())
+    assert found is not None and found.id == first.id and found.body.endswith("first")
+    oldest = gh.comments.find_comment(1001, MARKER)
+    assert oldest is not None and oldest.user == "mallory"  # no author given: anyone's
+    gh.comments.add_comment(1001, f"quoting it: {MARKER}")
     assert gh.comments.find_comment(1001, "<!-- rollback-runbook run=other -->") is None
+    assert gh.access.login() == "runbook-operator"
 
 
 def test_create_comment_refuses_a_body_without_its_marker(world: World) -> None:

@@ -55,3 +55,32 @@ def test_reading_sends_the_branch_as_ref(sent: tuple[GitHubContents, list[httpx.
     assert contents.list_folder("not-yet") == []
     gets = [r for r in requests if r.method == "GET"]
     assert gets and all(r.url.params.get("ref") == "main" for r in gets)
+
+
+@pytest.mark.parametrize("status, message, taken", [
+    (422, 'Invalid request.\n\n"sha" wasn\'t supplied.', True),
+    (422, "Invalid request.\n\nFor 'properties/content', nil is not a string.", False),
+    (409, "Repository rule violations found\n\nChanges must be made through a pull request.",
+     False),
+])
+def test_only_sha_not_supplied_means_the_name_is_taken(tmp_path: Path, status: int, message: str,
+                                                       taken: bool) -> None:
+    """GitHub's 422 '"sha" wasn't supplied' is "name taken" (None: try the next name); any other
+    422 and a 409 (a branch rule) are errors that name GitHub's message, so the store stops."""
+    from rollback_helpers.errors import GitHubError
+
+    def refusing(handle: Handler) -> Handler:
+        def answer(request: httpx.Request) -> httpx.Response:
+            if request.method == "PUT":
+                return httpx.Response(status, json={"message": message, "status": str(status)})
+            return handle(request)
+        return answer
+
+    sandbox = sandbox_backends("default", tmp_path / "world", wrap=refusing)
+    contents = GitHubContents(sandbox.github().session, branch="main")
+    if taken:
+        assert contents.create_file("inc/r.ipynb", b"{}", "r") is None
+        return
+    with pytest.raises(GitHubError, match=str(status)) as raised:
+        contents.create_file("inc/r.ipynb", b"{}", "r")
+    assert message.splitlines()[0] in str(raised.value)

@@ -307,10 +307,13 @@ def test_github_repo_must_be_owner_slash_name(repo: str) -> None:
 
 # -- ranges, finiteness, lists and unknown variables ----------------------------------------------
 @pytest.mark.parametrize("key, value, problem", [
-    ("poll_interval", 0, "greater than 0"),
-    ("poll_interval", -1.5, "greater than 0"),
-    ("workflow_timeout", -60, "greater than 0"),
-    ("ready_timeout", 0.0, "greater than 0"),
+    ("poll_interval", 0, "greater than or equal to 0.01"),
+    ("poll_interval", -1.5, "greater than or equal to 0.01"),
+    ("poll_interval", 1e308, "less than or equal to 3600"),
+    ("lock_ttl", 1e-9, "greater than or equal to 10"),
+    ("workflow_timeout", -60, "greater than or equal to 1"),
+    ("workflow_timeout", 1e-300, "greater than or equal to 1"),
+    ("ready_timeout", 0.0, "greater than or equal to 1"),
     ("command_timeout", float("inf"), "finite"),
     ("health_grace", float("nan"), "finite"),
     ("rollout_timeout", -1, "greater than or equal to 0"),
@@ -334,7 +337,7 @@ def test_zero_grace_and_rollout_timeout_are_allowed() -> None:
 @pytest.mark.parametrize("overrides, named", [
     ({"health_grace": 0}, "cannot hold 3 consecutive 200s"),
     ({"health_consecutive": 20, "health_interval": 5}, "cannot hold 20 consecutive 200s"),
-    ({"health_interval": 0.001}, "more than 10000 times"),
+    ({"health_interval": 0.01, "health_grace": 3600}, "more than 10000 times"),
     ({"health_consecutive": 0}, "'health_consecutive'"),
     ({"health_consecutive": 2.5}, "'health_consecutive'"),
 ])
@@ -426,3 +429,13 @@ def test_notification_urls_are_never_config_keys(tmp_path: Path) -> None:
     ('approvals = 2\n', "'approvals' must be a table")], ids=["name-key", "approvals-not-a-table"])
 def test_a_table_of_the_wrong_shape_names_the_file(tmp_path: Path, text: str, problem: str) -> None:
     assert problem in refusal(tmp_path, text)
+
+
+def test_protected_defaults_to_production_only_and_is_strict(tmp_path: Path) -> None:
+    from rollback_helpers.domain.config import load_config
+
+    cfg = load_config()
+    assert cfg.env("production").is_protected and not cfg.env("staging").is_protected
+    path = write_toml(tmp_path, '[environments.staging]\napp = "a"\nprotected = "yes"\n')
+    with pytest.raises(ConfigError, match="protected"):
+        load_config(config_file=path)

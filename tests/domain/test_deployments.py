@@ -655,3 +655,20 @@ def test_junk_bodies_only_ever_give_the_documented_outcomes(body: str) -> None:
         parse_record_fields(body)
     except ConflictingField as exc:
         assert exc.key in FIELDS
+
+
+def test_a_recorded_digest_under_another_repository_is_refused() -> None:
+    """``evil.io/x@<a recorded digest>`` is not the recorded image: the digest alone does not
+    vouch for another registry's repository (exit 2, naming the app's)."""
+    from rollback_helpers.errors import ImageRefError
+
+    records = history("v40", "v41", "v42")
+    with pytest.raises(ImageRefError, match="evil.io/x") as raised:
+        resolve(records, "v42", target_digest=f"evil.io/x@{digest('v41')}")
+    assert raised.value.exit_code == 2
+    assert image("v41").split("@")[0] in str(raised.value)
+    same = resolve(records, "v42", target_digest=image("v41"))  # the app's own repository
+    assert str(same.image) == image("v41")
+    with pytest.raises(ImageRefError, match="evil.io/x"):  # unrecorded: the app's repository
+        resolve(records, "v42", target_digest=f"evil.io/x@{digest('v9')}",
+                allow_unrecorded_target=True, repository=image("v41").split("@")[0])

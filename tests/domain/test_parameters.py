@@ -83,7 +83,9 @@ def test_a_malformed_target_digest_is_bad_input_in_the_model() -> None:
     """The image reference is checked with the other parameters, before anything is contacted."""
     with pytest.raises(BadInput, match="joins the digest with ':'"):
         check_parameters("path-a", {"target_digest": "registry.fly.io/app:" + DIGEST})
-    assert checked(PathAParameters, {"target_digest": ""}).target_digest is None
+    assert checked(PathAParameters, {"target_digest": None}).target_digest is None
+    with pytest.raises(BadInput, match="is empty"):  # empty is missing, never "resolve it"
+        check_parameters("path-a", {"target_digest": ""})
 
 
 def test_only_changing_paths_have_a_mode_verify_flip_is_always_a_dry_run() -> None:
@@ -141,3 +143,27 @@ def test_a_live_path_b_run_on_the_real_world_says_why_path_a_is_not_enough() -> 
         assert checked(PathBParameters, {**live, **fine}).path_a_tried == ""
     why = "the migration dropped meter_readings"
     assert checked(PathBParameters, {**live, "path_a_tried": why}).path_a_tried == why
+
+
+@pytest.mark.parametrize("path, given, named", [
+    ("path-a", {"target_digest": ""}, "'target_digest'"),
+    ("path-b", {"backup_id": ""}, "'backup_id'"),
+    ("path-b", {"backup_id": "x; rm -rf /"}, "'backup_id'"),
+    ("path-b", {"new_cluster_name": "c" * 100_000}, "'new_cluster_name'"),
+    ("path-b", {"source_cluster": "--org=evil"}, "'source_cluster'"),
+    ("verify-flip", {"old_cluster": "a b"}, "'old_cluster'"),
+    ("path-a", {"reason": "x" * 100_000}, "'reason'"),
+    ("path-a", {"no_such_parameter": 1}, "'no_such_parameter'"),
+    ("path-a", {"config": {"poll_interval": 1e308}, "colour": "red"}, "'colour'"),
+])
+def test_empty_unsafe_or_oversized_parameters_are_bad_input(path: str, given: dict[str, object],
+                                                            named: str) -> None:
+    """Empty is missing (never the default); names that reach argv, refs or paths match a strict
+    pattern; free text stays far below GitHub's 65,536-character comment limit; an unknown name
+    is refused. The message stays short: the 100 KB value is not echoed."""
+    from rollback_helpers.domain.parameters import check_parameters
+    from rollback_helpers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=named) as raised:
+        check_parameters(path, given)
+    assert len(str(raised.value)) < 1000

@@ -21,7 +21,8 @@ def record(i: int, *, env: str = "staging", path: str = "path-a", **block: Any) 
     nb.metadata[METADATA_KEY] = {
         "path": path, "env": env, "exit_code": 0, "outcome": "success", "dry_run": False,
         "mode": "headless", "started_at": (T0 + timedelta(hours=i)).isoformat(timespec="seconds"),
-        "seconds": 61.4, "parameters": {"operator": f"op{i}"}, "record_issue": 1000 + i,
+        "seconds": 61.4, "parameters": {"operator": f"op{i}", "reason": f"v{i} crashes " * 12},
+        "record_issue": 1000 + i,
         "facts": {"from_image": f"sha256:{i:064x}", "to_image": "app@sha256:" + "a" * 64,
                   "workflow_run": f"https://github.com/o/r/actions/runs/{7000 + i}"}, **block}
     return nbformat.writes(nb).encode()
@@ -47,8 +48,9 @@ def test_rows_are_newest_first_with_what_each_run_did(tmp_path: Path) -> None:
     assert (top["env"], top["path"], top["operator"], top["mode"]) == (
         "staging", "path-a", "op2", "live, headless")
     assert (top["outcome"], top["exit"], top["duration"], top["issue"]) == (
-        "success", 0, "1m01s", 1002)
-    assert top["change"].startswith(f"sha256:{2:064x} → app@sha256:")
+        "success", 0, 61.4, 1002)
+    assert top["change"] == f"sha256:{2:064x}"[:19] + " → sha256:aaaaaaaaaaaa"  # from → to
+    assert top["reason"] == "v2 crashes " * 12
     assert top["workflow run"].endswith("/actions/runs/7002")
     assert top["verified"] == "not checked"
 
@@ -78,11 +80,35 @@ def test_table_json_and_html_formats(tmp_path: Path) -> None:
     assert table.splitlines()[0].split()[:3] == ["when", "env", "path"]
     rows = json.loads(h.as_json(frame))
     assert [r["operator"] for r in rows] == ["op1", "op0"]
+    assert all(" " not in key for key in rows[0])
+    assert (rows[0]["exit_code"], rows[0]["seconds"], rows[0]["issue"]) == (0, 61.4, 1001)
+    assert rows[0]["workflow_run"].endswith("/runs/7001") and len(rows[0]["reason"]) == 132
     page = h.as_html(frame, lambda loc: loc.rsplit("/", 1)[-1].replace(".ipynb", ".html"),
                      "Incident <records>")
     assert '<a href="run-001.html">run-001.ipynb</a>' in page
     assert "Incident &lt;records&gt;" in page and "<records>" not in page
     assert h.as_table(h.history_frame([])) == "No archived runs match."
+
+
+def test_the_table_fits_the_terminal_cutting_wide_columns_and_keeping_the_file_name(
+        tmp_path: Path) -> None:
+    frame = h.history_frame(h.history_rows(fill(tmp_path, 3), h.Filters()))
+    for width in (100, 140, 200):
+        lines = h.as_table(frame, width=width).splitlines()
+        assert max(len(line) for line in lines) <= width, width
+    narrow = h.as_table(frame, width=140).splitlines()
+    assert narrow[1].endswith("/incidents/run-002.ipynb") and "…" in narrow[1]
+    assert "sha256:000000000000 → sha256:aaaaaaaaaaaa" in narrow[1]  # from → to, whole
+    assert "left out to fit 140 columns: workflow run, reason" in " ".join(narrow[4:])
+    wide = h.as_table(frame, width=1000)
+    assert "…" not in wide and "left out" not in wide and "v2 crashes" in wide
+
+
+def test_verify_flip_reads_only_and_says_so(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "incidents"))
+    store.put_new("flip.ipynb", lambda _loc: record(1, path="verify-flip", dry_run=True))
+    (row,) = h.history_rows(store, h.Filters())
+    assert row["mode"] == "read only, headless"
 
 
 def test_the_verified_column_tells_a_changed_record_from_one_without_a_hash() -> None:
@@ -100,3 +126,19 @@ def test_the_verified_column_tells_a_changed_record_from_one_without_a_hash() ->
     assert raising(RecordTampered("changed"))("x", b"") == "NO: changed since archived"
     assert raising(RecordHashMissing("none"))("x", b"") == "no hash published"
     assert raising(GitHubUnavailable("GitHub is down"))("x", b"") == "not checked (GitHub is down)"
+
+
+def test_history_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`history --format html | head`: the reader stops early; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    fill(tmp_path, 150)  # more than a pipe's buffer of HTML
+    command = (f"{sys.executable} -c 'import sys; from rollback_helpers.cli.main import main; "
+               f"sys.exit(main())' history --format html --no-verify --incidents-dir "
+               f"{tmp_path / 'incidents'} | head -c 100")
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.startswith("<!doctype html>") and len(done.stdout) == 100
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rollback_helpers.clients.github import GitHubClient
-from rollback_helpers.errors import ConfigError, RecordMissing
+from rollback_helpers.errors import ConfigError, RecordMissing, RecordStoreError
 from rollback_helpers.records.archive import incidents_location
 from rollback_helpers.records.store import (
     GitHubStore,
@@ -187,3 +187,66 @@ def test_a_record_at_the_root_is_in_the_root_folder(tmp_path: Path) -> None:
     assert (store.location, name) == ("/", "r.ipynb")
     store, name = split_location("r.ipynb")
     assert (store.location, name) == (".", "r.ipynb")
+
+
+def test_a_protected_branch_is_refused_up_front_by_its_rules(world: World) -> None:
+    """check reads the branch's rules (GET /repos/{o}/{r}/rules/branches/{branch}): a ruleset that
+    requires pull requests is exit 2 naming the rule, before any run."""
+    world.state["github"]["branch_rules"] = {"main": [{"type": "pull_request"}]}
+    store = GitHubStore("github://renewa/renewa-one@main/incidents", sandbox_github(world))
+    with pytest.raises(ConfigError, match="pull_request") as raised:
+        store.check_writable()
+    assert "branch 'main'" in raised.value.what
+
+
+def test_a_409_stops_the_write_at_once_naming_the_branch_rule(world: World) -> None:
+    """A 409 (a rule violation) is not "name taken": one PUT, then an error naming the rule,
+    never 999 names tried one after another."""
+    world.state["github"]["branch_rules"] = {"main": [{"type": "pull_request"}]}
+    store = GitHubStore("github://renewa/renewa-one@main/incidents", sandbox_github(world))
+    before = len(world.calls())
+    with pytest.raises(RecordStoreError, match="Repository rule violations found") as raised:
+        store.put_new("run.ipynb", same_bytes(b"{}"))
+    puts = [c for c in world.calls()[before:] if str(c.get("call", "")).startswith("PUT ")]
+    assert len(puts) == 1, puts
+    assert "rules" in raised.value.next_step
+
+
+def test_a_github_store_lists_beyond_the_1000_entry_cap(world: World) -> None:
+    """1,005 records in one folder: the contents API lists 1,000, the git trees API the rest."""
+    files = world.state["github"].setdefault("files", {})
+    for n in range(1005):
+        files[f"incidents/r{n:04}.ipynb"] = "{}"
+    store = GitHubStore("github://renewa/renewa-one/incidents", sandbox_github(world))
+    records = store.list_records()
+    assert len(records) == 1005 and records[-1].name == "r1004.ipynb"
+    assert records[0].location == "github://renewa/renewa-one/incidents/r0000.ipynb"
+
+
+def test_a_full_disk_leaves_no_file_under_the_records_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes go to a temporary name first: a write that fails (ENOSPC) leaves neither a
+    truncated record that history would list nor the temporary file."""
+    import errno
+    import os
+
+    store = open_store(str(tmp_path / "incidents"))
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(RecordStoreError, match="No space left"):
+        store.put_new("run.ipynb", same_bytes(b"{" + b"x" * 10_000 + b"}"))
+    assert list((tmp_path / "incidents").iterdir()) == []
+    assert store.list_records() == []
+
+
+def test_an_incidents_folder_replaced_by_a_file_is_named_as_such(tmp_path: Path) -> None:
+    """Not "already holds 1000 records": the folder is a file now, said at the first write."""
+    store = open_store(str(tmp_path / "incidents"))
+    store.check_writable()
+    (tmp_path / "incidents").rmdir()
+    (tmp_path / "incidents").write_text("not a folder")
+    with pytest.raises(RecordStoreError, match="is a file, not a folder"):
+        store.put_new("run.ipynb", same_bytes(b"{}"))

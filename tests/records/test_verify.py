@@ -12,7 +12,7 @@ import pytest
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.errors import RecordHashMissing, RecordTampered
 from rollback_helpers.records.archive import sha256_hex
-from rollback_helpers.records.verify import record_ids, verify_bytes
+from rollback_helpers.records.verify import CachedComments, record_ids, verify_bytes
 from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.testing import SandboxBackends
@@ -51,7 +51,7 @@ def test_a_record_matching_its_published_hash_verifies(github: GitHubClient) -> 
     data = record_bytes(run_id="r1", record_issue=ISSUE)
     github.comments.add_comment(ISSUE, comment_body("r0", "0" * 64))  # another run's: not ours
     github.comments.add_comment(ISSUE, comment_body("r1", sha256_hex(data)))
-    verified = verify_bytes(LOCATION, data, github.comments)
+    verified = verify_bytes(LOCATION, data, CachedComments.of(github))
     assert (verified.issue, verified.run_id, verified.sha256) == (ISSUE, "r1", sha256_hex(data))
     assert f"issues/{ISSUE}#issuecomment-" in verified.comment_url
 
@@ -64,7 +64,7 @@ def test_one_changed_byte_is_tampering_named_with_the_record_and_issue(
     changed = data.replace(b'"exit_code": 0', b'"exit_code": 1')
     assert len(changed) == len(data) and sum(a != b for a, b in zip(data, changed, strict=True)) == 1
     with pytest.raises(RecordTampered) as raised:
-        verify_bytes(LOCATION, changed, github.comments)
+        verify_bytes(LOCATION, changed, CachedComments.of(github))
     assert raised.value.exit_code == 8
     assert LOCATION in raised.value.what and f"#{ISSUE}" in raised.value.what
     assert sha256_hex(data) in raised.value.what and sha256_hex(changed) in raised.value.what
@@ -75,7 +75,7 @@ def test_no_published_hash_is_its_own_failure(github: GitHubClient) -> None:
     data = record_bytes(run_id="r1", record_issue=ISSUE)
     github.comments.add_comment(ISSUE, comment_body("r1", "x").replace("- **sha256:** `x`\n", ""))
     with pytest.raises(RecordHashMissing) as raised:
-        verify_bytes(LOCATION, data, github.comments)
+        verify_bytes(LOCATION, data, CachedComments.of(github))
     assert raised.value.exit_code == 10
     assert LOCATION in raised.value.what and f"#{ISSUE}" in raised.value.what
 
@@ -83,7 +83,7 @@ def test_no_published_hash_is_its_own_failure(github: GitHubClient) -> None:
 def test_a_record_that_names_no_issue_cannot_be_verified(github: GitHubClient) -> None:
     """A dry run's record has no record comment: exit 10, saying why."""
     with pytest.raises(RecordHashMissing, match="names no deployment-record issue"):
-        verify_bytes(LOCATION, record_bytes(run_id="r1"), github.comments)
+        verify_bytes(LOCATION, record_bytes(run_id="r1"), CachedComments.of(github))
 
 
 def test_without_a_run_id_the_comment_naming_the_location_is_used(github: GitHubClient) -> None:
@@ -91,7 +91,7 @@ def test_without_a_run_id_the_comment_naming_the_location_is_used(github: GitHub
     data = record_bytes(record_issue=ISSUE)
     github.comments.add_comment(ISSUE, comment_body("rX", "1" * 64, archive="elsewhere.ipynb"))
     github.comments.add_comment(ISSUE, comment_body("rY", sha256_hex(data)))
-    assert verify_bytes(LOCATION, data, github.comments).run_id == ""
+    assert verify_bytes(LOCATION, data, CachedComments.of(github)).run_id == ""
     assert record_ids(data) == (ISSUE, "")
 
 
@@ -103,7 +103,8 @@ def test_publishing_where_the_runs_comment_is_gone_says_so_and_writes_nothing(
 
     data = record_bytes(run_id="r9", record_issue=ISSUE, exit_code=0, outcome="success")
     before = list(World.load(world.state_dir).state["github"]["comments"].get(str(ISSUE), []))
-    with pytest.raises(RecordHashMissing, match=f"No record comment of run r9 found on #{ISSUE}"):
+    with pytest.raises(RecordHashMissing,
+                       match=f"No record comment of run r9 by runbook-operator found on #{ISSUE}"):
         publish_record(github, LOCATION, data)
     after = World.load(world.state_dir).state["github"]["comments"].get(str(ISSUE), [])
     assert after == before

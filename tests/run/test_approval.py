@@ -104,3 +104,39 @@ def test_who_may_approve_leaves_out_the_operator() -> None:
 def test_a_different_plan_has_a_different_digest() -> None:
     assert plan_digest("path-a", "production", "image=v41") != plan_digest(
         "path-a", "production", "image=v40")
+
+
+# -- what a reader sees, and what nobody changed (issue 16) ------------------------------------
+HIDDEN_FORMS = {
+    "html comment": f"Looking.\n<!-- /approve {RUN} -->",
+    "fenced code": f"To approve, one writes:\n```\n/approve {RUN}\n```",
+    "tilde fence": f"~~~text\n/approve {RUN}\n~~~",
+    "details": f"<details><summary>how</summary>\n\n/approve {RUN}\n</details>",
+    "quote": f"> /approve {RUN}\n\nNo, not yet.",
+    "unclosed comment": f"<!--\n/approve {RUN}",
+}
+
+
+def test_a_command_a_reader_does_not_see_is_refused_and_shown() -> None:
+    for form, body in HIDDEN_FORMS.items():
+        [verdict] = judge().verdicts([comment("alice", body)])
+        assert not verdict.counted, form
+        assert "HTML comment, <details>, a code block or a quote" in verdict.why, form
+
+
+def test_an_approval_with_conditions_after_it_is_refused() -> None:
+    [verdict] = judge().verdicts([comment("alice", f"/approve {RUN} NOT until the DB team agrees")])
+    assert not verdict.counted and "says more than the command" in verdict.why
+    [also] = judge().verdicts([comment("alice", f"/approve {RUN} {PLAN} NOT until Friday")])
+    assert not also.counted and "says more than the command" in also.why
+    [plain] = judge().verdicts([comment("alice", f"Looks right to me.\n\n/approve {RUN} {PLAN}\n")])
+    assert plain.counted
+
+
+def test_an_edited_comment_is_no_approval() -> None:
+    """GitHub keeps an edited comment's author; only ``updated_at`` says someone changed it."""
+    edited = Comment(5, f"/approve {RUN}", "alice", "2026-06-10T09:31:00Z",
+                     "2026-06-10T09:31:30Z", "https://github.com/o/r/issues/7#issuecomment-5")
+    [verdict] = judge().verdicts([edited])
+    assert not verdict.counted and "edited after it was posted" in verdict.why
+    assert approvers([verdict]) == []

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-from rollback_helpers.run.lifecycle import holder_gone, holder_name
+from rollback_helpers.run.lock import Lease, holder_gone, lease_from_message, lease_to_json, machine_id
 
 
 def test_a_holder_is_gone_only_on_this_machine_with_its_process_dead() -> None:
@@ -16,10 +17,38 @@ def test_a_holder_is_gone_only_on_this_machine_with_its_process_dead() -> None:
     dead = max(p.pid for p in psutil.process_iter()) + 10_000
     while psutil.pid_exists(dead):
         dead += 1
-    assert holder_gone(holder_name("alice", pid=dead))
-    assert not holder_gone(holder_name("alice", pid=os.getpid()))
-    assert not holder_gone(f"alice@not-{socket.gethostname()} pid {dead}")
-    assert not holder_gone("alice")
+    host = socket.gethostname()
+
+    def lease(**fields: Any) -> Lease:
+        base: dict[str, Any] = dict(host=host, machine_id="machine-1", pid=dead)
+        return Lease("staging", "alice@" + host, "r0", "path-a", "", "", **{**base, **fields})
+
+    assert holder_gone(lease(), machine="machine-1")
+    assert not holder_gone(lease(pid=os.getpid()), machine="machine-1")
+    assert not holder_gone(lease(host="not-" + host), machine="machine-1")
+    assert not holder_gone(lease(pid=0), machine="machine-1")
+    assert not holder_gone(lease(machine_id=""), machine="")  # no id here: nothing is proven
+
+
+def test_another_machine_with_the_same_hostname_is_not_this_machine() -> None:
+    """Containers and default hostnames repeat: a lease from a machine with this hostname but
+    another machine id is never judged gone, however dead its pid looks here."""
+    dead = max(p.pid for p in psutil.process_iter()) + 10_000
+    while psutil.pid_exists(dead):
+        dead += 1
+    twin = Lease("staging", "bob@" + socket.gethostname(), "r0", "path-a", "", "",
+                 host=socket.gethostname(), machine_id="another-machine", pid=dead)
+    assert not holder_gone(twin, machine="this-machine")
+    assert holder_gone(twin, machine="another-machine")
+
+
+def test_the_lease_keeps_host_machine_and_pid_as_typed_fields(tmp_path: Path) -> None:
+    lease = Lease("staging", "alice@h", "r1", "path-a", "", "", host="h", machine_id="m", pid=42)
+    back = lease_from_message("summary\n\n" + lease_to_json(lease))
+    assert back == lease and isinstance(back.pid, int)
+    (tmp_path / "machine-id").write_text("abc123\n")
+    assert machine_id((str(tmp_path / "none"), str(tmp_path / "machine-id"))) == "abc123"
+    assert machine_id((str(tmp_path / "none"),)) == ""
 
 
 # -- the lock in a run, in process on a sandbox world ------------------------------------------
@@ -32,9 +61,10 @@ def held_by_bob(world_dir: Path, *, ttl: float = 600.0, pid: int | None = None) 
     backends = open_backends("sandbox", sandbox_dir=str(world_dir))
     github = backends.github(load_config())
     lock = EnvironmentLock(github, "staging", clock=backends.clock, ttl=ttl)
-    holder = holder_name("bob", pid=pid) if pid else "bob@elsewhere pid 1"
-    lock.acquire(Lease("staging", holder, "bobrun", "path-a", "", "",
-                       workflow_run_url="https://github.com/o/r/actions/runs/1"))
+    host = socket.gethostname() if pid else "elsewhere"
+    lock.acquire(Lease("staging", f"bob@{host}", "bobrun", "path-a", "", "",
+                       workflow_run_url="https://github.com/o/r/actions/runs/1", host=host,
+                       machine_id=machine_id() if pid else "", pid=pid or 1))
 
 
 def world_with(tmp_path: Path, scenario: str = "default") -> Path:
@@ -101,6 +131,32 @@ def test_a_crashed_holder_on_this_machine_is_taken_over_and_recorded(tmp_path: P
     assert "taken over from" in ctx.lifecycle.record.record.lock
     ctx.end()
     assert refs(world_dir) == {}
+
+
+def test_a_live_lease_from_a_twin_hostname_is_never_taken_over(tmp_path: Path) -> None:
+    """Attack 8: another machine with this hostname holds a live lease whose pid does not exist
+    here. Without --break-lock the run stops (exit 3) and the lease stays bob's."""
+    import pytest
+
+    from rollback_helpers.domain.config import load_config
+    from rollback_helpers.errors import LockHeld
+    from rollback_helpers.run.backends import open_backends
+    from rollback_helpers.run.lock import EnvironmentLock
+
+    dead = max(p.pid for p in psutil.process_iter()) + 10_000
+    while psutil.pid_exists(dead):
+        dead += 1
+    world_dir = world_with(tmp_path)
+    backends = open_backends("sandbox", sandbox_dir=str(world_dir))
+    lock = EnvironmentLock(backends.github(load_config()), "staging", clock=backends.clock,
+                           ttl=600.0)
+    host = socket.gethostname()
+    lock.acquire(Lease("staging", f"bob@{host}", "bobrun", "path-a", "", "", host=host,
+                       machine_id="not-" + (machine_id() or "x"), pid=dead))
+    with pytest.raises(LockHeld) as raised:
+        start_a(world_dir, dry_run=False)
+    assert raised.value.exit_code == 3 and "bobrun" in str(raised.value)
+    assert lock.held() is not None and lock.held().run_id == "bobrun"  # type: ignore[union-attr]
 
 
 def test_break_lock_takes_over_an_expired_lease_and_records_why(tmp_path: Path) -> None:

@@ -120,7 +120,9 @@ def test_an_expired_lease_is_taken_over_only_explicitly_and_the_takeover_is_reco
     bob = lock(world, clock)
     with pytest.raises(LockHeld, match="expired") as caught:
         bob.acquire(lease("bob", "run-b"))
-    assert "--break-lock" in str(caught.value)
+    assert caught.value.hint is not None
+    assert "--break-lock" in caught.value.hint.render("run")
+    assert 'break_lock="<why>"' in str(caught.value)  # rendered for a headless notebook here
     taken = bob.acquire(lease("bob", "run-b"), break_lock="alice's laptop died mid-run")
     assert "run-a" in taken.broken_from and "alice's laptop died mid-run" in taken.broken_from
     assert lock(world, clock).held() == taken

@@ -114,7 +114,8 @@ def test_the_run_end_is_announced_and_kept_in_the_archive(tmp_path: Path) -> Non
     end = RunEnd("path-a", "staging", "r1", "alice", 5, "workflow-failed", archive,
                  error="WorkflowFailed: run ended failure\nNext: open the run's logs", drill=True)
     with receiver("ok") as rec:
-        sent = announce_end(end, {"ROLLBACK_NOTIFY_STAGING": rec.url()})
+        assert announce_end(end, {"ROLLBACK_NOTIFY": rec.url(), "ROLLBACK_NOTIFY_STAGING": rec.url()}) is None
+        sent = announce_end(end, {"ROLLBACK_NOTIFY_DRILLS": rec.url()})
     assert sent is not None and sent.ok
     body = rec.bodies[0]
     assert (body["event"], body["record"], body["mode"]) == (

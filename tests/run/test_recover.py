@@ -249,7 +249,7 @@ def test_the_killed_runs_end_is_announced_once_and_kept_in_its_record(
     owner = dead_owner(store, dry_run=False, backend="sandbox", name=NAME.replace("-dry-run", ""))
     working_folder(temp, owner)
     with receiver("ok") as rec:
-        monkeypatch.setenv("ROLLBACK_NOTIFY", rec.url())
+        monkeypatch.setenv("ROLLBACK_NOTIFY_DRILLS", rec.url())
         lines = recover_all(temp)
     assert len(rec.bodies) == 1 and "interrupted" in json.dumps(rec.bodies[0])
     assert "exit 137" in json.dumps(rec.bodies[0])

@@ -36,14 +36,14 @@ def discard_the_world(tmp_path: Path) -> Iterator[None]:
 
 
 class Drill:
-    def __init__(self, tmp_path: Path, scenario: str, *, path: str = "path-a",
+    def __init__(self, tmp_path: Path, scenario: str, *extra: str, path: str = "path-a",
                  env: str = "production") -> None:
         self.sandbox = tmp_path / "sandbox"
         incidents = tmp_path / "incidents"
         confirm = ["--confirm", "production"] if env == "production" else []
         self.exit_code = cli.main(["drill", path, "--env", env, "--scenario", scenario,
                                    "--speed", "0", "--sandbox-dir", str(self.sandbox),
-                                   "--incidents-dir", str(incidents), "--quiet", *confirm])
+                                   "--incidents-dir", str(incidents), "--quiet", *confirm, *extra])
         [self.archive] = sorted(incidents.glob("*.ipynb"))
         self.world = World.load(self.sandbox)
         self.text = self.archive.read_text()
@@ -62,6 +62,34 @@ class Drill:
 
     def running(self, app: str = "renewa-one") -> set[str]:
         return {m["image"] for m in self.world.state["fly"]["apps"][app]["machines"]}
+
+
+def test_a_production_drill_with_the_sandbox_teammate_runs_end_to_end_and_says_what_was_drilled(
+        tmp_path: Path) -> None:
+    """--teammate-approves plays the second person: the run that would wait (exit 11) rolls
+    production back; the record names the scenario and environment drilled, and which runbook
+    ran it; its links point at a host no one can mistake for the real repository."""
+    drill = Drill(tmp_path, "approval-missing", "--teammate-approves")
+    assert drill.exit_code == 0 and drill.outcome["outcome"] == "success"
+    assert drill.running() == {"v41"} and len(drill.dispatches()) == 1
+    assert (drill.outcome["env"], drill.outcome["parameters"]["scenario"]) == (
+        "production", "approval-missing")
+    assert any(d["who"] == "sandbox-teammate" for d in drill.outcome["decisions"]), \
+        drill.outcome["decisions"]
+    assert drill.outcome["runbook_version"] and drill.outcome["operator"]
+    assert "https://github.com/renewa" not in drill.text
+    assert "https://github.sandbox.invalid/renewa/renewa-one/issues/" in drill.text
+
+
+def test_a_production_path_b_drill_with_the_sandbox_teammate_restores(tmp_path: Path) -> None:
+    """Path B on production, practised end to end: the teammate approves, the backup is
+    restored into a new cluster and verified; the record names b-production and production."""
+    drill = Drill(tmp_path, "b-production", "--teammate-approves", path="path-b")
+    assert drill.exit_code == 0 and drill.outcome["outcome"] == "success"
+    assert (drill.outcome["env"], drill.outcome["parameters"]["scenario"]) == (
+        "production", "b-production")
+    assert drill.outcome["facts"].get("new_cluster")
+    assert any(d["who"] == "sandbox-teammate" for d in drill.outcome["decisions"])
 
 
 def test_production_without_a_second_approver_dispatches_nothing(
@@ -135,13 +163,13 @@ def test_staging_needs_one_person_and_tells_the_team(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Start and success reach a loopback webhook; no message holds the token or a password."""
     with receiver("ok") as rec:
-        monkeypatch.setenv("ROLLBACK_NOTIFY", rec.url())
+        monkeypatch.setenv("ROLLBACK_NOTIFY_DRILLS", rec.url())
         drill = Drill(tmp_path, "default", env="staging")
     assert drill.exit_code == 0
     assert rec.events() == ["start", "success"]
     start, success = rec.bodies
     assert (start["env"], start["path"], start["mode"]) == ("staging", "path-a", "drill")
-    assert start["record"].startswith("https://github.com/renewa/renewa-one/issues/")
+    assert start["record"].startswith("https://github.sandbox.invalid/renewa/renewa-one/issues/")
     assert success["archive"] == str(drill.archive) and success["record"] == start["record"]
     assert success["operator"] and "exit 0" in success["outcome"]
     raw = json.dumps(rec.bodies)
@@ -155,7 +183,7 @@ def test_staging_needs_one_person_and_tells_the_team(tmp_path: Path,
 def test_a_failing_webhook_never_fails_the_run(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     with receiver("fail") as rec:
-        monkeypatch.setenv("ROLLBACK_NOTIFY_STAGING", rec.url("jsons"))  # no TLS there: fails
+        monkeypatch.setenv("ROLLBACK_NOTIFY_DRILLS", rec.url("jsons"))  # no TLS there: fails
         monkeypatch.setenv("ROLLBACK_NOTIFY_TIMEOUT", "2")
         drill = Drill(tmp_path, "default", env="staging")
     assert drill.exit_code == 0 and drill.running("renewa-one-staging") == {"v41"}
@@ -167,7 +195,7 @@ def test_a_failing_webhook_never_fails_the_run(tmp_path: Path,
 def test_path_b_tells_the_team_the_flip_is_pending_without_a_password(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with receiver("ok") as rec:
-        monkeypatch.setenv("ROLLBACK_NOTIFY", rec.url())
+        monkeypatch.setenv("ROLLBACK_NOTIFY_DRILLS", rec.url())
         drill = Drill(tmp_path, "b-default", path="path-b", env="staging")
     assert drill.exit_code == 0
     assert rec.events() == ["start", "flip pending"]
@@ -211,7 +239,7 @@ def test_an_interrupted_run_is_announced_by_the_command_line(tmp_path: Path) -> 
     temp.mkdir(mode=0o711)
     with receiver("ok") as rec:
         process = start(drill_argv("path-a", tmp_path / "incidents", "--speed", "20"),
-                        env={"TMPDIR": str(temp), "ROLLBACK_NOTIFY": rec.url()})
+                        env={"TMPDIR": str(temp), "ROLLBACK_NOTIFY_DRILLS": rec.url()})
 
         def dispatched() -> bool:
             world = next(iter(temp.glob("rollback-drill-*")), None)
@@ -226,3 +254,34 @@ def test_an_interrupted_run_is_announced_by_the_command_line(tmp_path: Path) -> 
     assert interrupted["outcome"].startswith("exit 130: Interrupted") and interrupted["record"]
     outcome = archive.read_outcome(next((tmp_path / "incidents").glob("*.ipynb")))
     assert [n["event"] for n in outcome["notifications"]] == ["interrupted"]
+
+
+# -- approvals nobody can fake (issue 16) --------------------------------------------------------
+def test_a_comment_edited_into_an_approval_does_not_count(tmp_path: Path) -> None:
+    """Attack 5: the operator's token edits alice's "looking at the dashboards now" into
+    /approve; GitHub keeps alice as the author. On main the run counted "/approve by alice"."""
+    drill = Drill(tmp_path, "approval-edited")
+    assert drill.exit_code == 11 and drill.outcome["outcome"] == "not-approved"
+    assert drill.dispatches() == [] and drill.running() == {"v42"}
+    assert "edited after it was posted" in drill.text
+    assert not any(d.get("step") == "approval" for d in drill.outcome["decisions"])
+
+
+def test_hidden_and_conditional_approvals_do_not_count(tmp_path: Path) -> None:
+    """Attack 6: /approve in an HTML comment, a code fence, <details>, a quote, or followed by
+    "NOT until the DB team agrees". On main the first of them cleared the run."""
+    drill = Drill(tmp_path, "approval-hidden")
+    assert drill.exit_code == 11 and drill.dispatches() == [] and drill.running() == {"v42"}
+    for who in ("alice", "bob", "carol", "dave"):
+        assert f"/approve by {who} at" in drill.text and "not a command on its own line" in drill.text
+    assert "/approve by erin at" in drill.text and "says more than the command" in drill.text
+
+
+def test_an_admin_bypass_of_the_environment_gate_is_no_second_person(tmp_path: Path) -> None:
+    """Attack 7: an admin starts the waiting job; no `approved` review exists. On main the run
+    ended a normal success with no approval recorded."""
+    drill = Drill(tmp_path, "approval-environment-bypassed")
+    assert drill.exit_code == 11 and drill.outcome["outcome"] == "not-approved"
+    assert "no second person" in drill.record().approvals
+    assert any("no second person" in d["what"] for d in drill.outcome["decisions"])
+    assert "bypassed the Environment gate" in drill.text

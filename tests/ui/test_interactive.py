@@ -285,7 +285,7 @@ def through_plan(run: Any) -> None:
     ("staging", True, "", "dry run: show the plan, change nothing", "parameter dry_run=True"),
     ("staging", False, "", f"roll back staging to {TARGET}", "parameter dry_run=False"),
     ("production", False, "production", "roll back production to registry.fly.io/renewa-one@",
-     "parameter dry_run=False, confirm='production'"),
+     'parameter dry_run=False, parameter confirm="production"'),
 ])
 def test_headless_plan_records_the_parameter_decision(tmp_path: Path, env: str, dry_run: bool,
                                                      confirm: str, what: str, how: str) -> None:
@@ -423,9 +423,13 @@ def test_a_failed_walkthrough_is_archived_like_a_failed_headless_run(
     (archived,) = (tmp_path / "incidents" / "drills").glob("*.ipynb")
     mine = archive.read_outcome(archived)
     theirs = headless_record(tmp_path, "workflow-fails").metadata[METADATA_KEY]
-    for key in ("outcome", "exit_code", "failed_step", "error"):
+    for key in ("outcome", "exit_code", "failed_step"):
         assert mine[key] == theirs[key], key
     assert mine["exit_code"] == 5
+    # the same error; its next step in each one's interface: the cell here, the command there
+    assert mine["error"].partition("\nNext:")[0] == theirs["error"].partition("\nNext:")[0]
+    assert "run the cell that failed again" in mine["error"]
+    assert "re-run the same command" in theirs["error"]
 
 
 def test_finish_refuses_a_save_older_than_the_run(
@@ -509,7 +513,7 @@ def test_a_live_walkthrough_tells_the_team_once_when_it_is_archived(
     from webhook_receiver import receiver
 
     with receiver("ok") as rec:
-        monkeypatch.setenv("ROLLBACK_NOTIFY", rec.url())
+        monkeypatch.setenv("ROLLBACK_NOTIFY_DRILLS", rec.url())
         lab, saved = walkthrough(tmp_path, frontend, "default", monkeypatch)
         lab.save(saved)
         finish = lab.index("run.finish()")

@@ -38,7 +38,7 @@ def no_leftover_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
     with receiver("ok") as rec:
-        monkeypatch.setenv("ROLLBACK_NOTIFY", rec.url())
+        monkeypatch.setenv("ROLLBACK_NOTIFY_DRILLS", rec.url())
         yield rec
 
 

@@ -60,6 +60,19 @@ def digest_for(name: str) -> str:
     return "sha256:" + hashlib.sha256(f"sandbox-image:{name}".encode()).hexdigest()
 
 
+_SPAN = threading.local()  # the virtual start and end of the call this thread is answering
+
+
+@contextmanager
+def call_span(start: float, end: float) -> Iterator[None]:
+    """Log the calls this thread makes meanwhile with ``span`` [start, end] (virtual seconds)."""
+    _SPAN.value = [start, end]
+    try:
+        yield
+    finally:
+        _SPAN.value = None
+
+
 _THREAD_LOCKS: dict[str, threading.RLock] = {}
 _HELD: dict[str, int] = {}  # directory -> nesting depth of this process's flock on it
 _REGISTRY = threading.Lock()
@@ -228,6 +241,8 @@ class World:
         outside one, at once.
         """
         entry = {"t": self.iso_now(), "seam": seam, "call": call, "mutating": mutating, **detail}
+        if (span := getattr(_SPAN, "value", None)) is not None:
+            entry["span"] = span
         line = json.dumps(entry) + "\n"
         if self._depth:
             self._pending.append(line)

@@ -29,6 +29,7 @@ from typing import Any
 
 from rollback_helpers.clients.commands import BackgroundProcess, CommandResult, PopenProcess
 from rollback_helpers.clock import parse_iso, utc_iso
+from rollback_helpers.sandbox.core.latency import spent
 from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.fly.auth import AuthCommands
 from rollback_helpers.sandbox.fly.common import (
@@ -98,15 +99,17 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("machine", "list"): Command("_machine_list", _APP, _JSON | {"-q", "--quiet"}),
     ("ssh", "console"): Command("_ssh_console", _APP | {"-C", "--command", "--machine", "-r",
                                 "--region", "-u", "--user", "-o", "--org", "-A", "--address",
-                                "--container", "--process-group"},
-                                frozenset({"-q", "--quiet", "-s", "--select", "--pty"})),
-    ("mpg", "status"): Command("_mpg_status", frozenset({"-o", "--org"}), _JSON),
+                                "--container", "-g", "--process-group", "--group"},
+                                frozenset({"-q", "--quiet", "-s", "--select", "--pty",
+                                           "--no-container"})),  # as flyctl's ssh/console.go
+    # -o/--org belongs to `mpg list` (and the `mpg` parent, not inherited): as flyctl
+    ("mpg", "status"): Command("_mpg_status", frozenset(), _JSON),
     ("mpg", "list"): Command("_mpg_list", frozenset({"-o", "--org"}), _JSON | {"--deleted"}),
     ("mpg", "backup", "list"): Command("_mpg_backup_list", frozenset(), _JSON | {"--all"}),
     ("mpg", "restore"): Command("_mpg_restore", frozenset({"--backup-id", "--pitr-time", "-n",
-                                "--name", "-o", "--org"}), frozenset(), mutating=True),
-    ("mpg", "proxy"): Command("_mpg_proxy", frozenset({"-p", "--local-port", "-b", "--bind-addr",
-                              "-o", "--org"}), frozenset()),
+                                "--name"}), frozenset(), mutating=True),
+    ("mpg", "proxy"): Command("_mpg_proxy", frozenset({"-p", "--local-port", "-b",
+                              "--bind-addr"}), frozenset()),
 }
 ALL_VALUE_FLAGS = frozenset().union(*(c.value_flags for c in COMMANDS.values()))
 
@@ -135,7 +138,8 @@ class FlyctlSandbox(MpgCommands, AuthCommands):
     # -- the CommandRunner protocol ------------------------------------------------------
     def run(self, argv: Sequence[str], *, timeout: float,
             env: Mapping[str, str] | None = None) -> CommandResult:
-        answer = self._answer(tuple(argv))
+        with spent(self.world, "flyctl"):
+            answer = self._answer(tuple(argv))
         if isinstance(answer, ProxyPlan):
             raise NotImplementedError(
                 "`flyctl mpg proxy` blocks until stopped: use start(), not run()")
@@ -143,7 +147,8 @@ class FlyctlSandbox(MpgCommands, AuthCommands):
 
     def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None
               ) -> BackgroundProcess:
-        answer = self._answer(tuple(argv))
+        with spent(self.world, "flyctl"):
+            answer = self._answer(tuple(argv))
         if isinstance(answer, ProxyPlan):
             return self._start_proxy(tuple(argv), answer, env)
         return FinishedProcess.of(answer)

@@ -29,15 +29,17 @@ from rollback_helpers.sandbox.core.world import World
 from rollback_helpers.sandbox.github import (
     actions,
     contents,
+    forgers,
     git,
     issues,
     records,
     repo,
     team,
 )
-from rollback_helpers.sandbox.github.common import Call, Route, error
+from rollback_helpers.sandbox.github.common import Call, Route, error, json_response, user_json
 
 RATE_LIMIT = 5000
+EVENT_MODULES = (forgers,)  # no routes: its events (forgers acting) register on import
 _COMMENTS = re.compile(r"/issues/\d+/comments$")
 API_VERSIONS = ("2022-11-28", "2026-03-10")
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -155,6 +157,10 @@ class GitHubSandbox:
         if version not in API_VERSIONS:
             return error(400, f"API version {version} is not supported.", "about-the-rest-api")
         path = _api_path(request.url.path)
+        if path == "/user" and request.method == "GET":  # the token's account
+            api = f"{request.url.scheme}://{request.url.netloc.decode()}"
+            return json_response(200, {**user_json(self.world.state["github"].get(
+                "viewer", "runbook-operator"), api), "type": "User"})
         for method, pattern, handler in ROUTES:
             match = pattern.fullmatch(path)
             if match and method == request.method:

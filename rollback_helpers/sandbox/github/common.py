@@ -22,7 +22,7 @@ import httpx
 
 from rollback_helpers.sandbox.core.world import World
 
-WEB = "https://github.com"
+WEB = "https://github.sandbox.invalid"  # a drill's links: never the real repository's
 DOCS = "https://docs.github.com/rest"
 REPO = r"/repos/(?P<repo>[^/]+/[^/]+)"
 Handler = Callable[["Call"], httpx.Response]
@@ -99,6 +99,17 @@ def user_json(login: str, api: str) -> dict[str, Any]:
             "repos_url": f"{base}/repos", "events_url": f"{base}/events{{/privacy}}",
             "received_events_url": f"{base}/received_events", "type": "User",
             "user_view_type": "public", "site_admin": False}
+
+
+DEFAULT_PERMISSIONS = {"admin": False, "maintain": False, "push": True, "triage": True,
+                       "pull": True}  # the token's user's, unless state["github"]["permissions"]
+
+
+def token_can_push(call: Call) -> bool:
+    """Whether the token's user may push (``state["github"]["permissions"]``, and the
+    ``contents_read_only`` fault)."""
+    permissions = {**DEFAULT_PERMISSIONS, **call.gh.get("permissions", {})}
+    return bool(permissions["push"]) and not call.gh.get("faults", {}).get("contents_read_only")
 
 
 def repository_json(call: Call) -> dict[str, Any]:

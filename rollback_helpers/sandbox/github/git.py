@@ -118,7 +118,10 @@ def _tree_json(call: Call, sha: str) -> dict[str, Any]:
 def _get_tree(call: Call) -> httpx.Response:
     sha = call.args["sha"]
     if _git(call)["objects"].get(sha, {}).get("type") != "tree":
-        return error(404, "Not Found", f"{DOC}/trees#get-a-tree")
+        from rollback_helpers.sandbox.github.records import folder_tree
+
+        folder = folder_tree(call, sha)  # a folder of the repository's files (a records store)
+        return folder or error(404, "Not Found", f"{DOC}/trees#get-a-tree")
     return json_response(200, _tree_json(call, sha))
 
 
@@ -218,6 +221,10 @@ def _create_ref(call: Call) -> httpx.Response:
     git = _git(call)
     if not _HEX40.fullmatch(sha) or sha not in git["objects"]:
         return error(422, "Object does not exist", doc)
+    faults = call.gh.setdefault("faults", {})
+    if int(faults.get("ref_update_failures", 0)) > 0:  # GitHub's transient refusal (#4887)
+        faults["ref_update_failures"] = int(faults["ref_update_failures"]) - 1
+        return error(422, "Reference update failed", doc)
     if name in git["refs"]:
         return error(422, "Reference already exists", doc)
     git["refs"][name] = sha

@@ -33,7 +33,12 @@ from rollback_helpers.sandbox.github.common import (
 from rollback_helpers.sandbox.github.contents import _content_json
 
 INLINE_LIMIT = 1024 * 1024  # GitHub returns file content inline up to 1 MB
+LISTING_LIMIT = 1000  # GitHub lists at most 1,000 entries of a folder (then: the git trees API)
 DOC = "repos/contents"
+# Rules that stop a commit straight to the branch (rulesets or branch protection): GitHub answers
+# 409 "Repository rule violations found" to a contents PUT on such a branch.
+BLOCKING_RULES = ("pull_request", "update", "required_status_checks", "required_deployments",
+                  "merge_queue")
 
 
 def file_bytes(gh: dict[str, Any], path: str) -> bytes | None:
@@ -86,8 +91,50 @@ def _get(call: Call) -> httpx.Response:
     below = [p for p in _paths(call.gh) if p.startswith(prefix)]
     if not below:
         return error(404, "Not Found", f"{DOC}#get-repository-content")
-    names = sorted({p[len(prefix):].split("/", 1)[0] for p in below})
+    names = sorted({p[len(prefix):].split("/", 1)[0] for p in below})[:LISTING_LIMIT]
     return json_response(200, [_listing_item(call, prefix + name, ref) for name in names])
+
+
+def _folder_sha(path: str) -> str:
+    return hashlib.sha1(f"tree:{path}".encode()).hexdigest()
+
+
+def folder_tree(call: Call, sha: str) -> httpx.Response | None:
+    """``GET /git/trees/{sha}`` of a folder a listing named (every entry, no 1,000 cap); None
+    when ``sha`` is no folder of the repository's files."""
+    paths = _paths(call.gh)
+    folders = {""} | {p.rsplit("/", 1)[0] if "/" in p else "" for p in paths}
+    folders |= {"/".join(f.split("/")[:n]) for f in list(folders) for n in range(1, f.count("/") + 1)}
+    folder = next((f for f in folders if _folder_sha(f) == sha), None)
+    if folder is None:
+        return None
+    return json_response(200, _tree(call, folder, sha))
+
+
+def _ref_tree(call: Call) -> httpx.Response:
+    """``GET /git/trees/{branch}``: the branch's root folder."""
+    if call.args["ref"] != "HEAD" and call.args["ref"] not in call.gh.get("refs", ["main"]):
+        return error(404, "Not Found", "git/trees#get-a-tree")
+    return json_response(200, _tree(call, "", _folder_sha("")))
+
+
+def _tree(call: Call, folder: str, sha: str) -> dict[str, Any]:
+    prefix = f"{folder}/" if folder else ""
+    names = sorted({p[len(prefix):].split("/", 1)[0] for p in _paths(call.gh)
+                    if p.startswith(prefix)})
+    entries: list[dict[str, Any]] = []
+    for name in names:
+        data = file_bytes(call.gh, prefix + name)
+        if data is None:
+            entries.append({"path": name, "mode": "040000", "type": "tree",
+                            "sha": _folder_sha(prefix + name),
+                            "url": f"{call.repo_api}/git/trees/{_folder_sha(prefix + name)}"})
+        else:
+            entries.append({"path": name, "mode": "100644", "type": "blob",
+                            "sha": _blob_sha(data), "size": len(data),
+                            "url": f"{call.repo_api}/git/blobs/{_blob_sha(data)}"})
+    return {"sha": sha, "url": f"{call.repo_api}/git/trees/{sha}", "truncated": False,
+            "tree": entries}
 
 
 def _listing_item(call: Call, path: str, ref: str) -> dict[str, Any]:
@@ -121,6 +168,11 @@ def _put(call: Call) -> httpx.Response:
         data = base64.b64decode(body["content"], validate=True)
     except (binascii.Error, ValueError):
         return error(422, "content is not valid Base64", doc)
+    ruled = [r for r in branch_rules(call.gh, branch) if r.get("type") in BLOCKING_RULES]
+    if ruled:
+        return error(409, "Repository rule violations found\n\n" + "\n\n".join(
+            RULE_MESSAGES.get(str(r["type"]), f"Rule {r['type']} blocks this push.")
+            for r in ruled) + "\n\n", f"{DOC}#create-or-update-file-contents")
     existing = file_bytes(call.gh, path)
     if existing is not None and "sha" not in body:
         return error(422, 'Invalid request.\n\n"sha" wasn\'t supplied.', doc)
@@ -129,6 +181,19 @@ def _put(call: Call) -> httpx.Response:
     store_file(call.gh, path, data)
     return json_response(201 if existing is None else 200, _file_commit(call, path, data, branch,
                                                                 str(body["message"])))
+
+
+RULE_MESSAGES = {"pull_request": "Changes must be made through a pull request.",
+                 "update": "Cannot update this protected ref.",
+                 "required_status_checks": "Required status checks are expected.",
+                 "required_deployments": "Required deployments must succeed.",
+                 "merge_queue": "Changes must be made through the merge queue."}
+
+
+def branch_rules(gh: dict[str, Any], branch: str) -> list[dict[str, Any]]:
+    """The rules the world sets on ``branch`` (``state["github"]["branch_rules"][branch]``:
+    a list of ``{"type": …}``)."""
+    return [dict(r) for r in gh.get("branch_rules", {}).get(branch.removeprefix("refs/heads/"), [])]
 
 
 def _file_commit(call: Call, path: str, data: bytes, branch: str,
@@ -168,4 +233,5 @@ ROUTES = [
     route("GET", r"/contents(?:/(?P<path>.*))?", _get),
     route("PUT", r"/contents/(?P<path>.+)", _put),
     route("GET", r"/git/blobs/(?P<sha>[0-9a-f]{40})", _blob),
+    route("GET", r"/git/trees/(?P<ref>(?![0-9a-f]{40}$)[^/]+)", _ref_tree),
 ]

@@ -39,13 +39,16 @@ from rollback_helpers.sandbox.github.common import (
     node_id,
     route,
     stable_id,
+    token_can_push,
     user_json,
 )
 
 ROLES = ("admin", "maintain", "write", "triage", "read", "none")
 LEGACY = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read",
           "read": "read", "none": "none"}
-ACTIONS = ("approve", "reject", "approve-other-run", "approve-older-plan")
+ACTIONS = ("approve", "reject", "approve-other-run", "approve-older-plan", "approve-hidden",
+           "approve-fenced", "approve-details", "approve-quoted", "approve-conditional",
+           "edited-into-approval")
 AWAITING = re.compile(r"<!-- rollback-runbook run=(?P<run>\S+) path=\S+ env=\S+ -->"
                       r"[\s\S]*^- \*\*state:\*\* awaiting approval$", re.MULTILINE)
 WATCH_EVERY = 5.0
@@ -74,6 +77,23 @@ def build_team(world: World, scenario: dict[str, Any]) -> None:
                      for r in scenario.get("reviews", [])]
     if gh["approvers"]:
         world.schedule(1.0, "approvers_watch")
+
+
+TEAMMATE = "sandbox-teammate"
+
+
+def add_teammate(world: World, *, after: float = 60.0) -> str:
+    """A sandbox teammate with write access who approves a run's plan ``after`` virtual seconds
+    after it is posted: the second person a production drill needs (``--teammate-approves``)."""
+    with world.transaction():
+        gh = world.state["github"]
+        gh.setdefault("collaborators", {})[TEAMMATE] = "write"
+        approvers = gh.setdefault("approvers", [])
+        if not any(a["login"] == TEAMMATE for a in approvers):
+            if not approvers:  # the scenario's own approvers are watched already
+                world.schedule(1.0, "approvers_watch")
+            approvers.append(_approver({"login": TEAMMATE, "action": "approve", "after": after}))
+    return TEAMMATE
 
 
 def _approver(spec: dict[str, Any]) -> dict[str, Any]:
@@ -114,11 +134,29 @@ def _act(world: World, event: dict[str, Any]) -> None:
     run, action = str(event["run"]), approver["action"]
     body = {"approve": f"/approve {run}", "reject": f"/reject {run} {approver['comment']}",
             "approve-other-run": f"/approve {OTHER_RUN}",
-            "approve-older-plan": f"/approve {run} {OTHER_PLAN}"}[action]
+            "approve-older-plan": f"/approve {run} {OTHER_PLAN}",
+            "approve-hidden": f"Looking.\n<!-- /approve {run} -->",
+            "approve-fenced": f"To approve, one writes:\n```\n/approve {run}\n```",
+            "approve-details": f"<details><summary>how</summary>\n\n/approve {run}\n</details>",
+            "approve-quoted": f"> /approve {run}\n\nNo, not yet.",
+            "approve-conditional": f"/approve {run} NOT until the DB team agrees",
+            "edited-into-approval": "looking at the dashboards now"}[action]
     now = world.iso_now()
-    gh["comments"].setdefault(str(event["issue"]), []).append({
-        "id": world.next_id("comment", 2_100_000_000), "body": body, "user": approver["login"],
-        "created_at": now, "updated_at": now})
+    comment = {"id": world.next_id("comment", 2_100_000_000), "body": body,
+               "user": approver["login"], "created_at": now, "updated_at": now}
+    gh["comments"].setdefault(str(event["issue"]), []).append(comment)
+    if action == "edited-into-approval":  # the operator's token edits it: GitHub keeps `user`
+        world.schedule(30.0, "comment_edited", id=comment["id"], body=f"/approve {run}")
+
+
+@on_event("comment_edited")
+def _edited(world: World, event: dict[str, Any]) -> None:
+    """Someone with write access edits another person's comment: ``user`` stays the author,
+    ``updated_at`` moves (GitHub's REST comment object)."""
+    for comments in world.state["github"]["comments"].values():
+        for comment in comments:
+            if int(comment["id"]) == int(event["id"]):
+                comment.update(body=str(event["body"]), updated_at=world.iso_now())
 
 
 # -- GitHub's native gate: a run waiting on an Environment's required reviewers ------------------
@@ -142,10 +180,14 @@ def _reviewed(world: World, event: dict[str, Any]) -> None:
     spec = gh["environments"].get(run.get("environment", "")) if run else None
     if run is None or spec is None or run["status"] != "waiting":
         return
-    if review["login"] not in spec["reviewers"] or (
+    if review["state"] == "bypassed":  # an admin starts the waiting job: no review is kept
+        if gh.get("collaborators", {}).get(review["login"]) != "admin":
+            return
+    elif review["login"] not in spec["reviewers"] or (
             spec["prevent_self_review"] and review["login"] == run.get("actor")):
         return  # GitHub offers the review only to the environment's reviewers
-    run["reviews"].append({**review, "at": world.iso_now()})
+    else:
+        run["reviews"].append({**review, "at": world.iso_now()})
     run["updated_at"] = world.iso_now()
     if review["state"] == "rejected":
         run.update(status="completed", conclusion="failure")
@@ -204,6 +246,9 @@ def _collaborator(call: Call, login: str, role: str) -> dict[str, Any]:
 
 
 def _permission(call: Call) -> httpx.Response:
+    if not token_can_push(call):  # as GitHub: not an authentication failure
+        return error(403, "Must have push access to view collaborator permission.",
+                     "collaborators/collaborators#get-repository-permissions-for-a-user")
     login = call.args["user"]
     role = call.gh.get("collaborators", {}).get(login)
     if role is None:

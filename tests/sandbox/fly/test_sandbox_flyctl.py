@@ -173,6 +173,18 @@ def test_ssh_console_quiet_alone_still_prints_the_noise_line(sandbox: FlyctlSand
     assert result.stdout.startswith("No machine specified, using ") and result.stderr == ""
 
 
+def test_ssh_console_takes_flyctls_own_flags(sandbox: FlyctlSandbox, world: World) -> None:
+    """As flyctl's ssh/console.go: ``--no-container`` is a boolean, ``-g``/``--process-group``
+    (also ``--group``) take a value; a flag flyctl lacks is refused as it would be."""
+    second = world.state["fly"]["apps"][APP]["machines"][1]["id"]
+    for flags in ("--no-container", "-g app", "--process-group app", "--group app"):
+        result = run(sandbox, f"ssh console -a {APP} --machine {second} {flags} -q "
+                              "-C 'printenv DATABASE_URL'")
+        assert result.returncode == 0 and result.stdout == fixture("ssh-console-quiet.stdout")
+    refused = run(sandbox, f"ssh console -a {APP} --no-such-flag -C 'printenv X'")
+    assert refused.returncode == 1 and "unknown flag: --no-such-flag" in refused.stderr
+
+
 def test_ssh_console_unset_variable(sandbox: FlyctlSandbox, world: World) -> None:
     machine = world.state["fly"]["apps"][APP]["machines"][0]["id"]
     result = run(sandbox, f"ssh console -a {APP} --machine {machine} -q -C 'printenv NOPE'")
@@ -350,3 +362,12 @@ def test_app_commands_are_emulated_with_json_only(sandbox: FlyctlSandbox, comman
 def test_go_json_escapes_html_and_keeps_utf8() -> None:
     assert go_json({"b": "x&y<z>", "a": "ü"}) == (
         '{\n    "b": "x\\u0026y\\u003cz\\u003e",\n    "a": "ü"\n}\n')
+
+
+@pytest.mark.parametrize("command", ["mpg status x --org renewa --json",
+                                     "mpg proxy x -p 0 -o renewa"])
+def test_org_is_an_unknown_flag_outside_mpg_list(sandbox: FlyctlSandbox, command: str) -> None:
+    """As flyctl: -o/--org belongs to `mpg list`; elsewhere under `mpg` it is an unknown flag."""
+    result = run(sandbox, command)
+    assert result.returncode == 1 and "unknown" in result.stderr and "-o" in result.stderr
+    assert run(sandbox, "mpg list --org renewa --json").returncode == 0

@@ -38,7 +38,7 @@ def test_issue_listing_items_are_valid_issues_and_prs_carry_pull_request(
     items = api.get(f"{REPO}/issues", params={"state": "all"}).json()
     issues = validate(list[models.Issue], items)
     pr = next(i for i in issues if i.number == 4242)
-    assert pr.pull_request.html_url == "https://github.com/renewa/renewa-one/pull/4242"
+    assert pr.pull_request.html_url == "https://github.sandbox.invalid/renewa/renewa-one/pull/4242"
     assert all("pull_request" not in item for item in items if item["number"] != 4242)
     assert issues[0].user.login in {"deploy-bot", "some-dev"}
     assert items[0]["labels"][0].keys() >= {"id", "node_id", "url", "name", "color", "default",
@@ -73,7 +73,7 @@ def test_comments_are_listed_in_pages_with_a_link_header(world: World, api: http
 def test_single_issue_is_a_valid_issue(api: httpx.Client) -> None:
     issue = validate(models.Issue, api.get(f"{REPO}/issues/1001").json())
     assert issue.number == 1001 and issue.state == "open"
-    assert issue.html_url == "https://github.com/renewa/renewa-one/issues/1001"
+    assert issue.html_url == "https://github.sandbox.invalid/renewa/renewa-one/issues/1001"
 
 
 def test_created_comment_is_a_valid_issue_comment(world: World, api: httpx.Client) -> None:
@@ -380,3 +380,13 @@ def test_a_comment_without_a_body_answers_422_when_created_or_edited(
         assert response.json()["documentation_url"].endswith(f"#{doc}")
     comments = api.get(f"{REPO}/issues/1001/comments").json()
     assert [c["body"] for c in comments if c["id"] == created["id"]] == ["started"]
+
+
+def test_the_repository_is_githubs_full_repository(api: httpx.Client) -> None:
+    """GET /repos/{o}/{r} carries every field GitHub's full-repository schema requires (a client
+    built on the schema, as githubkit is, accepts it)."""
+    from githubkit_schemas.latest import models
+
+    repo = validate(models.FullRepository, api.get(REPO).json())
+    assert repo.full_name == "renewa/renewa-one" and repo.permissions is not None
+    assert repo.clone_url.endswith("renewa-one.git") and repo.open_issues_count >= 0

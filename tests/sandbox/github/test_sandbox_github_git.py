@@ -9,6 +9,8 @@ import pytest
 from github_rest import REPO, validate
 from githubkit_schemas.latest import models  # GitHub's published schemas
 
+from rollback_helpers.sandbox.core.world import World
+
 HELLO_BLOB = "ce013625030ba8dba906f756967f9e9ca394464a"  # `printf 'hello\n' | git hash-object --stdin`
 
 
@@ -98,3 +100,16 @@ def test_a_body_without_a_required_field_answers_422_naming_it(
     assert response.status_code == 422
     assert response.json()["message"] == f"Invalid request.\n\n{said}"
     assert response.json()["documentation_url"].endswith(f"#{doc}")
+
+
+def test_a_transient_reference_update_failure_answers_422_then_passes(api: httpx.Client,
+                                                                      world: World) -> None:
+    """GitHub's transient 422 "Reference update failed" on POST /git/refs
+    (github/rest-api-description#4887), as many times as the fault says, then the create."""
+    world.state["github"].setdefault("faults", {})["ref_update_failures"] = 2
+    sha = commit(api, "lease")
+    body = {"ref": "refs/rollback-locks/staging", "sha": sha}
+    answers = [api.post(f"{REPO}/git/refs", json=body) for _ in range(3)]
+    assert [a.status_code for a in answers] == [422, 422, 201]
+    assert answers[0].json()["message"] == "Reference update failed"
+    assert api.get(f"{REPO}/git/ref/rollback-locks/staging").status_code == 200

@@ -70,3 +70,35 @@ def test_unknown_branch_and_read_only_token_are_refused(world: World, api: httpx
     assert put(api, "a.ipynb", b"x").status_code == 403
     repo = validate(models.MinimalRepository, api.get(REPO).json())
     assert repo.full_name == "renewa/renewa-one" and repo.permissions.push is False
+
+
+def test_a_folder_lists_at_most_1000_entries_and_its_git_tree_lists_all(
+        api: httpx.Client, world: World) -> None:
+    """As GitHub: the contents API stops at 1,000 entries of a folder; the git trees API of the
+    folder's tree (its ``sha`` in the parent's listing) has every one."""
+    files = world.state["github"].setdefault("files", {})
+    for n in range(1005):
+        files[f"incidents/r{n:04}.ipynb"] = "{}"
+    listing = api.get(f"{REPO}/contents/incidents").json()
+    assert len(listing) == 1000
+    folder = next(e for e in api.get(f"{REPO}/contents").json() if e["name"] == "incidents")
+    tree = validate(models.GitTree, api.get(f"{REPO}/git/trees/{folder['sha']}").json())
+    assert len(tree.tree) == 1005 and not tree.truncated
+    assert {e.type for e in tree.tree} == {"blob"} and tree.tree[-1].path == "r1004.ipynb"
+    root = validate(models.GitTree, api.get(f"{REPO}/git/trees/main").json())
+    assert any(e.path == "incidents" and e.type == "tree" for e in root.tree)
+
+
+def test_a_branch_with_rules_answers_409_and_lists_its_rules(api: httpx.Client,
+                                                             world: World) -> None:
+    """A ruleset requiring pull requests: the contents PUT is refused with 409 "Repository rule
+    violations found" and nothing is written; ``GET /rules/branches/{branch}`` names the rule."""
+    assert api.get(f"{REPO}/rules/branches/main").json() == []
+    world.state["github"]["branch_rules"] = {"main": [{"type": "pull_request"}]}
+    refused = put(api, "incidents/a.ipynb", b"{}")
+    assert refused.status_code == 409
+    assert refused.json()["message"].startswith("Repository rule violations found")
+    assert github_records.file_bytes(world.state["github"], "incidents/a.ipynb") is None
+    rules = api.get(f"{REPO}/rules/branches/main").json()
+    assert [r["type"] for r in rules] == ["pull_request"]
+    assert rules[0]["ruleset_source_type"] == "Repository" and rules[0]["ruleset_id"] > 0

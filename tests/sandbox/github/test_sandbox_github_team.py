@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from github_rest import REPO, client_for, validate
 from githubkit_schemas.latest import models
@@ -138,3 +139,14 @@ comment = "ok"
                        api.get(f"{REPO}/actions/runs/{run_id}/approvals").json())
     assert [(r.user.login, r.state, r.comment) for r in reviews] == [("alice", "approved", "ok")]
     assert api.get(f"{REPO}/actions/runs/{run_id}/pending_deployments").json() == []
+
+
+def test_a_token_without_push_may_not_read_a_collaborators_permission(
+        api: httpx.Client, world: World) -> None:
+    """As GitHub: 403 "Must have push access to view collaborator permission." (the token is
+    valid: other reads still answer 200)."""
+    world.state["github"]["permissions"] = {"push": False}
+    refused = api.get(f"{REPO}/collaborators/alice/permission")
+    assert refused.status_code == 403
+    assert refused.json()["message"] == "Must have push access to view collaborator permission."
+    assert api.get(REPO).status_code == 200

@@ -1,0 +1,49 @@
+"""What a headless run's first steps read, started at once, beside the environment's lock.
+
+Headless, the notebook's cells run back to back, so what runs on Fly now and the
+newest deployment records do not wait for the lock, nor for each other: both reads
+start when the run opens (on the real backend, a thread each; on the sandbox, each
+on a lane of the virtual clock) and the steps that need them wait for them. A
+person in JupyterLab may run the steps minutes apart, so an interactive run reads
+each when its step runs. Every result is used only once the lock is held: a read
+made while it was being taken could only be outdated by a run holding the lock,
+which would have made taking it fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from rollback_helpers.clients.fly import AppStatus
+from rollback_helpers.clock import Clock, Started, started
+
+
+class FirstReads:
+    """The first read of what runs now and of the newest records, under way or done."""
+
+    def __init__(self, clock: Clock, status: Callable[[], AppStatus], records: Iterable[object],
+                 *, ahead: bool) -> None:
+        self._status = status
+        self._status_read: Started[AppStatus] | None = None
+        self._records_read: Started[object] | None = None
+        if ahead:
+            self._status_read = started(clock, status)
+            self._records_read = started(clock, lambda: next(iter(records), None))
+
+    def status(self) -> AppStatus:
+        """What Fly runs now: the read started with the run the first time, then a fresh one."""
+        read, self._status_read = self._status_read, None
+        return read.result() if read is not None else self._status()
+
+    def records(self) -> None:
+        """The newest records' first page is in (its error, if it failed, raised here)."""
+        read, self._records_read = self._records_read, None
+        if read is not None:
+            read.result()
+
+    def settle(self) -> None:
+        """Wait for the reads still under way, whatever they gave (a run that ended first)."""
+        for read in (self._status_read, self._records_read):
+            if read is not None:
+                read.settle()
+        self._status_read = self._records_read = None
