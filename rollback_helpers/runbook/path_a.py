@@ -38,7 +38,7 @@ from rollback_helpers.hints import Option, given_as, hint
 from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.first_reads import FirstReads
-from rollback_helpers.runbook.path_a_dispatch import Promotion, require
+from rollback_helpers.runbook.path_a_dispatch import Promotion
 from rollback_helpers.runbook.resume import (
     LookBack,
     look_back_a,
@@ -47,6 +47,7 @@ from rollback_helpers.runbook.resume import (
     target_in_place,
 )
 from rollback_helpers.runbook.second_person import SecondPerson
+from rollback_helpers.runbook.steps import require
 from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report, ReportStatus, short
 from rollback_helpers.ui.interactive import Gate, Screen

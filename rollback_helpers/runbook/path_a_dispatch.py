@@ -21,6 +21,7 @@ from rollback_helpers.hints import Option, Rerun, given_as, hint
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.runbook.resume import LookBack
 from rollback_helpers.runbook.second_person import NativeGate
+from rollback_helpers.runbook.steps import require
 from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report, short
 from rollback_helpers.ui.interactive import Gate
@@ -29,14 +30,6 @@ from rollback_helpers.ui.progress import Progress
 T = TypeVar("T")
 WORKFLOW_STAGES = ("queued", "in_progress", "completed")
 IN_FLIGHT_FRESH = 10.0  # seconds a listing of the runs in flight stands for "now" at a dispatch
-
-
-def require(value: T | None, step: str) -> T:
-    """``value``, which the step ``step`` sets, or why this cell cannot run yet."""
-    if value is None:
-        raise PreconditionFailed(f"The step `{step}` has not run yet.",
-                                 f"Run the `{step}` cell first (or Run All from the top).")
-    return value
 
 
 class Promotion:

@@ -12,7 +12,7 @@ cluster map, detach + destroy of the old cluster) is printed for a human.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection
 from rollback_helpers.clients.fly import Cluster
@@ -24,7 +24,6 @@ from rollback_helpers.errors import (
     CommandFailed,
     CommandTimeout,
     ConnectivityError,
-    PreconditionFailed,
 )
 from rollback_helpers.hints import Option, Rerun, given_as, hint
 from rollback_helpers.run.context import RunContext, open_run
@@ -71,12 +70,12 @@ from rollback_helpers.runbook.path_b_restore import (
 )
 from rollback_helpers.runbook.resume import LookBack, mark_carried_on
 from rollback_helpers.runbook.second_person import SecondPerson
+from rollback_helpers.runbook.steps import require
 from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.interactive import Checklist, Gate, Screen
 from rollback_helpers.ui.progress import Progress
 
-T = TypeVar("T")
 PLAN_STEP = "2"  # the notebook's step that holds the gate
 
 
@@ -162,7 +161,7 @@ class PathB:
             self.outcome = f"already prepared by run {self.back.earlier.record.run_id}: flip pending"
 
     def plan(self) -> Report | None:
-        r = self._require(self.resolved, "resolve")
+        r = require(self.resolved, "resolve")
         report = plan_report(self.ctx, r, self.point, self.params.path_a_tried)
         if self.images is not None:
             report.note(plan_note(self.images))
@@ -190,15 +189,15 @@ class PathB:
         return report
 
     def _record_choices(self) -> None:
-        self.ctx.decide(f"restore to {self.point.what()}", "parameter pitr_time" if
+        self.ctx.decide(f"restore to {self.point.what()}", given_as("pitr_time", self.point.pitr_time) if
                         self.point.pitr_time else "the default: the pre-deploy backup", "plan")
         if self.params.path_a_tried:
             self.ctx.decide(f"Path A is not enough: {self.params.path_a_tried}",
-                            "parameter path_a_tried", "plan")
+                            given_as("path_a_tried", self.params.path_a_tried), "plan")
 
     def _record_start(self) -> None:
         """Before anything changes: this run's record comment on the bad deploy's record."""
-        r = self._require(self.resolved, "resolve")
+        r = require(self.resolved, "resolve")
         earlier = self.back.earlier if self.back.carry_on else None
         record = RunComment(
             self.ctx.run_id, "path-b", self.ctx.env.name, operator=self.ctx.operator,
@@ -211,7 +210,7 @@ class PathB:
             mark_carried_on(self.ctx, earlier)
 
     def _what(self) -> str:
-        r = self._require(self.resolved, "resolve")
+        r = require(self.resolved, "resolve")
         what = self.point.what() if self.point.pitr_time else r.backup.id
         return f"restore {what} of {r.source.id} into a new cluster {r.new_name}"
 
@@ -243,7 +242,7 @@ class PathB:
     def restore(self) -> Report:
         if (stop := self._not_cleared("Restore")) is not None:
             return stop
-        r = self._require(self.resolved, "resolve")
+        r = require(self.resolved, "resolve")
         if self.new_cluster is not None:
             self.ctx.lifecycle.update_record(state="restored", new_cluster=self.new_cluster)
             return Report("Restore: not restored again", status="skipped").fact(
@@ -268,7 +267,7 @@ class PathB:
         app's URLs: the wait is the only long step, and no write between polls delays detection."""
         if (stop := self._not_cleared("Wait for readiness")) is not None:
             return stop
-        new_id = self._require(self.new_cluster, "restore")
+        new_id = require(self.new_cluster, "restore")
         clock, timeout = self.ctx.backends.clock, self.ctx.cfg.ready_timeout
         began, reads = clock.now(), url_reads(self.ctx, self.fly, self.urls)
         schedule = PollSchedule(clock, self.ctx.cfg.poll_interval, start=self.restore_started)
@@ -299,8 +298,8 @@ class PathB:
     def verify_new_cluster(self) -> Report:
         if (stop := self._not_cleared("Verify the new cluster")) is not None:
             return stop
-        new_id = self._require(self.new_cluster, "restore")
-        r = self._require(self.resolved, "resolve")
+        new_id = require(self.new_cluster, "restore")
+        r = require(self.resolved, "resolve")
         tables = self.ctx.cfg.verify_tables
         try:
             with self.fly.mpg_proxy(new_id) as tunnel:
@@ -338,8 +337,8 @@ class PathB:
         """Note on the deployment record what was prepared: the flip stays with a human."""
         if (stop := self._not_cleared("Update the deployment record")) is not None:
             return stop
-        r = self._require(self.resolved, "resolve")
-        new_id = self._require(self.new_cluster, "restore")
+        r = require(self.resolved, "resolve")
+        new_id = require(self.new_cluster, "restore")
         self.ctx.lifecycle.update_record(
             state="flip pending", new_cluster=new_id,
             schema=self.schema.render() if self.schema else "",
@@ -370,7 +369,7 @@ class PathB:
         return report
 
     def checklist_report(self) -> Report:
-        r = self._require(self.resolved, "resolve")
+        r = require(self.resolved, "resolve")
         new_id = self.new_cluster or "<new cluster id>"
         first = image_step(self.images, self.schema, env=self.ctx.env.name,
                            protected=self.ctx.env.is_protected, run_id=self.ctx.run_id,
@@ -392,11 +391,5 @@ class PathB:
         """Interactive: archive the saved notebook (save it first). Headless: a no-op summary."""
         return self.ctx.finish(notebook)
 
-    @staticmethod
-    def _require(value: T | None, step: str) -> T:
-        if value is None:
-            raise PreconditionFailed(f"The step `{step}` has not run yet.",
-                                     f"Run the `{step}` cell first (or Run All from the top).")
-        return value
 
 
