@@ -176,6 +176,7 @@ def _build_fly(world: World, scenario: dict[str, Any]) -> None:
     world.state["fly"] = {"org": fly_spec.get("org", "renewa"),
                           "apps": {}, "images": {}, "clusters": {}}
     world.state["fly"].update({key: fly_spec[key] for key in FLY_KEYS if key in fly_spec})
+    world.state["fly"]["traffic"] = scenario.get("traffic", "healthy")
     envs: dict[str, Any] = scenario.get("environments", {})
     deploy_plan: list[tuple[float, str, str]] = []
     for env, spec in envs.items():
@@ -183,6 +184,7 @@ def _build_fly(world: World, scenario: dict[str, Any]) -> None:
         for i, name in enumerate(deploys):
             deploy_plan.append((world.now - (len(deploys) - i) * DAY + _env_offset(env), env, name))
         _build_app(world, env, spec)
+        _build_timeline(world.state["fly"]["apps"][spec["app"]], deploy_plan, env, spec)
     _build_extra_clusters(world, scenario.get("clusters", {}))
     backup_ids: dict[str, dict[str, str]] = {}
     for env, spec in envs.items():
@@ -260,6 +262,20 @@ def _build_app(world: World, env: str, spec: dict[str, Any]) -> None:
         "machines": machines, "secrets": dict(spec.get("secrets", {})),
         "healthy_override": spec.get("health_status"),
     }
+
+
+def _build_timeline(app: dict[str, Any], deploy_plan: list[tuple[float, str, str]], env: str,
+                    spec: dict[str, Any]) -> None:
+    """Which image the app ran from when (its records' ``deployed_at``), and the two images
+    the traffic profile names: the bad deploy (the newest) and the one before it."""
+    deploys = [(at, name) for at, e, name in sorted(deploy_plan) if e == env]
+    app["deploys"] = [{"image": name, "at": at} for at, name in deploys]
+    running = spec.get("running")
+    if running and deploys and running != deploys[-1][1]:  # drift: deployed outside the records
+        app["deploys"].append({"image": running, "at": deploys[-1][0] + 3600.0})
+    names = [name for _, name in deploys]
+    app["traffic"] = {"bad": names[-1] if names else "",
+                      "target": names[-2] if len(names) > 1 else ""}
 
 
 def _cluster_map_file(scenario: dict[str, Any]) -> dict[str, str]:

@@ -222,6 +222,8 @@ def _promote(world: World, inputs: dict[str, str]) -> bool:
         for machine in app["machines"]:
             machine.update(image=name, updated_at=world.iso_now())
         app["release"] = int(app["release"]) + 1
+        # the timeline the app's traffic follows (sandbox.fly.prometheus)
+        app.setdefault("deploys", []).append({"image": name, "at": world.now})
     return True
 
 
