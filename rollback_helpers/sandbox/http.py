@@ -4,7 +4,8 @@
 ``api.github.com`` to the simulated GitHub (:mod:`.github.api`), ``<app>.fly.dev``
 to a health endpoint that answers from the image the app's machines run
 (:mod:`.fly.health`) and ``api.fly.io/prometheus/<org>/`` to Fly's Prometheus query API,
-answered from the apps' traffic (:mod:`.fly.prometheus`). Any other host is unreachable, as it would be from a laptop.
+answered from the apps' traffic (:mod:`.fly.prometheus`). Any other host is unreachable, as it
+would be from a laptop.
 """
 
 from __future__ import annotations
