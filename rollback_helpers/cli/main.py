@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 ADOPTION = (init_command, check_command, recover_command)  # own modules: add_parser + run
 DEFAULT_DRILL_SPEED = 20.0
 # Flags that set one path's parameters: passed when given, so another path's model refuses them.
-OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight", "backup_id",
+OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight",
+           "override_unhealthy_target", "backup_id",
            "source_cluster", "new_cluster_name", "ready_timeout", "record_number", "new_cluster",
            "old_cluster")
 
@@ -114,6 +115,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "(recorded with WHY)")
     p.add_argument("--watch-in-flight", action="store_true",
                    help="path-a: watch a promote run already in flight instead of stopping")
+    p.add_argument("--override-unhealthy-target", metavar="WHY",
+                   help="path-a: roll back to a target the metrics call unhealthy (recorded with WHY)")
     p.add_argument("--quiet", action="store_true", help="do not stream cell output")
 
 

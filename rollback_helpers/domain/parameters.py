@@ -99,6 +99,7 @@ class PathAParameters(ChangingParameters):
     target_digest: Text | None = None  # "sha256:<64 hex>" or "<repo>@sha256:<64 hex>"
     allow_unrecorded_target: Switch = False
     watch_in_flight: Switch = False  # watch a promote run already in flight instead of stopping
+    override_unhealthy_target: Text = ""  # why to roll back to a target the metrics call unhealthy
 
     @field_validator("target_digest")
     @classmethod

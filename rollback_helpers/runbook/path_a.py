@@ -37,6 +37,7 @@ from rollback_helpers.errors import PreconditionFailed, VerificationFailed, Work
 from rollback_helpers.run.context import PROTECTED_ENVS, RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.path_a_dispatch import Promotion, require
+from rollback_helpers.runbook.path_a_evidence import Evidence
 from rollback_helpers.runbook.resume import (
     LookBack,
     look_back_a,
@@ -80,6 +81,7 @@ class PathA:
         self.approval: Decision | None = None
         self.second = SecondPerson(ctx, plan=self.gh_command, what=self.gate_label, workflow=True)
         self.approved_image = ""  # the image the approval was for
+        self.evidence = Evidence(ctx, override=self.params.override_unhealthy_target)
 
     # -- read-only steps -----------------------------------------------------
     def preflight(self) -> Report:
@@ -197,13 +199,17 @@ class PathA:
             self._gate().show()
             return
         target = require(self.target, "resolve_target")
+        for evidence in self.evidence.plan(target):  # the metrics: incident and track record
+            self.ctx.show(evidence)
+        self.evidence.check_target(target)  # an unhealthy target stops here unless overridden
         status: ReportStatus = "pending" if self.ctx.interactive and self.approval is None else \
             "stopped" if self.ctx.dry_run else "ok"
         report = Report("Plan", status=status, code=self.gh_command())
         report.fact("1. dispatch", f"{self.ctx.cfg.workflow} on {self.ctx.cfg.workflow_ref}")
         report.fact("2. watch", "the workflow run until it completes")
         report.fact("3. verify", f"every started machine on {short(target.image.digest)}; "
-                    f"GET {self.ctx.env.health_url} → 200")
+                    f"GET {self.ctx.env.health_url} → 200; the metrics watched for "
+                    f"{self.ctx.env.metrics.watch_window:g} s")
         report.fact("4. record", f"comment on #{target.bad_record.number} and label it "
                     f"{self.ctx.cfg.rolled_back_label!r}" if target.bad_record
                     else "no record to label")
@@ -286,6 +292,7 @@ class PathA:
     def dispatch(self) -> Report:
         if (stop := self._not_cleared("Dispatch")) is not None:
             return stop
+        self.evidence.moments["dispatch"] = self.ctx.backends.clock.now()
         return self.promotion.dispatch(require(self.target, "resolve_target"), self.status,
                                        self.back)
 
@@ -303,6 +310,7 @@ class PathA:
             return stop
         target = require(self.target, "resolve_target")
         status = self._wait_for_rollout(target.image.digest)
+        on_target = self.ctx.backends.clock.now()
         off = [m.id for m in status.started() if m.image_digest != target.image.digest]
         self.health = check_health(self.ctx.backends.http, self.ctx.env.health_url,
                                    clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace,
@@ -314,8 +322,15 @@ class PathA:
         report.fact("machines on target", f"{started - len(off)}/{started}")
         report.fact("health", h.summary)
         self.ctx.log(f"verify: {len(off)} machine(s) off target, health {h.status_code}")
-        if not off and h.healthy:
-            self.ctx.lifecycle.update_record(state="verified")
+        if not off and h.healthy:  # the rollback happened: did the incident end?
+            self.ctx.show(self.evidence.watch(on_target))
+            report.fact("metrics", self.evidence.summary())
+            self.ctx.show(self.evidence.chart())
+            recovered = self.evidence.verdict is None or self.evidence.verdict.outcome != \
+                "not_recovered"
+            self.ctx.lifecycle.update_record(state="verified" if recovered else None,
+                                             metrics=self.evidence.summary())
+            self.evidence.raise_if_not_recovered()
         if off or not h.healthy:
             self.outcome = "verification failed"
             raise VerificationFailed(
@@ -346,7 +361,8 @@ class PathA:
         record = self.ctx.lifecycle.record
         self.comment_url = record.html_url if record else ""
         self.ctx.log(f"recorded on #{number} and labelled it {self.ctx.cfg.rolled_back_label}")
-        self.outcome = "rolled back and verified"
+        self.outcome = "rolled back and verified" + (f"; metrics: {self.evidence.summary()}"
+                                                     if self.evidence.verdict else "")
         return Report(f"Updated deployment record #{number}").fact(
             "record comment", self.comment_url or "—").fact(
             "label added", self.ctx.cfg.rolled_back_label)

@@ -41,12 +41,12 @@ def traffic_model(world: World, app_name: str) -> TrafficModel | None:
     app = world.state["fly"]["apps"].get(app_name)
     if app is None:
         return None
-    timeline = _timeline(world, app)
+    end = math.ceil((world.now + 1) / CHUNK) * CHUNK
+    timeline = _timeline(world, app, end - SPAN)
     traffic = app.get("traffic") or {}
     profile = scenario_profile(str(world.state["fly"].get("traffic", DEFAULT_PROFILE)),
                                target=str(traffic.get("target", "")),
                                bad=str(traffic.get("bad", "")))
-    end = math.ceil((world.now + 1) / CHUNK) * CHUNK
     key = (app_name, tuple(timeline), profile.name, traffic.get("target"), traffic.get("bad"), end)
     if key not in _CACHE:
         if len(_CACHE) > 16:
@@ -55,13 +55,12 @@ def traffic_model(world: World, app_name: str) -> TrafficModel | None:
     return _CACHE[key]
 
 
-def _timeline(world: World, app: dict[str, Any]) -> list[Deploy]:
-    """The deploys within :data:`SPAN` of now, led by the one running at its start."""
+def _timeline(world: World, app: dict[str, Any], since: float) -> list[Deploy]:
+    """The deploys after ``since``, led by the one running then."""
     deploys = sorted((float(d["at"]), str(d["image"])) for d in app.get("deploys", []))
     if not deploys:  # a world saved before timelines were kept: its running image, a day long
         image = next((m["image"] for m in app["machines"]), "")
         deploys = [(world.now - 86400.0, image)]
-    since = world.now - SPAN
     earlier = [d for d in deploys if d[0] <= since]
     kept = [d for d in deploys if d[0] > since]
     if earlier:  # the image running when the span starts, from the start of the span;

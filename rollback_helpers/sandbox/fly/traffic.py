@@ -20,6 +20,7 @@ behaviour's ``p95`` exactly, as Prometheus interpolates it.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,7 +159,7 @@ class TrafficModel:
                 failed += served * ratio
                 total += served
                 seconds += served * p95 * 0.6  # the mean of the shape below, near enough
-                for i, fraction in enumerate(latency_shape(p95)):
+                for i, fraction in enumerate(_shape(p95)):
                     cumulative[i] += served * fraction
                     buckets[i].append(cumulative[i])
                 rows["200"].append(ok)
@@ -209,6 +210,9 @@ def latency_shape(p95: float) -> list[float]:
         else:
             shape.append(1.0)
     return shape
+
+
+_shape = functools.lru_cache(maxsize=64)(latency_shape)  # the same few p95s, tick after tick
 
 
 def _le(bound: float) -> str:
