@@ -167,6 +167,7 @@ class Evidence:
                 f"roll back to {target.image} although it was unhealthy while it ran "
                 f"({track.reason.split(' while it ran')[0]})",
                 f"override_unhealthy_target: {self.override}", "plan")
+            self.ctx.show(self.overridden.report())  # into the record, with who and why
             return
         raise UnhealthyTarget(
             f"The rollback target {short(target.image.digest)} was itself unhealthy: "
