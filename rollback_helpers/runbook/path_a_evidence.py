@@ -95,10 +95,9 @@ class Evidence:
         return found
 
     # -- the plan --------------------------------------------------------------------------
-    def plan(self, target: RollbackTarget) -> list[Report]:
-        """The incident signal and the target's track record, as two small tables."""
+    def incident(self, bad: DeploymentRecord | None) -> Report:
+        """The incident's signal: since the ``bad`` deploy against the baseline before it."""
         now = self.ctx.backends.clock.now()
-        bad = target.bad_record
         self.bad_at = _when(bad.deployed_at) if bad is not None else None
         if self.bad_at is None:
             why = NotAsked("no_bad_deploy", "no record dates the bad deploy, so the incident "
@@ -107,10 +106,16 @@ class Evidence:
         else:
             baseline = self._read(self.bad_at - self.settings.baseline_window, self.bad_at)
             self.signal = incident_signal(baseline, self._read(self.bad_at, now), self.settings)
+        return self._signal_report()
+
+    def plan(self, target: RollbackTarget) -> list[Report]:
+        """The incident signal and the target's track record, as two small tables."""
+        now = self.ctx.backends.clock.now()
+        signal = self.incident(target.bad_record)
         self.track = judge_track_record(self._track_window(target, now), self.settings,
                                         image=short(target.image.digest))
         self.ctx.log(f"metrics: incident {self._signal_line()}; target {self.track.status}")
-        return [self._signal_report(), self._track_report()]
+        return [signal, self._track_report()]
 
     def _track_window(self, target: RollbackTarget, now: float) -> WindowSignal | Unread:
         record = target.target

@@ -267,14 +267,16 @@ def _build_app(world: World, env: str, spec: dict[str, Any]) -> None:
 def _build_timeline(app: dict[str, Any], deploy_plan: list[tuple[float, str, str]], env: str,
                     spec: dict[str, Any]) -> None:
     """Which image the app ran from when (its records' ``deployed_at``), and the two images
-    the traffic profile names: the bad deploy (the newest) and the one before it."""
+    the traffic profile names: the bad deploy (the newest; none when the deploy damaged a
+    database, whose app keeps serving) and the one before it."""
     deploys = [(at, name) for at, e, name in sorted(deploy_plan) if e == env]
     app["deploys"] = [{"image": name, "at": at} for at, name in deploys]
     running = spec.get("running")
     if running and deploys and running != deploys[-1][1]:  # drift: deployed outside the records
         app["deploys"].append({"image": running, "at": deploys[-1][0] + 3600.0})
     names = [name for _, name in deploys]
-    app["traffic"] = {"bad": names[-1] if names else "",
+    # Path B's bad deploy damaged the data, not the code: its traffic stays healthy.
+    app["traffic"] = {"bad": names[-1] if names and not spec.get("database") else "",
                       "target": names[-2] if len(names) > 1 else ""}
 
 
