@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollback_helpers.clients.metrics import MetricsClient, NoEvidence
-from rollback_helpers.clock import parse_iso
+from rollback_helpers.clock import parse_iso, utc_iso
 from rollback_helpers.domain.deployments import DeploymentRecord
 from rollback_helpers.domain.evidence import (
     IncidentSignal,
@@ -48,6 +48,7 @@ from rollback_helpers.ui.table import Table
 
 UNREADABLE = ("no_token", "auth", "http_error", "timeout", "unreachable", "bad_answer")
 CHART_POINTS = 240  # at most this many points per line of the chart
+LONG_INCIDENT = 3 * 3600.0  # a bad deploy longer before the rollback is marked at the chart's edge
 
 
 @dataclass(frozen=True)
@@ -261,13 +262,19 @@ class Evidence:
             return Report("Metrics chart: none", status="warning").note(str(self.down))
         clock = self.ctx.backends.clock
         end = clock.now()
-        start = (self.bad_at or end - self.settings.watch_window) - self.settings.baseline_window
+        first = min(self.moments.values(), default=end - self.settings.watch_window)
+        start = (self.bad_at or first) - self.settings.baseline_window
+        long_ago = self.bad_at is not None and first - self.bad_at > LONG_INCIDENT
+        if long_ago:  # the rollback's moments would be one line: show the hour before them
+            start = first - LONG_INCIDENT / 3
         step = max(60.0, round((end - start) / CHART_POINTS))
         timeline = read_timeline(self.client, self.settings, self.ctx.env.app, start, end,
                                  clock=clock, step=step)
         if not isinstance(timeline, Timeline):
             return Report("Metrics chart: none", status="warning").note(str(timeline))
-        markers = [Marker(self.bad_at, "bad deploy")] if self.bad_at else []
+        markers = [] if self.bad_at is None else [Marker(start, "bad deploy: " + utc_iso(
+            self.bad_at)[:16].replace("T", " ") + " UTC")] if long_ago else [Marker(self.bad_at,
+                                                                                   "bad deploy")]
         markers += [Marker(at, name) for name, at in self.moments.items() if name != "verdict"]
         if self.verdict is not None and "verdict" in self.moments:
             markers.append(Marker(self.moments["verdict"],
