@@ -42,7 +42,7 @@ from rollback_helpers.errors import UnhealthyTarget, VerificationFailed
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.metrics_evidence import WatchProgress, read_window, watch_recovery
 from rollback_helpers.ui.decisions import Decision
-from rollback_helpers.ui.display import Report, ReportStatus, short
+from rollback_helpers.ui.display import METADATA_KEY, Report, ReportStatus, short
 from rollback_helpers.ui.progress import Progress
 from rollback_helpers.ui.table import Table
 
@@ -222,6 +222,8 @@ class Evidence:
                                                    "during": verdict.during,
                                                    "after": verdict.after})))
         report.note(verdict.reason)
+        report.metadata = {METADATA_KEY: {"metrics": {"outcome": verdict.outcome,
+                                                      "summary": self.summary()}}}
         if verdict.outcome == "inconclusive":
             report.note("Inconclusive is not recovery: the machine and health checks passed, "
                         "the metrics cannot confirm that users stopped getting errors.")
