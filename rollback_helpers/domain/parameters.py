@@ -10,7 +10,8 @@ live run nor a silent dry run; every number is finite and in range; a name the
 path does not take (Path B's ``target_digest``, a typo) is refused. Nothing is
 contacted before this passes.
 
-Free text (``reason``, ``incident``, ``operator``, ``confirm``, ``new_cluster_name``)
+Free text (``reason``, ``incident``, ``operator``, ``confirm``, ``new_cluster_name``,
+``override_unhealthy_target``)
 goes to the archive and to GitHub, so each such field passes through
 :func:`~rollback_helpers.errors.guard_free_text` here, which refuses a credential
 (exit 2, naming the field, never the value).
@@ -36,7 +37,7 @@ from rollback_helpers.errors import ConfigError, guard_free_text
 
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
              "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest",
-             "break_lock", "run_id")
+             "break_lock", "run_id", "override_unhealthy_target")
 ACCEPTED = {
     "env": "an environment name, e.g. staging",
     "backend": "sandbox or real",
