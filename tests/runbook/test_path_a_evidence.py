@@ -139,3 +139,11 @@ def test_an_endpoint_down_or_slow_gives_no_evidence_and_the_run_succeeds(
     assert drill.run.outcome.startswith("rolled back and verified")
     assert drill.run_comment_metrics().startswith("no evidence: no metrics evidence")
     assert drill.metrics_requests() == 1  # asked once; the run never waits on it again
+
+
+def test_a_slow_but_error_free_incident_is_seen_by_its_p95_and_recovers(tmp_path: Path) -> None:
+    drill = Drill("metrics-slow", tmp_path)
+    drill.steps()
+    assert "p95 latency 2400 ms > 180 ms" in drill.text  # the plan's incident signal
+    verdict = drill.run.evidence.verdict
+    assert verdict is not None and verdict.outcome == "recovered"
