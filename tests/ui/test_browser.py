@@ -144,6 +144,9 @@ def test_walkthrough_from_start_here_to_an_archived_rollback(
     shows(page, "Decision: roll back staging to registry.fly.io/renewa-one@" + digest_for("v41"))
     select_cell(page, "run.dispatch()")
     menu(page, "Run", "Run Selected Cell and All Below")
+    # verify watches the metrics for 300 virtual seconds (a progress bar) before its verdict
+    expect(page.locator(ACTIVE).get_by_text("Metrics verdict: recovered").first).to_be_visible(
+        timeout=STEP)
     shows(page, "Updated deployment record #1010")
     shows(page, "Verification")
     shows(page, "machines on target")
