@@ -168,6 +168,8 @@ class Evidence:
         track = self.track
         if track is None or track.status != "unhealthy":
             return
+        if self.override and self.overridden is not None:  # the plan cell run again
+            return
         if self.override:
             self.overridden = self.ctx.decide(
                 f"roll back to {target.image} although it was unhealthy while it ran "

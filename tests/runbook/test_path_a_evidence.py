@@ -147,3 +147,11 @@ def test_a_slow_but_error_free_incident_is_seen_by_its_p95_and_recovers(tmp_path
     assert "p95 latency 2400 ms > 180 ms" in drill.text  # the plan's incident signal
     verdict = drill.run.evidence.verdict
     assert verdict is not None and verdict.outcome == "recovered"
+
+
+def test_the_override_is_decided_once_when_the_plan_is_shown_again(tmp_path: Path) -> None:
+    drill = Drill("metrics-target-already-bad", tmp_path, override_unhealthy_target="no older")
+    for step in STEPS[:5]:
+        getattr(drill.run, step)()
+    drill.run.plan()
+    assert len([d for d in drill.run.ctx.decisions if "unhealthy" in d.what]) == 1
