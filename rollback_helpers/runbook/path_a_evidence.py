@@ -201,6 +201,7 @@ class Evidence:
                 "; ".join(f"{k} {v}" for k, v in evidence_rows({"": reading})[0].items()
                           if k in ("requests", "5xx ratio", "p95"))
             progress.update(step.elapsed, state)
+            self.ctx.lifecycle.keep_alive()  # a live run's lease outlasts the watch
 
         verdict = recovery_verdict(baseline, during, self.down, self.settings) \
             if self.down is not None else watch_recovery(

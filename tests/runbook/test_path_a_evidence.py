@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from rollback_helpers.clock import parse_iso
 from rollback_helpers.errors import UnhealthyTarget, VerificationFailed
 from rollback_helpers.run.run_comment import parse_comment
 from rollback_helpers.runbook import path_a
@@ -155,3 +156,16 @@ def test_the_override_is_decided_once_when_the_plan_is_shown_again(tmp_path: Pat
         getattr(drill.run, step)()
     drill.run.plan()
     assert len([d for d in drill.run.ctx.decisions if "unhealthy" in d.what]) == 1
+
+
+def test_a_long_watch_renews_the_environments_lease(tmp_path: Path) -> None:
+    """A watch longer than two thirds of the lease renews it, so no other run may take the
+    environment over while this one is still judging its rollback."""
+    drill = Drill("default", tmp_path, config={"environments": {"staging": {"metrics": {
+        "watch_window": 900.0}}}})
+    for step in STEPS[:STEPS.index("verify") + 1]:
+        getattr(drill.run, step)()
+    verdict, lease = drill.run.evidence.verdict, drill.run.ctx.lifecycle.lease
+    assert verdict is not None and verdict.outcome == "recovered"
+    assert lease is not None and lease.live(drill.run.ctx.backends.clock.now())
+    assert parse_iso(lease.expires_at) - parse_iso(lease.started_at) > drill.run.ctx.cfg.lock_ttl
