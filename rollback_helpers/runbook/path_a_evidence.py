@@ -215,6 +215,20 @@ class Evidence:
         self.ctx.log(f"metrics verdict: {verdict.outcome}: {verdict.reason}")
         return self.verdict_report()
 
+    def judge_recent(self) -> Report:
+        """The verdict over the last ``watch_window`` before now, without waiting (verify-flip,
+        run by a human some minutes after the flip)."""
+        now = self.ctx.backends.clock.now()
+        signal = self.signal
+        baseline: WindowSignal | Unread = signal.baseline if signal else NotAsked(
+            "no_plan", "no baseline was read.")
+        after = self._read(now - self.settings.watch_window, now)
+        self.verdict = recovery_verdict(baseline, signal.incident if signal else baseline,
+                                        after, self.settings)
+        self.moments["verdict"] = now
+        self.ctx.log(f"metrics verdict: {self.verdict.outcome}: {self.verdict.reason}")
+        return self.verdict_report()
+
     def verdict_report(self) -> Report:
         verdict = self.verdict
         assert verdict is not None

@@ -116,8 +116,9 @@ class VerifyFlip:
             "cluster map", f"{self.ctx.env.name} → {mapped}")
 
     def _metrics_verdict(self) -> None:
-        """Path A's verdict after the flip: the app watched against the baseline before the bad
-        deploy. Not recovered is a missing step; no evidence or too little traffic is a note."""
+        """Path A's verdict after the flip: the last watch window (no wait) against the baseline
+        before the bad deploy. Not recovered is a missing step; no evidence or too little
+        traffic is a note."""
         from rollback_helpers.runbook.path_a_evidence import Evidence
 
         evidence = Evidence(self.ctx)
@@ -126,7 +127,7 @@ class VerifyFlip:
         except RollbackError:
             bad = None
         self.ctx.show(evidence.incident(bad))
-        self.ctx.show(evidence.watch(self.ctx.backends.clock.now()))
+        self.ctx.show(evidence.judge_recent())
         self.ctx.show(evidence.chart())
         verdict = evidence.verdict
         if verdict is not None and verdict.outcome == "not_recovered":
