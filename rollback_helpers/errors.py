@@ -16,6 +16,7 @@ never reaches a notebook, a log or a terminal.
     ├── PreconditionFailed             exit 3: the world is not as the runbook assumes
     │   ├── DriftDetected                  Fly runs something the records do not say
     │   ├── NoRollbackTarget               no older, healthy record to go back to
+    │   ├── UnhealthyTarget                the target's own 5xx ratio was too high while it ran
     │   ├── RecordError                    a record needed is missing or malformed
     │   ├── BackupError                    backup missing, incomplete, or not recorded
     │   ├── ClusterMismatch                cluster map disagrees with what is attached
@@ -149,6 +150,10 @@ class DriftDetected(PreconditionFailed):
 
 class NoRollbackTarget(PreconditionFailed):
     pass
+
+
+class UnhealthyTarget(PreconditionFailed):
+    """The metrics say the rollback target was itself unhealthy while it ran."""
 
 
 class RecordError(PreconditionFailed):

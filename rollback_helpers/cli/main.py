@@ -48,7 +48,8 @@ ADOPTION = (init_command, check_command, recover_command, stats_command, postmor
 # (each: its own module, with add_parser and run)
 DEFAULT_DRILL_SPEED = 20.0
 # Flags that set one path's parameters: passed when given, so another path's model refuses them.
-OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight", "backup_id",
+OPTIONS = ("target_digest", "allow_unrecorded_target", "watch_in_flight",
+           "override_unhealthy_target", "backup_id",
            "source_cluster", "new_cluster_name", "ready_timeout", "record_number", "new_cluster",
            "old_cluster", "path_a_tried", "pitr_time")
 
@@ -134,6 +135,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "(recorded with WHY)")
     p.add_argument("--watch-in-flight", action="store_true",
                    help="path-a: watch a promote run already in flight instead of stopping")
+    p.add_argument("--override-unhealthy-target", metavar="WHY",
+                   help="path-a: roll back to a target the metrics call unhealthy (recorded with WHY)")
     p.add_argument("--quiet", action="store_true", help="do not stream cell output")
 
 

@@ -10,7 +10,8 @@ live run nor a silent dry run; every number is finite and in range; a name the
 path does not take (Path B's ``target_digest``, a typo) is refused. Nothing is
 contacted before this passes.
 
-Free text (``reason``, ``incident``, ``operator``, ``confirm``, ``new_cluster_name``)
+Free text (``reason``, ``incident``, ``operator``, ``confirm``, ``new_cluster_name``,
+``override_unhealthy_target``)
 goes to the archive and to GitHub, so each such field passes through
 :func:`~rollback_helpers.errors.guard_free_text` here, which refuses a credential
 (exit 2, naming the field, never the value).
@@ -51,7 +52,7 @@ from rollback_helpers.hints import Option, hint, interface_of, use_interface
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 FREE_TEXT = ("reason", "incident", "operator", "confirm", "new_cluster_name", "scenario",
              "backup_id", "source_cluster", "new_cluster", "old_cluster", "target_digest",
-             "break_lock", "run_id", "path_a_tried")
+             "break_lock", "run_id", "path_a_tried", "override_unhealthy_target")
 ACCEPTED = {
     "env": "an environment name, e.g. staging",
     "backend": "sandbox or real",
@@ -118,6 +119,7 @@ class PathAParameters(ChangingParameters):
     target_digest: Text | None = None  # "sha256:<64 hex>" or "<repo>@sha256:<64 hex>"
     allow_unrecorded_target: Switch = False
     watch_in_flight: Switch = False  # watch a promote run already in flight instead of stopping
+    override_unhealthy_target: Text = ""  # why to roll back to a target the metrics call unhealthy
 
     @field_validator("target_digest")
     @classmethod

@@ -244,6 +244,17 @@ def handover_of(notebook: Path) -> list[str]:
         return []
 
 
+def metrics_in(cells: list[Any]) -> str:
+    """The run's metrics verdict and its numbers, as verify wrote them into the outputs."""
+    found = ""
+    for cell in cells:
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            block = output.get("metadata", {}).get(METADATA_KEY)
+            if isinstance(block, dict) and isinstance(block.get("metrics"), dict):
+                found = str(block["metrics"].get("summary") or found)
+    return found
+
+
 @dataclass(frozen=True)
 class RunEnd:
     """What the command line knows when the notebook has ended (the kernel may be dead)."""
@@ -278,12 +289,17 @@ def tell_end(notifier: Notifier, end: RunEnd, nb: Any | None) -> Sent:
     record is stored, so they are part of it). Headless runs and walkthroughs both end here."""
     event = end_event(end.path, end.exit_code, end.outcome)
     what = end.error.partition("\n")[0] if end.exit_code else end.outcome
+    detail = end.error.partition("Next:")[2].strip()
+    if event == "flip pending" and nb is not None:  # Path B's result: new cluster, lost writes, next
+        detail = "; ".join(handover_in(nb.cells))
+    metrics = metrics_in(nb.cells) if nb is not None else ""
+    if metrics:  # the verdict and its numbers, before / during / after
+        detail = f"metrics: {metrics}" + (f"; next: {detail}" if detail else "")
     sent = notifier.notify(Notice(
         event, end.env, end.path, end.operator, f"exit {end.exit_code}: {what}",
         run_id=end.run_id, record=record_url_in(nb.cells) if nb is not None else "",
         archive=end.location or str(end.archive), mode="drill" if end.drill else "live",
-        detail="; ".join(handover_in(nb.cells)) if event == "flip pending" and nb is not None
-        else end.error.partition("Next:")[2].strip()))
+        detail=detail))
     if nb is not None:
         block = nb.metadata.setdefault(METADATA_KEY, {})
         block["notifications"] = [*block.get("notifications", []), sent.as_dict()]

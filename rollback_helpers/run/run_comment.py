@@ -61,6 +61,7 @@ class RunComment:
     approvals: str = ""         # who approved, or who may approve and how
     resumes: str = ""           # the run id this one carries on
     tried: str = ""             # what was tried, in order
+    metrics: str = ""           # the metrics verdict and its numbers (before / during / after)
     last_step: str = ""
     exit_code: str = ""
     error: str = ""
@@ -94,7 +95,7 @@ LABELS: dict[str, str] = {
     "target": "target", "workflow_run": "workflow run", "new_cluster": "new cluster",
     "schema": "restored schema",
     "lock": "lock", "plan": "plan", "approvals": "approvals", "resumes": "resumes run",
-    "tried": "tried", "last_step": "last step",
+    "tried": "tried", "metrics": "metrics", "last_step": "last step",
     "exit_code": "exit code", "error": "error", "next_step": "next", "archive": "archive",
     "sha256": "sha256",
 }

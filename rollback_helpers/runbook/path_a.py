@@ -23,7 +23,6 @@ from typing import Any
 from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.health import HealthResult, check_health
-from rollback_helpers.clock import PollSchedule
 from rollback_helpers.domain.deployments import (
     BadRecord,
     DeploymentRecord,
@@ -39,6 +38,7 @@ from rollback_helpers.run.context import RunContext, open_run
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.first_reads import FirstReads
 from rollback_helpers.runbook.path_a_dispatch import Promotion
+from rollback_helpers.runbook.path_a_evidence import Evidence
 from rollback_helpers.runbook.resume import (
     LookBack,
     look_back_a,
@@ -92,6 +92,7 @@ class PathA:
         self.approved_image = ""  # the image the approval was for
         self.reads = FirstReads(ctx.backends.clock, lambda: self.fly.status(ctx.env.app),
                                 self.records, ahead=not ctx.interactive)
+        self.evidence = Evidence(ctx, override=self.params.override_unhealthy_target)
 
     # -- read-only steps -----------------------------------------------------
     def preflight(self) -> Report:
@@ -214,13 +215,17 @@ class PathA:
             self._gate().show()
             return
         target = require(self.target, "resolve_target")
+        for evidence in self.evidence.plan(target):  # the metrics: incident and track record
+            self.ctx.show(evidence)
+        self.evidence.check_target(target)  # an unhealthy target stops here unless overridden
         status: ReportStatus = "pending" if self.ctx.interactive and self.approval is None else \
             "stopped" if self.ctx.dry_run else "ok"
         report = Report("Plan", status=status, code=self.gh_command())
         report.fact("1. dispatch", f"{self.ctx.cfg.workflow} on {self.ctx.cfg.workflow_ref}")
         report.fact("2. watch", "the workflow run until it completes")
         report.fact("3. verify", f"every started machine on {short(target.image.digest)}; "
-                    f"GET {self.ctx.env.health_url} → 200")
+                    f"GET {self.ctx.env.health_url} → 200; the metrics watched for "
+                    f"{self.ctx.env.metrics.watch_window:g} s")
         report.fact("4. record", f"comment on #{target.bad_record.number} and label it "
                     f"{self.ctx.cfg.rolled_back_label!r}" if target.bad_record
                     else "no record to label")
@@ -305,6 +310,7 @@ class PathA:
     def dispatch(self) -> Report:
         if (stop := self._not_cleared("Dispatch")) is not None:
             return stop
+        self.evidence.moments["dispatch"] = self.ctx.backends.clock.now()
         return self.promotion.dispatch(require(self.target, "resolve_target"), self.status,
                                        self.back)
 
@@ -322,7 +328,8 @@ class PathA:
         if (stop := self._not_cleared("Verify")) is not None:
             return stop
         target = require(self.target, "resolve_target")
-        status = self._wait_for_rollout(target.image.digest)
+        status = self.status = self.promotion.wait_for_rollout(self.fly, target.image.digest)
+        on_target = self.ctx.backends.clock.now()
         off = [m.id for m in status.started() if m.image_digest != target.image.digest]
         self.health = check_health(self.ctx.backends.http, self.ctx.env.health_url,
                                    clock=self.ctx.backends.clock, grace=self.ctx.cfg.health_grace,
@@ -334,8 +341,8 @@ class PathA:
         report.fact("machines on target", f"{started - len(off)}/{started}")
         report.fact("health", h.summary)
         self.ctx.log(f"verify: {len(off)} machine(s) off target, health {h.status_code}")
-        if not off and h.healthy:
-            self.ctx.lifecycle.update_record(state="verified")
+        if not off and h.healthy:  # the rollback happened: did the incident end?
+            report.fact("metrics", self.evidence.after_rollout(on_target))
         if off or not h.healthy:
             self.outcome = "verification failed"
             raise VerificationFailed(
@@ -366,7 +373,8 @@ class PathA:
         record = self.ctx.lifecycle.record
         self.comment_url = record.html_url if record else ""
         self.ctx.log(f"recorded on #{number} and labelled it {self.ctx.cfg.rolled_back_label}")
-        self.outcome = "rolled back and verified"
+        self.outcome = "rolled back and verified" + (f"; metrics: {self.evidence.summary()}"
+                                                     if self.evidence.verdict else "")
         return Report(f"Updated deployment record #{number}").fact(
             "record comment", self.comment_url or "—").fact(
             "label added", self.ctx.cfg.rolled_back_label)
@@ -382,14 +390,3 @@ class PathA:
     def finish(self, notebook: str | None = None) -> Report:
         """Interactive: archive the saved notebook (save it first). Headless: a no-op summary."""
         return self.ctx.finish(notebook)
-
-    # -- helpers ---------------------------------------------------------------
-    def _wait_for_rollout(self, digest: str) -> AppStatus:
-        schedule = PollSchedule(self.ctx.backends.clock, self.ctx.cfg.poll_interval)
-        deadline = schedule.start + self.ctx.cfg.rollout_timeout
-        while True:
-            status = self.fly.status(self.ctx.env.app)
-            if status.running_digests() == {digest} or schedule.clock.now() >= deadline:
-                self.status = status
-                return status
-            schedule.wait(until=deadline)

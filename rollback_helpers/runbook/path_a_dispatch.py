@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from rollback_helpers.clients.fly import AppStatus
+from rollback_helpers.clients.fly import AppStatus, Fly
 from rollback_helpers.clients.github import GitHubClient, WorkflowRun
-from rollback_helpers.clock import Started, started
+from rollback_helpers.clock import PollSchedule, Started, started
 from rollback_helpers.domain.rollback_target import RollbackTarget
 from rollback_helpers.errors import PreconditionFailed, RollbackError, WorkflowFailed
 from rollback_helpers.hints import Option, Rerun, given_as, hint
@@ -175,3 +175,13 @@ class Promotion:
         return Report("Workflow run completed").fact("conclusion", final.conclusion).fact(
             "run", final.html_url)
 
+    def wait_for_rollout(self, fly: Fly, digest: str) -> AppStatus:
+        """Once the workflow ended: flyctl status at a fixed rate until every machine runs
+        ``digest`` or the rollout timeout passes (verify then says which machines are off)."""
+        schedule = PollSchedule(self.ctx.backends.clock, self.ctx.cfg.poll_interval)
+        deadline = schedule.start + self.ctx.cfg.rollout_timeout
+        while True:
+            status = fly.status(self.ctx.env.app)
+            if status.running_digests() == {digest} or schedule.clock.now() >= deadline:
+                return status
+            schedule.wait(until=deadline)

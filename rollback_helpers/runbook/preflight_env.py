@@ -6,6 +6,7 @@
     cluster map     the map's cluster is attached to the app and is the records' cluster
     backup          the newest record's backup id exists and is completed (Path B)
     health          the readiness endpoint answers
+    metrics         the metrics endpoint answers for the app and the queries return series
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Protocol, TypeVar
 from rollback_helpers.clients.fly import AppStatus, Cluster, Fly
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.health import check_health
+from rollback_helpers.clients.metrics import NoEvidence
 from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig
 from rollback_helpers.domain.deployments import BadRecord, DeploymentRecord, Replay, record_from_issue
 from rollback_helpers.domain.rollback_target import resolve_rollback_target
 from rollback_helpers.run.backends import Backends
+from rollback_helpers.run.metrics_evidence import read_window
 from rollback_helpers.ui.display import short
 
 T = TypeVar("T")
@@ -59,6 +62,7 @@ class EnvironmentChecks:
         cluster = self.cluster_map()
         self.backup(cluster)
         self.health()
+        self.metrics()
 
     # -- Fly ---------------------------------------------------------------------------------
     def app_status(self) -> AppStatus | None:
@@ -227,3 +231,25 @@ class EnvironmentChecks:
         else:
             self.c.ok("health", self.name, f"{url}: answers {result.status_code} (unhealthy now; "
                       "a rollback's verification waits for 200)")
+
+    # -- metrics -------------------------------------------------------------------------------
+    def metrics(self) -> None:
+        """The app's traffic over the last baseline window, read as a rollback would read it."""
+        settings, app, clock = self.env.metrics, self.env.app, self.c.backends.clock
+        client = self.c.backends.metrics(self.c.cfg, self.name)
+        now = clock.now()
+        found = read_window(client, settings, app, now - settings.baseline_window, now,
+                            clock=clock)
+        where = f"[environments.{self.name}.metrics] in runbook.toml"
+        if isinstance(found, NoEvidence):
+            self.c.fail("metrics", self.name, f"{found}", "A rollback still works, without "
+                        f"evidence that it ended the incident. Fix the URL or token ({where}; "
+                        "Fly's endpoint reads FLY_API_TOKEN or `flyctl auth token`).")
+        elif not found.requests:
+            self.c.fail("metrics", self.name, f"{client.base_url}: the queries return no series "
+                        f"for {app}.", f"Check the queries' metric names and app label ({where}).")
+        else:
+            ratio = found.error_ratio or 0.0
+            p95 = "—" if found.p95 is None else f"{found.p95 * 1000:.0f} ms"
+            self.c.ok("metrics", self.name, f"{client.base_url}: {found.requests:.0f} requests "
+                      f"in {settings.baseline_window:g} s, {ratio:.2%} 5xx, p95 {p95}")

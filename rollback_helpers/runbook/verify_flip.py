@@ -155,6 +155,8 @@ class VerifyFlip:
                                    consecutive=self.ctx.cfg.health_consecutive)
         if not self.health.healthy:
             self.missing.append(("health", f"{self.ctx.env.health_url}: {self.health.summary}"))
+        else:
+            self._metrics_verdict()
         cmap = self.cluster_map
         mapped = cmap.clusters.get(self.ctx.env.name) if cmap else None
         if mapped != self.new_cluster:
@@ -165,6 +167,25 @@ class VerifyFlip:
         return Report("Health and cluster map", status="ok" if healthy and on_map else "failed").fact(
             "health", ("✅ " if healthy else "❌ ") + self.health.summary).fact(
             "cluster map", f"{'✅' if on_map else '❌'} {self.ctx.env.name} → {mapped}")
+
+    def _metrics_verdict(self) -> None:
+        """Path A's verdict after the flip: the last watch window (no wait) against the baseline
+        before the bad deploy. Not recovered is a missing step; no evidence or too little
+        traffic is a note."""
+        from rollback_helpers.runbook.path_a_evidence import Evidence
+
+        evidence = Evidence(self.ctx)
+        try:
+            bad = newest_record(self.ctx, self.github, None)
+        except RollbackError:
+            bad = None
+        self.ctx.show(evidence.incident(bad))
+        self.ctx.show(evidence.judge_recent())
+        self.ctx.show(evidence.chart())
+        verdict = evidence.verdict
+        if verdict is not None and verdict.outcome == "not_recovered":
+            self.missing.append(("metrics not recovered", "the incident did not end: "
+                                 + "; ".join(verdict.bad_signals)))
 
     def verdict(self) -> Report:
         old = self.old_cluster

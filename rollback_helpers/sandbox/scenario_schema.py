@@ -161,6 +161,8 @@ class ForgerySpec(_Table):
 
 class Scenario(_Table):
     description: Text = ""
+    traffic: Literal["healthy", "target-already-bad", "flapping", "partial-recovery", "slow",
+                     "no-traffic", "endpoint-down", "endpoint-slow"] = "healthy"
     start: Text = "2026-06-10T09:00:00Z"
     name: Text | None = None
     github: GitHubSpec = GitHubSpec()

@@ -58,7 +58,10 @@ def test_check_passes_on_the_default_sandbox_and_changes_nothing(
     calls = read_calls(tmp_path / "world")
     assert {c["seam"] for c in calls} == {"github", "flyctl", "http"}
     assert [c for c in calls if c["mutating"]] == []
-    assert all(c["call"].startswith("GET ") for c in calls if c["seam"] != "flyctl")
+    queries = [c for c in calls if c["call"].startswith("POST https://api.fly.io/prometheus/")]
+    assert queries and all("/api/v1/query " in c["call"] for c in queries)  # read-only by design
+    assert all(c["call"].startswith("GET ") for c in calls
+               if c["seam"] != "flyctl" and c not in queries)
     token = World.load(tmp_path / "world").state["github"]["token"]
     assert token not in out
 
@@ -234,3 +237,15 @@ def test_check_acts_in_an_existing_world_and_never_rebuilds_it(
     assert [(r[0], r[1]) for r in rows(out, "✘")] == [ROTTEN["check-no-backup"]]
     assert "sandbox scenario 'check-no-backup'" in out
     assert read_calls(world)[:len(before)] == before and (world / "world.json").is_file()
+
+
+def test_a_metrics_endpoint_that_is_down_fails_the_metrics_row_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Fly's metrics answering 503 is a ✘ metrics row (with the way to fix it); every other
+    row still passes: a rollback would work, without the evidence that it ended the incident."""
+    code, out = run_check(tmp_path, capsys, "--scenario", "metrics-endpoint-down", "--env",
+                          "staging")
+    assert code == 3, out
+    (row,) = rows(out, "✘")
+    assert row[:2] == ["metrics", "staging"] and "503" in row[2], out
+    assert "FLY_API_TOKEN" in out.split(row[2], 1)[1].splitlines()[1]

@@ -32,6 +32,8 @@ def test_the_path_picks_its_model(path: str, model: type[Any]) -> None:
 @pytest.mark.parametrize("path, given, named, owner", [
     ("path-b", {"target_digest": DIGEST}, "'target_digest'", "path-a takes it"),
     ("path-b", {"watch_in_flight": True}, "'watch_in_flight'", "path-a takes it"),
+    ("verify-flip", {"override_unhealthy_target": "why"}, "'override_unhealthy_target'",
+     "path-a takes it"),
     ("path-a", {"backup_id": "backup_1"}, "'backup_id'", "path-b takes it"),
     ("path-a", {"old_cluster": "c1"}, "'old_cluster'", "verify-flip takes it"),
     ("verify-flip", {"dry_run": False}, "'dry_run'", "path-a and path-b take it"),
@@ -167,3 +169,11 @@ def test_empty_unsafe_or_oversized_parameters_are_bad_input(path: str, given: di
     with pytest.raises(ConfigError, match=named) as raised:
         check_parameters(path, given)
     assert len(str(raised.value)) < 1000
+
+
+def test_a_credential_in_the_override_reason_is_refused_before_anything_starts() -> None:
+    """The override's reason goes into a decision, the record and the run comment's story."""
+    with pytest.raises(BadInput) as refused:
+        PathAParameters(env="staging", override_unhealthy_target="ok, token ghp_" + "a" * 36)
+    assert "override_unhealthy_target" in str(refused.value)
+    assert "a" * 36 not in str(refused.value)

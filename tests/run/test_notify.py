@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import nbformat
+import pytest
 from webhook_receiver import receiver
 
 from rollback_helpers.run.notify import (
@@ -124,6 +125,30 @@ def test_the_run_end_is_announced_and_kept_in_the_archive(tmp_path: Path) -> Non
     assert body["detail"] == "open the run's logs" and "[DRILL]" in body["text"]
     kept = nbformat.read(str(archive), as_version=4).metadata[METADATA_KEY]["notifications"]
     assert kept == [sent.as_dict()] and rec.url() not in json.dumps(kept)
+
+
+@pytest.mark.parametrize(("code", "error", "detail"), [
+    (0, "", "metrics: recovered (before 0.20% 5xx, p95 120 ms · after 0.20% 5xx, p95 120 ms)"),
+    (6, "VerificationFailed: the incident did not end\nNext: look at the logs",
+     "metrics: not recovered (before 0.20% 5xx, p95 120 ms · after 10.13% 5xx, p95 120 ms); "
+     "next: look at the logs")])
+def test_the_run_end_carries_the_metrics_verdict_and_its_numbers(
+        tmp_path: Path, code: int, error: str, detail: str) -> None:
+    """The verdict verify wrote into its output's metadata goes into the last notification."""
+    archive = tmp_path / "run.ipynb"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("run.verify()")
+    summary = detail.removeprefix("metrics: ").partition("; next")[0]
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "r"}, metadata={
+        METADATA_KEY: {"metrics": {"outcome": summary.partition(" (")[0], "summary": summary}}})]
+    nb.cells.append(cell)
+    nbformat.write(nb, str(archive))
+    end = RunEnd("path-a", "staging", "r1", "alice", code, "success" if not code else
+                 "verification-failed", archive, error=error)
+    with receiver("ok") as rec:
+        announce_end(end, {"ROLLBACK_NOTIFY_STAGING": rec.url()})
+    assert rec.bodies[0]["detail"] == detail
+    assert f"detail: {detail}" in rec.bodies[0]["text"]
 
 
 def test_no_destination_sends_nothing_and_writes_nothing(tmp_path: Path) -> None:

@@ -257,6 +257,7 @@ def test_verify_flip_gives_the_all_clear_only_when_flipped(drill: Any) -> None:
     d = drill("verify-flip", "b-flipped")
     assert d.exit_code == 0, d.outcome
     assert f"the old cluster {SOURCE} may now be detached and destroyed by a human" in d.text
+    assert "Metrics verdict: recovered" in d.text  # Path A's verdict, after the flip
     assert [c for c in d.world.calls() if c["mutating"]] == []
     d.check_invariants()
 

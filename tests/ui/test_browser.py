@@ -31,6 +31,7 @@ expect = playwright_api.expect
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 README_PICTURE = REPO / "docs" / "images" / "walkthrough.png"
+METRICS_PICTURE = REPO / "docs" / "images" / "metrics-record.png"
 ACTIVE = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook tab in front
 STEP = 60_000  # ms: generous per step; the whole walkthrough takes seconds
 
@@ -143,6 +144,9 @@ def test_walkthrough_from_start_here_to_an_archived_rollback(
     shows(page, "Decision: roll back staging to registry.fly.io/renewa-one@" + digest_for("v41"))
     select_cell(page, "run.dispatch()")
     menu(page, "Run", "Run Selected Cell and All Below")
+    # verify watches the metrics for 300 virtual seconds (a progress bar) before its verdict
+    expect(page.locator(ACTIVE).get_by_text("Metrics verdict: recovered").first).to_be_visible(
+        timeout=STEP)
     shows(page, "Updated deployment record #1010")
     shows(page, "Verification")
     shows(page, "machines on target")
@@ -265,3 +269,32 @@ def test_a_rendered_record_opens_with_its_outcome_banner(page: Any, tmp_path: Pa
     page.remove_listener("request", note)
     assert [url for url in requested if not url.startswith("file://")] == []
     screenshot(page, "rendered-record")
+
+
+def test_a_rendered_record_shows_the_incident_chart(page: Any, tmp_path: Path) -> None:
+    """A drill on partial recovery (one region keeps failing), rendered by ``render``: the chart
+    is in the page as an image the browser decodes, beside the verdict. Its screenshot is
+    ``docs/images/metrics-record.png`` (shown in docs/metrics.md)."""
+    incidents = tmp_path / "incidents"
+    code = cli.main(["drill", "path-a", "--env", "staging", "--scenario",
+                     "metrics-partial-recovery", "--speed", "0", "--quiet",
+                     "--sandbox-dir", str(tmp_path / "world"), "--incidents-dir", str(incidents)])
+    assert code == 6  # health says 200, the metrics say not recovered
+    (record,) = incidents.glob("*.ipynb")
+    rendering = tmp_path / "record.html"
+    rendering.write_text(render_html(record.read_bytes()))
+    page.goto(rendering.as_uri())
+    expect(page.get_by_text("Metrics verdict: not recovered").first).to_be_visible()
+    chart = page.locator("img[src^='data:image/png']").first
+    chart.scroll_into_view_if_needed()
+    expect(chart).to_be_visible()
+    assert chart.evaluate("img => img.complete && img.naturalWidth") > 400
+    verdict = page.get_by_text("Metrics verdict: not recovered").first
+    on_page = "e => e.getBoundingClientRect().top + window.scrollY"
+    top = verdict.evaluate(on_page)
+    bottom = chart.evaluate("e => e.getBoundingClientRect().bottom + window.scrollY")
+    assert bottom > top
+    page.screenshot(path=str(METRICS_PICTURE), full_page=True,
+                    clip={"x": 0, "y": max(0.0, top - 10), "width": 1000,
+                          "height": bottom - top + 20})
+    screenshot(page, "rendered-record-with-chart")

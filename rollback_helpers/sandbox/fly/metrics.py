@@ -19,6 +19,7 @@ real Prometheus):
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -101,7 +102,8 @@ def _matchers(text: str) -> list[_Matcher]:
 
 def _extrapolated(series: RawSeries, start: float, end: float, *, rate: bool) -> float | None:
     """Prometheus 2.x ``extrapolatedRate`` for a counter over the closed range [start, end]."""
-    points = [(t, v) for t, v in zip(series.times, series.values, strict=True) if start <= t <= end]
+    first, last = bisect.bisect_left(series.times, start), bisect.bisect_right(series.times, end)
+    points = list(zip(series.times[first:last], series.values[first:last], strict=True))
     if len(points) < 2:
         return None
     result, previous = 0.0, points[0][1]

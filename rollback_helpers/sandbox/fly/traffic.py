@@ -20,9 +20,11 @@ behaviour's ``p95`` exactly, as Prometheus interpolates it.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 SCRAPE_INTERVAL = 15.0
 REGIONS = ("ams", "iad", "sjc")
@@ -145,35 +147,25 @@ class TrafficModel:
 
     def _build(self) -> Iterator[RawSeries]:
         ticks = self._ticks()
+        states = [self.behaviour_at(tick - SCRAPE_INTERVAL / 2) for tick in ticks]
+        served = self.profile.rate * SCRAPE_INTERVAL
+        times = tuple(ticks)
         for region in self.profile.regions:
-            ok, failed, total, seconds = 0.0, 0.0, 0.0, 0.0
-            rows: dict[str, list[float]] = {"200": [], "500": [], "count": [], "sum": []}
-            buckets: list[list[float]] = [[] for _ in BUCKETS]
-            cumulative = [0.0] * len(BUCKETS)
-            for tick in ticks:
-                behaviour, into_run = self.behaviour_at(tick - SCRAPE_INTERVAL / 2)
-                ratio, p95 = behaviour.at(region, into_run)
-                served = self.profile.rate * SCRAPE_INTERVAL
-                ok += served * (1 - ratio)
-                failed += served * ratio
-                total += served
-                seconds += served * p95 * 0.6  # the mean of the shape below, near enough
-                for i, fraction in enumerate(latency_shape(p95)):
-                    cumulative[i] += served * fraction
-                    buckets[i].append(cumulative[i])
-                rows["200"].append(ok)
-                rows["500"].append(failed)
-                rows["count"].append(total)
-                rows["sum"].append(seconds)
-            times = tuple(ticks)
+            signals = [behaviour.at(region, into_run) for behaviour, into_run in states]
             base = (("app", self.app), ("region", region))
-            for status in ("200", "500"):
-                yield RawSeries(COUNTER, (*base, ("status", status)), times, tuple(rows[status]))
-            for bound, values in zip(BUCKETS, buckets, strict=True):
+            yield RawSeries(COUNTER, (*base, ("status", "200")), times,
+                            tuple(accumulate(served * (1 - ratio) for ratio, _ in signals)))
+            yield RawSeries(COUNTER, (*base, ("status", "500")), times,
+                            tuple(accumulate(served * ratio for ratio, _ in signals)))
+            shapes = [_shape(p95) for _, p95 in signals]
+            for i, bound in enumerate(BUCKETS):
                 yield RawSeries(HISTOGRAM + "_bucket", (*base, ("le", _le(bound))), times,
-                                tuple(values))
-            yield RawSeries(HISTOGRAM + "_count", base, times, tuple(rows["count"]))
-            yield RawSeries(HISTOGRAM + "_sum", base, times, tuple(rows["sum"]))
+                                tuple(accumulate(served * shape[i] for shape in shapes)))
+            yield RawSeries(HISTOGRAM + "_count", base, times,
+                            tuple(accumulate(served for _ in signals)))
+            # the sum: the mean of latency_shape's distribution, near enough
+            yield RawSeries(HISTOGRAM + "_sum", base, times,
+                            tuple(accumulate(served * p95 * 0.6 for _, p95 in signals)))
 
     def openmetrics(self) -> str:
         """The raw series as OpenMetrics text, for ``promtool tsdb create-blocks-from
@@ -209,6 +201,9 @@ def latency_shape(p95: float) -> list[float]:
         else:
             shape.append(1.0)
     return shape
+
+
+_shape = functools.lru_cache(maxsize=64)(latency_shape)  # the same few p95s, tick after tick
 
 
 def _le(bound: float) -> str:

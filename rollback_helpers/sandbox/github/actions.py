@@ -226,6 +226,8 @@ def promote_image(world: World, inputs: dict[str, str]) -> bool:
             machine.update(image=name, updated_at=world.iso_now())
         app["release"] = int(app["release"]) + 1
         world.schedule(0, "release_command", app=app_name)  # Fly's release runs the migrations
+        # the timeline the app's traffic follows (sandbox.fly.prometheus)
+        app.setdefault("deploys", []).append({"image": name, "at": world.now})
     return True
 
 

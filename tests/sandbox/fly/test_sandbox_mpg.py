@@ -32,7 +32,8 @@ from rollback_helpers.sandbox.fly.flyctl import (
 )
 from rollback_helpers.sandbox.postgres import backups as pg_backups
 from rollback_helpers.sandbox.postgres import servers as pg
-from rollback_helpers.sandbox.scenarios import MAP_PATH, create_world
+from rollback_helpers.sandbox.scenario_clusters import MAP_PATH
+from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.secrets import Secret
 
 APP = "renewa-one-staging"
