@@ -162,15 +162,16 @@ class PathBParameters(ChangingParameters):
         """A headless live run on the real world says why Path A is not enough (exit 2)."""
         if self.pitr_time is not None and self.backup_id:
             raise ConfigError("backup_id and pitr_time are both given: a restore takes one.",
-                              "Drop --backup-id to restore to the point in time, or "
-                              "--pitr-time to restore the backup.")
+                              hint("Leave out ", Option("backup_id", "<id>"), " to restore to the "
+                                   "point in time, or ", Option("pitr_time", "<time>"),
+                                   " to restore the backup."))
         if self.backend == "real" and not self.dry_run and not self.interactive \
                 and not self.path_a_tried:
             raise ConfigError(
-                "A live Path B run needs path_a_tried: why Path A (re-promoting the previous "
-                "image) is not enough. Always try Path A first.",
-                "Re-run with --path-a-tried \"<why>\" (notebook parameter path_a_tried), e.g. "
-                "\"the migration dropped a table: an image cannot bring it back\".")
+                "A live Path B run needs to say why Path A (re-promoting the previous image) is "
+                "not enough. Always try Path A first.",
+                hint("Re-run with ", Option("path_a_tried", "<why>"), ", e.g. \"the migration "
+                     "dropped a table: an image cannot bring it back\"."))
         return self
 
     def config_overrides(self) -> dict[str, Any] | None:

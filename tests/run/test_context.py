@@ -51,13 +51,14 @@ def test_no_token_is_a_failed_preflight_naming_where_one_comes_from() -> None:
 
 @pytest.mark.parametrize("model", [PathAParameters, PathBParameters])
 def test_a_live_real_run_needs_a_reason(model: type[PathAParameters | PathBParameters]) -> None:
+    why = {"path_a_tried": "the migration dropped a table"} if model is PathBParameters else {}
     live = checked(model, {"env": "staging", "backend": "real", "dry_run": False,
-                           "run_id": "abc123"})
+                           "run_id": "abc123", **why})
     with pytest.raises(ConfigError, match="needs a reason") as refused:
         require_reason(live)
     assert '`--reason "<what is rolled back and why>"`' in refused.value.next_step
     require_reason(checked(model, {"env": "staging", "backend": "real", "dry_run": False,
-                                   "reason": "v42 crashes on start"}))
+                                   "reason": "v42 crashes on start", **why}))
     require_reason(checked(model, {"env": "staging", "backend": "sandbox", "dry_run": False}))
 
 

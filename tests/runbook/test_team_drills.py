@@ -257,7 +257,9 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path: Path, path: str, sig: 
 def test_verify_flip_turns_flip_pending_into_flip_verified(
         world: Callable[..., Path], tmp_path: Path) -> None:
     """Path B's record comment says "flip pending" until verify-flip confirms the flip."""
+    from rollback_helpers.sandbox.core.world import digest_for
     from rollback_helpers.sandbox.fly.flip import simulate_human_flip
+    from rollback_helpers.sandbox.github.actions import promote_image
 
     directory = world("b-default")
     incidents = tmp_path / "incidents"
@@ -269,6 +271,10 @@ def test_verify_flip_turns_flip_pending_into_flip_verified(
     body = next(c["body"] for cs in state["github"]["comments"].values() for c in cs)
     new_cluster = parse_comment(body).new_cluster  # type: ignore[union-attr]
     flipped = World.load(directory)
+    with flipped.transaction():  # the checklist's step 1: the pre-deploy image first (Path A)
+        assert promote_image(flipped, {"env": "staging",
+                                       "image": f"registry.fly.io/renewa-one@{digest_for('v41')}"})
+        flipped.advance()
     simulate_human_flip(flipped, "staging", new_cluster)
     flipped.save()
     check = subprocess.run(drill_argv("verify-flip", incidents, "--sandbox-dir", str(directory),

@@ -48,15 +48,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="session")
-def page(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def page(lab: Lab, pw_driver: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(ensure_chromium()),
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
-        context.set_default_timeout(STEP)
-        yield context.pages[0] if context.pages else context.new_page()
-        context.close()
+    context = pw_driver.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(ensure_chromium()),
+        headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(STEP)
+    yield context.pages[0] if context.pages else context.new_page()
+    context.close()
 
 
 @pytest.fixture(autouse=True)

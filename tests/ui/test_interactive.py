@@ -296,7 +296,8 @@ def test_headless_plan_records_the_parameter_decision(tmp_path: Path, env: str, 
     (decision,) = run.ctx.decisions
     assert decision.what.startswith(what)
     assert (decision.how, decision.who, decision.step) == (how, "ana", "plan")
-    plan, line, *recorded = screen.outputs
+    at = next(i for i, o in enumerate(screen.outputs) if getattr(o.obj, "title", "") == "Plan")
+    plan, line, *recorded = screen.outputs[at:]  # the metrics tables come before the plan
     assert plan.obj.title == "Plan" and "Decision: " + what in line.text
     # a live run records itself on the bad deploy's record before anything changes
     assert [o.obj.title.split(" #")[0] for o in recorded] == ([] if dry_run else ["Run recorded on"])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
-from browser_setup import CHROMIUM_ARGS, ensure_chromium
 
 from rollback_helpers.records.render import render_html
 from rollback_helpers.ui.display import METADATA_KEY
@@ -39,20 +39,18 @@ def tampered_record() -> bytes:
     return nbformat.writes(nb).encode()  # type: ignore[no-untyped-call,no-any-return]
 
 
-def test_a_script_in_a_record_does_not_run_in_the_rendered_page(tmp_path: Path) -> None:
+def test_a_script_in_a_record_does_not_run_in_the_rendered_page(tmp_path: Path,
+                                                               chromium: Any) -> None:
     page_file = tmp_path / "record.html"
     page_file.write_text(render_html(tampered_record(), title="tampered"), encoding="utf-8")
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(ensure_chromium()), headless=True,
-                                     args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_file.as_uri())
-            page.wait_for_load_state("load")
-            assert page.evaluate("window.pwned") is None
-            assert page.evaluate("[...document.querySelectorAll('a')]"
-                                 ".every(a => !a.href.startsWith('javascript:'))")
-            assert page.title() != "pwned"
-            assert "Run" in page.inner_text("body")  # the page itself still reads
-        finally:
-            browser.close()
+    page = chromium.new_page()
+    try:
+        page.goto(page_file.as_uri())
+        page.wait_for_load_state("load")
+        assert page.evaluate("window.pwned") is None
+        assert page.evaluate("[...document.querySelectorAll('a')]"
+                             ".every(a => !a.href.startsWith('javascript:'))")
+        assert page.title() != "pwned"
+        assert "Run" in page.inner_text("body")  # the page itself still reads
+    finally:
+        page.close()

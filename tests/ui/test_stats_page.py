@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_setup import CHROMIUM_ARGS, REPO, ensure_chromium
+from browser_setup import REPO
 
 from rollback_helpers.records import stats, stats_report
 from rollback_helpers.records.store import open_store
@@ -22,12 +22,10 @@ PICTURE = REPO / "docs" / "images" / "stats.png"
 
 
 @pytest.fixture(scope="module")
-def page() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(ensure_chromium()), headless=True,
-                                     args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport={"width": 1200, "height": 1100})
-        browser.close()
+def page(chromium: Any) -> Iterator[Any]:
+    opened = chromium.new_page(viewport={"width": 1200, "height": 1100})
+    yield opened
+    opened.close()
 
 
 def figures(tmp_path: Path) -> dict[str, Any]:
