@@ -534,7 +534,8 @@ def test_guard_refuses_a_value_the_runbook_holds_as_a_secret() -> None:
 # -- the runbook's own words are never mistaken for secrets ---------------------------------------
 # Literals that do carry a credential's shape on purpose: the lab's URL (its token is shown so
 # the engineer can open it), an Authorization header being built.
-SECRET_SHAPED = {("lab.py", "?token="), ("github_session.py", "Bearer "), ("metrics.py", "Bearer ")}
+SECRET_SHAPED = {("lab.py", "?token="), ("github_session.py", "Bearer "), ("metrics.py", "Bearer "),
+                 ("backends.py", "fm2_sandbox")}  # the sandbox's own Fly token: masked, as it should be
 
 
 def _message_literals() -> list[tuple[str, int, str]]:
