@@ -229,3 +229,15 @@ def _probe_folder(folder: Path) -> None:
                           "for a temporary one.") from None
     for created in made:  # deepest first
         created.rmdir()
+
+
+def write_output(output: str, text: str) -> Path:
+    """Write ``text`` to the ``-o`` file (its folder made); an unwritable one is bad input."""
+    out = Path(output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot write {out}: {exc.strerror or exc}.",
+                          "Give -o a file you can write.") from None
+    return out

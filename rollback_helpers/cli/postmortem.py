@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
+from rollback_helpers.cli.inputs import write_output
 from rollback_helpers.errors import ConfigError, RecordHashMissing, RecordTampered
 
 NAME = "postmortem"
@@ -65,12 +65,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.output:
         print(text)
         return 0
-    out = Path(args.output)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"Cannot write {out}: {exc.strerror or exc}.",
-                          "Give -o a file you can write.") from None
+    out = write_output(args.output, text)
     print(f"Wrote the postmortem draft {out} ({'verified' if verification.verified else 'NOT verified'}).")
     return 0

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from rollback_helpers.cli.inputs import write_output
 from rollback_helpers.errors import ConfigError
 
 NAME = "stats"
@@ -85,11 +85,4 @@ def _emit(output: str, text: str) -> None:
     if not output:
         print(text, end="" if text.endswith("\n") else "\n")
         return
-    out = Path(output)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"Cannot write {out}: {exc.strerror or exc}.",
-                          "Give -o a file you can write.") from None
-    print(f"Wrote {out}")
+    print(f"Wrote {write_output(output, text)}")
