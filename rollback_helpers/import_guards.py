@@ -38,11 +38,31 @@ unavailable the same way, before httpx is first imported, so the runbook's
 processes get httpx's client without its command line. The ``httpx`` command
 itself runs in its own process and is unaffected; a program that imports
 ``rollback_helpers`` and calls ``httpx.main()`` imports httpx first.
+
+``idna``: the IDNA tables, loaded when a host name needs them
+--------------------------------------------------------------
+httpx imports ``idna`` at module level, and ``idna`` loads its Unicode tables
+(``idna.idnadata``) as it is imported: about a tenth of the Path A step module's
+import in a kernel, for host names that are all ASCII (httpx calls ``idna`` only
+for a non-ASCII host or an ``xn--`` label). :func:`defer_idna` puts a stand-in
+module under the name ``idna`` before httpx is first imported; on its first
+attribute read (PEP 562's module ``__getattr__``) it imports the real ``idna``,
+which takes its place in ``sys.modules``, and copies its names, so an IDN host
+works exactly as before. (The standard library's ``importlib.util.LazyLoader``
+cannot do this on Python 3.11: the ``import idna`` statement itself reads the
+module's ``__spec__``, which loads it.) A scan of ``sys.modules`` that reads
+each module's ``__file__``, as :func:`inspect.getmodule` does in the kernel, finds
+no such name on the stand-in instead of loading it. A process that imported
+``idna`` or httpx already is left as it is.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
+import types
+from typing import Any
 
 SKIPPED = ("rfc3987_syntax",)
 HTTPX_CLI = "httpx._main"
@@ -61,3 +81,25 @@ def skip_httpx_cli() -> None:
     if "httpx" in sys.modules:
         return
     sys.modules.setdefault(HTTPX_CLI, None)  # type: ignore[arg-type]  # None: "not importable"
+
+
+
+class _Deferred(types.ModuleType):
+    """A module's stand-in: the real module is imported on the first attribute read."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__") and attr != "__path__":
+            # What a scan of sys.modules reads (inspect.getmodule reads each ``__file__``): not a use.
+            raise AttributeError(f"module {self.__name__!r} is not loaded yet: no {attr}")
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        self.__dict__.update(real.__dict__)  # later reads find the names without this hook
+        return getattr(real, attr)
+
+
+def defer_idna() -> None:
+    """Make ``idna`` load on first use, unless it or httpx is imported, or it is not installed."""
+    if "idna" in sys.modules or "httpx" in sys.modules or importlib.util.find_spec("idna") is None:
+        return
+    sys.modules["idna"] = _Deferred("idna")

@@ -65,11 +65,11 @@ def test_nbformat_still_validates_notebooks_without_the_iri_checker() -> None:
 # it (read and written only when a record is), httpx's command line with click, rich and
 # pygments (import_guards), psutil (only when another run on this machine holds the lock), the
 # sandbox (run.backends opens it when a drill starts), psycopg (Path B's logins), matplotlib
-# (ui.chart imports it when it draws) and, outside a kernel, IPython (asked for its shell only
-# where it is loaded already).
+# (ui.chart imports it when it draws), idna's tables (import_guards: an ASCII host never needs
+# them) and, outside a kernel, IPython (asked for its shell only where it is loaded already).
 KEPT_OFF_PATH_A = ("pandas", "rfc3987_syntax", "nbformat", "jsonschema", "httpx._main", "click",
                    "rich", "pygments", "psutil", "rollback_helpers.sandbox", "psycopg", "IPython",
-                   "matplotlib")
+                   "matplotlib", "idna.core", "idna.idnadata")
 LOADED = """
 import json, sys
 import rollback_helpers.runbook.path_a
@@ -91,6 +91,47 @@ def test_the_path_a_step_module_keeps_the_heavy_imports_off() -> None:
     came_back = {name for name in modules for heavy in KEPT_OFF_PATH_A
                  if name == heavy or name.startswith(heavy + ".")}
     assert not came_back, f"imported by rollback_helpers.runbook.path_a again: {sorted(came_back)}"
+
+
+IDN = """
+import json, sys
+import inspect, rollback_helpers, httpx
+ascii_host = httpx.URL("https://api.github.com/repos").host
+inspect.getmodule(print)  # reads every module's __file__, as the kernel does
+before = "idna.idnadata" in sys.modules
+encoded = httpx.URL("https://bücher.example/").raw_host.decode()
+decoded = httpx.URL("https://xn--bcher-kva.example/").host
+import idna.core
+print(json.dumps({"ascii": ascii_host, "tables before": before, "encoded": encoded,
+                  "decoded": decoded, "real": type(sys.modules["idna"]).__name__,
+                  "direct": idna.core.encode("bücher").decode()}))
+"""
+
+
+def test_idna_loads_its_tables_only_for_a_host_that_needs_them() -> None:
+    """After ``import rollback_helpers``, an ASCII host leaves idna's tables unloaded, and an IDN
+    host is encoded and decoded as before; the real idna then takes its place."""
+    done = subprocess.run([sys.executable, "-c", IDN], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "ascii": "api.github.com", "tables before": False, "encoded": "xn--bcher-kva.example",
+        "decoded": "bücher.example", "real": "module", "direct": "xn--bcher-kva"}
+
+
+BUILT = """
+import json
+from rollback_helpers.domain import parameters
+parameters.check_parameters("path-a", {"env": "staging"})
+print(json.dumps({m.__name__: bool(m.__pydantic_complete__) for m in parameters.MODELS}))
+"""
+
+
+def test_a_run_builds_only_its_own_paths_parameters_model() -> None:
+    """Validating Path A's parameters builds Path A's model, not Path B's nor verify-flip's."""
+    done = subprocess.run([sys.executable, "-c", BUILT], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "PathAParameters": True, "PathBParameters": False, "VerifyFlipParameters": False}
 
 
 CLIENT = """

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
@@ -74,7 +75,8 @@ PLAIN = (str, int, float, bool, list, dict, type(None))  # what papermill can in
 class CommonParameters(BaseModel):
     """What every path takes: where it runs, who runs it and why, how it is recorded."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # Built on first validation: a run builds its own path's model only (docs/benchmarks.md).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     env: Text | None = None
     interactive: Switch = False
@@ -191,7 +193,12 @@ AnyParameters = PathAParameters | PathBParameters | VerifyFlipParameters
 MODELS: tuple[type[AnyParameters], ...] = (PathAParameters, PathBParameters, VerifyFlipParameters)
 RunParameters = Annotated[AnyParameters, Field(discriminator="path")]
 P = TypeVar("P", bound=CommonParameters)
-_ADAPTER: TypeAdapter[AnyParameters] = TypeAdapter(RunParameters)
+
+
+@cache
+def _union() -> TypeAdapter[AnyParameters]:
+    """The discriminated union, for a ``path`` no model has: it names the paths there are."""
+    return TypeAdapter(RunParameters)
 
 
 def check_parameters(path: str, given: Mapping[str, Any], *,
@@ -204,7 +211,10 @@ def check_parameters(path: str, given: Mapping[str, Any], *,
                           f"the {path} notebook.", f"Leave {named('path')} out (it is {path!r}).")
     _refuse_unknown(path, given, named, source, listed=name is None)
     try:
-        return _ADAPTER.validate_python({**given, "path": path})
+        model = _model(path)
+        if model is None:
+            return _union().validate_python({**given, "path": path})
+        return model.model_validate({**given, "path": path})
     except ValidationError as exc:
         def inner(key: str) -> str:  # pydantic puts the path's tag before the parameter's name
             return named(key.removeprefix(f"{path}."))
@@ -258,11 +268,13 @@ def parameters_of(namespace: Mapping[str, Any]) -> dict[str, Any]:
             and isinstance(value, PLAIN)}
 
 
+def _model(path: str) -> type[AnyParameters] | None:
+    return next((m for m in MODELS if m.model_fields["path"].default == path), None)
+
+
 def _fields(path: str) -> set[str]:
-    for model in MODELS:
-        if model.model_fields["path"].default == path:
-            return set(model.model_fields) - {"path"}
-    return set()
+    model = _model(path)
+    return set(model.model_fields) - {"path"} if model else set()
 
 
 def _parameter(key: str) -> str:
