@@ -35,6 +35,9 @@ drill does (the world is the real thing: its GitHub, its flyctl, its servers)::
     sandbox.github().comments.add_comment(1001, "note")   # a GitHubClient: the world's repo and token
     assert sandbox.world.calls()[-1]["call"] == "POST /repos/renewa/renewa-one/issues/1001/comments"
     sandbox.fly().status("renewa-one-staging")    # flyctl, answered by the world
+
+:func:`seed_repository_files` fills the world's repository in one write (a large
+``github://`` records store, say) instead of one contents-API request a file.
 """
 
 from __future__ import annotations
@@ -300,6 +303,18 @@ class SandboxBackends:
 
     def close(self) -> None:
         self.http.close()
+
+
+def seed_repository_files(world: World, files: Mapping[str, bytes]) -> None:
+    """Put ``files`` (path → bytes) into the world's GitHub repository as one write of its
+    state, as if they had been committed long ago: a test that needs a thousand records in a
+    ``github://`` store arranges them without a thousand contents-API requests (each of which
+    rewrites the world's state). Nothing is logged as a call, because nobody made one."""
+    from rollback_helpers.sandbox.github.records import store_file
+
+    with world.transaction():
+        for path, data in files.items():
+            store_file(world.state["github"], path.strip("/"), data)
 
 
 def sandbox_backends(scenario: str, directory: str | Path, *, speed: float = 0.0,

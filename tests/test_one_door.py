@@ -1,5 +1,5 @@
 """One door to the real world: only ``run/backends.py`` builds an httpx client, a real backend,
-a command runner or looks up a GitHub token (the lab's loopback client to its own JupyterLab
+a command runner or looks up a GitHub or Fly token (the lab's loopback client to its own JupyterLab
 aside). An AST scan of the package, so a second door cannot come back unnoticed."""
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ BUILDERS: dict[str, dict[str, str]] = {
     "AsyncClient": {},
     "SubprocessRunner": {},
     "find_github_token": {},
-    "token_from_env": {"clients/github_token.py": "the GitHub token lookup itself",
-                       "clients/metrics.py": "the Fly token lookup itself (called by the door)"},
+    "find_fly_token": {},
+    "token_from_env_or_cli": {"clients/github_token.py": "the GitHub token lookup itself",
+                              "clients/metrics.py": "the Fly token lookup itself"},
+    "token_from_env": {"clients/cli_token.py": "the shared env-else-login lookup itself"},
     "Backends": {},
 }
 
@@ -39,7 +41,7 @@ def doors(source: str) -> list[tuple[int, str]]:
 
 def test_only_run_backends_builds_clients_backends_and_tokens() -> None:
     """Outside run/backends.py nothing constructs httpx.Client/AsyncClient, a SubprocessRunner,
-    a Backends, or looks up a GitHub token."""
+    a Backends, or looks up a GitHub or Fly token."""
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         module = path.relative_to(PACKAGE).as_posix()
@@ -53,7 +55,7 @@ def test_only_run_backends_builds_clients_backends_and_tokens() -> None:
 def test_the_door_itself_is_found_by_the_scan() -> None:
     """The scan sees what it looks for: run/backends.py builds all of it."""
     names = {name for _, name in doors((PACKAGE / DOOR).read_text())}
-    assert {"Client", "SubprocessRunner", "find_github_token", "Backends"} <= names
+    assert {"Client", "SubprocessRunner", "find_github_token", "find_fly_token", "Backends"} <= names
 
 
 @pytest.mark.parametrize("line", [
@@ -61,6 +63,8 @@ def test_the_door_itself_is_found_by_the_scan() -> None:
     "from httpx import AsyncClient\nclient = AsyncClient()",
     "seam = Backends('real', http, runner, clock, None)",
     "found = find_github_token(os.environ, runner)",
+    "found = find_fly_token(os.environ, runner)",
+    "found = token_from_env_or_cli(os.environ, runner, ('X_TOKEN',), 'x')",
     "runner = SubprocessRunner()",
 ])
 def test_a_second_door_is_caught(line: str) -> None:

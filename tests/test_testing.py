@@ -9,7 +9,12 @@ import pytest
 
 from rollback_helpers.clock import VirtualClock
 from rollback_helpers.errors import CommandRefused
-from rollback_helpers.testing import Handler, SandboxBackends, sandbox_backends
+from rollback_helpers.testing import (
+    Handler,
+    SandboxBackends,
+    sandbox_backends,
+    seed_repository_files,
+)
 
 
 @pytest.fixture
@@ -67,3 +72,18 @@ def test_the_clients_clock_moves_the_world_forward(tmp_path: Path) -> None:
     sandbox.github().comments.add_comment(1001, "an hour later")
     assert sandbox.world.now == start + 3600
 
+
+
+def test_seeded_files_are_in_the_repository_without_a_call(sandbox: SandboxBackends) -> None:
+    """One write of the world's state: the files read back through the contents API (text and
+    binary alike), another process sees them, and the call log shows no request."""
+    from rollback_helpers.clients.github_contents import GitHubContents
+    from rollback_helpers.sandbox.core.world import World
+
+    before = sandbox.world.calls()
+    seed_repository_files(sandbox.world, {"records/a.ipynb": b"{}", "/records/b.bin": b"\xff\x00"})
+    assert sandbox.world.calls() == before
+    contents = GitHubContents(sandbox.github().session, "main")
+    assert sorted(f.name for f in contents.list_folder("records")) == ["a.ipynb", "b.bin"]
+    assert contents.read_file("records/b.bin") == b"\xff\x00"
+    assert World.load(sandbox.world.state_dir).state["github"]["files"]["records/a.ipynb"] == "{}"

@@ -26,14 +26,13 @@ from typing import Any, Literal
 
 import httpx
 
+from rollback_helpers.clients.cli_token import FoundToken, token_from_env_or_cli
 from rollback_helpers.clients.commands import CommandRunner
-from rollback_helpers.errors import RollbackError
-from rollback_helpers.secrets import Secret, redact, token_from_env
+from rollback_helpers.secrets import Secret, redact
 
 FLY_PROMETHEUS = "https://api.fly.io/prometheus/{org}/"
 FLY_TOKEN_VAR = "FLY_API_TOKEN"
 FLYCTL_SOURCE = "flyctl auth token"
-TOKEN_TIMEOUT = 15.0
 DEFAULT_BUDGET = 10.0  # seconds one call may cost the run, all phases together
 
 Reason = Literal["no_token", "auth", "http_error", "timeout", "unreachable", "bad_answer",
@@ -79,28 +78,10 @@ class NoEvidence:
         return f"no metrics evidence ({self.reason}): {self.detail}"
 
 
-@dataclass(frozen=True)
-class FoundFlyToken:
-    secret: Secret
-    source: str  # "FLY_API_TOKEN" or "flyctl auth token": safe to show
-
-
 def find_fly_token(environ: Mapping[str, str], runner: CommandRunner, *, flyctl: str = "flyctl",
-                   which: Callable[..., str | None] = shutil.which) -> FoundFlyToken | None:
+                   which: Callable[..., str | None] = shutil.which) -> FoundToken | None:
     """``FLY_API_TOKEN``, else ``flyctl auth token``; None if neither gives one."""
-    secret = token_from_env(dict(environ), FLY_TOKEN_VAR)
-    if secret is not None:
-        return FoundFlyToken(secret, FLY_TOKEN_VAR)
-    if which(flyctl, path=environ.get("PATH")) is None:
-        return None
-    try:
-        result = runner.run([flyctl, "auth", "token"], timeout=TOKEN_TIMEOUT)
-    except RollbackError:  # flyctl hung or could not start: as if it had no login
-        return None
-    value = result.stdout.strip()
-    if not result.ok or not value or len(value.split()) != 1:
-        return None
-    return FoundFlyToken(Secret(value), FLYCTL_SOURCE)
+    return token_from_env_or_cli(environ, runner, (FLY_TOKEN_VAR,), flyctl, which=which)
 
 
 def metrics_base_url(url: str, org: str) -> str:

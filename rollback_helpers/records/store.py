@@ -13,7 +13,8 @@
   ``gh auth token``).
 
 Every store is write-once: a record is created, never overwritten, and a name
-that is taken gets a ``-2``, ``-3``, … suffix. :meth:`RecordStore.check_writable`
+that is taken gets a ``-2``, ``-3``, … suffix (a local folder's write is atomic, with or
+without hard links: :mod:`rollback_helpers.records.local_write`). :meth:`RecordStore.check_writable`
 runs before a run starts, so a location that cannot be written (unknown scheme,
 missing handler, no credentials, no bucket or repository) is a bad input (exit 2)
 rather than a record silently kept somewhere else.
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ from typing import Any
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.github_contents import GitHubContents
 from rollback_helpers.errors import ConfigError, RecordMissing, RecordStoreError, RollbackError
+from rollback_helpers.records.local_write import create_local
 from rollback_helpers.secrets import redact, remember
 
 GITHUB_SCHEME = "github://"
@@ -143,7 +144,7 @@ class FsspecStore(RecordStore):
     def _create(self, name: str, data: bytes) -> bool:
         try:
             if self.local:
-                return _create_local(Path(self._path(name)), data)
+                return create_local(Path(self._path(name)), data)
             try:
                 with self.fs.open(self._path(name), "xb") as out:
                     out.write(data)
@@ -198,28 +199,6 @@ class FsspecStore(RecordStore):
 
     def child(self, folder: str) -> FsspecStore:
         return FsspecStore(self.location_of(folder), parent=self)
-
-
-def _create_local(target: Path, data: bytes) -> bool:
-    """Write ``data`` under a temporary name in the same folder, then link it to ``target`` (which
-    fails if ``target`` exists: never an overwrite), then drop the temporary name. A full disk
-    or a crash leaves at most a hidden ``.partial`` file, never a truncated record."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # the folder was replaced by a file: not "the name is taken"
-        raise NotADirectoryError(f"{target.parent} is a file, not a folder") from None
-    partial = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-    try:
-        with open(partial, "xb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.link(partial, target)
-    except FileExistsError:
-        return False
-    finally:
-        partial.unlink(missing_ok=True)
-    return True
 
 
 def _forget(fs: Any, path: str) -> None:

@@ -19,7 +19,11 @@ injected ``httpx.Client``; the run waits at most ``timeout`` seconds for all of
 them together, and a failed, refused or slow delivery only becomes a line in the
 result (shown in the notebook and kept in the archive). A destination is named
 by its number and kind, never by its URL, and every message passes through
-:func:`~rollback_helpers.secrets.redact`.
+:func:`~rollback_helpers.secrets.redact`, then :func:`unpinged`: ``&``, ``<`` and
+``>`` escaped as Slack requires (so ``<!channel>``, ``<@U123>``, ``<!subteam^S1>``
+and Teams' ``<at>`` show as typed) and a bare ``@here``, ``@channel``,
+``@everyone`` or ``@name`` broken by a zero-width space, so nothing an operator
+typed pages anyone.
 
 Why not apprise: it sends through ``requests``, around the httpx seam the rest
 of the runbook (and its tests) use; its log lines and exceptions carry the URL,
@@ -89,11 +93,25 @@ class Notice:
         lines += [f"{label}: {value}" for label, value in
                   (("detail", self.detail), ("record", self.record), ("archive", self.archive))
                   if value]
-        return redact("\n".join(lines))
+        return unpinged(redact("\n".join(lines)))
 
     def payload(self) -> dict[str, str]:
-        masked = {k: redact(str(v)) for k, v in asdict(self).items()}
+        masked = {k: unpinged(redact(str(v))) for k, v in asdict(self).items()}
         return {**masked, "text": self.text(), "source": "rollback-runbook"}
+
+
+# What an operator typed (a reason, a name, an error quoting them) must not page anybody. Slack
+# reads <!channel>, <!here>, <!everyone>, <@U…>, <#C…>, <!subteam^S…> as mentions and asks that
+# &, < and > be escaped in text (so they show as typed); Teams mentions are <at>…</at>; Discord,
+# Mattermost and Slack with link_names take a bare @everyone, @here, @channel, @all or @name.
+# A zero-width space after the @ keeps the words as written without the mention.
+_CHAT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_BARE_MENTION = re.compile(r"@(?=(?:here|channel|everyone|all)\b)|(?<![\w.+-])@(?=\w)", re.I)
+
+
+def unpinged(text: str) -> str:
+    """``text`` as chats show it, without a mention that notifies anyone."""
+    return _BARE_MENTION.sub("@\u200b", text.translate(_CHAT_ESCAPES))
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,41 @@ def test_a_drill_archives_to_a_github_folder_and_the_record_verifies(
     assert comments == [c["body"] for c in World.load(sandbox).state["github"]["comments"]["1010"]]
 
 
+def a_record(n: int) -> bytes:
+    """A small record as a drill archives it: the metadata block history reads, no outputs."""
+    minute = f"2026-11-{1 + n // 1440:02}T{n // 60 % 24:02}:{n % 60:02}:00+00:00"
+    block = {"env": "staging", "path": "path-a", "backend": "sandbox", "mode": "headless",
+             "started_at": minute, "outcome": "success", "exit_code": 0, "dry_run": True,
+             "parameters": {"operator": f"operator-{n}"}}
+    return json.dumps({"cells": [], "metadata": {"rollback_runbook": block},
+                       "nbformat": 4, "nbformat_minor": 5}).encode()
+
+
+def test_history_lists_all_1005_records_of_a_github_store(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A github:// store of 1,005 records: GitHub's contents API lists a folder's first 1,000
+    entries only (the sandbox's too), and history still lists every record, newest first."""
+    from rollback_helpers.sandbox.scenarios import create_world
+    from rollback_helpers.testing import seed_repository_files
+
+    sandbox = tmp_path / "sandbox"
+    world = create_world("default", sandbox)
+    seed_repository_files(world, {f"incident-records/r{n:04}.ipynb": a_record(n)
+                                  for n in range(1005)})
+    before = len(world.calls())
+
+    rows = history(capsys, "--incidents-dir", GITHUB_STORE, "--sandbox-dir", str(sandbox))
+    assert len(rows) == 1005 and len({r["record"] for r in rows}) == 1005
+    assert (rows[0]["record"], rows[0]["operator"]) == (f"{GITHUB_STORE}/r1004.ipynb",
+                                                        "operator-1004")
+    assert (rows[-1]["record"], rows[-1]["when"]) == (f"{GITHUB_STORE}/r0000.ipynb",
+                                                      "2026-11-01T00:00:00+00:00")
+    listed = [c["call"] for c in World.load(sandbox).calls()[before:]
+              if "/git/trees/" in c["call"] or c["call"].endswith("/contents/incident-records")]
+    assert listed[0].endswith("/contents/incident-records")  # 1,000 entries: GitHub's cap
+    assert any("/git/trees/" in call for call in listed)     # the rest through the trees API
+
+
 @pytest.mark.parametrize(("where", "said"), [
     ("s3:/bucket/x", "looks like a URL but is not one"),
     ("s3://no-such-bucket-x/inc", "does not exist"),

@@ -144,7 +144,8 @@ def test_the_fly_token_comes_from_the_environment_first() -> None:
 
 
 def test_the_fly_token_else_comes_from_flyctl_auth_token() -> None:
-    argv = ("flyctl", "auth", "token")
+    """The flyctl found on the environment's PATH is the one asked."""
+    argv = ("/usr/bin/flyctl", "auth", "token")
     runner = ScriptedRunner({argv: CommandResult(argv, 0, "fm2_fromflyctl0123456789\n", "")})
     found = find_fly_token({"PATH": "/usr/bin"}, runner, which=lambda *a, **k: "/usr/bin/flyctl")
     assert found is not None and found.source == "flyctl auth token"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from pathlib import Path
 
@@ -194,3 +196,52 @@ def test_path_b_hands_over_its_result_from_the_checklist_output() -> None:
     assert handover_in(cells) == ["new cluster: r9d4g7k2s5m8c1xt",
                                   "lost writes: writes after … (4m 10s)", "next: the checklist"]
     assert handover_in(cells[:2]) == []
+
+
+# What an operator may type (a name, a reason, why Path A was not enough, an error quoting them)
+TYPED = {
+    "operator": "<!channel> alice @here",
+    "outcome": "exit 5: <!here> <!everyone> <@U0123ABC> see <#C0456DEF|incidents> & <!subteam^S789>",
+    "detail": "path_a_tried: @channel @everyone @Everyone hi@here <at>Bob</at> @alice, "
+              "mail ops@example.com",
+}
+PAGES = re.compile(r"<[!@#]|<at>|@(here|channel|everyone|all)\b|(?<![\w.+-])@\w", re.I)
+
+
+def as_shown(value: str) -> str:
+    """What a chat shows for ``value``: its entities decoded, zero-width spaces invisible."""
+    return html.unescape(value).replace("\u200b", "")
+
+
+def test_mentions_in_typed_text_page_nobody_through_a_webhook() -> None:
+    """Slack's <!channel>, <!here>, <!everyone>, <@U…>, <#C…>, <!subteam^S…>, Teams' <at>, and a
+    bare @here, @channel, @everyone (Discord, Mattermost) or @name arrive escaped as Slack asks
+    (&, <, >) and broken by a zero-width space: nothing that pages, every word still shown."""
+    notice = Notice("failure", "staging", "path-b", TYPED["operator"], TYPED["outcome"],
+                    detail=TYPED["detail"], run_id="r1")
+    with receiver("ok") as rec:
+        assert notifier_from_env("staging", {"ROLLBACK_NOTIFY": rec.url()}).notify(notice).ok
+    body = rec.bodies[0]
+    for field, typed in TYPED.items():
+        assert PAGES.search(body[field]) is None, body[field]
+        assert as_shown(body[field]) == typed
+        assert as_shown(typed) in as_shown(body["text"])
+    assert PAGES.search(body["text"]) is None, body["text"]
+    assert "ops@example.com" in body["detail"]  # an address is not a mention: left whole
+
+
+def test_slack_text_carries_no_mention_either() -> None:
+    """Slack's incoming webhook gets only ``text``: escaped, every mention broken."""
+    seen: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    notice = Notice("start", "production", "path-a", TYPED["operator"], TYPED["outcome"],
+                    detail=TYPED["detail"])
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    notifier_from_env("production", {"ROLLBACK_NOTIFY": "https://hooks.slack.com/services/T/B/Z"},
+                      http=http).notify(notice)
+    assert PAGES.search(seen[0]["text"]) is None, seen[0]["text"]
+    assert all(as_shown(typed) in as_shown(seen[0]["text"]) for typed in TYPED.values())

@@ -180,6 +180,21 @@ def test_staging_needs_one_person_and_tells_the_team(tmp_path: Path,
     assert "notification 'start': #1 (json webhook): delivered (HTTP 200)" in drill.text
 
 
+def test_an_operator_name_with_mentions_pages_nobody(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """ROLLBACK_OPERATOR is free text: Slack's <!channel> and a bare @here in it reach the
+    webhook escaped and broken, in the operator field and in the text alike."""
+    operator = "<!channel> dana @here"
+    with receiver("ok") as rec:
+        monkeypatch.setenv("ROLLBACK_NOTIFY_DRILLS", rec.url())
+        monkeypatch.setenv("ROLLBACK_OPERATOR", operator)
+        drill = Drill(tmp_path, "default", env="staging")
+    assert drill.exit_code == 0 and rec.events() == ["start", "success"]
+    for body in rec.bodies:
+        assert body["operator"] == "&lt;!channel&gt; dana @\u200bhere"
+        assert "<!channel>" not in body["text"] and "by &lt;!channel&gt; dana @\u200bhere" in body["text"]
+
+
 def test_a_failing_webhook_never_fails_the_run(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     with receiver("fail") as rec:

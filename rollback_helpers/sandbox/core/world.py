@@ -1,6 +1,6 @@
 """The sandbox world's state, its clock and its call log.
 
-State is plain JSON (``world.json`` in the state directory) so that any process
+State is plain JSON (``world.json`` in the state directory, compact) so that any process
 can load it; every call made into the world is appended to ``calls.jsonl``,
 which is how tests prove that a dry run changed nothing and that no
 destructive command was ever issued.
@@ -148,7 +148,9 @@ class World:
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(self.state, indent=1, sort_keys=True).encode()
+        # Compact: without ``indent`` json uses its C encoder, several times faster, and every
+        # request saves (or at least encodes) the whole state. ``python -m json.tool`` reads it.
+        data = json.dumps(self.state, sort_keys=True, separators=(",", ":")).encode()
         if data == self._on_disk:
             return  # a request that changed nothing writes nothing
         tmp = self.state_dir / f"{STATE_FILE}.{os.getpid()}.tmp"
