@@ -167,10 +167,12 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
     A bucket or a GitHub store is checked when it is opened, still before the run."""
     if not PATHS[args.path].changes:
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
+    from rollback_helpers.records.state_dir import state_dir
     from rollback_helpers.run.backends import check_real_prerequisites, check_scenario
 
     params = parameters(args, backend=backend, archive_to=Path("-"), sandbox_dir=None)
     cfg = inputs.check_command(args, params)
+    state_dir()  # where a killed run's working copy waits for `recover`: usable, or exit 2
     if drill:
         check_scenario(args.scenario)
     if backend == "real":  # a missing token or flyctl stops the run before its record exists

@@ -3,9 +3,10 @@
     rollback-runbook recover [--dry-run]
 
 A run killed by SIGKILL, out of memory or a dying machine leaves its executed
-notebook in a private temp folder. Every ``run`` and ``drill`` recovers such
-records when it starts; this command does it on its own, or (``--dry-run``)
-only lists them. See :mod:`rollback_helpers.run.recover`.
+notebook in a private folder of the user's state folder (``$ROLLBACK_STATE_DIR``, else
+``~/.local/state/rollback-runbook`` or the platform's equivalent), whatever ``$TMPDIR``
+was. Every ``run`` and ``drill`` recovers such records when it starts; this command does
+it on its own, or (``--dry-run``) only lists them. See :mod:`rollback_helpers.run.recover`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         for orphan in found.orphans:
             print(f"Killed, not archived yet: {orphan.summary} in {orphan.folder}; its record "
                   f"goes to {orphan.owner.store.rstrip('/')}/{orphan.owner.name}")
-        print(f"{len(found.orphans)} killed run(s) to recover in {r.temp_root()}; run "
+        print(f"{len(found.orphans)} killed run(s) to recover in {r.working_root()}; run "
               f"`{r.RECOVER}` to archive them.")
         return 0
     from rollback_helpers.run.headless import sweep_kernel_dirs
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         for line in recovery.lines:
             print(line)
     if not done:
-        print(f"No killed runs to recover in {r.temp_root()}.")
+        print(f"No killed runs to recover in {r.working_root()}.")
     return 0 if all(recovery.archived for recovery in done) else STORE_FAILED
 
 
@@ -75,12 +76,12 @@ def recover_before_run(run_id: str) -> None:
 
 
 def worlds_of_working_copies() -> frozenset[Path]:
-    """The sandbox worlds named by a working copy still in the temp folder (a run going on,
+    """The sandbox worlds named by a working copy still in the state folder (a run going on,
     or a killed one whose recovery is pending or under way)."""
     from rollback_helpers.run.owner import WORKING_PREFIX, read_owner
-    from rollback_helpers.run.recover import temp_root
+    from rollback_helpers.run.recover import working_root
 
-    owners = (read_owner(folder) for folder in temp_root().glob(WORKING_PREFIX + "*"))
+    owners = (read_owner(folder) for folder in working_root().glob(WORKING_PREFIX + "*"))
     return frozenset(Path(o.sandbox_dir) for o in owners if o is not None and o.sandbox_dir)
 
 
