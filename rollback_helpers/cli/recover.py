@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,9 @@ def worlds_of_working_copies() -> frozenset[Path]:
 
 
 def owner(args: argparse.Namespace, store: RecordStore, name: str, *, backend: str,
-          sandbox_dir: str | None) -> RunOwner:
-    """This process as the owner of the run's working copy (what recovery needs)."""
+          sandbox_dir: str | None, started: datetime | None = None) -> RunOwner:
+    """This process as the owner of the run's working copy (what recovery needs); ``started``:
+    on the run's clock (a drill's world's), else now."""
     local = local_path(store)
     named = os.environ.get("ROLLBACK_RUNBOOK_CONFIG") or "runbook.toml"
     return RunOwner.this_process(
@@ -95,4 +97,5 @@ def owner(args: argparse.Namespace, store: RecordStore, name: str, *, backend: s
         backend=backend, store=str(local.resolve()) if local else store.location, name=name,
         argv=list(args.argv), sandbox_dir=sandbox_dir,
         keep_sandbox=bool(getattr(args, "keep_sandbox", True) or getattr(args, "sandbox_dir", "")),
-        cwd=os.getcwd(), config_file=str(Path(named).resolve()) if Path(named).is_file() else "")
+        cwd=os.getcwd(), config_file=str(Path(named).resolve()) if Path(named).is_file() else "",
+        started_at=started.isoformat(timespec="seconds") if started else "")

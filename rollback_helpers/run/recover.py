@@ -50,7 +50,12 @@ from rollback_helpers.records.notebook_io import heading_above, read_notebook, w
 from rollback_helpers.records.state_dir import state_root
 from rollback_helpers.records.store import RecordStore, open_store
 from rollback_helpers.run import archive
-from rollback_helpers.run.backends import discard_drill_world, drill_world_exists, github_factory
+from rollback_helpers.run.backends import (
+    discard_drill_world,
+    drill_world_exists,
+    github_factory,
+    record_clock,
+)
 from rollback_helpers.run.closing import Closing, finish_run
 from rollback_helpers.run.interrupt import CellLog, mark_interrupted
 from rollback_helpers.run.notify import RunEnd, announce_end
@@ -167,7 +172,7 @@ def mark_killed(notebook: Path, owner: RunOwner, *, by: str) -> archive.Outcome:
         return archive.Outcome(**{k: v for k, v in stamped.items() if k in known})
     if not _written(notebook):
         write_notebook(read_notebook(archive.notebook_of(owner.path)), notebook)
-    last_write = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
+    last_write = _last_write(notebook, owner)
     nb = read_notebook(notebook)
     cells = cells_run(nb)
     step = heading_above(nb, cells.running) if cells.running is not None else "between steps"
@@ -179,6 +184,19 @@ def mark_killed(notebook: Path, owner: RunOwner, *, by: str) -> archive.Outcome:
         outcome = replace(outcome, error=f"{outcome.error} Its notebook was cut off mid-write: "
                           f"those bytes are kept at {cut}.")
     return archive.stamp_metadata(notebook, outcome)
+
+
+def _last_write(notebook: Path, owner: RunOwner) -> datetime:
+    """When the dead run last wrote its notebook, on the run's own clock: a drill's, its
+    world's time (where the run left it), else the file's modification time."""
+    if owner.backend != "sandbox":
+        return datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
+    if owner.sandbox_dir and drill_world_exists(owner.sandbox_dir):
+        return datetime.fromtimestamp(record_clock(owner.sandbox_dir).now(), UTC)
+    try:  # the world is gone (a reboot): no later moment of its clock is known
+        return datetime.fromisoformat(owner.started_at)
+    except ValueError:
+        return datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
 
 
 def _written(notebook: Path) -> bool:
