@@ -172,11 +172,11 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
 
     params = parameters(args, backend=backend, archive_to=Path("-"), sandbox_dir=None)
     cfg = inputs.check_command(args, params)
-    state_dir()  # where a killed run's working copy waits for `recover`: usable, or exit 2
     if drill:
         check_scenario(args.scenario)
     if backend == "real":  # a missing token or flyctl stops the run before its record exists
         check_real_prerequisites(cfg)
+    state_dir()  # where a killed run's working copy waits for `recover`: usable, or exit 2
     return inputs.incidents_dir(args, cfg, drill=drill)
 
 

@@ -180,6 +180,8 @@ class SavesBeforeCodeCells(NotebookExecutionManager):  # type: ignore[misc]
     _hold_save = False
     clock: Clock = RealClock()
     _saved_at = 0.0  # time.monotonic() of the last save
+    autosave_cell_every: int  # papermill's: seconds between saves while a cell runs
+    max_autosave_pct: int     # papermill's: a save slower than this % of that backs off
 
     def now(self) -> datetime:
         """papermill's timestamps, on the run's clock."""
@@ -187,10 +189,15 @@ class SavesBeforeCodeCells(NotebookExecutionManager):  # type: ignore[misc]
 
     def autosave_cell(self) -> None:
         """A long cell's output saved every ``autosave_cell_every`` real seconds (whatever clock
-        the record is told in: a virtual one may jump)."""
-        if self.autosave_cell_every and \
-                time.monotonic() - self._saved_at >= self.autosave_cell_every:
-            self.save()
+        the record is told in: a virtual one may jump), less often if saving is slow (as
+        papermill's own does)."""
+        every = self.autosave_cell_every
+        if not every or time.monotonic() - self._saved_at < every:
+            return
+        began = time.monotonic()
+        self.save()
+        if time.monotonic() - began > every * self.max_autosave_pct / 100:
+            self.autosave_cell_every = every * 2
 
     def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
         self._hold_save = cell.cell_type != "code"
