@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from webhook_receiver import receiver
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.clock import parse_iso
@@ -61,12 +62,14 @@ def comment_of(world: World) -> Any:
     return parse_comment(comment_body(world))
 
 
-def test_every_time_in_a_drills_record_is_on_its_worlds_clock(tmp_path: Path,
-                                                               sandbox: Path) -> None:
-    """Name, start, end, steps, cells, decisions, timeline, incident id, record comment: all
-    within the drill's virtual span, and none from the wall clock."""
+def test_every_time_in_a_drills_record_is_on_its_worlds_clock(
+        tmp_path: Path, sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Name, start, end, steps, cells, decisions, timeline, incident id, record comment and the
+    drill's notifications: all within the drill's virtual span, and none from the wall clock."""
     wall_start = time.time()
-    code, record = drill(tmp_path, sandbox)
+    with receiver("ok") as rec:
+        monkeypatch.setenv("ROLLBACK_NOTIFY_DRILLS", rec.url())
+        code, record = drill(tmp_path, sandbox)
     wall_end = time.time()
     assert code == 0
     world = World.load(sandbox)
@@ -98,6 +101,9 @@ def test_every_time_in_a_drills_record_is_on_its_worlds_clock(tmp_path: Path,
     comment = comment_of(world)
     assert within(comment.started_at) and within(comment.updated_at)
     assert record.name in comment.archive
+    assert rec.events()[0] == "start" and outcome["notifications"]
+    told = [m for body in rec.bodies for m in moments(json.dumps(body))]
+    assert told and all(within(m) for m in told), rec.bodies
 
     everything = moments(record.read_text())
     assert len(everything) > 50
