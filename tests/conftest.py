@@ -21,6 +21,17 @@ settings.register_profile("runbook", deadline=None)
 settings.load_profile("runbook")
 
 
+# -- every test: a state folder of its own (rollback_helpers/records/state_dir.py) -----------
+@pytest.fixture(autouse=True)
+def private_state_dir(tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Killed runs' working copies land in this test's own state folder (its processes inherit
+    it), never in the user's: a test's orphan is recovered by that test only."""
+    folder = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("ROLLBACK_STATE_DIR", str(folder))
+    return folder
+
+
 # -- sandbox PostgreSQL (test_sandbox_postgres.py, test_tcp_proxy.py) -------------------------
 def _pg_state_dir() -> Path:
     # Traversable by the `postgres` OS user (the server's user when we are root), unlike

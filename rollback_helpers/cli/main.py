@@ -167,6 +167,7 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
     A bucket or a GitHub store is checked when it is opened, still before the run."""
     if not PATHS[args.path].changes:
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
+    from rollback_helpers.records.state_dir import state_dir
     from rollback_helpers.run.backends import check_real_prerequisites, check_scenario
 
     params = parameters(args, backend=backend, archive_to=Path("-"), sandbox_dir=None)
@@ -175,6 +176,7 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
         check_scenario(args.scenario)
     if backend == "real":  # a missing token or flyctl stops the run before its record exists
         check_real_prerequisites(cfg)
+    state_dir()  # where a killed run's working copy waits for `recover`: usable, or exit 2
     return inputs.incidents_dir(args, cfg, drill=drill)
 
 
@@ -192,7 +194,8 @@ def _drill(args: argparse.Namespace) -> int:
     )
 
     args.scenario = args.scenario or PATHS[args.path].default_scenario
-    args.incident = args.incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    incident = args.incident  # else the drill's, named on its world's clock once it exists
+    args.incident = incident or f"DRILL-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     reason = args.reason
     args.reason = reason or f"drill: scenario {args.scenario}"
     inputs.check_sandbox(args)  # the scenario read and the world's folder usable: nothing built
@@ -207,8 +210,9 @@ def _drill(args: argparse.Namespace) -> int:
                                    reuse=bool(args.sandbox_dir), latency=args.latency,
                                    teammate=args.teammate_approves)
         args.scenario = world.scenario  # a reused world's own: the record names what was drilled
+        args.incident = incident or f"DRILL-{world.now():%Y%m%d-%H%M%S}"
         args.reason = reason or f"drill: scenario {world.scenario}"
-        print(f"Drill: {args.path} on {args.env}, scenario {world.scenario!r} — {world.description}")
+        print(world.header(args.path, args.env))
         if world.reused:
             print(f"Acting in the existing sandbox world in {sandbox_dir} (not rebuilt).")
         os.environ["GITHUB_TOKEN"] = world.token  # the kernel reads it, as in an incident
@@ -239,20 +243,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _execute(args: argparse.Namespace, location: str, *, backend: str,
              sandbox_dir: str | None, drill: bool) -> int:
     from rollback_helpers.run import archive
+    from rollback_helpers.run.backends import record_clock
     from rollback_helpers.run.closing import finish_run
 
     if not PATHS[args.path].changes:
         args.dry_run = False  # it only ever reads: there is nothing to dry-run
     store = records.run_store(location, sandbox_dir)  # exit 2 if it cannot be written
-    name = archive.archive_name(args.env, args.path, dry_run=args.dry_run)
+    clock = record_clock(sandbox_dir)  # a drill's record: its world's time throughout
+    began = datetime.fromtimestamp(clock.now(), UTC)
+    name = archive.archive_name(args.env, args.path, dry_run=args.dry_run, now=began)
     if not args.quiet:
         archive.quiet_papermill_logs()
     target = store.location_of(name)
-    owner = recover_command.owner(args, store, name, backend=backend, sandbox_dir=sandbox_dir)
+    owner = recover_command.owner(args, store, name, backend=backend, sandbox_dir=sandbox_dir, started=began)
     with records.working_copy(name, owner) as working:
         outcome = archive.execute(args.path, working, parameters(
             args, backend=backend, archive_to=target, sandbox_dir=sandbox_dir),
-            log_output=not args.quiet, stop=args.stop, location=target)
+            log_output=not args.quiet, stop=args.stop, location=target, clock=clock)
         print()
         handover = _handover(args, outcome, working)
         with args.stop.held():

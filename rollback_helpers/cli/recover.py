@@ -3,15 +3,17 @@
     rollback-runbook recover [--dry-run]
 
 A run killed by SIGKILL, out of memory or a dying machine leaves its executed
-notebook in a private temp folder. Every ``run`` and ``drill`` recovers such
-records when it starts; this command does it on its own, or (``--dry-run``)
-only lists them. See :mod:`rollback_helpers.run.recover`.
+notebook in a private folder of the user's state folder (``$ROLLBACK_STATE_DIR``, else
+``~/.local/state/rollback-runbook`` or the platform's equivalent), whatever ``$TMPDIR``
+was. Every ``run`` and ``drill`` recovers such records when it starts; this command does
+it on its own, or (``--dry-run``) only lists them. See :mod:`rollback_helpers.run.recover`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         for orphan in found.orphans:
             print(f"Killed, not archived yet: {orphan.summary} in {orphan.folder}; its record "
                   f"goes to {orphan.owner.store.rstrip('/')}/{orphan.owner.name}")
-        print(f"{len(found.orphans)} killed run(s) to recover in {r.temp_root()}; run "
+        print(f"{len(found.orphans)} killed run(s) to recover in {r.working_root()}; run "
               f"`{r.RECOVER}` to archive them.")
         return 0
     from rollback_helpers.run.headless import sweep_kernel_dirs
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         for line in recovery.lines:
             print(line)
     if not done:
-        print(f"No killed runs to recover in {r.temp_root()}.")
+        print(f"No killed runs to recover in {r.working_root()}.")
     return 0 if all(recovery.archived for recovery in done) else STORE_FAILED
 
 
@@ -75,18 +77,19 @@ def recover_before_run(run_id: str) -> None:
 
 
 def worlds_of_working_copies() -> frozenset[Path]:
-    """The sandbox worlds named by a working copy still in the temp folder (a run going on,
+    """The sandbox worlds named by a working copy still in the state folder (a run going on,
     or a killed one whose recovery is pending or under way)."""
     from rollback_helpers.run.owner import WORKING_PREFIX, read_owner
-    from rollback_helpers.run.recover import temp_root
+    from rollback_helpers.run.recover import working_root
 
-    owners = (read_owner(folder) for folder in temp_root().glob(WORKING_PREFIX + "*"))
+    owners = (read_owner(folder) for folder in working_root().glob(WORKING_PREFIX + "*"))
     return frozenset(Path(o.sandbox_dir) for o in owners if o is not None and o.sandbox_dir)
 
 
 def owner(args: argparse.Namespace, store: RecordStore, name: str, *, backend: str,
-          sandbox_dir: str | None) -> RunOwner:
-    """This process as the owner of the run's working copy (what recovery needs)."""
+          sandbox_dir: str | None, started: datetime | None = None) -> RunOwner:
+    """This process as the owner of the run's working copy (what recovery needs); ``started``:
+    on the run's clock (a drill's world's), else now."""
     local = local_path(store)
     named = os.environ.get("ROLLBACK_RUNBOOK_CONFIG") or "runbook.toml"
     return RunOwner.this_process(
@@ -94,4 +97,5 @@ def owner(args: argparse.Namespace, store: RecordStore, name: str, *, backend: s
         backend=backend, store=str(local.resolve()) if local else store.location, name=name,
         argv=list(args.argv), sandbox_dir=sandbox_dir,
         keep_sandbox=bool(getattr(args, "keep_sandbox", True) or getattr(args, "sandbox_dir", "")),
-        cwd=os.getcwd(), config_file=str(Path(named).resolve()) if Path(named).is_file() else "")
+        cwd=os.getcwd(), config_file=str(Path(named).resolve()) if Path(named).is_file() else "",
+        started_at=started.isoformat(timespec="seconds") if started else "")

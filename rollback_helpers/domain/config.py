@@ -49,6 +49,7 @@ OTHER_VARIABLES = frozenset({
     "ROLLBACK_LAB_ROOT",        # `rollback-runbook lab`: the workspace, for links
     "ROLLBACK_OPERATOR",        # who decides, when no operator is given
     "ROLLBACK_VENV",            # ./rollback-runbook and ./run-tests: which virtualenv
+    "ROLLBACK_STATE_DIR",       # where killed runs' working copies wait for `recover`
     "ROLLBACK_NOTIFY",          # notification URLs (secrets), read by run.notify only
 })
 # ROLLBACK_NOTIFY_<ENV>: one environment's notification URLs (secrets), read by run.notify only.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,12 @@ from pathlib import Path
 import nbformat
 
 from rollback_helpers.errors import ConfigError, RollbackError
+from rollback_helpers.records.state_dir import private_folder
 from rollback_helpers.records.store import GitHubFactory, RecordStore, open_store
 from rollback_helpers.ui.display import METADATA_KEY
 
 DRILLS = "drills"
+UNARCHIVED_PREFIX = "unarchived-"  # <state>/unarchived-XXXX/<record>: a record the store refused
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,11 @@ def keep_or_explain(store: RecordStore, name: str, working: Path,
 
 
 def rescue_copy(working: Path) -> Path:
-    """Keep a working copy that could not be stored, outside the folder that is removed."""
-    keep = Path(tempfile.mkdtemp(prefix="rollback-unarchived-")) / working.name
-    shutil.copy2(working, keep)
+    """Keep a working copy that could not be stored, outside the folder that is removed: in
+    the user's state folder (``unarchived-XXXX/``), which survives a reboot."""
+    keep = private_folder(UNARCHIVED_PREFIX) / working.name
+    shutil.copyfile(working, keep)
+    keep.chmod(0o600)
     return keep
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ import papermill
 from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
+from rollback_helpers.clock import Clock, RealClock
 from rollback_helpers.domain.paths import path_spec
 from rollback_helpers.errors import (
     OUTCOMES,
@@ -148,17 +148,21 @@ def ensure_writable_dir(directory: Path, *, source: str = "incidents_dir") -> Pa
 
 def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
             log_output: bool = True, stop: StopSignals | None = None,
-            location: str = "") -> Outcome:
+            location: str = "", clock: Clock | None = None) -> Outcome:
     """Run the notebook for ``path`` into ``output``; never raises for a failed step.
 
     ``location`` is where the record will be stored (default: ``output`` itself).
+    ``clock``: the run's clock, which every time in the record comes from (a drill's:
+    its world's virtual clock, ``run.backends.record_clock``); the real one by default.
     SIGINT and SIGTERM (while ``stop`` is in use) and a dead kernel end the run as
     ``interrupted``: the archive names the last completed step and marks the cells
     that never ran.
     """
     output.parent.mkdir(parents=True, exist_ok=True)
     parameters = {**parameters, "interactive": False}  # headless: never wait on a widget
-    started, began = datetime.now(UTC), time.monotonic()
+    clock = clock or RealClock()
+    began = clock.now()
+    started = datetime.fromtimestamp(began, UTC)
     common: dict[str, Any] = {
         "path": path, "env": str(parameters.get("env")), "archive": location or str(output),
         "dry_run": bool(parameters.get("dry_run", True)),
@@ -173,6 +177,8 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
                                    parameters=parameters, progress_bar=False,
                                    log_output=log_output, cwd=str(cwd or Path.cwd()),
                                    kernel_name="python3", **papermill_options(), **cells.hooks(),
+                                   **({} if isinstance(clock, RealClock) else
+                                      {"record_clock": clock}),
                                    # Stopped, not asked to stop: a kernel asked mid-cell (Ctrl-C)
                                    # logs a ZMQ traceback while its sockets close under it.
                                    shutdown_kernel="immediate")
@@ -187,7 +193,8 @@ def execute(path: str, output: Path, parameters: dict[str, Any], *, cwd: Path | 
         outcome = _failed(error, output, common)
     else:
         raise error
-    outcome = finished(outcome, time.monotonic() - began)
+    ended = clock.now()
+    outcome = finished(outcome, ended - began, at=ended)
     return stamp_metadata(output, outcome)
 
 
@@ -227,9 +234,10 @@ def failed_at(ename: str, evalue: str, cell_index: int, notebook: Path,
                    last_step=step_heading(notebook, max(cell_index - 1, 0)), **common)
 
 
-def finished(outcome: Outcome, seconds: float) -> Outcome:
-    """``outcome`` stamped with when the run ended and how long it took."""
-    data = asdict(outcome) | {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+def finished(outcome: Outcome, seconds: float, *, at: float | None = None) -> Outcome:
+    """``outcome`` stamped with when the run ended (``at``, else now) and how long it took."""
+    end = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
+    data = asdict(outcome) | {"finished_at": end.isoformat(timespec="seconds"),
                               "seconds": round(seconds, 2)}
     return Outcome(**data)
 

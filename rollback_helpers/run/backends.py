@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -43,7 +45,7 @@ from rollback_helpers.clients.metrics import (
     metrics_base_url,
 )
 from rollback_helpers.clock import Clock, RealClock, lane_now, set_lane
-from rollback_helpers.domain.config import RunbookConfig
+from rollback_helpers.domain.config import ENVIRONMENTS, RunbookConfig
 from rollback_helpers.errors import ConfigError, GitHubAuthError
 from rollback_helpers.records.store import GitHubFactory
 from rollback_helpers.secrets import Secret, token_from_env
@@ -87,6 +89,21 @@ class DrillWorld:
     repo: str = ""     # the repository the world's GitHub holds
     reused: bool = False  # an existing world in ``directory`` (another drill's, or this one's)
     scenario: str = ""    # the scenario the world was built from (a reused one's own)
+    situations: Mapping[str, str] = field(default_factory=dict)  # env → what its app runs
+
+    def now(self) -> datetime:
+        """The world's time now: what a drill's record is told in."""
+        return datetime.fromtimestamp(record_clock(self.directory).now(), UTC)
+
+    def header(self, path: str, env: str) -> str:
+        """The drill's first line, true of the environment drilled: the scenario's description
+        when it is about ``env`` (or no environment), else what ``env`` runs in this world."""
+        head = f"Drill: {path} on {env}, scenario {self.scenario!r}"
+        named = [e for e in ENVIRONMENTS if re.search(rf"\b{e}\b", self.description, re.I)]
+        if not named or env in named:
+            return f"{head} — {self.description}"
+        what = self.situations.get(env) or "this scenario has no app there"
+        return f"{head} (written for {' and '.join(named)}) — on {env}: {what}."
 
 
 def check_scenario(scenario: str) -> None:
@@ -107,6 +124,7 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
     scenario's, for a world built here (a reused world keeps its own). This process is
     registered in the world first: end with :func:`leave_drill_world`.
     """
+    from rollback_helpers.sandbox import situations
     from rollback_helpers.sandbox.occupants import join
     from rollback_helpers.sandbox.scenarios import create_world, open_world
 
@@ -123,7 +141,8 @@ def create_drill_world(scenario: str, directory: str | Path, *, speed: float,
     lines = str(world.state.get("description", "")).strip().splitlines() or [scenario]
     return DrillWorld(world.state_dir, lines[0], str(world.state["github"]["token"]),
                       str(world.state["github"]["repo"]), reused=not created,
-                      scenario=str(world.state.get("scenario") or scenario))
+                      scenario=str(world.state.get("scenario") or scenario),
+                      situations=situations(world))
 
 
 def leave_drill_world(directory: str | Path) -> str:
@@ -193,6 +212,16 @@ def drill_world_exists(directory: str | Path) -> bool:
     from rollback_helpers.sandbox.core.world import STATE_FILE
 
     return (Path(directory) / STATE_FILE).is_file()
+
+
+def record_clock(sandbox_dir: str | Path | None) -> Clock:
+    """The clock a run's record is told in: a drill's, its world's virtual clock (one clock
+    for the whole record: its name, start, steps, decisions, timeline); else the real one."""
+    if sandbox_dir and drill_world_exists(sandbox_dir):
+        from rollback_helpers.sandbox.core.world import StoredClock
+
+        return StoredClock(sandbox_dir)
+    return RealClock()
 
 
 def sandbox_scenarios() -> dict[str, str]:

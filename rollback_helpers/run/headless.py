@@ -28,7 +28,10 @@ to ``papermill.execute_notebook``. Compared with papermill's default engine:
     ``autosave_cell_every``) and when the notebook ends, so a run that dies
     mid-cell leaves the same partial record on disk as before: 16 writes. The
     final write and the write of a failed run (with papermill's error banner) are
-    papermill's own, unchanged.
+    papermill's own, unchanged. Given a ``record_clock`` (a drill's world's virtual clock),
+    its times (each cell's start and end, the notebook's) are read from that clock, and the
+    kernel's own wall-clock timings (nbclient's ``record_timing``) are left out: a drill's
+    record is told in one clock. Autosaving still counts real seconds.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -48,6 +52,7 @@ from jupyter_client.manager import AsyncKernelManager
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from traitlets import default
 
+from rollback_helpers.clock import Clock, RealClock
 from rollback_helpers.run.owner import process_start
 
 ENGINE_NAME = "rollback-runbook"
@@ -173,6 +178,26 @@ class SavesBeforeCodeCells(NotebookExecutionManager):  # type: ignore[misc]
     """papermill's execution manager, saving before each code cell rather than around every cell."""
 
     _hold_save = False
+    clock: Clock = RealClock()
+    _saved_at = 0.0  # time.monotonic() of the last save
+    autosave_cell_every: int  # papermill's: seconds between saves while a cell runs
+    max_autosave_pct: int     # papermill's: a save slower than this % of that backs off
+
+    def now(self) -> datetime:
+        """papermill's timestamps, on the run's clock."""
+        return datetime.fromtimestamp(self.clock.now(), UTC)
+
+    def autosave_cell(self) -> None:
+        """A long cell's output saved every ``autosave_cell_every`` real seconds (whatever clock
+        the record is told in: a virtual one may jump), less often if saving is slow (as
+        papermill's own does)."""
+        every = self.autosave_cell_every
+        if not every or time.monotonic() - self._saved_at < every:
+            return
+        began = time.monotonic()
+        self.save()
+        if time.monotonic() - began > every * self.max_autosave_pct / 100:
+            self.autosave_cell_every = every * 2
 
     def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
         self._hold_save = cell.cell_type != "code"
@@ -191,6 +216,7 @@ class SavesBeforeCodeCells(NotebookExecutionManager):  # type: ignore[misc]
     def save(self, **kwargs: Any) -> None:
         if not self._hold_save:
             super().save(**kwargs)
+            self._saved_at = time.monotonic()
 
 
 class HeadlessEngine(NBClientEngine):  # type: ignore[misc]
@@ -199,10 +225,14 @@ class HeadlessEngine(NBClientEngine):  # type: ignore[misc]
     @classmethod
     def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None,
                          progress_bar: bool = True, log_output: bool = False,
-                         autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+                         autosave_cell_every: int = 30, record_clock: Clock | None = None,
+                         **kwargs: Any) -> Any:
         # papermill's Engine.execute_notebook, with this module's execution manager.
         nb_man = SavesBeforeCodeCells(nb, output_path=output_path, progress_bar=progress_bar,
                                       log_output=log_output, autosave_cell_every=autosave_cell_every)
+        if record_clock is not None:
+            nb_man.clock = record_clock
+            kwargs["record_timing"] = False  # the kernel's timings are the real clock's
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)

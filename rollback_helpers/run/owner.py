@@ -1,7 +1,8 @@
 """Who a headless run's private working copy belongs to, written beside it.
 
-A headless run executes its notebook into a private folder
-(``<temp>/rollback-run-XXXX/<record name>.ipynb``) and stores it in the records
+A headless run executes its notebook into a private folder of the user's state folder
+(``<state>/rollback-run-XXXX/<record name>.ipynb``, :mod:`rollback_helpers.records.state_dir`:
+it survives a reboot and does not depend on ``$TMPDIR``) and stores it in the records
 store when it ends. ``owner.json`` in that folder says which process the run
 is (its pid and its start time, so a recycled pid is not taken for it) and
 where its record was to go, so a later run can tell a folder whose process was
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -25,10 +25,11 @@ from typing import Any
 
 import psutil
 
+from rollback_helpers.records.state_dir import private_file, private_folder, write_private
 from rollback_helpers.secrets import redact
 
 OWNER_FILE = "owner.json"
-WORKING_PREFIX = "rollback-run-"  # <temp>/rollback-run-XXXX/: a headless run's working copy
+WORKING_PREFIX = "rollback-run-"  # <state>/rollback-run-XXXX/: a headless run's working copy
 SAME_START = 0.05  # seconds: one process's start time, as read twice
 
 
@@ -57,7 +58,7 @@ class RunOwner:
     store: str                 # the records store the run writes to
     name: str                  # the record's name in it
     argv: list[str]            # the command's arguments, redacted (how to resume)
-    started_at: str            # UTC, ISO 8601
+    started_at: str            # UTC, ISO 8601, on the run's clock (a drill's: its world's)
     sandbox_dir: str | None = None
     keep_sandbox: bool = True  # False: a drill's temporary world, removed when the drill ends
     cwd: str = ""              # where the run started (its runbook.toml)
@@ -65,10 +66,11 @@ class RunOwner:
 
     @classmethod
     def this_process(cls, **run: Any) -> RunOwner:
-        """This process as the owner of a run (``run``: the other fields; argv is redacted)."""
+        """This process as the owner of a run (``run``: the other fields; argv is redacted;
+        ``started_at`` defaults to now on the real clock)."""
         pid = os.getpid()
-        return cls(pid=pid, process_started=process_start(pid) or 0.0,
-                   started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        started_at = run.pop("started_at", None) or datetime.now(UTC).isoformat(timespec="seconds")
+        return cls(pid=pid, process_started=process_start(pid) or 0.0, started_at=started_at,
                    **{**run, "argv": [redact(str(a)) for a in run.get("argv", [])]})
 
     @property
@@ -84,11 +86,7 @@ class RunOwner:
 
     def write(self, folder: Path) -> Path:
         """Write ``owner.json`` into ``folder`` at once (a reader never sees half of it)."""
-        target = folder / OWNER_FILE
-        partial = folder / f".{OWNER_FILE}.partial"
-        partial.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
-        partial.replace(target)
-        return target
+        return write_private(folder / OWNER_FILE, json.dumps(asdict(self), indent=1) + "\n")
 
 
 def read_owner(folder: Path) -> RunOwner | None:
@@ -103,15 +101,16 @@ def read_owner(folder: Path) -> RunOwner | None:
 
 @contextmanager
 def working_copy(name: str, owner: RunOwner | None = None) -> Iterator[Path]:
-    """A private path for papermill's output notebook, removed when the block ends.
+    """A private path for papermill's output notebook (0600, in a 0700 folder of the user's
+    state folder), removed when the block ends.
 
     ``owner`` is written beside it (``owner.json``), so that if this process is killed
     outright, a later run finds the folder and archives the notebook
-    (:mod:`rollback_helpers.run.recover`)."""
-    folder = Path(tempfile.mkdtemp(prefix=WORKING_PREFIX))
+    (:mod:`rollback_helpers.run.recover`), whatever ``$TMPDIR`` it has."""
+    folder = private_folder(WORKING_PREFIX)
     try:
         if owner is not None:
             owner.write(folder)
-        yield folder / name
+        yield private_file(folder / name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,10 @@
 """Runs killed outright (SIGKILL, out of memory, the machine died): found and archived later.
 
-A headless run executes its notebook into ``<temp>/rollback-run-XXXX/`` with an
-``owner.json`` naming its process (:mod:`rollback_helpers.run.owner`). A process
+A headless run executes its notebook into ``<state>/rollback-run-XXXX/`` with an
+``owner.json`` naming its process (:mod:`rollback_helpers.run.owner`), in the user's
+state folder (:mod:`rollback_helpers.records.state_dir`: ``$ROLLBACK_STATE_DIR``, else
+``platformdirs``' user state folder), which survives a reboot and is found whatever
+``$TMPDIR`` the recovering process has. A process
 killed outright cannot archive its own record, so the folder stays behind. The
 next ``run`` or ``drill`` on this machine, or ``rollback-runbook recover``,
 finds every folder whose owner process is gone, and for each:
@@ -28,7 +31,6 @@ import contextlib
 import os
 import shlex
 import shutil
-import tempfile
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,9 +47,15 @@ from rollback_helpers.records.archive import (
     sha256_hex,
 )
 from rollback_helpers.records.notebook_io import heading_above, read_notebook, write_notebook
+from rollback_helpers.records.state_dir import state_root
 from rollback_helpers.records.store import RecordStore, open_store
 from rollback_helpers.run import archive
-from rollback_helpers.run.backends import discard_drill_world, drill_world_exists, github_factory
+from rollback_helpers.run.backends import (
+    discard_drill_world,
+    drill_world_exists,
+    github_factory,
+    record_clock,
+)
 from rollback_helpers.run.closing import Closing, finish_run
 from rollback_helpers.run.interrupt import CellLog, mark_interrupted
 from rollback_helpers.run.notify import RunEnd, announce_end
@@ -81,22 +89,23 @@ class Orphan:
 
 @dataclass(frozen=True)
 class Found:
-    """The working copies in the temp folder: orphaned, and still running (left alone)."""
+    """The working copies in the state folder: orphaned, and still running (left alone)."""
 
     orphans: list[Orphan]
     running: list[Orphan]
 
 
-def temp_root(temp: str | Path | None = None) -> Path:
-    return Path(temp or tempfile.gettempdir())
+def working_root(root: str | Path | None = None) -> Path:
+    """Where working copies are looked for: ``root``, else the user's state folder."""
+    return Path(root) if root else state_root()
 
 
-def find(temp: str | Path | None = None) -> Found:
+def find(root: str | Path | None = None) -> Found:
     """Every working copy with an owner file, orphaned or still running. Folders being
     recovered by a live process, and folders without an owner file, are not listed."""
     orphans: list[Orphan] = []
     running: list[Orphan] = []
-    for folder in sorted(temp_root(temp).glob(WORKING_PREFIX + "*")):
+    for folder in sorted(working_root(root).glob(WORKING_PREFIX + "*")):
         if not folder.is_dir() or _claimed_by_live(folder):
             continue
         owner = read_owner(folder)
@@ -163,7 +172,7 @@ def mark_killed(notebook: Path, owner: RunOwner, *, by: str) -> archive.Outcome:
         return archive.Outcome(**{k: v for k, v in stamped.items() if k in known})
     if not _written(notebook):
         write_notebook(read_notebook(archive.notebook_of(owner.path)), notebook)
-    last_write = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
+    last_write = _last_write(notebook, owner)
     nb = read_notebook(notebook)
     cells = cells_run(nb)
     step = heading_above(nb, cells.running) if cells.running is not None else "between steps"
@@ -175,6 +184,19 @@ def mark_killed(notebook: Path, owner: RunOwner, *, by: str) -> archive.Outcome:
         outcome = replace(outcome, error=f"{outcome.error} Its notebook was cut off mid-write: "
                           f"those bytes are kept at {cut}.")
     return archive.stamp_metadata(notebook, outcome)
+
+
+def _last_write(notebook: Path, owner: RunOwner) -> datetime:
+    """When the dead run last wrote its notebook, on the run's own clock: a drill's, its
+    world's time (where the run left it), else the file's modification time."""
+    if owner.backend != "sandbox":
+        return datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
+    if owner.sandbox_dir and drill_world_exists(owner.sandbox_dir):
+        return datetime.fromtimestamp(record_clock(owner.sandbox_dir).now(), UTC)
+    try:  # the world is gone (a reboot): no later moment of its clock is known
+        return datetime.fromisoformat(owner.started_at)
+    except ValueError:
+        return datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
 
 
 def _written(notebook: Path) -> bool:
@@ -324,18 +346,18 @@ def _recovered_line(orphan: Orphan, outcome: archive.Outcome, stored: ArchivedRe
     return f"Recovered run {owner.run_id} ({owner.path} on {owner.env}, {what}): {where}. Next: {then}."
 
 
-def find_orphans(temp: str | Path | None = None) -> tuple[list[Orphan], str]:
-    """The orphans in the temp folder, and a line if they could not be looked for. Never raises."""
+def find_orphans(root: str | Path | None = None) -> tuple[list[Orphan], str]:
+    """The orphans in the state folder, and a line if they could not be looked for. Never raises."""
     try:
-        return find(temp).orphans, ""
+        return find(root).orphans, ""
     except Exception as exc:  # noqa: BLE001 - recovery never fails the run that does it
-        return [], (f"Could not look for killed runs in {temp_root(temp)}: {redact(str(exc))}. "
+        return [], (f"Could not look for killed runs in {working_root(root)}: {redact(str(exc))}. "
                     f"Run `{RECOVER}` later.")
 
 
-def recover_all(temp: str | Path | None = None, *, by: str = RECOVER) -> list[str]:
-    """Recover every orphaned working copy in the temp folder; lines to print. Never raises."""
-    orphans, problem = find_orphans(temp)
+def recover_all(root: str | Path | None = None, *, by: str = RECOVER) -> list[str]:
+    """Recover every orphaned working copy in the state folder; lines to print. Never raises."""
+    orphans, problem = find_orphans(root)
     if problem:
         return [problem]
     done = [recover(orphan, by=by) for orphan in orphans]

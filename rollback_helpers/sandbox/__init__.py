@@ -40,3 +40,17 @@ def discard(state_dir: "str | os.PathLike[str]") -> None:
     shutdown(state_dir)
     if Path(state_dir).is_dir():
         discard_servers(Path(state_dir))
+
+
+def situations(world: World) -> dict[str, str]:
+    """What each environment's app runs, and what was deployed before it (``v43 after v41``)."""
+    found = {}
+    for name, app in world.state["fly"]["apps"].items():
+        images = [str(m.get("image", "")) for m in app.get("machines", [])]
+        running = max(set(images), key=images.count) if images else "nothing"
+        deploys = [str(d["image"]) for d in app.get("deploys", [])]
+        before = deploys[:len(deploys) - deploys[::-1].index(running) - 1] \
+            if running in deploys else deploys
+        found[str(app.get("env"))] = f"{name} runs {running}" + (
+            f", deployed after {before[-1]}" if before else "")
+    return found

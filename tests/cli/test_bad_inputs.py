@@ -73,6 +73,8 @@ CASES = [
     Case("digest-malformed", drill("--target-digest", "sha256:xyz"), "target_digest"),
     Case("app-flag", drill(), "app", config='[environments.staging]\napp = "--org=evil"\n'),
     Case("source-cluster", drill("--source-cluster", "a b", path="path-b"), "--source-cluster"),
+    Case("state-dir-file", drill(), "ROLLBACK_STATE_DIR",
+         environ={"ROLLBACK_STATE_DIR": "/etc/hostname/state"}),
 ]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,10 @@ ARGV = ["run", "path-a", "--env", "staging", "--reason", f"pasted {TOKEN} by mis
 
 @pytest.fixture
 def temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "tmp"
+    """The state folder, where working copies are looked for."""
+    folder = tmp_path / "state"
     folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("ROLLBACK_STATE_DIR", str(folder))
     return folder
 
 

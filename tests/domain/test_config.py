@@ -382,7 +382,7 @@ def test_unknown_rollback_variables_are_errors(var: str) -> None:
 def test_variables_the_runbook_reads_elsewhere_are_not_config_errors() -> None:
     """ROLLBACK_OPERATOR, ROLLBACK_SANDBOX_DIR … are known, and change no configuration key."""
     environ = {"ROLLBACK_OPERATOR": "ana", "ROLLBACK_SANDBOX_DIR": "/tmp/x", "ROLLBACK_VENV": "v",
-               "ROLLBACK_LAB_ROOT": "/tmp/lab"}
+               "ROLLBACK_LAB_ROOT": "/tmp/lab", "ROLLBACK_STATE_DIR": "/tmp/state"}
     assert load_config(environ=environ) == load_config(environ={})
 
 

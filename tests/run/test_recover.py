@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,9 +34,8 @@ NAME = "20260610T090000Z-staging-path-a-dry-run.ipynb"
 @pytest.fixture(autouse=True)
 def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What recovery keeps aside (a copy a store refused) lands in this test's folder."""
-    folder = tmp_path / "private-tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    folder = tmp_path / "private-state"
+    monkeypatch.setenv("ROLLBACK_STATE_DIR", str(folder))
 
 
 def ended_pid() -> int:

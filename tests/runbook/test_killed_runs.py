@@ -1,7 +1,9 @@
 """A drill killed outright (SIGKILL: the laptop died) still leaves its record: the next drill, or
 ``rollback-runbook recover``, archives the dead run's notebook, finishes its record comment and
 releases its lock. Every drill is a real process with its own temp folder, killed at an
-observable moment (its dispatch in the world's call log), never after a sleep."""
+observable moment (its dispatch in the world's call log), never after a sleep. Its working copy
+waits in the user's state folder (this test's own: ``ROLLBACK_STATE_DIR``), found whatever
+``TMPDIR`` the recovering process has."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import hashlib
 import json
 import os
 import shlex
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -39,15 +42,25 @@ from rollback_helpers.sandbox.core.world import World
 
 pytestmark = pytest.mark.e2e
 __all__ = ["world"]  # the fixture, shared with the team drills
+
+
+@pytest.fixture
+def state(private_state_dir: Path) -> Path:
+    """The state folder every drill of this test writes its working copy to."""
+    return private_state_dir
+
+
+def working_copies(state: Path) -> list[Path]:
+    return list(state.glob("rollback-run-*"))
 CLI = [sys.executable, "-m", "rollback_helpers"]
 
 
-def killed_drill(directory: Path, tmp_path: Path, *, only_the_command: bool = False
+def killed_drill(directory: Path, tmp_path: Path, state: Path, *, only_the_command: bool = False
                  ) -> tuple[list[str], dict[str, str], RunOwner]:
     """A live Path A drill on ``directory``'s world, SIGKILLed once it has dispatched (the
     command and its kernel; or the command alone, as the out-of-memory killer would); its
     command, its environment (a temp folder of its own, the records under incidents/) and
-    the owner its working copy names."""
+    the owner its working copy (in ``state``, private to this user) names."""
     temp = tmp_path / "tmp"
     temp.mkdir(mode=0o711)
     env = {"TMPDIR": str(temp), "ROLLBACK_INCIDENTS_DIR": str(tmp_path / "incidents")}
@@ -64,8 +77,11 @@ def killed_drill(directory: Path, tmp_path: Path, *, only_the_command: bool = Fa
         assert wait_gone(kernels, timeout=DEADLINE) == set()  # its parent is gone: it ends
     else:
         crash(first)
-    folders = list(temp.glob("rollback-run-*"))
+    folders = working_copies(state)
     assert len(folders) == 1, folders
+    assert list(temp.glob("rollback-run-*")) == []  # nothing of it in TMPDIR
+    assert stat.S_IMODE(folders[0].stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folders[0].iterdir()} == {0o600}
     owner = read_owner(folders[0])
     assert owner is not None and owner.pid == first.pid and not owner.alive
     return argv, env, owner
@@ -101,11 +117,11 @@ def assert_archived(directory: Path, record: Path, dead: RunOwner) -> None:
 
 
 def test_a_drill_killed_after_its_dispatch_is_archived_by_the_next_drill(
-        world: Callable[..., Path], tmp_path: Path) -> None:
+        world: Callable[..., Path], tmp_path: Path, state: Path) -> None:
     """The command alone is killed (its kernel then ends on its own); the same command again
     archives the dead run's record, then carries the rollback on (one dispatch)."""
     directory = world("default", 4.0)
-    argv, env, dead = killed_drill(directory, tmp_path, only_the_command=True)
+    argv, env, dead = killed_drill(directory, tmp_path, state, only_the_command=True)
     set_speed(directory, 0.0)
     again = run(argv, env)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -117,7 +133,7 @@ def test_a_drill_killed_after_its_dispatch_is_archived_by_the_next_drill(
     assert f"archived {record}" in line
     assert_archived(directory, record, dead)
     assert len(list(record.parent.glob("*.ipynb"))) == 2  # the dead run's and this one's
-    assert list((tmp_path / "tmp").glob("rollback-run-*")) == []
+    assert working_copies(state) == []
     assert len(calls(directory, DISPATCH)) == 1
     assert record_states(directory) == ["interrupted", "succeeded"]
     assert comment_of(directory, dead.run_id).next_step.startswith("carried on by run")
@@ -128,17 +144,22 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def test_recover_dry_run_lists_and_two_recoveries_at_once_recover_once(
-        world: Callable[..., Path], tmp_path: Path) -> None:
-    """``recover --dry-run`` only lists; two ``recover`` started together archive it once."""
+        world: Callable[..., Path], tmp_path: Path, state: Path) -> None:
+    """``recover --dry-run`` only lists; two ``recover`` started together archive it once. They
+    run with another TMPDIR than the killed drill's (a new shell, a reboot that emptied /tmp):
+    the working copy is in the user's state folder, not in the temp folder."""
     directory = world("default", 4.0)
-    _, env, dead = killed_drill(directory, tmp_path)
+    _, env, dead = killed_drill(directory, tmp_path, state)
+    other_temp = tmp_path / "another-tmp"
+    other_temp.mkdir(mode=0o711)
+    env = {**env, "TMPDIR": str(other_temp)}
     drills = tmp_path / "incidents" / "drills"
-    before = snapshot(tmp_path / "tmp"), (directory / "world.json").read_bytes()
+    before = snapshot(state), (directory / "world.json").read_bytes()
     listed = run([*CLI, "recover", "--dry-run"], env)
     assert listed.returncode == 0, listed.stderr
     assert f"Killed, not archived yet: run {dead.run_id} (path-a on staging, live" in listed.stdout
     assert f"{drills}/{dead.name}" in listed.stdout
-    assert (snapshot(tmp_path / "tmp"), (directory / "world.json").read_bytes()) == before
+    assert (snapshot(state), (directory / "world.json").read_bytes()) == before
     assert list(drills.glob("*.ipynb")) == []
 
     both = [start([*CLI, "recover"], env) for _ in range(2)]
@@ -148,13 +169,13 @@ def test_recover_dry_run_lists_and_two_recoveries_at_once_recover_once(
     assert said.count(f"Recovered run {dead.run_id}") == 1, said
     assert [p.name for p in drills.glob("*.ipynb")] == [dead.name]
     assert_archived(directory, drills / dead.name, dead)
-    assert list((tmp_path / "tmp").glob("rollback-run-*")) == []
+    assert working_copies(state) == []
     assert World.load(directory).state["github"].get("git", {}).get("refs") == {}  # released
     assert record_states(directory) == ["interrupted"]
 
 
 def test_a_killed_drill_on_a_temporary_world_has_that_world_removed_by_recover(
-        tmp_path: Path) -> None:
+        tmp_path: Path, state: Path) -> None:
     """A drill without --sandbox-dir removes its world when it ends; killed, it cannot, so
     recovery does, once the record comment is finished in it."""
     temp = tmp_path / "tmp"
@@ -175,7 +196,7 @@ def test_a_killed_drill_on_a_temporary_world_has_that_world_removed_by_recover(
         assert recovered.returncode == 0, recovered.stdout + recovered.stderr
         assert "Record comment on #" in recovered.stdout and "Lock of staging released." \
             in recovered.stdout
-        assert not directory.exists() and list(temp.glob("rollback-run-*")) == []
+        assert not directory.exists() and working_copies(state) == []
         records = list((tmp_path / "incidents" / "drills").glob("*.ipynb"))
         assert len(records) == 1 and archive.read_outcome(records[0])["exit_code"] == 137
         leftovers = [p for p in psutil.process_iter(["cmdline"])
@@ -187,7 +208,7 @@ def test_a_killed_drill_on_a_temporary_world_has_that_world_removed_by_recover(
 
 
 def test_a_running_drills_working_copy_is_left_alone(
-        world: Callable[..., Path], tmp_path: Path) -> None:
+        world: Callable[..., Path], tmp_path: Path, state: Path) -> None:
     """``recover`` during a drill (another operator's run on the same machine) leaves it be;
     the drill then archives its own record as usual."""
     directory = world("default", 4.0)
@@ -197,12 +218,12 @@ def test_a_running_drills_working_copy_is_left_alone(
     drill = start([*CLI, "drill", "path-a", "--env", "staging", "--quiet", "--sandbox-dir",
                    str(directory)], env)
     wait_for(after(directory, DISPATCH), "dispatch recorded", drill, directory)
-    folders = list(temp.glob("rollback-run-*"))
+    folders = working_copies(state)
     listed = run([*CLI, "recover"], env)
     assert listed.returncode == 0, listed.stderr
     assert "Still running, left alone: run " in listed.stdout and f"pid {drill.pid}" in listed.stdout
     assert "No killed runs to recover" in listed.stdout
-    assert len(folders) == 1 and list(temp.glob("rollback-run-*")) == folders
+    assert len(folders) == 1 and working_copies(state) == folders
     set_speed(directory, 0.0)
     out, err = drill.communicate(timeout=DEADLINE)
     assert drill.returncode == 0, out + err

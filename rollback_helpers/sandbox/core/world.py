@@ -269,6 +269,26 @@ class World:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+class StoredClock:
+    """The world's virtual clock as its state file tells it, for a process that stamps times
+    without acting in the world (the command line telling a drill's record in the world's
+    time). The file is read again only when it changed."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.state_file = Path(state_dir) / STATE_FILE
+        self._read: tuple[tuple[int, int], float] | None = None
+
+    def now(self) -> float:
+        seen = self.state_file.stat()
+        key = (seen.st_mtime_ns, seen.st_size)
+        if self._read is None or self._read[0] != key:  # replaced since (an atomic rename)
+            self._read = (key, float(json.loads(self.state_file.read_bytes())["now"]))
+        return self._read[1]
+
+    def sleep(self, seconds: float) -> None:
+        World.load(self.state_file.parent).sleep(seconds)
+
+
 def read_calls(state_dir: str | Path) -> list[dict[str, Any]]:
     """The call log of a sandbox world, without loading its state."""
     return World({}, Path(state_dir)).calls()

@@ -125,3 +125,17 @@ print(world.token, world.reused)
         answers.append(out.split())
     assert len({token for token, _ in answers}) == 1  # all act in the same world
     assert sorted(reused for _, reused in answers) == ["False", "True", "True"]
+
+
+def test_the_stored_clock_reads_the_worlds_time_as_another_process_left_it(tmp_path: Path) -> None:
+    """The command line stamps a drill's record in the world's time, as the kernel moves it."""
+    from rollback_helpers.sandbox.core.world import StoredClock
+
+    world = create_world("default", tmp_path / "w")
+    clock = StoredClock(tmp_path / "w")
+    start = clock.now()
+    assert start == world.now
+    World.load(tmp_path / "w").sleep(90.0)  # another process (the kernel) waits 90 s
+    assert clock.now() == start + 90.0
+    clock.sleep(10.0)
+    assert clock.now() == World.load(tmp_path / "w").now == start + 100.0
