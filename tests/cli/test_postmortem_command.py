@@ -42,8 +42,9 @@ def test_every_time_and_name_in_the_draft_is_in_the_record(
     data = record.read_text()
     in_record = {seconds(t) for t in ISO.findall(data)}
     in_draft = {seconds(t) for t in ISO.findall(draft)}
-    # a timeline (reads overlap and writes burst, so some events share a second)
-    assert len(in_draft) >= 6 and in_draft <= in_record, sorted(in_draft - in_record)
+    # a timeline: the deploy, the start, the dispatch, the run's end, the verdict (a drill's
+    # record is told in its world's clock, where reads overlap and writes burst: some share a second)
+    assert len(in_draft) >= 5 and in_draft <= in_record, sorted(in_draft - in_record)
     block = json.loads(data)["metadata"]["rollback_runbook"]
     people = set(re.findall(r"\| plan \| (\S+) \|", draft)) | set(
         re.findall(r"people decided:\*\* (.+)", draft)[0].split(", "))
