@@ -173,9 +173,6 @@ def test_the_old_order_is_caught_by_verify_flip(drill: Any) -> None:
     d.check_invariants()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "about one run in five the restored cluster does not hold the 624 rows (the drill "
-    "world's WAL mark and its replay race); the sandbox-level PITR test holds"))
 def test_pitr_keeps_the_writes_made_between_the_backup_and_the_bad_deploy(drill: Any) -> None:
     """--pitr-time alone restores to one second before the bad deploy on a v2 cluster: the 24
     meter readings written after the backup are on the new cluster (a backup restore loses

@@ -314,9 +314,14 @@ def wal_archive(state_dir: Path, cluster_id: str) -> Path:
 
 
 def wal_mark(info: ServerInfo) -> str:
-    """The server's WAL position now (a moment a point-in-time restore can replay to)."""
+    """The server's WAL position now (a moment a point-in-time restore can replay to).
+
+    The insert position, not ``pg_current_wal_lsn()``: that is where the WAL has been
+    *written* to, and the sandbox commits asynchronously (``synchronous_commit = off``), so
+    a commit made a moment ago may still sit in WAL buffers behind it. A replay to the
+    write position then stops before that commit and the restore loses its rows."""
     with psycopg.connect(superuser_dsn(info), autocommit=True) as conn:
-        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
     return str(row[0]) if row else ""
 
 
