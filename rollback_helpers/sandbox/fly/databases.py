@@ -140,6 +140,20 @@ def add_writes(world: World, cluster: dict[str, Any], rows: int, *, at: float) -
     mark_wal(world, cluster, at=at)
 
 
+def clear_half_built(world: World, cluster_id: str) -> bool:
+    """Remove a server left half-built under ``cluster_id`` by a process killed mid-restore.
+
+    The world saves a cluster only once its server is built, in the same transaction, so
+    a server home the world does not list as a server was never a cluster anyone could
+    use: its builder died. Called under the world's lock (a flyctl call), when nobody else
+    can be building it; the build then starts afresh. True if one was removed."""
+    known = world.state["fly"].get("clusters", {}).get(cluster_id) or {}
+    if known.get("server") or not postgres.cluster_home(world.state_dir, cluster_id).exists():
+        return False
+    postgres.discard(world.state_dir, cluster_id)
+    return True
+
+
 # -- backups -------------------------------------------------------------------------------
 def take_backup(world: World, cluster: dict[str, Any], backup_id: str, *, start: float,
                 seconds: float = 33.0, status: str = "completed") -> dict[str, Any]:
@@ -187,6 +201,7 @@ def restore(world: World, source: dict[str, Any], backup: dict[str, Any],
     lsn = pitr_lsn(source, backup, pitr_time) if pitr_time is not None else ""
     if pitr_time is not None and pitr_time > world.now:
         raise RestoreRefused(f"the point in time {utc_iso(pitr_time)} is in the future")
+    clear_half_built(world, new_id)
     try:
         info = pg_backups.restore_cluster(world.state_dir, backup["id"], new_id,
                                           source_id=source["id"], target_lsn=lsn)
