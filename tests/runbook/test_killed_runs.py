@@ -40,8 +40,8 @@ from rollback_helpers.run.interrupt import KERNEL_MARK
 from rollback_helpers.run.owner import RunOwner, read_owner
 from rollback_helpers.run.run_comment import RunComment, parse_comment
 from rollback_helpers.sandbox.core.world import World
-from rollback_helpers.sandbox.postgres import backups as pg_backups
 from rollback_helpers.sandbox.postgres import servers as pg
+from rollback_helpers.sandbox.postgres import wal as pg_wal
 
 pytestmark = pytest.mark.e2e
 __all__ = ["world"]  # the fixture, shared with the team drills
@@ -225,7 +225,7 @@ def held_back_segment(directory: Path) -> tuple[Path, bytes]:
     backup = next(b for b in source["backups"] if b.get("sandbox_copy"))
     label = (directory / "backups" / backup["id"] / "backup_label").read_text()
     segment = label.split("(file ", 1)[1].split(")", 1)[0]
-    pipe = pg_backups.wal_archive(directory, PITR_SOURCE) / segment
+    pipe = pg_wal.wal_archive(directory, PITR_SOURCE) / segment
     real = pipe.read_bytes()
     pipe.unlink()
     os.mkfifo(pipe, 0o644)
@@ -255,9 +255,9 @@ def test_a_path_b_drill_killed_during_its_restore_carries_on(
         pytest.fail("the drill never read the held-back segment: "
                     + "".join(first.communicate(timeout=DEADLINE)))
     crash(first)  # in the middle of `mpg restore`
-    with os.fdopen(opened[0], "wb") as out:  # a `cp` that outlived the kill may finish
-        with contextlib.suppress(BrokenPipeError):
-            out.write(real)
+    # a `cp` that outlived the kill may finish (or its reader is gone: a broken pipe)
+    with contextlib.suppress(BrokenPipeError), os.fdopen(opened[0], "wb") as out:
+        out.write(real)
     pipe.unlink()
     pipe.write_bytes(real)
     known = set(World.load(directory).state["fly"]["clusters"])

@@ -187,6 +187,29 @@ def test_pitr_keeps_the_writes_made_between_the_backup_and_the_bad_deploy(drill:
     d.check_invariants()
 
 
+@pytest.mark.parametrize(("env", "cluster", "extra"), [
+    ("development", "k3v9x2m1q8w7e6r5", ()),
+    ("production", "j5n2t8c4h7b1f6yq", ("--teammate-approves", "--confirm", "production")),
+])
+def test_every_environment_of_the_default_scenario_drills_path_b(
+        drill: Any, env: str, cluster: str, extra: tuple[str, ...]) -> None:
+    """b-default's other environments get a real server when the drill first needs one: the
+    restore, both logins and the comparison run on real PostgreSQL; staging's damaged cluster
+    is not even named."""
+    d = drill("path-b", "b-default", "--env", env, *extra)
+    assert d.exit_code == 0, d.outcome
+    assert "Sandbox limitation" not in d.text
+    restored = [c for c in d.clusters().values() if c.get("restored_from")]
+    assert len(restored) == 1 and restored[0]["restored_from"]["cluster"] == cluster
+    assert restored[0]["server"] and d.clusters()[cluster]["server"]
+    assert "The new cluster holds the same migrations and row counts as the current one" in d.text
+    restore = next(c["call"] for c in d.flyctl_calls() if c["call"].startswith("mpg restore"))
+    assert restore.startswith(f"mpg restore {cluster} ")
+    assert not [c for c in d.flyctl_calls() if SOURCE in c["call"]]
+    assert f"drill verify-flip --env {env} --sandbox-dir {d.sandbox}" in d.text
+    d.check_invariants()
+
+
 def test_dry_run_restores_nothing(drill: Any) -> None:
     """A Path B dry run resolves and plans, exits 0, and makes no mutating call at all."""
     d = drill("path-b", "b-default", "--dry-run")

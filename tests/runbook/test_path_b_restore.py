@@ -43,7 +43,7 @@ def test_pitr_time_is_an_rfc3339_moment_default_or_nothing_and_never_with_a_back
 
 @pytest.fixture
 def world(pg_state_dir: Path) -> Iterator[World]:
-    made = create_world("b-default", pg_state_dir)
+    made = create_world("b-production", pg_state_dir)  # staging and development: no server
     yield made
     discard(pg_state_dir)
 
@@ -68,6 +68,7 @@ def test_a_v1_cluster_is_refused_a_point_in_time_and_a_metadata_only_one_is_a_sa
     with pytest.raises(PreconditionFailed) as limited:
         dev.verify_new_cluster()
     assert limited.value.what.startswith("Sandbox limitation, not a fault:")
+    assert "gives development no real database server" in limited.value.next_step
     assert "database = true" in limited.value.next_step
     assert "another process" not in limited.value.next_step
     dev.summary()

@@ -1,10 +1,12 @@
 """The world's clusters and the real servers behind them: a server left half-built by a
-process killed in the middle of a restore is rebuilt, never a reason to fail."""
+process killed in the middle of a restore is rebuilt, never a reason to fail; an on-demand
+cluster gets its server when first needed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
@@ -61,3 +63,30 @@ def test_a_server_the_world_knows_is_never_cleared(world: World) -> None:
     running = pg.server_info(world.state_dir, SOURCE)
     assert databases.clear_half_built(world, SOURCE) is False
     assert pg.server_info(world.state_dir, SOURCE) == running
+
+
+def test_an_on_demand_cluster_gets_a_server_with_its_apps_passwords_when_first_needed(
+        world: World) -> None:
+    """b-default's development cluster is metadata only until a tunnel needs it; then a real
+    server stands behind it, the app's own URLs log in, and its newest backup is a real copy
+    the restore can use. Building it once more changes nothing."""
+    dev = "k3v9x2m1q8w7e6r5"
+    cluster = world.state["fly"]["clusters"][dev]
+    assert cluster["on_demand"] and not cluster["server"]
+    assert not (world.state_dir / "clusters" / dev).exists()
+    fly = Fly(FlyctlSandbox(world))
+    machine = fly.status("renewa-one-development").started()[0].id
+    url = fly.read_secret_env("renewa-one-development", machine, "DATABASE_URL").reveal()
+    with fly.mpg_proxy(dev) as tunnel:
+        parts = urlsplit(url)
+        with psycopg.connect(host="127.0.0.1", port=tunnel.local_port, user=parts.username,
+                             password=unquote(parts.password or ""), dbname="fly-db") as conn:
+            assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (600,)
+    cluster = World.load(world.state_dir).state["fly"]["clusters"][dev]
+    assert cluster["server"]
+    newest = max(cluster["backups"], key=lambda b: b["start"])
+    assert newest["sandbox_copy"] and (world.state_dir / "backups" / newest["id"]).is_dir()
+    running = pg.server_info(world.state_dir, dev)
+    with world.transaction():
+        assert databases.has_server(world, world.state["fly"]["clusters"][dev]) is True
+    assert pg.server_info(world.state_dir, dev) == running

@@ -11,6 +11,7 @@ import psycopg
 
 from rollback_helpers.sandbox.postgres import backups as pg_backups
 from rollback_helpers.sandbox.postgres import servers as pg
+from rollback_helpers.sandbox.postgres import wal as pg_wal
 
 CLUSTER = "walsourcecluster"
 
@@ -29,21 +30,21 @@ def test_a_mark_right_after_an_async_commit_replays_that_commit(
     backup is only in WAL buffers when the mark is taken; a restore to that mark must still
     hold those rows, and a restore to a mark taken before them must not."""
     source = pg_backups.create_cluster(pg_state_dir, CLUSTER, passwords=pg_passwords)
-    source = pg_backups.enable_wal_archive(pg_state_dir, CLUSTER)
+    source = pg_wal.enable_wal_archive(pg_state_dir, CLUSTER)
     assert one(source, "SHOW synchronous_commit") == "off"
     pg_backups.take_backup(source, pg_state_dir, "walbackup1")
-    before = pg_backups.wal_mark(source)
+    before = pg_wal.wal_mark(source)
     writer = int(str(one(source, "SELECT pid FROM pg_stat_activity "
                                  "WHERE backend_type = 'walwriter'")))
     os.kill(writer, signal.SIGSTOP)
     try:
         pg_backups.add_writes(source, 24)
-        after = pg_backups.wal_mark(source)
+        after = pg_wal.wal_mark(source)
         unwritten = one(source, "SELECT pg_current_wal_lsn() < pg_current_wal_insert_lsn()")
     finally:
         os.kill(writer, signal.SIGCONT)
     assert unwritten is True  # the commit's WAL was still in buffers at the mark
-    pg_backups.archive_now(source)
+    pg_wal.archive_now(source)
 
     restored = pg_backups.restore_cluster(pg_state_dir, "walbackup1", "walrestoredafter",
                                           source_id=CLUSTER, target_lsn=after)
