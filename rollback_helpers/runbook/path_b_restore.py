@@ -173,15 +173,23 @@ def plan_report(ctx: RunContext, r: Resolved, point: RestorePoint, path_a_tried:
 
 def sandbox_limitation(ctx: RunContext, exc: RollbackError) -> RollbackError | None:
     """A drill that hit what the sandbox cannot do (a metadata-only cluster, a backup without
-    data): said as the sandbox's limitation, not as a fault to chase; None otherwise."""
-    if ctx.backends.name != "sandbox" or "sandbox" not in exc.what:
+    data): said as the sandbox's limitation, not as a fault to chase; None otherwise (a
+    sandbox server that failed is a fault, reported as it is)."""
+    if ctx.backends.name != "sandbox":
+        return None
+    if "the sandbox has no database server" in exc.what:
+        why = (f"The scenario gives {ctx.env.name} no real database server (only environments "
+               "with `database = true` or `database_on_demand = true` have one).")
+    elif "has no data in the sandbox" in exc.what:
+        why = ("Only the pre-deploy backup of a scenario's cluster holds data in the sandbox; "
+               "its older backups are listed, not copied: restore the pre-deploy one.")
+    else:
         return None
     return PreconditionFailed(
         f"Sandbox limitation, not a fault: {exc.what}",
-        f"The scenario gives {ctx.env.name} no real database server (only environments with "
-        "`database = true` have one). Nothing was flipped. Drill Path B on staging "
-        "(`rollback-runbook drill path-b --env staging --scenario b-default`), or give this "
-        "environment `database = true` in a scenario of your own (docs/scenarios.md).")
+        f"{why} Nothing was flipped. Every environment of the default scenario has a server "
+        f"(`rollback-runbook drill path-b --env {ctx.env.name}`), or give this environment "
+        "`database = true` in a scenario of your own (docs/scenarios.md).")
 
 
 def request_restore(ctx: RunContext, fly: Fly, r: Resolved, point: RestorePoint) -> RestoreResult:

@@ -86,11 +86,17 @@ def give_migrations(world: World, deploys: list[str], spec: dict[str, Any]) -> N
 def build_metadata_cluster(world: World, spec: dict[str, Any],
                             times: list[tuple[float, str]]) -> dict[str, str]:
     """The cluster of an environment without ``database``: listed by flyctl, no server.
-    Its newest deploys have metadata-only pre-deploy backups; returns deploy → backup id."""
+    Its newest deploys have metadata-only pre-deploy backups; returns deploy → backup id.
+
+    With ``database_on_demand``, the cluster keeps the role passwords its app's URLs name:
+    the first restore or tunnel that needs it builds a real server with them, its newest
+    backup a real copy (:func:`..fly.databases.has_server`)."""
     from rollback_helpers.sandbox.fly.common import digest_text, direct_ip_for, flympg_url
 
     app, cluster_id = spec["app"], spec["cluster_id"]
     password = _random.token_urlsafe(18)
+    roles = {"fly-user": password, "app-user": _random.token_urlsafe(18),
+             "migration-user": _random.token_urlsafe(18)}
     world.state["fly"]["clusters"][cluster_id] = {
         "id": cluster_id, "name": spec.get("cluster_name", f"{app}-db"), "status": "ready",
         "region": spec.get("region", "fra"), "plan": spec.get("plan", "basic"),
@@ -98,6 +104,9 @@ def build_metadata_cluster(world: World, spec: dict[str, Any],
         "credentials": {"status": "ready", "user": "fly-user", "password": password,
                         "dbname": "fly-db"},
         "backups": [], "server": False}
+    if spec.get("database_on_demand"):
+        world.state["fly"]["clusters"][cluster_id].update(on_demand=True, role_passwords=roles)
+        give_migrations(world, [name for _, name in times], {"destructive_migration": False})
     ids: dict[str, str] = {}
     for at, name in times[-(int(spec.get("older_backups", 2)) + 1):] if times else []:
         ids[name] = f"backup_{int(at)}_{digest_text('backup', world.state['scenario'], app, name)[:16]}"
@@ -107,8 +116,7 @@ def build_metadata_cluster(world: World, spec: dict[str, Any],
     secrets = world.state["fly"]["apps"][app]["secrets"]
     for var, (user, host) in {"DATABASE_URL": ("app-user", "pgbouncer"),
                               "DATABASE_URL_MIGRATION": ("migration-user", "direct")}.items():
-        secrets.setdefault(var, flympg_url(user, _random.token_urlsafe(18), host, cluster_id,
-                                           "fly-db"))
+        secrets.setdefault(var, flympg_url(user, roles[user], host, cluster_id, "fly-db"))
     return ids
 
 

@@ -113,6 +113,7 @@ class EnvironmentSpec(_Table):
     backups: dict[str, Text] = {}
     cluster_id: ClusterId | None = None
     database: Switch = False
+    database_on_demand: Switch = False  # metadata-only until a restore or a tunnel needs a server
     cluster_name: Text | None = None
     plan: Text = "basic"
     direct_ip: Text = ""

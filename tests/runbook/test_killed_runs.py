@@ -7,6 +7,7 @@ waits in the user's state folder (this test's own: ``ROLLBACK_STATE_DIR``), foun
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -14,15 +15,18 @@ import shlex
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 from processes import wait_gone
 from test_team_drills import (
     DEADLINE,
     DISPATCH,
+    RESTORE,
     after,
     calls,
     crash,
@@ -39,6 +43,8 @@ from rollback_helpers.run.interrupt import KERNEL_MARK
 from rollback_helpers.run.owner import RunOwner, read_owner
 from rollback_helpers.run.run_comment import RunComment, parse_comment
 from rollback_helpers.sandbox.core.world import World
+from rollback_helpers.sandbox.postgres import servers as pg
+from rollback_helpers.sandbox.postgres import wal as pg_wal
 
 pytestmark = pytest.mark.e2e
 __all__ = ["world"]  # the fixture, shared with the team drills
@@ -53,6 +59,7 @@ def state(private_state_dir: Path) -> Path:
 def working_copies(state: Path) -> list[Path]:
     return list(state.glob("rollback-run-*"))
 CLI = [sys.executable, "-m", "rollback_helpers"]
+PITR_SOURCE = "w3k8p1x9m2q7v4zr"  # staging's v2 cluster in b-pitr
 
 
 def killed_drill(directory: Path, tmp_path: Path, state: Path, *, only_the_command: bool = False
@@ -229,3 +236,64 @@ def test_a_running_drills_working_copy_is_left_alone(
     assert drill.returncode == 0, out + err
     records = list((tmp_path / "incidents" / "drills").glob("*.ipynb"))
     assert len(records) == 1 and archive.read_outcome(records[0])["outcome"] == "success"
+
+
+def held_back_segment(directory: Path) -> tuple[Path, bytes]:
+    """The first WAL segment a point-in-time restore of b-pitr's backup replays, swapped in the
+    source's archive for a named pipe: the restore's ``cp`` blocks on it until the test writes.
+    Returns the pipe and the segment's real bytes."""
+    source = World.load(directory).state["fly"]["clusters"][PITR_SOURCE]
+    backup = next(b for b in source["backups"] if b.get("sandbox_copy"))
+    label = (directory / "backups" / backup["id"] / "backup_label").read_text()
+    segment = label.split("(file ", 1)[1].split(")", 1)[0]
+    pipe = pg_wal.wal_archive(directory, PITR_SOURCE) / segment
+    real = pipe.read_bytes()
+    pipe.unlink()
+    os.mkfifo(pipe, 0o644)
+    return pipe, real
+
+
+def test_a_path_b_drill_killed_during_its_restore_carries_on(
+        world: Callable[..., Path], tmp_path: Path) -> None:
+    """SIGKILL while ``mpg restore`` is building the new cluster (its server replaying a WAL
+    segment the test holds back): the world never heard of that cluster, only a half-built
+    server is left on disk. The same command again restores and succeeds, and the call log
+    holds one ``mpg restore``."""
+    directory = world("b-pitr")
+    pipe, real = held_back_segment(directory)
+    env = {"ROLLBACK_INCIDENTS_DIR": str(tmp_path / "incidents")}
+    argv = [*CLI, "drill", "path-b", "--env", "staging", "--quiet", "--pitr-time",
+            "--sandbox-dir", str(directory)]
+    opened: list[int] = []
+    writer = threading.Thread(target=lambda: opened.append(os.open(pipe, os.O_WRONLY)),
+                              daemon=True)
+    writer.start()  # returns once the restoring server's `cp` opens the pipe to read it
+    first = start(argv, env)
+    writer.join(timeout=DEADLINE)
+    if not opened:
+        os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))  # frees the writer
+        first.kill()
+        pytest.fail("the drill never read the held-back segment: "
+                    + "".join(first.communicate(timeout=DEADLINE)))
+    crash(first)  # in the middle of `mpg restore`
+    # a `cp` that outlived the kill may finish (or its reader is gone: a broken pipe)
+    with contextlib.suppress(BrokenPipeError), os.fdopen(opened[0], "wb") as out:
+        out.write(real)
+    pipe.unlink()
+    pipe.write_bytes(real)
+    known = set(World.load(directory).state["fly"]["clusters"])
+    half_built = {p.name for p in (directory / "clusters").iterdir()} - known
+    assert len(half_built) == 1, half_built
+    assert calls(directory, RESTORE) == []  # the killed call never reached the world
+
+    again = run(argv, env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Recovered run " in again.stdout
+    assert len(calls(directory, RESTORE)) == 1
+    clusters = World.load(directory).state["fly"]["clusters"]
+    restored = [c for c in clusters.values() if c.get("restored_from")]
+    assert len(restored) == 1 and restored[0]["status"] == "ready"
+    assert record_states(directory) == ["interrupted", "flip pending"]
+    info = pg.start_server(directory, restored[0]["id"])
+    with psycopg.connect(pg.superuser_dsn(info)) as conn:
+        assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (624,)

@@ -173,9 +173,6 @@ def test_the_old_order_is_caught_by_verify_flip(drill: Any) -> None:
     d.check_invariants()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "about one run in five the restored cluster does not hold the 624 rows (the drill "
-    "world's WAL mark and its replay race); the sandbox-level PITR test holds"))
 def test_pitr_keeps_the_writes_made_between_the_backup_and_the_bad_deploy(drill: Any) -> None:
     """--pitr-time alone restores to one second before the bad deploy on a v2 cluster: the 24
     meter readings written after the backup are on the new cluster (a backup restore loses
@@ -187,6 +184,29 @@ def test_pitr_keeps_the_writes_made_between_the_backup_and_the_bad_deploy(drill:
     assert "meter_readings: 624 rows on the new cluster, missing on the current one" in d.text
     assert "lost writes, backup" in d.text and "lost writes, point in time" in d.text
     assert "restore to the point in time 2026-06-09T07:29:59Z" in d.text  # the decision
+    d.check_invariants()
+
+
+@pytest.mark.parametrize(("env", "cluster", "extra"), [
+    ("development", "k3v9x2m1q8w7e6r5", ()),
+    ("production", "j5n2t8c4h7b1f6yq", ("--teammate-approves", "--confirm", "production")),
+])
+def test_every_environment_of_the_default_scenario_drills_path_b(
+        drill: Any, env: str, cluster: str, extra: tuple[str, ...]) -> None:
+    """b-default's other environments get a real server when the drill first needs one: the
+    restore, both logins and the comparison run on real PostgreSQL; staging's damaged cluster
+    is not even named."""
+    d = drill("path-b", "b-default", "--env", env, *extra)
+    assert d.exit_code == 0, d.outcome
+    assert "Sandbox limitation" not in d.text
+    restored = [c for c in d.clusters().values() if c.get("restored_from")]
+    assert len(restored) == 1 and restored[0]["restored_from"]["cluster"] == cluster
+    assert restored[0]["server"] and d.clusters()[cluster]["server"]
+    assert "The new cluster holds the same migrations and row counts as the current one" in d.text
+    restore = next(c["call"] for c in d.flyctl_calls() if c["call"].startswith("mpg restore"))
+    assert restore.startswith(f"mpg restore {cluster} ")
+    assert not [c for c in d.flyctl_calls() if SOURCE in c["call"]]
+    assert f"drill verify-flip --env {env} --sandbox-dir {d.sandbox}" in d.text
     d.check_invariants()
 
 

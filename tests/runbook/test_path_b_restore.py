@@ -43,7 +43,7 @@ def test_pitr_time_is_an_rfc3339_moment_default_or_nothing_and_never_with_a_back
 
 @pytest.fixture
 def world(pg_state_dir: Path) -> Iterator[World]:
-    made = create_world("b-default", pg_state_dir)
+    made = create_world("b-production", pg_state_dir)  # staging and development: no server
     yield made
     discard(pg_state_dir)
 
@@ -68,6 +68,29 @@ def test_a_v1_cluster_is_refused_a_point_in_time_and_a_metadata_only_one_is_a_sa
     with pytest.raises(PreconditionFailed) as limited:
         dev.verify_new_cluster()
     assert limited.value.what.startswith("Sandbox limitation, not a fault:")
+    assert "gives development no real database server" in limited.value.next_step
     assert "database = true" in limited.value.next_step
     assert "another process" not in limited.value.next_step
     dev.summary()
+
+
+def test_an_older_backup_the_sandbox_only_lists_is_a_sandbox_limitation(
+        pg_state_dir: Path) -> None:
+    """Staging has a real server in b-default, but its older backups are metadata only: the
+    restore of one is refused as the sandbox's limitation, with advice about backups."""
+    world = create_world("b-default", pg_state_dir)
+    try:
+        older = next(b["id"] for b in world.state["fly"]["clusters"]["w3k8p1x9m2q7v4zr"]["backups"]
+                     if not b["sandbox_copy"])
+        run = path_b.start({"env": "staging", "sandbox_dir": str(world.state_dir),
+                            "dry_run": False, "backup_id": older}, screen=RecordingScreen())
+        run.resolve()
+        run.plan()
+        with pytest.raises(PreconditionFailed) as limited:
+            run.restore()
+        assert limited.value.what.startswith("Sandbox limitation, not a fault:")
+        assert f"backup {older} has no data in the sandbox" in limited.value.what
+        assert "older backups are listed, not copied" in limited.value.next_step
+        run.summary()
+    finally:
+        discard(pg_state_dir)

@@ -36,6 +36,7 @@ from rollback_helpers.sandbox.fly.common import (
 )
 from rollback_helpers.sandbox.postgres import backups as pg_backups
 from rollback_helpers.sandbox.postgres import servers as postgres
+from rollback_helpers.sandbox.postgres import wal as pg_wal
 
 ADMIN_USER = "fly-user"
 APP_USER = "app-user"
@@ -87,6 +88,30 @@ def create_cluster(world: World, *, cluster_id: str, name: str, app: str, region
     return cluster
 
 
+def has_server(world: World, cluster: dict[str, Any]) -> bool:
+    """Whether a real server stands behind ``cluster``; an on-demand cluster gets one now.
+
+    An on-demand cluster (a scenario's ``database_on_demand``) is metadata only until a
+    restore or a tunnel needs it: then a server is built with the role passwords its app's
+    URLs already name, and its newest backup becomes a real copy of that server (the
+    environment's pre-deploy data; no bad migration ran there). Under the world's lock."""
+    if cluster.get("server"):
+        return True
+    if not cluster.get("on_demand"):
+        return False
+    clear_half_built(world, cluster["id"])
+    passwords = dict(cluster["role_passwords"])
+    info = pg_backups.create_cluster(world.state_dir, cluster["id"], passwords=passwords,
+                                     dbname=cluster["credentials"].get("dbname") or DBNAME)
+    backup = max(cluster["backups"], key=lambda b: parse_iso(b["start"]), default=None)
+    if backup is not None:
+        pg_backups.discard_backup(world.state_dir, backup["id"])  # a killed builder's copy
+        pg_backups.take_backup(info, world.state_dir, backup["id"])
+        backup.update(sandbox_copy=True, role_passwords=passwords)
+    cluster.update(server=True, port=info.port)
+    return True
+
+
 def ensure_running(world: World, cluster: dict[str, Any]) -> int:
     """The server's current port, starting it first if it was stopped (e.g. after shutdown)."""
     info = postgres.start_server(world.state_dir, cluster["id"])
@@ -124,20 +149,34 @@ def apply_destructive_migration(world: World, cluster: dict[str, Any]) -> None:
 
 # -- point in time: a WAL archive and the moments a restore can replay to ----------------------
 def enable_wal_archive(world: World, cluster: dict[str, Any]) -> None:
-    cluster["port"] = pg_backups.enable_wal_archive(world.state_dir, cluster["id"]).port
+    cluster["port"] = pg_wal.enable_wal_archive(world.state_dir, cluster["id"]).port
 
 
 def mark_wal(world: World, cluster: dict[str, Any], *, at: float) -> None:
     """The WAL position now is the moment ``at`` (virtual time); archived at once."""
     info = postgres.start_server(world.state_dir, cluster["id"])
-    cluster.setdefault("wal_marks", []).append({"at": at, "lsn": pg_backups.wal_mark(info)})
-    pg_backups.archive_now(info)
+    cluster.setdefault("wal_marks", []).append({"at": at, "lsn": pg_wal.wal_mark(info)})
+    pg_wal.archive_now(info)
 
 
 def add_writes(world: World, cluster: dict[str, Any], rows: int, *, at: float) -> None:
     """Good writes after the backup, up to the moment ``at`` (just before the bad deploy)."""
     pg_backups.add_writes(postgres.start_server(world.state_dir, cluster["id"]), rows)
     mark_wal(world, cluster, at=at)
+
+
+def clear_half_built(world: World, cluster_id: str) -> bool:
+    """Remove a server left half-built under ``cluster_id`` by a process killed mid-restore.
+
+    The world saves a cluster only once its server is built, in the same transaction, so
+    a server home the world does not list as a server was never a cluster anyone could
+    use: its builder died. Called under the world's lock (a flyctl call), when nobody else
+    can be building it; the build then starts afresh. True if one was removed."""
+    known = world.state["fly"].get("clusters", {}).get(cluster_id) or {}
+    if known.get("server") or not postgres.cluster_home(world.state_dir, cluster_id).exists():
+        return False
+    postgres.discard(world.state_dir, cluster_id)
+    return True
 
 
 # -- backups -------------------------------------------------------------------------------
@@ -173,12 +212,19 @@ def pitr_lsn(source: dict[str, Any], backup: dict[str, Any], at: float) -> str:
 
 def restore(world: World, source: dict[str, Any], backup: dict[str, Any],
             new_id: str, *, pitr_time: float | None = None) -> dict[str, Any]:
-    """Start a NEW real server from ``backup``; the sandbox fields of the new cluster entry.
+    """Start a NEW real server from ``backup``; the sandbox fields of the new cluster entry
+    (none when the source is metadata only: the new cluster is metadata only too).
 
     The source keeps running untouched. Only a real copy can be restored: the
     older, metadata-only backups of a scenario hold no data, and pretending to
     restore them from another copy would show the operator the wrong data.
     """
+    try:
+        if not has_server(world, source):
+            return {}
+    except postgres.SandboxPostgresError as exc:
+        raise RestoreRefused(f"the sandbox server of cluster {source['id']} did not start: "
+                             f"{exc}") from exc
     if not backup.get("sandbox_copy"):
         real = [b["id"] for b in source.get("backups", []) if b.get("sandbox_copy")]
         raise RestoreRefused(
@@ -187,6 +233,7 @@ def restore(world: World, source: dict[str, Any], backup: dict[str, Any],
     lsn = pitr_lsn(source, backup, pitr_time) if pitr_time is not None else ""
     if pitr_time is not None and pitr_time > world.now:
         raise RestoreRefused(f"the point in time {utc_iso(pitr_time)} is in the future")
+    clear_half_built(world, new_id)
     try:
         info = pg_backups.restore_cluster(world.state_dir, backup["id"], new_id,
                                           source_id=source["id"], target_lsn=lsn)

@@ -187,13 +187,13 @@ class MpgCommands:
         plan = ProxyPlan(found["id"], port, bind, f"[{found['direct_ip']}]:5432")
         if self.world.state["fly"].get("proxy_fault") == "bind":
             return replace(plan, fail=BIND_FAULT.format(bind=bind, port=port))
-        if not found.get("server"):
-            return error(inv.argv, f"the sandbox has no database server behind cluster "
-                                   f"{found['id']} (a metadata-only scenario cluster)")
         from rollback_helpers.sandbox.fly import databases
         from rollback_helpers.sandbox.postgres import servers as postgres
 
         try:
+            if not databases.has_server(self.world, found):
+                return error(inv.argv, f"the sandbox has no database server behind cluster "
+                                       f"{found['id']} (a metadata-only scenario cluster)")
             target = databases.ensure_running(self.world, found)
         except postgres.SandboxPostgresError as exc:
             return error(inv.argv, f"sandbox: the server of cluster {found['id']} did not start: "
@@ -291,10 +291,9 @@ def fork_cluster(world: World, source: dict[str, Any], backup: dict[str, Any], n
         "source_user": source.get("credentials", {}).get("user") or "fly-user",
         "source_dbname": source.get("credentials", {}).get("dbname") or "fly-db",
     }
-    if source.get("server"):
-        from rollback_helpers.sandbox.fly import databases
+    from rollback_helpers.sandbox.fly import databases
 
-        cluster.update(databases.restore(world, source, backup, new_id, pitr_time=pitr_time))
+    cluster.update(databases.restore(world, source, backup, new_id, pitr_time=pitr_time))
     if pitr_time is not None:
         cluster["restored_from"]["pitr_time"] = pitr_time
     world.state["fly"].setdefault("clusters", {})[new_id] = cluster

@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from rollback_helpers.sandbox.postgres import wal
 from rollback_helpers.sandbox.postgres.servers import (
     ID_PATTERN,
     SERVER_OS_USER,
@@ -39,7 +40,6 @@ from rollback_helpers.sandbox.postgres.servers import (
     run_binary,
     server_account,
     start_server,
-    stop_server,
     superuser_dsn,
 )
 from rollback_helpers.secrets import Secret
@@ -293,45 +293,13 @@ def take_backup(info: ServerInfo, state_dir: Path, backup_id: str) -> Path:
     return target
 
 
-# -- point-in-time restore: a WAL archive, moments marked by LSN, a real replay --------------
-def enable_wal_archive(state_dir: Path, cluster_id: str) -> ServerInfo:
-    """Archive the cluster's WAL into ``<home>/wal`` from now on (restarts the server)."""
-    record = json.loads((cluster_home(Path(state_dir), cluster_id) / "cluster.json").read_text())
-    archive = wal_archive(state_dir, cluster_id)
-    archive.mkdir(mode=0o700, exist_ok=True)
-    give_to_server(archive)
-    conf = Path(record["data_dir"]) / "archive.conf"
-    conf.write_text(f"archive_mode = on\narchive_command = 'cp %p {archive}/%f'\n")
-    give_to_server(conf)
-    stop_server(Path(state_dir), cluster_id)
-    return start_server(Path(state_dir), cluster_id)
-
-
-def wal_archive(state_dir: Path, cluster_id: str) -> Path:
-    """Beside the server's real data directory (which the server's OS account can reach)."""
-    record = json.loads((cluster_home(Path(state_dir), cluster_id) / "cluster.json").read_text())
-    return Path(record["data_dir"]).parent / "wal"
-
-
-def wal_mark(info: ServerInfo) -> str:
-    """The server's WAL position now (a moment a point-in-time restore can replay to)."""
-    with psycopg.connect(superuser_dsn(info), autocommit=True) as conn:
-        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-    return str(row[0]) if row else ""
-
-
-def archive_now(info: ServerInfo) -> None:
-    """Close the current WAL segment and wait until the archiver has copied it."""
-    with psycopg.connect(superuser_dsn(info), autocommit=True) as conn:
-        row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
-        segment = str(row[0]) if row else ""
-        for _ in range(1200):
-            done = conn.execute("SELECT coalesce(last_archived_wal, '') FROM "
-                                "pg_stat_archiver").fetchone()
-            if done and str(done[0]) >= segment:
-                return
-            time.sleep(0.05)
-    raise SandboxPostgresError(f"Sandbox cluster {info.cluster_id} did not archive {segment}.")
+def discard_backup(state_dir: Path, backup_id: str) -> None:
+    """Delete a copy and its metadata, if there is one (the sandbox's own files only)."""
+    if not ID_PATTERN.match(backup_id):
+        raise ValueError(f"Not a usable sandbox backup id: {backup_id!r}")
+    backups = Path(state_dir) / "backups"
+    shutil.rmtree(backups / backup_id, ignore_errors=True)
+    (backups / f"{backup_id}.json").unlink(missing_ok=True)
 
 
 def add_writes(info: ServerInfo, rows: int) -> None:
@@ -343,6 +311,7 @@ def add_writes(info: ServerInfo, rows: int) -> None:
                      "FROM generate_series(1, %s) g", [rows])
 
 
+# -- restores, from a backup or to a moment ---------------------------------------------
 def restore_cluster(state_dir: Path, backup_id: str, new_cluster_id: str, *,
                     source_id: str = "", target_lsn: str = "") -> ServerInfo:
     """A NEW running cluster from a copy of the backup; the backup stays reusable. With
@@ -360,7 +329,7 @@ def restore_cluster(state_dir: Path, backup_id: str, new_cluster_id: str, *,
         data.chmod(0o700)
         (data / "archive.conf").unlink(missing_ok=True)  # the source's archive is not ours
         if target_lsn:
-            archive = wal_archive(state_dir, source_id)
+            archive = wal.wal_archive(state_dir, source_id)
             (data / "archive.conf").write_text(
                 f"restore_command = 'cp {archive}/%f %p'\nrecovery_target_lsn = '{target_lsn}'\n"
                 "recovery_target_action = 'promote'\n")
@@ -368,19 +337,8 @@ def restore_cluster(state_dir: Path, backup_id: str, new_cluster_id: str, *,
         give_to_server(data)
         info = start_server(Path(state_dir), new_cluster_id)
         if target_lsn:
-            _wait_promoted(info)
+            wal.wait_promoted(info)
         return info
     except BaseException:
         discard(Path(state_dir), new_cluster_id)
         raise
-
-
-def _wait_promoted(info: ServerInfo) -> None:
-    with psycopg.connect(superuser_dsn(info, "postgres"), autocommit=True) as conn:
-        for _ in range(1200):  # a minute at most, on a busy machine
-            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-            if row and not row[0]:
-                return
-            time.sleep(0.05)
-    raise SandboxPostgresError(f"Sandbox cluster {info.cluster_id} did not finish replaying "
-                               "its WAL to the point in time.")
