@@ -72,6 +72,7 @@ class WalkthroughRun(Protocol):
 
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+SCRIPT_MIME = "application/javascript"  # a page's script (the gate's "Run the rest"): not a record
 SAVE_FIRST = "Save the notebook (Ctrl+S), then run this cell again."
 FINISHED = "Finish: "  # the timeline lines Finish writes, after the story the Summary shows
 
@@ -256,7 +257,7 @@ def _drop_widgets(nb: nbformat.NotebookNode) -> None:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.get("outputs", [])
-                            if WIDGET_MIME not in o.get("data", {})]
+                            if not {WIDGET_MIME, SCRIPT_MIME} & set(o.get("data", {}))]
 
 
 def _finish_cells(nb: nbformat.NotebookNode) -> list[Any]:

@@ -20,7 +20,7 @@ import pytest
 from rollback_helpers.cli import main as cli
 from rollback_helpers.cli.lab import copy_notebooks, kernel_environment, lab_argv
 from rollback_helpers.domain.parameters import PathAParameters
-from rollback_helpers.errors import ConfigError
+from rollback_helpers.errors import ConfigError, DriftDetected
 from rollback_helpers.records import notebook_io
 from rollback_helpers.run import archive
 from rollback_helpers.run.context import open_run
@@ -51,6 +51,11 @@ def no_leftover_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- the gate ----------------------------------------------------------------------------
+def gate_button(widget: Any) -> Any:
+    """The gate's approval button (the first button in its box; the second runs the rest)."""
+    return next(child for child in widget.children if hasattr(child, "on_click"))
+
+
 def approver(log: list[str]) -> Callable[[str], Decision]:
     def approve(how: str) -> Decision:
         log.append(how)
@@ -324,7 +329,7 @@ def test_interactive_approval_rolls_back_once(tmp_path: Path) -> None:
     run, _ = start_a(tmp_path, interactive=True, screen=screen)
     through_plan(run)
     gate_widget = next(o.obj for o in screen.outputs if hasattr(o.obj, "children"))
-    button = gate_widget.children[-2]
+    button = gate_button(gate_widget)
     assert "Roll back staging to sha256:" in button.description
     button.click()
     assert not run.ctx.dry_run and run.ctx.decisions[0].how.startswith("button")
@@ -340,14 +345,25 @@ def test_interactive_approval_rolls_back_once(tmp_path: Path) -> None:
     assert len(world.state["github"]["runs"]) == 1
 
 
-def test_a_new_target_needs_a_new_approval(tmp_path: Path) -> None:
-    """Resolving the target again after approving drops the approval."""
+def test_the_same_plan_keeps_its_approval_and_another_plan_needs_a_new_one(
+        tmp_path: Path) -> None:
+    """Resolving the target again after approving keeps the approval while the plan (what
+    runs, what it rolls back to) is the same; once what runs has changed (here: drift, so no
+    plan at all), it is dropped."""
     screen = RecordingScreen()
     run, _ = start_a(tmp_path, interactive=True, screen=screen)
     through_plan(run)
     run.approve("button")
     run.resolve_target()
-    assert run.ctx.dry_run and "not approved" in run.dispatch().title
+    assert not run.ctx.dry_run and run.approval is not None  # the same plan: still approved
+    world = World.load(tmp_path / "world")
+    for machine in world.state["fly"]["apps"]["renewa-one-staging"]["machines"]:
+        machine["image"] = "v41"  # someone else rolled back meanwhile: another plan
+    world.save()
+    run.current_state()
+    with pytest.raises(DriftDetected):
+        run.resolve_target()
+    assert run.ctx.dry_run and run.approval is None and "not approved" in run.dispatch().title
 
 
 # -- walkthrough archives: JupyterLab's record vs papermill's ------------------------------------
@@ -372,7 +388,7 @@ def walkthrough(tmp_path: Path, frontend: Callable[[Any], Any], scenario: str,
     plan = lab.index("run.plan()")
     assert "Awaiting approval" in lab.texts(plan)
     if approve:
-        lab.widgets(plan)[0].children[-2].click()
+        gate_button(lab.widgets(plan)[0]).click()
         assert "Decision: roll back staging" in lab.texts(plan)
         lab.run_from(lab.index("run.dispatch()"))
     return lab, saved
@@ -438,7 +454,7 @@ def test_finish_refuses_a_save_older_than_the_run(
     """Saved before the approval: finish says to save, and archives nothing."""
     lab, saved = walkthrough(tmp_path, frontend, "default", monkeypatch, approve=False)
     lab.save(saved)
-    lab.widgets(lab.index("run.plan()"))[0].children[-2].click()  # approved after the save
+    gate_button(lab.widgets(lab.index("run.plan()"))[0]).click()  # approved after the save
     finish = lab.index("run.finish()")
     lab.run(finish)
     assert "not archived yet" in lab.texts(finish) and "Ctrl+S" in lab.texts(finish)
