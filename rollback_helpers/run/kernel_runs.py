@@ -103,7 +103,7 @@ def end_run(run: KernelRun, why: str) -> list[str]:
         return []
     lines: list[str] = []
     record = life.record
-    if record is not None and not record.record.ended:
+    if record is not None and not record.record.ended and record.record.state != "interrupted":
         record.update(state="interrupted", last_step=f"interrupted: {why}",
                       next_step=resume_hint(run))
         lines.append(f"run {run.run_id}: record comment on #{record.number} marked interrupted "

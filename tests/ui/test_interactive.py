@@ -33,6 +33,7 @@ from rollback_helpers.ui.interactive import (
     Checklist,
     EnvironmentPicker,
     Gate,
+    RUN_REST,
     RecordingScreen,
     gate_blocker,
     take_pending_decisions,
@@ -114,6 +115,30 @@ def test_pressing_the_gate_writes_the_decision_in_place() -> None:
     assert "Decision: roll back staging" in line.text and "by        ana" in line.text
     (recorded,) = line.obj.metadata[METADATA_KEY]["decisions"]
     assert recorded["how"].startswith("button") and recorded["who"] == "ana"
+
+
+def test_the_rest_of_the_notebook_runs_from_the_gate_once_approved() -> None:
+    """After the approval a second button asks the page to run the cells below (JupyterLab's
+    ``notebook:run-all-below`` from the next cell); before it, that button does nothing. The
+    script is stamped: a saved notebook reopened later does not run its cells by itself."""
+    gate = Gate("Roll back staging to sha256:7c0e", env="staging", protected=False,
+                resolved=True, approve=approver([]), screen=RecordingScreen(),
+                clock=lambda: 1_700_000_000.25)
+    gate.show()
+    assert gate.rest.layout.display == "none" and not gate.run_rest()
+    assert gate.script.outputs == ()
+    gate.button.click()
+    assert gate.rest.layout.display == "" and RUN_REST in gate.rest.description
+    gate.rest.click()
+    (output,) = gate.script.outputs
+    script = output["data"]["application/javascript"]
+    assert "notebook:run-all-below" in script and "1700000000250" in script
+    assert "Run Selected Cell and All Below" in script  # what it says outside JupyterLab
+    shown_approved = Gate("Roll back", env="staging", protected=False, resolved=True,
+                          approve=approver([]), screen=RecordingScreen(),
+                          approved=make_decision("roll back", how="button", step="plan",
+                                                 who="ana"))
+    assert shown_approved.rest.layout.display == ""  # a plan cell run again, still approved
 
 
 def test_a_failing_approval_is_shown_not_lost() -> None:
@@ -521,6 +546,7 @@ def test_lab_listens_on_loopback_only(tmp_path: Path) -> None:
     assert "--ServerApp.ip=127.0.0.1" in argv and "--ServerApp.port=8123" in argv
     assert "--ServerApp.port_retries=0" in argv and "--no-browser" in argv
     assert not any("token" in a.lower() for a in argv)  # the token is in a 0600 file
+    assert "--LabApp.expose_app_in_browser=True" in argv  # the gate's "Run the rest" button
 
 
 @pytest.mark.e2e
