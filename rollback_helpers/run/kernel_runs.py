@@ -51,9 +51,9 @@ class KernelRun(Protocol):
     def log(self, event: str) -> None: ...
 
 
-def resume_hint(run: KernelRun) -> str:
+def resume_hint(path: str) -> str:
     """The record comment's next step, in the walkthrough's own terms."""
-    return (f"run {run.path}'s notebook again (Run All Cells) and press the plan's button: the "
+    return (f"run {path}'s notebook again (Run All Cells) and press the plan's button: the "
             "new run finds this comment and carries on (watches a dispatched workflow run) "
             "instead of acting twice")
 
@@ -105,7 +105,7 @@ def end_run(run: KernelRun, why: str) -> list[str]:
     record = life.record
     if record is not None and not record.record.ended and record.record.state != "interrupted":
         record.update(state="interrupted", last_step=f"interrupted: {why}",
-                      next_step=resume_hint(run))
+                      next_step=resume_hint(run.path))
         lines.append(f"run {run.run_id}: record comment on #{record.number} marked interrupted "
                      f"({why})" if not record.last_error else
                      f"run {run.run_id}: record comment on #{record.number} not updated "
