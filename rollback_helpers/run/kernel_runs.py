@@ -135,7 +135,10 @@ def end_current(why: str = KERNEL_END) -> list[str]:
         _ending.release()
 
 
-def install_exit_hooks(*, on: Callable[[int, object], object] = signal.signal) -> None:
+SignalHandler = Callable[[int, FrameType | None], None]
+
+
+def install_exit_hooks(*, on: Callable[[int, SignalHandler], object] = signal.signal) -> None:
     """Once per kernel: at a normal exit (JupyterLab's shutdown request) and on SIGTERM (the
     server's next step when the kernel does not stop in time), end the kernel's run."""
     if _hooks:

@@ -30,10 +30,10 @@ from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.ui.decisions import Decision, make_decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
+    RUN_REST,
     Checklist,
     EnvironmentPicker,
     Gate,
-    RUN_REST,
     RecordingScreen,
     gate_blocker,
     take_pending_decisions,
