@@ -181,13 +181,17 @@ def test_a_restarted_kernel_finishes_the_run_it_started(lab: Lab, page: Any) -> 
 
 
 def test_stopping_the_lab_mid_run_leaves_no_lease_held(lab: Lab, page: Any) -> None:
-    """Approved (the lease taken, the record comment posted), then Ctrl+C on the lab: the
-    kernel's end releases the lease and marks the comment interrupted, with how to carry on."""
+    """Approved (the lease taken, the record comment posted) and running: the dispatch cell
+    waits for production's second person. Ctrl+C on the lab: the kernel's end releases the
+    lease and marks the comment interrupted, with how to carry on."""
     open_path_a(page, lab, "production")
     run_all(page)
     page.locator(f"{ACTIVE} .rb-gate input").fill("production")
     approve(page, "production")
+    page.locator(REST).click()
+    shows(page, "Waiting for approval by")  # mid-run: a cell is executing, the lease held
     assert lock(lab, "production") is not None
+    page.screenshot(path=str(ARTIFACTS / "lockout-mid-run.png"))
     code, leftovers = lab.stop()
     assert code == 0 and leftovers == set()
     assert lock(lab, "production") is None
