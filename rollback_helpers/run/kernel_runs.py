@@ -150,6 +150,8 @@ def install_exit_hooks(*, on: Callable[[int, SignalHandler], object] = signal.si
 
 
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    if _ending.locked():  # the exit hook is ending the run now: let it finish (SIGKILL may come)
+        return
     end_current()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)  # then end as SIGTERM would have

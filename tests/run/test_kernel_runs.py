@@ -166,3 +166,16 @@ def test_only_a_kernel_installs_exit_hooks(world_dir: Path, monkeypatch: pytest.
     walkthrough(world_dir)
     assert kernel_runs._hooks == [] and not kernel_runs.in_kernel()
     assert signal.getsignal(signal.SIGTERM) is not kernel_runs._on_sigterm
+
+
+def test_sigterm_during_the_exit_hook_lets_the_hook_finish(world_dir: Path) -> None:
+    """The server sends SIGTERM when the kernel is slow to stop: if the exit hook is ending
+    the run at that moment, the handler returns (the hook goes on) instead of ending the
+    process half-way through the release."""
+    run = approved(world_dir)
+    with kernel_runs._ending:  # the atexit hook, mid-way
+        kernel_runs._on_sigterm(signal.SIGTERM, None)  # returns: this process is still here
+    assert lock_ref(world_dir) is not None  # and the handler did not start a second end
+    kernel_runs.end_current()
+    assert lock_ref(world_dir) is None and comments(world_dir)[run.ctx.run_id].state == \
+        "interrupted"
