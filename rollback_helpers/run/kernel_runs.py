@@ -102,15 +102,7 @@ def end_run(run: KernelRun, why: str) -> list[str]:
     if life is None:
         return []
     lines: list[str] = []
-    record = life.record
-    if record is not None and not record.record.ended and record.record.state != "interrupted":
-        record.update(state="interrupted", last_step=f"interrupted: {why}",
-                      next_step=resume_hint(run.path))
-        lines.append(f"run {run.run_id}: record comment on #{record.number} marked interrupted "
-                     f"({why})" if not record.last_error else
-                     f"run {run.run_id}: record comment on #{record.number} not updated "
-                     f"({record.last_error})")
-    if life.lease is not None:
+    if life.lease is not None:  # first: the lock matters most when the kernel has seconds left
         try:
             released = life.release()
         except RollbackError as exc:  # release() logs its own failures; this is belt and braces
@@ -118,6 +110,15 @@ def end_run(run: KernelRun, why: str) -> list[str]:
             log.warning("lease of run %s not released: %s", run.run_id, exc.what)
         lines.append(f"run {run.run_id}: lock of {life.env} released" if released else
                      f"run {run.run_id}: lock of {life.env} NOT released (it expires on its own)")
+    record = life.record
+    if record is not None and not record.record.ended and record.record.state != "interrupted":
+        reached = record.record.last_step
+        record.update(state="interrupted", next_step=resume_hint(run.path),
+                      last_step=(f"{reached}; then " if reached else "") + f"interrupted: {why}")
+        lines.append(f"run {run.run_id}: record comment on #{record.number} marked interrupted "
+                     f"({why})" if not record.last_error else
+                     f"run {run.run_id}: record comment on #{record.number} not updated "
+                     f"({record.last_error})")
     return lines
 
 
