@@ -113,8 +113,11 @@ def end_run(run: KernelRun, why: str) -> list[str]:
     record = life.record
     if record is not None and not record.record.ended and record.record.state != "interrupted":
         reached = record.record.last_step
+        # the archive reserved at the approval is never written: this run (its kernel, or the
+        # notebook's `run`) is gone, so the comment stops naming it
         record.update(state="interrupted", next_step=resume_hint(run.path),
-                      last_step=(f"{reached}; then " if reached else "") + f"interrupted: {why}")
+                      last_step=(f"{reached}; then " if reached else "") + f"interrupted: {why}",
+                      archive=record.record.archive if record.record.sha256 else "")
         lines.append(f"run {run.run_id}: record comment on #{record.number} marked interrupted "
                      f"({why})" if not record.last_error else
                      f"run {run.run_id}: record comment on #{record.number} not updated "

@@ -133,6 +133,7 @@ def test_the_kernels_end_releases_its_lease_and_finishes_its_record_comment(
     assert any("lock of staging released" in line for line in lines)
     record = comments(world_dir)[run.ctx.run_id]
     assert record.state == "interrupted" and "kernel was shut down" in record.last_step
+    assert record.archive == ""  # the name reserved at the approval will never be written
     assert kernel_runs.end_current() == []  # nothing held any more: nothing to do
 
 
