@@ -259,3 +259,15 @@ def _notebook_interface() -> Iterator[None]:
     use_interface("notebook")
     yield
     use_interface("notebook")
+
+
+# -- a walkthrough's runs in one kernel (tests/run/test_kernel_runs.py) ---------------------------
+@pytest.fixture(autouse=True)
+def _no_kernel_run() -> Iterator[None]:
+    """Every test's process is a fresh kernel: an earlier test's walkthrough run (in another
+    world) is not this one's run before."""
+    from rollback_helpers.run import kernel_runs
+
+    kernel_runs.forget()
+    yield
+    kernel_runs.forget()

@@ -144,7 +144,8 @@ def final_state(current: RunComment, closing: Closing) -> RunComment:
         next_step = current.next_step
     elif closing.outcome == "interrupted":
         state = "interrupted"
-        next_step = current.next_step if current.next_step.startswith("carried on by") else (
+        next_step = current.next_step if current.next_step.startswith("carried on by") or \
+            not closing.resume_command else (
             f"re-run `{closing.resume_command}`: it finds this comment and carries on "
             "(watches the dispatched run, or uses the restored cluster) instead of acting twice")
     else:

@@ -23,6 +23,7 @@ from rollback_helpers.domain.paths import PATHS, PathSpec
 from rollback_helpers.errors import ConfigError, ConfirmationRequired, RollbackError
 from rollback_helpers.hints import Option, given_as, hint
 from rollback_helpers.records.store import RecordStore
+from rollback_helpers.run import kernel_runs
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
@@ -103,7 +104,8 @@ class RunContext:
             self._lifecycle = Lifecycle(
                 self.backends.github(self.cfg), self.path, self.env.name, self.run_id,
                 self.operator, self.backends.clock, self.cfg.lock_ttl, self.log,
-                holder_pid=os.getpid() if self.interactive else os.getppid())
+                holder_pid=os.getpid() if self.interactive else os.getppid(),
+                kernel=self.interactive)
         return self._lifecycle
 
     def take_lock(self) -> Lease:
@@ -312,7 +314,6 @@ class RunContext:
             report.note(f"Sandbox world: {self.backends.sandbox_dir} — nothing real is touched.")
         return report
 
-
     def _lock_fact(self, report: Report) -> None:
         lease = self._lifecycle.lease if self._lifecycle is not None else None
         if lease is not None:
@@ -387,6 +388,9 @@ def open_run(params: AnyParameters, *, screen: Screen | None = None,
             if settle is not None:
                 settle()
             raise
+    if params.interactive:  # the kernel's run before this one (a Run All Cells) ends here
+        for line in kernel_runs.replace(ctx):
+            ctx.show(Report("The walkthrough's previous run", status="warning").note(line))
     for earlier in take_pending_decisions():  # the picker's choice, made before the run opened
         ctx.decisions.append(replace(earlier, run_id=ctx.run_id))
         ctx.log(f"decision: {earlier.what} ({earlier.how}, by {earlier.who} at {earlier.at})")

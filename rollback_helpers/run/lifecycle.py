@@ -49,6 +49,7 @@ class Lifecycle:
     ttl: float
     log: Callable[[str], None]
     holder_pid: int = field(default_factory=os.getppid)
+    kernel: bool = False  # a walkthrough's kernel: its own process's lease is its own
     lock: EnvironmentLock | None = None
     lease: Lease | None = None
     taken_over: Lease | None = None
@@ -85,9 +86,12 @@ class Lifecycle:
         mine = Lease(env=self.env, holder=f"{self.operator}@{host}", run_id=self.run_id,
                      path=self.path, started_at=now, expires_at="", host=host,
                      machine_id=machine_id(), pid=self.holder_pid, account=self.account())
+        own = current is not None and self._own_kernel(current, mine)
         crashed = current is not None and current.run_id != self.run_id \
-            and holder_gone(current)
-        why = break_lock or (f"the holder's process is gone ({current.holder}): a crashed run "
+            and (own or holder_gone(current))
+        why = break_lock or (f"an earlier run of this same kernel ({current.holder}, pid "
+                             f"{current.pid}): its own lease" if current is not None and own else
+                             f"the holder's process is gone ({current.holder}): a crashed run "
                              "on this machine" if current is not None and crashed else "")
         if current is not None and crashed and current.live(self.clock.now()):
             lock.acquire(replace(mine, run_id=current.run_id))  # that run's lease, renewed
@@ -105,6 +109,14 @@ class Lifecycle:
         self.last_renewal = self.clock.now()
         self.log(f"lock of {self.env} taken (run {self.run_id}, lease {self.ttl:.0f}s)")
         return self.lease
+
+    def _own_kernel(self, current: Lease, mine: Lease) -> bool:
+        """A lease this very kernel holds under another run id (an earlier run of the same
+        walkthrough): same host, same machine id, same process. Another kernel, even on this
+        host, has another pid and stays refused."""
+        return self.kernel and current.run_id != self.run_id and bool(mine.machine_id) \
+            and (current.host, current.machine_id, current.pid) == \
+            (mine.host, mine.machine_id, mine.pid)
 
     def keep_alive(self) -> None:
         """Renew the lease during a long wait, once two thirds of it have passed (a third of it
@@ -157,8 +169,12 @@ class Lifecycle:
         if self.taken_over is not None:
             record = replace(record, lock=f"taken over from {self.taken_over.holder} (run "
                              f"{self.taken_over.run_id})")
-        self.record = PostedRunComment(self.github.comments, number, record, log=self.log,
-                                    now=lambda: utc_iso(self.clock.now())).post()
+        if self.record is not None and self.record.number == number:  # approved again: the same
+            self.record.record = record                                 # run, the same comment
+            self.record.update(state=record.state)
+        else:
+            self.record = PostedRunComment(self.github.comments, number, record, log=self.log,
+                                           now=lambda: utc_iso(self.clock.now())).post()
         report = Report(f"Run recorded on #{number}").fact("record comment", self.record.html_url)
         report.fact("state", self.record.record.state)
         report.metadata = {METADATA_KEY: {"record_comment": self.record_block()}}

@@ -29,6 +29,7 @@ from rollback_helpers.records.store import RecordStore
 from rollback_helpers.run.archive import Outcome, failed_at, finished
 from rollback_helpers.run.backends import BackendName
 from rollback_helpers.run.closing import Closed, Closing, ended_before
+from rollback_helpers.run.kernel_runs import resume_hint
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.notify import Notifier, RunEnd, tell_end
 from rollback_helpers.ui.decisions import Decision
@@ -72,7 +73,9 @@ class WalkthroughRun(Protocol):
 
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+SCRIPT_MIME = "application/javascript"  # a page's script (the gate's "Run the rest"): not a record
 SAVE_FIRST = "Save the notebook (Ctrl+S), then run this cell again."
+INTERRUPTED = 130  # a walkthrough whose approval lapsed ends its record comment as interrupted
 FINISHED = "Finish: "  # the timeline lines Finish writes, after the story the Summary shows
 
 
@@ -157,8 +160,13 @@ def _stamp_and_close(nb: nbformat.NotebookNode, saved: Path, ctx: WalkthroughRun
     issue = _keep_record_comment(nb, life.record_block() if life is not None else None)
     run = ctx.walkthrough_facts()
     outcome = stamp_walkthrough(nb, saved, run, reserved)
+    code, ended = outcome.exit_code, outcome.outcome
+    if run.dry_run and life is not None and life.record is not None:
+        # approved, then the plan changed and nobody approved again: never carried out
+        life.update_record(state="interrupted", next_step=resume_hint(run.path))
+        code, ended = INTERRUPTED, OUTCOMES[INTERRUPTED]
     return outcome, Closing(
-        run.run_id, run.path, run.env, outcome.exit_code, outcome.outcome, run.dry_run,
+        run.run_id, run.path, run.env, code, ended, run.dry_run,
         saved, error=outcome.error, failed_step=outcome.failed_step,
         last_step=outcome.last_step, location=reserved, sandbox_dir=run.sandbox_dir,
         record_issue=issue,
@@ -256,7 +264,7 @@ def _drop_widgets(nb: nbformat.NotebookNode) -> None:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.get("outputs", [])
-                            if WIDGET_MIME not in o.get("data", {})]
+                            if not {WIDGET_MIME, SCRIPT_MIME} & set(o.get("data", {}))]
 
 
 def _finish_cells(nb: nbformat.NotebookNode) -> list[Any]:

@@ -89,7 +89,7 @@ class PathA:
         self.outcome = "in progress"
         self.approval: Decision | None = None
         self.second = SecondPerson(ctx, plan=self.gh_command, what=self.gate_label, workflow=True)
-        self.approved_image = ""  # the image the approval was for
+        self.approved_image = self.approved_running = ""  # the plan the approval was for
         self.reads = FirstReads(ctx.backends.clock, lambda: self.fly.status(ctx.env.app),
                                 self.records, ahead=not ctx.interactive)
         self.evidence = Evidence(ctx, override=self.params.override_unhealthy_target)
@@ -151,10 +151,15 @@ class PathA:
         repository = None
         if self.status and self.status.started():
             repository = self.status.started()[0].image_repository
-        if self.approval is not None and self.ctx.interactive:
-            self.approval, self.approved_image = None, ""  # a new target needs a new approval
-            self.ctx.go_dry("the target is being resolved again")
-        self.target = self._resolve(sorted(running)[0], repository)
+        approved, self.target = (self.approved_image, self.approved_running), None
+        try:
+            self.target = self._resolve(sorted(running)[0], repository)
+        finally:  # another plan (or none: resolving failed) needs another approval
+            t = self.target
+            if self.approval is not None and self.ctx.interactive and (
+                    t is None or (str(t.image), t.running_digest) != approved):
+                self.approval, self.approved_image = None, ""
+                self.ctx.go_dry("the plan changed after the approval: press the button again")
         if self.target is None:
             self.outcome = "already rolled back: nothing to do"
             return self.back.note(Report("Rollback target: already rolled back", status="ok"))
@@ -281,6 +286,7 @@ class PathA:
         self.ctx.go_live()  # takes the environment lock first: a held lock is no approval
         decision = self.ctx.decide(f"roll back {self.ctx.env.name} to {target.image}", how, "plan")
         self.approval, self.approved_image = decision, str(target.image)
+        self.approved_running = target.running_digest
         self.ctx.archive_path = ""  # a dry-run walkthrough archived earlier keeps its own file
         self.ctx.reserve_archive_path()  # so the record comment can name the live archive
         self._record_start()

@@ -20,6 +20,8 @@ them into the record are :mod:`.decisions`.
 from __future__ import annotations
 
 import html
+import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +30,7 @@ from rollback_helpers.ui.decisions import Decide, Decision, decision_report, mak
 from rollback_helpers.ui.display import Report
 
 RUN_HINT = "Run → Run Selected Cell and All Below"
+RUN_REST = "Run the rest of the notebook"  # the gate's second button does RUN_HINT for you
 
 
 class Handle(Protocol):
@@ -100,7 +103,7 @@ def not_approved(step: str, gate_step: str) -> Report:
 def gate_blocker(*, resolved: bool, env: str, protected: bool, typed: str, approved: bool) -> str:
     """Why the action button is disabled, or ``""`` when it may be pressed."""
     if approved:
-        return "Approved: run the cells below."
+        return f"Approved: press “{RUN_REST}” to run the cells below."
     if not resolved:
         return "The plan is not resolved yet: run the steps above first."
     if protected and typed.strip() != env:
@@ -108,22 +111,55 @@ def gate_blocker(*, resolved: bool, env: str, protected: bool, typed: str, appro
     return ""
 
 
+RUN_REST_FRESH = 60.0  # seconds: a saved notebook reopened later never runs its cells by itself
+# JupyterLab (``rollback-runbook lab`` exposes the app to the page): select the cell after the
+# button's and run it and all below. Anywhere else it says which menu item does the same.
+RUN_REST_SCRIPT = """(() => {
+  const made = %(made)d, key = "rb-run-rest-" + made;
+  if (Math.abs(Date.now() - made) > %(fresh)d || window[key]) return;
+  window[key] = true;
+  const fallback = () => { element.textContent = %(fallback)s; };
+  const app = window.jupyterapp;
+  if (!app) { fallback(); return; }
+  let tries = 0;
+  const go = () => {
+    const panel = [...app.shell.widgets("main")].find(w => w.content && w.node.contains(element));
+    const nb = panel && panel.content;
+    const index = nb ? nb.widgets.findIndex(cell => cell.node.contains(element)) : -1;
+    if (index < 0) { if (++tries < 40) { setTimeout(go, 50); } else { fallback(); } return; }
+    app.shell.activateById(panel.id);
+    nb.activeCellIndex = index + 1;
+    app.commands.execute("notebook:run-all-below");
+  };
+  setTimeout(go, 0);
+})();"""
+
+
+def run_rest_script(made: float) -> str:
+    """The page's side of “Run the rest of the notebook”, stamped with when it was made."""
+    return RUN_REST_SCRIPT % {"made": int(made * 1000), "fresh": int(RUN_REST_FRESH * 1000),
+                              "fallback": json.dumps(f"Select the next cell, then {RUN_HINT}.")}
+
+
 class Gate:
     """The one button that turns a dry run into a live one, and the record of pressing it.
 
     ``approve(how)`` is called on a valid press; it switches the run to live and
     returns the recorded :class:`Decision`, which replaces the pending line below the
-    button. A press while the gate is blocked does nothing.
+    button. A press while the gate is blocked does nothing. Once approved, a second
+    button runs the rest of the notebook (JupyterLab's "Run Selected Cell and All Below"
+    from the next cell), so nobody hunts for the menu item.
     """
 
     def __init__(self, label: str, *, env: str, protected: bool, resolved: bool,
                  approve: Callable[[str], Decision], screen: Screen,
-                 approved: Decision | None = None) -> None:
+                 approved: Decision | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         import ipywidgets as w
 
         self.label, self.env, self.protected, self.resolved = label, env, protected, resolved
         self.decision = approved
-        self._approve, self._screen = approve, screen
+        self._approve, self._screen, self._clock = approve, screen, clock
         self._handle: Handle | None = None
         self.name_box = w.Text(placeholder=f"type {env} to enable the button",
                                description="Environment:",
@@ -131,10 +167,16 @@ class Gate:
         self.button = w.Button(description=label, button_style="danger", icon="play",
                                tooltip=label, layout=w.Layout(width="max-content"))
         self.hint = w.HTML()
+        self.rest = w.Button(description=RUN_REST, icon="forward", tooltip=RUN_REST,
+                             layout=w.Layout(width="max-content", display="none"))
+        self.rest.add_class("rb-run-rest")
+        self.script = w.Output()  # where the page's side of the rest button runs
         self.button.on_click(lambda _button: self.press())
+        self.rest.on_click(lambda _button: self.run_rest())
         if self.name_box is not None:
             self.name_box.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([*([self.name_box] if self.name_box else []), self.button, self.hint])
+        self.widget = w.VBox([*([self.name_box] if self.name_box else []), self.button,
+                              self.rest, self.hint, self.script])
         self.widget.add_class("rb-gate")
         self._refresh()
 
@@ -155,6 +197,7 @@ class Gate:
         if self.decision is not None:
             self.button.description = f"Approved: {self.label}"
             self.button.button_style = "success"
+            self.rest.layout.display = ""
         hint = blocker or "Pressing the button records your approval and makes the run live."
         self.hint.value = f"<i>{html.escape(hint)}</i>"
 
@@ -179,8 +222,18 @@ class Gate:
             return None
         self._refresh()
         self._update(self.decision.report().note(
-            f"Now run the cells below ({RUN_HINT} on the next cell)."))
+            f"Now run the cells below: press “{RUN_REST}” (or {RUN_HINT} on the next cell)."))
         return self.decision
+
+    def run_rest(self) -> bool:
+        """What the rest button does: the page runs the cells after this one (JupyterLab's
+        ``notebook:run-all-below``). Only once approved; False (nothing run) before."""
+        if self.decision is None:
+            return False
+        self.script.outputs = ({"output_type": "display_data", "metadata": {},
+                                "data": {"application/javascript": run_rest_script(self._clock()),
+                                         "text/plain": ""}},)
+        return True
 
     def _update(self, report: Report) -> None:
         if self._handle is not None:

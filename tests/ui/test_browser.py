@@ -130,7 +130,7 @@ def test_walkthrough_from_start_here_to_an_archived_rollback(
     link.click()  # JupyterLab opens it in a new tab
     wait_for_kernel(page, "path_a_image_rollback-staging.ipynb")
     menu(page, "Run", "Run All Cells")
-    gate = page.locator(f"{ACTIVE} .rb-gate button")
+    gate = page.locator(f"{ACTIVE} .rb-gate button:not(.rb-run-rest)")
     expect(gate).to_have_text("Roll back staging to sha256:" + digest_for("v41")[7:19])
     shows(page, "Awaiting approval")
     shows(page, "Dispatch: skipped: not approved")

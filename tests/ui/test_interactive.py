@@ -20,7 +20,7 @@ import pytest
 from rollback_helpers.cli import main as cli
 from rollback_helpers.cli.lab import copy_notebooks, kernel_environment, lab_argv
 from rollback_helpers.domain.parameters import PathAParameters
-from rollback_helpers.errors import ConfigError
+from rollback_helpers.errors import ConfigError, DriftDetected
 from rollback_helpers.records import notebook_io
 from rollback_helpers.run import archive
 from rollback_helpers.run.context import open_run
@@ -30,6 +30,7 @@ from rollback_helpers.sandbox.scenarios import create_world
 from rollback_helpers.ui.decisions import Decision, make_decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.ui.interactive import (
+    RUN_REST,
     Checklist,
     EnvironmentPicker,
     Gate,
@@ -51,6 +52,11 @@ def no_leftover_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- the gate ----------------------------------------------------------------------------
+def gate_button(widget: Any) -> Any:
+    """The gate's approval button (the first button in its box; the second runs the rest)."""
+    return next(child for child in widget.children if hasattr(child, "on_click"))
+
+
 def approver(log: list[str]) -> Callable[[str], Decision]:
     def approve(how: str) -> Decision:
         log.append(how)
@@ -109,6 +115,30 @@ def test_pressing_the_gate_writes_the_decision_in_place() -> None:
     assert "Decision: roll back staging" in line.text and "by        ana" in line.text
     (recorded,) = line.obj.metadata[METADATA_KEY]["decisions"]
     assert recorded["how"].startswith("button") and recorded["who"] == "ana"
+
+
+def test_the_rest_of_the_notebook_runs_from_the_gate_once_approved() -> None:
+    """After the approval a second button asks the page to run the cells below (JupyterLab's
+    ``notebook:run-all-below`` from the next cell); before it, that button does nothing. The
+    script is stamped: a saved notebook reopened later does not run its cells by itself."""
+    gate = Gate("Roll back staging to sha256:7c0e", env="staging", protected=False,
+                resolved=True, approve=approver([]), screen=RecordingScreen(),
+                clock=lambda: 1_700_000_000.25)
+    gate.show()
+    assert gate.rest.layout.display == "none" and not gate.run_rest()
+    assert gate.script.outputs == ()
+    gate.button.click()
+    assert gate.rest.layout.display == "" and RUN_REST in gate.rest.description
+    gate.rest.click()
+    (output,) = gate.script.outputs
+    script = output["data"]["application/javascript"]
+    assert "notebook:run-all-below" in script and "1700000000250" in script
+    assert "Run Selected Cell and All Below" in script  # what it says outside JupyterLab
+    shown_approved = Gate("Roll back", env="staging", protected=False, resolved=True,
+                          approve=approver([]), screen=RecordingScreen(),
+                          approved=make_decision("roll back", how="button", step="plan",
+                                                 who="ana"))
+    assert shown_approved.rest.layout.display == ""  # a plan cell run again, still approved
 
 
 def test_a_failing_approval_is_shown_not_lost() -> None:
@@ -324,7 +354,7 @@ def test_interactive_approval_rolls_back_once(tmp_path: Path) -> None:
     run, _ = start_a(tmp_path, interactive=True, screen=screen)
     through_plan(run)
     gate_widget = next(o.obj for o in screen.outputs if hasattr(o.obj, "children"))
-    button = gate_widget.children[-2]
+    button = gate_button(gate_widget)
     assert "Roll back staging to sha256:" in button.description
     button.click()
     assert not run.ctx.dry_run and run.ctx.decisions[0].how.startswith("button")
@@ -340,14 +370,25 @@ def test_interactive_approval_rolls_back_once(tmp_path: Path) -> None:
     assert len(world.state["github"]["runs"]) == 1
 
 
-def test_a_new_target_needs_a_new_approval(tmp_path: Path) -> None:
-    """Resolving the target again after approving drops the approval."""
+def test_the_same_plan_keeps_its_approval_and_another_plan_needs_a_new_one(
+        tmp_path: Path) -> None:
+    """Resolving the target again after approving keeps the approval while the plan (what
+    runs, what it rolls back to) is the same; once what runs has changed (here: drift, so no
+    plan at all), it is dropped."""
     screen = RecordingScreen()
     run, _ = start_a(tmp_path, interactive=True, screen=screen)
     through_plan(run)
     run.approve("button")
     run.resolve_target()
-    assert run.ctx.dry_run and "not approved" in run.dispatch().title
+    assert not run.ctx.dry_run and run.approval is not None  # the same plan: still approved
+    world = World.load(tmp_path / "world")
+    for machine in world.state["fly"]["apps"]["renewa-one-staging"]["machines"]:
+        machine["image"] = "v41"  # someone else rolled back meanwhile: another plan
+    world.save()
+    run.current_state()
+    with pytest.raises(DriftDetected):
+        run.resolve_target()
+    assert run.ctx.dry_run and run.approval is None and "not approved" in run.dispatch().title
 
 
 # -- walkthrough archives: JupyterLab's record vs papermill's ------------------------------------
@@ -372,7 +413,7 @@ def walkthrough(tmp_path: Path, frontend: Callable[[Any], Any], scenario: str,
     plan = lab.index("run.plan()")
     assert "Awaiting approval" in lab.texts(plan)
     if approve:
-        lab.widgets(plan)[0].children[-2].click()
+        gate_button(lab.widgets(plan)[0]).click()
         assert "Decision: roll back staging" in lab.texts(plan)
         lab.run_from(lab.index("run.dispatch()"))
     return lab, saved
@@ -438,7 +479,7 @@ def test_finish_refuses_a_save_older_than_the_run(
     """Saved before the approval: finish says to save, and archives nothing."""
     lab, saved = walkthrough(tmp_path, frontend, "default", monkeypatch, approve=False)
     lab.save(saved)
-    lab.widgets(lab.index("run.plan()"))[0].children[-2].click()  # approved after the save
+    gate_button(lab.widgets(lab.index("run.plan()"))[0]).click()  # approved after the save
     finish = lab.index("run.finish()")
     lab.run(finish)
     assert "not archived yet" in lab.texts(finish) and "Ctrl+S" in lab.texts(finish)
@@ -505,6 +546,7 @@ def test_lab_listens_on_loopback_only(tmp_path: Path) -> None:
     assert "--ServerApp.ip=127.0.0.1" in argv and "--ServerApp.port=8123" in argv
     assert "--ServerApp.port_retries=0" in argv and "--no-browser" in argv
     assert not any("token" in a.lower() for a in argv)  # the token is in a 0600 file
+    assert "--LabApp.expose_app_in_browser=True" in argv  # the gate's "Run the rest" button
 
 
 @pytest.mark.e2e

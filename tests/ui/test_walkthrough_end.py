@@ -16,7 +16,7 @@ from typing import Any
 import fsspec
 import nbformat
 import pytest
-from test_interactive import walkthrough
+from test_interactive import gate_button, walkthrough
 from webhook_receiver import Receiver, receiver
 
 from rollback_helpers.cli import main as cli
@@ -223,3 +223,22 @@ def test_a_walkthrough_archived_to_a_github_folder_ends_the_same_way(
         location, hashlib.sha256(str(files[path]).encode()).hexdigest())
     assert hook.events() == ["start", "success"] and hook.bodies[1]["archive"] == location
     assert verify(location, tmp_path) == 0
+
+
+def test_an_approval_that_lapsed_ends_its_record_comment_interrupted(
+        tmp_path: Path, frontend: Callable[[Any], Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Approved, then the plan changed (the approval is dropped) and nobody approved again: the
+    walkthrough changed nothing, so Finish does not call its record comment a success; it ends
+    interrupted (exit code 130), saying how to carry on, and the lock is free."""
+    lab, saved = walkthrough(tmp_path, frontend, "default", monkeypatch, approve=False)
+    gate_button(lab.widgets(lab.index("run.plan()"))[0]).click()
+    run = lab.shell.user_ns["run"]
+    run.approval = None  # what resolve_target does when it finds another plan
+    run.ctx.go_dry("the plan changed after the approval: press the button again")
+    lab.run_from(lab.index("run.dispatch()"))
+    assert "Finish: archived" in finish(lab, saved)
+    (record,) = run_comments(tmp_path)
+    assert record.state == "interrupted" and record.exit_code == "130"
+    assert "press the plan's button" in record.next_step
+    assert World.load(tmp_path / "world").state["github"]["git"]["refs"] == {}
+    assert World.load(tmp_path / "world").state["github"]["runs"] == []  # nothing dispatched
