@@ -292,19 +292,23 @@ kernel no longer makes it walk the kernel's own objects.
   import and walked every object of ipykernel, IPython and the rest (about a tenth
   of the import); the launcher freezes them (`gc.freeze()`) once the kernel is
   initialised, since they live as long as it.
+- **idna's Unicode tables**: httpx imports `idna`, which loads `idna.idnadata` as it is
+  imported, for host names that are all ASCII; `import_guards.defer_idna` puts a
+  stand-in under the name that imports the real `idna` on first use (an IDN host).
+- **The other paths' parameter models**: every path's pydantic model, and the union of
+  them, were built as the module was imported; they are now built on first validation
+  (`defer_build`), and a run validates against its own path's model only, so a Path A
+  run never builds Path B's or verify-flip's.
 
-What remains (`-X importtime` in a process holding the kernel's modules, the fastest
-of 7 runs per module, at a load average above 4): about 55 % pydantic (pydantic-core
-~8 %, pydantic's own modules ~28 %, building the parameter and configuration models
-~19 %), ~32 % the runbook's own modules, ~12 % httpx's client with `http.client`.
-A kernel started with `PYTHONPROFILEIMPORTTIME=1` shows the same shares. The first
-step needs each of them: it validates its parameters and the configuration
-(pydantic), builds the GitHub client (httpx), opens the run and constructs the
-path's steps (records, the second person, flyctl's types: most of the runbook's share
-is creating their dataclasses). Going under 150 ms would take validating without
-pydantic's own modules, i.e. pydantic-core schemas written by hand for the
-parameters and the whole configuration: more code to keep right than the
-milliseconds are worth, so the target stays open.
+What remains, measured in a process holding the kernel's modules at a load below 1:
+about 37 % is creating dataclasses (122 of them, 62 of 165 ms: Python 3.11 compiles
+each generated method with its own `exec`, and a frozen class has five). 72 are the
+runbook's own (44 ms: flyctl's types, the evidence, the record comment, the hints,
+the clients' answers), 37 pydantic's and 13 annotated-types'. About a third more is
+pydantic's other modules and the models the first step validates (its parameters and
+the configuration); the rest is httpx's client with `http.client` and the runbook's
+modules. The first step needs each of them; importing them later in the step would
+move the milliseconds, not save them, so the target stays open rather than be met that way.
 `tests/test_import_guards.py` fails if a module moved off comes back."""
 
 
