@@ -17,19 +17,18 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shlex
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rollback_helpers import version
 from rollback_helpers.cli import check as check_command
 from rollback_helpers.cli import init_config as init_command
-from rollback_helpers.cli import inputs, records
+from rollback_helpers.cli import inputs, records, run_end
 from rollback_helpers.cli import postmortem as postmortem_command
 from rollback_helpers.cli import recover as recover_command
 from rollback_helpers.cli import stats as stats_command
@@ -37,11 +36,6 @@ from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.hints import use_interface
 from rollback_helpers.run.interrupt import StopSignals
-from rollback_helpers.secrets import redact
-
-if TYPE_CHECKING:
-    from rollback_helpers.run import archive
-    from rollback_helpers.run.closing import Closing
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
 ADOPTION = (init_command, check_command, recover_command, stats_command, postmortem_command)
@@ -261,78 +255,24 @@ def _execute(args: argparse.Namespace, location: str, *, backend: str,
             args, backend=backend, archive_to=target, sandbox_dir=sandbox_dir),
             log_output=not args.quiet, stop=args.stop, location=target, clock=clock)
         print()
-        handover = _handover(args, outcome, working)
+        handover = run_end.handover(args, outcome, working, drill=drill)
         with args.stop.held():
             # bad input stops before anything is contacted: nothing to finish, nobody to tell
             quiet = args.dry_run or outcome.exit_code == 2
             # told before storing: the deliveries are part of the record (write-once, hashed)
-            told = [] if quiet else _announce(args, outcome, working, target, drill=drill)
+            told = [] if quiet else run_end.announce(args, outcome, working, target, drill=drill)
             stored, problem = records.keep(store, name, working)  # once, write-once
             kept = getattr(args, "keep_sandbox", False) or getattr(args, "sandbox_dir", None)
-            closing = _closing(args, outcome, working, stored,
+            closing = run_end.closing(args, outcome, working, stored,
                                sandbox_dir=sandbox_dir if sandbox_dir and kept else "")
             lines = [] if quiet else [*told, *finish_run(closing, backend=backend,
                                                          sandbox_dir=sandbox_dir)]
-    _report(args, outcome, closing)
+    run_end.report(args, outcome, closing)
     for line in [*lines, *handover]:  # Path B's result last: the new cluster and what next
         print(line)
     exit_code = records.report_archive(stored, problem, outcome.exit_code)
     print(f"Exit code {exit_code}: {EXIT_CODES.get(exit_code, '')}")
     return exit_code
-
-
-def _handover(args: argparse.Namespace, outcome: archive.Outcome, working: Path) -> list[str]:
-    """A prepared Path B run's result, for its last lines (printed with --quiet too)."""
-    if args.path != "path-b" or args.dry_run or not outcome.ok:
-        return []
-    from rollback_helpers.run.notify import handover_of
-
-    return [f"Path B {line}" for line in handover_of(working)]
-
-
-def _announce(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
-              location: str, *, drill: bool) -> list[str]:
-    """The run's last notification, sent from here: the kernel may be dead."""
-    from rollback_helpers.domain.config import load_config
-    from rollback_helpers.run.notify import RunEnd, announce_end
-    from rollback_helpers.ui.decisions import default_operator
-
-    end = RunEnd(args.path, args.env, args.run_id, args.operator or default_operator(),
-                 outcome.exit_code, outcome.outcome, working, error=outcome.error, drill=drill,
-                 location=location)
-    try:
-        timeout = load_config().notify_timeout
-    except RollbackError:
-        timeout = 5.0
-    sent = announce_end(end, os.environ, timeout=timeout)
-    return [sent.line()] if sent is not None else []
-
-
-def _closing(args: argparse.Namespace, outcome: archive.Outcome, working: Path,
-             stored: records.ArchivedRecord | None, *, sandbox_dir: str) -> Closing:
-    from rollback_helpers.run.closing import Closing
-
-    return Closing(args.run_id, args.path, args.env, outcome.exit_code, outcome.outcome,
-                   args.dry_run, working, error=outcome.error, failed_step=outcome.failed_step,
-                   last_step=outcome.last_step,
-                   resume_command=shlex.join(["rollback-runbook", *map(redact, args.argv)]),
-                   location=stored.location if stored else "NOT ARCHIVED (the store refused "
-                   "it: see the command's output)", sha256=stored.sha256 if stored else "",
-                   sandbox_dir=sandbox_dir)
-
-
-def _report(args: argparse.Namespace, outcome: archive.Outcome, closing: Closing) -> None:
-    if outcome.ok:
-        print(f"Done: {args.path} on {args.env} — {'dry run, plan only' if args.dry_run else 'success'}.")
-    elif outcome.outcome == "interrupted":
-        print(f"INTERRUPTED during step: {outcome.failed_step} (last completed: "
-              f"{outcome.last_step})", file=sys.stderr)
-        print(redact(outcome.error), file=sys.stderr)
-        if not args.dry_run:
-            print(f"To resume: {closing.resume_command}", file=sys.stderr)
-    else:
-        print(f"FAILED at step: {outcome.failed_step} (cell {outcome.failed_cell})", file=sys.stderr)
-        print(redact(outcome.error), file=sys.stderr)
 
 
 def cmd_scenarios(_: argparse.Namespace) -> int:

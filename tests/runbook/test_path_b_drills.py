@@ -133,6 +133,7 @@ def test_default_drill_restores_verifies_and_hands_over(drill: Any,
     assert any(line.startswith(f"Path B next: `rollback-runbook drill path-a --env staging "
                                f"--sandbox-dir {d.sandbox} --target-digest {digest_for('v41')}")
                for line in last), last
+    assert not any("its world is removed" in line for line in last)  # --sandbox-dir: it stays
     assert "meter_readings: 600 rows on the new cluster, missing on the current one" in d.text
     assert "Manual flip checklist" in d.text and f"-  [staging]={SOURCE}" in d.text
     assert f"+  [staging]={restored[0]['id']}" in d.text
