@@ -8,6 +8,7 @@ subprocess, on loopback, with a sandbox world — and is stopped with SIGINT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -15,7 +16,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from processes import descendants, kill, wait_gone
@@ -111,3 +114,17 @@ class Lab:
         leftovers = wait_gone(started, timeout=10)
         kill(leftovers)  # never leave them behind, even when the test fails
         return self.process.returncode, leftovers
+
+
+@contextlib.contextmanager
+def lab_page(driver: Any, profile: Path, *, step_ms: int) -> Iterator[Any]:
+    """A page in a Chromium of its own profile, sized for the lab, every step waiting
+    ``step_ms`` at most."""
+    context = driver.chromium.launch_persistent_context(
+        str(profile), executable_path=str(ensure_chromium()), headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(step_ms)
+    try:
+        yield context.pages[0] if context.pages else context.new_page()
+    finally:
+        context.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from browser_setup import CHROMIUM_ARGS, REPO, Lab, ensure_chromium
+from browser_setup import REPO, Lab, ensure_chromium, lab_page
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.records import notebook_io
@@ -50,12 +50,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture(scope="session")
 def page(lab: Lab, pw_driver: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = pw_driver.chromium.launch_persistent_context(
-        str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(ensure_chromium()),
-        headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(STEP)
-    yield context.pages[0] if context.pages else context.new_page()
-    context.close()
+    with lab_page(pw_driver, tmp_path_factory.mktemp("chromium-profile"), step_ms=STEP) as page:
+        yield page
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_setup import CHROMIUM_ARGS, Lab, ensure_chromium
+from browser_setup import Lab, ensure_chromium, lab_page
 from test_browser import ACTIVE, ARTIFACTS, STEP, menu, shows, wait_for_kernel
 
 from rollback_helpers.records import notebook_io
@@ -40,12 +40,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture(scope="module")
 def page(lab: Lab, pw_driver: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = pw_driver.chromium.launch_persistent_context(
-        str(tmp_path_factory.mktemp("chromium-lockout")), executable_path=str(ensure_chromium()),
-        headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(STEP)
-    yield context.pages[0] if context.pages else context.new_page()
-    context.close()
+    with lab_page(pw_driver, tmp_path_factory.mktemp("chromium-lockout"), step_ms=STEP) as page:
+        yield page
 
 
 @pytest.fixture(autouse=True)
