@@ -222,8 +222,10 @@ def _killed_outcome(owner: RunOwner, step: str, last: str, cell: int | None,
         seconds = (last_write - datetime.fromisoformat(owner.started_at)).total_seconds()
     except ValueError:
         seconds = 0.0
-    return archive.Outcome(
-        path=owner.path, env=owner.env, archive=f"{owner.store.rstrip('/')}/{owner.name}",
+    return archive.Outcome(  # the run's id from its owner: the kernel may have died before the
+        # notebook was saved with the output that names it
+        path=owner.path, env=owner.env, run_id=owner.run_id,
+        archive=f"{owner.store.rstrip('/')}/{owner.name}",
         exit_code=ProcessKilled.exit_code, outcome=ProcessKilled.outcome,
         error=f"ProcessKilled: the run's process (pid {owner.pid}) was {KILLED} during "
               f"{step!r}; the last completed step was {last!r}. Archived afterwards by {by}.",

@@ -12,6 +12,7 @@ import pytest
 
 from rollback_helpers.cli import main as cli
 from rollback_helpers.cli import recover as recover_command
+from rollback_helpers.cli import run_end
 from rollback_helpers.records.store import open_store
 from rollback_helpers.run import archive
 from rollback_helpers.run.owner import RunOwner, read_owner
@@ -49,7 +50,7 @@ def test_the_owner_names_an_absolute_store_and_no_pasted_secret(
 def test_the_resume_command_carries_no_pasted_secret(tmp_path: Path) -> None:
     outcome = archive.Outcome(path="path-a", env="staging", archive="-", exit_code=130,
                               outcome="interrupted")
-    closing = cli._closing(run_args(), outcome, tmp_path / "x.ipynb", None, sandbox_dir="")
+    closing = run_end.closing(run_args(), outcome, tmp_path / "x.ipynb", None, sandbox_dir="")
     assert TOKEN not in closing.resume_command
     assert closing.resume_command.startswith("rollback-runbook run path-a --env staging")
 

@@ -167,8 +167,11 @@ def test_the_notebook_is_marked_as_a_killed_run(tmp_path: Path) -> None:
 
 def test_a_notebook_never_written_is_archived_as_not_run(tmp_path: Path) -> None:
     folder = working_folder(tmp_path, None, notebook=False)
-    outcome = mark_killed(folder / NAME, dead_owner(tmp_path), by="a test")
+    owner = dead_owner(tmp_path)
+    outcome = mark_killed(folder / NAME, owner, by="a test")
     assert outcome.exit_code == 137 and outcome.last_step == "none"
+    # no output names the run (the kernel died before a save): its owner does
+    assert owner.run_id and archive.read_outcome(folder / NAME)["run_id"] == owner.run_id
     text = (folder / NAME).read_text()
     assert '"status": "not run"' in text and '"status": "completed"' not in text
 
