@@ -229,7 +229,7 @@ class RunContext:
         if not self.archive_path:
             from rollback_helpers.run.archive import archive_name
 
-            name = archive_name(self.env.name, self.path, dry_run=self.dry_run)
+            name = archive_name(self.env.name, self.path, dry_run=self.dry_run, now=self.opened_at)
             self.archive_path = f"{self.incidents_dir().rstrip('/')}/{name}"
         return self.archive_path
 
@@ -279,7 +279,8 @@ class RunContext:
 
         return WalkthroughFacts(self.path, self.env.name, self.run_id, self.operator,
                                 self.dry_run, self.backends.name,
-                                str(self.backends.sandbox_dir or ""), self.opened_at)
+                                str(self.backends.sandbox_dir or ""), self.opened_at,
+                                datetime.fromtimestamp(self.backends.clock.now(), UTC))
 
     @property
     def mode(self) -> str:
@@ -379,6 +380,7 @@ def open_run(params: AnyParameters, *, screen: Screen | None = None,
     ctx = RunContext(params, cfg, env_cfg, backends, utc_iso(backends.clock.now()), dry_run=not live,
                      operator=operator, archive_path=params.archive_path, screen=screen)
     ctx.run_id = params.run_id or ctx.run_id
+    ctx.opened_at = datetime.fromtimestamp(backends.clock.now(), UTC)  # a drill's: its world's
     ctx.log(f"{spec.name} started on {env_cfg.name} ({ctx.mode}, backend {backends.name})")
     settle = beside(ctx) if beside is not None else None
     if live:  # before anything is changed; reads that started beside it are used once it is held

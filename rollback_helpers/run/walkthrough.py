@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,7 +48,8 @@ class WalkthroughFacts:
     dry_run: bool
     backend: BackendName
     sandbox_dir: str  # a drill's world ("" on the real backend)
-    opened_at: datetime
+    opened_at: datetime  # both on the run's clock: a drill's, its world's
+    now: datetime
 
 
 class WalkthroughRun(Protocol):
@@ -251,7 +252,7 @@ def stamp_walkthrough(nb: nbformat.NotebookNode, saved: Path, run: WalkthroughFa
     error = first_error(nb)
     outcome = failed_at(error[1], error[2], error[0], saved, common) if error \
         else Outcome(exit_code=0, outcome=OUTCOMES[0], **common)
-    seconds = (datetime.now(UTC) - run.opened_at).total_seconds()
+    seconds = (run.now - run.opened_at).total_seconds()
     outcome = replace(finished(outcome, seconds), parameters=notebook_parameters(nb),
                       decisions=decisions_in(nb), **run_identity(nb))
     nb.metadata[METADATA_KEY] = asdict(outcome)

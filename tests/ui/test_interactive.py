@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -447,6 +448,12 @@ def test_walkthrough_archive_has_the_structure_of_a_headless_record(
     assert interactive["decisions"][0]["how"].startswith("button")
     assert "widget-view" not in archived.read_text()  # controls are not the record
     assert "Finish: archived" in archived.read_text()
+    # one clock, the world's (the scenario's day, not today): the name, the start, the seconds
+    world_now = datetime.fromtimestamp(World.load(tmp_path / "world").now, UTC)
+    assert world_now.date() != datetime.now(UTC).date()
+    assert archived.name.startswith(f"{world_now:%Y%m%d}")
+    assert interactive["started_at"].startswith(f"{world_now:%Y-%m-%d}")
+    assert 0 <= interactive["seconds"] < 3600
     comment = World.load(tmp_path / "world").state["github"]["comments"]["1010"][0]["body"]
     assert str(archived) in comment  # the record comment names the archive
     digest = hashlib.sha256(archived.read_bytes()).hexdigest()
