@@ -98,14 +98,18 @@ def measure_path_a() -> dict[str, Any]:
         shutdown(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     index = next(i for i, c in enumerate(calls) if c["call"].endswith("/dispatches"))
-    before = calls[:index]
     return {"enter_to_dispatch_seconds": round(calls[index]["span"][1] - t0, 3),
             "enter_to_verified_seconds": round(verified, 3),
-            "serial_github_requests_before_dispatch": serial_requests(
-                [c for c in before if c["seam"] == "github"]),
-            "github_requests_before_dispatch": sum(c["seam"] == "github" for c in before),
-            "flyctl_commands_before_dispatch": sum(c["seam"] == "flyctl" for c in before),
+            **_before(calls[:index], "dispatch"),
             "timeline": _timeline(calls[:index + 1], t0)}
+
+
+def _before(before: list[dict[str, Any]], event: str) -> dict[str, int]:
+    """What the calls before ``event`` asked: GitHub requests (serial and all), flyctl commands."""
+    github = [c for c in before if c["seam"] == "github"]
+    return {f"serial_github_requests_before_{event}": serial_requests(github),
+            f"github_requests_before_{event}": len(github),
+            f"flyctl_commands_before_{event}": sum(c["seam"] == "flyctl" for c in before)}
 
 
 def measure_path_b() -> dict[str, Any]:
@@ -127,12 +131,8 @@ def measure_path_b() -> dict[str, Any]:
         discard(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     index = next(i for i, c in enumerate(calls) if c["call"].startswith("mpg restore"))
-    before = calls[:index]
     return {"enter_to_restore_seconds": round(calls[index]["span"][1] - t0, 3),
-            "serial_github_requests_before_restore": serial_requests(
-                [c for c in before if c["seam"] == "github"]),
-            "github_requests_before_restore": sum(c["seam"] == "github" for c in before),
-            "flyctl_commands_before_restore": sum(c["seam"] == "flyctl" for c in before),
+            **_before(calls[:index], "restore"),
             "timeline": _timeline(calls[:index + 1], t0)}
 
 

@@ -231,13 +231,13 @@ def _probe_folder(folder: Path) -> None:
         created.rmdir()
 
 
-def write_output(output: str, text: str) -> Path:
+def write_output(output: str | Path, text: str, *,
+                 next_step: str = "Give -o a file you can write.") -> Path:
     """Write ``text`` to the ``-o`` file (its folder made); an unwritable one is bad input."""
     out = Path(output)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"Cannot write {out}: {exc.strerror or exc}.",
-                          "Give -o a file you can write.") from None
+        raise ConfigError(f"Cannot write {out}: {exc.strerror or exc}.", next_step) from None
     return out

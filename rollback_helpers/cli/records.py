@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rollback_helpers.cli.inputs import write_output
 from rollback_helpers.errors import ConfigError
 from rollback_helpers.records.archive import (
     ArchivedRecord,
@@ -202,13 +203,7 @@ def _write(output: str, name: str, text: str) -> Path:
     out = Path(output or name)
     if out.is_dir():
         out = out / name
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"Cannot write {out}: {exc.strerror or exc}.",
-                          "Give -o a file or folder you can write.") from None
-    return out
+    return write_output(out, text, next_step="Give -o a file or folder you can write.")
 
 
 def cmd_render(args: argparse.Namespace) -> int:
