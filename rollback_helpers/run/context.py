@@ -28,6 +28,7 @@ from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
 from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
+from rollback_helpers.run.timeline import story_length
 from rollback_helpers.secrets import redact
 from rollback_helpers.ui.decisions import Decision, default_operator, make_decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
@@ -242,8 +243,6 @@ class RunContext:
         """The timeline and the decisions; its metadata lets :meth:`finish` check the save."""
         report = Report(f"Summary: {outcome}", status="stopped" if self.dry_run else "ok",
                         table=Table(self.timeline, columns=["time (UTC)", "event"]))
-        from rollback_helpers.run.walkthrough import story_length
-
         report.metadata = {METADATA_KEY: {"run": {
             "id": self.run_id, "outcome": outcome, "timeline": story_length(self.timeline),
             "events": self.events()}}}

@@ -32,6 +32,7 @@ from rollback_helpers.run.closing import Closed, Closing, ended_before
 from rollback_helpers.run.kernel_runs import resume_hint
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.notify import Notifier, RunEnd, tell_end
+from rollback_helpers.run.timeline import FINISHED, story_length
 from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import METADATA_KEY, Report
 from rollback_helpers.version import runbook_commit, runbook_version
@@ -77,13 +78,6 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 SCRIPT_MIME = "application/javascript"  # a page's script (the gate's "Run the rest"): not a record
 SAVE_FIRST = "Save the notebook (Ctrl+S), then run this cell again."
 INTERRUPTED = 130  # a walkthrough whose approval lapsed ends its record comment as interrupted
-FINISHED = "Finish: "  # the timeline lines Finish writes, after the story the Summary shows
-
-
-def story_length(timeline: list[tuple[str, str]]) -> int:
-    """The run's timeline as the Summary counts it: what Finish logged is not the run's story,
-    so running Finish again needs no new Summary."""
-    return sum(1 for _, event in timeline if not event.startswith(FINISHED))
 
 
 def saved_notebook(explicit: str | None = None) -> Path:

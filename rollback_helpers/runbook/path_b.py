@@ -12,11 +12,11 @@ cluster map, detach + destroy of the old cluster) is printed for a human.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection
 from rollback_helpers.clients.fly import Cluster
-from rollback_helpers.clock import PollSchedule
+from rollback_helpers.clock import PollSchedule, together
 from rollback_helpers.domain.cluster_map import read_cluster_map
 from rollback_helpers.domain.parameters import PathBParameters, checked
 from rollback_helpers.errors import (
@@ -129,11 +129,13 @@ class PathB:
                 "(a non-mutating deploy, or the snapshot step did not run).",
                 hint(f"List the backups with `flyctl mpg backup list {source_id} --all` and re-run "
                      "with ", Option("backup_id", "<the last one before the bad deploy>"), "."))
-        source = check_source(ctx, self.fly, source_id, record)
-        backup = check_backup(self.fly, source_id, backup_id, record)
+        (source, backup), (images,) = together(  # what the app runs: read beside the cluster
+            ctx.backends.clock, lambda: (check_source(ctx, self.fly, source_id, record),
+                                         check_backup(self.fly, source_id, backup_id, record)),
+            lambda: read_images(self.fly, ctx.env.app, record))
         name = self.params.new_cluster_name or f"{source.name}-restore"
         self.resolved = Resolved(record, backup, source, cmap, name)
-        self.images = read_images(self.fly, ctx.env.app, record)
+        self.images = cast(Images, images)
         self.point = choose_point(self.params.pitr_time, source, backup, record)
         ctx.log(f"resolved: backup {backup.id} of {source.id} (record #{record.number})")
         ctx.log(f"bad deploy: record #{record.number}, deployed {record.deployed_at}")
