@@ -231,7 +231,7 @@ def _figures_table(f: dict[str, Any]) -> str:
              was(before_a, "serial_github_requests_before_dispatch")),
             ("Path A: GitHub requests before the dispatch (all)",
              a["github_requests_before_dispatch"], was(before_a, "github_requests_before_dispatch")),
-            ("Path A: Enter → verified (s; the workflow run takes 95 s)",
+            ("Path A: Enter → verified (s; the workflow run takes 95 s, then the metrics watch 300 s)",
              a["enter_to_verified_seconds"], was(before_a, "enter_to_verified_seconds")),
             ("Path B: Enter → restore request answered (s)", b["enter_to_restore_seconds"],
              was(before_b, "enter_to_restore_seconds")),
@@ -250,7 +250,11 @@ def _figures_table(f: dict[str, Any]) -> str:
                   f"a ratio of **{live['ratio']}** (target ≤ 1.0; rounds "
                   f"{', '.join(map(str, live['seconds']))} against "
                   f"{', '.join(map(str, live['baseline_seconds']))} s; load "
-                  f"{live['load_before']} before, {live['load_after']} after).")
+                  f"{live['load_before']} before, {live['load_after']} after). Since "
+                  "e264ba7 a drill also does what that revision did not: it reads the app's "
+                  "metrics (45 Prometheus queries, answered by the sandbox's traffic model) "
+                  "and draws the incident chart into the record (matplotlib); a headless "
+                  "run's Summary no longer imports the walkthrough's module (nbformat with it).")
     return table
 
 
@@ -270,8 +274,9 @@ def section(f: dict[str, Any] | None) -> str:
     if "baseline_path_a" in f:
         parts.append(_timeline_table(f"And at {f['baseline']}:", f["baseline_path_a"]["timeline"]))
     parts.append(_timeline_table(
-        "Path B now, up to the restore request. Only the lock and the pacing of writes changed "
-        "for it; its own reads (`mpg status`, the backup list, the records, the cluster map, "
+        "Path B now, up to the restore request. The lock, the pacing of writes and the read of "
+        "what the app runs (`status`, beside the source cluster and its backup) changed for it; "
+        "its other reads (`mpg status`, the backup list, the records, the cluster map, "
         "`mpg list`) still wait for each other and could overlap the same way:",
         f["path_b"]["timeline"]))
     return "\n\n".join(parts)
