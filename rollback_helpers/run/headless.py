@@ -26,7 +26,9 @@ to ``papermill.execute_notebook``. Compared with papermill's default engine:
     run. This manager saves when a code cell starts (by then every earlier cell's
     outputs are complete), while a long cell runs (papermill's
     ``autosave_cell_every``) and when the notebook ends, so a run that dies
-    mid-cell leaves the same partial record on disk as before: 16 writes. The
+    mid-cell leaves the same partial record on disk as before: 16 writes. Each write
+    goes to a file beside the notebook, renamed over it once whole, so a run killed
+    mid-write leaves its last whole save, never a cut-off notebook. The
     final write and the write of a failed run (with papermill's error banner) are
     papermill's own, unchanged. Given a ``record_clock`` (a drill's world's virtual clock),
     its times (each cell's start and end, the notebook's) are read from that clock, and the
@@ -180,6 +182,7 @@ class SavesBeforeCodeCells(NotebookExecutionManager):  # type: ignore[misc]
     _hold_save = False
     clock: Clock = RealClock()
     _saved_at = 0.0  # time.monotonic() of the last save
+    output_path: str | None   # papermill's: where the notebook is saved
     autosave_cell_every: int  # papermill's: seconds between saves while a cell runs
     max_autosave_pct: int     # papermill's: a save slower than this % of that backs off
 
@@ -214,9 +217,25 @@ class SavesBeforeCodeCells(NotebookExecutionManager):  # type: ignore[misc]
             self._hold_save = False
 
     def save(self, **kwargs: Any) -> None:
-        if not self._hold_save:
+        """papermill's save, made whole or not at all on a local path: written beside the
+        notebook, then renamed over it, so a run killed mid-save leaves its last whole save."""
+        if self._hold_save:
+            return
+        final = self.output_path
+        if not final or "://" in str(final):
             super().save(**kwargs)
-            self._saved_at = time.monotonic()
+        else:
+            here = Path(final)
+            self.output_path = partial = str(here.with_name(f".{here.stem}.saving.ipynb"))
+            try:
+                super().save(**kwargs)
+            finally:
+                self.output_path = final
+            if os.path.exists(partial):
+                if here.exists():  # the notebook's own mode (a working copy's is 0600)
+                    os.chmod(partial, here.stat().st_mode & 0o777)
+                os.replace(partial, final)
+        self._saved_at = time.monotonic()
 
 
 class HeadlessEngine(NBClientEngine):  # type: ignore[misc]

@@ -194,3 +194,29 @@ def test_kernel_folders_of_killed_makers_are_swept_and_others_kept(
         assert mine.is_dir() and unowned.is_dir()
     finally:
         shutil.rmtree(mine, ignore_errors=True)
+
+
+def test_a_save_cut_off_midway_leaves_the_last_whole_save(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed while it saves (here: the write stops half-way) leaves on disk the notebook
+    as it was last saved whole, never a cut-off one, and no partial file under its name."""
+    out = tmp_path / "out.ipynb"
+    nb = notebook(code("a"), code("b"))
+    nb.metadata["papermill"] = {}
+    manager = SavesBeforeCodeCells(nb, output_path=str(out), progress_bar=False)
+    manager.notebook_start()
+    manager.cell_start(nb.cells[0], 0)
+    whole = out.read_bytes()
+    read(out)  # a whole notebook
+
+    def cut_off(nb: Any, path: str) -> None:
+        Path(path).write_text(nbformat.writes(nb)[:100])
+        raise KeyboardInterrupt  # the kill, half-way through the write
+
+    monkeypatch.setattr("papermill.engines.write_ipynb", cut_off)
+    manager.cell_complete(nb.cells[0], 0)
+    with pytest.raises(KeyboardInterrupt):
+        manager.cell_start(nb.cells[1], 1)
+    assert out.read_bytes() == whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".ipynb") and p != out] == \
+        [".out.saving.ipynb"]  # the cut-off write lies beside it, under no record's name
