@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rollback_helpers.clock import utc_iso
+from rollback_helpers.clock import lane_now, utc_iso
 
 STATE_FILE = "world.json"
 CALLS_FILE = "calls.jsonl"
@@ -123,6 +123,7 @@ class World:
         self._on_disk: bytes | None = None  # world.json as this process last read or wrote it
         self._depth = 0
         self._pending: list[str] = []  # call-log lines of the transaction in progress
+        self._lane_key: str | None = None  # this world's key among the clock's lanes
 
     # -- persistence -------------------------------------------------------
     @classmethod
@@ -195,6 +196,17 @@ class World:
     def iso_now(self) -> str:
         return utc_iso(self.now)
 
+    def caller_now(self) -> float:
+        """The time of the call being answered: the calling thread's lane when its work
+        overlaps with other work (:func:`rollback_helpers.clock.lane_now`), else the world's
+        time. A reply that depends on the time (a rate limit's window, a ``retry-after``) and
+        the call log use it, so a caller whose lane is behind the world is answered at its
+        own moment, as a real server answers each request when it arrives."""
+        if self._lane_key is None:
+            self._lane_key = str(self.state_dir.resolve())
+        lane = lane_now(self._lane_key)
+        return self.now if lane is None else lane
+
     def sleep(self, seconds: float) -> None:
         """Virtual time passes (and, at a drill's speed, a little real time too).
 
@@ -242,7 +254,8 @@ class World:
         Inside a transaction the line is appended once the state is saved;
         outside one, at once.
         """
-        entry = {"t": self.iso_now(), "seam": seam, "call": call, "mutating": mutating, **detail}
+        entry = {"t": utc_iso(self.caller_now()), "seam": seam, "call": call,
+                 "mutating": mutating, **detail}
         if (span := getattr(_SPAN, "value", None)) is not None:
             entry["span"] = span
         line = json.dumps(entry) + "\n"

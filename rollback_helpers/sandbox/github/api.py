@@ -139,13 +139,13 @@ class GitHubSandbox:
             return None
         response = error(403, "You have exceeded a secondary rate limit. Please wait a few "
                          "minutes before you try again.", "rate-limits#secondary-rate-limits")
-        response.headers["retry-after"] = str(max(1, int(until - self.world.now)))
+        response.headers["retry-after"] = str(max(1, int(until - self.world.caller_now())))
         return response
 
     def _limited_until(self, ordinal: int, fault: str, key: str, seconds: float) -> float | None:
         """When a rate limit lifts: the request numbered in ``faults[fault]`` starts one of
         ``seconds``, kept in ``state["github"][key]``; None when no limit is on."""
-        gh, now = self.world.state["github"], self.world.now
+        gh, now = self.world.state["github"], self.world.caller_now()
         if ordinal in gh["faults"].get(fault, []):
             gh[key] = now + seconds
         until = float(gh.get(key, 0))

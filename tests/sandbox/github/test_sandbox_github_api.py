@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 
 import httpx
@@ -10,6 +11,8 @@ import pytest
 from github_rest import API, REPO, client_for, validate
 from githubkit_schemas.latest import models  # GitHub's published schemas
 
+from rollback_helpers.clock import parse_iso, started
+from rollback_helpers.run.backends import WorldClock
 from rollback_helpers.sandbox.core.world import World, digest_for
 
 IMAGE_V41 = f"registry.fly.io/renewa-one@{digest_for('v41')}"
@@ -215,6 +218,30 @@ def test_secondary_rate_limit_says_so_with_retry_after(world: World, api: httpx.
     assert refused.headers["retry-after"] == "30"
     world.sleep(30)
     assert api.get(f"{REPO}/issues/1001").status_code == 200
+
+
+def test_a_caller_behind_the_world_is_answered_at_its_own_time(
+        world: World, api: httpx.Client) -> None:
+    """Work overlapping with a long wait elsewhere has its own "now" (a lane): a limit it
+    meets starts, and its ``retry-after`` counts, from its own time, so waiting that long on
+    its own lane is enough; the call log stamps its calls at that time too."""
+    world.state["github"]["faults"]["secondary_limit_on"] = [1]
+    clock, began, moved_on = WorldClock(world), world.now, threading.Event()
+
+    def overlapping() -> tuple[httpx.Response, httpx.Response]:
+        moved_on.wait()
+        refused = api.get(f"{REPO}/issues/1001")
+        clock.sleep(float(refused.headers["retry-after"]))
+        return refused, api.get(f"{REPO}/issues/1001")
+
+    beside = started(clock, overlapping)
+    world.sleep(20)  # the world moves on meanwhile: another lane's long wait
+    moved_on.set()
+    refused, retried = beside.result()
+    assert (refused.status_code, refused.headers["retry-after"]) == (403, "30")
+    assert retried.status_code == 200
+    logged = [parse_iso(c["t"]) - began for c in world.calls() if c["seam"] == "github"]
+    assert logged == [0, 30]
 
 
 def test_server_error_on_the_given_request_ordinal(world: World, api: httpx.Client) -> None:
