@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import psycopg
-
 from rollback_helpers.sandbox.core.world import World, on_event
 from rollback_helpers.sandbox.postgres import backups as pg_backups
 from rollback_helpers.sandbox.postgres import servers as postgres
@@ -60,6 +58,8 @@ def run_release_command(world: World, app_name: str) -> list[str]:
 @on_event("release_command")
 def _release(world: World, event: dict[str, Any]) -> None:
     """A release scheduled by another room (the promote workflow) runs here."""
+    import psycopg  # a release runs against a real server: the driver is needed from here
+
     try:
         run_release_command(world, str(event["app"]))
     except (psycopg.Error, postgres.SandboxPostgresError) as exc:

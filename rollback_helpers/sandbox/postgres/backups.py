@@ -22,9 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
 from rollback_helpers.sandbox.postgres import wal
 from rollback_helpers.sandbox.postgres.servers import (
     ID_PATTERN,
@@ -34,13 +31,13 @@ from rollback_helpers.sandbox.postgres.servers import (
     ServerInfo,
     check_exit,
     cluster_home,
+    connect_superuser,
     discard,
     find_pg_bindir,
     give_to_server,
     run_binary,
     server_account,
     start_server,
-    superuser_dsn,
 )
 from rollback_helpers.secrets import Secret
 
@@ -202,11 +199,17 @@ def create_cluster(state_dir: Path, cluster_id: str, *, passwords: Mapping[str, 
         _bootstrap(info, passwords)
     except BaseException as exc:
         discard(Path(state_dir), cluster_id)
-        if isinstance(exc, psycopg.Error):
+        if _driver_error(exc):
             raise SandboxPostgresError(f"Setting up roles and data on sandbox cluster "
                                        f"{cluster_id} failed: {exc}") from exc
         raise
     return info
+
+
+def _driver_error(exc: BaseException) -> bool:
+    import psycopg
+
+    return isinstance(exc, psycopg.Error)
 
 
 def _configure(data: Path) -> None:
@@ -221,9 +224,11 @@ def _configure(data: Path) -> None:
 
 def _bootstrap(info: ServerInfo, passwords: Mapping[str, str | Secret]) -> None:
     """Roles with SCRAM verifiers (plain passwords never reach the server), db, schema, data."""
+    from psycopg import sql
+
     roles: dict[str, str | Secret] = {ADMIN_ROLE: Secret(os.urandom(18).hex())}
     roles.update(passwords)
-    with psycopg.connect(superuser_dsn(info, "postgres"), autocommit=True) as conn:
+    with connect_superuser(info, "postgres", autocommit=True) as conn:
         for role, password in roles.items():
             plain = password.reveal() if isinstance(password, Secret) else password
             verifier = conn.pgconn.encrypt_password(plain.encode(), role.encode(),
@@ -235,7 +240,7 @@ def _bootstrap(info: ServerInfo, passwords: Mapping[str, str | Secret]) -> None:
         conn.execute(sql.SQL('GRANT "migration-user" TO {}').format(sql.Identifier(ADMIN_ROLE)))
         conn.execute(sql.SQL('CREATE DATABASE {} OWNER "migration-user"').format(
             sql.Identifier(info.dbname)))
-    with psycopg.connect(superuser_dsn(info)) as conn:
+    with connect_superuser(info) as conn:
         conn.execute('SET ROLE "migration-user"')
         conn.execute(_SCHEMA_SQL)
         with conn.cursor() as cur:
@@ -246,7 +251,7 @@ def _bootstrap(info: ServerInfo, passwords: Mapping[str, str | Secret]) -> None:
 
 def apply_destructive_migration(info: ServerInfo) -> None:
     """The bad deploy: records a new migration, drops meter_readings, wipes customer emails."""
-    with psycopg.connect(superuser_dsn(info)) as conn:
+    with connect_superuser(info) as conn:
         conn.execute('SET ROLE "migration-user"')
         conn.execute("INSERT INTO schema_migrations VALUES (%s, now())", [DESTRUCTIVE_MIGRATION])
         conn.execute("DROP TABLE meter_readings")
@@ -255,7 +260,7 @@ def apply_destructive_migration(info: ServerInfo) -> None:
 
 def applied_migrations(info: ServerInfo) -> set[str]:
     """The versions the cluster's ``schema_migrations`` records."""
-    with psycopg.connect(superuser_dsn(info)) as conn:
+    with connect_superuser(info) as conn:
         return {str(row[0]) for row in conn.execute("SELECT version FROM schema_migrations")}
 
 
@@ -265,7 +270,7 @@ def apply_migration(info: ServerInfo, migration: str) -> None:
     if migration == DESTRUCTIVE_MIGRATION:
         apply_destructive_migration(info)
         return
-    with psycopg.connect(superuser_dsn(info)) as conn:
+    with connect_superuser(info) as conn:
         conn.execute('SET ROLE "migration-user"')
         conn.execute("INSERT INTO schema_migrations VALUES (%s, now()) ON CONFLICT DO NOTHING",
                      [migration])
@@ -304,7 +309,7 @@ def discard_backup(state_dir: Path, backup_id: str) -> None:
 
 def add_writes(info: ServerInfo, rows: int) -> None:
     """Meter readings written after the backup (the good writes a backup restore loses)."""
-    with psycopg.connect(superuser_dsn(info)) as conn:
+    with connect_superuser(info) as conn:
         conn.execute('SET ROLE "migration-user"')
         conn.execute("INSERT INTO meter_readings (customer_id, read_at, kwh) SELECT 1 + g %% 200, "
                      "timestamptz '2026-06-09' + g * interval '1 minute', 1.5 "

@@ -45,9 +45,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 SERVER_OS_USER = "postgres"
 SUPERUSER = "postgres"
@@ -358,5 +359,15 @@ def discard(state_dir: Path, cluster_id: str) -> None:
 
 def superuser_dsn(info: ServerInfo, dbname: str | None = None) -> str:
     """Sandbox-internal: the superuser over the unix socket (peer auth). Never show users."""
+    import psycopg  # only where a real server is used: loading a world needs no driver
+
     return psycopg.conninfo.make_conninfo(host=info.socket_dir, port=info.port, user=SUPERUSER,
                                           dbname=dbname or info.dbname, connect_timeout=10)
+
+
+def connect_superuser(info: ServerInfo, dbname: str | None = None,
+                      autocommit: bool = False) -> psycopg.Connection[Any]:
+    """Sandbox-internal: a superuser connection to the server (see :func:`superuser_dsn`)."""
+    import psycopg
+
+    return psycopg.connect(superuser_dsn(info, dbname), autocommit=autocommit)

@@ -8,16 +8,14 @@ import json
 import time
 from pathlib import Path
 
-import psycopg
-
 from rollback_helpers.sandbox.postgres.servers import (
     SandboxPostgresError,
     ServerInfo,
     cluster_home,
+    connect_superuser,
     give_to_server,
     start_server,
     stop_server,
-    superuser_dsn,
 )
 
 
@@ -47,14 +45,14 @@ def wal_mark(info: ServerInfo) -> str:
     *written* to, and the sandbox commits asynchronously (``synchronous_commit = off``), so
     a commit made a moment ago may still sit in WAL buffers behind it. A replay to the
     write position then stops before that commit and the restore loses its rows."""
-    with psycopg.connect(superuser_dsn(info), autocommit=True) as conn:
+    with connect_superuser(info, autocommit=True) as conn:
         row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
     return str(row[0]) if row else ""
 
 
 def archive_now(info: ServerInfo) -> None:
     """Close the current WAL segment and wait until the archiver has copied it."""
-    with psycopg.connect(superuser_dsn(info), autocommit=True) as conn:
+    with connect_superuser(info, autocommit=True) as conn:
         row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
         segment = str(row[0]) if row else ""
         for _ in range(1200):
@@ -68,7 +66,7 @@ def archive_now(info: ServerInfo) -> None:
 
 def wait_promoted(info: ServerInfo) -> None:
     """Until a restored server has replayed to its target and opened for writes."""
-    with psycopg.connect(superuser_dsn(info, "postgres"), autocommit=True) as conn:
+    with connect_superuser(info, "postgres", autocommit=True) as conn:
         for _ in range(1200):  # a minute at most, on a busy machine
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
             if row and not row[0]:
