@@ -101,19 +101,20 @@ def _matchers(text: str) -> list[_Matcher]:
 
 
 def _extrapolated(series: RawSeries, start: float, end: float, *, rate: bool) -> float | None:
-    """Prometheus 2.x ``extrapolatedRate`` for a counter over the closed range [start, end]."""
-    first, last = bisect.bisect_left(series.times, start), bisect.bisect_right(series.times, end)
-    points = list(zip(series.times[first:last], series.values[first:last], strict=True))
-    if len(points) < 2:
+    """Prometheus 2.x ``extrapolatedRate`` for a counter over the closed range [start, end]:
+    the last sample less the first, plus the value before each reset (a reset starts from
+    zero), in that order, as Prometheus adds them up."""
+    times, values = series.times, series.values
+    first, last = bisect.bisect_left(times, start), bisect.bisect_right(times, end) - 1
+    if last - first < 1:
         return None
-    result, previous = 0.0, points[0][1]
-    for _, value in points[1:]:
-        result += value - previous if value >= previous else value  # a reset starts from zero
-        previous = value
-    first_t, first_v = points[0]
-    last_t = points[-1][0]
+    result = values[last] - values[first]
+    resets = series.resets
+    for index in resets[bisect.bisect_right(resets, first):bisect.bisect_right(resets, last)]:
+        result += values[index - 1]
+    first_t, first_v, last_t = times[first], values[first], times[last]
     sampled = last_t - first_t
-    average = sampled / (len(points) - 1)
+    average = sampled / (last - first)
     to_start, to_end = first_t - start, end - last_t
     if result > 0 and first_v >= 0:
         to_start = min(to_start, sampled * (first_v / result))

@@ -109,6 +109,12 @@ class RawSeries:
     def label(self, name: str) -> str:
         return dict(self.labels).get(name, "")
 
+    @functools.cached_property
+    def resets(self) -> tuple[int, ...]:
+        """The indices where the value falls below the one before (a counter reset)."""
+        values = self.values
+        return tuple(i for i in range(1, len(values)) if values[i] < values[i - 1])
+
 
 class TrafficModel:
     """The app's raw series from ``timeline[0].start`` to ``end``."""

@@ -33,6 +33,7 @@ from rollback_helpers.sandbox.postgres.servers import (
     cluster_home,
     connect_superuser,
     discard,
+    driver_error,
     find_pg_bindir,
     give_to_server,
     run_binary,
@@ -199,17 +200,11 @@ def create_cluster(state_dir: Path, cluster_id: str, *, passwords: Mapping[str, 
         _bootstrap(info, passwords)
     except BaseException as exc:
         discard(Path(state_dir), cluster_id)
-        if _driver_error(exc):
+        if driver_error(exc):
             raise SandboxPostgresError(f"Setting up roles and data on sandbox cluster "
                                        f"{cluster_id} failed: {exc}") from exc
         raise
     return info
-
-
-def _driver_error(exc: BaseException) -> bool:
-    import psycopg
-
-    return isinstance(exc, psycopg.Error)
 
 
 def _configure(data: Path) -> None:

@@ -40,6 +40,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -363,6 +364,13 @@ def superuser_dsn(info: ServerInfo, dbname: str | None = None) -> str:
 
     return psycopg.conninfo.make_conninfo(host=info.socket_dir, port=info.port, user=SUPERUSER,
                                           dbname=dbname or info.dbname, connect_timeout=10)
+
+
+def driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is psycopg's (never true before the driver was imported, so asking
+    does not import it)."""
+    driver = sys.modules.get("psycopg")
+    return driver is not None and isinstance(exc, driver.Error)
 
 
 def connect_superuser(info: ServerInfo, dbname: str | None = None,

@@ -19,6 +19,7 @@ from rollback_helpers.sandbox.fly.traffic import (
     SCRAPE_INTERVAL,
     Behaviour,
     Deploy,
+    RawSeries,
     TrafficModel,
     TrafficProfile,
 )
@@ -216,3 +217,16 @@ def test_the_chart_of_a_partial_recovery_from_the_emulation() -> None:
     assert after and all(v == pytest.approx(0.1, rel=0.05) for v in after)  # sjc keeps failing
     DOCS_PICTURE.parent.mkdir(parents=True, exist_ok=True)
     DOCS_PICTURE.write_bytes(png)
+
+
+def test_increase_counts_across_a_counter_reset_as_prometheus_does() -> None:
+    """A counter that restarts from zero: the increase is last − first plus the value before
+    each reset (``extrapolatedRate``), not a fall; a window without the reset is unaffected."""
+    from rollback_helpers.sandbox.fly.metrics import _extrapolated
+
+    times = tuple(float(t) for t in range(0, 75, 15))
+    series = RawSeries(COUNTER, (("app", "a"),), times, (0.0, 10.0, 20.0, 5.0, 15.0))
+    assert series.resets == (3,)
+    assert _extrapolated(series, 0.0, 60.0, rate=False) == pytest.approx(35.0)
+    assert _extrapolated(series, 0.0, 30.0, rate=False) == pytest.approx(20.0)
+    assert _extrapolated(series, 45.0, 60.0, rate=True) == pytest.approx(10.0 / 15.0)
