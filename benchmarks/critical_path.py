@@ -207,8 +207,12 @@ What changed (the "before" column is the same benchmark on the revision named):
   is 80 content-creating requests a minute). Before, the lock's three writes alone
   waited 2 s for each other.
 - **The first reads start beside the lock**: `flyctl status` and the newest records'
-  first page (`runbook/first_reads.py`), headless only; a person in Lab reads each
-  when they run its step.
+  first page for Path A, the records and the cluster map for Path B
+  (`runbook/first_reads.py`), headless only; a person in Lab reads each when they run
+  its step.
+- **Path B reads the source cluster, its backups and what the app runs side by side**
+  (`mpg status` ‖ `mpg backup list` ‖ `status`); when more than one check fails, the
+  cluster's speaks first, as before.
 - **The in-flight guard** lists `promote-image.yml` runs once (created in the last 30
   days; one listing per status only past GitHub's 1,000 results) instead of once per
   in-flight status (5), and that listing runs beside the run comment's post. A listing
@@ -280,10 +284,10 @@ def section(f: dict[str, Any] | None) -> str:
     if "baseline_path_a" in f:
         parts.append(_timeline_table(f"And at {f['baseline']}:", f["baseline_path_a"]["timeline"]))
     parts.append(_timeline_table(
-        "Path B now, up to the restore request. The lock, the pacing of writes and the read of "
-        "what the app runs (`status`, beside the source cluster and its backup) changed for it; "
-        "its other reads (`mpg status`, the backup list, the records, the cluster map, "
-        "`mpg list`) still wait for each other and could overlap the same way:",
+        "Path B now, up to the restore request. What still waits for what: the look-back at "
+        "earlier runs (the record's comments) and the run comment's post, then `mpg list` "
+        "(no earlier run restored under the new name), read at the restore step so that it is "
+        "current when the restore is asked for:",
         f["path_b"]["timeline"]))
     return "\n\n".join(parts)
 

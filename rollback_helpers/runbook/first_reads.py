@@ -13,9 +13,43 @@ which would have made taking it fail.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Generic, Protocol, TypeVar
 
 from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clock import Clock, Started, started
+from rollback_helpers.domain.parameters import AnyParameters
+from rollback_helpers.run.context import RunContext, open_run
+from rollback_helpers.ui.interactive import Screen
+
+T = TypeVar("T")
+
+
+class Reading(Protocol):
+    """A path's run object whose first reads may be under way (``reads``)."""
+
+    @property
+    def reads(self) -> Settles: ...
+
+
+class Settles(Protocol):
+    def settle(self) -> None: ...
+
+
+R = TypeVar("R", bound=Reading)
+
+
+def open_reading(params: AnyParameters, screen: Screen | None,
+                 make: Callable[[RunContext], R]) -> R:
+    """:func:`open_run`, with the path's object made as the run opens, so that its first
+    reads overlap with taking the lock (waited for if the lock is refused)."""
+    made: list[R] = []
+
+    def beside(ctx: RunContext) -> Callable[[], None]:
+        made.append(make(ctx))
+        return made[0].reads.settle
+
+    open_run(params, screen=screen, beside=beside)
+    return made[0]
 
 
 class FirstReads:
@@ -47,3 +81,22 @@ class FirstReads:
             if read is not None:
                 read.settle()
         self._status_read = self._records_read = None
+
+
+class ReadAhead(Generic[T]):
+    """One read: started at once (``ahead``, a headless run), else made when first asked for."""
+
+    def __init__(self, clock: Clock, read: Callable[[], T], *, ahead: bool) -> None:
+        self._read = read
+        self._started: Started[T] | None = started(clock, read) if ahead else None
+
+    def result(self) -> T:
+        """The read started ahead (its error raised here), or one made now."""
+        under_way, self._started = self._started, None
+        return under_way.result() if under_way is not None else self._read()
+
+    def settle(self) -> None:
+        """Wait for a read still under way, whatever it gave (a run that ended first)."""
+        under_way, self._started = self._started, None
+        if under_way is not None:
+            under_way.settle()

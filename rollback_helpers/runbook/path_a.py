@@ -17,7 +17,7 @@ and only pressing it makes the run live; until then the changing steps report
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from rollback_helpers.clients.fly import AppStatus
@@ -34,9 +34,9 @@ from rollback_helpers.domain.parameters import PathAParameters, checked
 from rollback_helpers.domain.rollback_target import RollbackTarget, resolve_rollback_target
 from rollback_helpers.errors import PreconditionFailed, VerificationFailed, WorkflowFailed
 from rollback_helpers.hints import Option, given_as, hint
-from rollback_helpers.run.context import RunContext, open_run
+from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.run_comment import RunComment
-from rollback_helpers.runbook.first_reads import FirstReads
+from rollback_helpers.runbook.first_reads import FirstReads, open_reading
 from rollback_helpers.runbook.path_a_dispatch import Promotion
 from rollback_helpers.runbook.path_a_evidence import Evidence
 from rollback_helpers.runbook.resume import (
@@ -60,14 +60,7 @@ PLAN_STEP = "4"  # the notebook's step that holds the gate
 def start(parameters: Mapping[str, Any], *, screen: Screen | None = None) -> PathA:
     """Check the notebook's parameters (one mapping, as papermill gives them) and open the
     seams; a live run takes the environment's lock while the first reads are under way."""
-    made: list[PathA] = []
-
-    def first_reads(ctx: RunContext) -> Callable[[], None]:
-        made.append(PathA(ctx))
-        return made[0].reads.settle
-
-    open_run(checked(PathAParameters, parameters), screen=screen, beside=first_reads)
-    return made[0]
+    return open_reading(checked(PathAParameters, parameters), screen, PathA)
 
 
 class PathA:

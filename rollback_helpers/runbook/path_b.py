@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection
-from rollback_helpers.clients.fly import Cluster
+from rollback_helpers.clients.fly import Backup, Cluster
 from rollback_helpers.clock import PollSchedule, together
-from rollback_helpers.domain.cluster_map import read_cluster_map
 from rollback_helpers.domain.parameters import PathBParameters, checked
 from rollback_helpers.errors import (
     BackupError,
@@ -26,8 +25,9 @@ from rollback_helpers.errors import (
     ConnectivityError,
 )
 from rollback_helpers.hints import Option, Rerun, given_as, hint
-from rollback_helpers.run.context import RunContext, open_run
+from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.run_comment import RunComment
+from rollback_helpers.runbook.first_reads import open_reading
 from rollback_helpers.runbook.path_b_checklist import (
     Flip,
     checklist_report,
@@ -38,13 +38,13 @@ from rollback_helpers.runbook.path_b_checklist import (
 )
 from rollback_helpers.runbook.path_b_facts import (
     TERMINAL,
+    RecordAndMap,
     Resolved,
     check_backup,
     check_source,
     checks_table,
     differences,
     keeps_checklist,
-    newest_record,
     not_ready,
     source_check,
     unrecorded_restore,
@@ -81,8 +81,9 @@ PLAN_STEP = "2"  # the notebook's step that holds the gate
 
 def start(parameters: Mapping[str, Any], *, screen: Screen | None = None) -> PathB:
     """Check the notebook's parameters (one mapping, as papermill gives them) and open the
-    seams; a live run takes the environment's lock."""
-    return PathB(open_run(checked(PathBParameters, parameters), screen=screen))
+    seams; a live run takes the environment's lock while the records and the cluster map are
+    read (headless: see :mod:`.first_reads`)."""
+    return open_reading(checked(PathBParameters, parameters), screen, PathB)
 
 
 class PathB:
@@ -104,6 +105,7 @@ class PathB:
         self.ready = False  # the new cluster reached `ready`: from then on the checklist shows
         self.back = LookBack()
         self.second = SecondPerson(ctx, plan=self._what, what=self._what)
+        self.reads = RecordAndMap(ctx, self.github, self.params.record_number)
 
     # -- read-only steps -------------------------------------------------------
     def preflight(self) -> Report:
@@ -117,10 +119,8 @@ class PathB:
 
     def resolve(self) -> Report:
         """Backup id and source cluster, each cross-checked against what Fly says."""
-        ctx, cfg = self.ctx, self.ctx.cfg
-        record = newest_record(ctx, self.github, self.params.record_number)
-        cmap = read_cluster_map(repo_path=cfg.cluster_map_path, local_file=cfg.cluster_map_file,
-                                github=self.github.contents)
+        ctx = self.ctx
+        record, cmap = self.reads.result()
         source_id = self.params.source_cluster or cmap.cluster_for(ctx.env.name)
         backup_id = self.params.backup_id or record.backup_id
         if not backup_id:
@@ -129,10 +129,12 @@ class PathB:
                 "(a non-mutating deploy, or the snapshot step did not run).",
                 hint(f"List the backups with `flyctl mpg backup list {source_id} --all` and re-run "
                      "with ", Option("backup_id", "<the last one before the bad deploy>"), "."))
-        (source, backup), (images,) = together(  # what the app runs: read beside the cluster
-            ctx.backends.clock, lambda: (check_source(ctx, self.fly, source_id, record),
-                                         check_backup(self.fly, source_id, backup_id, record)),
+        # side by side; the cluster's check speaks first (a wrong cluster explains the rest)
+        source, (backup, images) = together(
+            ctx.backends.clock, lambda: check_source(ctx, self.fly, source_id, record),
+            lambda: check_backup(self.fly, source_id, backup_id, record),
             lambda: read_images(self.fly, ctx.env.app, record))
+        backup = cast(Backup, backup)
         name = self.params.new_cluster_name or f"{source.name}-restore"
         self.resolved = Resolved(record, backup, source, cmap, name)
         self.images = cast(Images, images)
@@ -386,6 +388,7 @@ class PathB:
     def summary(self) -> Report:
         if self.ctx.interactive and self.approval is None and self.resolved:
             self.outcome = "dry run: plan resolved, not approved"
+        self.reads.settle()
         self.ctx.end()
         return self.ctx.summary_report(self.outcome)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from rollback_helpers.clients.database import ConnectionCheck, DbUrl, check_connection
 from rollback_helpers.clients.fly import Backup, Cluster, Fly
-from rollback_helpers.domain.cluster_map import ClusterMap
+from rollback_helpers.clock import together
+from rollback_helpers.domain.cluster_map import ClusterMap, read_cluster_map
 from rollback_helpers.domain.deployments import BadRecord, DeploymentRecord, record_from_issue
 from rollback_helpers.errors import (
     BackupError,
@@ -26,6 +27,7 @@ from rollback_helpers.errors import (
 from rollback_helpers.hints import Option, hint
 from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.run_comment import RunComment
+from rollback_helpers.runbook.first_reads import ReadAhead
 from rollback_helpers.ui.display import Report
 from rollback_helpers.ui.table import Table
 
@@ -40,6 +42,29 @@ class Resolved:
     source: Cluster
     cluster_map: ClusterMap
     new_name: str
+
+
+class RecordAndMap:
+    """The bad deploy's record and the cluster map: read beside the lock when headless (see
+    :mod:`.first_reads`), else side by side when the resolve step asks for them."""
+
+    def __init__(self, ctx: RunContext, github: Any, number: int | None) -> None:
+        cfg, ahead = ctx.cfg, not ctx.interactive
+        self.clock = ctx.backends.clock
+        self.record = ReadAhead(self.clock, lambda: newest_record(ctx, github, number),
+                                ahead=ahead)
+        self.map = ReadAhead(self.clock, lambda: read_cluster_map(
+            repo_path=cfg.cluster_map_path, local_file=cfg.cluster_map_file,
+            github=github.contents), ahead=ahead)
+
+    def result(self) -> tuple[DeploymentRecord, ClusterMap]:
+        record, (cmap,) = together(self.clock, self.record.result, self.map.result)
+        return record, cast(ClusterMap, cmap)
+
+    def settle(self) -> None:
+        """Wait for the reads still under way (a run that ends before it resolves)."""
+        self.record.settle()
+        self.map.settle()
 
 
 def newest_record(ctx: RunContext, github: Any, number: int | None) -> DeploymentRecord:
