@@ -245,3 +245,16 @@ def test_slack_text_carries_no_mention_either() -> None:
                       http=http).notify(notice)
     assert PAGES.search(seen[0]["text"]) is None, seen[0]["text"]
     assert all(as_shown(typed) in as_shown(seen[0]["text"]) for typed in TYPED.values())
+
+
+def test_no_destination_makes_no_http_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most runs notify no one: they make no client (its TLS context costs every run)."""
+    import rollback_helpers.run.notify as notify
+
+    def no_client(**_: object) -> httpx.Client:
+        raise AssertionError("an HTTP client was made for no destination")
+
+    monkeypatch.setattr(notify, "http_client", no_client)
+    notifier = notifier_from_env("staging", {"ROLLBACK_NOTIFY_PRODUCTION": "https://x.invalid/h"})
+    assert (notifier.http, notifier.targets) == (None, [])
+    assert notifier.notify(NOTICE).line()  # says no one was told, without a client
