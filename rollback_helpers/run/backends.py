@@ -64,7 +64,7 @@ class WorldClock:
 
     def __init__(self, world: World) -> None:
         self._world = world
-        self.lane_key = str(world.state_dir.resolve())
+        self.lane_key = world.lane_key
 
     def now(self) -> float:
         lane = lane_now(self.lane_key)

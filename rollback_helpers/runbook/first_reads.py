@@ -57,30 +57,26 @@ class FirstReads:
 
     def __init__(self, clock: Clock, status: Callable[[], AppStatus], records: Iterable[object],
                  *, ahead: bool) -> None:
-        self._status = status
-        self._status_read: Started[AppStatus] | None = None
-        self._records_read: Started[object] | None = None
-        if ahead:
-            self._status_read = started(clock, status)
-            self._records_read = started(clock, lambda: next(iter(records), None))
+        self._status = ReadAhead(clock, status, ahead=ahead)
+        # interactive: no read ahead; the records are read where they are used
+        self._records = ReadAhead(clock, lambda: next(iter(records), None), ahead=True) \
+            if ahead else None
 
     def status(self) -> AppStatus:
         """What Fly runs now: the read started with the run the first time, then a fresh one."""
-        read, self._status_read = self._status_read, None
-        return read.result() if read is not None else self._status()
+        return self._status.result()
 
     def records(self) -> None:
         """The newest records' first page is in (its error, if it failed, raised here)."""
-        read, self._records_read = self._records_read, None
+        read, self._records = self._records, None
         if read is not None:
             read.result()
 
     def settle(self) -> None:
         """Wait for the reads still under way, whatever they gave (a run that ended first)."""
-        for read in (self._status_read, self._records_read):
-            if read is not None:
-                read.settle()
-        self._status_read = self._records_read = None
+        self._status.settle()
+        if self._records is not None:
+            self._records.settle()
 
 
 class ReadAhead(Generic[T]):

@@ -66,7 +66,7 @@ def spent(world: World, seam: str) -> Iterator[None]:
     if seconds <= 0:
         yield
         return
-    key = str(world.state_dir.resolve())
+    key = world.lane_key
     lane = lane_now(key)
     with world.transaction():
         start = world.now if lane is None else lane

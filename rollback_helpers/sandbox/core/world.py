@@ -196,15 +196,20 @@ class World:
     def iso_now(self) -> str:
         return utc_iso(self.now)
 
+    @property
+    def lane_key(self) -> str:
+        """This world's key among the clock's lanes (:mod:`rollback_helpers.clock`)."""
+        if self._lane_key is None:
+            self._lane_key = str(self.state_dir.resolve())
+        return self._lane_key
+
     def caller_now(self) -> float:
         """The time of the call being answered: the calling thread's lane when its work
         overlaps with other work (:func:`rollback_helpers.clock.lane_now`), else the world's
         time. A reply that depends on the time (a rate limit's window, a ``retry-after``) and
         the call log use it, so a caller whose lane is behind the world is answered at its
         own moment, as a real server answers each request when it arrives."""
-        if self._lane_key is None:
-            self._lane_key = str(self.state_dir.resolve())
-        lane = lane_now(self._lane_key)
+        lane = lane_now(self.lane_key)
         return self.now if lane is None else lane
 
     def sleep(self, seconds: float) -> None:
