@@ -75,8 +75,9 @@ def test_the_counter_follows_the_image_that_runs() -> None:
                              rate=2.0, regions=("ams",))
     model = TrafficModel("app", [Deploy("good", T0), Deploy("bad", T0 + 600)], profile, T0 + 1200)
     errors = [s for s in model.named(COUNTER) if s.label("status") == "500"][0]
-    before = errors.values[errors.times.index(T0 + 600)]
-    after = errors.values[errors.times.index(T0 + 1200)]
+    times = list(errors.times)
+    before = errors.values[times.index(T0 + 600)]
+    after = errors.values[times.index(T0 + 1200)]
     assert before == 0.0
     assert after == pytest.approx(0.5 * 2.0 * 600)
     assert all(b >= a for a, b in zip(errors.values, errors.values[1:], strict=False))
