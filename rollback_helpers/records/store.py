@@ -81,6 +81,11 @@ class RecordStore(ABC):
     def child(self, folder: str) -> RecordStore:
         """The store in a sub-folder (drills go to ``drills/``)."""
 
+    def _seen_taken(self) -> set[str]:
+        """Names known to be taken when that costs no round trip (a local folder); the
+        write itself still refuses a name taken since."""
+        return set()
+
     def location_of(self, name: str) -> str:
         return f"{self.location.rstrip('/')}/{name}"
 
@@ -91,8 +96,11 @@ class RecordStore(ABC):
         that names its own location stays true when the name moves on.
         """
         stem, suffix = os.path.splitext(name)
+        taken = self._seen_taken()
         for n in range(1, MAX_SUFFIX):
             candidate = name if n == 1 else f"{stem}-{n}{suffix}"
+            if candidate in taken:
+                continue  # rendering a record costs more than a name it cannot have
             data = render(self.location_of(candidate))
             if self._create(candidate, data):
                 return StoredRecord(candidate, self.location_of(candidate), len(data)), data
@@ -140,6 +148,14 @@ class FsspecStore(RecordStore):
 
     def _path(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}"
+
+    def _seen_taken(self) -> set[str]:
+        if not self.local:
+            return set()
+        try:
+            return set(os.listdir(self.root))
+        except OSError:
+            return set()
 
     def _create(self, name: str, data: bytes) -> bool:
         try:

@@ -67,6 +67,42 @@ def test_a_local_folder_is_write_once(tmp_path: Path) -> None:
     exercise_write_once(open_store(str(tmp_path / "incidents")))
 
 
+def test_a_local_folder_renders_a_record_once_however_often_its_name_is_taken(
+        tmp_path: Path) -> None:
+    """Repeated drills share a name stamp: the folder's listing skips the taken names, so
+    the record is rendered for the free one only, not once per name tried."""
+    store = open_store(str(tmp_path / "incidents"))
+    store.check_writable()
+    for _ in range(5):
+        store.put_new("run.ipynb", same_bytes(b"{}"))
+    rendered: list[str] = []
+
+    def render(location: str) -> bytes:
+        rendered.append(location)
+        return location.encode()
+
+    stored, data = store.put_new("run.ipynb", render)
+    assert stored.name == "run-6.ipynb" and rendered == [stored.location]
+    assert data == stored.location.encode()
+
+
+def test_a_name_taken_after_the_listing_still_moves_the_record_on(tmp_path: Path) -> None:
+    """The listing only saves work: a name another operator took since is refused by the
+    write itself, and the record goes to the next one."""
+    store = open_store(str(tmp_path / "incidents"))
+    store.check_writable()
+    folder = tmp_path / "incidents"
+
+    def render(location: str) -> bytes:
+        if not (folder / "run.ipynb").exists():
+            (folder / "run.ipynb").write_bytes(b"theirs")  # another writer, after the listing
+        return location.encode()
+
+    stored, _ = store.put_new("run.ipynb", render)
+    assert stored.name == "run-2.ipynb"
+    assert (folder / "run.ipynb").read_bytes() == b"theirs"
+
+
 @pytest.mark.parametrize(("location", "said"), [
     ("s3:/bucket/x", "looks like a URL but is not one"),
     ("foo://bucket/x", "unknown scheme foo://"),
