@@ -35,6 +35,7 @@ from rollback_helpers.cli import stats as stats_command
 from rollback_helpers.domain.paths import PATHS
 from rollback_helpers.errors import EXIT_CODES, RollbackError
 from rollback_helpers.hints import use_interface
+from rollback_helpers.run import prestart
 from rollback_helpers.run.interrupt import StopSignals
 
 # The heavy modules (papermill, the sandbox) load inside the commands, where Ctrl-C is handled.
@@ -166,6 +167,9 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
 
     params = parameters(args, backend=backend, archive_to=Path("-"), sandbox_dir=None)
     cfg = inputs.check_command(args, params)
+    # the inputs make sense: the kernel starts now, alongside the rest (main() discards it
+    # if the run never launches it)
+    prestart.start(PATHS[args.path].steps)
     if drill:
         check_scenario(args.scenario)
     if backend == "real":  # a missing token or flyctl stops the run before its record exists
@@ -335,3 +339,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted (Ctrl-C): the run stopped where it was; the sandbox, if any, is "
               "cleaned up. Re-run the same command to start again.", file=sys.stderr)
         return 130
+    finally:
+        prestart.discard()  # a kernel started early that no run launched

@@ -23,6 +23,7 @@ class PathSpec:
     name: str                # the command line's word, the lock's and the record comment's `path`
     title: str               # the record comment's heading, triage's recommendation
     notebook: str            # its notebook in rollback_helpers/notebooks/
+    steps: str               # the step module its notebook imports first
     default_scenario: str    # the sandbox scenario a drill of it starts from
     changes: bool            # False: it only reads (no dry run, no lock, no confirmation)
     parameters: type[AnyParameters]
@@ -30,10 +31,13 @@ class PathSpec:
 
 PATHS: dict[str, PathSpec] = {spec.name: spec for spec in (
     PathSpec("path-a", "Path A — image rollback", "path_a_image_rollback.ipynb",
+             "rollback_helpers.runbook.path_a",
              default_scenario="default", changes=True, parameters=PathAParameters),
     PathSpec("path-b", "Path B — database break-glass", "path_b_database_breakglass.ipynb",
+             "rollback_helpers.runbook.path_b",
              default_scenario="b-default", changes=True, parameters=PathBParameters),
     PathSpec("verify-flip", "Path B — verify the flip", "path_b_verify_flip.ipynb",
+             "rollback_helpers.runbook.verify_flip",
              default_scenario="b-flipped", changes=False, parameters=VerifyFlipParameters),
 )}
 

@@ -11,7 +11,9 @@ to ``papermill.execute_notebook``. Compared with papermill's default engine:
     "running over TCP without encryption". The ``python3`` kernel is this environment's own Python (the one
     that has ``rollback_helpers``), started by :mod:`rollback_helpers.run.kernel_launcher`
     (no debugger), so no kernel spec is searched for on the Jupyter paths (which
-    also imported IPython into the CLI only to find ``~/.ipython/kernels``).
+    also imported IPython into the CLI only to find ``~/.ipython/kernels``). Its
+    provisioner, :class:`PrestartedProvisioner`, launches the kernel the command line
+    started early when one is waiting (:mod:`rollback_helpers.run.prestart`).
 
 ``HeadlessKernelClient``
     jupyter_client's start-up handshake (``kernel_info`` until it is answered and
@@ -43,22 +45,26 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from queue import Empty
 from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpec
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from traitlets import default
 
 from rollback_helpers.clock import Clock, RealClock
+from rollback_helpers.run import prestart
 from rollback_helpers.run.owner import process_start
+from rollback_helpers.run.prestart import LAUNCHER
 
 ENGINE_NAME = "rollback-runbook"
-LAUNCHER = "rollback_helpers.run.kernel_launcher"
 
 
 def papermill_options() -> dict[str, Any]:
@@ -146,6 +152,24 @@ def sweep_kernel_dirs() -> int:
     return removed
 
 
+class PrestartedProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner, launching the waiting kernel when there is one."""
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        env = dict(kwargs.get("env") or os.environ)
+        env["JPY_PARENT_PID"] = str(os.getpid())  # as jupyter_client's launcher sets it
+        cwd = str(kwargs.get("cwd") or Path.cwd())
+        process = prestart.take([os.path.expanduser(part) for part in cmd], env, cwd)
+        if process is None:
+            return await super().launch_kernel(cmd, **kwargs)
+        self.process, self.pid, self.cwd = process, process.pid, cwd
+        try:
+            self.pgid = os.getpgid(process.pid)
+        except OSError:
+            self.pgid = None
+        return self.connection_info
+
+
 class HeadlessKernelManager(AsyncKernelManager):
     """One kernel for one headless run, reached over IPC in a private directory."""
 
@@ -153,6 +177,11 @@ class HeadlessKernelManager(AsyncKernelManager):
         self._private_dir = _private_dir()  # mode 0700
         kwargs.setdefault("connection_file", str(self._private_dir / "kernel.json"))
         super().__init__(**kwargs)
+        # jupyter_client's local provisioner, which launches a kernel already waiting if there
+        # is one (jupyter_client creates a provisioner only where none is set)
+        self.kernel_id = self.kernel_id or str(uuid.uuid4())
+        self.provisioner = PrestartedProvisioner(kernel_id=self.kernel_id,
+                                                 kernel_spec=self.kernel_spec, parent=self)
 
     @default("client_factory")
     def _client_factory_default(self) -> type[HeadlessKernelClient]:

@@ -21,6 +21,8 @@ from typing import Any
 import nbformat
 import psutil
 
+from rollback_helpers.run import prestart
+
 # On a run kernel's command line: `-m rollback_helpers.run.kernel_launcher` (headless runs)
 # or `-m ipykernel_launcher`.
 KERNEL_MARK = "kernel_launcher"
@@ -120,11 +122,14 @@ def run_interruptibly(work: Callable[[], None], stop: StopSignals) -> BaseExcept
 
 
 def end_kernels(*, since: float) -> list[int]:
-    """End the notebook kernels this process started (since ``since``) and their children."""
+    """End the notebook kernels this process started (since ``since``, or early for this run:
+    :mod:`.prestart`) and their children."""
     ended: list[int] = []
+    early = prestart.handed()
     for child in psutil.Process().children():
         with contextlib.suppress(psutil.Error):
-            if child.create_time() >= since - 1 and KERNEL_MARK in " ".join(child.cmdline()):
+            if (child.create_time() >= since - 1 or child.pid == early) \
+                    and KERNEL_MARK in " ".join(child.cmdline()):
                 tree = [*child.children(recursive=True), child]
                 for process in tree:
                     with contextlib.suppress(psutil.Error):

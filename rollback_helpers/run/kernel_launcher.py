@@ -20,6 +20,13 @@ moves every object the garbage collector tracks into its permanent generation
 longer walks them. One such collection falls inside the import of the Path A step
 module, where walking them cost about a tenth of the import.
 
+Started with ``--wait MODULE…`` (:mod:`rollback_helpers.run.prestart`), the launcher
+imports ipykernel and the named modules (the step module the notebook imports first), then
+waits for one line on its stdin: the launch it is handed (a JSON object: ``args``, the
+kernel's arguments after ``-m``; ``env``, its environment; ``cwd``, its working folder).
+It then starts as if it had been launched that way. End of input instead (the command
+line stopped before its run started): it exits, having started nothing.
+
 Only :mod:`rollback_helpers.run.headless` starts kernels this way; JupyterLab starts
 its kernels from the usual ``python3`` kernel spec and keeps its debugger.
 """
@@ -27,12 +34,15 @@ its kernels from the usual ``python3`` kernel spec and keeps its debugger.
 from __future__ import annotations
 
 import gc
+import importlib
+import json
 import os
 import sys
 from pathlib import Path
 
 WITHOUT = ("debugpy",)
 NO_PYDANTIC_PLUGINS = ("PYDANTIC_DISABLE_PLUGINS", "__all__")
+WAIT = "--wait"
 
 
 def main() -> None:
@@ -45,10 +55,33 @@ def main() -> None:
     os.environ.setdefault(*NO_PYDANTIC_PLUGINS)
     from ipykernel.kernelapp import IPKernelApp
 
+    if sys.argv[1:2] == [WAIT] and not _handed_a_launch(sys.argv[2:]):
+        return  # the command line stopped before its run: nothing was started
     app = IPKernelApp.instance()
     app.initialize()  # type: ignore[no-untyped-call]
     gc.freeze()  # the kernel's start-up objects live as long as it: collections skip them
     app.start()  # type: ignore[no-untyped-call]
+
+
+
+def _handed_a_launch(modules: list[str]) -> bool:
+    """Import ``modules`` while the command line gets ready, then take the launch it hands
+    over: the kernel's arguments, environment and working folder, as a fresh launch has."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001  (the notebook's own import raises it, in the record)
+            break
+    line = sys.stdin.readline()
+    if not line.strip():
+        return False
+    launch = json.loads(line)
+    os.chdir(launch["cwd"])
+    os.environ.clear()
+    os.environ.update(launch["env"])
+    os.environ.setdefault(*NO_PYDANTIC_PLUGINS)
+    sys.argv[1:] = launch["args"]
+    return True
 
 
 if __name__ == "__main__":
