@@ -63,7 +63,6 @@ def main() -> None:
     app.start()  # type: ignore[no-untyped-call]
 
 
-
 def _handed_a_launch(modules: list[str]) -> bool:
     """Import ``modules`` while the command line gets ready, then take the launch it hands
     over: the kernel's arguments, environment and working folder, as a fresh launch has."""

@@ -29,8 +29,10 @@ import os
 import subprocess
 import sys
 
-LAUNCHER = "rollback_helpers.run.kernel_launcher"
-WAIT = "--wait"  # kernel_launcher.WAIT, without importing ipykernel here
+from rollback_helpers.run import kernel_launcher  # imports ipykernel only when it runs
+from rollback_helpers.run.kernel_launcher import WAIT
+
+LAUNCHER = kernel_launcher.__name__
 
 _waiting: subprocess.Popen[bytes] | None = None
 _handed: int | None = None
