@@ -256,13 +256,15 @@ class SavesBeforeCodeCells(NotebookExecutionManager):  # type: ignore[misc]
         else:
             here = Path(final)
             self.output_path = partial = str(here.with_name(f".{here.stem}.saving.ipynb"))
+            if here.exists():  # the notebook's own mode (a working copy's is 0600) from the start
+                mode = here.stat().st_mode & 0o777
+                os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode))
+                os.chmod(partial, mode)  # papermill's write truncates it and keeps the mode
             try:
                 super().save(**kwargs)
             finally:
                 self.output_path = final
             if os.path.exists(partial):
-                if here.exists():  # the notebook's own mode (a working copy's is 0600)
-                    os.chmod(partial, here.stat().st_mode & 0o777)
                 os.replace(partial, final)
         self._saved_at = time.monotonic()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -220,3 +221,31 @@ def test_a_save_cut_off_midway_leaves_the_last_whole_save(
     assert out.read_bytes() == whole
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".ipynb") and p != out] == \
         [".out.saving.ipynb"]  # the cut-off write lies beside it, under no record's name
+
+
+def test_a_save_cut_off_midway_leaves_nothing_more_open_than_the_notebook(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private notebook (a working copy is 0600) saved by a run that is killed as it writes:
+    the partial file beside it was 0600 from its first byte, under any umask."""
+    out = tmp_path / "out.ipynb"
+    out.touch(mode=0o600)
+    nb = notebook(code("a"))
+    nb.metadata["papermill"] = {}
+    manager = SavesBeforeCodeCells(nb, output_path=str(out), progress_bar=False)
+    modes: list[int] = []
+
+    def killed_as_it_writes(nb: Any, path: str) -> None:
+        with open(path, "w") as handle:  # as papermill writes: open "w", then the text
+            modes.append(stat.S_IMODE(os.fstat(handle.fileno()).st_mode))
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("papermill.engines.write_ipynb", killed_as_it_writes)
+    old_umask = os.umask(0o022)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            manager.notebook_start()
+    finally:
+        os.umask(old_umask)
+    assert modes == [0o600]
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {
+        "out.ipynb": 0o600, ".out.saving.ipynb": 0o600}
