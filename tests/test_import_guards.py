@@ -66,10 +66,13 @@ def test_nbformat_still_validates_notebooks_without_the_iri_checker() -> None:
 # pygments (import_guards), psutil (only when another run on this machine holds the lock), the
 # sandbox (run.backends opens it when a drill starts), psycopg (Path B's logins), matplotlib
 # (ui.chart imports it when it draws), idna's tables (import_guards: an ASCII host never needs
-# them) and, outside a kernel, IPython (asked for its shell only where it is loaded already).
+# them), outside a kernel, IPython (asked for its shell only where it is loaded already), the
+# metrics evidence (the plan step loads it) and the notifications (a live run's first notice).
 KEPT_OFF_PATH_A = ("pandas", "rfc3987_syntax", "nbformat", "jsonschema", "httpx._main", "click",
                    "rich", "pygments", "psutil", "rollback_helpers.sandbox", "psycopg", "IPython",
-                   "matplotlib", "idna.core", "idna.idnadata")
+                   "matplotlib", "idna.core", "idna.idnadata", "rollback_helpers.domain.evidence",
+                   "rollback_helpers.clients.metrics", "rollback_helpers.run.metrics_evidence",
+                   "rollback_helpers.runbook.path_a_evidence", "rollback_helpers.run.notify")
 LOADED = """
 import json, sys
 import rollback_helpers.runbook.path_a

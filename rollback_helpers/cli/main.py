@@ -169,7 +169,7 @@ def checked_incidents_dir(args: argparse.Namespace, *, backend: str, drill: bool
     cfg = inputs.check_command(args, params)
     # the inputs make sense: the kernel starts now, alongside the rest (main() discards it
     # if the run never launches it)
-    prestart.start(PATHS[args.path].steps)
+    prestart.start(*PATHS[args.path].steps)
     if drill:
         check_scenario(args.scenario)
     if backend == "real":  # a missing token or flyctl stops the run before its record exists

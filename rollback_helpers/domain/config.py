@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
-from rollback_helpers.domain.evidence import MetricsSettings
+from rollback_helpers.domain.metrics_settings import MetricsSettings
 from rollback_helpers.domain.validation import (
     ACCEPTED_NAME,
     GraceSeconds,

@@ -23,7 +23,8 @@ class PathSpec:
     name: str                # the command line's word, the lock's and the record comment's `path`
     title: str               # the record comment's heading, triage's recommendation
     notebook: str            # its notebook in rollback_helpers/notebooks/
-    steps: str               # the step module its notebook imports first
+    steps: tuple[str, ...]   # the step module its notebook imports first, then those its
+                             # later steps load (a headless run's kernel imports them early)
     default_scenario: str    # the sandbox scenario a drill of it starts from
     changes: bool            # False: it only reads (no dry run, no lock, no confirmation)
     parameters: type[AnyParameters]
@@ -31,13 +32,14 @@ class PathSpec:
 
 PATHS: dict[str, PathSpec] = {spec.name: spec for spec in (
     PathSpec("path-a", "Path A — image rollback", "path_a_image_rollback.ipynb",
-             "rollback_helpers.runbook.path_a",
+             ("rollback_helpers.runbook.path_a", "rollback_helpers.runbook.path_a_evidence",
+              "rollback_helpers.run.notify"),
              default_scenario="default", changes=True, parameters=PathAParameters),
     PathSpec("path-b", "Path B — database break-glass", "path_b_database_breakglass.ipynb",
-             "rollback_helpers.runbook.path_b",
+             ("rollback_helpers.runbook.path_b", "rollback_helpers.run.notify"),
              default_scenario="b-default", changes=True, parameters=PathBParameters),
     PathSpec("verify-flip", "Path B — verify the flip", "path_b_verify_flip.ipynb",
-             "rollback_helpers.runbook.verify_flip",
+             ("rollback_helpers.runbook.verify_flip", "rollback_helpers.runbook.path_a_evidence"),
              default_scenario="b-flipped", changes=False, parameters=VerifyFlipParameters),
 )}
 

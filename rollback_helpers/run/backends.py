@@ -38,12 +38,6 @@ from rollback_helpers.clients.commands import CommandRunner, SubprocessRunner
 from rollback_helpers.clients.fly import Fly
 from rollback_helpers.clients.github import GitHubClient
 from rollback_helpers.clients.github_token import TOKEN_VARS, find_github_token
-from rollback_helpers.clients.metrics import (
-    MetricsClient,
-    find_fly_token,
-    is_fly_endpoint,
-    metrics_base_url,
-)
 from rollback_helpers.clock import Clock, RealClock, lane_now, set_lane
 from rollback_helpers.domain.config import ENVIRONMENTS, RunbookConfig
 from rollback_helpers.errors import ConfigError, GitHubAuthError
@@ -51,6 +45,7 @@ from rollback_helpers.records.store import GitHubFactory
 from rollback_helpers.secrets import Secret, token_from_env
 
 if TYPE_CHECKING:
+    from rollback_helpers.clients.metrics import MetricsClient
     from rollback_helpers.sandbox.core.world import World
 
 BackendName = Literal["sandbox", "real"]
@@ -278,6 +273,13 @@ class Backends:
         the org. Fly's endpoint gets the real backend's Fly token (``FLY_API_TOKEN``, else
         ``flyctl auth token``) or the sandbox's own; a Fly token never goes to another URL.
         Failures to read come back as values, never raised."""
+        from rollback_helpers.clients.metrics import (
+            MetricsClient,
+            find_fly_token,
+            is_fly_endpoint,
+            metrics_base_url,
+        )
+
         settings = cfg.env(env).metrics
         base = metrics_base_url(settings.url, cfg.fly_org)
         token = None

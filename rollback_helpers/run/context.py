@@ -27,7 +27,6 @@ from rollback_helpers.run import kernel_runs
 from rollback_helpers.run.backends import Backends, open_backends
 from rollback_helpers.run.lifecycle import Lifecycle
 from rollback_helpers.run.lock import Lease
-from rollback_helpers.run.notify import Notice, Notifier, Sent, notifier_from_env
 from rollback_helpers.run.timeline import story_length
 from rollback_helpers.secrets import redact
 from rollback_helpers.ui.decisions import Decision, default_operator, make_decision
@@ -43,6 +42,7 @@ from rollback_helpers.ui.interactive import (
 from rollback_helpers.ui.table import Table
 
 if TYPE_CHECKING:
+    from rollback_helpers.run.notify import Notifier, Sent
     from rollback_helpers.run.walkthrough import WalkthroughFacts
 
 
@@ -125,13 +125,13 @@ class RunContext:
         if self._lifecycle is not None:
             self._lifecycle.release()
 
-    def notify(self, event: str, outcome: str, *, record: str = "",
-               detail: str = "") -> Sent | None:
+    def notify(self, event: str, outcome: str, *, record: str = "", detail: str = "") -> Sent | None:
         """Tell the team (live runs only). A failed or slow delivery is a line in the notebook
         and the timeline, never an error, and costs at most ``notify_timeout`` seconds."""
         notifier = self.end_notifier()
         if notifier is None:
             return None
+        from rollback_helpers.run.notify import Notice
         sent = notifier.notify(Notice(
             event, self.env.name, self.path, self.operator, outcome, run_id=self.run_id,
             record=record or self.record_url(), archive=self.archive_path, detail=detail,
@@ -145,7 +145,8 @@ class RunContext:
         """The team's channels for this run: None on a dry run or when none is configured."""
         if self.dry_run:
             return None
-        if self._notifier is None:
+        if self._notifier is None:  # its module loads with a live run's first notice
+            from rollback_helpers.run.notify import notifier_from_env
             self._notifier = notifier_from_env(self.env.name, os.environ,
                                                timeout=self.cfg.notify_timeout,
                                                drill=self.backends.name == "sandbox")

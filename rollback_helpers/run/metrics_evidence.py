@@ -19,7 +19,6 @@ from typing import Protocol
 from rollback_helpers.clients.metrics import NoEvidence, QueryResult
 from rollback_helpers.clock import Clock, PollSchedule
 from rollback_helpers.domain.evidence import (
-    MetricsSettings,
     RecoveryVerdict,
     RegionSignal,
     Unread,
@@ -27,6 +26,7 @@ from rollback_helpers.domain.evidence import (
     recovery_verdict,
     render_query,
 )
+from rollback_helpers.domain.metrics_settings import MetricsSettings
 
 
 class MetricsSource(Protocol):

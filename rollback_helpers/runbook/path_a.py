@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from rollback_helpers.clients.fly import AppStatus
 from rollback_helpers.clients.github import GitHubClient
@@ -38,7 +39,6 @@ from rollback_helpers.run.context import RunContext
 from rollback_helpers.run.run_comment import RunComment
 from rollback_helpers.runbook.first_reads import FirstReads, open_reading
 from rollback_helpers.runbook.path_a_dispatch import Promotion
-from rollback_helpers.runbook.path_a_evidence import Evidence
 from rollback_helpers.runbook.resume import (
     LookBack,
     look_back_a,
@@ -52,6 +52,9 @@ from rollback_helpers.ui.decisions import Decision
 from rollback_helpers.ui.display import Report, ReportStatus, short
 from rollback_helpers.ui.interactive import Gate, Screen
 from rollback_helpers.ui.table import Table
+
+if TYPE_CHECKING:
+    from rollback_helpers.runbook.path_a_evidence import Evidence
 
 Record = DeploymentRecord | BadRecord
 PLAN_STEP = "4"  # the notebook's step that holds the gate
@@ -85,7 +88,13 @@ class PathA:
         self.approved_image = self.approved_running = ""  # the plan the approval was for
         self.reads = FirstReads(ctx.backends.clock, lambda: self.fly.status(ctx.env.app),
                                 self.records, ahead=not ctx.interactive)
-        self.evidence = Evidence(ctx, override=self.params.override_unhealthy_target)
+
+    @cached_property
+    def evidence(self) -> Evidence:
+        """The run's metrics, from the plan on: loaded by the first step that reads them."""
+        from rollback_helpers.runbook.path_a_evidence import Evidence
+
+        return Evidence(self.ctx, override=self.params.override_unhealthy_target)
 
     # -- read-only steps -----------------------------------------------------
     def preflight(self) -> Report:

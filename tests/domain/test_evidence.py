@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from rollback_helpers.clients.metrics import NoEvidence
 from rollback_helpers.domain.config import load_config
 from rollback_helpers.domain.evidence import (
-    MetricsSettings,
     RegionSignal,
     WindowSignal,
     bounds,
@@ -20,6 +19,7 @@ from rollback_helpers.domain.evidence import (
     recovery_verdict,
     render_query,
 )
+from rollback_helpers.domain.metrics_settings import MetricsSettings
 from rollback_helpers.errors import ConfigError
 
 SETTINGS = MetricsSettings()

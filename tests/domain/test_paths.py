@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import subprocess
+import sys
 import typing
 from typing import Any
 
@@ -74,3 +77,38 @@ def test_an_unknown_path_is_bad_input_listing_the_paths() -> None:
     with pytest.raises(ConfigError) as caught:
         path_spec("path-c")
     assert caught.value.exit_code == 2 and "path-a, path-b, verify-flip" in caught.value.next_step
+
+
+def notebook_imports(spec: PathSpec) -> set[str]:
+    """The modules the notebook's code cells import (``from pkg import module`` names both)."""
+    cells = json.loads(notebook_of(spec.name).read_text())["cells"]
+    found: set[str] = set()
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            for node in ast.walk(ast.parse("".join(cell["source"]))):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return found
+
+
+LOADED_BY = """
+import json, sys
+import {first}
+print(json.dumps(sorted(name for name, module in sys.modules.items() if module is not None)))
+"""
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_the_modules_a_kernel_imports_early_are_the_step_module_and_what_it_leaves_to_later(
+        spec: PathSpec) -> None:
+    """A headless run's kernel imports ``steps`` while it waits for its launch: the step module
+    the notebook imports first, then modules its later steps load. Each later one must exist and
+    must not come with the step module already (an entry that does is stale)."""
+    first, *later = spec.steps
+    assert first in notebook_imports(spec)
+    done = subprocess.run([sys.executable, "-c", LOADED_BY.format(first=first)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    for module in later:
+        assert importlib.util.find_spec(module) is not None, module
+        assert module not in loaded, f"{first} imports {module} itself: drop it from steps"

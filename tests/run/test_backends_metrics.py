@@ -7,7 +7,7 @@ import httpx
 from rollback_helpers.clients.metrics import NoEvidence, QueryResult
 from rollback_helpers.clock import VirtualClock
 from rollback_helpers.domain.config import EnvConfig, RunbookConfig
-from rollback_helpers.domain.evidence import MetricsSettings
+from rollback_helpers.domain.metrics_settings import MetricsSettings
 from rollback_helpers.run.backends import Backends
 from rollback_helpers.testing import ScriptedRunner
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rollback_helpers.clients.metrics import NoEvidence, QueryResult, Sample, Series
 from rollback_helpers.clock import VirtualClock
-from rollback_helpers.domain.evidence import MetricsSettings, WindowSignal
+from rollback_helpers.domain.evidence import WindowSignal
+from rollback_helpers.domain.metrics_settings import MetricsSettings
 from rollback_helpers.run.metrics_evidence import Timeline, read_timeline, read_window
 
 SETTINGS = MetricsSettings()

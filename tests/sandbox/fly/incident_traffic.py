@@ -13,7 +13,6 @@ from rollback_helpers.clients.metrics import MetricsClient, NoEvidence
 from rollback_helpers.clock import VirtualClock
 from rollback_helpers.domain.evidence import (
     IncidentSignal,
-    MetricsSettings,
     RecoveryVerdict,
     TrackRecord,
     WindowSignal,
@@ -21,6 +20,7 @@ from rollback_helpers.domain.evidence import (
     judge_track_record,
     recovery_verdict,
 )
+from rollback_helpers.domain.metrics_settings import MetricsSettings
 from rollback_helpers.run.metrics_evidence import read_window
 from rollback_helpers.sandbox.fly.metrics import prometheus_handler
 from rollback_helpers.sandbox.fly.traffic import Deploy, TrafficModel, scenario_profile

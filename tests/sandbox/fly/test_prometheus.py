@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rollback_helpers.clients.metrics import MetricsClient, NoEvidence
-from rollback_helpers.domain.evidence import MetricsSettings
+from rollback_helpers.domain.metrics_settings import MetricsSettings
 from rollback_helpers.run.metrics_evidence import read_window
 from rollback_helpers.secrets import Secret
 from rollback_helpers.testing import sandbox_backends
