@@ -316,12 +316,17 @@ kernel no longer makes it walk the kernel's own objects.
   them, were built as the module was imported; they are now built on first validation
   (`defer_build`), and a run validates against its own path's model only, so a Path A
   run never builds Path B's or verify-flip's.
+- **The metrics evidence and the notifications** (the verdicts, the metrics client and
+  the windows it reads; the webhooks): the plan step loads the first (`PathA.evidence`)
+  and a live run's first notice the second, and the configuration's metrics settings
+  have a module of their own (`domain.metrics_settings`). A headless run's kernel
+  imports them while it waits for its launch (`PathSpec.steps`).
 
 What remains, measured in a process holding the kernel's modules at a load below 1:
-about 37 % is creating dataclasses (122 of them, 62 of 165 ms: Python 3.11 compiles
-each generated method with its own `exec`, and a frozen class has five). 72 are the
-runbook's own (44 ms: flyctl's types, the evidence, the record comment, the hints,
-the clients' answers), 37 pydantic's and 13 annotated-types'. About a third more is
+about a third is creating dataclasses (102 of them, 49 of about 140 ms: Python 3.11
+compiles each generated method with its own `exec`, and a frozen class has five). 52
+are the runbook's own (32 ms: flyctl's types, the record comment, the hints, the
+clients' answers), 37 pydantic's and 13 annotated-types'. About a third more is
 pydantic's other modules and the models the first step validates (its parameters and
 the configuration); the rest is httpx's client with `http.client` and the runbook's
 modules. The first step needs each of them; importing them later in the step would
