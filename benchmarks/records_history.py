@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import fsspec
@@ -69,10 +70,14 @@ def variant(data: bytes, i: int) -> bytes:
     return (json.dumps(block, indent=1) + "\n").encode()
 
 
+def _variant_at(data: bytes, i: int, _location: str) -> bytes:
+    return variant(data, i)
+
+
 def fill(store: RecordStore, data: bytes, count: int) -> None:
     for i in range(count):
         target = store.child("drills") if i % 2 else store  # half runs, half drills
-        target.put_new(f"rec-{i:03d}.ipynb", lambda _loc, i=i: variant(data, i))
+        target.put_new(f"rec-{i:03d}.ipynb", partial(_variant_at, data, i))
     store.put_new("original.ipynb", lambda _loc: data)  # verifies against its comment
 
 
